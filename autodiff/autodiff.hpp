@@ -1,0 +1,11 @@
+// Umbrella header of gradgraph's autodiff library: tensors, the differentiable Var and its ops,
+// custom operations, gradient checking and graph inspection.
+#pragma once
+
+#include <autodiff/error.hpp>
+#include <autodiff/function.hpp>
+#include <autodiff/gradcheck.hpp>
+#include <autodiff/op.hpp>
+#include <autodiff/ops.hpp>
+#include <autodiff/tensor.hpp>
+#include <autodiff/var.hpp>

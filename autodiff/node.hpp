@@ -1,0 +1,83 @@
+// gg::detail::Node — one recorded value of the graph: its op, inputs, value and gradient, in 64
+// bytes for scalars. Internal; public code uses gg::Var. docs/design.md explains the layout.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <autodiff/op.hpp>
+#include <autodiff/tensor.hpp>
+
+namespace gg {
+class Function;
+namespace detail {
+
+struct Node;
+
+/// What a scalar node does not need: tensor value and gradient, inputs beyond two, attributes,
+/// a user-given name, a custom op. Allocated only for nodes that need one of these.
+struct Ext {
+  Tensor value;                             ///< tensor nodes' value
+  Tensor grad;                              ///< tensor nodes' gradient (undefined until set)
+  Tensor aux;                               ///< a constant operand (where's condition)
+  std::string name;                         ///< user name, v.name("q")
+  std::vector<Node*> more;                  ///< inputs after in[0], in[1]
+  std::vector<std::int64_t> ints;           ///< attributes: axis, keepdim, shape, ranges, indices
+  std::vector<double> reals;                ///< real attributes beyond Node::c
+  std::shared_ptr<const Function> function; ///< custom ops
+};
+
+enum NodeFlags : std::uint8_t {
+  k_tensor = 1,        ///< value lives in ext->value (else Node::value, a float64 scalar)
+  k_requires_grad = 2, ///< gradients flow to it
+  k_heap = 4,          ///< a leaf or constant owned by its handles (not on a tape); atomic refs
+  k_dead = 8,          ///< a tape node whose handles and dependents are gone
+};
+
+struct alignas(64) Node {
+  double value;        ///< scalar nodes' value
+  double grad;         ///< scalar nodes' gradient, valid when stamp equals the sweep's
+  Node* in[2];         ///< first two inputs (null when absent)
+  double c;            ///< the op's constant: x*c, x^c, leaky_relu slope, clamp low
+  Ext* ext;            ///< null for plain scalar nodes
+  std::uint32_t refs;  ///< handles + dependents; atomic (std::atomic_ref) for heap nodes
+  std::uint32_t stamp; ///< id of the last backward sweep that set grad
+  Op op;
+  std::uint8_t flags;
+  std::uint16_t pad_;
+
+  bool is_tensor() const { return flags & k_tensor; }
+  bool requires_grad() const { return flags & k_requires_grad; }
+  bool on_heap() const { return flags & k_heap; }
+  int num_inputs() const {
+    return in[0] == nullptr ? 0 : in[1] == nullptr ? 1 : 2 + (ext ? static_cast<int>(ext->more.size()) : 0);
+  }
+  Node* input(int i) const { return i < 2 ? in[i] : ext->more[static_cast<std::size_t>(i - 2)]; }
+};
+static_assert(sizeof(Node) == 64, "a recorded op must stay within one cache line");
+
+/// Frees a tape node whose last reference went away, and what only it kept alive (iteratively).
+void free_tape_node(Node* n) noexcept;
+/// Frees a heap node (leaf or constant) whose last handle went away.
+void free_heap_node(Node* n) noexcept;
+
+inline void retain(Node* n) noexcept {
+  if (n->on_heap())
+    std::atomic_ref<std::uint32_t>(n->refs).fetch_add(1, std::memory_order_relaxed);
+  else
+    ++n->refs;
+}
+inline void release(Node* n) noexcept {
+  if (n->on_heap()) {
+    if (std::atomic_ref<std::uint32_t>(n->refs).fetch_sub(1, std::memory_order_acq_rel) == 1)
+      free_heap_node(n);
+  } else if (--n->refs == 0) {
+    free_tape_node(n);
+  }
+}
+
+} // namespace detail
+} // namespace gg

@@ -1,0 +1,95 @@
+// The differentiable operations on gg::Var. Binary ops broadcast by NumPy rules; every op checks
+// shapes while recording (a gg::ShapeError names the op and both shapes), so backward never throws.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <autodiff/var.hpp>
+
+namespace gg {
+
+Var add(const Var& a, const Var& b);
+Var sub(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+Var div(const Var& a, const Var& b);
+Var neg(const Var& x);
+/// x ^ p for a constant exponent.
+Var pow(const Var& x, double p);
+/// x ^ y elementwise (broadcasting).
+Var pow(const Var& x, const Var& y);
+/// b ^ x for a constant base.
+Var pow(double b, const Var& x);
+
+Var operator+(const Var& a, const Var& b);
+Var operator-(const Var& a, const Var& b);
+Var operator*(const Var& a, const Var& b);
+Var operator/(const Var& a, const Var& b);
+Var operator-(const Var& x);
+Var operator+(const Var& a, double b);
+Var operator+(double a, const Var& b);
+Var operator-(const Var& a, double b);
+Var operator-(double a, const Var& b);
+Var operator*(const Var& a, double b);
+Var operator*(double a, const Var& b);
+Var operator/(const Var& a, double b);
+Var operator/(double a, const Var& b);
+Var& operator+=(Var& a, const Var& b);
+Var& operator-=(Var& a, const Var& b);
+Var& operator*=(Var& a, const Var& b);
+Var& operator/=(Var& a, const Var& b);
+
+Var exp(const Var& x);
+Var log(const Var& x);
+Var sqrt(const Var& x);
+Var abs(const Var& x);
+Var tanh(const Var& x);
+Var sigmoid(const Var& x);
+Var relu(const Var& x);
+Var leaky_relu(const Var& x, double negative_slope = 0.01);
+Var sin(const Var& x);
+Var cos(const Var& x);
+/// min(max(x, lo), hi); the gradient passes where lo <= x <= hi, as in PyTorch.
+Var clamp(const Var& x, double lo, double hi);
+
+/// Sum of all elements (a 0-d result).
+Var sum(const Var& x);
+Var sum(const Var& x, int axis, bool keepdim = false);
+Var mean(const Var& x);
+Var mean(const Var& x, int axis, bool keepdim = false);
+/// Maximum; the gradient is shared equally among tied maxima.
+Var max(const Var& x);
+Var max(const Var& x, int axis, bool keepdim = false);
+
+/// Matrix product: 2-d, batched (leading dimensions broadcast), 1-d operands as in NumPy.
+Var matmul(const Var& a, const Var& b);
+Var transpose(const Var& x, int axis0 = -2, int axis1 = -1);
+/// Same elements, new shape; one dimension may be -1.
+Var reshape(const Var& x, const std::vector<std::int64_t>& shape);
+/// Elements start, start+step, ... < stop along axis (Python slice rules; step >= 1).
+Var slice(const Var& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
+/// Index i along axis, that dimension removed (x[i] for axis 0).
+Var select(const Var& x, int axis, std::int64_t index);
+/// Entries at the given indices along axis (gather; repeated indices allowed).
+Var index_select(const Var& x, int axis, const std::vector<std::int64_t>& index);
+Var concat(const std::vector<Var>& xs, int axis = 0);
+Var stack(const std::vector<Var>& xs, int axis = 0);
+/// cond != 0 ? a : b elementwise (cond is a constant mask); all three broadcast together.
+Var where(const Tensor& cond, const Var& a, const Var& b);
+
+Var softmax(const Var& x, int axis = -1);
+Var log_softmax(const Var& x, int axis = -1);
+/// log(sum(exp(x))) along axis, stable for large inputs.
+Var logsumexp(const Var& x, int axis = -1, bool keepdim = false);
+
+/// x repeated along broadcast dimensions to shape.
+Var broadcast_to(const Var& x, const Shape& shape);
+/// Sums the dimensions broadcasting stretched, back to shape (the adjoint of broadcast_to).
+Var sum_to(const Var& x, const Shape& shape);
+/// Zeros of shape with g at the positions of slice(.., axis, start, stop, step) (adjoint of slice).
+Var slice_scatter(const Var& g, const Shape& shape, int axis, std::int64_t start, std::int64_t stop,
+                  std::int64_t step = 1);
+/// Zeros of shape with g's entries added at index along axis (adjoint of index_select).
+Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std::int64_t>& index);
+
+} // namespace gg

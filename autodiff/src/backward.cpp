@@ -1,0 +1,569 @@
+// Reverse mode: the derivative rules of every op, side by side, and the reverse sweep over the
+// tape that applies the chain rule. Scalar nodes take a fast path (a switch giving the local
+// derivatives); tensor nodes, and every node when the backward pass itself is recorded
+// (create_graph), use the vector-Jacobian products written with differentiable ops.
+#include <autodiff/function.hpp>
+#include <autodiff/ops.hpp>
+
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "internal.hpp"
+#include "tape.hpp"
+
+namespace gg::detail {
+
+void local_derivatives(const Node* n, double d[2]) {
+  const double a = n->in[0] ? n->in[0]->value : 0, b = n->in[1] ? n->in[1]->value : 0;
+  const double out = n->value, c = n->c;
+  d[1] = 0;
+  switch (n->op) {
+  case Op::add:
+    d[0] = 1, d[1] = 1;
+    break;
+  case Op::sub:
+    d[0] = 1, d[1] = -1;
+    break;
+  case Op::mul:
+    d[0] = b, d[1] = a;
+    break;
+  case Op::div:
+    d[0] = 1 / b, d[1] = -a / (b * b);
+    break;
+  case Op::pow:
+    d[0] = b == 0 ? 0 : b * std::pow(a, b - 1), d[1] = a == 0 && b >= 0 ? 0 : out * std::log(a);
+    break;
+  case Op::neg:
+    d[0] = -1;
+    break;
+  case Op::add_c:
+    d[0] = 1;
+    break;
+  case Op::mul_c:
+    d[0] = c;
+    break;
+  case Op::div_c:
+    d[0] = 1 / c;
+    break;
+  case Op::rsub_c:
+    d[0] = -1;
+    break;
+  case Op::rdiv_c:
+    d[0] = -c / (a * a);
+    break;
+  case Op::pow_c:
+    d[0] = c == 0 ? 0 : c * std::pow(a, c - 1);
+    break;
+  case Op::rpow_c:
+    d[0] = out * std::log(c);
+    break;
+  case Op::exp:
+    d[0] = out;
+    break;
+  case Op::log:
+    d[0] = 1 / a;
+    break;
+  case Op::sqrt:
+    d[0] = 1 / (2 * out);
+    break;
+  case Op::abs:
+    d[0] = a > 0 ? 1 : a < 0 ? -1 : 0;
+    break;
+  case Op::tanh:
+    d[0] = 1 - out * out;
+    break;
+  case Op::sigmoid:
+    d[0] = out * (1 - out);
+    break;
+  case Op::relu:
+    d[0] = a > 0 ? 1 : 0;
+    break;
+  case Op::leaky_relu:
+    d[0] = a > 0 ? 1 : c;
+    break;
+  case Op::sin:
+    d[0] = std::cos(a);
+    break;
+  case Op::cos:
+    d[0] = -std::sin(a);
+    break;
+  case Op::clamp:
+    d[0] = a >= c && a <= n->ext->reals[0] ? 1 : 0;
+    break;
+  default:
+    d[0] = 1;
+    break; // sum, mean, max of a scalar
+  }
+}
+
+namespace {
+
+Var constant_like(const Node* x, double v) {
+  return x->is_tensor() ? Var::constant(Tensor::scalar(v, x->ext->value.dtype())) : Var::constant(v);
+}
+
+/// A constant 0/1 (or other) mask computed from x's value, elementwise.
+template <class F> Var mask_of(const Node* x, F f) {
+  if (!x->is_tensor())
+    return Var::constant(f(x->value));
+  Tensor t = x->ext->value.clone();
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    t.set_flat(i, f(t.flat(i)));
+  return Var::constant(t);
+}
+
+/// g reshaped so that it broadcasts against the input of an axis reduction.
+Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim) {
+  if (keepdim)
+    return g;
+  std::vector<std::int64_t> s = in_shape.to_vector();
+  s[static_cast<std::size_t>(axis)] = 1;
+  return reshape(g, s);
+}
+
+std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t from) {
+  return {v.begin() + static_cast<std::ptrdiff_t>(from), v.end()};
+}
+
+/// Maxima's share of the gradient: 1/ties at the maxima, 0 elsewhere.
+Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis) {
+  Tensor eq = kernel::binary(kernel::Binary::eq, a, out_broadcast);
+  Tensor ties = axis < 0 ? kernel::sum(eq) : kernel::sum(eq, axis, true);
+  return Var::constant(kernel::binary(kernel::Binary::div, eq, ties));
+}
+
+} // namespace
+
+std::vector<Var> vjp(Node* n, const Var& g) {
+  const Var a = n->in[0] ? ref(n->in[0]) : Var();
+  const Var b = n->in[1] ? ref(n->in[1]) : Var();
+  const Var out = ref(n);
+  const Shape sa = a.shape();
+  const double c = n->c;
+  const std::vector<std::int64_t> no_ints;
+  const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
+  const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
+  switch (n->op) {
+  case Op::add:
+    return {sum_to(g, sa), sum_to(g, b.shape())};
+  case Op::sub:
+    return {sum_to(g, sa), sum_to(-g, b.shape())};
+  case Op::mul:
+    return {sum_to(g * b, sa), sum_to(g * a, b.shape())};
+  case Op::div:
+    return {sum_to(g / b, sa), sum_to(-g * a / (b * b), b.shape())};
+  case Op::pow: {
+    const Node* bn = b.node();
+    // d/da: zero where the exponent is 0 (0 * a^-1 would be NaN at a = 0); d/db: zero where a = 0 and
+    // b >= 0, as in PyTorch.
+    const Var da = g * where(kernel::binary(kernel::Binary::eq, value_of(bn), Tensor::scalar(0)),
+                             constant_like(n, 0), b * pow(a, b - 1.0));
+    const Tensor a0 = kernel::binary(kernel::Binary::eq, value_of(a.node()), Tensor::scalar(0));
+    const Tensor bpos = kernel::binary(kernel::Binary::ge, value_of(bn), Tensor::scalar(0));
+    const Var db =
+        g * where(kernel::binary(kernel::Binary::mul, a0, bpos), constant_like(n, 0), out * log(a));
+    return {sum_to(da, sa), sum_to(db, b.shape())};
+  }
+  case Op::neg:
+    return {-g};
+  case Op::add_c:
+    return {g};
+  case Op::mul_c:
+    return {g * c};
+  case Op::div_c:
+    return {g / c};
+  case Op::rsub_c:
+    return {-g};
+  case Op::rdiv_c:
+    return {-g * c / (a * a)};
+  case Op::pow_c:
+    return {c == 0 ? g * 0.0 : g * c * pow(a, c - 1)};
+  case Op::rpow_c:
+    return {g * out * std::log(c)};
+  case Op::exp:
+    return {g * out};
+  case Op::log:
+    return {g / a};
+  case Op::sqrt:
+    return {g / (2.0 * out)};
+  case Op::abs:
+    return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; })};
+  case Op::tanh:
+    return {g * (1.0 - out * out)};
+  case Op::sigmoid:
+    return {g * out * (1.0 - out)};
+  case Op::relu:
+    return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : 0.0; })};
+  case Op::leaky_relu:
+    return {g * mask_of(a.node(), [c](double x) { return x > 0 ? 1.0 : c; })};
+  case Op::sin:
+    return {g * cos(a)};
+  case Op::cos:
+    return {-g * sin(a)};
+  case Op::clamp: {
+    const double hi = n->ext->reals[0];
+    return {g * mask_of(a.node(), [c, hi](double x) { return x >= c && x <= hi ? 1.0 : 0.0; })};
+  }
+  case Op::sum:
+    return {a.is_scalar_node() ? g : broadcast_to(g, sa)};
+  case Op::mean:
+    return {a.is_scalar_node() ? g : broadcast_to(g, sa) / static_cast<double>(sa.numel())};
+  case Op::max:
+    return {a.is_scalar_node() ? g : broadcast_to(g, sa) * max_mask(value_of(a.node()), value_of(n), -1)};
+  case Op::sum_axis:
+    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa)};
+  case Op::mean_axis:
+    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) / static_cast<double>(sa[axis])};
+  case Op::max_axis: {
+    const Tensor outk = value_of(n).reshape(keep_axis(out, sa, axis, ints[1]).shape());
+    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) * max_mask(value_of(a.node()), outk, axis)};
+  }
+  case Op::logsumexp:
+    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) * exp(a - keep_axis(out, sa, axis, ints[1]))};
+  case Op::softmax:
+    return {out * (g - sum(g * out, axis, true))};
+  case Op::log_softmax:
+    return {g - exp(out) * sum(g, axis, true)};
+  case Op::matmul:
+    if (!grad_enabled() && sa.rank() == 2 && b.shape().rank() == 2) { // no transposed copies
+      const Tensor gv = g.value();
+      return {Var::constant(kernel::gemm(gv, false, value_of(b.node()), true)),
+              Var::constant(kernel::gemm(value_of(a.node()), true, gv, false))};
+    }
+    return {sum_to(matmul(g, transpose(b)), sa), sum_to(matmul(transpose(a), g), b.shape())};
+  case Op::transpose:
+    return {transpose(g, axis, static_cast<int>(ints[1]))};
+  case Op::reshape:
+    return {reshape(g, sa.to_vector())};
+  case Op::slice:
+    return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};
+  case Op::slice_scatter:
+    return {slice(g, axis, ints[1], ints[2], ints[3])};
+  case Op::index_select:
+    return {index_add(g, sa, axis, tail(ints, 1))};
+  case Op::index_add:
+    return {index_select(g, axis, tail(ints, 1))};
+  case Op::concat: {
+    std::vector<Var> r;
+    std::int64_t offset = 0;
+    for (int i = 0; i < n->num_inputs(); ++i) {
+      const std::int64_t size = value_of(n->input(i)).shape()[axis];
+      r.push_back(slice(g, axis, offset, offset + size));
+      offset += size;
+    }
+    return r;
+  }
+  case Op::stack: {
+    std::vector<Var> r;
+    for (int i = 0; i < n->num_inputs(); ++i)
+      r.push_back(select(g, axis, i));
+    return r;
+  }
+  case Op::where: {
+    const Tensor& cond = n->ext->aux;
+    const Var zero = constant_like(n, 0);
+    return {sum_to(where(cond, g, zero), sa), sum_to(where(cond, zero, g), b.shape())};
+  }
+  case Op::broadcast_to:
+    return {sum_to(g, sa)};
+  case Op::sum_to:
+    return {broadcast_to(g, sa)};
+  case Op::custom: {
+    std::vector<Var> ins;
+    for (int i = 0; i < n->num_inputs(); ++i)
+      ins.push_back(ref(n->input(i)));
+    std::vector<Var> r = n->ext->function->backward(ins, out, g);
+    const std::string name = n->ext->function->name();
+    if (r.size() != ins.size())
+      throw ShapeError(
+          fmt::format("{}: backward returned {} gradients for {} inputs", name, r.size(), ins.size()));
+    for (std::size_t i = 0; i < r.size(); ++i)
+      if (r[i].defined() && !(r[i].shape() == ins[i].shape()))
+        throw ShapeError(fmt::format("{}: backward returned a gradient of shape {} for input {} of shape {}",
+                                     name, r[i].shape().str(), i, ins[i].shape().str()));
+    return r;
+  }
+  case Op::leaf:
+  case Op::count_:
+    break;
+  }
+  return {};
+}
+
+namespace {
+
+std::mutex& leaf_grad_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+/// dst += src elementwise (same shape), converting src to dst's dtype.
+void add_into(Tensor& dst, const Tensor& src) {
+  const Tensor s = src.to(dst.dtype());
+  const std::int64_t n = dst.numel();
+  if (dst.dtype() == f64) {
+    double* d = dst.data<double>();
+    const double* p = s.data<double>();
+    for (std::int64_t i = 0; i < n; ++i)
+      d[i] += p[i];
+  } else {
+    float* d = dst.data<float>();
+    const float* p = s.data<float>();
+    for (std::int64_t i = 0; i < n; ++i)
+      d[i] += p[i];
+  }
+}
+
+/// Position of a node in recording order, to start the sweep at the newest seed.
+bool newer(const Node* x, const Node* y) {
+  const Segment *sx = segment_of(x), *sy = segment_of(y);
+  return sx->seq != sy->seq ? sx->seq > sy->seq : x > y;
+}
+
+/// Visits tape nodes from `top` down in reverse recording order while `pending` nodes remain.
+template <class F> void reverse_sweep(Node* top, const std::size_t& pending, F&& visit) {
+  Segment* s = segment_of(top);
+  std::ptrdiff_t i = top - s->slots();
+  while (s) {
+    Node* slots = s->slots();
+    for (; i >= 0; --i) {
+      if (pending == 0)
+        return;
+      visit(slots + i);
+    }
+    s = s->prev;
+    if (s)
+      i = static_cast<std::ptrdiff_t>(s->size) - 1;
+  }
+}
+
+/// The value sweep: gradients as numbers, stored in the nodes; leaves' contributions collected
+/// for the caller (applied under a lock after the sweep, so threads can share parameters).
+struct ValueSweep {
+  std::uint32_t id = 0;
+  std::size_t pending = 0;
+  std::vector<std::pair<Node*, double>> leaf_scalar;
+  std::vector<std::pair<Node*, Tensor>> leaf_tensor;
+
+  void add(Node* m, double v) {
+    if (!m->requires_grad())
+      return;
+    if (m->on_heap()) {
+      leaf_scalar.emplace_back(m, v);
+    } else if (m->stamp != id) {
+      m->stamp = id;
+      m->grad = v;
+      ++pending;
+    } else {
+      m->grad += v;
+    }
+  }
+  void add(Node* m, Tensor v) {
+    if (!m->requires_grad())
+      return;
+    if (!m->is_tensor())
+      return add(m, v.item());
+    if (v.dtype() != m->ext->value.dtype())
+      v = v.to(m->ext->value.dtype());
+    if (m->on_heap()) {
+      leaf_tensor.emplace_back(m, std::move(v));
+    } else if (m->stamp != id) {
+      m->stamp = id;
+      m->ext->grad = std::move(v); // may share storage with another gradient: never updated in place
+      ++pending;
+    } else {
+      m->ext->grad = kernel::binary(kernel::Binary::add, m->ext->grad, v);
+    }
+  }
+
+  // One node: its gradient times each local derivative, added to its inputs.
+  void visit(Node* n) {
+    if (n->stamp != id)
+      return;
+    --pending;
+    if (!n->is_tensor()) {
+      double d[2];
+      local_derivatives(n, d);
+      if (n->in[0])
+        add(n->in[0], n->grad * d[0]);
+      if (n->in[1])
+        add(n->in[1], n->grad * d[1]);
+      return;
+    }
+    const std::vector<Var> gin = vjp(n, Var::constant(n->ext->grad));
+    for (std::size_t i = 0; i < gin.size(); ++i)
+      if (gin[i].defined())
+        add(n->input(static_cast<int>(i)), gin[i].value());
+  }
+
+  void run(const std::vector<std::pair<Node*, Tensor>>& seeds) {
+    NoGrad no_grad;
+    Tape& t = tape();
+    id = ++t.sweep;
+    pending = 0;
+    Node* top = nullptr;
+    for (const auto& [n, seed] : seeds) {
+      add(n, seed);
+      if (!n->on_heap() && (!top || newer(n, top)))
+        top = n;
+    }
+    if (top)
+      reverse_sweep(top, pending, [this](Node* n) { visit(n); });
+  }
+};
+
+void check_seed(const Var& v, const Tensor& seed, std::string_view what) {
+  if (!v.defined())
+    throw UsageError(fmt::format("{}: the Var is undefined", what));
+  if (!(seed.shape() == v.shape()))
+    throw ShapeError(fmt::format("{}: the seed gradient has shape {} but the value has shape {}", what,
+                                 seed.shape().str(), v.shape().str()));
+}
+
+Tensor default_seed(const Var& v, std::string_view what) {
+  if (!v.defined())
+    throw UsageError(fmt::format("{}: the Var is undefined", what));
+  if (v.numel() != 1)
+    throw UsageError(fmt::format("{}: a seed gradient is implicit only for one-element outputs, this one has "
+                                 "shape {}: pass a seed of that shape",
+                                 what, v.shape().str()));
+  return Tensor::ones(v.shape(), v.dtype());
+}
+
+} // namespace
+
+} // namespace gg::detail
+
+namespace gg {
+using namespace detail;
+
+void Var::backward() const {
+  backward(default_seed(*this, "backward"));
+}
+
+void Var::backward(const Tensor& seed) const {
+  check_seed(*this, seed, "backward");
+  if (!requires_grad())
+    throw UsageError("backward: this value does not require grad (no input requires grad, or it was "
+                     "computed under NoGrad)");
+  thread_local ValueSweep sweep; // buffers reused from one backward to the next
+  sweep.leaf_scalar.clear();
+  sweep.leaf_tensor.clear();
+  sweep.run({{n_, seed}});
+  std::lock_guard lock(leaf_grad_mutex());
+  for (const auto& [leaf, v] : sweep.leaf_scalar) {
+    leaf->grad = leaf->stamp ? leaf->grad + v : v;
+    leaf->stamp = 1;
+  }
+  for (auto& [leaf, v] : sweep.leaf_tensor) {
+    Tensor& g = leaf->ext->grad;
+    if (g.defined())
+      add_into(g, v);
+    else
+      g = v.clone();
+  }
+  sweep.leaf_tensor.clear(); // drop references to gradient tensors
+}
+
+namespace {
+
+/// gg::grad with create_graph: gradients are Vars recorded on the tape.
+std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                            const std::vector<Tensor>& seeds) {
+  std::unordered_map<Node*, Var> g;
+  std::size_t pending = 0;
+  auto add = [&](Node* m, const Var& v) {
+    if (!m->requires_grad())
+      return;
+    auto [it, fresh] = g.try_emplace(m, v);
+    if (fresh) {
+      if (!m->on_heap())
+        ++pending;
+    } else {
+      it->second = it->second + v;
+    }
+  };
+  Node* top = nullptr;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    Node* n = outputs[i].node();
+    add(n, n->is_tensor() ? Var::constant(seeds[i]) : Var::constant(seeds[i].item())); // scalars stay scalar
+    if (!n->on_heap() && (!top || newer(n, top)))
+      top = n;
+  }
+  if (top)
+    reverse_sweep(top, pending, [&](Node* n) {
+      auto it = g.find(n);
+      if (it == g.end() || n->on_heap())
+        return;
+      --pending;
+      const Var gn = it->second;
+      std::vector<Var> gin = vjp(n, gn);
+      for (std::size_t i = 0; i < gin.size(); ++i)
+        if (gin[i].defined())
+          add(n->input(static_cast<int>(i)), gin[i]);
+    });
+  std::vector<Var> r;
+  for (const Var& x : inputs) {
+    auto it = g.find(x.node());
+    r.push_back(it != g.end() ? it->second : Var());
+  }
+  return r;
+}
+
+} // namespace
+
+std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                      const std::vector<Tensor>& grad_outputs, GradOptions options) {
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
+    throw ValueError(
+        fmt::format("grad: {} grad_outputs for {} outputs", grad_outputs.size(), outputs.size()));
+  std::vector<Tensor> seeds;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (grad_outputs.empty()) {
+      seeds.push_back(default_seed(outputs[i], "grad"));
+    } else {
+      check_seed(outputs[i], grad_outputs[i], "grad");
+      seeds.push_back(grad_outputs[i]);
+    }
+  }
+  for (const Var& x : inputs)
+    if (!x.defined())
+      throw UsageError("grad: an input Var is undefined");
+  std::vector<Var> r;
+  if (options.create_graph) {
+    r = grad_graph(outputs, inputs, seeds);
+  } else {
+    ValueSweep sweep;
+    std::vector<std::pair<Node*, Tensor>> s;
+    for (std::size_t i = 0; i < outputs.size(); ++i)
+      if (outputs[i].requires_grad())
+        s.emplace_back(outputs[i].node(), seeds[i]);
+    sweep.run(s);
+    for (const Var& x : inputs) {
+      Node* n = x.node();
+      Tensor acc;
+      if (n->on_heap()) {
+        for (const auto& [leaf, v] : sweep.leaf_scalar)
+          if (leaf == n)
+            acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, Tensor::scalar(v))
+                                : Tensor::scalar(v);
+        for (const auto& [leaf, v] : sweep.leaf_tensor)
+          if (leaf == n)
+            acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
+      } else if (n->stamp == sweep.id) {
+        acc = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
+      }
+      r.push_back(acc.defined() ? Var::constant(acc) : Var());
+    }
+  }
+  if (options.materialize_zeros)
+    for (std::size_t i = 0; i < r.size(); ++i)
+      if (!r[i].defined())
+        r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
+  return r;
+}
+
+} // namespace gg

@@ -1,0 +1,1139 @@
+// gg::kernel: the numeric kernels behind the graph's ops — elementwise maps with NumPy broadcasting,
+// reductions, the softmax family, Eigen matrix products, and layout/indexing copies. Each kernel is a
+// template over the element type (double or float), chosen by a switch on the tensor's dtype.
+#include <autodiff/tensor.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+// GCC 12 reports false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code (the
+// intrinsics' deliberately undefined registers); they surface after inlining, so the whole file needs it.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <Eigen/Core>
+#include <fmt/format.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace gg::kernel {
+namespace detail {
+namespace {
+
+using Index = std::int64_t;
+using Dims = std::array<Index, Shape::max_rank>;
+
+std::atomic<int> g_num_threads{1};
+
+/// Calls f(double{}) or f(float{}) for the dtype; f's body uses decltype(tag) as the element type.
+template <class F> decltype(auto) dispatch(DType dtype, F&& f) {
+  if (dtype == f64)
+    return f(double{});
+  return f(float{});
+}
+
+void require_defined(const Tensor& t, std::string_view op) {
+  if (!t.defined())
+    throw UsageError(fmt::format("{}: the tensor is undefined", op));
+}
+
+std::size_t bytes(Index count, DType dtype) {
+  return static_cast<std::size_t>(count) * dtype_size(dtype);
+}
+
+std::size_t at(int i) {
+  return static_cast<std::size_t>(i);
+}
+
+Dims contiguous_strides(const Shape& s) {
+  Dims st{};
+  Index acc = 1;
+  for (int d = s.rank() - 1; d >= 0; --d) {
+    st[at(d)] = acc;
+    acc *= s[d];
+  }
+  return st;
+}
+
+/// Strides that read `in` (contiguous) as if it had the shape `out` it broadcasts to: 0 along
+/// dimensions that broadcasting adds or stretches.
+Dims broadcast_strides(const Shape& in, const Shape& out) {
+  const Dims in_st = contiguous_strides(in);
+  Dims st{};
+  const int shift = out.rank() - in.rank();
+  for (int d = 0; d < out.rank(); ++d) {
+    const int j = d - shift;
+    st[at(d)] = (j < 0 || in[j] == 1) ? 0 : in_st[at(j)];
+  }
+  return st;
+}
+
+/// Iteration over a shape for N operands with given element strides, with size-1 dimensions
+/// dropped and adjacent dimensions merged where every operand is contiguous across them.
+template <int N> struct Walk {
+  int rank = 0;
+  Dims size{};
+  std::array<Dims, N> stride{};
+  Index inner_size() const { return rank ? size[at(rank - 1)] : 1; }
+  Index inner_stride(int k) const { return rank ? stride[at(k)][at(rank - 1)] : 0; }
+};
+
+template <int N> Walk<N> make_walk(const Shape& shape, const std::array<Dims, N>& strides) {
+  Walk<N> w;
+  for (int d = 0; d < shape.rank(); ++d) {
+    if (shape[d] == 1)
+      continue;
+    if (w.rank > 0) {
+      const std::size_t last = at(w.rank - 1);
+      bool merge = true;
+      for (std::size_t k = 0; k < N; ++k)
+        merge = merge && w.stride[k][last] == strides[k][at(d)] * shape[d];
+      if (merge) {
+        w.size[last] *= shape[d];
+        for (std::size_t k = 0; k < N; ++k)
+          w.stride[k][last] = strides[k][at(d)];
+        continue;
+      }
+    }
+    w.size[at(w.rank)] = shape[d];
+    for (std::size_t k = 0; k < N; ++k)
+      w.stride[k][at(w.rank)] = strides[k][at(d)];
+    ++w.rank;
+  }
+  return w;
+}
+
+/// Calls row(offsets) once per innermost row (inner_size() elements) with each operand's offset.
+template <int N, class F> void for_each_row(const Walk<N>& w, F&& row) {
+  std::array<Index, N> off{};
+  for (int d = 0; d < w.rank; ++d)
+    if (w.size[at(d)] == 0)
+      return;
+  Index rows = 1;
+  for (int d = 0; d + 1 < w.rank; ++d)
+    rows *= w.size[at(d)];
+  Dims idx{};
+  for (Index r = 0; r < rows; ++r) {
+    row(off);
+    for (int d = w.rank - 2; d >= 0; --d) {
+      const std::size_t du = at(d);
+      for (std::size_t k = 0; k < N; ++k)
+        off[k] += w.stride[k][du];
+      if (++idx[du] < w.size[du])
+        break;
+      for (std::size_t k = 0; k < N; ++k)
+        off[k] -= w.stride[k][du] * w.size[du];
+      idx[du] = 0;
+    }
+  }
+}
+
+/// Runs body(lo, hi) over [0, n), split across the kernel threads when n is large.
+template <class F> void parallel_range(Index n, F&& body) {
+#ifdef _OPENMP
+  constexpr Index parallel_min = Index{1} << 15;
+  const int threads = g_num_threads.load(std::memory_order_relaxed);
+  if (threads > 1 && n >= parallel_min && !omp_in_parallel()) {
+#pragma omp parallel num_threads(threads)
+    {
+      const Index nt = omp_get_num_threads(), id = omp_get_thread_num();
+      const Index chunk = (n + nt - 1) / nt;
+      const Index lo = std::min(n, id * chunk), hi = std::min(n, lo + chunk);
+      if (lo < hi)
+        body(lo, hi);
+    }
+    return;
+  }
+#endif
+  body(Index{0}, n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise functions
+
+template <class T, class Fn> void with_unary(Unary f, Fn&& fn) {
+  switch (f) {
+  case Unary::neg:
+    return fn([](T x) { return -x; });
+  case Unary::exp:
+    return fn([](T x) { return std::exp(x); });
+  case Unary::log:
+    return fn([](T x) { return std::log(x); });
+  case Unary::sqrt:
+    return fn([](T x) { return std::sqrt(x); });
+  case Unary::abs:
+    return fn([](T x) { return std::abs(x); });
+  case Unary::tanh:
+    return fn([](T x) { return std::tanh(x); });
+  case Unary::sigmoid:
+    return fn([](T x) {
+      const T e = std::exp(-std::abs(x)); // in (0, 1]: never overflows
+      return x >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+    });
+  case Unary::relu:
+    return fn([](T x) { return x > 0 ? x : T(0); });
+  case Unary::sin:
+    return fn([](T x) { return std::sin(x); });
+  case Unary::cos:
+    return fn([](T x) { return std::cos(x); });
+  case Unary::sign:
+    return fn([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; }); // 0 and NaN stay
+  case Unary::square:
+    return fn([](T x) { return x * x; });
+  }
+  throw ValueError("unary: unknown function");
+}
+
+template <class T, class Fn> void with_binary(Binary f, Fn&& fn) {
+  switch (f) {
+  case Binary::add:
+    return fn([](T x, T y) { return x + y; });
+  case Binary::sub:
+    return fn([](T x, T y) { return x - y; });
+  case Binary::mul:
+    return fn([](T x, T y) { return x * y; });
+  case Binary::div:
+    return fn([](T x, T y) { return x / y; });
+  case Binary::pow:
+    return fn([](T x, T y) { return static_cast<T>(std::pow(x, y)); });
+  // maximum/minimum propagate NaN from either side.
+  case Binary::maximum:
+    return fn([](T x, T y) { return (x > y || x != x) ? x : y; });
+  case Binary::minimum:
+    return fn([](T x, T y) { return (x < y || x != x) ? x : y; });
+  case Binary::gt:
+    return fn([](T x, T y) { return x > y ? T(1) : T(0); });
+  case Binary::lt:
+    return fn([](T x, T y) { return x < y ? T(1) : T(0); });
+  case Binary::ge:
+    return fn([](T x, T y) { return x >= y ? T(1) : T(0); });
+  case Binary::le:
+    return fn([](T x, T y) { return x <= y ? T(1) : T(0); });
+  case Binary::eq:
+    return fn([](T x, T y) { return x == y ? T(1) : T(0); });
+  }
+  throw ValueError("binary: unknown function");
+}
+
+std::string_view binary_name(Binary f) {
+  switch (f) {
+  case Binary::add:
+    return "add";
+  case Binary::sub:
+    return "sub";
+  case Binary::mul:
+    return "mul";
+  case Binary::div:
+    return "div";
+  case Binary::pow:
+    return "pow";
+  case Binary::maximum:
+    return "maximum";
+  case Binary::minimum:
+    return "minimum";
+  case Binary::gt:
+    return "gt";
+  case Binary::lt:
+    return "lt";
+  case Binary::ge:
+    return "ge";
+  case Binary::le:
+    return "le";
+  case Binary::eq:
+    return "eq";
+  }
+  return "binary";
+}
+
+/// One row of a binary map; the stride-1 and stride-0 cases are separate loops so they vectorise.
+template <class T, class F>
+void binary_row(T* o, const T* a, Index sa, const T* b, Index sb, Index n, const F& f) {
+  if (sa == 1 && sb == 1) {
+    for (Index j = 0; j < n; ++j)
+      o[j] = f(a[j], b[j]);
+  } else if (sa == 1 && sb == 0) {
+    const T y = *b;
+    for (Index j = 0; j < n; ++j)
+      o[j] = f(a[j], y);
+  } else if (sa == 0 && sb == 1) {
+    const T x = *a;
+    for (Index j = 0; j < n; ++j)
+      o[j] = f(x, b[j]);
+  } else {
+    for (Index j = 0; j < n; ++j)
+      o[j] = f(a[j * sa], b[j * sb]);
+  }
+}
+
+template <class T, class F> void map_unary(const T* x, T* o, Index n, const F& f) {
+  parallel_range(n, [&](Index lo, Index hi) {
+    for (Index i = lo; i < hi; ++i)
+      o[i] = f(x[i]);
+  });
+}
+
+template <class T, class F> void map_binary(const Tensor& a, const Tensor& b, Tensor& out, const F& f) {
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* po = out.data<T>();
+  const Shape& os = out.shape();
+  const Index n = os.numel();
+  if (n == 0)
+    return;
+  if (a.shape() == b.shape() || (a.numel() == 1 && b.shape() == os) || (b.numel() == 1 && a.shape() == os)) {
+    const Index sa = a.numel() == n ? 1 : 0, sb = b.numel() == n ? 1 : 0;
+    parallel_range(
+        n, [&](Index lo, Index hi) { binary_row(po + lo, pa + lo * sa, sa, pb + lo * sb, sb, hi - lo, f); });
+    return;
+  }
+  const auto w = make_walk<3>(
+      os, {contiguous_strides(os), broadcast_strides(a.shape(), os), broadcast_strides(b.shape(), os)});
+  const Index len = w.inner_size(), sa = w.inner_stride(1), sb = w.inner_stride(2);
+  for_each_row(w, [&](const std::array<Index, 3>& off) {
+    binary_row(po + off[0], pa + off[1], sa, pb + off[2], sb, len, f);
+  });
+}
+
+/// Copies src, read through src_strides, into the contiguous dst of shape out_shape.
+template <class T> void strided_copy(const T* src, const Dims& src_strides, const Shape& out_shape, T* dst) {
+  const auto w = make_walk<2>(out_shape, {contiguous_strides(out_shape), src_strides});
+  const Index len = w.inner_size(), s = w.inner_stride(1);
+  for_each_row(w, [&](const std::array<Index, 2>& off) {
+    T* o = dst + off[0];
+    const T* in = src + off[1];
+    if (s == 1)
+      std::copy(in, in + len, o);
+    else if (s == 0)
+      std::fill(o, o + len, *in);
+    else
+      for (Index j = 0; j < len; ++j)
+        o[j] = in[j * s];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions along an axis: x viewed as [outer, n, inner] with n the axis' size.
+
+struct AxisView {
+  Index outer = 1, n = 1, inner = 1;
+  AxisView(const Shape& s, int axis) {
+    for (int d = 0; d < axis; ++d)
+      outer *= s[d];
+    n = s[axis];
+    for (int d = axis + 1; d < s.rank(); ++d)
+      inner *= s[d];
+  }
+};
+
+Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
+  std::vector<Index> dims;
+  for (int d = 0; d < s.rank(); ++d) {
+    if (d != axis)
+      dims.push_back(s[d]);
+    else if (keepdim)
+      dims.push_back(1);
+  }
+  return Shape(dims);
+}
+
+template <class T> double sum_contiguous(const T* p, Index n) {
+  // Eight partial sums: independent chains the compiler can vectorise without reassociating.
+  std::array<double, 8> acc{};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t k = 0; k < 8; ++k)
+      acc[k] += static_cast<double>(p[i + static_cast<Index>(k)]);
+  double s = 0;
+  for (; i < n; ++i)
+    s += static_cast<double>(p[i]);
+  for (double a : acc)
+    s += a;
+  return s;
+}
+
+/// Sum along axis divided by `divisor` (1 for sum, the count for mean); accumulates in double.
+Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bool mean) {
+  require_defined(x, op);
+  const int ax = normalize_axis(axis, x.rank(), op);
+  const AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
+  const double divisor = mean ? static_cast<double>(v.n) : 1.0;
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    if (v.inner == 1) {
+      for (Index i = 0; i < v.outer; ++i)
+        o[i] = static_cast<T>(sum_contiguous(p + i * v.n, v.n) / divisor);
+      return;
+    }
+    std::vector<double> acc(static_cast<std::size_t>(v.inner));
+    for (Index i = 0; i < v.outer; ++i) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (Index k = 0; k < v.n; ++k) {
+        const T* row = p + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j)
+          acc[static_cast<std::size_t>(j)] += static_cast<double>(row[j]);
+      }
+      for (Index j = 0; j < v.inner; ++j)
+        o[i * v.inner + j] = static_cast<T>(acc[static_cast<std::size_t>(j)] / divisor);
+    }
+  });
+  return out;
+}
+
+/// Calls lane(base, stride, out_index) for every 1-d lane along the axis (n elements at base +
+/// k * stride), out_index numbering the lanes in the reduced shape's order.
+template <class F> void for_each_lane(const AxisView& v, F&& lane) {
+  for (Index i = 0; i < v.outer; ++i)
+    for (Index j = 0; j < v.inner; ++j)
+      lane(i * v.n * v.inner + j, v.inner, i * v.inner + j);
+}
+
+template <class T> T lane_max(const T* p, Index stride, Index n) {
+  T m = p[0];
+  for (Index k = 1; k < n; ++k) {
+    const T y = p[k * stride];
+    if (y > m || y != y)
+      m = y;
+    if (m != m)
+      break;
+  }
+  return m;
+}
+
+void require_nonempty_axis(const Shape& s, int ax, std::string_view op) {
+  if (s[ax] == 0)
+    throw ValueError(fmt::format("{}: cannot reduce axis {} of size 0 (shape {})", op, ax, s.str()));
+}
+
+template <class Pick> Tensor reduce_all_extreme(const Tensor& x, std::string_view op, Pick pick) {
+  require_defined(x, op);
+  if (x.numel() == 0)
+    throw ValueError(fmt::format("{}: the tensor is empty (shape {})", op, x.shape().str()));
+  Tensor out = Tensor::empty(Shape{}, x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T m = p[0];
+    for (Index i = 1, n = x.numel(); i < n; ++i)
+      m = pick(m, p[i]);
+    *out.data<T>() = m;
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products
+
+template <class T> using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using ConstMap = Eigen::Map<const RowMatrix<T>>;
+template <class T> using MutMap = Eigen::Map<RowMatrix<T>>;
+
+void ensure_eigen_threads() {
+  static const bool once = [] {
+    Eigen::setNbThreads(g_num_threads.load());
+    return true;
+  }();
+  (void)once;
+}
+
+/// c[n,m] = a[n,k] b[k,m], all row-major and contiguous.
+template <class T> void gemm_rows(const T* a, const T* b, T* c, Index n, Index k, Index m) {
+  MutMap<T> cm(c, n, m);
+  if (k == 0) {
+    cm.setZero();
+    return;
+  }
+  cm.noalias() = ConstMap<T>(a, n, k) * ConstMap<T>(b, k, m);
+}
+
+Shape drop_last_two(const Shape& s) {
+  std::vector<Index> dims(s.begin(), s.end() - 2);
+  return Shape(dims);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slicing helpers
+
+struct SliceRange {
+  Index start = 0, count = 0;
+};
+
+SliceRange slice_range(Index n, Index start, Index stop, Index step, std::string_view op) {
+  if (step < 1)
+    throw ValueError(fmt::format("{}: step must be at least 1, got {}", op, step));
+  auto clamp_index = [n](Index i) { return std::clamp(i < 0 ? i + n : i, Index{0}, n); };
+  const Index lo = clamp_index(start), hi = clamp_index(stop);
+  return {lo, hi > lo ? (hi - lo + step - 1) / step : 0};
+}
+
+Shape with_dim(const Shape& s, int axis, Index size) {
+  Shape r = s;
+  r[axis] = size;
+  return r;
+}
+
+std::vector<Index> normalized_indices(const std::vector<Index>& index, Index n, int axis,
+                                      std::string_view op) {
+  std::vector<Index> out;
+  out.reserve(index.size());
+  for (Index i : index) {
+    const Index j = i < 0 ? i + n : i;
+    if (j < 0 || j >= n)
+      throw ValueError(fmt::format("{}: index {} is out of range for axis {} of size {}", op, i, axis, n));
+    out.push_back(j);
+  }
+  return out;
+}
+
+} // namespace
+} // namespace detail
+
+using detail::Index;
+
+// ---------------------------------------------------------------------------------------------
+// Shapes and axes
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
+  const int r = std::max(a.rank(), b.rank());
+  std::vector<Index> dims(static_cast<std::size_t>(r));
+  for (int i = 0; i < r; ++i) {
+    const Index da = i < a.rank() ? a[a.rank() - 1 - i] : 1;
+    const Index db = i < b.rank() ? b[b.rank() - 1 - i] : 1;
+    Index d;
+    if (da == db || db == 1)
+      d = da;
+    else if (da == 1)
+      d = db;
+    else
+      throw ShapeError(fmt::format("{}: shapes {} and {} cannot be broadcast", op, a.str(), b.str()));
+    dims[static_cast<std::size_t>(r - 1 - i)] = d;
+  }
+  return Shape(dims);
+}
+
+int normalize_axis(int axis, int rank, std::string_view op) {
+  if (axis < -rank || axis >= rank)
+    throw ValueError(fmt::format("{}: axis {} is out of range for a tensor of rank {}", op, axis, rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+
+Tensor unary(Unary f, const Tensor& x) {
+  detail::require_defined(x, "unary");
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::with_unary<T>(f, [&](auto fn) { detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), fn); });
+  });
+  return out;
+}
+
+Tensor binary(Binary f, const Tensor& a, const Tensor& b, std::string_view op) {
+  const std::string_view name = op.empty() ? detail::binary_name(f) : op;
+  detail::require_defined(a, name);
+  detail::require_defined(b, name);
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = Tensor::empty(shape, dtype);
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    detail::with_binary<T>(f, [&](auto fn) { detail::map_binary<T>(pa, pb, out, fn); });
+  });
+  return out;
+}
+
+Tensor binary_scalar(Binary f, const Tensor& x, double s, bool scalar_left) {
+  detail::require_defined(x, detail::binary_name(f));
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T st = static_cast<T>(s);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    detail::with_binary<T>(f, [&](auto fn) {
+      detail::parallel_range(x.numel(), [&](Index lo, Index hi) {
+        if (scalar_left)
+          detail::binary_row(po + lo, &st, 0, px + lo, 1, hi - lo, fn);
+        else
+          detail::binary_row(po + lo, px + lo, 1, &st, 0, hi - lo, fn);
+      });
+    });
+  });
+  return out;
+}
+
+Tensor leaky_relu(const Tensor& x, double slope) {
+  detail::require_defined(x, "leaky_relu");
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T k = static_cast<T>(slope);
+    detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), [k](T v) { return v > 0 ? v : v * k; });
+  });
+  return out;
+}
+
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  detail::require_defined(x, "clamp");
+  if (lo > hi)
+    throw ValueError(fmt::format("clamp: lo {} is greater than hi {}", lo, hi));
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), [l, h](T v) {
+      return v < l ? l : v > h ? h : v;
+    });
+  });
+  return out;
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  detail::require_defined(cond, "where");
+  detail::require_defined(a, "where");
+  detail::require_defined(b, "where");
+  const Shape shape =
+      broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape(), "where"), "where");
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pc = cond.to(dtype), pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = Tensor::empty(shape, dtype);
+  if (out.numel() == 0)
+    return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T *c = pc.data<T>(), *x = pa.data<T>(), *y = pb.data<T>();
+    T* o = out.data<T>();
+    const auto w = detail::make_walk<4>(
+        shape, {detail::contiguous_strides(shape), detail::broadcast_strides(pc.shape(), shape),
+                detail::broadcast_strides(pa.shape(), shape), detail::broadcast_strides(pb.shape(), shape)});
+    const Index len = w.inner_size(), sc = w.inner_stride(1), sx = w.inner_stride(2), sy = w.inner_stride(3);
+    detail::for_each_row(w, [&](const std::array<Index, 4>& off) {
+      for (Index j = 0; j < len; ++j)
+        o[off[0] + j] = c[off[1] + j * sc] != 0 ? x[off[2] + j * sx] : y[off[3] + j * sy];
+    });
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broadcasting and its adjoint
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape, std::string_view op) {
+  detail::require_defined(x, op);
+  bool fits = x.rank() <= shape.rank();
+  for (int i = 0; fits && i < x.rank(); ++i) {
+    const Index dx = x.shape()[x.rank() - 1 - i], ds = shape[shape.rank() - 1 - i];
+    fits = dx == ds || dx == 1;
+  }
+  for (Index d : shape)
+    fits = fits && d >= 0;
+  if (!fits)
+    throw ShapeError(fmt::format("{}: shape {} cannot be broadcast to {}", op, x.shape().str(), shape.str()));
+  if (x.shape() == shape)
+    return x;
+  Tensor out = Tensor::empty(shape, x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::strided_copy(x.data<T>(), detail::broadcast_strides(x.shape(), shape), shape, out.data<T>());
+  });
+  return out;
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  detail::require_defined(x, "sum_to");
+  const Shape& xs = x.shape();
+  bool fits = shape.rank() <= xs.rank();
+  for (int i = 0; fits && i < shape.rank(); ++i) {
+    const Index ds = shape[shape.rank() - 1 - i], dx = xs[xs.rank() - 1 - i];
+    fits = ds == dx || ds == 1;
+  }
+  if (!fits)
+    throw ShapeError(fmt::format("sum_to: shape {} does not broadcast to {}", shape.str(), xs.str()));
+  if (xs == shape)
+    return x;
+  Tensor out = Tensor::empty(shape, x.dtype());
+  std::vector<double> acc(static_cast<std::size_t>(shape.numel()), 0.0);
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    const auto w =
+        detail::make_walk<2>(xs, {detail::broadcast_strides(shape, xs), detail::contiguous_strides(xs)});
+    const Index len = w.inner_size(), so = w.inner_stride(0);
+    detail::for_each_row(w, [&](const std::array<Index, 2>& off) {
+      double* o = acc.data() + off[0];
+      const T* in = p + off[1];
+      if (so == 0)
+        *o += detail::sum_contiguous(in, len);
+      else
+        for (Index j = 0; j < len; ++j)
+          o[j * so] += static_cast<double>(in[j]);
+    });
+    T* po = out.data<T>();
+    for (std::size_t i = 0; i < acc.size(); ++i)
+      po[i] = static_cast<T>(acc[i]);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+Tensor sum(const Tensor& x) {
+  detail::require_defined(x, "sum");
+  return detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    return Tensor::scalar(detail::sum_contiguous(x.data<T>(), x.numel()), x.dtype());
+  });
+}
+
+Tensor sum(const Tensor& x, int axis, bool keepdim) {
+  return detail::sum_axis(x, axis, keepdim, "sum", false);
+}
+
+Tensor mean(const Tensor& x) {
+  detail::require_defined(x, "mean");
+  return detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const double s = detail::sum_contiguous(x.data<T>(), x.numel());
+    return Tensor::scalar(s / static_cast<double>(x.numel()), x.dtype());
+  });
+}
+
+Tensor mean(const Tensor& x, int axis, bool keepdim) {
+  return detail::sum_axis(x, axis, keepdim, "mean", true);
+}
+
+Tensor max(const Tensor& x) {
+  return detail::reduce_all_extreme(x, "max", [](auto m, auto y) { return (y > m || y != y) ? y : m; });
+}
+
+Tensor min(const Tensor& x) {
+  return detail::reduce_all_extreme(x, "min", [](auto m, auto y) { return (y < m || y != y) ? y : m; });
+}
+
+Tensor max(const Tensor& x, int axis, bool keepdim) {
+  detail::require_defined(x, "max");
+  const int ax = normalize_axis(axis, x.rank(), "max");
+  detail::require_nonempty_axis(x.shape(), ax, "max");
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), ax, keepdim), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    for (Index i = 0; i < v.outer; ++i) {
+      T* orow = o + i * v.inner;
+      const T* base = p + i * v.n * v.inner;
+      std::copy(base, base + v.inner, orow);
+      for (Index k = 1; k < v.n; ++k) {
+        const T* row = base + k * v.inner;
+        for (Index j = 0; j < v.inner; ++j)
+          orow[j] = (row[j] > orow[j] || row[j] != row[j]) ? row[j] : orow[j];
+      }
+    }
+  });
+  return out;
+}
+
+Tensor argmax(const Tensor& x, int axis, bool keepdim) {
+  detail::require_defined(x, "argmax");
+  const int ax = normalize_axis(axis, x.rank(), "argmax");
+  detail::require_nonempty_axis(x.shape(), ax, "argmax");
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), ax, keepdim), f64);
+  double* o = out.data<double>();
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index oi) {
+      Index best = 0;
+      T m = p[base];
+      for (Index k = 1; k < v.n && m == m; ++k) {
+        const T y = p[base + k * stride];
+        if (y > m || y != y) {
+          m = y;
+          best = k;
+        }
+      }
+      o[oi] = static_cast<double>(best);
+    });
+  });
+  return out;
+}
+
+Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
+  detail::require_defined(x, "logsumexp");
+  const int ax = normalize_axis(axis, x.rank(), "logsumexp");
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), ax, keepdim), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index oi) {
+      if (v.n == 0) {
+        o[oi] = -std::numeric_limits<T>::infinity();
+        return;
+      }
+      const T m = detail::lane_max(p + base, stride, v.n);
+      if (!std::isfinite(m)) { // NaN, +inf (the sum is infinite) or -inf (every term is zero)
+        o[oi] = m;
+        return;
+      }
+      double s = 0;
+      for (Index k = 0; k < v.n; ++k)
+        s += static_cast<double>(std::exp(p[base + k * stride] - m));
+      o[oi] = static_cast<T>(static_cast<double>(m) + std::log(s));
+    });
+  });
+  return out;
+}
+
+namespace {
+/// Softmax (log_space false) or log-softmax of every lane along the axis, max subtracted first.
+Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view op) {
+  detail::require_defined(x, op);
+  const int ax = normalize_axis(axis, x.rank(), op);
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  if (v.n == 0)
+    return out;
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    constexpr T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index) {
+      const T* in = p + base;
+      T* res = o + base;
+      const T m = detail::lane_max(in, stride, v.n);
+      if (m != m || m == -inf) { // NaN in the lane, or every entry -inf: undefined
+        for (Index k = 0; k < v.n; ++k)
+          res[k * stride] = nan;
+        return;
+      }
+      if (m == inf) { // the limit: the +inf entries share the mass equally
+        Index count = 0;
+        for (Index k = 0; k < v.n; ++k)
+          count += in[k * stride] == inf;
+        const T share = log_space ? static_cast<T>(-std::log(static_cast<double>(count)))
+                                  : static_cast<T>(1.0 / static_cast<double>(count));
+        const T rest = log_space ? -inf : T(0);
+        for (Index k = 0; k < v.n; ++k)
+          res[k * stride] = in[k * stride] == inf ? share : rest;
+        return;
+      }
+      double s = 0;
+      if (log_space) {
+        for (Index k = 0; k < v.n; ++k)
+          s += static_cast<double>(std::exp(in[k * stride] - m));
+        const T log_s = static_cast<T>(std::log(s));
+        for (Index k = 0; k < v.n; ++k)
+          res[k * stride] = (in[k * stride] - m) - log_s;
+      } else {
+        for (Index k = 0; k < v.n; ++k) {
+          const T e = std::exp(in[k * stride] - m);
+          res[k * stride] = e;
+          s += static_cast<double>(e);
+        }
+        const T inv = static_cast<T>(1.0 / s);
+        for (Index k = 0; k < v.n; ++k)
+          res[k * stride] *= inv;
+      }
+    });
+  });
+  return out;
+}
+} // namespace
+
+Tensor softmax(const Tensor& x, int axis) {
+  return softmax_impl(x, axis, false, "softmax");
+}
+
+Tensor log_softmax(const Tensor& x, int axis) {
+  return softmax_impl(x, axis, true, "log_softmax");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::require_defined(a, "matmul");
+  detail::require_defined(b, "matmul");
+  if (a.rank() == 0 || b.rank() == 0)
+    throw ShapeError(fmt::format("matmul: shapes {} and {} do not fit (0-d operands are not matrices)",
+                                 a.shape().str(), b.shape().str()));
+  const bool a_vec = a.rank() == 1, b_vec = b.rank() == 1;
+  const Shape sa = a_vec ? Shape{1, a.shape()[0]} : a.shape();
+  const Shape sb = b_vec ? Shape{b.shape()[0], 1} : b.shape();
+  const Index n = sa[sa.rank() - 2], k = sa[sa.rank() - 1], kb = sb[sb.rank() - 2], m = sb[sb.rank() - 1];
+  if (k != kb)
+    throw ShapeError(fmt::format("matmul: shapes {} and {} do not fit (inner dimensions {} and {})",
+                                 a.shape().str(), b.shape().str(), k, kb));
+  const Shape batch_a = detail::drop_last_two(sa), batch_b = detail::drop_last_two(sb);
+  Shape batch;
+  try {
+    batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  } catch (const ShapeError&) {
+    throw ShapeError(fmt::format("matmul: shapes {} and {} cannot be broadcast (batch dimensions {} and {})",
+                                 a.shape().str(), b.shape().str(), batch_a.str(), batch_b.str()));
+  }
+  std::vector<Index> out_dims = batch.to_vector();
+  if (!a_vec)
+    out_dims.push_back(n);
+  if (!b_vec)
+    out_dims.push_back(m);
+
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = Tensor::empty(Shape(out_dims), dtype);
+  if (out.numel() == 0)
+    return out;
+  detail::ensure_eigen_threads();
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* A = pa.data<T>();
+    const T* B = pb.data<T>();
+    T* C = out.data<T>();
+    const Index batches = batch.numel();
+    if (batch_b.numel() == 1 && batch_a.numel() == batches) {
+      // b is one matrix: fold a's batch into its rows for a single product.
+      detail::gemm_rows(A, B, C, batches * n, k, m);
+      return;
+    }
+    detail::Dims so = detail::contiguous_strides(batch), sa_b = detail::broadcast_strides(batch_a, batch),
+                 sb_b = detail::broadcast_strides(batch_b, batch);
+    for (int d = 0; d < batch.rank(); ++d) {
+      so[detail::at(d)] *= n * m;
+      sa_b[detail::at(d)] *= n * k;
+      sb_b[detail::at(d)] *= k * m;
+    }
+    const auto w = detail::make_walk<3>(batch, {so, sa_b, sb_b});
+    const Index len = w.inner_size(), io = w.inner_stride(0), ia = w.inner_stride(1), ib = w.inner_stride(2);
+    detail::for_each_row(w, [&](const std::array<Index, 3>& off) {
+      for (Index j = 0; j < len; ++j)
+        detail::gemm_rows(A + off[1] + j * ia, B + off[2] + j * ib, C + off[0] + j * io, n, k, m);
+    });
+  });
+  return out;
+}
+
+Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
+  detail::require_defined(a, "gemm");
+  detail::require_defined(b, "gemm");
+  const auto describe = [](const Tensor& t, bool tr) {
+    return t.shape().str() + (tr ? " (transposed)" : "");
+  };
+  if (a.rank() != 2 || b.rank() != 2)
+    throw ShapeError(
+        fmt::format("gemm: shapes {} and {} are not both 2-d", describe(a, trans_a), describe(b, trans_b)));
+  const Index ar = a.shape()[0], ac = a.shape()[1], br = b.shape()[0], bc = b.shape()[1];
+  const Index n = trans_a ? ac : ar, k = trans_a ? ar : ac, kb = trans_b ? bc : br, m = trans_b ? br : bc;
+  if (k != kb)
+    throw ShapeError(fmt::format("gemm: shapes {} and {} do not fit (inner dimensions {} and {})",
+                                 describe(a, trans_a), describe(b, trans_b), k, kb));
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = Tensor::empty(Shape{n, m}, dtype);
+  if (out.numel() == 0)
+    return out;
+  detail::ensure_eigen_threads();
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const detail::ConstMap<T> A(pa.data<T>(), ar, ac), B(pb.data<T>(), br, bc);
+    detail::MutMap<T> C(out.data<T>(), n, m);
+    if (k == 0)
+      C.setZero();
+    else if (!trans_a && !trans_b)
+      C.noalias() = A * B;
+    else if (trans_a && !trans_b)
+      C.noalias() = A.transpose() * B;
+    else if (!trans_a && trans_b)
+      C.noalias() = A * B.transpose();
+    else
+      C.noalias() = A.transpose() * B.transpose();
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout and indexing
+
+Tensor transpose(const Tensor& x, int axis0, int axis1) {
+  detail::require_defined(x, "transpose");
+  const int a0 = normalize_axis(axis0, x.rank(), "transpose"),
+            a1 = normalize_axis(axis1, x.rank(), "transpose");
+  Shape shape = x.shape();
+  std::swap(shape[a0], shape[a1]);
+  detail::Dims st = detail::contiguous_strides(x.shape());
+  std::swap(st[detail::at(a0)], st[detail::at(a1)]);
+  Tensor out = Tensor::empty(shape, x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::strided_copy(x.data<T>(), st, shape, out.data<T>());
+  });
+  return out;
+}
+
+Tensor slice(const Tensor& x, int axis, Index start, Index stop, Index step) {
+  detail::require_defined(x, "slice");
+  const int ax = normalize_axis(axis, x.rank(), "slice");
+  const detail::AxisView v(x.shape(), ax);
+  const auto r = detail::slice_range(v.n, start, stop, step, "slice");
+  Tensor out = Tensor::empty(detail::with_dim(x.shape(), ax, r.count), x.dtype());
+  const std::size_t row = detail::bytes(v.inner, x.dtype());
+  const auto* src = static_cast<const char*>(x.raw());
+  auto* dst = static_cast<char*>(out.raw());
+  for (Index i = 0; i < v.outer; ++i)
+    for (Index j = 0; j < r.count; ++j)
+      std::memcpy(dst + static_cast<std::size_t>(i * r.count + j) * row,
+                  src + static_cast<std::size_t>(i * v.n + r.start + j * step) * row, row);
+  return out;
+}
+
+Tensor slice_scatter(const Tensor& g, const Shape& shape, int axis, Index start, Index stop, Index step) {
+  detail::require_defined(g, "slice_scatter");
+  const int ax = normalize_axis(axis, shape.rank(), "slice_scatter");
+  const detail::AxisView v(shape, ax);
+  const auto r = detail::slice_range(v.n, start, stop, step, "slice_scatter");
+  const Shape expected = detail::with_dim(shape, ax, r.count);
+  if (!(g.shape() == expected))
+    throw ShapeError(
+        fmt::format("slice_scatter: shape {} does not match the slice's shape {} (of {} along axis {})",
+                    g.shape().str(), expected.str(), shape.str(), ax));
+  Tensor out = Tensor::zeros(shape, g.dtype());
+  const std::size_t row = detail::bytes(v.inner, g.dtype());
+  const auto* src = static_cast<const char*>(g.raw());
+  auto* dst = static_cast<char*>(out.raw());
+  for (Index i = 0; i < v.outer; ++i)
+    for (Index j = 0; j < r.count; ++j)
+      std::memcpy(dst + static_cast<std::size_t>(i * v.n + r.start + j * step) * row,
+                  src + static_cast<std::size_t>(i * r.count + j) * row, row);
+  return out;
+}
+
+Tensor index_select(const Tensor& x, int axis, const std::vector<Index>& index) {
+  detail::require_defined(x, "index_select");
+  const int ax = normalize_axis(axis, x.rank(), "index_select");
+  const detail::AxisView v(x.shape(), ax);
+  const auto idx = detail::normalized_indices(index, v.n, ax, "index_select");
+  const auto count = static_cast<Index>(idx.size());
+  Tensor out = Tensor::empty(detail::with_dim(x.shape(), ax, count), x.dtype());
+  const std::size_t row = detail::bytes(v.inner, x.dtype());
+  const auto* src = static_cast<const char*>(x.raw());
+  auto* dst = static_cast<char*>(out.raw());
+  for (Index i = 0; i < v.outer; ++i)
+    for (Index j = 0; j < count; ++j)
+      std::memcpy(dst + static_cast<std::size_t>(i * count + j) * row,
+                  src + static_cast<std::size_t>(i * v.n + idx[static_cast<std::size_t>(j)]) * row, row);
+  return out;
+}
+
+Tensor index_add(const Tensor& g, const Shape& shape, int axis, const std::vector<Index>& index) {
+  detail::require_defined(g, "index_add");
+  const int ax = normalize_axis(axis, shape.rank(), "index_add");
+  const detail::AxisView v(shape, ax);
+  const auto idx = detail::normalized_indices(index, v.n, ax, "index_add");
+  const auto count = static_cast<Index>(idx.size());
+  const Shape expected = detail::with_dim(shape, ax, count);
+  if (!(g.shape() == expected))
+    throw ShapeError(fmt::format("index_add: shape {} does not match {} ({} indices into {} along axis {})",
+                                 g.shape().str(), expected.str(), count, shape.str(), ax));
+  Tensor out = Tensor::zeros(shape, g.dtype());
+  detail::dispatch(g.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = g.data<T>();
+    T* dst = out.data<T>();
+    for (Index i = 0; i < v.outer; ++i)
+      for (Index j = 0; j < count; ++j) {
+        T* o = dst + (i * v.n + idx[static_cast<std::size_t>(j)]) * v.inner;
+        const T* in = src + (i * count + j) * v.inner;
+        for (Index e = 0; e < v.inner; ++e)
+          o[e] += in[e];
+      }
+  });
+  return out;
+}
+
+Tensor concat(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty())
+    throw ValueError("concat: no tensors given");
+  for (const Tensor& x : xs)
+    detail::require_defined(x, "concat");
+  const Shape& first = xs[0].shape();
+  const int ax = normalize_axis(axis, first.rank(), "concat");
+  DType dtype = xs[0].dtype();
+  Index total = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape& s = xs[i].shape();
+    bool same = s.rank() == first.rank();
+    for (int d = 0; same && d < s.rank(); ++d)
+      same = d == ax || s[d] == first[d];
+    if (!same)
+      throw ShapeError(
+          fmt::format("concat: along axis {}, shapes {} (input 0) and {} (input {}) differ outside "
+                      "the axis",
+                      ax, first.str(), s.str(), i));
+    total += s[ax];
+    dtype = promote(dtype, xs[i].dtype());
+  }
+  Tensor out = Tensor::empty(detail::with_dim(first, ax, total), dtype);
+  const detail::AxisView vo(out.shape(), ax);
+  auto* dst = static_cast<char*>(out.raw());
+  Index at_axis = 0;
+  for (const Tensor& x : xs) {
+    const Tensor px = x.to(dtype);
+    const Index n = px.shape()[ax];
+    const std::size_t chunk = detail::bytes(n * vo.inner, dtype);
+    const auto* src = static_cast<const char*>(px.raw());
+    for (Index i = 0; i < vo.outer; ++i)
+      std::memcpy(dst + detail::bytes((i * vo.n + at_axis) * vo.inner, dtype),
+                  src + static_cast<std::size_t>(i) * chunk, chunk);
+    at_axis += n;
+  }
+  return out;
+}
+
+Tensor stack(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty())
+    throw ValueError("stack: no tensors given");
+  for (const Tensor& x : xs)
+    detail::require_defined(x, "stack");
+  const Shape& first = xs[0].shape();
+  const int ax = normalize_axis(axis, first.rank() + 1, "stack");
+  std::vector<Index> dims = first.to_vector();
+  dims.insert(dims.begin() + ax, 1);
+  std::vector<Tensor> parts;
+  parts.reserve(xs.size());
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (!(xs[i].shape() == first))
+      throw ShapeError(fmt::format("stack: along axis {}, shapes {} (input 0) and {} (input {}) differ", ax,
+                                   first.str(), xs[i].shape().str(), i));
+    parts.push_back(xs[i].reshape(dims));
+  }
+  return concat(parts, ax);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads
+
+void set_num_threads(int n) {
+  if (n < 1)
+    throw ValueError(fmt::format("set_num_threads: n must be at least 1, got {}", n));
+  detail::ensure_eigen_threads();
+  detail::g_num_threads.store(n);
+  Eigen::setNbThreads(n);
+}
+
+int num_threads() {
+  return detail::g_num_threads.load();
+}
+
+} // namespace gg::kernel

@@ -1,0 +1,253 @@
+// The tape's memory: segments, node allocation and the reference counting that frees a graph
+// when its last Var goes away (iteratively, so a chain of a million ops cannot overflow the stack).
+#include "tape.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include <autodiff/var.hpp>
+
+namespace gg::detail {
+
+namespace {
+// Freed segments kept for the next graph: a training loop then records into warm memory instead of
+// page-faulting fresh mmap blocks (measured: 4.5x -> see docs/design.md). 256 segments = 64 MiB.
+constexpr std::size_t k_max_pooled = 256;
+
+thread_local Tape* t_tape = nullptr;
+
+struct TapeHolder {
+  Tape* tape = nullptr;
+  ~TapeHolder() {
+    if (!tape)
+      return;
+    t_tape = nullptr;
+    tape->closed = true;
+    // Segments still referenced free themselves later; the last one to go deletes the tape.
+    if (tape->tail && tape->tail->live == 0)
+      tape->segment_empty(tape->tail); // may delete the tape
+    else if (tape->live_segments == 0)
+      delete tape;
+  }
+};
+// The hot path reads the trivial pointer t_tape (no TLS init guard); the holder, whose destructor
+// closes the tape at thread exit, is touched only when the tape is created.
+thread_local TapeHolder t_holder;
+thread_local bool t_grad_mode = true;
+
+[[gnu::noinline]] Tape& create_tape() {
+  t_tape = new Tape;
+  t_holder.tape = t_tape;
+  return *t_tape;
+}
+} // namespace
+
+Tape& tape() {
+  return t_tape ? *t_tape : create_tape();
+}
+bool& grad_mode_flag() {
+  return t_grad_mode;
+}
+
+Tape::~Tape() {
+  for (Segment* s : pool) {
+    s->~Segment();
+    ::operator delete (s, std::align_val_t{k_segment_bytes});
+  }
+}
+
+Segment* Tape::new_segment() {
+  Segment* s;
+  if (!pool.empty()) {
+    s = pool.back();
+    pool.pop_back();
+  } else {
+    void* mem = ::operator new (k_segment_bytes, std::align_val_t{k_segment_bytes});
+    s = new (mem) Segment{};
+    s->tape = this;
+  }
+  s->seq = next_seq++;
+  s->size = 0;
+  s->live = 0;
+  s->mru[0] = s->mru[1] = nullptr;
+  s->prev = tail;
+  s->next = nullptr;
+  if (tail)
+    tail->next = s;
+  else
+    head = s;
+  tail = s;
+  ++live_segments;
+  return s;
+}
+
+void Tape::unlink(Segment* s) noexcept {
+  (s->prev ? s->prev->next : head) = s->next;
+  (s->next ? s->next->prev : tail) = s->prev;
+  --live_segments;
+}
+
+Node* Tape::alloc() {
+  Segment* s = tail;
+  if (s == nullptr || s->size == k_segment_capacity)
+    s = new_segment();
+  ++s->live;
+  return s->slots() + s->size++;
+}
+
+void Tape::segment_empty(Segment* s) noexcept {
+  s->drop_heap_refs();
+  if (s == tail && !closed) {
+    s->size = 0; // the recording segment is simply rewound
+    return;
+  }
+  unlink(s);
+  if (!closed && pool.size() < k_max_pooled) {
+    pool.push_back(s);
+    return;
+  }
+  s->~Segment();
+  ::operator delete (s, std::align_val_t{k_segment_bytes});
+  if (closed && live_segments == 0)
+    delete this;
+}
+
+void Segment::add_heap_ref(Node* h) {
+  if (h == mru[0] || h == mru[1])
+    return;
+  mru[1] = mru[0];
+  mru[0] = h;
+  if (heap_refs.size() < 16) {
+    if (std::find(heap_refs.begin(), heap_refs.end(), h) != heap_refs.end())
+      return;
+  } else {
+    if (heap_index.empty())
+      heap_index.insert(heap_refs.begin(), heap_refs.end());
+    if (!heap_index.insert(h).second)
+      return;
+  }
+  heap_refs.push_back(h);
+  retain(h);
+}
+
+void Segment::drop_heap_refs() noexcept {
+  std::vector<Node*> refs;
+  refs.swap(heap_refs); // release() may run arbitrary destructors; leave this segment consistent
+  heap_index.clear();
+  mru[0] = mru[1] = nullptr;
+  for (Node* h : refs)
+    release(h);
+}
+
+static void add_input_ref(Segment* s, Node* x) {
+  if (x->on_heap()) {
+    s->add_heap_ref(x);
+    return;
+  }
+  if (segment_of(x)->tape != s->tape)
+    throw UsageError("a Var recorded on another thread's graph was used as an input here: detach() it, "
+                     "or make it a leaf, to share it between threads");
+  ++x->refs;
+}
+
+Node* record(Op op, Node* a, Node* b) {
+  Tape& t = tape();
+  Node* n = t.alloc();
+  Segment* s = segment_of(n);
+  n->value = 0;
+  n->grad = 0;
+  n->in[0] = nullptr;
+  n->in[1] = nullptr;
+  n->c = 0;
+  n->ext = nullptr;
+  n->refs = 1;
+  n->stamp = 0;
+  n->op = op;
+  n->flags = k_requires_grad;
+  try { // inputs are set once linked, so a failure frees exactly what was linked
+    if (a)
+      add_input_ref(s, a), n->in[0] = a;
+    if (b)
+      add_input_ref(s, b), n->in[1] = b;
+  } catch (...) {
+    free_tape_node(n);
+    throw;
+  }
+  return n;
+}
+
+void record_more_input(Node* n, Node* x) {
+  add_input_ref(segment_of(n), x);
+  ext_of(n).more.push_back(x);
+}
+
+Node* new_heap_node(bool requires_grad) {
+  Node* n = new Node{};
+  n->flags = static_cast<std::uint8_t>(k_heap | (requires_grad ? k_requires_grad : 0));
+  n->refs = 1;
+  n->op = Op::leaf;
+  return n;
+}
+
+Ext& ext_of(Node* n) {
+  if (!n->ext)
+    n->ext = new Ext;
+  return *n->ext;
+}
+
+void free_heap_node(Node* n) noexcept {
+  delete n->ext;
+  delete n;
+}
+
+void free_tape_node(Node* n) noexcept {
+  // Dying nodes are queued rather than freed recursively: a chain of a million ops frees in a loop.
+  thread_local std::vector<Node*> work;
+  thread_local bool busy = false;
+  work.push_back(n);
+  if (busy)
+    return;
+  busy = true;
+  while (!work.empty()) {
+    Node* m = work.back();
+    work.pop_back();
+    m->flags |= k_dead;
+    const int k = m->num_inputs();
+    for (int i = 0; i < k; ++i) {
+      Node* x = m->input(i);
+      if (!x->on_heap() && --x->refs == 0)
+        work.push_back(x);
+    }
+    delete m->ext; // may run user destructors (custom ops); their releases queue onto `work`
+    m->ext = nullptr;
+    Segment* s = segment_of(m);
+    if (--s->live == 0)
+      s->tape->segment_empty(s);
+  }
+  busy = false;
+}
+
+} // namespace gg::detail
+
+namespace gg {
+
+NoGrad::NoGrad() : prev_(detail::grad_mode_flag()) {
+  detail::grad_mode_flag() = false;
+}
+NoGrad::~NoGrad() {
+  detail::grad_mode_flag() = prev_;
+}
+bool grad_enabled() {
+  return detail::grad_mode_flag();
+}
+
+TapeStats tape_stats() {
+  detail::Tape& t = detail::tape();
+  TapeStats st{0, t.live_segments, t.pool.size(), 0};
+  for (detail::Segment* s = t.head; s; s = s->next)
+    st.live_nodes += s->live;
+  st.bytes = (st.segments + st.pooled_segments) * detail::k_segment_bytes;
+  return st;
+}
+
+} // namespace gg

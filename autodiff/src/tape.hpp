@@ -1,0 +1,78 @@
+// The tape (internal): each thread records nodes into 256 KiB segments, appended in execution
+// order, so (segment sequence, index) is a topological order and backward is one reverse sweep.
+// Nodes are reference-counted, so a graph frees itself when its last Var goes away.
+#pragma once
+
+#include <cstdint>
+#include <unordered_set>
+#include <vector>
+
+#include <autodiff/node.hpp>
+
+namespace gg::detail {
+
+inline constexpr std::size_t k_segment_bytes = std::size_t{256} * 1024;
+
+struct Tape;
+
+/// A block of nodes, aligned to its size so a node finds its segment by masking its address.
+struct Segment {
+  Tape* tape;
+  Segment* prev;                        ///< older live segment
+  Segment* next;                        ///< newer live segment
+  std::uint64_t seq;                    ///< creation order among the tape's segments
+  std::uint32_t size;                   ///< slots handed out
+  std::uint32_t live;                   ///< nodes not yet freed
+  Node* mru[2];                         ///< last heap nodes referenced (fast path of add_heap_ref)
+  std::vector<Node*> heap_refs;         ///< heap nodes this segment keeps alive (one ref each)
+  std::unordered_set<Node*> heap_index; ///< lookup for heap_refs once it grows
+
+  Node* slots();
+  void add_heap_ref(Node* h);
+  void drop_heap_refs() noexcept;
+};
+
+/// The segment header occupies the first node-sized slots of the block; nodes fill the rest.
+inline constexpr std::size_t k_header_slots = (sizeof(Segment) + sizeof(Node) - 1) / sizeof(Node);
+inline constexpr std::uint32_t k_segment_capacity = k_segment_bytes / sizeof(Node) - k_header_slots;
+inline Node* Segment::slots() {
+  return reinterpret_cast<Node*>(this) + k_header_slots;
+}
+
+inline Segment* segment_of(const Node* n) {
+  return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(n) & ~(k_segment_bytes - 1));
+}
+
+struct Tape {
+  Segment* head = nullptr; ///< oldest live segment
+  Segment* tail = nullptr; ///< newest: recording appends here
+  std::vector<Segment*> pool;
+  std::uint64_t next_seq = 1;
+  std::uint32_t sweep = 0; ///< id of the current/last backward sweep
+  std::size_t live_segments = 0;
+  bool closed = false; ///< its thread has exited; segments free themselves
+
+  /// A fresh node slot on the tail segment (a new segment when it is full).
+  Node* alloc();
+  /// Called when a segment's last node died.
+  void segment_empty(Segment* s) noexcept;
+  Segment* new_segment();
+  void unlink(Segment* s) noexcept;
+  ~Tape();
+};
+
+/// This thread's tape.
+Tape& tape();
+bool& grad_mode_flag();
+
+/// Records a node on this thread's tape with op and inputs (a, b may be null); the returned node
+/// has one reference (for the Var that adopts it) and requires grad.
+Node* record(Op op, Node* a, Node* b = nullptr);
+/// Adds an input beyond the first two (variadic ops).
+void record_more_input(Node* n, Node* x);
+/// A node owned by its handles (leaf or constant), with one reference.
+Node* new_heap_node(bool requires_grad);
+/// The node's Ext, created on first use.
+Ext& ext_of(Node* n);
+
+} // namespace gg::detail

@@ -1,0 +1,526 @@
+// gg::Shape, the shared aligned buffer behind tensors, the portable Rng (xoshiro256** seeded by
+// splitmix64, Box-Muller normals) and gg::Tensor's members: construction, conversion, access and
+// PyTorch-like printing.
+#include <autodiff/tensor.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <numbers>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+namespace gg {
+
+std::string_view dtype_name(DType dtype) {
+  return dtype == f64 ? "float64" : "float32";
+}
+
+std::size_t dtype_size(DType dtype) {
+  return dtype == f64 ? sizeof(double) : sizeof(float);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape
+
+namespace detail {
+namespace {
+[[noreturn]] void throw_rank_too_large(std::size_t rank) {
+  throw ValueError(fmt::format("Shape: rank {} exceeds the maximum rank {}", rank, Shape::max_rank));
+}
+
+template <class F> decltype(auto) dispatch(DType dtype, F&& f) {
+  if (dtype == f64)
+    return f(double{});
+  return f(float{});
+}
+} // namespace
+} // namespace detail
+
+Shape::Shape(std::initializer_list<std::int64_t> dims) {
+  if (dims.size() > static_cast<std::size_t>(max_rank))
+    detail::throw_rank_too_large(dims.size());
+  for (std::int64_t d : dims)
+    dims_[static_cast<std::size_t>(rank_++)] = d;
+}
+
+Shape::Shape(const std::vector<std::int64_t>& dims) {
+  if (dims.size() > static_cast<std::size_t>(max_rank))
+    detail::throw_rank_too_large(dims.size());
+  for (std::int64_t d : dims)
+    dims_[static_cast<std::size_t>(rank_++)] = d;
+}
+
+std::int64_t Shape::numel() const {
+  std::int64_t n = 1;
+  for (std::int64_t d : *this)
+    n *= d;
+  return n;
+}
+
+std::string Shape::str() const {
+  return fmt::format("[{}]", fmt::join(begin(), end(), ", "));
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (rank_ != o.rank_)
+    return false;
+  for (int i = 0; i < rank_; ++i)
+    if ((*this)[i] != o[i])
+      return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffer: a 64-byte header holding the reference count, followed by the data, in one allocation.
+
+namespace detail {
+
+struct alignas(64) Buffer {
+  std::atomic<std::size_t> refs{1};
+};
+static_assert(sizeof(Buffer) == 64);
+
+namespace {
+constexpr std::align_val_t buffer_alignment{64};
+}
+
+BufferRef::BufferRef(std::size_t bytes) {
+  void* mem = ::operator new(sizeof(Buffer) + bytes, buffer_alignment);
+  p = new (mem) Buffer;
+}
+
+BufferRef::BufferRef(const BufferRef& o) noexcept : p(o.p) {
+  if (p)
+    p->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+BufferRef::~BufferRef() {
+  if (p && p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    p->~Buffer();
+    ::operator delete(static_cast<void*>(p), buffer_alignment);
+  }
+}
+
+void* BufferRef::data() const {
+  return p ? static_cast<void*>(p + 1) : nullptr;
+}
+
+} // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Rng
+
+namespace {
+std::uint64_t splitmix64(std::uint64_t& x) {
+  std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+constexpr std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+} // namespace
+
+Rng::Rng(std::uint64_t seed) {
+  for (auto& word : s_)
+    word = splitmix64(seed);
+}
+
+std::uint64_t Rng::next_u64() {
+  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const std::uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+double Rng::uniform() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
+
+double Rng::normal() {
+  if (has_spare_) {
+    has_spare_ = false;
+    return spare_;
+  }
+  const double u1 = 1.0 - uniform(); // in (0, 1]: log is finite
+  const double u2 = uniform();
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  const double theta = 2.0 * std::numbers::pi * u2;
+  spare_ = r * std::sin(theta);
+  has_spare_ = true;
+  return r * std::cos(theta);
+}
+
+std::uint64_t Rng::below(std::uint64_t n) {
+  if (n == 0)
+    throw ValueError("Rng::below: n must be positive");
+  // Reject the lowest (2^64 mod n) values so every residue is equally likely.
+  const std::uint64_t threshold = (0 - n) % n;
+  for (;;) {
+    const std::uint64_t r = next_u64();
+    if (r >= threshold)
+      return r % n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor
+
+namespace {
+void check_dims(const Shape& shape, std::string_view op) {
+  for (std::int64_t d : shape)
+    if (d < 0)
+      throw ValueError(fmt::format("{}: negative dimension in shape {}", op, shape.str()));
+}
+
+void require_defined(const Tensor& t, std::string_view op) {
+  if (!t.defined())
+    throw UsageError(fmt::format("{}: the tensor is undefined", op));
+}
+
+template <class T> void fill_from(T* dst, const double* src, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    dst[i] = static_cast<T>(src[i]);
+}
+
+template <class To, class From> void convert(To* dst, const From* src, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    dst[i] = static_cast<To>(src[i]);
+}
+
+/// Copies n elements between buffers of possibly different dtypes (memmove when equal).
+void copy_elements(void* dst, DType dst_type, const void* src, DType src_type, std::int64_t n) {
+  if (dst_type == src_type) {
+    std::memmove(dst, src, static_cast<std::size_t>(n) * dtype_size(dst_type));
+  } else if (dst_type == f64) {
+    convert(static_cast<double*>(dst), static_cast<const float*>(src), n);
+  } else {
+    convert(static_cast<float*>(dst), static_cast<const double*>(src), n);
+  }
+}
+} // namespace
+
+Tensor::Tensor(std::vector<double> values, std::vector<std::int64_t> shape, DType dtype)
+    : Tensor(values, Shape(shape), dtype) {}
+
+Tensor::Tensor(const std::vector<double>& values, std::initializer_list<std::int64_t> shape, DType dtype)
+    : Tensor(values, Shape(shape), dtype) {}
+
+Tensor::Tensor(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  check_dims(shape, "Tensor");
+  const std::int64_t n = shape.numel();
+  if (static_cast<std::int64_t>(values.size()) != n)
+    throw ValueError(
+        fmt::format("Tensor: {} values given for shape {}, which holds {}", values.size(), shape.str(), n));
+  *this = empty(shape, dtype);
+  detail::dispatch(dtype, [&](auto tag) { fill_from(data<decltype(tag)>(), values.data(), n); });
+}
+
+Tensor Tensor::scalar(double value, DType dtype) {
+  return full(Shape{}, value, dtype);
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) {
+  check_dims(shape, "Tensor::empty");
+  Tensor t;
+  t.buf_ = detail::BufferRef(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  std::memset(t.raw(), 0, static_cast<std::size_t>(t.numel()) * dtype_size(dtype));
+  return t;
+}
+
+Tensor Tensor::ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::arange(double start, double stop, double step, DType dtype) {
+  if (step == 0 || !std::isfinite(step) || !std::isfinite(start) || !std::isfinite(stop))
+    throw ValueError(fmt::format("arange: start {}, stop {} and step {} must be finite with step != 0", start,
+                                 stop, step));
+  const double count = std::ceil((stop - start) / step);
+  const auto n = count > 0 ? static_cast<std::int64_t>(count) : std::int64_t{0};
+  Tensor t = empty(Shape{n}, dtype);
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    for (std::int64_t i = 0; i < n; ++i)
+      p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+  });
+  return t;
+}
+
+Tensor Tensor::randn(const Shape& shape, Rng& rng, DType dtype, double mean, double std) {
+  Tensor t = empty(shape, dtype);
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    for (std::int64_t i = 0, n = t.numel(); i < n; ++i)
+      p[i] = static_cast<T>(rng.normal() * std + mean);
+  });
+  return t;
+}
+
+Tensor Tensor::rand(const Shape& shape, Rng& rng, DType dtype, double lo, double hi) {
+  Tensor t = empty(shape, dtype);
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    for (std::int64_t i = 0, n = t.numel(); i < n; ++i)
+      p[i] = static_cast<T>(lo + (hi - lo) * rng.uniform());
+  });
+  return t;
+}
+
+double Tensor::item() const {
+  require_defined(*this, "item");
+  if (numel() != 1)
+    throw ValueError(fmt::format("item: the tensor has {} elements (shape {}); item() needs exactly one",
+                                 numel(), shape_.str()));
+  return flat(0);
+}
+
+std::vector<double> Tensor::to_vector() const {
+  require_defined(*this, "to_vector");
+  std::vector<double> out(static_cast<std::size_t>(numel()));
+  copy_elements(out.data(), f64, raw(), dtype_, numel());
+  return out;
+}
+
+double Tensor::flat(std::int64_t i) const {
+  require_defined(*this, "flat");
+  if (i < 0 || i >= numel())
+    throw ValueError(fmt::format("flat: index {} is out of range for {} elements", i, numel()));
+  return dtype_ == f64 ? static_cast<const double*>(raw())[i] : static_cast<const float*>(raw())[i];
+}
+
+void Tensor::set_flat(std::int64_t i, double v) {
+  require_defined(*this, "set_flat");
+  if (i < 0 || i >= numel())
+    throw ValueError(fmt::format("set_flat: index {} is out of range for {} elements", i, numel()));
+  if (dtype_ == f64)
+    static_cast<double*>(raw())[i] = v;
+  else
+    static_cast<float*>(raw())[i] = static_cast<float>(v);
+}
+
+namespace {
+template <class T> constexpr DType dtype_of() {
+  return std::is_same_v<T, double> ? f64 : f32;
+}
+
+template <class T> void check_data_dtype(const Tensor& t) {
+  if (t.dtype() != dtype_of<T>())
+    throw ValueError(
+        fmt::format("data<{}>: the tensor's dtype is {}", dtype_name(dtype_of<T>()), dtype_name(t.dtype())));
+}
+} // namespace
+
+template <class T> T* Tensor::data() {
+  check_data_dtype<T>(*this);
+  return static_cast<T*>(raw());
+}
+
+template <class T> const T* Tensor::data() const {
+  check_data_dtype<T>(*this);
+  return static_cast<const T*>(raw());
+}
+
+template double* Tensor::data<double>();
+template float* Tensor::data<float>();
+template const double* Tensor::data<double>() const;
+template const float* Tensor::data<float>() const;
+
+Tensor Tensor::clone() const {
+  require_defined(*this, "clone");
+  Tensor t = empty(shape_, dtype_);
+  copy_elements(t.raw(), dtype_, raw(), dtype_, numel());
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  require_defined(*this, "to");
+  if (dtype == dtype_)
+    return *this;
+  Tensor t = empty(shape_, dtype);
+  copy_elements(t.raw(), dtype, raw(), dtype_, numel());
+  return t;
+}
+
+Tensor Tensor::reshape(const std::vector<std::int64_t>& shape) const {
+  return reshape(Shape(shape));
+}
+
+Tensor Tensor::reshape(std::initializer_list<std::int64_t> shape) const {
+  return reshape(Shape(shape));
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  require_defined(*this, "reshape");
+  Shape target = shape;
+  int inferred = -1;
+  std::int64_t known = 1;
+  for (int i = 0; i < target.rank(); ++i) {
+    if (target[i] == -1) {
+      if (inferred >= 0)
+        throw ValueError(fmt::format("reshape: more than one -1 in {}", shape.str()));
+      inferred = i;
+    } else if (target[i] < 0) {
+      throw ValueError(fmt::format("reshape: negative dimension in {}", shape.str()));
+    } else {
+      known *= target[i];
+    }
+  }
+  if (inferred >= 0 && known != 0 && numel() % known == 0)
+    target[inferred] = numel() / known;
+  if ((inferred >= 0 && target[inferred] == -1) || target.numel() != numel())
+    throw ShapeError(
+        fmt::format("reshape: cannot reshape {} ({} elements) to {}", shape_.str(), numel(), shape.str()));
+  Tensor t = *this;
+  t.shape_ = target;
+  return t;
+}
+
+void Tensor::assign(const Tensor& other) {
+  require_defined(*this, "assign");
+  require_defined(other, "assign");
+  if (!(other.shape_ == shape_))
+    throw ShapeError(fmt::format("assign: shapes {} and {} differ", shape_.str(), other.shape_.str()));
+  copy_elements(raw(), dtype_, other.raw(), other.dtype_, numel());
+}
+
+void Tensor::fill(double value) {
+  require_defined(*this, "fill");
+  detail::dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = data<T>();
+    const auto v = static_cast<T>(value);
+    for (std::int64_t i = 0, n = numel(); i < n; ++i)
+      p[i] = v;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+namespace {
+struct Printer {
+  const Tensor& t;
+  int max_per_dim;
+  std::vector<std::vector<std::int64_t>> shown; // per dim: indices to print, -1 for "..."
+  std::vector<std::int64_t> strides;
+  std::size_t width = 0;
+  static constexpr std::size_t indent0 = 7; // strlen("tensor(")
+
+  Printer(const Tensor& tensor, int max) : t(tensor), max_per_dim(max) {
+    const int rank = t.rank();
+    shown.resize(static_cast<std::size_t>(rank));
+    strides.assign(static_cast<std::size_t>(rank), 1);
+    for (int d = rank - 2; d >= 0; --d)
+      strides[static_cast<std::size_t>(d)] = strides[static_cast<std::size_t>(d) + 1] * t.shape()[d + 1];
+    for (int d = 0; d < rank; ++d) {
+      const std::int64_t n = t.shape()[d];
+      auto& idx = shown[static_cast<std::size_t>(d)];
+      if (max_per_dim > 0 && n > max_per_dim) {
+        const std::int64_t head = (max_per_dim + 1) / 2, tail = max_per_dim / 2;
+        for (std::int64_t i = 0; i < head; ++i)
+          idx.push_back(i);
+        idx.push_back(-1);
+        for (std::int64_t i = n - tail; i < n; ++i)
+          idx.push_back(i);
+      } else {
+        for (std::int64_t i = 0; i < n; ++i)
+          idx.push_back(i);
+      }
+    }
+  }
+
+  std::string number(std::int64_t i) const {
+    if (t.dtype() == f64)
+      return fmt::format("{:g}", t.flat(i));
+    return fmt::format("{:g}", static_cast<float>(t.flat(i)));
+  }
+
+  void measure(int d, std::int64_t offset) {
+    if (d == t.rank()) {
+      width = std::max(width, number(offset).size());
+      return;
+    }
+    for (std::int64_t i : shown[static_cast<std::size_t>(d)])
+      if (i >= 0)
+        measure(d + 1, offset + i * strides[static_cast<std::size_t>(d)]);
+  }
+
+  void emit(std::string& out, int d, std::int64_t offset) const {
+    const int rank = t.rank();
+    out += '[';
+    std::string sep = ",";
+    if (d == rank - 1) {
+      sep += ' ';
+    } else {
+      sep.append(static_cast<std::size_t>(rank - d - 1), '\n');
+      sep.append(indent0 + static_cast<std::size_t>(d) + 1, ' ');
+    }
+    bool first = true;
+    for (std::int64_t i : shown[static_cast<std::size_t>(d)]) {
+      if (!first)
+        out += sep;
+      first = false;
+      if (i < 0) {
+        out += "...";
+      } else if (d == rank - 1) {
+        const std::string s = number(offset + i);
+        out.append(width - s.size(), ' ');
+        out += s;
+      } else {
+        emit(out, d + 1, offset + i * strides[static_cast<std::size_t>(d)]);
+      }
+    }
+    out += ']';
+  }
+};
+} // namespace
+
+std::string Tensor::str(int max_per_dim) const {
+  if (!defined())
+    return "tensor(undefined)";
+  std::string out = "tensor(";
+  if (rank() == 0) {
+    out += Printer(*this, max_per_dim).number(0);
+  } else if (numel() == 0) {
+    out += "[]";
+  } else {
+    Printer printer(*this, max_per_dim);
+    printer.measure(0, 0);
+    printer.emit(out, 0, 0);
+  }
+  if (rank() > 0)
+    out += ", shape=" + shape_.str();
+  if (dtype_ != f64)
+    out += fmt::format(", dtype={}", dtype_name(dtype_));
+  out += ')';
+  return out;
+}
+
+} // namespace gg

@@ -1,0 +1,157 @@
+// gg::Var's members: making leaves and constants, reading values and gradients, names.
+#include <autodiff/function.hpp>
+#include <autodiff/var.hpp>
+
+#include <fmt/format.h>
+
+#include "internal.hpp"
+#include "tape.hpp"
+
+namespace gg {
+using namespace detail;
+
+namespace {
+Var heap_var(const Tensor& value, bool requires_grad) {
+  if (!value.defined())
+    throw ValueError("Var: the tensor is undefined");
+  Node* n = new_heap_node(requires_grad);
+  Var v = Var::adopt(n);
+  ext_of(n).value = value;
+  n->flags |= k_tensor;
+  return v;
+}
+Var heap_scalar(double value, bool requires_grad) {
+  Node* n = new_heap_node(requires_grad);
+  n->value = value;
+  return Var::adopt(n);
+}
+Node* need_leaf(const Var& v, std::string_view what) {
+  Node* n = need(v, what);
+  if (!n->on_heap())
+    throw UsageError(
+        fmt::format("{}: only leaves (values not computed by an op) can be changed in place", what));
+  return n;
+}
+} // namespace
+
+Var::Var(double value) : Var(heap_scalar(value, true)) {}
+Var::Var(const Tensor& value, bool requires_grad) : Var(heap_var(value, requires_grad)) {}
+Var Var::constant(double value) {
+  return heap_scalar(value, false);
+}
+Var Var::constant(const Tensor& value) {
+  return heap_var(value, false);
+}
+
+Tensor Var::value() const {
+  return value_of(need(*this, "value"));
+}
+
+double Var::item() const {
+  Node* n = need(*this, "item");
+  return n->is_tensor() ? n->ext->value.item() : n->value;
+}
+
+bool Var::has_grad() const {
+  Node* n = need(*this, "has_grad");
+  if (n->is_tensor())
+    return n->ext->grad.defined();
+  return n->stamp != 0;
+}
+
+Tensor Var::grad() const {
+  Node* n = need(*this, "grad");
+  if (n->is_tensor()) {
+    if (n->ext->grad.defined())
+      return n->ext->grad;
+    return Tensor::zeros(n->ext->value.shape(), n->ext->value.dtype());
+  }
+  return Tensor::scalar(n->stamp != 0 ? n->grad : 0.0);
+}
+
+void Var::zero_grad() {
+  Node* n = need(*this, "zero_grad");
+  n->grad = 0;
+  n->stamp = 0;
+  if (n->ext)
+    n->ext->grad = Tensor();
+}
+
+Var& Var::name(std::string name) {
+  ext_of(need(*this, "name")).name = std::move(name);
+  return *this;
+}
+const Var& Var::name(std::string name) const {
+  ext_of(need(*this, "name")).name = std::move(name);
+  return *this;
+}
+std::string Var::name() const {
+  Node* n = need(*this, "name");
+  return n->ext ? n->ext->name : std::string();
+}
+
+Shape Var::shape() const {
+  Node* n = need(*this, "shape");
+  return n->is_tensor() ? n->ext->value.shape() : Shape{};
+}
+DType Var::dtype() const {
+  Node* n = need(*this, "dtype");
+  return n->is_tensor() ? n->ext->value.dtype() : f64;
+}
+std::int64_t Var::numel() const {
+  return shape().numel();
+}
+bool Var::requires_grad() const {
+  return need(*this, "requires_grad")->requires_grad();
+}
+bool Var::is_leaf() const {
+  return need(*this, "is_leaf")->op == Op::leaf;
+}
+Op Var::op() const {
+  return need(*this, "op")->op;
+}
+std::string Var::op_name() const {
+  Node* n = need(*this, "op_name");
+  if (n->op == Op::custom)
+    return n->ext->function->name();
+  return std::string(gg::op_name(n->op));
+}
+double Var::op_constant() const {
+  return need(*this, "op_constant")->c;
+}
+
+std::vector<Var> Var::inputs() const {
+  Node* n = need(*this, "inputs");
+  std::vector<Var> r;
+  for (int i = 0; i < n->num_inputs(); ++i)
+    r.push_back(ref(n->input(i)));
+  return r;
+}
+
+Var Var::detach() const {
+  Node* n = need(*this, "detach");
+  return n->is_tensor() ? constant(n->ext->value) : constant(n->value);
+}
+
+void Var::set_value(const Tensor& value) {
+  Node* n = need_leaf(*this, "set_value");
+  if (!n->is_tensor()) {
+    n->value = value.item();
+    return;
+  }
+  Tensor& v = n->ext->value;
+  if (!(value.shape() == v.shape()))
+    throw ShapeError(fmt::format("set_value: new value has shape {} but the leaf has shape {}",
+                                 value.shape().str(), v.shape().str()));
+  v.assign(value);
+}
+
+void Var::set_value(double value) {
+  Node* n = need_leaf(*this, "set_value");
+  if (n->is_tensor())
+    n->ext->value.fill(value);
+  else
+    n->value = value;
+}
+
+} // namespace gg

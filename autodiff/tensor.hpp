@@ -1,0 +1,233 @@
+// gg::Shape and gg::Tensor: dense, contiguous, row-major storage of float64 or float32 values of
+// any rank (0-d scalars included). Copies share storage, like PyTorch tensors; clone() copies.
+// Tensors know nothing of graphs or gradients: the differentiable value is gg::Var (var.hpp).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <autodiff/error.hpp>
+
+namespace gg {
+
+enum class DType : std::uint8_t { f64, f32 };
+inline constexpr DType f64 = DType::f64;
+inline constexpr DType f32 = DType::f32;
+
+/// "float64" or "float32".
+std::string_view dtype_name(DType dtype);
+/// Bytes per element.
+std::size_t dtype_size(DType dtype);
+/// The dtype of a binary op's result: float64 when either operand is float64 (PyTorch's promotion).
+inline DType promote(DType a, DType b) {
+  return a == f64 || b == f64 ? f64 : f32;
+}
+
+/// Dimensions of a tensor, stored inline (no heap allocation) up to max_rank dimensions.
+class Shape {
+public:
+  static constexpr int max_rank = 8;
+
+  Shape() = default;
+  Shape(std::initializer_list<std::int64_t> dims);
+  explicit Shape(const std::vector<std::int64_t>& dims);
+
+  int rank() const { return rank_; }
+  std::int64_t operator[](int i) const { return dims_[static_cast<std::size_t>(i)]; }
+  std::int64_t& operator[](int i) { return dims_[static_cast<std::size_t>(i)]; }
+  /// Product of the dimensions (1 for a 0-d shape).
+  std::int64_t numel() const;
+  const std::int64_t* begin() const { return dims_.data(); }
+  const std::int64_t* end() const { return dims_.data() + rank_; }
+  std::vector<std::int64_t> to_vector() const { return {begin(), end()}; }
+  /// "[2, 3]"; "[]" for a 0-d shape.
+  std::string str() const;
+  bool operator==(const Shape& o) const;
+
+private:
+  std::array<std::int64_t, max_rank> dims_{};
+  int rank_ = 0;
+};
+
+namespace detail {
+/// Reference-counted, 64-byte aligned element buffer shared by tensors.
+struct Buffer;
+struct BufferRef {
+  Buffer* p = nullptr;
+  BufferRef() = default;
+  explicit BufferRef(std::size_t bytes);
+  BufferRef(const BufferRef& o) noexcept;
+  BufferRef(BufferRef&& o) noexcept : p(o.p) { o.p = nullptr; }
+  BufferRef& operator=(BufferRef o) noexcept {
+    std::swap(p, o.p);
+    return *this;
+  }
+  ~BufferRef();
+  void* data() const;
+};
+} // namespace detail
+
+/// A seeded random source whose streams are identical on every machine and compiler
+/// (xoshiro256** with our own uniform and Box-Muller normal: std:: distributions are not portable).
+class Rng {
+public:
+  explicit Rng(std::uint64_t seed = 0);
+  std::uint64_t next_u64();
+  /// Uniform in [0, 1) with 53 random bits.
+  double uniform();
+  /// Standard normal.
+  double normal();
+  /// Uniform integer in [0, n).
+  std::uint64_t below(std::uint64_t n);
+
+private:
+  std::array<std::uint64_t, 4> s_{};
+  double spare_ = 0;
+  bool has_spare_ = false;
+};
+
+class Tensor {
+public:
+  /// An undefined tensor (no storage); defined() is false.
+  Tensor() = default;
+  /// Values in row-major order; their count must equal the shape's product.
+  Tensor(std::vector<double> values, std::vector<std::int64_t> shape, DType dtype = f64);
+  Tensor(const std::vector<double>& values, const Shape& shape, DType dtype = f64);
+  /// Disambiguates Tensor({1, 2, 3, 4}, {2, 2}) between the two overloads above.
+  Tensor(const std::vector<double>& values, std::initializer_list<std::int64_t> shape, DType dtype = f64);
+
+  /// A 0-d tensor.
+  static Tensor scalar(double value, DType dtype = f64);
+  /// Uninitialised storage.
+  static Tensor empty(const Shape& shape, DType dtype = f64);
+  static Tensor zeros(const Shape& shape, DType dtype = f64);
+  static Tensor ones(const Shape& shape, DType dtype = f64);
+  static Tensor full(const Shape& shape, double value, DType dtype = f64);
+  /// start, start+step, ... while < stop (> stop for a negative step), as a 1-d tensor.
+  static Tensor arange(double start, double stop, double step = 1, DType dtype = f64);
+  /// Standard normal values times std plus mean.
+  static Tensor randn(const Shape& shape, Rng& rng, DType dtype = f64, double mean = 0, double std = 1);
+  /// Uniform values in [lo, hi).
+  static Tensor rand(const Shape& shape, Rng& rng, DType dtype = f64, double lo = 0, double hi = 1);
+
+  bool defined() const { return buf_.p != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  std::int64_t numel() const { return shape_.numel(); }
+  DType dtype() const { return dtype_; }
+
+  /// The single value of a one-element tensor (ValueError otherwise).
+  double item() const;
+  /// All values, as doubles, row-major.
+  std::vector<double> to_vector() const;
+  /// Element at flat (row-major) index i, as a double.
+  double flat(std::int64_t i) const;
+  void set_flat(std::int64_t i, double v);
+
+  /// Typed access; T must match dtype() (ValueError otherwise).
+  template <class T> T* data();
+  template <class T> const T* data() const;
+  void* raw() const { return buf_.data(); }
+
+  /// A deep copy.
+  Tensor clone() const;
+  /// A copy converted to dtype (shares storage when it already has that dtype).
+  Tensor to(DType dtype) const;
+  /// Same storage, new shape with the same element count; one dimension may be -1.
+  Tensor reshape(const std::vector<std::int64_t>& shape) const;
+  Tensor reshape(const Shape& shape) const;
+  /// Disambiguates x.reshape({-1, 2}) between the two overloads above.
+  Tensor reshape(std::initializer_list<std::int64_t> shape) const;
+
+  /// Copies other's values into this tensor's storage (same shape; dtypes may differ).
+  void assign(const Tensor& other);
+  /// In-place fill.
+  void fill(double value);
+
+  /// Readable multi-line text like PyTorch's: "tensor([[1, 2], [3, 4]], shape=[2, 2])".
+  std::string str(int max_per_dim = 6) const;
+
+private:
+  detail::BufferRef buf_;
+  Shape shape_;
+  DType dtype_ = f64;
+};
+
+/// Tensor kernels: plain numeric functions on tensors, without gradients. The graph's ops (ops.hpp)
+/// are built from these. Binary kernels broadcast by NumPy rules and promote dtypes; an error names
+/// the op (`op` argument) and both shapes.
+namespace kernel {
+
+enum class Unary : std::uint8_t { neg, exp, log, sqrt, abs, tanh, sigmoid, relu, sin, cos, sign, square };
+enum class Binary : std::uint8_t { add, sub, mul, div, pow, maximum, minimum, gt, lt, ge, le, eq };
+
+/// The shape both operands broadcast to (ShapeError naming op and both shapes otherwise).
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op);
+Tensor unary(Unary f, const Tensor& x);
+/// Comparisons give 1 or 0 in the promoted dtype.
+Tensor binary(Binary f, const Tensor& a, const Tensor& b, std::string_view op = {});
+/// f(x, s) or, when scalar_left, f(s, x); keeps x's dtype.
+Tensor binary_scalar(Binary f, const Tensor& x, double s, bool scalar_left = false);
+Tensor leaky_relu(const Tensor& x, double slope);
+Tensor clamp(const Tensor& x, double lo, double hi);
+/// cond != 0 ? a : b, all three broadcast together.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+/// x repeated along broadcast dimensions to shape (ShapeError if x does not broadcast to it).
+Tensor broadcast_to(const Tensor& x, const Shape& shape, std::string_view op = "broadcast_to");
+/// Sums x over the dimensions that broadcasting added or stretched, giving shape: the adjoint of
+/// broadcast_to.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+/// Axis arguments accept negative values counted from the end; a bad axis is a ValueError.
+int normalize_axis(int axis, int rank, std::string_view op);
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, int axis, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, int axis, bool keepdim = false);
+Tensor max(const Tensor& x);
+Tensor max(const Tensor& x, int axis, bool keepdim = false);
+Tensor min(const Tensor& x);
+/// Index of the maximum along axis (first on ties), as float64 values.
+Tensor argmax(const Tensor& x, int axis, bool keepdim = false);
+/// log(sum(exp(x))) along axis, computed with the maximum subtracted: no overflow.
+Tensor logsumexp(const Tensor& x, int axis, bool keepdim = false);
+Tensor softmax(const Tensor& x, int axis);
+Tensor log_softmax(const Tensor& x, int axis);
+
+/// Matrix product of 2-d tensors [n,k]x[k,m], or batched: leading dimensions broadcast. A 1-d
+/// operand is promoted as in NumPy (a row vector on the left, a column on the right) and the
+/// added dimension removed from the result.
+Tensor matmul(const Tensor& a, const Tensor& b);
+/// a (optionally transposed) times b (optionally transposed), 2-d only: the building block of
+/// matmul's backward, computed without materialising the transposes.
+Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b);
+/// Swaps two axes (a copy: storage is always contiguous).
+Tensor transpose(const Tensor& x, int axis0 = -2, int axis1 = -1);
+/// Elements start, start+step, ... < stop along axis (start/stop clamped like Python slices;
+/// negative values count from the end; step >= 1).
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
+/// A zero tensor of `shape` with g written at the slice's positions: the adjoint of slice.
+Tensor slice_scatter(const Tensor& g, const Shape& shape, int axis, std::int64_t start, std::int64_t stop,
+                     std::int64_t step = 1);
+/// The entries at the given indices along axis (negative indices count from the end).
+Tensor index_select(const Tensor& x, int axis, const std::vector<std::int64_t>& index);
+/// A zero tensor of `shape` with g's slices added at the indices along axis: the adjoint of
+/// index_select (repeated indices accumulate).
+Tensor index_add(const Tensor& g, const Shape& shape, int axis, const std::vector<std::int64_t>& index);
+/// Joins tensors along an existing axis; all other dimensions must agree.
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+/// Joins equally shaped tensors along a new axis.
+Tensor stack(const std::vector<Tensor>& xs, int axis);
+
+/// Sets the number of threads the kernels may use (matrix products; large elementwise loops).
+void set_num_threads(int n);
+int num_threads();
+
+} // namespace kernel
+} // namespace gg

@@ -1,0 +1,141 @@
+// gg::Var — the differentiable value. Arithmetic on Vars records the graph (on the calling
+// thread's tape); backward() sweeps it in reverse and leaves gradients in the leaves.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <autodiff/node.hpp>
+#include <autodiff/tensor.hpp>
+
+namespace gg {
+
+class Var {
+public:
+  /// An undefined Var (no value); defined() is false.
+  Var() = default;
+  /// A scalar leaf that requires grad, e.g. `gg::Var x = -2;`.
+  Var(double value);
+  /// A tensor leaf; with requires_grad false, a constant that gradients do not flow into.
+  Var(const Tensor& value, bool requires_grad = true);
+  /// A constant (requires_grad false), scalar or tensor.
+  static Var constant(double value);
+  static Var constant(const Tensor& value);
+
+  Var(const Var& o) noexcept : n_(o.n_) {
+    if (n_)
+      detail::retain(n_);
+  }
+  Var(Var&& o) noexcept : n_(o.n_) { o.n_ = nullptr; }
+  Var& operator=(const Var& o) noexcept {
+    Var(o).swap(*this);
+    return *this;
+  }
+  Var& operator=(Var&& o) noexcept {
+    Var(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~Var() {
+    if (n_)
+      detail::release(n_);
+  }
+  void swap(Var& o) noexcept { std::swap(n_, o.n_); }
+
+  bool defined() const { return n_ != nullptr; }
+  /// The value (a 0-d tensor for scalars). Tensor leaves share storage with the returned tensor.
+  Tensor value() const;
+  /// The value of a one-element Var.
+  double item() const;
+  /// The gradient left by the last backward pass (accumulated over passes for leaves, as in
+  /// PyTorch); zeros of the value's shape when there is none.
+  Tensor grad() const;
+  /// Whether a backward pass has reached this Var (since the last zero_grad, for leaves).
+  bool has_grad() const;
+  /// Forgets a leaf's accumulated gradient.
+  void zero_grad();
+
+  /// Reverse sweep from this scalar: d(this)/d(v) for every v it depends on.
+  void backward() const;
+  /// Reverse sweep seeded with d(loss)/d(this) = seed (any shape equal to this Var's).
+  void backward(const Tensor& seed) const;
+
+  /// Gives this value a name shown in DOT, traces and errors; returns *this.
+  Var& name(std::string name);
+  const Var& name(std::string name) const;
+  /// The user-given name, or "".
+  std::string name() const;
+
+  Shape shape() const;
+  DType dtype() const;
+  std::int64_t numel() const;
+  bool is_scalar_node() const { return n_ && !n_->is_tensor(); }
+  bool requires_grad() const;
+  /// True for values made directly (not by an op).
+  bool is_leaf() const;
+  Op op() const;
+  /// The op's name ("mul", "tanh", a custom Function's name(); "leaf" for leaves).
+  std::string op_name() const;
+  /// The Vars this one was computed from.
+  std::vector<Var> inputs() const;
+  /// The op's constant operand, if any (x*c, x^c, ...).
+  double op_constant() const;
+
+  /// The same value as a constant: the graph stops here.
+  Var detach() const;
+  /// Replaces a leaf's value in place (the optimizer's update); shape and dtype must match.
+  void set_value(const Tensor& value);
+  void set_value(double value);
+
+  /// Internal: the recorded node. Identity of a Var's node is the identity of the value.
+  detail::Node* node() const { return n_; }
+  /// Internal: takes over one reference to n.
+  static Var adopt(detail::Node* n) {
+    Var v;
+    v.n_ = n;
+    return v;
+  }
+
+private:
+  detail::Node* n_ = nullptr;
+};
+
+/// Options of a backward sweep.
+struct GradOptions {
+  /// Record the backward pass itself, so the gradients can be differentiated again.
+  bool create_graph = false;
+  /// Inputs the outputs do not depend on get a zero gradient (otherwise an undefined Var).
+  bool materialize_zeros = true;
+};
+
+/// d(sum of outputs[i] * grad_outputs[i])/d(inputs[j]), returned without touching any .grad().
+/// grad_outputs may be empty when every output is a one-element Var (seed 1). With
+/// create_graph the results are Vars recorded on the tape: differentiate them again for
+/// Hessian-vector products and higher derivatives.
+std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                      const std::vector<Tensor>& grad_outputs = {}, GradOptions options = {});
+
+/// While alive, ops record nothing: results are constants (as torch.no_grad()).
+class NoGrad {
+public:
+  NoGrad();
+  ~NoGrad();
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+private:
+  bool prev_;
+};
+/// Whether ops record on this thread now.
+bool grad_enabled();
+
+/// Statistics of this thread's tape, for tests and benchmarks.
+struct TapeStats {
+  std::size_t live_nodes;      ///< recorded nodes still referenced
+  std::size_t segments;        ///< segments in use
+  std::size_t pooled_segments; ///< freed segments kept for reuse
+  std::size_t bytes;           ///< memory held by segments (in use and pooled)
+};
+TapeStats tape_stats();
+
+} // namespace gg

@@ -1,0 +1,220 @@
+// The recorded graph and backward: the cs231n example, accumulation, higher derivatives, deep
+// chains, memory release, custom ops and thread-local recording.
+#include <autodiff/autodiff.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <thread>
+
+using gg::Tensor;
+using gg::Var;
+
+TEST_CASE("graph: the cs231n example q = x + y, f = q * z") {
+  Var x = -2.0, y = 5.0, z = -4.0;
+  Var q = (x + y).name("q");
+  Var f = (q * z).name("f");
+  f.backward();
+  CHECK(f.item() == -12);
+  CHECK(x.grad().item() == -4);
+  CHECK(y.grad().item() == -4);
+  CHECK(z.grad().item() == 3);
+  CHECK(q.grad().item() == -4);
+  CHECK(f.grad().item() == 1);
+  CHECK(q.name() == "q");
+  CHECK(f.op_name() == "mul");
+  CHECK(x.is_leaf());
+  CHECK_FALSE(q.is_leaf());
+}
+
+TEST_CASE("graph: a value used twice accumulates its gradient (a = 1; b = a + a; c = b + b)") {
+  Var a = 1.0;
+  Var b = a + a;
+  Var c = b + b;
+  c.backward();
+  CHECK(c.item() == 4);
+  CHECK(b.grad().item() == 2);
+  CHECK(a.grad().item() == 4);
+}
+
+TEST_CASE("graph: leaf gradients accumulate across backward passes until zero_grad") {
+  Var x = 3.0;
+  Var y = x * x;
+  y.backward();
+  CHECK(x.grad().item() == 6);
+  Var y2 = x * x;
+  y2.backward();
+  CHECK(x.grad().item() == 12);
+  x.zero_grad();
+  CHECK_FALSE(x.has_grad());
+  CHECK(x.grad().item() == 0);
+}
+
+TEST_CASE("graph: micrograd's published example") {
+  Var x = -4.0;
+  Var z = 2 * x + 2 + x;
+  Var q = gg::relu(z) + z * x;
+  Var h = gg::relu(z * z);
+  Var y = h + q + q * x;
+  y.backward();
+  CHECK(y.item() == Approx(-20).margin(1e-12));
+  CHECK(x.grad().item() == Approx(46).margin(1e-12));
+}
+
+TEST_CASE("graph: constants, detach and NoGrad stop gradients") {
+  Var x = 2.0;
+  Var c = Var::constant(5.0);
+  Var y = x * c + x.detach() * x;
+  y.backward();
+  CHECK(x.grad().item() == 5 + 2);
+  CHECK_FALSE(c.requires_grad());
+  {
+    gg::NoGrad no_grad;
+    Var z = x * x;
+    CHECK_FALSE(z.requires_grad());
+    CHECK(z.is_leaf());
+    CHECK_THROWS_AS(z.backward(), gg::UsageError);
+  }
+  CHECK(gg::grad_enabled());
+}
+
+TEST_CASE("graph: tensor gradients with broadcasting") {
+  Var a(Tensor({1, 2, 3, 4, 5, 6}, {2, 3}));
+  Var b(Tensor({10, 20, 30}, {3}));
+  Var y = gg::sum(a * b);
+  y.backward();
+  CHECK(y.item() == 10 + 40 + 90 + 40 + 100 + 180);
+  CHECK(a.grad().to_vector() == std::vector<double>{10, 20, 30, 10, 20, 30});
+  CHECK(b.grad().to_vector() == std::vector<double>{5, 7, 9});
+}
+
+TEST_CASE("graph: backward of a non-scalar needs a seed of its shape") {
+  Var a(Tensor({1, 2, 3}, {3}));
+  Var y = a * 2.0;
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("shape [3]"));
+  CHECK_THROWS_AS(y.backward(Tensor({1, 1}, {2})), gg::ShapeError);
+  y.backward(Tensor({1, 0, -1}, {3}));
+  CHECK(a.grad().to_vector() == std::vector<double>{2, 0, -2});
+}
+
+TEST_CASE("graph: second derivative of tanh through create_graph") {
+  const double x0 = 0.7;
+  Var x = x0;
+  Var y = gg::tanh(x);
+  Var dy = gg::grad({y}, {x}, {}, {.create_graph = true})[0];
+  const double t = std::tanh(x0);
+  CHECK(dy.item() == Approx(1 - t * t).epsilon(1e-14));
+  Var d2y = gg::grad({dy}, {x})[0];
+  CHECK(d2y.item() == Approx(-2 * t * (1 - t * t)).epsilon(1e-12));
+  Var d3y = gg::grad({gg::grad({dy}, {x}, {}, {.create_graph = true})[0]}, {x})[0];
+  CHECK(d3y.item() == Approx(-2 * (1 - t * t) * (1 - 3 * t * t)).epsilon(1e-12));
+}
+
+TEST_CASE("graph: Hessian-vector product of a tensor function") {
+  // f(x) = sum(x^3) / 3 + x0 * x1: H = diag(2x) + [[0,1],[1,0]]
+  Var x(Tensor({1.5, -2.0}, {2}));
+  Var f = gg::sum(gg::pow(x, 3.0)) / 3.0 + gg::select(x, 0, 0) * gg::select(x, 0, 1);
+  Var g = gg::grad({f}, {x}, {}, {.create_graph = true})[0];
+  Tensor v({1.0, 2.0}, {2});
+  Var hv = gg::grad({gg::sum(g * Var::constant(v))}, {x})[0];
+  CHECK(hv.value().to_vector() == std::vector<double>{2 * 1.5 * 1 + 2, 2 * -2.0 * 2 + 1});
+}
+
+TEST_CASE("graph: grad does not touch .grad and gives zeros for unused inputs") {
+  Var x = 2.0, unused = 1.0;
+  Var y = x * x * x;
+  auto g = gg::grad({y}, {x, unused});
+  CHECK(g[0].item() == 12);
+  CHECK(g[1].item() == 0);
+  CHECK_FALSE(x.has_grad());
+}
+
+TEST_CASE("graph: a chain of 1,000,000 ops differentiates and frees without recursion") {
+  Var a = 0.5, b = 0.999;
+  {
+    Var x = a;
+    for (int i = 0; i < 333'334; ++i)
+      x = gg::tanh(x * b + a);
+    x.backward();
+    CHECK(std::isfinite(a.grad().item()));
+    CHECK(a.grad().item() > 0);
+    CHECK(gg::tape_stats().live_nodes >= 1'000'000);
+  }
+  CHECK(gg::tape_stats().live_nodes == 0);
+}
+
+TEST_CASE("graph: the training loop does not grow memory") {
+  Var w(Tensor({0.5, -0.25}, {2}));
+  Var loss;
+  std::size_t bytes_after_first = 0;
+  for (int step = 0; step < 200; ++step) {
+    loss = gg::sum(gg::tanh(w * 3.0) * w); // the previous graph is released on assignment
+    loss.backward();
+    w.set_value(gg::kernel::binary(gg::kernel::Binary::sub, w.value(), w.grad()));
+    w.zero_grad();
+    if (step == 0)
+      bytes_after_first = gg::tape_stats().bytes;
+  }
+  CHECK(gg::tape_stats().bytes == bytes_after_first);
+  CHECK(gg::tape_stats().live_nodes <= 8);
+}
+
+TEST_CASE("graph: values of a graph stay readable after backward; leaves outlive handles") {
+  Var y;
+  {
+    Var x = 3.0;
+    y = x * x;
+  } // x's handle is gone; the graph keeps the leaf alive
+  y.backward();
+  CHECK(y.item() == 9);
+  CHECK(y.inputs()[0].grad().item() == 6);
+}
+
+TEST_CASE("graph: a Var recorded on another thread cannot be an input here") {
+  Var x = 1.0;
+  Var y;
+  std::thread([&] { y = x * 2.0; }).join();
+  CHECK(y.item() == 2); // reading its value is fine
+  CHECK_THROWS_WITH(y + 1.0, Catch::Contains("another thread"));
+  CHECK_NOTHROW(y.detach() + 1.0);
+}
+
+TEST_CASE("graph: two threads train on shared parameters, each on its own tape") {
+  Var w(Tensor({1.0, 2.0}, {2}));
+  auto work = [&] {
+    for (int i = 0; i < 100; ++i)
+      gg::sum(w * w).backward();
+  };
+  std::thread t1(work), t2(work);
+  t1.join();
+  t2.join();
+  CHECK(w.grad().to_vector() == std::vector<double>{400, 800});
+}
+
+namespace {
+/// cube(x) = x^3 with the rule 3x^2, written as a user op.
+struct Cube : gg::Function {
+  std::string name() const override { return "cube"; }
+  Tensor forward(const std::vector<Tensor>& in) const override {
+    using namespace gg::kernel;
+    return binary(Binary::mul, in[0], unary(Unary::square, in[0]));
+  }
+  std::vector<Var> backward(const std::vector<Var>& in, const Var&, const Var& g) const override {
+    return {g * 3.0 * in[0] * in[0]};
+  }
+};
+} // namespace
+
+TEST_CASE("graph: a custom op records, differentiates and double-differentiates like a built-in") {
+  auto cube = std::make_shared<Cube>();
+  Var x(Tensor({2.0}, {1}));
+  Var y = gg::apply(cube, {x});
+  CHECK(y.op_name() == "cube");
+  CHECK(y.item() == 8);
+  Var dy = gg::grad({y}, {x}, {}, {.create_graph = true})[0];
+  CHECK(dy.item() == 12);
+  CHECK(gg::grad({dy}, {x})[0].item() == 12); // d2/dx2 x^3 = 6x
+  auto r = gg::gradcheck([&](const std::vector<Var>& v) { return gg::apply(cube, {v[0]}); },
+                         {Tensor({0.3, -1.2, 2.0}, {3})});
+  CHECK(r.ok);
+}
