@@ -5,6 +5,7 @@
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
+#include <array>
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
@@ -16,87 +17,45 @@
 
 namespace gg::detail {
 
-void local_derivatives(const Node* n, double d[2]) {
+// The chain rule's local factors d(out)/d(a), d(out)/d(b) of every scalar op. Inlined into the
+// sweep; local_derivatives() below is the same for inspection.
+[[gnu::always_inline]] inline void scalar_derivatives(const Node* n, double d[2]) {
   const double a = n->in[0] ? n->in[0]->value : 0, b = n->in[1] ? n->in[1]->value : 0;
   const double out = n->value, c = n->c;
   d[1] = 0;
   switch (n->op) {
-  case Op::add:
-    d[0] = 1, d[1] = 1;
-    break;
-  case Op::sub:
-    d[0] = 1, d[1] = -1;
-    break;
-  case Op::mul:
-    d[0] = b, d[1] = a;
-    break;
-  case Op::div:
-    d[0] = 1 / b, d[1] = -a / (b * b);
-    break;
+  case Op::add: d[0] = 1, d[1] = 1; break;
+  case Op::sub: d[0] = 1, d[1] = -1; break;
+  case Op::mul: d[0] = b, d[1] = a; break;
+  case Op::div: d[0] = 1 / b, d[1] = -a / (b * b); break;
   case Op::pow:
     d[0] = b == 0 ? 0 : b * std::pow(a, b - 1), d[1] = a == 0 && b >= 0 ? 0 : out * std::log(a);
     break;
-  case Op::neg:
-    d[0] = -1;
-    break;
-  case Op::add_c:
-    d[0] = 1;
-    break;
-  case Op::mul_c:
-    d[0] = c;
-    break;
-  case Op::div_c:
-    d[0] = 1 / c;
-    break;
-  case Op::rsub_c:
-    d[0] = -1;
-    break;
-  case Op::rdiv_c:
-    d[0] = -c / (a * a);
-    break;
-  case Op::pow_c:
-    d[0] = c == 0 ? 0 : c * std::pow(a, c - 1);
-    break;
-  case Op::rpow_c:
-    d[0] = out * std::log(c);
-    break;
-  case Op::exp:
-    d[0] = out;
-    break;
-  case Op::log:
-    d[0] = 1 / a;
-    break;
-  case Op::sqrt:
-    d[0] = 1 / (2 * out);
-    break;
-  case Op::abs:
-    d[0] = a > 0 ? 1 : a < 0 ? -1 : 0;
-    break;
-  case Op::tanh:
-    d[0] = 1 - out * out;
-    break;
-  case Op::sigmoid:
-    d[0] = out * (1 - out);
-    break;
-  case Op::relu:
-    d[0] = a > 0 ? 1 : 0;
-    break;
-  case Op::leaky_relu:
-    d[0] = a > 0 ? 1 : c;
-    break;
-  case Op::sin:
-    d[0] = std::cos(a);
-    break;
-  case Op::cos:
-    d[0] = -std::sin(a);
-    break;
-  case Op::clamp:
-    d[0] = a >= c && a <= n->ext->reals[0] ? 1 : 0;
-    break;
-  default:
-    d[0] = 1;
-    break; // sum, mean, max of a scalar
+  case Op::neg: d[0] = -1; break;
+  case Op::add_c: d[0] = 1; break;
+  case Op::mul_c: d[0] = c; break;
+  case Op::div_c: d[0] = 1 / c; break;
+  case Op::rsub_c: d[0] = -1; break;
+  case Op::rdiv_c: d[0] = -c / (a * a); break;
+  case Op::pow_c: d[0] = c == 0 ? 0 : c * std::pow(a, c - 1); break;
+  case Op::rpow_c: d[0] = out * std::log(c); break;
+  case Op::exp: d[0] = out; break;
+  case Op::log: d[0] = 1 / a; break;
+  case Op::sqrt: d[0] = 1 / (2 * out); break;
+  case Op::abs: d[0] = a > 0 ? 1 : a < 0 ? -1 : 0; break;
+  case Op::tanh: d[0] = 1 - out * out; break;
+  case Op::sigmoid: d[0] = out * (1 - out); break;
+  case Op::relu: d[0] = a > 0 ? 1 : 0; break;
+  case Op::leaky_relu: d[0] = a > 0 ? 1 : c; break;
+  case Op::sin: d[0] = std::cos(a); break;
+  case Op::cos: d[0] = -std::sin(a); break;
+  case Op::clamp: d[0] = a >= c && a <= n->ext->reals[0] ? 1 : 0; break;
+  default: d[0] = 1; break; // sum, mean, max of a scalar
   }
+}
+
+void local_derivatives(const Node* n, double d[2]) {
+  scalar_derivatives(n, d);
 }
 
 namespace {
@@ -107,18 +66,15 @@ Var constant_like(const Node* x, double v) {
 
 /// A constant 0/1 (or other) mask computed from x's value, elementwise.
 template <class F> Var mask_of(const Node* x, F f) {
-  if (!x->is_tensor())
-    return Var::constant(f(x->value));
+  if (!x->is_tensor()) return Var::constant(f(x->value));
   Tensor t = x->ext->value.clone();
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    t.set_flat(i, f(t.flat(i)));
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.set_flat(i, f(t.flat(i)));
   return Var::constant(t);
 }
 
 /// g reshaped so that it broadcasts against the input of an axis reduction.
 Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim) {
-  if (keepdim)
-    return g;
+  if (keepdim) return g;
   std::vector<std::int64_t> s = in_shape.to_vector();
   s[static_cast<std::size_t>(axis)] = 1;
   return reshape(g, s);
@@ -147,14 +103,10 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
   const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
   switch (n->op) {
-  case Op::add:
-    return {sum_to(g, sa), sum_to(g, b.shape())};
-  case Op::sub:
-    return {sum_to(g, sa), sum_to(-g, b.shape())};
-  case Op::mul:
-    return {sum_to(g * b, sa), sum_to(g * a, b.shape())};
-  case Op::div:
-    return {sum_to(g / b, sa), sum_to(-g * a / (b * b), b.shape())};
+  case Op::add: return {sum_to(g, sa), sum_to(g, b.shape())};
+  case Op::sub: return {sum_to(g, sa), sum_to(-g, b.shape())};
+  case Op::mul: return {sum_to(g * b, sa), sum_to(g * a, b.shape())};
+  case Op::div: return {sum_to(g / b, sa), sum_to(-g * a / (b * b), b.shape())};
   case Op::pow: {
     const Node* bn = b.node();
     // d/da: zero where the exponent is 0 (0 * a^-1 would be NaN at a = 0); d/db: zero where a = 0 and
@@ -167,54 +119,33 @@ std::vector<Var> vjp(Node* n, const Var& g) {
         g * where(kernel::binary(kernel::Binary::mul, a0, bpos), constant_like(n, 0), out * log(a));
     return {sum_to(da, sa), sum_to(db, b.shape())};
   }
-  case Op::neg:
-    return {-g};
-  case Op::add_c:
-    return {g};
-  case Op::mul_c:
-    return {g * c};
-  case Op::div_c:
-    return {g / c};
-  case Op::rsub_c:
-    return {-g};
-  case Op::rdiv_c:
-    return {-g * c / (a * a)};
-  case Op::pow_c:
-    return {c == 0 ? g * 0.0 : g * c * pow(a, c - 1)};
-  case Op::rpow_c:
-    return {g * out * std::log(c)};
-  case Op::exp:
-    return {g * out};
-  case Op::log:
-    return {g / a};
-  case Op::sqrt:
-    return {g / (2.0 * out)};
-  case Op::abs:
-    return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; })};
-  case Op::tanh:
-    return {g * (1.0 - out * out)};
-  case Op::sigmoid:
-    return {g * out * (1.0 - out)};
-  case Op::relu:
-    return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : 0.0; })};
-  case Op::leaky_relu:
-    return {g * mask_of(a.node(), [c](double x) { return x > 0 ? 1.0 : c; })};
-  case Op::sin:
-    return {g * cos(a)};
-  case Op::cos:
-    return {-g * sin(a)};
+  case Op::neg: return {-g};
+  case Op::add_c: return {g};
+  case Op::mul_c: return {g * c};
+  case Op::div_c: return {g / c};
+  case Op::rsub_c: return {-g};
+  case Op::rdiv_c: return {-g * c / (a * a)};
+  case Op::pow_c: return {c == 0 ? g * 0.0 : g * c * pow(a, c - 1)};
+  case Op::rpow_c: return {g * out * std::log(c)};
+  case Op::exp: return {g * out};
+  case Op::log: return {g / a};
+  case Op::sqrt: return {g / (2.0 * out)};
+  case Op::abs: return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; })};
+  case Op::tanh: return {g * (1.0 - out * out)};
+  case Op::sigmoid: return {g * out * (1.0 - out)};
+  case Op::relu: return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : 0.0; })};
+  case Op::leaky_relu: return {g * mask_of(a.node(), [c](double x) { return x > 0 ? 1.0 : c; })};
+  case Op::sin: return {g * cos(a)};
+  case Op::cos: return {-g * sin(a)};
   case Op::clamp: {
     const double hi = n->ext->reals[0];
     return {g * mask_of(a.node(), [c, hi](double x) { return x >= c && x <= hi ? 1.0 : 0.0; })};
   }
-  case Op::sum:
-    return {a.is_scalar_node() ? g : broadcast_to(g, sa)};
-  case Op::mean:
-    return {a.is_scalar_node() ? g : broadcast_to(g, sa) / static_cast<double>(sa.numel())};
+  case Op::sum: return {a.is_scalar_node() ? g : broadcast_to(g, sa)};
+  case Op::mean: return {a.is_scalar_node() ? g : broadcast_to(g, sa) / static_cast<double>(sa.numel())};
   case Op::max:
     return {a.is_scalar_node() ? g : broadcast_to(g, sa) * max_mask(value_of(a.node()), value_of(n), -1)};
-  case Op::sum_axis:
-    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa)};
+  case Op::sum_axis: return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa)};
   case Op::mean_axis:
     return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) / static_cast<double>(sa[axis])};
   case Op::max_axis: {
@@ -223,10 +154,8 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   }
   case Op::logsumexp:
     return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) * exp(a - keep_axis(out, sa, axis, ints[1]))};
-  case Op::softmax:
-    return {out * (g - sum(g * out, axis, true))};
-  case Op::log_softmax:
-    return {g - exp(out) * sum(g, axis, true)};
+  case Op::softmax: return {out * (g - sum(g * out, axis, true))};
+  case Op::log_softmax: return {g - exp(out) * sum(g, axis, true)};
   case Op::matmul:
     if (!grad_enabled() && sa.rank() == 2 && b.shape().rank() == 2) { // no transposed copies
       const Tensor gv = g.value();
@@ -234,18 +163,12 @@ std::vector<Var> vjp(Node* n, const Var& g) {
               Var::constant(kernel::gemm(value_of(a.node()), true, gv, false))};
     }
     return {sum_to(matmul(g, transpose(b)), sa), sum_to(matmul(transpose(a), g), b.shape())};
-  case Op::transpose:
-    return {transpose(g, axis, static_cast<int>(ints[1]))};
-  case Op::reshape:
-    return {reshape(g, sa.to_vector())};
-  case Op::slice:
-    return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};
-  case Op::slice_scatter:
-    return {slice(g, axis, ints[1], ints[2], ints[3])};
-  case Op::index_select:
-    return {index_add(g, sa, axis, tail(ints, 1))};
-  case Op::index_add:
-    return {index_select(g, axis, tail(ints, 1))};
+  case Op::transpose: return {transpose(g, axis, static_cast<int>(ints[1]))};
+  case Op::reshape: return {reshape(g, sa.to_vector())};
+  case Op::slice: return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};
+  case Op::slice_scatter: return {slice(g, axis, ints[1], ints[2], ints[3])};
+  case Op::index_select: return {index_add(g, sa, axis, tail(ints, 1))};
+  case Op::index_add: return {index_select(g, axis, tail(ints, 1))};
   case Op::concat: {
     std::vector<Var> r;
     std::int64_t offset = 0;
@@ -258,8 +181,7 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   }
   case Op::stack: {
     std::vector<Var> r;
-    for (int i = 0; i < n->num_inputs(); ++i)
-      r.push_back(select(g, axis, i));
+    for (int i = 0; i < n->num_inputs(); ++i) r.push_back(select(g, axis, i));
     return r;
   }
   case Op::where: {
@@ -267,14 +189,11 @@ std::vector<Var> vjp(Node* n, const Var& g) {
     const Var zero = constant_like(n, 0);
     return {sum_to(where(cond, g, zero), sa), sum_to(where(cond, zero, g), b.shape())};
   }
-  case Op::broadcast_to:
-    return {sum_to(g, sa)};
-  case Op::sum_to:
-    return {broadcast_to(g, sa)};
+  case Op::broadcast_to: return {sum_to(g, sa)};
+  case Op::sum_to: return {broadcast_to(g, sa)};
   case Op::custom: {
     std::vector<Var> ins;
-    for (int i = 0; i < n->num_inputs(); ++i)
-      ins.push_back(ref(n->input(i)));
+    for (int i = 0; i < n->num_inputs(); ++i) ins.push_back(ref(n->input(i)));
     std::vector<Var> r = n->ext->function->backward(ins, out, g);
     const std::string name = n->ext->function->name();
     if (r.size() != ins.size())
@@ -287,8 +206,7 @@ std::vector<Var> vjp(Node* n, const Var& g) {
     return r;
   }
   case Op::leaf:
-  case Op::count_:
-    break;
+  case Op::count_: break;
   }
   return {};
 }
@@ -307,13 +225,11 @@ void add_into(Tensor& dst, const Tensor& src) {
   if (dst.dtype() == f64) {
     double* d = dst.data<double>();
     const double* p = s.data<double>();
-    for (std::int64_t i = 0; i < n; ++i)
-      d[i] += p[i];
+    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
   } else {
     float* d = dst.data<float>();
     const float* p = s.data<float>();
-    for (std::int64_t i = 0; i < n; ++i)
-      d[i] += p[i];
+    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
   }
 }
 
@@ -330,13 +246,11 @@ template <class F> void reverse_sweep(Node* top, const std::size_t& pending, F&&
   while (s) {
     Node* slots = s->slots();
     for (; i >= 0; --i) {
-      if (pending == 0)
-        return;
+      if (pending == 0) return;
       visit(slots + i);
     }
     s = s->prev;
-    if (s)
-      i = static_cast<std::ptrdiff_t>(s->size) - 1;
+    if (s) i = static_cast<std::ptrdiff_t>(s->size) - 1;
   }
 }
 
@@ -347,12 +261,29 @@ struct ValueSweep {
   std::size_t pending = 0;
   std::vector<std::pair<Node*, double>> leaf_scalar;
   std::vector<std::pair<Node*, Tensor>> leaf_tensor;
+  // Scalar leaves' contributions are summed in a small direct-mapped table (a leaf is typically hit
+  // by many edges); an evicted or final entry goes to leaf_scalar.
+  static constexpr std::size_t k_slots = 64;
+  std::array<std::pair<Node*, double>, k_slots> leaf_cache{};
+
+  void add_leaf(Node* m, double v) {
+    auto& slot = leaf_cache[(reinterpret_cast<std::uintptr_t>(m) >> 6) % k_slots];
+    if (slot.first == m) {
+      slot.second += v;
+      return;
+    }
+    if (slot.first) leaf_scalar.push_back(slot);
+    slot = {m, v};
+  }
+  void flush_leaves() {
+    for (auto& slot : leaf_cache)
+      if (slot.first) leaf_scalar.push_back(slot), slot = {nullptr, 0.0};
+  }
 
   void add(Node* m, double v) {
-    if (!m->requires_grad())
-      return;
+    if (!m->requires_grad()) return;
     if (m->on_heap()) {
-      leaf_scalar.emplace_back(m, v);
+      add_leaf(m, v);
     } else if (m->stamp != id) {
       m->stamp = id;
       m->grad = v;
@@ -362,12 +293,9 @@ struct ValueSweep {
     }
   }
   void add(Node* m, Tensor v) {
-    if (!m->requires_grad())
-      return;
-    if (!m->is_tensor())
-      return add(m, v.item());
-    if (v.dtype() != m->ext->value.dtype())
-      v = v.to(m->ext->value.dtype());
+    if (!m->requires_grad()) return;
+    if (!m->is_tensor()) return add(m, v.item());
+    if (v.dtype() != m->ext->value.dtype()) v = v.to(m->ext->value.dtype());
     if (m->on_heap()) {
       leaf_tensor.emplace_back(m, std::move(v));
     } else if (m->stamp != id) {
@@ -381,22 +309,18 @@ struct ValueSweep {
 
   // One node: its gradient times each local derivative, added to its inputs.
   void visit(Node* n) {
-    if (n->stamp != id)
-      return;
+    if (n->stamp != id) return;
     --pending;
     if (!n->is_tensor()) {
       double d[2];
-      local_derivatives(n, d);
-      if (n->in[0])
-        add(n->in[0], n->grad * d[0]);
-      if (n->in[1])
-        add(n->in[1], n->grad * d[1]);
+      scalar_derivatives(n, d);
+      if (n->in[0]) add(n->in[0], n->grad * d[0]);
+      if (n->in[1]) add(n->in[1], n->grad * d[1]);
       return;
     }
     const std::vector<Var> gin = vjp(n, Var::constant(n->ext->grad));
     for (std::size_t i = 0; i < gin.size(); ++i)
-      if (gin[i].defined())
-        add(n->input(static_cast<int>(i)), gin[i].value());
+      if (gin[i].defined()) add(n->input(static_cast<int>(i)), gin[i].value());
   }
 
   void run(const std::vector<std::pair<Node*, Tensor>>& seeds) {
@@ -407,25 +331,22 @@ struct ValueSweep {
     Node* top = nullptr;
     for (const auto& [n, seed] : seeds) {
       add(n, seed);
-      if (!n->on_heap() && (!top || newer(n, top)))
-        top = n;
+      if (!n->on_heap() && (!top || newer(n, top))) top = n;
     }
-    if (top)
-      reverse_sweep(top, pending, [this](Node* n) { visit(n); });
+    if (top) reverse_sweep(top, pending, [this](Node* n) { visit(n); });
+    flush_leaves();
   }
 };
 
 void check_seed(const Var& v, const Tensor& seed, std::string_view what) {
-  if (!v.defined())
-    throw UsageError(fmt::format("{}: the Var is undefined", what));
+  if (!v.defined()) throw UsageError(fmt::format("{}: the Var is undefined", what));
   if (!(seed.shape() == v.shape()))
     throw ShapeError(fmt::format("{}: the seed gradient has shape {} but the value has shape {}", what,
                                  seed.shape().str(), v.shape().str()));
 }
 
 Tensor default_seed(const Var& v, std::string_view what) {
-  if (!v.defined())
-    throw UsageError(fmt::format("{}: the Var is undefined", what));
+  if (!v.defined()) throw UsageError(fmt::format("{}: the Var is undefined", what));
   if (v.numel() != 1)
     throw UsageError(fmt::format("{}: a seed gradient is implicit only for one-element outputs, this one has "
                                  "shape {}: pass a seed of that shape",
@@ -476,12 +397,10 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
   std::unordered_map<Node*, Var> g;
   std::size_t pending = 0;
   auto add = [&](Node* m, const Var& v) {
-    if (!m->requires_grad())
-      return;
+    if (!m->requires_grad()) return;
     auto [it, fresh] = g.try_emplace(m, v);
     if (fresh) {
-      if (!m->on_heap())
-        ++pending;
+      if (!m->on_heap()) ++pending;
     } else {
       it->second = it->second + v;
     }
@@ -490,20 +409,17 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     Node* n = outputs[i].node();
     add(n, n->is_tensor() ? Var::constant(seeds[i]) : Var::constant(seeds[i].item())); // scalars stay scalar
-    if (!n->on_heap() && (!top || newer(n, top)))
-      top = n;
+    if (!n->on_heap() && (!top || newer(n, top))) top = n;
   }
   if (top)
     reverse_sweep(top, pending, [&](Node* n) {
       auto it = g.find(n);
-      if (it == g.end() || n->on_heap())
-        return;
+      if (it == g.end() || n->on_heap()) return;
       --pending;
       const Var gn = it->second;
       std::vector<Var> gin = vjp(n, gn);
       for (std::size_t i = 0; i < gin.size(); ++i)
-        if (gin[i].defined())
-          add(n->input(static_cast<int>(i)), gin[i]);
+        if (gin[i].defined()) add(n->input(static_cast<int>(i)), gin[i]);
     });
   std::vector<Var> r;
   for (const Var& x : inputs) {
@@ -530,8 +446,7 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
     }
   }
   for (const Var& x : inputs)
-    if (!x.defined())
-      throw UsageError("grad: an input Var is undefined");
+    if (!x.defined()) throw UsageError("grad: an input Var is undefined");
   std::vector<Var> r;
   if (options.create_graph) {
     r = grad_graph(outputs, inputs, seeds);
@@ -539,8 +454,7 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
     ValueSweep sweep;
     std::vector<std::pair<Node*, Tensor>> s;
     for (std::size_t i = 0; i < outputs.size(); ++i)
-      if (outputs[i].requires_grad())
-        s.emplace_back(outputs[i].node(), seeds[i]);
+      if (outputs[i].requires_grad()) s.emplace_back(outputs[i].node(), seeds[i]);
     sweep.run(s);
     for (const Var& x : inputs) {
       Node* n = x.node();
@@ -551,8 +465,7 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
             acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, Tensor::scalar(v))
                                 : Tensor::scalar(v);
         for (const auto& [leaf, v] : sweep.leaf_tensor)
-          if (leaf == n)
-            acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
+          if (leaf == n) acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
       } else if (n->stamp == sweep.id) {
         acc = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
       }
@@ -561,8 +474,7 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
   }
   if (options.materialize_zeros)
     for (std::size_t i = 0; i < r.size(); ++i)
-      if (!r[i].defined())
-        r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
+      if (!r[i].defined()) r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
   return r;
 }
 

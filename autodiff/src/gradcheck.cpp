@@ -13,8 +13,7 @@ namespace gg {
 namespace {
 std::vector<Var> leaves(const std::vector<Tensor>& xs) {
   std::vector<Var> vs;
-  for (const Tensor& x : xs)
-    vs.push_back(x.rank() == 0 ? Var(x.item()) : Var(x.clone(), true));
+  for (const Tensor& x : xs) vs.push_back(x.rank() == 0 ? Var(x.item()) : Var(x.clone(), true));
   return vs;
 }
 } // namespace
@@ -22,8 +21,7 @@ std::vector<Var> leaves(const std::vector<Tensor>& xs) {
 GradcheckResult gradcheck(const std::function<Var(const std::vector<Var>&)>& f,
                           const std::vector<Tensor>& inputs, const GradcheckOptions& options) {
   for (const Tensor& x : inputs)
-    if (x.dtype() != f64)
-      throw ValueError("gradcheck: inputs must be float64");
+    if (x.dtype() != f64) throw ValueError("gradcheck: inputs must be float64");
   Tensor w;
   auto objective = [&](const std::vector<Var>& vs) {
     const Var y = f(vs);
@@ -38,8 +36,7 @@ GradcheckResult gradcheck(const std::function<Var(const std::vector<Var>&)>& f,
   const Var loss = objective(vs);
   loss.backward();
   std::vector<Tensor> analytic;
-  for (const Var& v : vs)
-    analytic.push_back(v.grad());
+  for (const Var& v : vs) analytic.push_back(v.grad());
 
   GradcheckResult r;
   auto check = [&](std::size_t i, std::int64_t k, double a, double n, const char* what) {
@@ -56,10 +53,9 @@ GradcheckResult gradcheck(const std::function<Var(const std::vector<Var>&)>& f,
     for (std::int64_t k = 0; k < inputs[i].numel(); ++k) {
       auto eval = [&](double delta) {
         std::vector<Tensor> xs;
-        for (const Tensor& x : inputs)
-          xs.push_back(x.clone());
+        for (const Tensor& x : inputs) xs.push_back(x.clone());
         xs[i].set_flat(k, xs[i].flat(k) + delta);
-        NoGrad no_grad;
+        // Recording stays on: f may itself call gg::grad (create_graph), to check second derivatives.
         return objective(leaves(xs)).item();
       };
       const double numeric = (eval(options.eps) - eval(-options.eps)) / (2 * options.eps);
@@ -77,8 +73,7 @@ GradcheckResult gradcheck(const std::function<Var(const std::vector<Var>&)>& f,
     }
   }
   r.ok = r.max_error <= options.tolerance;
-  if (r.message.empty())
-    r.message = "no inputs";
+  if (r.message.empty()) r.message = "no inputs";
   return r;
 }
 

@@ -6,12 +6,30 @@
 
 #include <autodiff/var.hpp>
 
+#include "tape.hpp"
+
 namespace gg::detail {
 
+[[noreturn]] void throw_undefined(std::string_view op);
 /// v's node; UsageError naming op when v is undefined.
-Node* need(const Var& v, std::string_view op);
+inline Node* need(const Var& v, std::string_view op) {
+  if (!v.defined()) [[unlikely]]
+    throw_undefined(op);
+  return v.node();
+}
+inline Node* need(const Var& v, Op op) {
+  if (!v.defined()) [[unlikely]]
+    throw_undefined(op_name(op));
+  return v.node();
+}
 /// A node's value as a tensor (0-d float64 for scalar nodes).
 Tensor value_of(const Node* n);
+/// A scalar result: recorded when an input requires grad and recording is on, else a constant.
+inline Var emit_scalar(Op op, Node* a, Node* b, double value, double c = 0) {
+  if (grad_mode_flag() && (a->requires_grad() || (b && b->requires_grad())))
+    return Var::adopt(record_scalar(op, a, b, value, c));
+  return Var::constant(value);
+}
 /// A new handle to n.
 inline Var ref(Node* n) {
   retain(n);

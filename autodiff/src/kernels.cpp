@@ -9,9 +9,10 @@
 #include <cstring>
 #include <limits>
 
-// GCC 12 reports false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code (the
+// GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 packet code (the
 // intrinsics' deliberately undefined registers); they surface after inlining, so the whole file needs it.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <Eigen/Core>
 #include <fmt/format.h>
 #ifdef _OPENMP
@@ -29,14 +30,12 @@ std::atomic<int> g_num_threads{1};
 
 /// Calls f(double{}) or f(float{}) for the dtype; f's body uses decltype(tag) as the element type.
 template <class F> decltype(auto) dispatch(DType dtype, F&& f) {
-  if (dtype == f64)
-    return f(double{});
+  if (dtype == f64) return f(double{});
   return f(float{});
 }
 
 void require_defined(const Tensor& t, std::string_view op) {
-  if (!t.defined())
-    throw UsageError(fmt::format("{}: the tensor is undefined", op));
+  if (!t.defined()) throw UsageError(fmt::format("{}: the tensor is undefined", op));
 }
 
 std::size_t bytes(Index count, DType dtype) {
@@ -83,23 +82,19 @@ template <int N> struct Walk {
 template <int N> Walk<N> make_walk(const Shape& shape, const std::array<Dims, N>& strides) {
   Walk<N> w;
   for (int d = 0; d < shape.rank(); ++d) {
-    if (shape[d] == 1)
-      continue;
+    if (shape[d] == 1) continue;
     if (w.rank > 0) {
       const std::size_t last = at(w.rank - 1);
       bool merge = true;
-      for (std::size_t k = 0; k < N; ++k)
-        merge = merge && w.stride[k][last] == strides[k][at(d)] * shape[d];
+      for (std::size_t k = 0; k < N; ++k) merge = merge && w.stride[k][last] == strides[k][at(d)] * shape[d];
       if (merge) {
         w.size[last] *= shape[d];
-        for (std::size_t k = 0; k < N; ++k)
-          w.stride[k][last] = strides[k][at(d)];
+        for (std::size_t k = 0; k < N; ++k) w.stride[k][last] = strides[k][at(d)];
         continue;
       }
     }
     w.size[at(w.rank)] = shape[d];
-    for (std::size_t k = 0; k < N; ++k)
-      w.stride[k][at(w.rank)] = strides[k][at(d)];
+    for (std::size_t k = 0; k < N; ++k) w.stride[k][at(w.rank)] = strides[k][at(d)];
     ++w.rank;
   }
   return w;
@@ -109,22 +104,17 @@ template <int N> Walk<N> make_walk(const Shape& shape, const std::array<Dims, N>
 template <int N, class F> void for_each_row(const Walk<N>& w, F&& row) {
   std::array<Index, N> off{};
   for (int d = 0; d < w.rank; ++d)
-    if (w.size[at(d)] == 0)
-      return;
+    if (w.size[at(d)] == 0) return;
   Index rows = 1;
-  for (int d = 0; d + 1 < w.rank; ++d)
-    rows *= w.size[at(d)];
+  for (int d = 0; d + 1 < w.rank; ++d) rows *= w.size[at(d)];
   Dims idx{};
   for (Index r = 0; r < rows; ++r) {
     row(off);
     for (int d = w.rank - 2; d >= 0; --d) {
       const std::size_t du = at(d);
-      for (std::size_t k = 0; k < N; ++k)
-        off[k] += w.stride[k][du];
-      if (++idx[du] < w.size[du])
-        break;
-      for (std::size_t k = 0; k < N; ++k)
-        off[k] -= w.stride[k][du] * w.size[du];
+      for (std::size_t k = 0; k < N; ++k) off[k] += w.stride[k][du];
+      if (++idx[du] < w.size[du]) break;
+      for (std::size_t k = 0; k < N; ++k) off[k] -= w.stride[k][du] * w.size[du];
       idx[du] = 0;
     }
   }
@@ -141,8 +131,7 @@ template <class F> void parallel_range(Index n, F&& body) {
       const Index nt = omp_get_num_threads(), id = omp_get_thread_num();
       const Index chunk = (n + nt - 1) / nt;
       const Index lo = std::min(n, id * chunk), hi = std::min(n, lo + chunk);
-      if (lo < hi)
-        body(lo, hi);
+      if (lo < hi) body(lo, hi);
     }
     return;
   }
@@ -155,94 +144,59 @@ template <class F> void parallel_range(Index n, F&& body) {
 
 template <class T, class Fn> void with_unary(Unary f, Fn&& fn) {
   switch (f) {
-  case Unary::neg:
-    return fn([](T x) { return -x; });
-  case Unary::exp:
-    return fn([](T x) { return std::exp(x); });
-  case Unary::log:
-    return fn([](T x) { return std::log(x); });
-  case Unary::sqrt:
-    return fn([](T x) { return std::sqrt(x); });
-  case Unary::abs:
-    return fn([](T x) { return std::abs(x); });
-  case Unary::tanh:
-    return fn([](T x) { return std::tanh(x); });
+  case Unary::neg: return fn([](T x) { return -x; });
+  case Unary::exp: return fn([](T x) { return std::exp(x); });
+  case Unary::log: return fn([](T x) { return std::log(x); });
+  case Unary::sqrt: return fn([](T x) { return std::sqrt(x); });
+  case Unary::abs: return fn([](T x) { return std::abs(x); });
+  case Unary::tanh: return fn([](T x) { return std::tanh(x); });
   case Unary::sigmoid:
     return fn([](T x) {
       const T e = std::exp(-std::abs(x)); // in (0, 1]: never overflows
       return x >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
     });
-  case Unary::relu:
-    return fn([](T x) { return x > 0 ? x : T(0); });
-  case Unary::sin:
-    return fn([](T x) { return std::sin(x); });
-  case Unary::cos:
-    return fn([](T x) { return std::cos(x); });
-  case Unary::sign:
-    return fn([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; }); // 0 and NaN stay
-  case Unary::square:
-    return fn([](T x) { return x * x; });
+  case Unary::relu: return fn([](T x) { return x > 0 ? x : T(0); });
+  case Unary::sin: return fn([](T x) { return std::sin(x); });
+  case Unary::cos: return fn([](T x) { return std::cos(x); });
+  case Unary::sign: return fn([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; }); // 0 and NaN stay
+  case Unary::square: return fn([](T x) { return x * x; });
   }
   throw ValueError("unary: unknown function");
 }
 
 template <class T, class Fn> void with_binary(Binary f, Fn&& fn) {
   switch (f) {
-  case Binary::add:
-    return fn([](T x, T y) { return x + y; });
-  case Binary::sub:
-    return fn([](T x, T y) { return x - y; });
-  case Binary::mul:
-    return fn([](T x, T y) { return x * y; });
-  case Binary::div:
-    return fn([](T x, T y) { return x / y; });
-  case Binary::pow:
-    return fn([](T x, T y) { return static_cast<T>(std::pow(x, y)); });
+  case Binary::add: return fn([](T x, T y) { return x + y; });
+  case Binary::sub: return fn([](T x, T y) { return x - y; });
+  case Binary::mul: return fn([](T x, T y) { return x * y; });
+  case Binary::div: return fn([](T x, T y) { return x / y; });
+  case Binary::pow: return fn([](T x, T y) { return static_cast<T>(std::pow(x, y)); });
   // maximum/minimum propagate NaN from either side.
-  case Binary::maximum:
-    return fn([](T x, T y) { return (x > y || x != x) ? x : y; });
-  case Binary::minimum:
-    return fn([](T x, T y) { return (x < y || x != x) ? x : y; });
-  case Binary::gt:
-    return fn([](T x, T y) { return x > y ? T(1) : T(0); });
-  case Binary::lt:
-    return fn([](T x, T y) { return x < y ? T(1) : T(0); });
-  case Binary::ge:
-    return fn([](T x, T y) { return x >= y ? T(1) : T(0); });
-  case Binary::le:
-    return fn([](T x, T y) { return x <= y ? T(1) : T(0); });
-  case Binary::eq:
-    return fn([](T x, T y) { return x == y ? T(1) : T(0); });
+  case Binary::maximum: return fn([](T x, T y) { return (x > y || x != x) ? x : y; });
+  case Binary::minimum: return fn([](T x, T y) { return (x < y || x != x) ? x : y; });
+  case Binary::gt: return fn([](T x, T y) { return x > y ? T(1) : T(0); });
+  case Binary::lt: return fn([](T x, T y) { return x < y ? T(1) : T(0); });
+  case Binary::ge: return fn([](T x, T y) { return x >= y ? T(1) : T(0); });
+  case Binary::le: return fn([](T x, T y) { return x <= y ? T(1) : T(0); });
+  case Binary::eq: return fn([](T x, T y) { return x == y ? T(1) : T(0); });
   }
   throw ValueError("binary: unknown function");
 }
 
 std::string_view binary_name(Binary f) {
   switch (f) {
-  case Binary::add:
-    return "add";
-  case Binary::sub:
-    return "sub";
-  case Binary::mul:
-    return "mul";
-  case Binary::div:
-    return "div";
-  case Binary::pow:
-    return "pow";
-  case Binary::maximum:
-    return "maximum";
-  case Binary::minimum:
-    return "minimum";
-  case Binary::gt:
-    return "gt";
-  case Binary::lt:
-    return "lt";
-  case Binary::ge:
-    return "ge";
-  case Binary::le:
-    return "le";
-  case Binary::eq:
-    return "eq";
+  case Binary::add: return "add";
+  case Binary::sub: return "sub";
+  case Binary::mul: return "mul";
+  case Binary::div: return "div";
+  case Binary::pow: return "pow";
+  case Binary::maximum: return "maximum";
+  case Binary::minimum: return "minimum";
+  case Binary::gt: return "gt";
+  case Binary::lt: return "lt";
+  case Binary::ge: return "ge";
+  case Binary::le: return "le";
+  case Binary::eq: return "eq";
   }
   return "binary";
 }
@@ -251,26 +205,21 @@ std::string_view binary_name(Binary f) {
 template <class T, class F>
 void binary_row(T* o, const T* a, Index sa, const T* b, Index sb, Index n, const F& f) {
   if (sa == 1 && sb == 1) {
-    for (Index j = 0; j < n; ++j)
-      o[j] = f(a[j], b[j]);
+    for (Index j = 0; j < n; ++j) o[j] = f(a[j], b[j]);
   } else if (sa == 1 && sb == 0) {
     const T y = *b;
-    for (Index j = 0; j < n; ++j)
-      o[j] = f(a[j], y);
+    for (Index j = 0; j < n; ++j) o[j] = f(a[j], y);
   } else if (sa == 0 && sb == 1) {
     const T x = *a;
-    for (Index j = 0; j < n; ++j)
-      o[j] = f(x, b[j]);
+    for (Index j = 0; j < n; ++j) o[j] = f(x, b[j]);
   } else {
-    for (Index j = 0; j < n; ++j)
-      o[j] = f(a[j * sa], b[j * sb]);
+    for (Index j = 0; j < n; ++j) o[j] = f(a[j * sa], b[j * sb]);
   }
 }
 
 template <class T, class F> void map_unary(const T* x, T* o, Index n, const F& f) {
   parallel_range(n, [&](Index lo, Index hi) {
-    for (Index i = lo; i < hi; ++i)
-      o[i] = f(x[i]);
+    for (Index i = lo; i < hi; ++i) o[i] = f(x[i]);
   });
 }
 
@@ -280,8 +229,7 @@ template <class T, class F> void map_binary(const Tensor& a, const Tensor& b, Te
   T* po = out.data<T>();
   const Shape& os = out.shape();
   const Index n = os.numel();
-  if (n == 0)
-    return;
+  if (n == 0) return;
   if (a.shape() == b.shape() || (a.numel() == 1 && b.shape() == os) || (b.numel() == 1 && a.shape() == os)) {
     const Index sa = a.numel() == n ? 1 : 0, sb = b.numel() == n ? 1 : 0;
     parallel_range(
@@ -308,8 +256,7 @@ template <class T> void strided_copy(const T* src, const Dims& src_strides, cons
     else if (s == 0)
       std::fill(o, o + len, *in);
     else
-      for (Index j = 0; j < len; ++j)
-        o[j] = in[j * s];
+      for (Index j = 0; j < len; ++j) o[j] = in[j * s];
   });
 }
 
@@ -319,11 +266,9 @@ template <class T> void strided_copy(const T* src, const Dims& src_strides, cons
 struct AxisView {
   Index outer = 1, n = 1, inner = 1;
   AxisView(const Shape& s, int axis) {
-    for (int d = 0; d < axis; ++d)
-      outer *= s[d];
+    for (int d = 0; d < axis; ++d) outer *= s[d];
     n = s[axis];
-    for (int d = axis + 1; d < s.rank(); ++d)
-      inner *= s[d];
+    for (int d = axis + 1; d < s.rank(); ++d) inner *= s[d];
   }
 };
 
@@ -343,13 +288,10 @@ template <class T> double sum_contiguous(const T* p, Index n) {
   std::array<double, 8> acc{};
   Index i = 0;
   for (; i + 8 <= n; i += 8)
-    for (std::size_t k = 0; k < 8; ++k)
-      acc[k] += static_cast<double>(p[i + static_cast<Index>(k)]);
+    for (std::size_t k = 0; k < 8; ++k) acc[k] += static_cast<double>(p[i + static_cast<Index>(k)]);
   double s = 0;
-  for (; i < n; ++i)
-    s += static_cast<double>(p[i]);
-  for (double a : acc)
-    s += a;
+  for (; i < n; ++i) s += static_cast<double>(p[i]);
+  for (double a : acc) s += a;
   return s;
 }
 
@@ -365,8 +307,7 @@ Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bo
     const T* p = x.data<T>();
     T* o = out.data<T>();
     if (v.inner == 1) {
-      for (Index i = 0; i < v.outer; ++i)
-        o[i] = static_cast<T>(sum_contiguous(p + i * v.n, v.n) / divisor);
+      for (Index i = 0; i < v.outer; ++i) o[i] = static_cast<T>(sum_contiguous(p + i * v.n, v.n) / divisor);
       return;
     }
     std::vector<double> acc(static_cast<std::size_t>(v.inner));
@@ -374,8 +315,7 @@ Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bo
       std::fill(acc.begin(), acc.end(), 0.0);
       for (Index k = 0; k < v.n; ++k) {
         const T* row = p + (i * v.n + k) * v.inner;
-        for (Index j = 0; j < v.inner; ++j)
-          acc[static_cast<std::size_t>(j)] += static_cast<double>(row[j]);
+        for (Index j = 0; j < v.inner; ++j) acc[static_cast<std::size_t>(j)] += static_cast<double>(row[j]);
       }
       for (Index j = 0; j < v.inner; ++j)
         o[i * v.inner + j] = static_cast<T>(acc[static_cast<std::size_t>(j)] / divisor);
@@ -388,18 +328,15 @@ Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bo
 /// k * stride), out_index numbering the lanes in the reduced shape's order.
 template <class F> void for_each_lane(const AxisView& v, F&& lane) {
   for (Index i = 0; i < v.outer; ++i)
-    for (Index j = 0; j < v.inner; ++j)
-      lane(i * v.n * v.inner + j, v.inner, i * v.inner + j);
+    for (Index j = 0; j < v.inner; ++j) lane(i * v.n * v.inner + j, v.inner, i * v.inner + j);
 }
 
 template <class T> T lane_max(const T* p, Index stride, Index n) {
   T m = p[0];
   for (Index k = 1; k < n; ++k) {
     const T y = p[k * stride];
-    if (y > m || y != y)
-      m = y;
-    if (m != m)
-      break;
+    if (y > m || y != y) m = y;
+    if (m != m) break;
   }
   return m;
 }
@@ -418,8 +355,7 @@ template <class Pick> Tensor reduce_all_extreme(const Tensor& x, std::string_vie
     using T = decltype(tag);
     const T* p = x.data<T>();
     T m = p[0];
-    for (Index i = 1, n = x.numel(); i < n; ++i)
-      m = pick(m, p[i]);
+    for (Index i = 1, n = x.numel(); i < n; ++i) m = pick(m, p[i]);
     *out.data<T>() = m;
   });
   return out;
@@ -463,8 +399,7 @@ struct SliceRange {
 };
 
 SliceRange slice_range(Index n, Index start, Index stop, Index step, std::string_view op) {
-  if (step < 1)
-    throw ValueError(fmt::format("{}: step must be at least 1, got {}", op, step));
+  if (step < 1) throw ValueError(fmt::format("{}: step must be at least 1, got {}", op, step));
   auto clamp_index = [n](Index i) { return std::clamp(i < 0 ? i + n : i, Index{0}, n); };
   const Index lo = clamp_index(start), hi = clamp_index(stop);
   return {lo, hi > lo ? (hi - lo + step - 1) / step : 0};
@@ -582,8 +517,7 @@ Tensor leaky_relu(const Tensor& x, double slope) {
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   detail::require_defined(x, "clamp");
-  if (lo > hi)
-    throw ValueError(fmt::format("clamp: lo {} is greater than hi {}", lo, hi));
+  if (lo > hi) throw ValueError(fmt::format("clamp: lo {} is greater than hi {}", lo, hi));
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -604,8 +538,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const DType dtype = promote(a.dtype(), b.dtype());
   const Tensor pc = cond.to(dtype), pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(shape, dtype);
-  if (out.numel() == 0)
-    return out;
+  if (out.numel() == 0) return out;
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T *c = pc.data<T>(), *x = pa.data<T>(), *y = pb.data<T>();
@@ -632,12 +565,10 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape, std::string_view op) {
     const Index dx = x.shape()[x.rank() - 1 - i], ds = shape[shape.rank() - 1 - i];
     fits = dx == ds || dx == 1;
   }
-  for (Index d : shape)
-    fits = fits && d >= 0;
+  for (Index d : shape) fits = fits && d >= 0;
   if (!fits)
     throw ShapeError(fmt::format("{}: shape {} cannot be broadcast to {}", op, x.shape().str(), shape.str()));
-  if (x.shape() == shape)
-    return x;
+  if (x.shape() == shape) return x;
   Tensor out = Tensor::empty(shape, x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -656,8 +587,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   }
   if (!fits)
     throw ShapeError(fmt::format("sum_to: shape {} does not broadcast to {}", shape.str(), xs.str()));
-  if (xs == shape)
-    return x;
+  if (xs == shape) return x;
   Tensor out = Tensor::empty(shape, x.dtype());
   std::vector<double> acc(static_cast<std::size_t>(shape.numel()), 0.0);
   detail::dispatch(x.dtype(), [&](auto tag) {
@@ -672,12 +602,10 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
       if (so == 0)
         *o += detail::sum_contiguous(in, len);
       else
-        for (Index j = 0; j < len; ++j)
-          o[j * so] += static_cast<double>(in[j]);
+        for (Index j = 0; j < len; ++j) o[j * so] += static_cast<double>(in[j]);
     });
     T* po = out.data<T>();
-    for (std::size_t i = 0; i < acc.size(); ++i)
-      po[i] = static_cast<T>(acc[i]);
+    for (std::size_t i = 0; i < acc.size(); ++i) po[i] = static_cast<T>(acc[i]);
   });
   return out;
 }
@@ -788,8 +716,7 @@ Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
         return;
       }
       double s = 0;
-      for (Index k = 0; k < v.n; ++k)
-        s += static_cast<double>(std::exp(p[base + k * stride] - m));
+      for (Index k = 0; k < v.n; ++k) s += static_cast<double>(std::exp(p[base + k * stride] - m));
       o[oi] = static_cast<T>(static_cast<double>(m) + std::log(s));
     });
   });
@@ -803,8 +730,7 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
   const int ax = normalize_axis(axis, x.rank(), op);
   const detail::AxisView v(x.shape(), ax);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
-  if (v.n == 0)
-    return out;
+  if (v.n == 0) return out;
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     constexpr T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
@@ -815,28 +741,23 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
       T* res = o + base;
       const T m = detail::lane_max(in, stride, v.n);
       if (m != m || m == -inf) { // NaN in the lane, or every entry -inf: undefined
-        for (Index k = 0; k < v.n; ++k)
-          res[k * stride] = nan;
+        for (Index k = 0; k < v.n; ++k) res[k * stride] = nan;
         return;
       }
       if (m == inf) { // the limit: the +inf entries share the mass equally
         Index count = 0;
-        for (Index k = 0; k < v.n; ++k)
-          count += in[k * stride] == inf;
+        for (Index k = 0; k < v.n; ++k) count += in[k * stride] == inf;
         const T share = log_space ? static_cast<T>(-std::log(static_cast<double>(count)))
                                   : static_cast<T>(1.0 / static_cast<double>(count));
         const T rest = log_space ? -inf : T(0);
-        for (Index k = 0; k < v.n; ++k)
-          res[k * stride] = in[k * stride] == inf ? share : rest;
+        for (Index k = 0; k < v.n; ++k) res[k * stride] = in[k * stride] == inf ? share : rest;
         return;
       }
       double s = 0;
       if (log_space) {
-        for (Index k = 0; k < v.n; ++k)
-          s += static_cast<double>(std::exp(in[k * stride] - m));
+        for (Index k = 0; k < v.n; ++k) s += static_cast<double>(std::exp(in[k * stride] - m));
         const T log_s = static_cast<T>(std::log(s));
-        for (Index k = 0; k < v.n; ++k)
-          res[k * stride] = (in[k * stride] - m) - log_s;
+        for (Index k = 0; k < v.n; ++k) res[k * stride] = (in[k * stride] - m) - log_s;
       } else {
         for (Index k = 0; k < v.n; ++k) {
           const T e = std::exp(in[k * stride] - m);
@@ -844,8 +765,7 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
           s += static_cast<double>(e);
         }
         const T inv = static_cast<T>(1.0 / s);
-        for (Index k = 0; k < v.n; ++k)
-          res[k * stride] *= inv;
+        for (Index k = 0; k < v.n; ++k) res[k * stride] *= inv;
       }
     });
   });
@@ -886,16 +806,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                                  a.shape().str(), b.shape().str(), batch_a.str(), batch_b.str()));
   }
   std::vector<Index> out_dims = batch.to_vector();
-  if (!a_vec)
-    out_dims.push_back(n);
-  if (!b_vec)
-    out_dims.push_back(m);
+  if (!a_vec) out_dims.push_back(n);
+  if (!b_vec) out_dims.push_back(m);
 
   const DType dtype = promote(a.dtype(), b.dtype());
   const Tensor pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(Shape(out_dims), dtype);
-  if (out.numel() == 0)
-    return out;
+  if (out.numel() == 0) return out;
   detail::ensure_eigen_threads();
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -942,8 +859,7 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   const DType dtype = promote(a.dtype(), b.dtype());
   const Tensor pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(Shape{n, m}, dtype);
-  if (out.numel() == 0)
-    return out;
+  if (out.numel() == 0) return out;
   detail::ensure_eigen_threads();
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -1055,18 +971,15 @@ Tensor index_add(const Tensor& g, const Shape& shape, int axis, const std::vecto
       for (Index j = 0; j < count; ++j) {
         T* o = dst + (i * v.n + idx[static_cast<std::size_t>(j)]) * v.inner;
         const T* in = src + (i * count + j) * v.inner;
-        for (Index e = 0; e < v.inner; ++e)
-          o[e] += in[e];
+        for (Index e = 0; e < v.inner; ++e) o[e] += in[e];
       }
   });
   return out;
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int axis) {
-  if (xs.empty())
-    throw ValueError("concat: no tensors given");
-  for (const Tensor& x : xs)
-    detail::require_defined(x, "concat");
+  if (xs.empty()) throw ValueError("concat: no tensors given");
+  for (const Tensor& x : xs) detail::require_defined(x, "concat");
   const Shape& first = xs[0].shape();
   const int ax = normalize_axis(axis, first.rank(), "concat");
   DType dtype = xs[0].dtype();
@@ -1074,8 +987,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Shape& s = xs[i].shape();
     bool same = s.rank() == first.rank();
-    for (int d = 0; same && d < s.rank(); ++d)
-      same = d == ax || s[d] == first[d];
+    for (int d = 0; same && d < s.rank(); ++d) same = d == ax || s[d] == first[d];
     if (!same)
       throw ShapeError(
           fmt::format("concat: along axis {}, shapes {} (input 0) and {} (input {}) differ outside "
@@ -1102,10 +1014,8 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
 }
 
 Tensor stack(const std::vector<Tensor>& xs, int axis) {
-  if (xs.empty())
-    throw ValueError("stack: no tensors given");
-  for (const Tensor& x : xs)
-    detail::require_defined(x, "stack");
+  if (xs.empty()) throw ValueError("stack: no tensors given");
+  for (const Tensor& x : xs) detail::require_defined(x, "stack");
   const Shape& first = xs[0].shape();
   const int ax = normalize_axis(axis, first.rank() + 1, "stack");
   std::vector<Index> dims = first.to_vector();
@@ -1125,8 +1035,7 @@ Tensor stack(const std::vector<Tensor>& xs, int axis) {
 // Threads
 
 void set_num_threads(int n) {
-  if (n < 1)
-    throw ValueError(fmt::format("set_num_threads: n must be at least 1, got {}", n));
+  if (n < 1) throw ValueError(fmt::format("set_num_threads: n must be at least 1, got {}", n));
   detail::ensure_eigen_threads();
   detail::g_num_threads.store(n);
   Eigen::setNbThreads(n);

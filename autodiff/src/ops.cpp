@@ -17,10 +17,8 @@ using detail::Node;
 
 namespace detail {
 
-Node* need(const Var& v, std::string_view op) {
-  if (!v.defined())
-    throw UsageError(fmt::format("{}: an input Var is undefined (default-constructed)", op));
-  return v.node();
+void throw_undefined(std::string_view op) {
+  throw UsageError(fmt::format("{}: an input Var is undefined (default-constructed)", op));
 }
 
 Tensor value_of(const Node* n) {
@@ -41,8 +39,7 @@ struct Emitted {
 };
 
 Emitted emit(Op op, Node* a, Node* b, Tensor value) {
-  if (!wants_grad(a, b))
-    return {Var::constant(value), nullptr};
+  if (!wants_grad(a, b)) return {Var::constant(value), nullptr};
   Node* n = record(op, a, b);
   Var v = Var::adopt(n);
   ext_of(n).value = std::move(value);
@@ -52,23 +49,11 @@ Emitted emit(Op op, Node* a, Node* b, Tensor value) {
 
 Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value) {
   bool any = false;
-  for (const Var& x : xs)
-    any = any || x.node()->requires_grad();
-  if (!grad_mode_flag() || !any)
-    return {Var::constant(value), nullptr};
+  for (const Var& x : xs) any = any || x.node()->requires_grad();
+  if (!grad_mode_flag() || !any) return {Var::constant(value), nullptr};
   Emitted e = emit(op, xs[0].node(), xs.size() > 1 ? xs[1].node() : nullptr, std::move(value));
-  for (std::size_t i = 2; i < xs.size(); ++i)
-    record_more_input(e.n, xs[i].node());
+  for (std::size_t i = 2; i < xs.size(); ++i) record_more_input(e.n, xs[i].node());
   return e;
-}
-
-Var emit_scalar(Op op, Node* a, Node* b, double value, double c = 0) {
-  if (!wants_grad(a, b))
-    return Var::constant(value);
-  Node* n = record(op, a, b);
-  n->value = value;
-  n->c = c;
-  return Var::adopt(n);
 }
 
 } // namespace detail
@@ -85,68 +70,46 @@ using kernel::Unary;
 
 Binary binary_kind(Op op) {
   switch (op) {
-  case Op::add:
-    return Binary::add;
-  case Op::sub:
-    return Binary::sub;
-  case Op::mul:
-    return Binary::mul;
-  case Op::div:
-    return Binary::div;
-  default:
-    return Binary::pow;
+  case Op::add: return Binary::add;
+  case Op::sub: return Binary::sub;
+  case Op::mul: return Binary::mul;
+  case Op::div: return Binary::div;
+  default: return Binary::pow;
   }
 }
 
-Var binary(Op op, const Var& a, const Var& b) {
-  const std::string_view name = op_name(op);
-  Node* x = need(a, name);
-  Node* y = need(b, name);
-  if (!x->is_tensor() && !y->is_tensor())
+// The op kind is a template argument so that the scalar fast path compiles to straight-line code.
+template <Op op> Var binary(const Var& a, const Var& b) {
+  Node* x = need(a, op);
+  Node* y = need(b, op);
+  if (!x->is_tensor() && !y->is_tensor()) [[likely]]
     return emit_scalar(op, x, y, detail::scalar_binary(op, x->value, y->value));
-  return emit(op, x, y, kernel::binary(binary_kind(op), value_of(x), value_of(y), name)).var;
+  return emit(op, x, y, kernel::binary(binary_kind(op), value_of(x), value_of(y), op_name(op))).var;
 }
 
 /// x op c with a constant c (add_c, mul_c, div_c, rsub_c, rdiv_c, pow_c, rpow_c).
-Var with_constant(Op op, const Var& a, double c) {
-  Node* x = need(a, op_name(op));
-  if (!x->is_tensor())
-    return emit_scalar(op, x, nullptr, detail::scalar_const(op, x->value, c), c);
+template <Op op> Var with_constant(const Var& a, double c) {
+  Node* x = need(a, op);
+  if (!x->is_tensor()) return emit_scalar(op, x, nullptr, detail::scalar_const(op, x->value, c), c);
   Tensor v;
   const Tensor& t = x->ext->value;
   switch (op) {
-  case Op::add_c:
-    v = kernel::binary_scalar(Binary::add, t, c);
-    break;
-  case Op::mul_c:
-    v = kernel::binary_scalar(Binary::mul, t, c);
-    break;
-  case Op::div_c:
-    v = kernel::binary_scalar(Binary::div, t, c);
-    break;
-  case Op::rsub_c:
-    v = kernel::binary_scalar(Binary::sub, t, c, true);
-    break;
-  case Op::rdiv_c:
-    v = kernel::binary_scalar(Binary::div, t, c, true);
-    break;
-  case Op::pow_c:
-    v = kernel::binary_scalar(Binary::pow, t, c);
-    break;
-  default:
-    v = kernel::binary_scalar(Binary::pow, t, c, true);
-    break; // rpow_c
+  case Op::add_c: v = kernel::binary_scalar(Binary::add, t, c); break;
+  case Op::mul_c: v = kernel::binary_scalar(Binary::mul, t, c); break;
+  case Op::div_c: v = kernel::binary_scalar(Binary::div, t, c); break;
+  case Op::rsub_c: v = kernel::binary_scalar(Binary::sub, t, c, true); break;
+  case Op::rdiv_c: v = kernel::binary_scalar(Binary::div, t, c, true); break;
+  case Op::pow_c: v = kernel::binary_scalar(Binary::pow, t, c); break;
+  default: v = kernel::binary_scalar(Binary::pow, t, c, true); break; // rpow_c
   }
   auto e = emit(op, x, nullptr, std::move(v));
-  if (e.n)
-    e.n->c = c;
+  if (e.n) e.n->c = c;
   return e.var;
 }
 
-Var unary(Op op, Unary kind, const Var& a) {
-  Node* x = need(a, op_name(op));
-  if (!x->is_tensor())
-    return emit_scalar(op, x, nullptr, detail::scalar_unary(op, x->value, 0));
+template <Op op, Unary kind> Var unary(const Var& a) {
+  Node* x = need(a, op);
+  if (!x->is_tensor()) return emit_scalar(op, x, nullptr, detail::scalar_unary(op, x->value, 0));
   return emit(op, x, nullptr, kernel::unary(kind, x->ext->value)).var;
 }
 
@@ -156,39 +119,24 @@ Var reduce(Op op, const Var& a, int axis, bool keepdim) {
   const int ax = kernel::normalize_axis(axis, v.rank(), op_name(op));
   Tensor r;
   switch (op) {
-  case Op::sum_axis:
-    r = kernel::sum(v, ax, keepdim);
-    break;
-  case Op::mean_axis:
-    r = kernel::mean(v, ax, keepdim);
-    break;
-  case Op::max_axis:
-    r = kernel::max(v, ax, keepdim);
-    break;
-  case Op::logsumexp:
-    r = kernel::logsumexp(v, ax, keepdim);
-    break;
-  case Op::softmax:
-    r = kernel::softmax(v, ax);
-    break;
-  default:
-    r = kernel::log_softmax(v, ax);
-    break;
+  case Op::sum_axis: r = kernel::sum(v, ax, keepdim); break;
+  case Op::mean_axis: r = kernel::mean(v, ax, keepdim); break;
+  case Op::max_axis: r = kernel::max(v, ax, keepdim); break;
+  case Op::logsumexp: r = kernel::logsumexp(v, ax, keepdim); break;
+  case Op::softmax: r = kernel::softmax(v, ax); break;
+  default: r = kernel::log_softmax(v, ax); break;
   }
   auto e = emit(op, x, nullptr, std::move(r));
-  if (e.n)
-    e.n->ext->ints = {ax, keepdim ? 1 : 0};
+  if (e.n) e.n->ext->ints = {ax, keepdim ? 1 : 0};
   return e.var;
 }
 
 /// Whole-tensor reductions of a scalar node stay scalar nodes.
 Var reduce_all(Op op, const Var& a) {
   Node* x = need(a, op_name(op));
-  if (!x->is_tensor())
-    return emit_scalar(op, x, nullptr, x->value);
+  if (!x->is_tensor()) return emit_scalar(op, x, nullptr, x->value);
   const Tensor& v = x->ext->value;
-  if (op == Op::max && v.numel() == 0)
-    throw ValueError("max: the tensor is empty");
+  if (op == Op::max && v.numel() == 0) throw ValueError("max: the tensor is empty");
   Tensor r = op == Op::sum ? kernel::sum(v) : op == Op::mean ? kernel::mean(v) : kernel::max(v);
   return emit(op, x, nullptr, std::move(r)).var;
 }
@@ -196,28 +144,28 @@ Var reduce_all(Op op, const Var& a) {
 } // namespace
 
 Var add(const Var& a, const Var& b) {
-  return binary(Op::add, a, b);
+  return binary<Op::add>(a, b);
 }
 Var sub(const Var& a, const Var& b) {
-  return binary(Op::sub, a, b);
+  return binary<Op::sub>(a, b);
 }
 Var mul(const Var& a, const Var& b) {
-  return binary(Op::mul, a, b);
+  return binary<Op::mul>(a, b);
 }
 Var div(const Var& a, const Var& b) {
-  return binary(Op::div, a, b);
+  return binary<Op::div>(a, b);
 }
 Var pow(const Var& x, const Var& y) {
-  return binary(Op::pow, x, y);
+  return binary<Op::pow>(x, y);
 }
 Var pow(const Var& x, double p) {
-  return with_constant(Op::pow_c, x, p);
+  return with_constant<Op::pow_c>(x, p);
 }
 Var pow(double b, const Var& x) {
-  return with_constant(Op::rpow_c, x, b);
+  return with_constant<Op::rpow_c>(x, b);
 }
 Var neg(const Var& x) {
-  return unary(Op::neg, Unary::neg, x);
+  return unary<Op::neg, Unary::neg>(x);
 }
 
 Var operator+(const Var& a, const Var& b) {
@@ -236,28 +184,28 @@ Var operator-(const Var& x) {
   return neg(x);
 }
 Var operator+(const Var& a, double b) {
-  return with_constant(Op::add_c, a, b);
+  return with_constant<Op::add_c>(a, b);
 }
 Var operator+(double a, const Var& b) {
-  return with_constant(Op::add_c, b, a);
+  return with_constant<Op::add_c>(b, a);
 }
 Var operator-(const Var& a, double b) {
-  return with_constant(Op::add_c, a, -b);
+  return with_constant<Op::add_c>(a, -b);
 }
 Var operator-(double a, const Var& b) {
-  return with_constant(Op::rsub_c, b, a);
+  return with_constant<Op::rsub_c>(b, a);
 }
 Var operator*(const Var& a, double b) {
-  return with_constant(Op::mul_c, a, b);
+  return with_constant<Op::mul_c>(a, b);
 }
 Var operator*(double a, const Var& b) {
-  return with_constant(Op::mul_c, b, a);
+  return with_constant<Op::mul_c>(b, a);
 }
 Var operator/(const Var& a, double b) {
-  return with_constant(Op::div_c, a, b);
+  return with_constant<Op::div_c>(a, b);
 }
 Var operator/(double a, const Var& b) {
-  return with_constant(Op::rdiv_c, b, a);
+  return with_constant<Op::rdiv_c>(b, a);
 }
 Var& operator+=(Var& a, const Var& b) {
   return a = add(a, b);
@@ -273,31 +221,31 @@ Var& operator/=(Var& a, const Var& b) {
 }
 
 Var exp(const Var& x) {
-  return unary(Op::exp, Unary::exp, x);
+  return unary<Op::exp, Unary::exp>(x);
 }
 Var log(const Var& x) {
-  return unary(Op::log, Unary::log, x);
+  return unary<Op::log, Unary::log>(x);
 }
 Var sqrt(const Var& x) {
-  return unary(Op::sqrt, Unary::sqrt, x);
+  return unary<Op::sqrt, Unary::sqrt>(x);
 }
 Var abs(const Var& x) {
-  return unary(Op::abs, Unary::abs, x);
+  return unary<Op::abs, Unary::abs>(x);
 }
 Var tanh(const Var& x) {
-  return unary(Op::tanh, Unary::tanh, x);
+  return unary<Op::tanh, Unary::tanh>(x);
 }
 Var sigmoid(const Var& x) {
-  return unary(Op::sigmoid, Unary::sigmoid, x);
+  return unary<Op::sigmoid, Unary::sigmoid>(x);
 }
 Var relu(const Var& x) {
-  return unary(Op::relu, Unary::relu, x);
+  return unary<Op::relu, Unary::relu>(x);
 }
 Var sin(const Var& x) {
-  return unary(Op::sin, Unary::sin, x);
+  return unary<Op::sin, Unary::sin>(x);
 }
 Var cos(const Var& x) {
-  return unary(Op::cos, Unary::cos, x);
+  return unary<Op::cos, Unary::cos>(x);
 }
 
 Var leaky_relu(const Var& a, double slope) {
@@ -306,15 +254,13 @@ Var leaky_relu(const Var& a, double slope) {
     return emit_scalar(Op::leaky_relu, x, nullptr, detail::scalar_unary(Op::leaky_relu, x->value, slope),
                        slope);
   auto e = emit(Op::leaky_relu, x, nullptr, kernel::leaky_relu(x->ext->value, slope));
-  if (e.n)
-    e.n->c = slope;
+  if (e.n) e.n->c = slope;
   return e.var;
 }
 
 Var clamp(const Var& a, double lo, double hi) {
   Node* x = need(a, "clamp");
-  if (lo > hi)
-    throw ValueError(fmt::format("clamp: lo ({}) is greater than hi ({})", lo, hi));
+  if (lo > hi) throw ValueError(fmt::format("clamp: lo ({}) is greater than hi ({})", lo, hi));
   Var out = !x->is_tensor() ? emit_scalar(Op::clamp, x, nullptr, std::fmin(std::fmax(x->value, lo), hi), lo)
                             : emit(Op::clamp, x, nullptr, kernel::clamp(x->ext->value, lo, hi)).var;
   if (out.node()->op == Op::clamp) {
@@ -370,10 +316,8 @@ Var matmul(const Var& a, const Var& b) {
     const Var b2 = sb.rank() == 1 ? reshape(b, {sb[0], 1}) : b;
     const Var r = matmul(a2, b2);
     std::vector<std::int64_t> shape = r.shape().to_vector();
-    if (sb.rank() == 1)
-      shape.erase(shape.end() - 1);
-    if (sa.rank() == 1)
-      shape.erase(shape.end() - 1 - (sb.rank() == 1 ? 0 : 1));
+    if (sb.rank() == 1) shape.erase(shape.end() - 1);
+    if (sa.rank() == 1) shape.erase(shape.end() - 1 - (sb.rank() == 1 ? 0 : 1));
     return reshape(r, shape);
   }
   return emit(Op::matmul, x, y, kernel::matmul(value_of(x), value_of(y))).var;
@@ -385,8 +329,7 @@ Var transpose(const Var& a, int axis0, int axis1) {
   const int a0 = kernel::normalize_axis(axis0, v.rank(), "transpose");
   const int a1 = kernel::normalize_axis(axis1, v.rank(), "transpose");
   auto e = emit(Op::transpose, x, nullptr, kernel::transpose(v, a0, a1));
-  if (e.n)
-    e.n->ext->ints = {a0, a1};
+  if (e.n) e.n->ext->ints = {a0, a1};
   return e.var;
 }
 
@@ -400,8 +343,7 @@ Var slice(const Var& a, int axis, std::int64_t start, std::int64_t stop, std::in
   const Tensor v = value_of(x);
   const int ax = kernel::normalize_axis(axis, v.rank(), "slice");
   auto e = emit(Op::slice, x, nullptr, kernel::slice(v, ax, start, stop, step));
-  if (e.n)
-    e.n->ext->ints = {ax, start, stop, step};
+  if (e.n) e.n->ext->ints = {ax, start, stop, step};
   return e.var;
 }
 
@@ -411,8 +353,7 @@ Var select(const Var& x, int axis, std::int64_t index) {
   if (index < -s[ax] || index >= s[ax])
     throw ValueError(fmt::format("select: index {} is out of range for axis {} of size {} (shape {})", index,
                                  ax, s[ax], s.str()));
-  if (index < 0)
-    index += s[ax];
+  if (index < 0) index += s[ax];
   std::vector<std::int64_t> shape = s.to_vector();
   shape.erase(shape.begin() + ax);
   return reshape(slice(x, ax, index, index + 1), shape);
@@ -433,17 +374,14 @@ Var index_select(const Var& a, int axis, const std::vector<std::int64_t>& index)
 namespace {
 Var join(Op op, const std::vector<Var>& xs, int axis) {
   const std::string_view name = op_name(op);
-  if (xs.empty())
-    throw ValueError(fmt::format("{}: needs at least one tensor", name));
+  if (xs.empty()) throw ValueError(fmt::format("{}: needs at least one tensor", name));
   std::vector<Tensor> vs;
   vs.reserve(xs.size());
-  for (const Var& x : xs)
-    vs.push_back(value_of(need(x, name)));
+  for (const Var& x : xs) vs.push_back(value_of(need(x, name)));
   Tensor r = op == Op::concat ? kernel::concat(vs, axis) : kernel::stack(vs, axis);
   const int ax = kernel::normalize_axis(axis, r.rank(), name);
   auto e = detail::emit_variadic(op, xs, std::move(r));
-  if (e.n)
-    e.n->ext->ints = {ax};
+  if (e.n) e.n->ext->ints = {ax};
   return e.var;
 }
 } // namespace
@@ -459,8 +397,7 @@ Var where(const Tensor& cond, const Var& a, const Var& b) {
   Node* x = need(a, "where");
   Node* y = need(b, "where");
   auto e = emit(Op::where, x, y, kernel::where(cond, value_of(x), value_of(y)));
-  if (e.n)
-    e.n->ext->aux = cond;
+  if (e.n) e.n->ext->aux = cond;
   return e.var;
 }
 
@@ -471,11 +408,9 @@ Var broadcast_to(const Var& a, const Shape& shape) {
 
 Var sum_to(const Var& a, const Shape& shape) {
   Node* x = need(a, "sum_to");
-  if (!x->is_tensor() && shape.rank() == 0)
-    return a;
+  if (!x->is_tensor() && shape.rank() == 0) return a;
   Tensor v = value_of(x);
-  if (v.shape() == shape)
-    return a;
+  if (v.shape() == shape) return a;
   kernel::broadcast_to(Tensor::zeros(shape, v.dtype()), v.shape(), "sum_to"); // shape must broadcast to x
   return emit(Op::sum_to, x, nullptr, kernel::sum_to(v, shape)).var;
 }
@@ -486,8 +421,7 @@ Var slice_scatter(const Var& g, const Shape& shape, int axis, std::int64_t start
   const int ax = kernel::normalize_axis(axis, shape.rank(), "slice_scatter");
   auto e =
       emit(Op::slice_scatter, x, nullptr, kernel::slice_scatter(value_of(x), shape, ax, start, stop, step));
-  if (e.n)
-    e.n->ext->ints = {ax, start, stop, step};
+  if (e.n) e.n->ext->ints = {ax, start, stop, step};
   return e.var;
 }
 
@@ -503,21 +437,16 @@ Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std:
 }
 
 Var apply(std::shared_ptr<const Function> fn, const std::vector<Var>& inputs) {
-  if (!fn)
-    throw UsageError("apply: the Function is null");
+  if (!fn) throw UsageError("apply: the Function is null");
   const std::string name = fn->name();
-  if (inputs.empty())
-    throw ValueError(fmt::format("{}: a custom op needs at least one input", name));
+  if (inputs.empty()) throw ValueError(fmt::format("{}: a custom op needs at least one input", name));
   std::vector<Tensor> vs;
   vs.reserve(inputs.size());
-  for (const Var& x : inputs)
-    vs.push_back(value_of(need(x, name)));
+  for (const Var& x : inputs) vs.push_back(value_of(need(x, name)));
   Tensor out = fn->forward(vs);
-  if (!out.defined())
-    throw ValueError(fmt::format("{}: forward returned an undefined tensor", name));
+  if (!out.defined()) throw ValueError(fmt::format("{}: forward returned an undefined tensor", name));
   auto e = detail::emit_variadic(Op::custom, inputs, std::move(out));
-  if (e.n)
-    e.n->ext->function = std::move(fn);
+  if (e.n) e.n->ext->function = std::move(fn);
   return e.var;
 }
 

@@ -14,13 +14,10 @@ namespace {
 // page-faulting fresh mmap blocks (measured: 4.5x -> see docs/design.md). 256 segments = 64 MiB.
 constexpr std::size_t k_max_pooled = 256;
 
-thread_local Tape* t_tape = nullptr;
-
 struct TapeHolder {
   Tape* tape = nullptr;
   ~TapeHolder() {
-    if (!tape)
-      return;
+    if (!tape) return;
     t_tape = nullptr;
     tape->closed = true;
     // Segments still referenced free themselves later; the last one to go deletes the tape.
@@ -33,20 +30,21 @@ struct TapeHolder {
 // The hot path reads the trivial pointer t_tape (no TLS init guard); the holder, whose destructor
 // closes the tape at thread exit, is touched only when the tape is created.
 thread_local TapeHolder t_holder;
+
+} // namespace
+
+thread_local Tape* t_tape = nullptr;
 thread_local bool t_grad_mode = true;
 
-[[gnu::noinline]] Tape& create_tape() {
+Tape& create_tape() {
   t_tape = new Tape;
   t_holder.tape = t_tape;
   return *t_tape;
 }
-} // namespace
 
-Tape& tape() {
-  return t_tape ? *t_tape : create_tape();
-}
-bool& grad_mode_flag() {
-  return t_grad_mode;
+void throw_foreign_input() {
+  throw UsageError("a Var recorded on another thread's graph was used as an input here: detach() it, "
+                   "or make it a leaf, to share it between threads");
 }
 
 Tape::~Tape() {
@@ -87,10 +85,8 @@ void Tape::unlink(Segment* s) noexcept {
   --live_segments;
 }
 
-Node* Tape::alloc() {
-  Segment* s = tail;
-  if (s == nullptr || s->size == k_segment_capacity)
-    s = new_segment();
+Node* Tape::alloc_in_new_segment() {
+  Segment* s = new_segment();
   ++s->live;
   return s->slots() + s->size++;
 }
@@ -108,23 +104,17 @@ void Tape::segment_empty(Segment* s) noexcept {
   }
   s->~Segment();
   ::operator delete (s, std::align_val_t{k_segment_bytes});
-  if (closed && live_segments == 0)
-    delete this;
+  if (closed && live_segments == 0) delete this;
 }
 
 void Segment::add_heap_ref(Node* h) {
-  if (h == mru[0] || h == mru[1])
-    return;
   mru[1] = mru[0];
   mru[0] = h;
   if (heap_refs.size() < 16) {
-    if (std::find(heap_refs.begin(), heap_refs.end(), h) != heap_refs.end())
-      return;
+    if (std::find(heap_refs.begin(), heap_refs.end(), h) != heap_refs.end()) return;
   } else {
-    if (heap_index.empty())
-      heap_index.insert(heap_refs.begin(), heap_refs.end());
-    if (!heap_index.insert(h).second)
-      return;
+    if (heap_index.empty()) heap_index.insert(heap_refs.begin(), heap_refs.end());
+    if (!heap_index.insert(h).second) return;
   }
   heap_refs.push_back(h);
   retain(h);
@@ -135,50 +125,14 @@ void Segment::drop_heap_refs() noexcept {
   refs.swap(heap_refs); // release() may run arbitrary destructors; leave this segment consistent
   heap_index.clear();
   mru[0] = mru[1] = nullptr;
-  for (Node* h : refs)
-    release(h);
-}
-
-static void add_input_ref(Segment* s, Node* x) {
-  if (x->on_heap()) {
-    s->add_heap_ref(x);
-    return;
-  }
-  if (segment_of(x)->tape != s->tape)
-    throw UsageError("a Var recorded on another thread's graph was used as an input here: detach() it, "
-                     "or make it a leaf, to share it between threads");
-  ++x->refs;
-}
-
-Node* record(Op op, Node* a, Node* b) {
-  Tape& t = tape();
-  Node* n = t.alloc();
-  Segment* s = segment_of(n);
-  n->value = 0;
-  n->grad = 0;
-  n->in[0] = nullptr;
-  n->in[1] = nullptr;
-  n->c = 0;
-  n->ext = nullptr;
-  n->refs = 1;
-  n->stamp = 0;
-  n->op = op;
-  n->flags = k_requires_grad;
-  try { // inputs are set once linked, so a failure frees exactly what was linked
-    if (a)
-      add_input_ref(s, a), n->in[0] = a;
-    if (b)
-      add_input_ref(s, b), n->in[1] = b;
-  } catch (...) {
-    free_tape_node(n);
-    throw;
-  }
-  return n;
+  for (Node* h : refs) release(h);
 }
 
 void record_more_input(Node* n, Node* x) {
-  add_input_ref(segment_of(n), x);
+  Segment* s = segment_of(n);
+  check_input(*s->tape, x);
   ext_of(n).more.push_back(x);
+  link_input(s, x);
 }
 
 Node* new_heap_node(bool requires_grad) {
@@ -190,8 +144,7 @@ Node* new_heap_node(bool requires_grad) {
 }
 
 Ext& ext_of(Node* n) {
-  if (!n->ext)
-    n->ext = new Ext;
+  if (!n->ext) n->ext = new Ext;
   return *n->ext;
 }
 
@@ -201,28 +154,39 @@ void free_heap_node(Node* n) noexcept {
 }
 
 void free_tape_node(Node* n) noexcept {
-  // Dying nodes are queued rather than freed recursively: a chain of a million ops frees in a loop.
+  // No recursion: a dying chain is followed in a loop (`next`), other dying inputs are queued on
+  // `work`; a release from a destructor run here (a custom op holding Vars) queues too.
   thread_local std::vector<Node*> work;
   thread_local bool busy = false;
-  work.push_back(n);
-  if (busy)
+  if (busy) {
+    work.push_back(n);
     return;
+  }
   busy = true;
-  while (!work.empty()) {
-    Node* m = work.back();
-    work.pop_back();
-    m->flags |= k_dead;
-    const int k = m->num_inputs();
-    for (int i = 0; i < k; ++i) {
-      Node* x = m->input(i);
-      if (!x->on_heap() && --x->refs == 0)
+  for (Node* m = n; m;) {
+    Node* next = nullptr;
+    auto drop = [&](Node* x) {
+      if (x->on_heap() || --x->refs != 0) return;
+      if (next)
         work.push_back(x);
+      else
+        next = x;
+    };
+    m->flags |= k_dead;
+    if (m->in[0]) drop(m->in[0]);
+    if (m->in[1]) drop(m->in[1]);
+    if (m->ext) {
+      for (Node* x : m->ext->more) drop(x);
+      delete m->ext;
+      m->ext = nullptr;
     }
-    delete m->ext; // may run user destructors (custom ops); their releases queue onto `work`
-    m->ext = nullptr;
     Segment* s = segment_of(m);
-    if (--s->live == 0)
-      s->tape->segment_empty(s);
+    if (--s->live == 0) s->tape->segment_empty(s);
+    if (!next && !work.empty()) {
+      next = work.back();
+      work.pop_back();
+    }
+    m = next;
   }
   busy = false;
 }
@@ -244,8 +208,7 @@ bool grad_enabled() {
 TapeStats tape_stats() {
   detail::Tape& t = detail::tape();
   TapeStats st{0, t.live_segments, t.pool.size(), 0};
-  for (detail::Segment* s = t.head; s; s = s->next)
-    st.live_nodes += s->live;
+  for (detail::Segment* s = t.head; s; s = s->next) st.live_nodes += s->live;
   st.bytes = (st.segments + st.pooled_segments) * detail::k_segment_bytes;
   return st;
 }

@@ -53,7 +53,15 @@ struct Tape {
   bool closed = false; ///< its thread has exited; segments free themselves
 
   /// A fresh node slot on the tail segment (a new segment when it is full).
-  Node* alloc();
+  Node* alloc() {
+    Segment* s = tail;
+    if (s && s->size < k_segment_capacity) [[likely]] {
+      ++s->live;
+      return s->slots() + s->size++;
+    }
+    return alloc_in_new_segment();
+  }
+  Node* alloc_in_new_segment();
   /// Called when a segment's last node died.
   void segment_empty(Segment* s) noexcept;
   Segment* new_segment();
@@ -61,13 +69,63 @@ struct Tape {
   ~Tape();
 };
 
-/// This thread's tape.
-Tape& tape();
-bool& grad_mode_flag();
+// Trivially initialised thread-locals: reading them costs one TLS load, no init guard.
+extern thread_local Tape* t_tape;
+extern thread_local bool t_grad_mode;
+Tape& create_tape();
 
-/// Records a node on this thread's tape with op and inputs (a, b may be null); the returned node
-/// has one reference (for the Var that adopts it) and requires grad.
-Node* record(Op op, Node* a, Node* b = nullptr);
+/// This thread's tape.
+inline Tape& tape() {
+  return t_tape ? *t_tape : create_tape();
+}
+/// Whether ops record on this thread (NoGrad clears it).
+inline bool& grad_mode_flag() {
+  return t_grad_mode;
+}
+
+[[noreturn]] void throw_foreign_input();
+
+/// Throws when x was recorded on another thread's tape (its refcount is not ours to touch).
+inline void check_input(const Tape& t, const Node* x) {
+  if (x && !x->on_heap() && segment_of(x)->tape != &t) throw_foreign_input();
+}
+
+/// Counts n's reference to input x: tape nodes individually, heap nodes once per segment.
+inline void link_input(Segment* s, Node* x) {
+  if (x->on_heap()) {
+    if (x != s->mru[0] && x != s->mru[1]) s->add_heap_ref(x);
+  } else {
+    ++x->refs;
+  }
+}
+
+/// Records a node on this thread's tape with op, inputs (a, b may be null), value and constant c.
+/// The returned node has one reference (for the Var that adopts it) and requires grad.
+inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
+  Tape& t = tape();
+  check_input(t, a);
+  check_input(t, b);
+  Node* n = t.alloc();
+  Segment* s = segment_of(n);
+  n->value = value;
+  n->grad = 0;
+  n->in[0] = a;
+  n->in[1] = b;
+  n->c = c;
+  n->ext = nullptr;
+  n->refs = 1;
+  n->stamp = 0;
+  n->op = op;
+  n->flags = k_requires_grad;
+  n->pad_ = 0;
+  if (a) link_input(s, a);
+  if (b) link_input(s, b);
+  return n;
+}
+inline Node* record(Op op, Node* a, Node* b = nullptr) {
+  return record_scalar(op, a, b, 0, 0);
+}
+
 /// Adds an input beyond the first two (variadic ops).
 void record_more_input(Node* n, Node* x);
 /// A node owned by its handles (leaf or constant), with one reference.
