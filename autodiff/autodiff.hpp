@@ -5,6 +5,7 @@
 #include <autodiff/error.hpp>
 #include <autodiff/function.hpp>
 #include <autodiff/gradcheck.hpp>
+#include <autodiff/inspect.hpp>
 #include <autodiff/op.hpp>
 #include <autodiff/ops.hpp>
 #include <autodiff/tensor.hpp>

@@ -24,8 +24,7 @@ public:
   static Var constant(const Tensor& value);
 
   Var(const Var& o) noexcept : n_(o.n_) {
-    if (n_)
-      detail::retain(n_);
+    if (n_) detail::retain(n_);
   }
   Var(Var&& o) noexcept : n_(o.n_) { o.n_ = nullptr; }
   Var& operator=(const Var& o) noexcept {
@@ -37,8 +36,7 @@ public:
     return *this;
   }
   ~Var() {
-    if (n_)
-      detail::release(n_);
+    if (n_) detail::release(n_);
   }
   void swap(Var& o) noexcept { std::swap(n_, o.n_); }
 

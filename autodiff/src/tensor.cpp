@@ -32,31 +32,25 @@ namespace {
 }
 
 template <class F> decltype(auto) dispatch(DType dtype, F&& f) {
-  if (dtype == f64)
-    return f(double{});
+  if (dtype == f64) return f(double{});
   return f(float{});
 }
 } // namespace
 } // namespace detail
 
 Shape::Shape(std::initializer_list<std::int64_t> dims) {
-  if (dims.size() > static_cast<std::size_t>(max_rank))
-    detail::throw_rank_too_large(dims.size());
-  for (std::int64_t d : dims)
-    dims_[static_cast<std::size_t>(rank_++)] = d;
+  if (dims.size() > static_cast<std::size_t>(max_rank)) detail::throw_rank_too_large(dims.size());
+  for (std::int64_t d : dims) dims_[static_cast<std::size_t>(rank_++)] = d;
 }
 
 Shape::Shape(const std::vector<std::int64_t>& dims) {
-  if (dims.size() > static_cast<std::size_t>(max_rank))
-    detail::throw_rank_too_large(dims.size());
-  for (std::int64_t d : dims)
-    dims_[static_cast<std::size_t>(rank_++)] = d;
+  if (dims.size() > static_cast<std::size_t>(max_rank)) detail::throw_rank_too_large(dims.size());
+  for (std::int64_t d : dims) dims_[static_cast<std::size_t>(rank_++)] = d;
 }
 
 std::int64_t Shape::numel() const {
   std::int64_t n = 1;
-  for (std::int64_t d : *this)
-    n *= d;
+  for (std::int64_t d : *this) n *= d;
   return n;
 }
 
@@ -65,11 +59,9 @@ std::string Shape::str() const {
 }
 
 bool Shape::operator==(const Shape& o) const {
-  if (rank_ != o.rank_)
-    return false;
+  if (rank_ != o.rank_) return false;
   for (int i = 0; i < rank_; ++i)
-    if ((*this)[i] != o[i])
-      return false;
+    if ((*this)[i] != o[i]) return false;
   return true;
 }
 
@@ -93,8 +85,7 @@ BufferRef::BufferRef(std::size_t bytes) {
 }
 
 BufferRef::BufferRef(const BufferRef& o) noexcept : p(o.p) {
-  if (p)
-    p->refs.fetch_add(1, std::memory_order_relaxed);
+  if (p) p->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
 BufferRef::~BufferRef() {
@@ -127,8 +118,7 @@ constexpr std::uint64_t rotl(std::uint64_t x, int k) {
 } // namespace
 
 Rng::Rng(std::uint64_t seed) {
-  for (auto& word : s_)
-    word = splitmix64(seed);
+  for (auto& word : s_) word = splitmix64(seed);
 }
 
 std::uint64_t Rng::next_u64() {
@@ -162,14 +152,12 @@ double Rng::normal() {
 }
 
 std::uint64_t Rng::below(std::uint64_t n) {
-  if (n == 0)
-    throw ValueError("Rng::below: n must be positive");
+  if (n == 0) throw ValueError("Rng::below: n must be positive");
   // Reject the lowest (2^64 mod n) values so every residue is equally likely.
   const std::uint64_t threshold = (0 - n) % n;
   for (;;) {
     const std::uint64_t r = next_u64();
-    if (r >= threshold)
-      return r % n;
+    if (r >= threshold) return r % n;
   }
 }
 
@@ -179,23 +167,19 @@ std::uint64_t Rng::below(std::uint64_t n) {
 namespace {
 void check_dims(const Shape& shape, std::string_view op) {
   for (std::int64_t d : shape)
-    if (d < 0)
-      throw ValueError(fmt::format("{}: negative dimension in shape {}", op, shape.str()));
+    if (d < 0) throw ValueError(fmt::format("{}: negative dimension in shape {}", op, shape.str()));
 }
 
 void require_defined(const Tensor& t, std::string_view op) {
-  if (!t.defined())
-    throw UsageError(fmt::format("{}: the tensor is undefined", op));
+  if (!t.defined()) throw UsageError(fmt::format("{}: the tensor is undefined", op));
 }
 
 template <class T> void fill_from(T* dst, const double* src, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i)
-    dst[i] = static_cast<T>(src[i]);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
 }
 
 template <class To, class From> void convert(To* dst, const From* src, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i)
-    dst[i] = static_cast<To>(src[i]);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<To>(src[i]);
 }
 
 /// Copies n elements between buffers of possibly different dtypes (memmove when equal).
@@ -265,8 +249,7 @@ Tensor Tensor::arange(double start, double stop, double step, DType dtype) {
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
-    for (std::int64_t i = 0; i < n; ++i)
-      p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
   });
   return t;
 }
@@ -276,8 +259,7 @@ Tensor Tensor::randn(const Shape& shape, Rng& rng, DType dtype, double mean, dou
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
-    for (std::int64_t i = 0, n = t.numel(); i < n; ++i)
-      p[i] = static_cast<T>(rng.normal() * std + mean);
+    for (std::int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = static_cast<T>(rng.normal() * std + mean);
   });
   return t;
 }
@@ -287,8 +269,7 @@ Tensor Tensor::rand(const Shape& shape, Rng& rng, DType dtype, double lo, double
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
-    for (std::int64_t i = 0, n = t.numel(); i < n; ++i)
-      p[i] = static_cast<T>(lo + (hi - lo) * rng.uniform());
+    for (std::int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = static_cast<T>(lo + (hi - lo) * rng.uniform());
   });
   return t;
 }
@@ -361,8 +342,7 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType dtype) const {
   require_defined(*this, "to");
-  if (dtype == dtype_)
-    return *this;
+  if (dtype == dtype_) return *this;
   Tensor t = empty(shape_, dtype);
   copy_elements(t.raw(), dtype, raw(), dtype_, numel());
   return t;
@@ -383,8 +363,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
   std::int64_t known = 1;
   for (int i = 0; i < target.rank(); ++i) {
     if (target[i] == -1) {
-      if (inferred >= 0)
-        throw ValueError(fmt::format("reshape: more than one -1 in {}", shape.str()));
+      if (inferred >= 0) throw ValueError(fmt::format("reshape: more than one -1 in {}", shape.str()));
       inferred = i;
     } else if (target[i] < 0) {
       throw ValueError(fmt::format("reshape: negative dimension in {}", shape.str()));
@@ -392,8 +371,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
       known *= target[i];
     }
   }
-  if (inferred >= 0 && known != 0 && numel() % known == 0)
-    target[inferred] = numel() / known;
+  if (inferred >= 0 && known != 0 && numel() % known == 0) target[inferred] = numel() / known;
   if ((inferred >= 0 && target[inferred] == -1) || target.numel() != numel())
     throw ShapeError(
         fmt::format("reshape: cannot reshape {} ({} elements) to {}", shape_.str(), numel(), shape.str()));
@@ -416,8 +394,7 @@ void Tensor::fill(double value) {
     using T = decltype(tag);
     T* p = data<T>();
     const auto v = static_cast<T>(value);
-    for (std::int64_t i = 0, n = numel(); i < n; ++i)
-      p[i] = v;
+    for (std::int64_t i = 0, n = numel(); i < n; ++i) p[i] = v;
   });
 }
 
@@ -444,21 +421,17 @@ struct Printer {
       auto& idx = shown[static_cast<std::size_t>(d)];
       if (max_per_dim > 0 && n > max_per_dim) {
         const std::int64_t head = (max_per_dim + 1) / 2, tail = max_per_dim / 2;
-        for (std::int64_t i = 0; i < head; ++i)
-          idx.push_back(i);
+        for (std::int64_t i = 0; i < head; ++i) idx.push_back(i);
         idx.push_back(-1);
-        for (std::int64_t i = n - tail; i < n; ++i)
-          idx.push_back(i);
+        for (std::int64_t i = n - tail; i < n; ++i) idx.push_back(i);
       } else {
-        for (std::int64_t i = 0; i < n; ++i)
-          idx.push_back(i);
+        for (std::int64_t i = 0; i < n; ++i) idx.push_back(i);
       }
     }
   }
 
   std::string number(std::int64_t i) const {
-    if (t.dtype() == f64)
-      return fmt::format("{:g}", t.flat(i));
+    if (t.dtype() == f64) return fmt::format("{:g}", t.flat(i));
     return fmt::format("{:g}", static_cast<float>(t.flat(i)));
   }
 
@@ -468,8 +441,7 @@ struct Printer {
       return;
     }
     for (std::int64_t i : shown[static_cast<std::size_t>(d)])
-      if (i >= 0)
-        measure(d + 1, offset + i * strides[static_cast<std::size_t>(d)]);
+      if (i >= 0) measure(d + 1, offset + i * strides[static_cast<std::size_t>(d)]);
   }
 
   void emit(std::string& out, int d, std::int64_t offset) const {
@@ -484,8 +456,7 @@ struct Printer {
     }
     bool first = true;
     for (std::int64_t i : shown[static_cast<std::size_t>(d)]) {
-      if (!first)
-        out += sep;
+      if (!first) out += sep;
       first = false;
       if (i < 0) {
         out += "...";
@@ -503,8 +474,7 @@ struct Printer {
 } // namespace
 
 std::string Tensor::str(int max_per_dim) const {
-  if (!defined())
-    return "tensor(undefined)";
+  if (!defined()) return "tensor(undefined)";
   std::string out = "tensor(";
   if (rank() == 0) {
     out += Printer(*this, max_per_dim).number(0);
@@ -515,10 +485,8 @@ std::string Tensor::str(int max_per_dim) const {
     printer.measure(0, 0);
     printer.emit(out, 0, 0);
   }
-  if (rank() > 0)
-    out += ", shape=" + shape_.str();
-  if (dtype_ != f64)
-    out += fmt::format(", dtype={}", dtype_name(dtype_));
+  if (rank() > 0) out += ", shape=" + shape_.str();
+  if (dtype_ != f64) out += fmt::format(", dtype={}", dtype_name(dtype_));
   out += ')';
   return out;
 }

@@ -12,8 +12,7 @@ using namespace detail;
 
 namespace {
 Var heap_var(const Tensor& value, bool requires_grad) {
-  if (!value.defined())
-    throw ValueError("Var: the tensor is undefined");
+  if (!value.defined()) throw ValueError("Var: the tensor is undefined");
   Node* n = new_heap_node(requires_grad);
   Var v = Var::adopt(n);
   ext_of(n).value = value;
@@ -54,16 +53,14 @@ double Var::item() const {
 
 bool Var::has_grad() const {
   Node* n = need(*this, "has_grad");
-  if (n->is_tensor())
-    return n->ext->grad.defined();
+  if (n->is_tensor()) return n->ext->grad.defined();
   return n->stamp != 0;
 }
 
 Tensor Var::grad() const {
   Node* n = need(*this, "grad");
   if (n->is_tensor()) {
-    if (n->ext->grad.defined())
-      return n->ext->grad;
+    if (n->ext->grad.defined()) return n->ext->grad;
     return Tensor::zeros(n->ext->value.shape(), n->ext->value.dtype());
   }
   return Tensor::scalar(n->stamp != 0 ? n->grad : 0.0);
@@ -73,8 +70,7 @@ void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
   n->grad = 0;
   n->stamp = 0;
-  if (n->ext)
-    n->ext->grad = Tensor();
+  if (n->ext) n->ext->grad = Tensor();
 }
 
 Var& Var::name(std::string name) {
@@ -112,8 +108,7 @@ Op Var::op() const {
 }
 std::string Var::op_name() const {
   Node* n = need(*this, "op_name");
-  if (n->op == Op::custom)
-    return n->ext->function->name();
+  if (n->op == Op::custom) return n->ext->function->name();
   return std::string(gg::op_name(n->op));
 }
 double Var::op_constant() const {
@@ -123,8 +118,7 @@ double Var::op_constant() const {
 std::vector<Var> Var::inputs() const {
   Node* n = need(*this, "inputs");
   std::vector<Var> r;
-  for (int i = 0; i < n->num_inputs(); ++i)
-    r.push_back(ref(n->input(i)));
+  for (int i = 0; i < n->num_inputs(); ++i) r.push_back(ref(n->input(i)));
   return r;
 }
 

@@ -27,7 +27,7 @@ TEST_CASE("graph: the cs231n example q = x + y, f = q * z") {
   CHECK_FALSE(q.is_leaf());
 }
 
-TEST_CASE("graph: a value used twice accumulates its gradient (a = 1; b = a + a; c = b + b)") {
+TEST_CASE("graph: a value used twice accumulates its gradient (a = 1 then b = a + a then c = b + b)") {
   Var a = 1.0;
   Var b = a + a;
   Var c = b + b;
@@ -133,8 +133,7 @@ TEST_CASE("graph: a chain of 1,000,000 ops differentiates and frees without recu
   Var a = 0.5, b = 0.999;
   {
     Var x = a;
-    for (int i = 0; i < 333'334; ++i)
-      x = gg::tanh(x * b + a);
+    for (int i = 0; i < 333'334; ++i) x = gg::tanh(x * b + a);
     x.backward();
     CHECK(std::isfinite(a.grad().item()));
     CHECK(a.grad().item() > 0);
@@ -152,14 +151,13 @@ TEST_CASE("graph: the training loop does not grow memory") {
     loss.backward();
     w.set_value(gg::kernel::binary(gg::kernel::Binary::sub, w.value(), w.grad()));
     w.zero_grad();
-    if (step == 0)
-      bytes_after_first = gg::tape_stats().bytes;
+    if (step == 0) bytes_after_first = gg::tape_stats().bytes;
   }
   CHECK(gg::tape_stats().bytes == bytes_after_first);
   CHECK(gg::tape_stats().live_nodes <= 8);
 }
 
-TEST_CASE("graph: values of a graph stay readable after backward; leaves outlive handles") {
+TEST_CASE("graph: values of a graph stay readable after backward, leaves outlive handles") {
   Var y;
   {
     Var x = 3.0;
@@ -182,8 +180,7 @@ TEST_CASE("graph: a Var recorded on another thread cannot be an input here") {
 TEST_CASE("graph: two threads train on shared parameters, each on its own tape") {
   Var w(Tensor({1.0, 2.0}, {2}));
   auto work = [&] {
-    for (int i = 0; i < 100; ++i)
-      gg::sum(w * w).backward();
+    for (int i = 0; i < 100; ++i) gg::sum(w * w).backward();
   };
   std::thread t1(work), t2(work);
   t1.join();

@@ -240,7 +240,7 @@ TEST_CASE("ops: unary op values on the scalar and tensor paths agree") {
   CHECK_THROWS_AS(gg::clamp(x, 1, -1), gg::ValueError);
 }
 
-TEST_CASE("ops: gradients at clamp's bounds pass, as in PyTorch; outside they are 0") {
+TEST_CASE("ops: gradients at clamp's bounds pass, as in PyTorch, outside they are 0") {
   Var x(Tensor({-2, -1, 0, 1, 2}, {5}));
   gg::sum(gg::clamp(x, -1, 1)).backward();
   CHECK(x.grad().to_vector() == std::vector<double>{0, 1, 1, 1, 0});
@@ -525,7 +525,7 @@ TEST_CASE("ops: second derivatives of every elementwise op") {
 // ---------------------------------------------------------------------------------------------
 // Numerical stability
 
-TEST_CASE("ops: softmax family is stable for large inputs; sigmoid saturates to a 0 gradient") {
+TEST_CASE("ops: softmax family is stable for large inputs, sigmoid saturates to a 0 gradient") {
   const Tensor big({1000, 1000, 999}, {3});
   const std::vector<Var (*)(const Var&)> fs = {
       [](const Var& x) { return gg::logsumexp(x); },
@@ -704,7 +704,7 @@ TEST_CASE("ops: float32 tensors run forward and backward with float32 gradients"
   }
 }
 
-TEST_CASE("ops: float32 times float64 promotes to float64; gradients keep each input's dtype") {
+TEST_CASE("ops: float32 times float64 promotes to float64, gradients keep each input's dtype") {
   Var a(Tensor({1, 2, 3}, {3}, gg::f32)), b(Tensor({4, 5, 6}, {3}, gg::f64));
   const Var y = a * b;
   CHECK(y.dtype() == gg::f64);

@@ -40,8 +40,7 @@ double inner(const Tensor& a, const Tensor& b) {
   const auto x = a.to_vector(), y = b.to_vector();
   REQUIRE(x.size() == y.size());
   double s = 0;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    s += x[i] * y[i];
+  for (std::size_t i = 0; i < x.size(); ++i) s += x[i] * y[i];
   return s;
 }
 
@@ -157,7 +156,7 @@ TEST_CASE("tensor: typed data access and alignment") {
   CHECK(reinterpret_cast<std::uintptr_t>(f.raw()) % 64 == 0);
 }
 
-TEST_CASE("tensor: copies share storage; clone, to, assign and fill") {
+TEST_CASE("tensor: copies share storage, clone, to, assign and fill") {
   Tensor a({1, 2, 3}, {3});
   Tensor b = a; // shares
   b.set_flat(0, 10);
@@ -234,8 +233,7 @@ TEST_CASE("tensor: Rng streams are reproducible") {
   CHECK(g.normal() == Approx(1.5277231859624536).epsilon(1e-14)); // the cached Box-Muller spare
 
   Rng n1(5), n2(5);
-  for (int i = 0; i < 5; ++i)
-    CHECK(n1.normal() == n2.normal());
+  for (int i = 0; i < 5; ++i) CHECK(n1.normal() == n2.normal());
 
   const Tensor r1 = Tensor::randn({3, 4}, n1, f32, 1, 2);
   const Tensor r2 = Tensor::randn({3, 4}, n2, f32, 1, 2);
@@ -271,8 +269,7 @@ TEST_CASE("tensor: Rng distributions") {
     ++counts[static_cast<std::size_t>(std::min<std::uint64_t>(rng.below(6), 6))];
   CHECK(counts[6] == 0);
   counts.pop_back();
-  for (int c : counts)
-    CHECK(std::abs(c - 10000) < 500);
+  for (int c : counts) CHECK(std::abs(c - 10000) < 500);
   CHECK(rng.below(1) == 0);
   CHECK_THROWS_AS(rng.below(0), ValueError);
 
