@@ -35,16 +35,17 @@ enum NodeFlags : std::uint8_t {
   k_requires_grad = 2, ///< gradients flow to it
   k_heap = 4,          ///< a leaf or constant owned by its handles (not on a tape); atomic refs
   k_dead = 8,          ///< a tape node whose handles and dependents are gone
+  k_has_grad = 16,     ///< grad holds a gradient from a backward pass
+  k_reached = 32,      ///< reached by the running backward sweep and not yet processed
 };
 
-struct alignas(64) Node {
-  double value;        ///< scalar nodes' value
-  double grad;         ///< scalar nodes' gradient, valid when stamp equals the sweep's
-  Node* in[2];         ///< first two inputs (null when absent)
-  double c;            ///< the op's constant: x*c, x^c, leaky_relu slope, clamp low
-  Ext* ext;            ///< null for plain scalar nodes
-  std::uint32_t refs;  ///< handles + dependents; atomic (std::atomic_ref) for heap nodes
-  std::uint32_t stamp; ///< id of the last backward sweep that set grad
+struct Node {
+  double value;       ///< scalar nodes' value
+  double grad;        ///< scalar nodes' gradient, valid when flags has k_has_grad
+  Node* in[2];        ///< first two inputs (null when absent)
+  double c;           ///< the op's constant: x*c, x^c, leaky_relu slope, clamp low
+  Ext* ext;           ///< null for plain scalar nodes
+  std::uint32_t refs; ///< handles + dependents; atomic (std::atomic_ref) for heap nodes
   Op op;
   std::uint8_t flags;
   std::uint16_t pad_;
@@ -57,7 +58,8 @@ struct alignas(64) Node {
   }
   Node* input(int i) const { return i < 2 ? in[i] : ext->more[static_cast<std::size_t>(i - 2)]; }
 };
-static_assert(sizeof(Node) == 64, "a recorded op must stay within one cache line");
+// 56 bytes: the tape's memory per recorded scalar op (docs/design.md has the measurements).
+static_assert(sizeof(Node) == 56, "a recorded op is 56 bytes");
 
 /// Frees a tape node whose last reference went away, and what only it kept alive (iteratively).
 void free_tape_node(Node* n) noexcept;

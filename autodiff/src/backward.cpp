@@ -257,7 +257,6 @@ template <class F> void reverse_sweep(Node* top, const std::size_t& pending, F&&
 /// The value sweep: gradients as numbers, stored in the nodes; leaves' contributions collected
 /// for the caller (applied under a lock after the sweep, so threads can share parameters).
 struct ValueSweep {
-  std::uint32_t id = 0;
   std::size_t pending = 0;
   std::vector<std::pair<Node*, double>> leaf_scalar;
   std::vector<std::pair<Node*, Tensor>> leaf_tensor;
@@ -284,8 +283,8 @@ struct ValueSweep {
     if (!m->requires_grad()) return;
     if (m->on_heap()) {
       add_leaf(m, v);
-    } else if (m->stamp != id) {
-      m->stamp = id;
+    } else if (!(m->flags & k_reached)) {
+      m->flags |= k_reached | k_has_grad;
       m->grad = v;
       ++pending;
     } else {
@@ -298,8 +297,8 @@ struct ValueSweep {
     if (v.dtype() != m->ext->value.dtype()) v = v.to(m->ext->value.dtype());
     if (m->on_heap()) {
       leaf_tensor.emplace_back(m, std::move(v));
-    } else if (m->stamp != id) {
-      m->stamp = id;
+    } else if (!(m->flags & k_reached)) {
+      m->flags |= k_reached | k_has_grad;
       m->ext->grad = std::move(v); // may share storage with another gradient: never updated in place
       ++pending;
     } else {
@@ -309,7 +308,8 @@ struct ValueSweep {
 
   // One node: its gradient times each local derivative, added to its inputs.
   void visit(Node* n) {
-    if (n->stamp != id) return;
+    if (!(n->flags & k_reached)) return;
+    n->flags &= ~k_reached;
     --pending;
     if (!n->is_tensor()) {
       double d[2];
@@ -325,15 +325,24 @@ struct ValueSweep {
 
   void run(const std::vector<std::pair<Node*, Tensor>>& seeds) {
     NoGrad no_grad;
-    Tape& t = tape();
-    id = ++t.sweep;
     pending = 0;
     Node* top = nullptr;
     for (const auto& [n, seed] : seeds) {
       add(n, seed);
       if (!n->on_heap() && (!top || newer(n, top))) top = n;
     }
-    if (top) reverse_sweep(top, pending, [this](Node* n) { visit(n); });
+    if (!top) return flush_leaves();
+    try {
+      reverse_sweep(top, pending, [this](Node* n) { visit(n); });
+    } catch (...) { // a custom op's backward threw: unmark what this sweep reached, for the next one
+      reverse_sweep(top, pending, [this](Node* n) {
+        if (n->flags & k_reached) n->flags &= ~k_reached, --pending;
+      });
+      leaf_scalar.clear();
+      leaf_tensor.clear();
+      leaf_cache.fill({nullptr, 0.0});
+      throw;
+    }
     flush_leaves();
   }
 };
@@ -376,8 +385,8 @@ void Var::backward(const Tensor& seed) const {
   sweep.run({{n_, seed}});
   std::lock_guard lock(leaf_grad_mutex());
   for (const auto& [leaf, v] : sweep.leaf_scalar) {
-    leaf->grad = leaf->stamp ? leaf->grad + v : v;
-    leaf->stamp = 1;
+    leaf->grad = leaf->flags & k_has_grad ? leaf->grad + v : v;
+    leaf->flags |= k_has_grad;
   }
   for (auto& [leaf, v] : sweep.leaf_tensor) {
     Tensor& g = leaf->ext->grad;
@@ -455,6 +464,8 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
     std::vector<std::pair<Node*, Tensor>> s;
     for (std::size_t i = 0; i < outputs.size(); ++i)
       if (outputs[i].requires_grad()) s.emplace_back(outputs[i].node(), seeds[i]);
+    for (const Var& x : inputs)
+      if (!x.node()->on_heap()) x.node()->flags &= ~k_has_grad;
     sweep.run(s);
     for (const Var& x : inputs) {
       Node* n = x.node();
@@ -466,7 +477,7 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
                                 : Tensor::scalar(v);
         for (const auto& [leaf, v] : sweep.leaf_tensor)
           if (leaf == n) acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
-      } else if (n->stamp == sweep.id) {
+      } else if (n->flags & k_has_grad) { // cleared below before the sweep: reached by this one
         acc = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
       }
       r.push_back(acc.defined() ? Var::constant(acc) : Var());

@@ -48,7 +48,6 @@ struct Tape {
   Segment* tail = nullptr; ///< newest: recording appends here
   std::vector<Segment*> pool;
   std::uint64_t next_seq = 1;
-  std::uint32_t sweep = 0; ///< id of the current/last backward sweep
   std::size_t live_segments = 0;
   bool closed = false; ///< its thread has exited; segments free themselves
 
@@ -114,7 +113,6 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
   n->c = c;
   n->ext = nullptr;
   n->refs = 1;
-  n->stamp = 0;
   n->op = op;
   n->flags = k_requires_grad;
   n->pad_ = 0;

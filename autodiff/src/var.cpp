@@ -54,7 +54,7 @@ double Var::item() const {
 bool Var::has_grad() const {
   Node* n = need(*this, "has_grad");
   if (n->is_tensor()) return n->ext->grad.defined();
-  return n->stamp != 0;
+  return n->flags & k_has_grad;
 }
 
 Tensor Var::grad() const {
@@ -63,13 +63,13 @@ Tensor Var::grad() const {
     if (n->ext->grad.defined()) return n->ext->grad;
     return Tensor::zeros(n->ext->value.shape(), n->ext->value.dtype());
   }
-  return Tensor::scalar(n->stamp != 0 ? n->grad : 0.0);
+  return Tensor::scalar(n->flags & k_has_grad ? n->grad : 0.0);
 }
 
 void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
   n->grad = 0;
-  n->stamp = 0;
+  n->flags &= ~k_has_grad;
   if (n->ext) n->ext->grad = Tensor();
 }
 

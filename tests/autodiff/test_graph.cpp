@@ -215,3 +215,25 @@ TEST_CASE("graph: a custom op records, differentiates and double-differentiates 
                          {Tensor({0.3, -1.2, 2.0}, {3})});
   CHECK(r.ok);
 }
+
+namespace {
+/// An op whose backward fails, to check that a failed sweep leaves the graph usable.
+struct Faulty : gg::Function {
+  std::string name() const override { return "faulty"; }
+  Tensor forward(const std::vector<Tensor>& in) const override { return in[0].clone(); }
+  std::vector<Var> backward(const std::vector<Var>&, const Var&, const Var&) const override {
+    throw gg::ValueError("faulty: no backward");
+  }
+};
+} // namespace
+
+TEST_CASE("graph: a backward that throws leaves no stale marks for the next sweep") {
+  Var x(Tensor({2.0}, {1}));
+  Var h = x * 3.0;
+  Var y = gg::sum(gg::apply(std::make_shared<Faulty>(), {h}) + h * h);
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("faulty"));
+  Var z = gg::sum(h * h); // shares h with the failed graph
+  z.backward();
+  CHECK(x.grad().item() == 2 * 6.0 * 3.0);
+  CHECK(h.grad().item() == 12);
+}
