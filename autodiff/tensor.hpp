@@ -13,6 +13,9 @@
 
 #include <autodiff/error.hpp>
 
+#include <fmt/format.h>
+#include <iosfwd>
+
 namespace gg {
 
 enum class DType : std::uint8_t { f64, f32 };
@@ -230,4 +233,14 @@ void set_num_threads(int n);
 int num_threads();
 
 } // namespace kernel
+/// Prints t.str().
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
 } // namespace gg
+
+/// `fmt::print("{}", tensor)` prints tensor.str().
+template <> struct fmt::formatter<gg::Tensor> : fmt::formatter<std::string_view> {
+  auto format(const gg::Tensor& t, fmt::format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(t.str(), ctx);
+  }
+};

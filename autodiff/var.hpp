@@ -136,4 +136,7 @@ struct TapeStats {
 };
 TapeStats tape_stats();
 
+/// Prints "Var(value, op=mul, name=q)": the value as Tensor::str(), then what made it.
+std::ostream& operator<<(std::ostream& os, const Var& v);
+
 } // namespace gg

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include <fmt/format.h>
+#include <ostream>
 
 namespace gg {
 
@@ -491,4 +492,10 @@ std::string Tensor::str(int max_per_dim) const {
   return out;
 }
 
+} // namespace gg
+
+namespace gg {
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  return os << t.str();
+}
 } // namespace gg

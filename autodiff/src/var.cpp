@@ -3,6 +3,7 @@
 #include <autodiff/var.hpp>
 
 #include <fmt/format.h>
+#include <ostream>
 
 #include "internal.hpp"
 #include "tape.hpp"
@@ -146,6 +147,14 @@ void Var::set_value(double value) {
     n->ext->value.fill(value);
   else
     n->value = value;
+}
+
+std::ostream& operator<<(std::ostream& os, const Var& v) {
+  if (!v.defined()) return os << "Var(undefined)";
+  os << "Var(" << v.value().str() << ", op=" << v.op_name();
+  if (const std::string n = v.name(); !n.empty()) os << ", name=" << n;
+  if (v.has_grad()) os << ", grad=" << v.grad().str();
+  return os << ")";
 }
 
 } // namespace gg

@@ -1,13 +1,16 @@
 // Tests of gg::Shape, gg::Rng, gg::Tensor and the gg::kernel functions: construction, access,
 // printing, every kernel on small hand-computed cases, error messages, numerical stability, and
 // adjoint identities between the layout kernels.
+#include <autodiff/ops.hpp>
 #include <autodiff/tensor.hpp>
+#include <autodiff/var.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -740,4 +743,18 @@ TEST_CASE("tensor: concat and stack") {
   REQUIRE_THROWS_WITH(k::stack({x, Tensor::zeros({3})}, 0),
                       Contains("stack") && Contains("axis 0") && Contains("[2]") && Contains("[3]"));
   CHECK_THROWS_AS(k::stack({x, y}, 2), ValueError);
+}
+
+TEST_CASE("tensor: prints with fmt and with streams, as str() does") {
+  const gg::Tensor t({1, 2, 3, 4}, {2, 2});
+  CHECK(fmt::format("{}", t) == t.str());
+  std::ostringstream os;
+  os << t;
+  CHECK(os.str() == t.str());
+  gg::Var x = 2.0;
+  gg::Var y = (x * 3.0).name("y");
+  y.backward();
+  std::ostringstream vs;
+  vs << y;
+  CHECK(vs.str() == "Var(tensor(6), op=mul_c, name=y, grad=tensor(1))");
 }
