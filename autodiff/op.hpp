@@ -56,6 +56,8 @@ enum class Op : std::uint8_t {
   logsumexp,
   broadcast_to,
   sum_to,
+  unfold,
+  fold,
   custom,
   count_
 };

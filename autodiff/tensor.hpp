@@ -228,6 +228,15 @@ Tensor concat(const std::vector<Tensor>& xs, int axis);
 /// Joins equally shaped tensors along a new axis.
 Tensor stack(const std::vector<Tensor>& xs, int axis);
 
+/// im2col: [N, C, H, W] -> [N, C*kh*kw, Hout*Wout], row (c*kh + i)*kw + j holding x[n, c, oh*stride +
+/// i - padding, ow*stride + j - padding] (pad_value outside the image), as torch.nn.functional.unfold.
+Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
+              double pad_value = 0);
+/// col2im: sums the columns of unfold's layout back into an image of `image_shape` [N, C, H, W]:
+/// the adjoint of unfold.
+Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
+            std::int64_t stride, std::int64_t padding);
+
 /// Sets the number of threads the kernels may use (matrix products; large elementwise loops).
 void set_num_threads(int n);
 int num_threads();

@@ -5,8 +5,11 @@
 //   (b) OpenBLAS cblas_sgemm / cblas_dgemm (CblasRowMajor), threads via openblas_set_num_threads(t),
 //       t = 1 and 2.
 // Each cell is the best of 5 timed runs after one warm-up run, reported as GFLOP/s = 2n^3 / time.
-// All Eigen cells run before all OpenBLAS cells, so OpenBLAS's spinning worker threads cannot
-// steal time from Eigen. Each n/dtype also checks that the two libraries agree (max relative diff).
+// Before every cell the program sleeps 0.5 s: both libraries leave idle worker threads busy-waiting
+// for a while after a call (OpenBLAS's pthread workers spin for ~2^28 cycles, about 0.1 s here, and
+// are started when the library loads), and a short cell run inside that window sees one core taken
+// (Eigen 2-thread n = 256 dropped to ~4 GFLOP/s that way). Each n/dtype also checks that the two
+// libraries agree (max relative difference of C).
 //
 // Not part of the CMake build (it needs OpenBLAS, which gradgraph does not depend on). Build by hand
 // from the repository root (Debian 12: apt-get install libopenblas-dev libeigen3-dev):
@@ -30,6 +33,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 // Declared by Debian's OpenBLAS cblas.h; repeated here so the program also builds against headers
@@ -47,6 +51,7 @@ constexpr int kWarmups = 1;
 constexpr int kRuns = 5;
 
 template <class F> double best_seconds(F&& f) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(500)); // let idle workers stop spinning
   for (int i = 0; i < kWarmups; ++i) f();
   double best = 1e300;
   for (int r = 0; r < kRuns; ++r) {

@@ -191,6 +191,8 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   }
   case Op::broadcast_to: return {sum_to(g, sa)};
   case Op::sum_to: return {broadcast_to(g, sa)};
+  case Op::unfold: return {fold(g, sa, ints[0], ints[1], ints[2], ints[3])};
+  case Op::fold: return {unfold(g, ints[0], ints[1], ints[2], ints[3])};
   case Op::custom: {
     std::vector<Var> ins;
     for (int i = 0; i < n->num_inputs(); ++i) ins.push_back(ref(n->input(i)));

@@ -1045,4 +1045,84 @@ int num_threads() {
   return detail::g_num_threads.load();
 }
 
+namespace {
+struct ConvGeometry {
+  std::int64_t n, c, h, w, kh, kw, stride, padding, oh, ow;
+};
+
+ConvGeometry conv_geometry(const Shape& image, std::int64_t kh, std::int64_t kw, std::int64_t stride,
+                           std::int64_t padding, std::string_view op) {
+  if (image.rank() != 4)
+    throw ShapeError(fmt::format("{}: expected an image batch [N, C, H, W], got shape {}", op, image.str()));
+  if (kh < 1 || kw < 1 || stride < 1 || padding < 0)
+    throw ValueError(fmt::format("{}: kernel {}x{}, stride {}, padding {}: kernel and stride must be >= 1, "
+                                 "padding >= 0",
+                                 op, kh, kw, stride, padding));
+  ConvGeometry g{image[0], image[1], image[2], image[3], kh, kw, stride, padding, 0, 0};
+  g.oh = (g.h + 2 * padding - kh) / stride + 1;
+  g.ow = (g.w + 2 * padding - kw) / stride + 1;
+  if (g.h + 2 * padding < kh || g.w + 2 * padding < kw)
+    throw ShapeError(fmt::format("{}: a {}x{} window does not fit an image of shape {} with padding {}", op,
+                                 kh, kw, image.str(), padding));
+  return g;
+}
+
+/// Calls f(image_index, column_index) for every (window position, kernel offset) pair; the image
+/// index is -1 for positions in the padding.
+template <class F> void for_each_window(const ConvGeometry& g, F&& f) {
+  const std::int64_t l = g.oh * g.ow;
+  for (std::int64_t n = 0; n < g.n; ++n)
+    for (std::int64_t c = 0; c < g.c; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const std::int64_t row = (c * g.kh + i) * g.kw + j;
+          const std::int64_t col_base = (n * g.c * g.kh * g.kw + row) * l;
+          const std::int64_t img_base = (n * g.c + c) * g.h * g.w;
+          for (std::int64_t y = 0; y < g.oh; ++y) {
+            const std::int64_t iy = y * g.stride + i - g.padding;
+            for (std::int64_t x = 0; x < g.ow; ++x) {
+              const std::int64_t ix = x * g.stride + j - g.padding;
+              const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
+              f(inside ? img_base + iy * g.w + ix : -1, col_base + y * g.ow + x);
+            }
+          }
+        }
+}
+} // namespace
+
+Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
+              double pad_value) {
+  detail::require_defined(x, "unfold");
+  const ConvGeometry g = conv_geometry(x.shape(), kh, kw, stride, padding, "unfold");
+  Tensor out = Tensor::empty({g.n, g.c * kh * kw, g.oh * g.ow}, x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = x.data<T>();
+    T* dst = out.data<T>();
+    const T pad = static_cast<T>(pad_value);
+    for_each_window(g, [&](std::int64_t from, std::int64_t to) { dst[to] = from >= 0 ? src[from] : pad; });
+  });
+  return out;
+}
+
+Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
+            std::int64_t stride, std::int64_t padding) {
+  detail::require_defined(cols, "fold");
+  const ConvGeometry g = conv_geometry(image_shape, kh, kw, stride, padding, "fold");
+  const Shape expected{g.n, g.c * kh * kw, g.oh * g.ow};
+  if (!(cols.shape() == expected))
+    throw ShapeError(fmt::format("fold: columns of shape {} do not fit image shape {} (expected {})",
+                                 cols.shape().str(), image_shape.str(), expected.str()));
+  Tensor out = Tensor::zeros(image_shape, cols.dtype());
+  detail::dispatch(cols.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = cols.data<T>();
+    T* dst = out.data<T>();
+    for_each_window(g, [&](std::int64_t to, std::int64_t from) {
+      if (to >= 0) dst[to] += src[from];
+    });
+  });
+  return out;
+}
+
 } // namespace gg::kernel

@@ -54,6 +54,8 @@ constexpr std::array<OpInfo, static_cast<std::size_t>(Op::count_)> k_table{{
     {"logsumexp", "", 1, "exp(a - out)", ""},
     {"broadcast_to", "", 1, "sum_to(g, shape(a))", ""},
     {"sum_to", "", 1, "broadcast_to(g, shape(a))", ""},
+    {"unfold", "", 1, "fold(g)", ""},
+    {"fold", "", 1, "unfold(g)", ""},
     {"custom", "", -1, "user backward", ""},
 }};
 } // namespace

@@ -436,6 +436,22 @@ Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std:
   return e.var;
 }
 
+Var unfold(const Var& a, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
+           double pad_value) {
+  Node* x = need(a, "unfold");
+  auto e = emit(Op::unfold, x, nullptr, kernel::unfold(value_of(x), kh, kw, stride, padding, pad_value));
+  if (e.n) e.n->ext->ints = {kh, kw, stride, padding};
+  return e.var;
+}
+
+Var fold(const Var& a, const Shape& image_shape, std::int64_t kh, std::int64_t kw, std::int64_t stride,
+         std::int64_t padding) {
+  Node* x = need(a, "fold");
+  auto e = emit(Op::fold, x, nullptr, kernel::fold(value_of(x), image_shape, kh, kw, stride, padding));
+  if (e.n) e.n->ext->ints = {kh, kw, stride, padding};
+  return e.var;
+}
+
 Var apply(std::shared_ptr<const Function> fn, const std::vector<Var>& inputs) {
   if (!fn) throw UsageError("apply: the Function is null");
   const std::string name = fn->name();

@@ -730,3 +730,25 @@ TEST_CASE("ops: gradcheck catches a wrong gradient") {
   CHECK(r.max_error > 0.1);
   CHECK_THAT(r.message, Catch::Contains("finite differences"));
 }
+
+TEST_CASE("ops: unfold (im2col) and fold (col2im) are adjoint and differentiate") {
+  gg::Rng rng(11);
+  const Tensor x = Tensor::randn({2, 2, 5, 4}, rng);
+  auto r = gg::gradcheck([](const std::vector<Var>& v) { return gg::unfold(v[0], 3, 2, 2, 1); }, {x});
+  CHECK(r.ok);
+  INFO(r.message);
+  const Tensor cols = gg::kernel::unfold(x, 3, 2, 2, 1);
+  auto r2 = gg::gradcheck([&](const std::vector<Var>& v) { return gg::fold(v[0], x.shape(), 3, 2, 2, 1); },
+                          {Tensor::randn(cols.shape(), rng)});
+  CHECK(r2.ok);
+  // <unfold(x), c> == <x, fold(c)>
+  const Tensor c = Tensor::randn(cols.shape(), rng);
+  const double lhs = gg::kernel::sum(gg::kernel::binary(gg::kernel::Binary::mul, cols, c)).item();
+  const double rhs = gg::kernel::sum(gg::kernel::binary(gg::kernel::Binary::mul, x,
+                                                        gg::kernel::fold(c, x.shape(), 3, 2, 2, 1)))
+                         .item();
+  CHECK(lhs == Approx(rhs).epsilon(1e-12));
+  CHECK_THROWS_WITH(gg::unfold(Var(Tensor::zeros({2, 3})), 2, 2),
+                    Catch::Contains("unfold") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_AS(gg::unfold(Var(Tensor::zeros({1, 1, 2, 2})), 3, 3), gg::ShapeError);
+}

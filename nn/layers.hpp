@@ -1,0 +1,158 @@
+// Layers: Linear, activations, Flatten, Dropout, BatchNorm1d/2d, Embedding, Conv2d, MaxPool2d,
+// AvgPool2d. Parameter names, shapes, defaults and initialisation rules are PyTorch's.
+#pragma once
+
+#include <cstdint>
+
+#include <nn/module.hpp>
+
+namespace gg::nn {
+
+/// y = x W^T + b with weight [out, in] and bias [out]; W and b ~ U(-1/sqrt(in), 1/sqrt(in)).
+class Linear : public Module {
+public:
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true, DType dtype = f64);
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+  Var weight, bias; ///< bias is undefined without one
+  std::int64_t in_features, out_features;
+};
+
+/// An elementwise activation as a module.
+class Activation : public Module {
+public:
+  enum class Kind { sigmoid, tanh, relu, leaky_relu, identity };
+  explicit Activation(Kind kind, double negative_slope = 0.01) : kind_(kind), slope_(negative_slope) {}
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+
+private:
+  Kind kind_;
+  double slope_;
+};
+struct Sigmoid : Activation {
+  Sigmoid() : Activation(Kind::sigmoid) {}
+};
+struct Tanh : Activation {
+  Tanh() : Activation(Kind::tanh) {}
+};
+struct ReLU : Activation {
+  ReLU() : Activation(Kind::relu) {}
+};
+struct LeakyReLU : Activation {
+  explicit LeakyReLU(double negative_slope = 0.01) : Activation(Kind::leaky_relu, negative_slope) {}
+};
+struct Identity : Activation {
+  Identity() : Activation(Kind::identity) {}
+};
+
+/// softmax along an axis (default the last).
+class Softmax : public Module {
+public:
+  explicit Softmax(int axis = -1) : axis_(axis) {}
+  Var forward(const Var& x) override { return softmax(x, axis_); }
+  std::string describe() const override;
+
+private:
+  int axis_;
+};
+
+/// Collapses dimensions start_dim..end_dim into one (default: all but the batch dimension).
+class Flatten : public Module {
+public:
+  explicit Flatten(int start_dim = 1, int end_dim = -1) : start_(start_dim), end_(end_dim) {}
+  Var forward(const Var& x) override;
+  std::string describe() const override { return "Flatten"; }
+
+private:
+  int start_, end_;
+};
+
+/// In training, zeroes each element with probability p and scales the rest by 1/(1-p).
+class Dropout : public Module {
+public:
+  explicit Dropout(double p = 0.5, std::uint64_t seed = 0);
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+
+private:
+  double p_;
+  Rng rng_;
+};
+
+/// Batch normalisation over [N, C] or [N, C, L] (BatchNorm1d) and [N, C, H, W] (BatchNorm2d):
+/// batch statistics in training (biased variance to normalise, unbiased for the running
+/// estimate), running statistics in eval; weight (gamma) and bias (beta) of size C.
+class BatchNorm : public Module {
+public:
+  BatchNorm(std::int64_t num_features, int spatial_dims, double eps = 1e-5, double momentum = 0.1,
+            bool affine = true, DType dtype = f64);
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+  Var weight, bias;
+  Tensor running_mean, running_var, num_batches_tracked;
+
+private:
+  std::int64_t c_;
+  int spatial_;
+  double eps_, momentum_;
+};
+struct BatchNorm1d : BatchNorm {
+  explicit BatchNorm1d(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, DType dtype = f64)
+      : BatchNorm(num_features, 1, eps, momentum, affine, dtype) {}
+};
+struct BatchNorm2d : BatchNorm {
+  explicit BatchNorm2d(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, DType dtype = f64)
+      : BatchNorm(num_features, 2, eps, momentum, affine, dtype) {}
+};
+
+/// A lookup table: integer indices (any shape, as doubles) -> rows of weight [num, dim] ~ N(0, 1).
+class Embedding : public Module {
+public:
+  Embedding(std::int64_t num_embeddings, std::int64_t embedding_dim, DType dtype = f64);
+  Var forward(const Var& indices) override;
+  std::string describe() const override;
+  Var weight;
+
+private:
+  std::int64_t num_, dim_;
+};
+
+/// 2-d convolution of [N, C, H, W] by weight [out, C, kh, kw] (+ bias [out]), computed as im2col
+/// (gg::unfold) and one matrix product. Kaiming-uniform initialisation as PyTorch.
+class Conv2d : public Module {
+public:
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
+         std::int64_t stride = 1, std::int64_t padding = 0, bool bias = true, DType dtype = f64);
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+  Var weight, bias;
+
+private:
+  std::int64_t in_, out_, k_, stride_, padding_;
+};
+
+/// Max or average over k x k windows of [N, C, H, W] (stride defaults to k). Average pooling
+/// counts zero padding, as PyTorch's default; max pooling pads with -inf.
+class Pool2d : public Module {
+public:
+  Pool2d(bool max, std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0);
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+
+private:
+  bool max_;
+  std::int64_t k_, stride_, padding_;
+};
+struct MaxPool2d : Pool2d {
+  explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0)
+      : Pool2d(true, kernel_size, stride, padding) {}
+};
+struct AvgPool2d : Pool2d {
+  explicit AvgPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0)
+      : Pool2d(false, kernel_size, stride, padding) {}
+};
+
+} // namespace gg::nn

@@ -1,0 +1,248 @@
+// The layers' forward passes, written with autodiff ops so that backward comes for free, and
+// their PyTorch-default initialisation.
+#include <nn/init.hpp>
+#include <nn/layers.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace gg::nn {
+
+namespace {
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear and Conv2d weights
+/// (kaiming_uniform with a = sqrt(5)) and biases.
+Tensor default_uniform(const Shape& shape, std::int64_t fan_in, DType dtype) {
+  Tensor t = Tensor::empty(shape, dtype);
+  const double bound = fan_in > 0 ? 1 / std::sqrt(static_cast<double>(fan_in)) : 0;
+  init::uniform(t, -bound, bound);
+  return t;
+}
+
+void require_positive(std::int64_t v, std::string_view what, std::string_view layer) {
+  if (v <= 0) throw ValueError(fmt::format("{}: {} must be positive, got {}", layer, what, v));
+}
+} // namespace
+
+Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, DType dtype)
+    : in_features(in), out_features(out) {
+  require_positive(in, "in_features", "Linear");
+  require_positive(out, "out_features", "Linear");
+  weight = register_parameter("weight", default_uniform({out, in}, in, dtype));
+  if (with_bias) bias = register_parameter("bias", default_uniform({out}, in, dtype));
+}
+
+Var Linear::forward(const Var& x) {
+  const Shape s = x.shape();
+  if (s.rank() == 0 || s[s.rank() - 1] != in_features)
+    throw ShapeError(fmt::format("{}: input of shape {} does not have {} features in its last dimension",
+                                 describe(), s.str(), in_features));
+  const Var y = matmul(x, transpose(weight));
+  return bias.defined() ? y + bias : y;
+}
+
+std::string Linear::describe() const {
+  return fmt::format("Linear(in={}, out={}{})", in_features, out_features,
+                     bias.defined() ? "" : ", bias=false");
+}
+
+Var Activation::forward(const Var& x) {
+  switch (kind_) {
+  case Kind::sigmoid: return sigmoid(x);
+  case Kind::tanh: return tanh(x);
+  case Kind::relu: return relu(x);
+  case Kind::leaky_relu: return leaky_relu(x, slope_);
+  case Kind::identity: break;
+  }
+  return x;
+}
+
+std::string Activation::describe() const {
+  switch (kind_) {
+  case Kind::sigmoid: return "Sigmoid";
+  case Kind::tanh: return "Tanh";
+  case Kind::relu: return "ReLU";
+  case Kind::leaky_relu: return fmt::format("LeakyReLU(negative_slope={})", slope_);
+  case Kind::identity: break;
+  }
+  return "Identity";
+}
+
+std::string Softmax::describe() const {
+  return fmt::format("Softmax(axis={})", axis_);
+}
+
+Var Flatten::forward(const Var& x) {
+  const Shape s = x.shape();
+  const int start = kernel::normalize_axis(start_, s.rank(), "Flatten");
+  const int end = kernel::normalize_axis(end_, s.rank(), "Flatten");
+  if (start > end) throw ValueError(fmt::format("Flatten: start_dim {} is after end_dim {}", start_, end_));
+  std::vector<std::int64_t> shape(s.begin(), s.begin() + start);
+  std::int64_t n = 1;
+  for (int i = start; i <= end; ++i) n *= s[i];
+  shape.push_back(n);
+  shape.insert(shape.end(), s.begin() + end + 1, s.end());
+  return reshape(x, shape);
+}
+
+Dropout::Dropout(double p, std::uint64_t seed) : p_(p), rng_(seed) {
+  if (!(p >= 0 && p <= 1)) throw ValueError(fmt::format("Dropout: p must be in [0, 1], got {}", p));
+}
+
+Var Dropout::forward(const Var& x) {
+  if (!is_training() || p_ == 0) return x;
+  Tensor mask = Tensor::empty(x.shape(), x.dtype());
+  const double scale = p_ < 1 ? 1 / (1 - p_) : 0;
+  for (std::int64_t i = 0; i < mask.numel(); ++i) mask.set_flat(i, rng_.uniform() >= p_ ? scale : 0.0);
+  return x * Var::constant(mask);
+}
+
+std::string Dropout::describe() const {
+  return fmt::format("Dropout(p={})", p_);
+}
+
+BatchNorm::BatchNorm(std::int64_t c, int spatial, double eps, double momentum, bool affine, DType dtype)
+    : c_(c), spatial_(spatial), eps_(eps), momentum_(momentum) {
+  const char* name = spatial == 2 ? "BatchNorm2d" : "BatchNorm1d";
+  require_positive(c, "num_features", name);
+  if (!(eps > 0)) throw ValueError(fmt::format("{}: eps must be > 0, got {}", name, eps));
+  if (!(momentum >= 0 && momentum <= 1))
+    throw ValueError(fmt::format("{}: momentum must be in [0, 1], got {}", name, momentum));
+  if (affine) {
+    weight = register_parameter("weight", Tensor::ones({c}, dtype));
+    bias = register_parameter("bias", Tensor::zeros({c}, dtype));
+  }
+  running_mean = register_buffer("running_mean", Tensor::zeros({c}, dtype));
+  running_var = register_buffer("running_var", Tensor::ones({c}, dtype));
+  num_batches_tracked = register_buffer("num_batches_tracked", Tensor::scalar(0));
+}
+
+Var BatchNorm::forward(const Var& x) {
+  const Shape s = x.shape();
+  const bool ok = spatial_ == 2 ? s.rank() == 4 : (s.rank() == 2 || s.rank() == 3);
+  if (!ok || s[1] != c_)
+    throw ShapeError(fmt::format("{}: expected input [N, {}{}], got shape {}", describe(), c_,
+                                 spatial_ == 2 ? ", H, W" : "(, L)", s.str()));
+  // Channels first, everything else flattened: statistics are per row of [C, M].
+  const Var xt = transpose(x, 0, 1);
+  const Shape st = xt.shape();
+  const Var flat = reshape(xt, {c_, -1});
+  const std::int64_t m = flat.shape()[1];
+  Var xhat;
+  if (is_training()) {
+    if (m < 2)
+      throw ValueError(fmt::format("{}: training needs more than 1 value per channel, got input shape {}",
+                                   describe(), s.str()));
+    const Var mu = mean(flat, 1, true);
+    const Var xc = flat - mu;
+    const Var var = mean(xc * xc, 1, true);
+    xhat = xc / sqrt(var + eps_);
+    NoGrad no_grad; // running estimates: unbiased variance, as PyTorch
+    using kernel::Binary;
+    const Tensor mv = mu.value().reshape({c_}), vv = var.value().reshape({c_});
+    const double unbias = static_cast<double>(m) / static_cast<double>(m - 1);
+    running_mean.assign(kernel::binary(Binary::add,
+                                       kernel::binary_scalar(Binary::mul, running_mean, 1 - momentum_),
+                                       kernel::binary_scalar(Binary::mul, mv, momentum_)));
+    running_var.assign(kernel::binary(Binary::add,
+                                      kernel::binary_scalar(Binary::mul, running_var, 1 - momentum_),
+                                      kernel::binary_scalar(Binary::mul, vv, momentum_ * unbias)));
+    num_batches_tracked.fill(num_batches_tracked.item() + 1);
+  } else {
+    const Var rm = Var::constant(running_mean.reshape({c_, 1})),
+              rv = Var::constant(running_var.reshape({c_, 1}));
+    xhat = (flat - rm) / sqrt(rv + eps_);
+  }
+  Var y = weight.defined() ? xhat * reshape(weight, {c_, 1}) + reshape(bias, {c_, 1}) : xhat;
+  return transpose(reshape(y, st.to_vector()), 0, 1);
+}
+
+std::string BatchNorm::describe() const {
+  return fmt::format("BatchNorm{}d({}, eps={}, momentum={})", spatial_, c_, eps_, momentum_);
+}
+
+Embedding::Embedding(std::int64_t num, std::int64_t dim, DType dtype) : num_(num), dim_(dim) {
+  require_positive(num, "num_embeddings", "Embedding");
+  require_positive(dim, "embedding_dim", "Embedding");
+  Tensor w = Tensor::empty({num, dim}, dtype);
+  init::normal(w, 0, 1);
+  weight = register_parameter("weight", w);
+}
+
+Var Embedding::forward(const Var& indices) {
+  const Tensor iv = indices.value();
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(iv.numel()));
+  for (std::int64_t i = 0; i < iv.numel(); ++i) {
+    const double v = iv.flat(i);
+    if (!(v >= 0 && v < static_cast<double>(num_)) || v != std::floor(v))
+      throw ValueError(
+          fmt::format("{}: index {} at position {} is not an integer in [0, {})", describe(), v, i, num_));
+    idx[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(v);
+  }
+  std::vector<std::int64_t> shape = iv.shape().to_vector();
+  shape.push_back(dim_);
+  return reshape(index_select(weight, 0, idx), shape);
+}
+
+std::string Embedding::describe() const {
+  return fmt::format("Embedding({}, {})", num_, dim_);
+}
+
+Conv2d::Conv2d(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride, std::int64_t padding,
+               bool with_bias, DType dtype)
+    : in_(in), out_(out), k_(k), stride_(stride), padding_(padding) {
+  require_positive(in, "in_channels", "Conv2d");
+  require_positive(out, "out_channels", "Conv2d");
+  require_positive(k, "kernel_size", "Conv2d");
+  require_positive(stride, "stride", "Conv2d");
+  if (padding < 0) throw ValueError(fmt::format("Conv2d: padding must be >= 0, got {}", padding));
+  weight = register_parameter("weight", default_uniform({out, in, k, k}, in * k * k, dtype));
+  if (with_bias) bias = register_parameter("bias", default_uniform({out}, in * k * k, dtype));
+}
+
+Var Conv2d::forward(const Var& x) {
+  const Shape s = x.shape();
+  if (s.rank() != 4 || s[1] != in_)
+    throw ShapeError(fmt::format("{}: expected input [N, {}, H, W], got shape {}", describe(), in_, s.str()));
+  const Var cols = unfold(x, k_, k_, stride_, padding_);        // [N, C*k*k, L]
+  Var y = matmul(reshape(weight, {out_, in_ * k_ * k_}), cols); // [N, out, L]
+  if (bias.defined()) y = y + reshape(bias, {out_, 1});
+  const std::int64_t oh = (s[2] + 2 * padding_ - k_) / stride_ + 1,
+                     ow = (s[3] + 2 * padding_ - k_) / stride_ + 1;
+  return reshape(y, {s[0], out_, oh, ow});
+}
+
+std::string Conv2d::describe() const {
+  return fmt::format("Conv2d({}, {}, kernel={}, stride={}, padding={}{})", in_, out_, k_, stride_, padding_,
+                     bias.defined() ? "" : ", bias=false");
+}
+
+Pool2d::Pool2d(bool max, std::int64_t k, std::int64_t stride, std::int64_t padding)
+    : max_(max), k_(k), stride_(stride == 0 ? k : stride), padding_(padding) {
+  const char* name = max ? "MaxPool2d" : "AvgPool2d";
+  require_positive(k, "kernel_size", name);
+  require_positive(stride_, "stride", name);
+  if (padding < 0 || 2 * padding > k)
+    throw ValueError(fmt::format("{}: padding must be in [0, kernel_size/2], got {}", name, padding));
+}
+
+Var Pool2d::forward(const Var& x) {
+  const Shape s = x.shape();
+  if (s.rank() != 4)
+    throw ShapeError(fmt::format("{}: expected input [N, C, H, W], got shape {}", describe(), s.str()));
+  // Each channel is its own image: windows become columns, reduced along axis 1.
+  const double pad = max_ ? -std::numeric_limits<double>::infinity() : 0.0;
+  const Var cols = unfold(reshape(x, {s[0] * s[1], 1, s[2], s[3]}), k_, k_, stride_, padding_, pad);
+  const Var r = max_ ? max(cols, 1) : mean(cols, 1);
+  const std::int64_t oh = (s[2] + 2 * padding_ - k_) / stride_ + 1,
+                     ow = (s[3] + 2 * padding_ - k_) / stride_ + 1;
+  return reshape(r, {s[0], s[1], oh, ow});
+}
+
+std::string Pool2d::describe() const {
+  return fmt::format("{}(kernel={}, stride={}, padding={})", max_ ? "MaxPool2d" : "AvgPool2d", k_, stride_,
+                     padding_);
+}
+
+} // namespace gg::nn

@@ -1,0 +1,285 @@
+// Modules, layers and losses: PyTorch's parameter names and counts, every layer's gradient
+// checked numerically by one shared helper, and outputs, gradients and losses against numbers
+// PyTorch computed (tests/nn/data/make_nn_reference.py -> nn_reference.txt).
+#include <nn/nn.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+using gg::Tensor;
+using gg::Var;
+namespace nn = gg::nn;
+
+namespace {
+
+/// The tensors of nn_reference.txt by name.
+const std::map<std::string, Tensor>& ref() {
+  static const std::map<std::string, Tensor> table = [] {
+    std::map<std::string, Tensor> t;
+    std::ifstream in(std::string(GG_TEST_DATA) + "/nn_reference.txt");
+    REQUIRE(in.good());
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string name, tok;
+      ls >> name;
+      std::vector<std::int64_t> shape;
+      while (ls >> tok && tok != ":") shape.push_back(std::stoll(tok));
+      std::vector<double> v;
+      while (ls >> tok) v.push_back(std::stod(tok));
+      t.emplace(name, Tensor(v, gg::Shape(shape)));
+    }
+    return t;
+  }();
+  return table;
+}
+const Tensor& R(const std::string& name) {
+  INFO("reference " << name);
+  REQUIRE(ref().count(name) == 1);
+  return ref().at(name);
+}
+
+/// Largest |a - b| / max(1, |b|) over all elements; shapes must match.
+double max_error(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double worst = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i)
+    worst = std::max(worst, std::fabs(a.flat(i) - b.flat(i)) / std::max(1.0, std::fabs(b.flat(i))));
+  return worst;
+}
+
+/// The one helper that checks any module's gradients: loss = sum(m(x) * w) for fixed random w;
+/// d loss / d x and / d every parameter against central differences (parameters perturbed in
+/// place through their shared storage).
+void check_module_gradients(nn::Module& m, const Tensor& x0, double tol = 1e-6) {
+  gg::Rng rng(99);
+  Tensor w;
+  auto loss_of = [&](const Var& x) {
+    Var y = m(x);
+    if (!w.defined()) w = Tensor::rand(y.shape(), rng, gg::f64, 0.5, 1.5);
+    return gg::sum(y * Var::constant(w));
+  };
+  Var x(x0.clone());
+  m.zero_grad();
+  loss_of(x).backward();
+  auto numeric = [&](Tensor& t, std::int64_t i) {
+    const double eps = 1e-6, old = t.flat(i);
+    gg::NoGrad no_grad;
+    t.set_flat(i, old + eps);
+    const double up = loss_of(Var::constant(x.value())).item(); // x.value() shares xv's storage
+    t.set_flat(i, old - eps);
+    const double down = loss_of(Var::constant(x.value())).item();
+    t.set_flat(i, old);
+    return (up - down) / (2 * eps);
+  };
+  Tensor xv = x.value();
+  for (std::int64_t i = 0; i < xv.numel(); ++i) {
+    INFO(m.describe() << " input element " << i);
+    CHECK(x.grad().flat(i) == Approx(numeric(xv, i)).margin(tol).epsilon(tol));
+  }
+  for (auto& [name, p] : m.named_parameters()) {
+    Tensor pv = p.value();
+    for (std::int64_t i = 0; i < pv.numel(); ++i) {
+      INFO(m.describe() << " parameter " << name << " element " << i);
+      CHECK(p.grad().flat(i) == Approx(numeric(pv, i)).margin(tol).epsilon(tol));
+    }
+  }
+}
+
+/// Copies a reference tensor into a parameter.
+void set(Var& p, const Tensor& t) {
+  p.set_value(t);
+}
+
+/// y = module(x); loss = sum(y * r); returns y, leaves gradients in x and the parameters.
+Var run_weighted(nn::Module& m, Var& x, const std::string& name) {
+  Var y = m(x);
+  gg::sum(y * Var::constant(R(name + ".r"))).backward();
+  return y;
+}
+
+} // namespace
+
+TEST_CASE("layers: a Sequential has PyTorch's parameter names, shapes and the course's count of 17") {
+  nn::Sequential mlp(nn::Linear(2, 3), nn::Sigmoid(), nn::Linear(3, 2));
+  const auto named = mlp.named_parameters();
+  REQUIRE(named.size() == 4);
+  CHECK(named[0].first == "0.weight");
+  CHECK(named[0].second.shape() == gg::Shape{3, 2});
+  CHECK(named[1].first == "0.bias");
+  CHECK(named[2].first == "2.weight");
+  CHECK(named[2].second.shape() == gg::Shape{2, 3});
+  CHECK(named[3].first == "2.bias");
+  CHECK(nn::parameter_count(mlp) == 2 * 3 + 3 + 3 * 2 + 2);
+  const std::string s = nn::summary(mlp, {1, 2});
+  CHECK_THAT(s, Catch::Contains("Linear(in=2, out=3)") && Catch::Contains("[1, 3]") &&
+                    Catch::Contains("total parameters: 17"));
+}
+
+TEST_CASE("layers: state_dict and load_state_dict round-trip, and mismatches are named") {
+  nn::Sequential a(nn::Linear(2, 3), nn::Tanh(), nn::BatchNorm1d(3));
+  nn::Sequential b(nn::Linear(2, 3), nn::Tanh(), nn::BatchNorm1d(3));
+  auto sd = a.state_dict();
+  std::vector<std::string> names;
+  for (auto& [n, t] : sd) names.push_back(n);
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean",
+                                          "2.running_var", "2.num_batches_tracked"});
+  b.load_state_dict(sd);
+  CHECK(b.named_parameters()[0].second.value().to_vector() ==
+        a.named_parameters()[0].second.value().to_vector());
+  sd.pop_back();
+  CHECK_THROWS_WITH(b.load_state_dict(sd), Catch::Contains("missing '2.num_batches_tracked'"));
+  auto bad = a.state_dict();
+  bad[0].second = Tensor::zeros({2, 2});
+  CHECK_THROWS_WITH(b.load_state_dict(bad), Catch::Contains("0.weight") && Catch::Contains("[2, 2]"));
+}
+
+TEST_CASE("layers: every layer's gradients agree with finite differences") {
+  gg::Rng rng(5);
+  nn::manual_seed(3);
+  SECTION("Linear") {
+    nn::Linear m(3, 2);
+    check_module_gradients(m, Tensor::randn({4, 3}, rng));
+  }
+  SECTION("Conv2d with stride and padding") {
+    nn::Conv2d m(2, 3, 3, 2, 1);
+    check_module_gradients(m, Tensor::randn({2, 2, 5, 5}, rng));
+  }
+  SECTION("MaxPool2d and AvgPool2d") {
+    nn::MaxPool2d mp(3, 2, 1);
+    check_module_gradients(mp, Tensor::randn({2, 2, 5, 5}, rng));
+    nn::AvgPool2d ap(3, 2, 1);
+    check_module_gradients(ap, Tensor::randn({2, 2, 5, 5}, rng));
+  }
+  SECTION("BatchNorm1d and BatchNorm2d in eval mode") {
+    nn::BatchNorm1d b1(3);
+    b1.eval();
+    check_module_gradients(b1, Tensor::randn({4, 3}, rng));
+    nn::BatchNorm2d b2(2);
+    b2.eval();
+    check_module_gradients(b2, Tensor::randn({3, 2, 3, 3}, rng));
+  }
+  SECTION("Embedding, Flatten, activations in a Sequential") {
+    nn::Sequential m(nn::Flatten(), nn::Linear(6, 4), nn::LeakyReLU(0.1), nn::Linear(4, 3), nn::Tanh());
+    check_module_gradients(m, Tensor::randn({2, 2, 3}, rng));
+    nn::Embedding e(5, 3);
+    Var idx = Var::constant(Tensor({4, 0, 4, 2}, {2, 2}));
+    Var y = e(idx);
+    CHECK(y.shape() == gg::Shape{2, 2, 3});
+    gg::sum(y).backward();
+    CHECK(e.weight.grad().to_vector() == std::vector<double>{1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 2, 2, 2});
+  }
+}
+
+TEST_CASE("layers: Linear and Conv2d match PyTorch's outputs and gradients") {
+  nn::Linear lin(3, 2);
+  set(lin.weight, R("linear.w"));
+  set(lin.bias, R("linear.b"));
+  Var x(R("linear.x"));
+  CHECK(max_error(run_weighted(lin, x, "linear").value(), R("linear.y")) < 1e-12);
+  CHECK(max_error(x.grad(), R("linear.grad.x")) < 1e-12);
+  CHECK(max_error(lin.weight.grad(), R("linear.grad.w")) < 1e-12);
+  CHECK(max_error(lin.bias.grad(), R("linear.grad.b")) < 1e-12);
+
+  nn::Conv2d conv(3, 4, 3, 2, 1);
+  set(conv.weight, R("conv.w"));
+  set(conv.bias, R("conv.b"));
+  Var xc(R("conv.x"));
+  CHECK(max_error(run_weighted(conv, xc, "conv").value(), R("conv.y")) < 1e-12);
+  CHECK(max_error(xc.grad(), R("conv.grad.x")) < 1e-12);
+  CHECK(max_error(conv.weight.grad(), R("conv.grad.w")) < 1e-12);
+  CHECK(max_error(conv.bias.grad(), R("conv.grad.b")) < 1e-12);
+}
+
+TEST_CASE("layers: pooling matches PyTorch's outputs and gradients") {
+  nn::MaxPool2d mp2(2);
+  nn::MaxPool2d mp3(3, 2, 1);
+  nn::AvgPool2d ap3(3, 2, 1);
+  for (auto [name, m] : {std::pair<std::string, nn::Module*>{"maxpool2", &mp2},
+                         {"maxpool3s2p1", &mp3},
+                         {"avgpool3s2p1", &ap3}}) {
+    INFO(name);
+    Var x(R(name + ".x"));
+    CHECK(max_error(run_weighted(*m, x, name).value(), R(name + ".y")) < 1e-12);
+    CHECK(max_error(x.grad(), R(name + ".grad.x")) < 1e-12);
+  }
+}
+
+TEST_CASE("layers: BatchNorm matches PyTorch in training (with running statistics) and eval") {
+  nn::BatchNorm2d bn2(3);
+  nn::BatchNorm1d bn1(3);
+  for (auto [name, m] : {std::pair<std::string, nn::BatchNorm*>{"bn2d", &bn2}, {"bn1d", &bn1}}) {
+    INFO(name);
+    set(m->weight, R(name + ".weight"));
+    set(m->bias, R(name + ".bias"));
+    Var x(R(name + ".x"));
+    m->train();
+    CHECK(max_error(run_weighted(*m, x, name).value(), R(name + ".y")) < 1e-12);
+    CHECK(max_error(x.grad(), R(name + ".grad.x")) < 1e-10);
+    CHECK(max_error(m->weight.grad(), R(name + ".grad.weight")) < 1e-12);
+    CHECK(max_error(m->bias.grad(), R(name + ".grad.bias")) < 1e-12);
+    CHECK(max_error(m->running_mean, R(name + ".running_mean")) < 1e-14);
+    CHECK(max_error(m->running_var, R(name + ".running_var")) < 1e-14);
+    CHECK(m->num_batches_tracked.item() == 1);
+    m->eval();
+    CHECK(max_error((*m)(Var(R(name + ".x"))).value(), R(name + ".y_eval")) < 1e-12);
+  }
+}
+
+TEST_CASE("losses: every loss and reduction matches PyTorch, with its gradient") {
+  const Tensor& logits = R("loss.logits");
+  const Tensor target = R("loss.target");
+  auto run = [&](const std::string& name, const Tensor& input, auto&& fn) {
+    INFO(name);
+    for (auto [red, r] : {std::pair<std::string, nn::Reduction>{"mean", nn::Reduction::mean},
+                          {"sum", nn::Reduction::sum},
+                          {"none", nn::Reduction::none}}) {
+      INFO(red);
+      CHECK(max_error(fn(Var::constant(input), r).value().reshape(R("loss." + name + "." + red).shape()),
+                      R("loss." + name + "." + red)) < 1e-13);
+    }
+    Var x(input.clone());
+    fn(x, nn::Reduction::mean).backward();
+    CHECK(max_error(x.grad(), R("loss." + name + ".grad")) < 1e-13);
+  };
+  run("cross_entropy", logits,
+      [&](const Var& x, nn::Reduction r) { return nn::cross_entropy(x, target, r); });
+  run("cross_entropy_probs", logits,
+      [&](const Var& x, nn::Reduction r) { return nn::cross_entropy(x, R("loss.probs_target"), r); });
+  run("nll", logits,
+      [&](const Var& x, nn::Reduction r) { return nn::nll_loss(gg::log_softmax(x, 1), target, r); });
+  run("mse", logits,
+      [&](const Var& x, nn::Reduction r) { return nn::mse_loss(x, Var::constant(R("loss.mse_target")), r); });
+  run("bce", R("loss.p"),
+      [&](const Var& x, nn::Reduction r) { return nn::binary_cross_entropy(x, R("loss.y01"), r); });
+  run("bce_logits", logits, [&](const Var& x, nn::Reduction r) {
+    return nn::binary_cross_entropy_with_logits(x, R("loss.y01"), r);
+  });
+}
+
+TEST_CASE("losses: the course's cross-entropy table comes out exactly (0, +infinity, ln 2)") {
+  const Tensor class0({0}, {1});
+  auto ce = [&](std::vector<double> p) {
+    return nn::nll_loss(gg::log(Var::constant(Tensor(p, {1, 3}))), class0).item();
+  };
+  CHECK(ce({1, 0, 0}) == 0);
+  CHECK(ce({0, 1, 0}) == INFINITY);
+  CHECK(ce({0.5, 0.25, 0.25}) == Approx(std::log(2.0)).epsilon(1e-15));
+  // one-hot targets, like the course's [1, 0] labels, give the same as class ids
+  const Tensor logits({2.0, -1.0, 0.5, 0.3}, {2, 2});
+  CHECK(nn::cross_entropy(Var::constant(logits), Tensor({1, 0, 0, 1}, {2, 2})).item() ==
+        Approx(nn::cross_entropy(Var::constant(logits), Tensor({0, 1}, {2})).item()).epsilon(1e-15));
+}
+
+TEST_CASE("losses: bad targets and shapes are named") {
+  const Var logits = Var::constant(Tensor::zeros({2, 3}));
+  CHECK_THROWS_WITH(nn::cross_entropy(logits, Tensor({0, 3}, {2})), Catch::Contains("target 3 at row 1"));
+  CHECK_THROWS_WITH(nn::cross_entropy(logits, Tensor({0, 1, 2}, {3})),
+                    Catch::Contains("[2, 3]") && Catch::Contains("[3]"));
+  CHECK_THROWS_AS(nn::mse_loss(logits, Var::constant(Tensor::zeros({3, 2}))), gg::ShapeError);
+  CHECK_THROWS_WITH(nn::Linear(3, 2)(Var::constant(Tensor::zeros({4, 2}))), Catch::Contains("[4, 2]"));
+}
