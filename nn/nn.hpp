@@ -1,7 +1,8 @@
-// Umbrella header of gradgraph's nn library: modules and layers, losses, initialisers.
+// Umbrella header of gradgraph's nn library: modules and layers, losses, initialisers, data and metrics.
 #pragma once
 
 #include <autodiff/autodiff.hpp>
+#include <nn/data.hpp>
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/losses.hpp>

@@ -1,0 +1,29 @@
+// Classification metrics: accuracy and the confusion matrix, from class ids or from [n, k] scores
+// (logits, probabilities or one-hot rows, reduced by argmax along the last axis).
+#pragma once
+
+#include <autodiff/tensor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gg::metrics {
+
+/// Class ids from predictions: [n] ids are returned as they are, [n, k] scores give their argmax
+/// along the last axis. [n, 1] scores are ambiguous (threshold them first) and refused.
+Tensor class_ids(const Tensor& predictions_or_scores);
+
+/// Fraction of rows whose predicted class equals the target; either argument may be [n] class ids
+/// or [n, k] scores / one-hot rows.
+double accuracy(const Tensor& predictions, const Tensor& targets);
+
+/// [k, k] float64 counts: entry (i, j) counts rows of true class i predicted as class j. Class ids
+/// must be integers in [0, num_classes) (ValueError naming the row otherwise).
+Tensor confusion_matrix(const Tensor& predicted, const Tensor& targets, std::int64_t num_classes);
+
+/// The matrix as an aligned text table, rows = true class, columns = predicted class, with the
+/// class names as labels (default: 0, 1, 2, ...) and each row's recall.
+std::string format_confusion_matrix(const Tensor& matrix, const std::vector<std::string>& class_names = {});
+
+} // namespace gg::metrics
