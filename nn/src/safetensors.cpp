@@ -1,0 +1,1017 @@
+// gg::safetensors: the writer (header JSON in the official layout, atomic temp-file + rename) and the
+// reader (a strict parser for the header's JSON, checks of every size and offset against the file,
+// then one read per tensor straight into its storage, converting other stored dtypes).
+#include <nn/safetensors.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <span>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace gg::safetensors {
+
+namespace detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------------------
+// Shared helpers
+
+constexpr bool big_endian_host = std::endian::native == std::endian::big;
+
+[[noreturn]] void format_error(std::string_view file, std::string_view what) {
+  throw FormatError(fmt::format("safetensors file '{}': {}", file, what));
+}
+
+/// Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF; // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c == 0xE0)
+      len = 3, lo = 0xA0;
+    else if (c >= 0xE1 && c <= 0xEC)
+      len = 3;
+    else if (c == 0xED)
+      len = 3, hi = 0x9F;
+    else if (c >= 0xEE && c <= 0xEF)
+      len = 3;
+    else if (c == 0xF0)
+      len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+      len = 4;
+    else if (c == 0xF4)
+      len = 4, hi = 0x8F;
+    else
+      return false;
+    if (n - i < len) return false;
+    const auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if (c1 < lo || c1 > hi) return false;
+    for (std::size_t k = 2; k < len; ++k) {
+      const auto ck = static_cast<unsigned char>(s[i + k]);
+      if (ck < 0x80 || ck > 0xBF) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+template <class T> T byteswap_value(T v) {
+  auto bytes = std::bit_cast<std::array<unsigned char, sizeof(T)>>(v);
+  std::reverse(bytes.begin(), bytes.end());
+  return std::bit_cast<T>(bytes);
+}
+
+/// The stored element types of the format, with their names and sizes in bytes.
+enum class StoredType { f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean };
+
+struct StoredTypeInfo {
+  std::string_view name;
+  StoredType type;
+  std::size_t size;
+};
+
+constexpr std::array<StoredTypeInfo, 13> stored_types{{{"F64", StoredType::f64, 8},
+                                                       {"F32", StoredType::f32, 4},
+                                                       {"F16", StoredType::f16, 2},
+                                                       {"BF16", StoredType::bf16, 2},
+                                                       {"I64", StoredType::i64, 8},
+                                                       {"I32", StoredType::i32, 4},
+                                                       {"I16", StoredType::i16, 2},
+                                                       {"I8", StoredType::i8, 1},
+                                                       {"U64", StoredType::u64, 8},
+                                                       {"U32", StoredType::u32, 4},
+                                                       {"U16", StoredType::u16, 2},
+                                                       {"U8", StoredType::u8, 1},
+                                                       {"BOOL", StoredType::boolean, 1}}};
+
+/// Dtypes of the format (current and recent versions) that gradgraph does not convert.
+constexpr std::array<std::string_view, 8> unsupported_types{"F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",
+                                                            "F6_E2M3", "F6_E3M2", "C64",     "C128"};
+
+// ---------------------------------------------------------------------------------------------------
+// Writing
+
+/// JSON string literal for s (s is valid UTF-8; non-ASCII characters are written as they are).
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char ch : s) {
+    switch (ch) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    default:
+      if (static_cast<unsigned char>(ch) < 0x20)
+        out += fmt::format("\\u{:04x}", static_cast<unsigned>(ch));
+      else
+        out += ch;
+    }
+  }
+  out += '"';
+}
+
+/// The header and the tensors in the order their data follows it.
+struct Layout {
+  std::string header; // the 8-byte length and the padded JSON
+  std::vector<const std::pair<std::string, Tensor>*> order;
+};
+
+Layout prepare(const std::vector<std::pair<std::string, Tensor>>& tensors,
+               const std::map<std::string, std::string>& metadata) {
+  std::set<std::string_view> seen;
+  for (const auto& [name, t] : tensors) {
+    if (name.empty()) throw ValueError("safetensors::save: a tensor has an empty name");
+    if (name == "__metadata__")
+      throw ValueError("safetensors::save: '__metadata__' is reserved and cannot name a tensor");
+    if (!valid_utf8(name))
+      throw ValueError(fmt::format("safetensors::save: tensor name '{}' is not UTF-8", name));
+    if (!seen.insert(name).second)
+      throw ValueError(fmt::format("safetensors::save: two tensors are named '{}'", name));
+    if (!t.defined()) throw ValueError(fmt::format("safetensors::save: tensor '{}' is undefined", name));
+  }
+  for (const auto& [key, value] : metadata)
+    if (!valid_utf8(key) || !valid_utf8(value))
+      throw ValueError(fmt::format("safetensors::save: metadata entry '{}' is not UTF-8", key));
+
+  // The official writer's order: larger alignment first (F64 before F32), then by name.
+  Layout layout;
+  for (const auto& entry : tensors) layout.order.push_back(&entry);
+  std::sort(layout.order.begin(), layout.order.end(), [](const auto* a, const auto* b) {
+    const std::size_t sa = dtype_size(a->second.dtype()), sb = dtype_size(b->second.dtype());
+    return sa != sb ? sa > sb : a->first < b->first;
+  });
+
+  std::string json = "{";
+  if (!metadata.empty()) {
+    json += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [key, value] : metadata) {
+      if (!first) json += ',';
+      first = false;
+      append_json_string(json, key);
+      json += ':';
+      append_json_string(json, value);
+    }
+    json += '}';
+  }
+  std::uint64_t offset = 0;
+  for (const auto* entry : layout.order) {
+    const Tensor& t = entry->second;
+    const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * dtype_size(t.dtype());
+    if (json.size() > 1) json += ',';
+    append_json_string(json, entry->first);
+    json += fmt::format(R"(:{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})",
+                        t.dtype() == f64 ? "F64" : "F32", fmt::join(t.shape().begin(), t.shape().end(), ","),
+                        offset, offset + bytes);
+    offset += bytes;
+  }
+  json += '}';
+  json.append((8 - json.size() % 8) % 8, ' ');
+
+  std::uint64_t n = json.size();
+  if constexpr (big_endian_host) n = byteswap_value(n);
+  layout.header.resize(8);
+  std::memcpy(layout.header.data(), &n, 8);
+  layout.header += json;
+  return layout;
+}
+
+/// Calls sink(pointer, size) with the tensor's little-endian bytes.
+template <class Sink> void emit_tensor(const Tensor& t, Sink&& sink) {
+  const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype());
+  if constexpr (!big_endian_host) {
+    sink(static_cast<const char*>(t.raw()), bytes);
+  } else {
+    Tensor copy = t.clone();
+    if (t.dtype() == f64)
+      for (auto& v : std::span(copy.data<double>(), t.numel())) v = byteswap_value(v);
+    else
+      for (auto& v : std::span(copy.data<float>(), t.numel())) v = byteswap_value(v);
+    sink(static_cast<const char*>(copy.raw()), bytes);
+  }
+}
+
+std::string os_reason(int err) {
+  return std::strerror(err);
+}
+
+/// A name for the temporary file next to path that is unlikely to exist already.
+std::string temp_name(const std::string& path) {
+  static std::atomic<std::uint64_t> counter{0};
+  std::uint64_t x = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  x ^= static_cast<std::uint64_t>(::getpid()) << 32;
+  x += counter.fetch_add(1) * 0x9E3779B97F4A7C15ULL;
+  x ^= x >> 31; // splitmix64 finaliser: spread the bits over the suffix
+  x *= 0xBF58476D1CE4E5B9ULL;
+  x ^= x >> 27;
+  static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string name = path + ".tmp-";
+  for (int i = 0; i < 8; ++i, x /= alphabet.size()) name += alphabet[x % alphabet.size()];
+  return name;
+}
+
+/// Writes all of data to fd; false (errno set) on failure.
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t w = ::write(fd, data, std::min<std::size_t>(size, std::size_t{1} << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += w;
+    size -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+/// Flushes the directory holding path so the rename itself survives a crash (best effort: some file
+/// systems do not support it, and the data is already safe in either name).
+void sync_directory(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reading: where the bytes come from
+
+/// Random access to the bytes of a file or of memory.
+class Source {
+public:
+  virtual ~Source() = default;
+  virtual std::uint64_t size() const = 0;
+  /// Copies n bytes at offset into dst (the range was checked against size()).
+  virtual void read(std::uint64_t offset, std::size_t n, void* dst) const = 0;
+  const std::string& name() const { return name_; }
+
+protected:
+  explicit Source(std::string name) : name_(std::move(name)) {}
+
+private:
+  std::string name_;
+};
+
+class MemorySource final : public Source {
+public:
+  MemorySource(std::string_view bytes, std::string name) : Source(std::move(name)), bytes_(bytes) {}
+  std::uint64_t size() const override { return bytes_.size(); }
+  void read(std::uint64_t offset, std::size_t n, void* dst) const override {
+    if (n > 0) std::memcpy(dst, bytes_.data() + offset, n);
+  }
+
+private:
+  std::string_view bytes_;
+};
+
+class FileSource final : public Source {
+public:
+  explicit FileSource(const std::string& path) : Source(path) {
+    // O_NONBLOCK: opening a FIFO must not hang (it is then rejected as not a regular file).
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd_ < 0) throw IOError(fmt::format("cannot open safetensors file '{}': {}", path, os_reason(errno)));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw IOError(fmt::format("cannot read safetensors file '{}': {}", path, os_reason(err)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      throw IOError(fmt::format("cannot read safetensors file '{}': {}", path,
+                                S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file"));
+    }
+    size_ = static_cast<std::uint64_t>(st.st_size);
+  }
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+  ~FileSource() override { ::close(fd_); }
+
+  std::uint64_t size() const override { return size_; }
+  void read(std::uint64_t offset, std::size_t n, void* dst) const override {
+    auto* out = static_cast<char*>(dst);
+    while (n > 0) {
+      const ssize_t r =
+          ::pread(fd_, out, std::min<std::size_t>(n, std::size_t{1} << 30), static_cast<off_t>(offset));
+      if (r < 0) {
+        const int err = errno;
+        if (err == EINTR) continue;
+        throw IOError(fmt::format("cannot read safetensors file '{}': {}", name(), os_reason(err)));
+      }
+      if (r == 0) format_error(name(), "the file is truncated (it shrank while being read)");
+      out += r;
+      n -= static_cast<std::size_t>(r);
+      offset += static_cast<std::uint64_t>(r);
+    }
+  }
+
+private:
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Reading: the header's JSON
+//
+// A small strict parser, written for this schema, instead of Boost.PropertyTree's JSON parser, which
+// cannot express the checks the format needs: PropertyTree keeps every scalar as a string, so
+// `[2]` and `["2"]`, `true` and `"true"`, `[]`, `{}` and `""` come out identical and wrong-typed
+// fields would pass; and its parser recurses once per nesting level without a limit, so a header of
+// ten million '[' (well under the 100 MB limit) overflows the stack — measured: a segfault, which the
+// fuzzer would find at once. This parser nests at most max_depth levels (only inside fields it
+// skips), checks every type, and allocates only for what it keeps.
+
+struct Entry {
+  std::string name;
+  std::string dtype;
+  std::vector<std::uint64_t> shape;
+  std::uint64_t begin = 0, end = 0;
+};
+
+struct Header {
+  std::vector<Entry> entries;
+  std::map<std::string, std::string> metadata;
+};
+
+class HeaderParser {
+public:
+  HeaderParser(std::string_view json, std::string_view file) : s_(json), file_(file) {}
+
+  Header parse() {
+    Header h;
+    skip_ws();
+    if (peek() != '{') fail("the header must be a JSON object");
+    ++i_;
+    std::set<std::string> names;
+    bool has_metadata = false;
+    skip_ws();
+    if (peek() == '}') {
+      ++i_;
+    } else {
+      for (;;) {
+        skip_ws();
+        std::string key = parse_string("a tensor name");
+        expect(':');
+        if (key == "__metadata__") {
+          if (has_metadata) fail("the header has two \"__metadata__\" entries");
+          has_metadata = true;
+          parse_metadata(h.metadata);
+        } else {
+          if (!names.insert(key).second) fail(fmt::format("two tensors are named '{}'", key));
+          h.entries.push_back(parse_entry(std::move(key)));
+        }
+        skip_ws();
+        if (peek() == ',') {
+          ++i_;
+          continue;
+        }
+        if (peek() == '}') {
+          ++i_;
+          break;
+        }
+        fail("expected ',' or '}' after a header entry");
+      }
+    }
+    skip_ws();
+    if (i_ != s_.size()) fail("unexpected data after the header's JSON object");
+    return h;
+  }
+
+private:
+  static constexpr int max_depth = 64;
+  static constexpr std::size_t max_parsed_rank = 64;
+
+  [[noreturn]] void fail(std::string_view what) const {
+    format_error(file_, fmt::format("invalid header: {} (at byte {} of the header)", what, i_));
+  }
+
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  bool at_end() const { return i_ >= s_.size(); }
+
+  void skip_ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+
+  void expect(char c) {
+    skip_ws();
+    if (at_end() || s_[i_] != c) fail(fmt::format("expected '{}'", c));
+    ++i_;
+  }
+
+  unsigned parse_hex4() {
+    if (s_.size() - i_ < 4) fail("truncated \\u escape");
+    unsigned v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s_[i_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<unsigned>(c - 'A' + 10);
+      else
+        fail("invalid \\u escape");
+    }
+    return v;
+  }
+
+  static void append_utf8(std::string& out, unsigned cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  /// A JSON string; `what` names the expected value in the error when something else is there.
+  std::string parse_string(std::string_view what) {
+    skip_ws();
+    if (peek() != '"') fail(fmt::format("expected {} (a JSON string)", what));
+    ++i_;
+    std::string out;
+    for (;;) {
+      if (at_end()) fail("unterminated string");
+      const char c = s_[i_++];
+      if (c == '"') return out;
+      if (static_cast<unsigned char>(c) < 0x20) fail("control character inside a string");
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (at_end()) fail("unterminated string");
+      switch (s_[i_++]) {
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      case '/': out += '/'; break;
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case 't': out += '\t'; break;
+      case 'u': {
+        unsigned cp = parse_hex4();
+        if (cp >= 0xDC00 && cp <= 0xDFFF) fail("unpaired surrogate in a \\u escape");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (s_.size() - i_ < 2 || s_[i_] != '\\' || s_[i_ + 1] != 'u')
+            fail("unpaired surrogate in a \\u escape");
+          i_ += 2;
+          const unsigned lo = parse_hex4();
+          if (lo < 0xDC00 || lo > 0xDFFF) fail("unpaired surrogate in a \\u escape");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        append_utf8(out, cp);
+        break;
+      }
+      default: fail("invalid escape in a string");
+      }
+    }
+  }
+
+  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+  /// Scans one JSON number at i_ (which must start with '-' or a digit) by JSON's grammar; returns
+  /// whether it is an integer (no fraction, no exponent).
+  bool scan_number() {
+    if (peek() == '-') ++i_;
+    if (!is_digit(peek())) fail("invalid JSON number");
+    const bool leading_zero = peek() == '0';
+    const std::size_t first = i_;
+    while (is_digit(peek())) ++i_;
+    if (leading_zero && i_ - first > 1) fail("invalid JSON number (leading zero)");
+    bool integral = true;
+    if (peek() == '.') {
+      integral = false;
+      ++i_;
+      if (!is_digit(peek())) fail("invalid JSON number");
+      while (is_digit(peek())) ++i_;
+    }
+    if (peek() == 'e' || peek() == 'E') {
+      integral = false;
+      ++i_;
+      if (peek() == '+' || peek() == '-') ++i_;
+      if (!is_digit(peek())) fail("invalid JSON number");
+      while (is_digit(peek())) ++i_;
+    }
+    return integral;
+  }
+
+  /// A JSON number that must be a non-negative integer below 2^64; `what` names it in errors.
+  std::uint64_t parse_uint(std::string_view what) {
+    skip_ws();
+    const std::size_t start = i_;
+    if (peek() != '-' && !is_digit(peek())) fail(fmt::format("{} must be a non-negative integer", what));
+    const bool integral = scan_number();
+    const std::string_view text = s_.substr(start, i_ - start);
+    if (text[0] == '-' && !(integral && text == "-0")) fail(fmt::format("{} is negative ({})", what, text));
+    if (!integral) fail(fmt::format("{} must be an integer, not {}", what, text));
+    std::uint64_t v = 0;
+    for (const char c : text.substr(text[0] == '-' ? 1 : 0)) {
+      const auto d = static_cast<std::uint64_t>(c - '0');
+      if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10)
+        fail(fmt::format("{} is too large ({})", what, text));
+      v = v * 10 + d;
+    }
+    return v;
+  }
+
+  /// Skips any JSON value (a field this reader does not use), nesting at most max_depth levels.
+  void skip_value(int depth) {
+    if (depth > max_depth) fail(fmt::format("values nested deeper than {} levels", max_depth));
+    skip_ws();
+    const char c = peek();
+    if (c == '"') {
+      parse_string("a value");
+    } else if (c == '{' || c == '[') {
+      const char close = c == '{' ? '}' : ']';
+      ++i_;
+      skip_ws();
+      if (peek() == close) {
+        ++i_;
+        return;
+      }
+      for (;;) {
+        if (c == '{') {
+          parse_string("an object key");
+          expect(':');
+        }
+        skip_value(depth + 1);
+        skip_ws();
+        if (peek() == ',') {
+          ++i_;
+          continue;
+        }
+        if (peek() == close) {
+          ++i_;
+          return;
+        }
+        fail(fmt::format("expected ',' or '{}'", close));
+      }
+    } else if (c == '-' || is_digit(c)) {
+      scan_number();
+    } else if (!skip_literal("true") && !skip_literal("false") && !skip_literal("null")) {
+      fail("invalid JSON value");
+    }
+  }
+
+  bool skip_literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+
+  void parse_metadata(std::map<std::string, std::string>& out) {
+    skip_ws();
+    if (skip_literal("null")) return; // the official reader treats a null __metadata__ as absent
+    if (peek() != '{') fail("\"__metadata__\" must be an object mapping strings to strings");
+    ++i_;
+    skip_ws();
+    if (peek() == '}') {
+      ++i_;
+      return;
+    }
+    for (;;) {
+      std::string key = parse_string("a metadata key");
+      expect(':');
+      skip_ws();
+      if (peek() != '"') fail(fmt::format("metadata value '{}' must be a string", key));
+      std::string value = parse_string("a metadata value");
+      if (!out.emplace(std::move(key), std::move(value)).second) fail("duplicate key in \"__metadata__\"");
+      skip_ws();
+      if (peek() == ',') {
+        ++i_;
+        skip_ws();
+        continue;
+      }
+      if (peek() == '}') {
+        ++i_;
+        return;
+      }
+      fail("expected ',' or '}' in \"__metadata__\"");
+    }
+  }
+
+  /// A JSON array of non-negative integers, at most max_len long.
+  std::vector<std::uint64_t> parse_uint_array(const std::string& tensor, std::string_view field,
+                                              std::size_t max_len) {
+    skip_ws();
+    if (peek() != '[') fail(fmt::format("field \"{}\" of tensor '{}' must be an array", field, tensor));
+    ++i_;
+    std::vector<std::uint64_t> out;
+    skip_ws();
+    if (peek() == ']') {
+      ++i_;
+      return out;
+    }
+    const std::string what = fmt::format("an entry of \"{}\" of tensor '{}'", field, tensor);
+    for (;;) {
+      if (out.size() == max_len)
+        fail(fmt::format("field \"{}\" of tensor '{}' has more than {} entries", field, tensor, max_len));
+      out.push_back(parse_uint(what));
+      skip_ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (peek() == ']') {
+        ++i_;
+        return out;
+      }
+      fail(fmt::format("expected ',' or ']' in field \"{}\" of tensor '{}'", field, tensor));
+    }
+  }
+
+  Entry parse_entry(std::string name) {
+    Entry e;
+    e.name = std::move(name);
+    skip_ws();
+    if (peek() != '{')
+      fail(fmt::format("the entry of tensor '{}' must be an object with dtype, shape and data_offsets",
+                       e.name));
+    ++i_;
+    bool has_dtype = false, has_shape = false, has_offsets = false;
+    auto once = [&](bool& flag, std::string_view field) {
+      if (flag) fail(fmt::format("field \"{}\" of tensor '{}' appears twice", field, e.name));
+      flag = true;
+    };
+    skip_ws();
+    if (peek() == '}') {
+      ++i_;
+    } else {
+      for (;;) {
+        const std::string key = parse_string("a field name");
+        expect(':');
+        if (key == "dtype") {
+          once(has_dtype, key);
+          skip_ws();
+          if (peek() != '"') fail(fmt::format("field \"dtype\" of tensor '{}' must be a string", e.name));
+          e.dtype = parse_string("the dtype");
+        } else if (key == "shape") {
+          once(has_shape, key);
+          e.shape = parse_uint_array(e.name, key, max_parsed_rank); // plan() enforces Shape::max_rank
+        } else if (key == "data_offsets") {
+          once(has_offsets, key);
+          const std::vector<std::uint64_t> offsets = parse_uint_array(e.name, key, 3);
+          if (offsets.size() != 2)
+            fail(fmt::format(
+                "field \"data_offsets\" of tensor '{}' must hold two integers [begin, end], not {}", e.name,
+                offsets.size()));
+          e.begin = offsets[0];
+          e.end = offsets[1];
+        } else {
+          skip_value(1); // the official reader ignores unknown fields; so do we
+        }
+        skip_ws();
+        if (peek() == ',') {
+          ++i_;
+          skip_ws();
+          continue;
+        }
+        if (peek() == '}') {
+          ++i_;
+          break;
+        }
+        fail(fmt::format("expected ',' or '}}' in the entry of tensor '{}'", e.name));
+      }
+    }
+    const std::array<std::pair<bool, std::string_view>, 3> fields{
+        {{has_dtype, "dtype"}, {has_shape, "shape"}, {has_offsets, "data_offsets"}}};
+    for (const auto& [present, field] : fields)
+      if (!present) fail(fmt::format("tensor '{}' has no field \"{}\"", e.name, field));
+    return e;
+  }
+
+  std::string_view s_;
+  std::string_view file_;
+  std::size_t i_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Reading: checks and conversion
+
+struct Planned {
+  const Entry* entry;
+  const StoredTypeInfo* type;
+  Shape shape;
+};
+
+/// Checks every entry's dtype, shape and offsets, and that the tensors tile the data buffer exactly.
+std::vector<Planned> plan(const Header& h, std::uint64_t buffer_size, std::string_view file) {
+  std::vector<Planned> out;
+  out.reserve(h.entries.size());
+  for (const Entry& e : h.entries) {
+    const auto* type = std::find_if(stored_types.begin(), stored_types.end(),
+                                    [&](const StoredTypeInfo& t) { return t.name == e.dtype; });
+    if (type == stored_types.end()) {
+      if (std::find(unsupported_types.begin(), unsupported_types.end(), e.dtype) != unsupported_types.end())
+        format_error(file,
+                     fmt::format("tensor '{}' has dtype {}, which gradgraph cannot load (it reads F64, F32, "
+                                 "F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL)",
+                                 e.name, e.dtype));
+      format_error(file, fmt::format("tensor '{}' has an unknown dtype \"{}\"", e.name, e.dtype));
+    }
+    if (e.shape.size() > static_cast<std::size_t>(Shape::max_rank))
+      format_error(file, fmt::format("tensor '{}' has rank {}; gradgraph supports at most {}", e.name,
+                                     e.shape.size(), Shape::max_rank));
+    constexpr auto int64_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    std::uint64_t numel = 1;
+    bool overflow = false;
+    for (const std::uint64_t d : e.shape) {
+      if (d > int64_max || (d != 0 && numel > int64_max / d))
+        overflow = true;
+      else
+        numel *= d;
+    }
+    const std::string shape_text = fmt::format("[{}]", fmt::join(e.shape, ", "));
+    if (overflow || numel > int64_max / type->size)
+      format_error(file, fmt::format("tensor '{}': the size of shape {} overflows", e.name, shape_text));
+    if (e.end < e.begin)
+      format_error(file, fmt::format("tensor '{}': data_offsets [{}, {}] end before they begin", e.name,
+                                     e.begin, e.end));
+    const std::uint64_t bytes = numel * type->size;
+    if (e.end - e.begin != bytes)
+      format_error(file,
+                   fmt::format("tensor '{}': data_offsets [{}, {}] span {} bytes, but dtype {} and shape {} "
+                               "need {}",
+                               e.name, e.begin, e.end, e.end - e.begin, e.dtype, shape_text, bytes));
+    std::vector<std::int64_t> dims(e.shape.begin(), e.shape.end());
+    out.push_back({&e, type, Shape(dims)});
+  }
+
+  std::stable_sort(out.begin(), out.end(), [](const Planned& a, const Planned& b) {
+    return std::pair(a.entry->begin, a.entry->end) < std::pair(b.entry->begin, b.entry->end);
+  });
+  std::uint64_t covered = 0;
+  const Entry* previous = nullptr;
+  for (const Planned& p : out) {
+    const Entry& e = *p.entry;
+    if (e.begin > covered)
+      format_error(file, fmt::format("bytes [{}, {}) of the data buffer belong to no tensor (a gap before "
+                                     "tensor '{}'); the buffer must be covered exactly",
+                                     covered, e.begin, e.name));
+    if (e.begin < covered)
+      format_error(file, fmt::format("tensor '{}' (data_offsets [{}, {}]) overlaps tensor '{}' (data_offsets "
+                                     "[{}, {}])",
+                                     e.name, e.begin, e.end, previous->name, previous->begin, previous->end));
+    if (e.end > buffer_size)
+      format_error(file,
+                   fmt::format("the file is truncated: tensor '{}' (data_offsets [{}, {}]) ends past the "
+                               "end of the data buffer, which holds {} bytes",
+                               e.name, e.begin, e.end, buffer_size));
+    covered = e.end;
+    previous = &e;
+  }
+  if (covered != buffer_size)
+    format_error(file,
+                 fmt::format("the data buffer holds {} bytes but the tensors cover only {}; the {} bytes "
+                             "after the last tensor belong to no tensor",
+                             buffer_size, covered, buffer_size - covered));
+  return out;
+}
+
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1F;
+  std::uint32_t mant = h & 0x3FF;
+  std::uint32_t bits = 0;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000 | (mant << 13); // inf or nan
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant != 0) { // subnormal: normalise
+    std::uint32_t e = 113;
+    while (!(mant & 0x400)) mant <<= 1, --e;
+    bits = sign | (e << 23) | ((mant & 0x3FF) << 13);
+  } else {
+    bits = sign;
+  }
+  return std::bit_cast<float>(bits);
+}
+
+/// The little-endian unsigned integer of N bytes at p.
+template <std::size_t N> std::uint64_t load_le(const unsigned char* p) {
+  std::uint64_t v = 0;
+  for (std::size_t k = 0; k < N; ++k) v |= static_cast<std::uint64_t>(p[k]) << (8 * k);
+  return v;
+}
+
+/// Converts n stored elements at src into dst (float for F16/BF16, double for the integer types).
+void convert(StoredType type, const unsigned char* src, std::size_t n, void* dst) {
+  auto* f = static_cast<float*>(dst);
+  auto* d = static_cast<double*>(dst);
+  switch (type) {
+  case StoredType::f16:
+    for (std::size_t k = 0; k < n; ++k)
+      f[k] = half_to_float(static_cast<std::uint16_t>(load_le<2>(src + 2 * k)));
+    break;
+  case StoredType::bf16:
+    for (std::size_t k = 0; k < n; ++k)
+      f[k] = std::bit_cast<float>(static_cast<std::uint32_t>(load_le<2>(src + 2 * k)) << 16);
+    break;
+  case StoredType::i64:
+    for (std::size_t k = 0; k < n; ++k)
+      d[k] = static_cast<double>(static_cast<std::int64_t>(load_le<8>(src + 8 * k)));
+    break;
+  case StoredType::i32:
+    for (std::size_t k = 0; k < n; ++k)
+      d[k] = static_cast<std::int32_t>(static_cast<std::uint32_t>(load_le<4>(src + 4 * k)));
+    break;
+  case StoredType::i16:
+    for (std::size_t k = 0; k < n; ++k)
+      d[k] = static_cast<std::int16_t>(static_cast<std::uint16_t>(load_le<2>(src + 2 * k)));
+    break;
+  case StoredType::i8:
+    for (std::size_t k = 0; k < n; ++k) d[k] = static_cast<std::int8_t>(src[k]);
+    break;
+  case StoredType::u64:
+    for (std::size_t k = 0; k < n; ++k) d[k] = static_cast<double>(load_le<8>(src + 8 * k));
+    break;
+  case StoredType::u32:
+    for (std::size_t k = 0; k < n; ++k) d[k] = static_cast<double>(load_le<4>(src + 4 * k));
+    break;
+  case StoredType::u16:
+    for (std::size_t k = 0; k < n; ++k) d[k] = static_cast<double>(load_le<2>(src + 2 * k));
+    break;
+  case StoredType::u8:
+    for (std::size_t k = 0; k < n; ++k) d[k] = src[k];
+    break;
+  case StoredType::boolean:
+    for (std::size_t k = 0; k < n; ++k) d[k] = src[k] != 0 ? 1.0 : 0.0;
+    break;
+  case StoredType::f64:
+  case StoredType::f32: break; // read directly, never converted
+  }
+}
+
+/// Reads one checked tensor from the data buffer that starts at data_start in src.
+Tensor read_tensor(const Source& src, std::uint64_t data_start, const Planned& p) {
+  const StoredType type = p.type->type;
+  const DType dtype =
+      type == StoredType::f32 || type == StoredType::f16 || type == StoredType::bf16 ? gg::f32 : gg::f64;
+  Tensor t = Tensor::empty(p.shape, dtype);
+  const auto n = static_cast<std::size_t>(t.numel());
+  const std::uint64_t offset = data_start + p.entry->begin;
+  if (type == StoredType::f64 || type == StoredType::f32) {
+    src.read(offset, n * p.type->size, t.raw());
+    if constexpr (big_endian_host) {
+      if (dtype == gg::f64)
+        for (auto& v : std::span(t.data<double>(), n)) v = byteswap_value(v);
+      else
+        for (auto& v : std::span(t.data<float>(), n)) v = byteswap_value(v);
+    }
+    return t;
+  }
+  // Other dtypes are converted in chunks, so the staging buffer stays small.
+  constexpr std::size_t chunk = 1 << 16;
+  std::vector<unsigned char> staging(std::min(n, chunk) * p.type->size);
+  auto* out = static_cast<unsigned char*>(t.raw());
+  for (std::size_t done = 0; done < n;) {
+    const std::size_t m = std::min(chunk, n - done);
+    src.read(offset + done * p.type->size, m * p.type->size, staging.data());
+    convert(type, staging.data(), m, out + done * dtype_size(dtype));
+    done += m;
+  }
+  return t;
+}
+
+File read_all(const Source& src) {
+  const std::string& file = src.name();
+  const std::uint64_t size = src.size();
+  if (size < 8)
+    format_error(file, fmt::format("the file is {} bytes long, shorter than the 8-byte header length", size));
+  std::array<unsigned char, 8> prefix{};
+  src.read(0, 8, prefix.data());
+  const std::uint64_t n = load_le<8>(prefix.data());
+  if (n > max_header_bytes)
+    format_error(file,
+                 fmt::format("the header length {} exceeds the limit of {} bytes", n, max_header_bytes));
+  if (n > size - 8)
+    format_error(file, fmt::format("the header length {} is larger than the rest of the file ({} bytes): the "
+                                   "file is truncated or not a safetensors file",
+                                   n, size - 8));
+  std::string json(static_cast<std::size_t>(n), '\0');
+  src.read(8, json.size(), json.data());
+  if (!valid_utf8(json)) format_error(file, "invalid header: it is not valid UTF-8");
+  const Header header = HeaderParser(json, file).parse();
+  const std::vector<Planned> planned = plan(header, size - 8 - n, file);
+
+  File out;
+  out.path = file;
+  out.metadata = header.metadata;
+  out.tensors.reserve(planned.size());
+  for (const Planned& p : planned) out.tensors.emplace_back(p.entry->name, read_tensor(src, 8 + n, p));
+  return out;
+}
+
+} // namespace
+} // namespace detail
+
+const Tensor& File::at(std::string_view name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return t;
+  std::string names;
+  for (std::size_t k = 0; k < tensors.size() && k < 10; ++k)
+    names += fmt::format("{}'{}'", k ? ", " : "", tensors[k].first);
+  if (tensors.size() > 10) names += ", ...";
+  throw ValueError(fmt::format("safetensors file '{}' has no tensor named '{}' (it has {})", path, name,
+                               tensors.empty() ? std::string("none") : names));
+}
+
+bool File::contains(std::string_view name) const {
+  return std::any_of(tensors.begin(), tensors.end(), [&](const auto& e) { return e.first == name; });
+}
+
+std::string serialize(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  detail::Layout layout = detail::prepare(tensors, metadata);
+  std::string out = std::move(layout.header);
+  for (const auto* entry : layout.order)
+    detail::emit_tensor(entry->second, [&](const char* p, std::size_t n) { out.append(p, n); });
+  return out;
+}
+
+void save(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+          const std::map<std::string, std::string>& metadata) {
+  const detail::Layout layout = detail::prepare(tensors, metadata);
+  if (path.empty()) throw IOError("cannot save a safetensors file to an empty path");
+
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    tmp = detail::temp_name(path);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  const int open_error = errno;
+  if (fd < 0)
+    throw IOError(fmt::format("cannot save safetensors file '{}': cannot create the temporary file '{}': {}",
+                              path, tmp, detail::os_reason(open_error)));
+
+  // Any failure from here on removes the temporary file; the old file at path is never touched.
+  auto fail = [&](int err, std::string_view verb, std::string_view rest = {}) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw IOError(fmt::format("cannot save safetensors file '{}': {} the temporary file '{}'{} failed: {}",
+                              path, verb, tmp, rest, detail::os_reason(err)));
+  };
+  if (!detail::write_all(fd, layout.header.data(), layout.header.size())) fail(errno, "writing");
+  for (const auto* entry : layout.order) {
+    int err = 0;
+    detail::emit_tensor(entry->second, [&](const char* p, std::size_t n) {
+      if (!detail::write_all(fd, p, n)) err = errno;
+    });
+    if (err != 0) fail(err, "writing");
+  }
+  if (::fsync(fd) != 0) fail(errno, "flushing");
+  const int closed = ::close(fd);
+  fd = -1;
+  if (closed != 0) fail(errno, "closing");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(errno, "renaming", " over it");
+  detail::sync_directory(path);
+}
+
+File load(const std::string& path) {
+  return detail::read_all(detail::FileSource(path));
+}
+
+File parse(std::string_view bytes, const std::string& source) {
+  return detail::read_all(detail::MemorySource(bytes, source));
+}
+
+} // namespace gg::safetensors
