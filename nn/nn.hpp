@@ -7,3 +7,5 @@
 #include <nn/layers.hpp>
 #include <nn/losses.hpp>
 #include <nn/module.hpp>
+#include <nn/safetensors.hpp>
+#include <nn/serialize.hpp>

@@ -89,12 +89,12 @@ void Module::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& 
   for (const auto& [name, t] : given)
     if (!targets.count(name))
       throw ValueError(fmt::format("load_state_dict: unexpected '{}' (not in the model)", name));
-  for (const auto& [name, dst] : targets) { // check everything before changing anything
+  for (const auto& [name, dst] : mine) { // check everything, in the model's order, before changing anything
     auto it = given.find(name);
     if (it == given.end()) throw ValueError(fmt::format("load_state_dict: missing '{}'", name));
-    if (!(it->second->shape() == dst->shape()))
+    if (!(it->second->shape() == dst.shape()))
       throw ShapeError(fmt::format("load_state_dict: '{}' has shape {} in the file but {} in the model", name,
-                                   it->second->shape().str(), dst->shape().str()));
+                                   it->second->shape().str(), dst.shape().str()));
   }
   for (auto& [name, dst] : targets) dst->assign(*given.at(name));
 }
