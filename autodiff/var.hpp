@@ -52,6 +52,8 @@ public:
   bool has_grad() const;
   /// Forgets a leaf's accumulated gradient.
   void zero_grad();
+  /// Replaces a leaf's gradient (gradient clipping, hand-written updates); shape must match.
+  void set_grad(const Tensor& grad);
 
   /// Reverse sweep from this scalar: d(this)/d(v) for every v it depends on.
   void backward() const;

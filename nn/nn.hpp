@@ -7,5 +7,6 @@
 #include <nn/layers.hpp>
 #include <nn/losses.hpp>
 #include <nn/module.hpp>
+#include <nn/optim/optim.hpp>
 #include <nn/safetensors.hpp>
 #include <nn/serialize.hpp>

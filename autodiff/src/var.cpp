@@ -74,6 +74,18 @@ void Var::zero_grad() {
   if (n->ext) n->ext->grad = Tensor();
 }
 
+void Var::set_grad(const Tensor& grad) {
+  Node* n = need_leaf(*this, "set_grad");
+  if (!(grad.shape() == shape()))
+    throw ShapeError(fmt::format("set_grad: gradient of shape {} for a leaf of shape {}", grad.shape().str(),
+                                 shape().str()));
+  n->flags |= k_has_grad;
+  if (n->is_tensor())
+    n->ext->grad = grad.to(n->ext->value.dtype()).clone();
+  else
+    n->grad = grad.item();
+}
+
 Var& Var::name(std::string name) {
   ext_of(need(*this, "name")).name = std::move(name);
   return *this;

@@ -1,0 +1,111 @@
+// Adam and AdamW: option checks and one shared update loop (torch.optim's _single_tensor_adam and
+// _single_tensor_adamw, one element at a time, with their bias-correction arithmetic).
+#include "fp_mode.hpp"
+
+#include <nn/optim/adam.hpp>
+
+#include <cmath>
+
+#include "update.hpp"
+
+namespace gg::optim {
+
+namespace {
+
+template <class Options> void check_adam_options(const char* name, const Options& o) {
+  detail::check_non_negative(name, "eps", o.eps());
+  detail::check_unit_open(name, "betas[0]", o.betas()[0]);
+  detail::check_unit_open(name, "betas[1]", o.betas()[1]);
+  detail::check_non_negative(name, "weight_decay", o.weight_decay());
+}
+
+std::vector<std::string> adam_keys(bool amsgrad) {
+  std::vector<std::string> keys = {"step", "exp_avg", "exp_avg_sq"};
+  if (amsgrad) keys.emplace_back("max_exp_avg_sq");
+  return keys;
+}
+
+std::vector<Tensor> adam_state(const Tensor& param, bool amsgrad) {
+  std::vector<Tensor> s = {detail::new_step_tensor(), Tensor::zeros(param.shape(), param.dtype()),
+                           Tensor::zeros(param.shape(), param.dtype())};
+  if (amsgrad) s.push_back(Tensor::zeros(param.shape(), param.dtype()));
+  return s;
+}
+
+/// One Adam step; decoupled selects AdamW's decay (θ·(1 − lr·λ)) instead of g + λθ.
+void adam_update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, double lr, const Betas& betas,
+                 double eps, double weight_decay, bool amsgrad, bool decoupled) {
+  const double step = detail::advance_step(state[0]);
+  const double bias_correction1 = 1 - std::pow(betas[0], step);
+  const double bias_correction2 = 1 - std::pow(betas[1], step);
+  const double step_size = lr / bias_correction1;
+  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  detail::by_dtype(param.dtype(), [&]<class T>(T) {
+    T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* m = state[1].data<T>();
+    T* v = state[2].data<T>();
+    T* vmax = amsgrad ? state[3].data<T>() : nullptr;
+    const T b1 = static_cast<T>(betas[0]), b2 = static_cast<T>(betas[1]);
+    const T one_minus_b1 = static_cast<T>(1 - betas[0]), one_minus_b2 = static_cast<T>(1 - betas[1]);
+    const T wd = static_cast<T>(weight_decay), decay_factor = static_cast<T>(1 - lr * weight_decay);
+    const T bc2_sqrt = static_cast<T>(bias_correction2_sqrt), eps_t = static_cast<T>(eps);
+    const T neg_step_size = static_cast<T>(-step_size);
+    const std::int64_t n = param.numel();
+    detail::with_flag(!decoupled && weight_decay != 0, [&](auto l2) {
+      detail::with_flag(decoupled, [&](auto decoupled_decay) {
+        detail::with_flag(amsgrad, [&](auto use_max) {
+          for (std::int64_t i = 0; i < n; ++i) {
+            T gi = g[i];
+            if constexpr (l2) gi = detail::add_scaled(gi, wd, p[i]);
+            if constexpr (decoupled_decay) p[i] = p[i] * decay_factor;
+            m[i] = detail::add_scaled(m[i] * b1, one_minus_b1, gi);
+            v[i] = detail::addcmul(v[i] * b2, one_minus_b2, gi, gi);
+            T second = v[i];
+            if constexpr (use_max) {
+              // torch.maximum: a NaN on either side wins.
+              const T vm = vmax[i];
+              second = vmax[i] = (second > vm || second != second) ? second : vm;
+            }
+            const T denom = std::sqrt(second) / bc2_sqrt + eps_t;
+            p[i] = detail::addcdiv(p[i], neg_step_size, m[i], denom);
+          }
+        });
+      });
+    });
+  });
+}
+
+} // namespace
+
+Adam::Adam(std::vector<Var> params, AdamOptions options)
+    : Optimizer("Adam", std::move(params), options.lr()), options_(options) {
+  check_adam_options("Adam", options);
+  state_keys_ = adam_keys(options.amsgrad());
+}
+
+std::vector<Tensor> Adam::init_state(const Tensor& param) const {
+  return adam_state(param, options_.amsgrad());
+}
+
+void Adam::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+  adam_update(param, grad, state, lr(), options_.betas(), options_.eps(), options_.weight_decay(),
+              options_.amsgrad(), false);
+}
+
+AdamW::AdamW(std::vector<Var> params, AdamWOptions options)
+    : Optimizer("AdamW", std::move(params), options.lr()), options_(options) {
+  check_adam_options("AdamW", options);
+  state_keys_ = adam_keys(options.amsgrad());
+}
+
+std::vector<Tensor> AdamW::init_state(const Tensor& param) const {
+  return adam_state(param, options_.amsgrad());
+}
+
+void AdamW::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+  adam_update(param, grad, state, lr(), options_.betas(), options_.eps(), options_.weight_decay(),
+              options_.amsgrad(), true);
+}
+
+} // namespace gg::optim
