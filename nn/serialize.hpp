@@ -7,6 +7,7 @@
 #include <string>
 
 #include <nn/module.hpp>
+#include <nn/optim/optimizer.hpp>
 
 namespace gg::nn {
 
@@ -17,5 +18,13 @@ void save(const Module& model, const std::string& path,
 /// (values convert to the model's dtypes); nothing changes if anything is missing or wrong.
 /// Returns the file's metadata.
 std::map<std::string, std::string> load(Module& model, const std::string& path);
+
+/// A checkpoint for resuming: the model's state dict as "model.<name>" and the optimizer's state
+/// as "optimizer.<name>", in one atomically written file.
+void save_checkpoint(const std::string& path, const Module& model, const optim::Optimizer& optimizer,
+                     const std::map<std::string, std::string>& metadata = {});
+/// Restores a checkpoint into a model and an optimizer built the same way; returns the metadata.
+std::map<std::string, std::string> load_checkpoint(const std::string& path, Module& model,
+                                                   optim::Optimizer& optimizer);
 
 } // namespace gg::nn

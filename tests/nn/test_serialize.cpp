@@ -61,3 +61,38 @@ TEST_CASE("serialize: a file for another model is refused without changing the m
   CHECK_THROWS_WITH(nn::load(deeper, file), Catch::Contains("missing '4.weight'"));
   CHECK_THROWS_AS(nn::load(deeper, temp_path("does_not_exist.safetensors")), gg::IOError);
 }
+
+TEST_CASE("serialize: a checkpoint resumes training exactly where it stopped") {
+  const gg::Tensor x({0, 0, 0, 1, 1, 0, 1, 1}, {4, 2}), y({0, 1, 1, 0}, {4});
+  auto make = [] {
+    nn::manual_seed(4);
+    return std::make_shared<nn::Sequential>(nn::Linear(2, 5), nn::Tanh(), nn::Linear(5, 2));
+  };
+  auto train = [&](nn::Sequential& m, gg::optim::Optimizer& opt, int steps) {
+    std::vector<double> losses;
+    for (int i = 0; i < steps; ++i) {
+      opt.zero_grad();
+      Var loss = nn::cross_entropy(m(Var::constant(x)), y);
+      loss.backward();
+      opt.step();
+      losses.push_back(loss.item());
+    }
+    return losses;
+  };
+  auto full = make();
+  gg::optim::Adam full_opt(full->parameters(), gg::optim::AdamOptions(0.05));
+  const std::vector<double> uninterrupted = train(*full, full_opt, 20);
+
+  auto first = make();
+  gg::optim::Adam first_opt(first->parameters(), gg::optim::AdamOptions(0.05));
+  std::vector<double> resumed = train(*first, first_opt, 12);
+  const std::string path = temp_path("checkpoint.safetensors");
+  nn::save_checkpoint(path, *first, first_opt, {{"step", "12"}});
+
+  auto second = make();
+  gg::optim::Adam second_opt(second->parameters(), gg::optim::AdamOptions(0.05));
+  CHECK(nn::load_checkpoint(path, *second, second_opt).at("step") == "12");
+  for (double l : train(*second, second_opt, 8)) resumed.push_back(l);
+  CHECK(resumed == uninterrupted);
+  std::filesystem::remove(path);
+}
