@@ -283,3 +283,24 @@ TEST_CASE("losses: bad targets and shapes are named") {
   CHECK_THROWS_AS(nn::mse_loss(logits, Var::constant(Tensor::zeros({3, 2}))), gg::ShapeError);
   CHECK_THROWS_WITH(nn::Linear(3, 2)(Var::constant(Tensor::zeros({4, 2}))), Catch::Contains("[4, 2]"));
 }
+
+TEST_CASE(
+    "layers: Dropout drops with probability p and scales the rest in training, and is identity in eval") {
+  nn::Dropout drop(0.3, 17);
+  Var x(Tensor::ones({100, 100}));
+  Var y = drop(x);
+  const Tensor v = y.value();
+  std::int64_t zeros = 0;
+  for (std::int64_t i = 0; i < v.numel(); ++i) {
+    if (v.flat(i) == 0)
+      ++zeros;
+    else
+      CHECK(v.flat(i) == Approx(1 / 0.7).epsilon(1e-15));
+  }
+  CHECK(static_cast<double>(zeros) / 10000 == Approx(0.3).margin(0.02));
+  gg::sum(y).backward(); // the gradient is the same mask
+  CHECK(x.grad().to_vector() == v.to_vector());
+  drop.eval();
+  CHECK(drop(x).node() == x.node());
+  CHECK_THROWS_WITH(nn::Dropout(1.5), Catch::Contains("1.5"));
+}
