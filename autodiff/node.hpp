@@ -24,6 +24,7 @@ struct Ext {
   Tensor grad;                              ///< tensor nodes' gradient (undefined until set)
   Tensor aux;                               ///< a constant operand (where's condition)
   std::string name;                         ///< user name, v.name("q")
+  std::uint32_t scope = 0;                  ///< the gg::Scope it was recorded in (0: none)
   std::vector<Node*> more;                  ///< inputs after in[0], in[1]
   std::vector<std::int64_t> ints;           ///< attributes: axis, keepdim, shape, ranges, indices
   std::vector<double> reals;                ///< real attributes beyond Node::c

@@ -129,6 +129,23 @@ private:
 /// Whether ops record on this thread now.
 bool grad_enabled();
 
+/// While alive, nodes recorded on this thread belong to a named scope, nested in the enclosing
+/// one ("0", "encoder/fc1"): modules open one per call, so DOT pictures group nodes by layer.
+class Scope {
+public:
+  explicit Scope(std::string_view name);
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  /// The full path of the innermost open scope on this thread, or "".
+  static std::string current();
+
+private:
+  std::uint32_t prev_;
+};
+/// The scope path a Var was recorded in, or "".
+std::string scope_of(const Var& v);
+
 /// Statistics of this thread's tape, for tests and benchmarks.
 struct TapeStats {
   std::size_t live_nodes;      ///< recorded nodes still referenced

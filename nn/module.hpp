@@ -25,7 +25,11 @@ public:
   /// The module applied to one input. Modules with other inputs (several branches) define their
   /// own call operators; calling this one on them is a UsageError.
   virtual Var forward(const Var& x);
-  Var operator()(const Var& x) { return forward(x); }
+  /// forward(x) inside a gg::Scope named as this module is in its parent ("0", "fc1"), so the
+  /// nodes it records are grouped by layer in DOT pictures.
+  Var operator()(const Var& x);
+  /// The name this module was registered under in its parent ("" for a top-level model).
+  const std::string& scope_name() const { return scope_name_; }
 
   /// Short description, e.g. "Linear(in=2, out=3)".
   virtual std::string describe() const;
@@ -73,6 +77,7 @@ private:
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  std::string scope_name_;
 };
 
 /// Modules applied one after another; children are named "0", "1", ... as in torch.nn.Sequential.

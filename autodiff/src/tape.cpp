@@ -3,6 +3,8 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <new>
 
 #include <autodiff/var.hpp>
@@ -35,6 +37,7 @@ thread_local TapeHolder t_holder;
 
 thread_local Tape* t_tape = nullptr;
 thread_local bool t_grad_mode = true;
+thread_local std::uint32_t t_scope = 0;
 
 Tape& create_tape() {
   t_tape = new Tape;
@@ -211,6 +214,48 @@ TapeStats tape_stats() {
   for (detail::Segment* s = t.head; s; s = s->next) st.live_nodes += s->live;
   st.bytes = (st.segments + st.pooled_segments) * detail::k_segment_bytes;
   return st;
+}
+
+namespace {
+/// Scope paths by id (id 0 is "no scope"); ids are never reused, so nodes can keep them.
+struct ScopeNames {
+  std::mutex mutex;
+  std::vector<std::string> paths{""};
+  std::map<std::string, std::uint32_t, std::less<>> ids;
+
+  std::uint32_t intern(const std::string& path) {
+    std::lock_guard lock(mutex);
+    auto [it, fresh] = ids.try_emplace(path, static_cast<std::uint32_t>(paths.size()));
+    if (fresh) paths.push_back(path);
+    return it->second;
+  }
+  std::string path(std::uint32_t id) {
+    std::lock_guard lock(mutex);
+    return paths[id];
+  }
+};
+ScopeNames& scope_names() {
+  static ScopeNames names;
+  return names;
+}
+} // namespace
+
+Scope::Scope(std::string_view name) : prev_(detail::t_scope) {
+  const std::string parent = prev_ ? scope_names().path(prev_) : std::string();
+  detail::t_scope =
+      scope_names().intern(parent.empty() ? std::string(name) : parent + "/" + std::string(name));
+}
+Scope::~Scope() {
+  detail::t_scope = prev_;
+}
+std::string Scope::current() {
+  return scope_names().path(detail::t_scope);
+}
+
+std::string scope_of(const Var& v) {
+  if (!v.defined()) return {};
+  const detail::Node* n = v.node();
+  return n->ext ? scope_names().path(n->ext->scope) : std::string();
 }
 
 } // namespace gg

@@ -71,6 +71,7 @@ struct Tape {
 // Trivially initialised thread-locals: reading them costs one TLS load, no init guard.
 extern thread_local Tape* t_tape;
 extern thread_local bool t_grad_mode;
+extern thread_local std::uint32_t t_scope; ///< id of the innermost gg::Scope (0: none)
 Tape& create_tape();
 
 /// This thread's tape.
@@ -98,6 +99,9 @@ inline void link_input(Segment* s, Node* x) {
   }
 }
 
+/// The node's Ext, created on first use.
+Ext& ext_of(Node* n);
+
 /// Records a node on this thread's tape with op, inputs (a, b may be null), value and constant c.
 /// The returned node has one reference (for the Var that adopts it) and requires grad.
 inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
@@ -118,6 +122,8 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
   n->pad_ = 0;
   if (a) link_input(s, a);
   if (b) link_input(s, b);
+  if (t_scope) [[unlikely]]
+    ext_of(n).scope = t_scope;
   return n;
 }
 inline Node* record(Op op, Node* a, Node* b = nullptr) {
@@ -128,7 +134,5 @@ inline Node* record(Op op, Node* a, Node* b = nullptr) {
 void record_more_input(Node* n, Node* x);
 /// A node owned by its handles (leaf or constant), with one reference.
 Node* new_heap_node(bool requires_grad);
-/// The node's Ext, created on first use.
-Ext& ext_of(Node* n);
 
 } // namespace gg::detail

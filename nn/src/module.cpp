@@ -17,6 +17,12 @@ std::string Module::describe() const {
   return "Module";
 }
 
+Var Module::operator()(const Var& x) {
+  if (scope_name_.empty()) return forward(x);
+  Scope scope(scope_name_);
+  return forward(x);
+}
+
 Var Module::register_parameter(std::string name, const Tensor& value) {
   Var p(value, true);
   p.name(name);
@@ -31,6 +37,7 @@ Tensor Module::register_buffer(std::string name, const Tensor& value) {
 
 void Module::add_child(std::string name, std::shared_ptr<Module> module) {
   if (!module) throw UsageError(fmt::format("{}: child module '{}' is null", describe(), name));
+  module->scope_name_ = name;
   children_.emplace_back(std::move(name), std::move(module));
 }
 
