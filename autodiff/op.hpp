@@ -67,6 +67,8 @@ struct OpInfo {
   std::string_view symbol; ///< infix symbol for binary arithmetic ("+"), empty otherwise
   int arity;               ///< number of graph inputs; -1 for variadic (concat, stack, custom)
   std::string_view d0, d1; ///< local derivative w.r.t. each input, as a formula in a, b, c, out
+  std::string_view api;    ///< how C++ code records it
+  std::string_view value;  ///< what it computes, in a, b, c
 };
 
 /// The table entry of an op kind.
