@@ -133,7 +133,8 @@ bool grad_enabled();
 /// one ("0", "encoder/fc1"): modules open one per call, so DOT pictures group nodes by layer.
 class Scope {
 public:
-  explicit Scope(std::string_view name);
+  /// label: how pictures title the scope (a module's description).
+  explicit Scope(std::string_view name, std::string_view label = {});
   ~Scope();
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;

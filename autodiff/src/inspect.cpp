@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <map>
 #include <unordered_map>
 
 #include <boost/graph/graphviz.hpp>
+#include <boost/graph/subgraph.hpp>
 #include <boost/graph/topological_sort.hpp>
 #include <boost/property_map/function_property_map.hpp>
 #include <fmt/format.h>
@@ -208,31 +210,105 @@ Look look_of(const GraphView& g, ViewVertexId v) {
 namespace gg {
 using namespace detail;
 
+namespace {
+
+using Attrs = std::map<std::string, std::string>;
+/// The Boost.Graph type write_graphviz draws clusters from: one subgraph per scope.
+using ClusterGraph = boost::subgraph<boost::adjacency_list<
+    boost::vecS, boost::vecS, boost::directedS, boost::property<boost::vertex_attribute_t, Attrs>,
+    boost::property<boost::edge_index_t, int, boost::property<boost::edge_attribute_t, Attrs>>,
+    boost::property<
+        boost::graph_name_t, std::string,
+        boost::property<boost::graph_graph_attribute_t, Attrs,
+                        boost::property<boost::graph_vertex_attribute_t, Attrs,
+                                        boost::property<boost::graph_edge_attribute_t, Attrs>>>>>>;
+
+/// The scope a vertex is drawn in (an id, 0 for none): where it was recorded; a parameter (a named
+/// leaf that requires grad) goes with the layer that uses it when all its uses are in one scope.
+std::uint32_t cluster_of(const GraphView& g, ViewVertexId v) {
+  const Node* n = g[v].node;
+  if (n->op != Op::leaf) return n->ext ? n->ext->scope : 0;
+  if (!n->requires_grad() || !n->ext || n->ext->name.empty()) return 0;
+  std::uint32_t common = 0;
+  bool first = true;
+  for (auto [e, end] = boost::out_edges(v, g); e != end; ++e) {
+    const std::uint32_t s = cluster_of(g, boost::target(*e, g));
+    if (!first && s != common) return 0;
+    common = s, first = false;
+  }
+  return common;
+}
+
+/// Writes g with one DOT cluster per scope (nested as the scopes are), vertices and edges
+/// attributed by the given functions.
+template <class VertexAttrs, class EdgeLabel>
+void write_clustered(std::ostream& os, const GraphView& g, const DotOptions& o, VertexAttrs vertex_attrs,
+                     EdgeLabel edge_label) {
+  const std::size_t n = boost::num_vertices(g);
+  ClusterGraph root(n);
+  boost::get_property(root, boost::graph_name) = "G";
+  boost::get_property(root, boost::graph_graph_attribute)["rankdir"] = o.rankdir;
+  for (std::size_t v = 0; v < n; ++v) boost::put(boost::vertex_attribute, root, v, vertex_attrs(v));
+  for (auto [e, end] = boost::edges(g); e != end; ++e) {
+    auto added = boost::add_edge(boost::source(*e, g), boost::target(*e, g), root).first;
+    const std::string label = edge_label(*e);
+    if (!label.empty()) boost::put(boost::edge_attribute, root, added, Attrs{{"label", label}});
+  }
+  std::map<std::uint32_t, ClusterGraph*> clusters;
+  int next_id = 0;
+  // The cluster of a scope, created inside its parent's ("0/fc1" inside "0").
+  auto cluster = [&](auto&& self, std::uint32_t id) -> ClusterGraph& {
+    if (auto it = clusters.find(id); it != clusters.end()) return *it->second;
+    const std::uint32_t up = scope_parent(id);
+    ClusterGraph& c = (up ? self(self, up) : root).create_subgraph();
+    boost::get_property(c, boost::graph_name) = "cluster_" + std::to_string(next_id++);
+    const std::string path = scope_path(id), label = scope_label(id);
+    Attrs& a = boost::get_property(c, boost::graph_graph_attribute);
+    a["label"] = dot_line(label.empty() ? path : path + ": " + label);
+    a["style"] = "rounded";
+    a["color"] = "grey50";
+    clusters.emplace(id, &c);
+    return c;
+  };
+  for (std::size_t v = 0; v < n; ++v)
+    if (const std::uint32_t id = cluster_of(g, v)) boost::add_vertex(v, cluster(cluster, id));
+  boost::write_graphviz(os, root);
+}
+
+} // namespace
+
 void write_dot(std::ostream& os, const Var& root, const DotOptions& options) {
   GraphView g = build_graph_view(need(root, "write_dot"));
   using Vertex = ViewVertexId;
   using Edge = boost::graph_traits<GraphView>::edge_descriptor;
-  const auto per_vertex = [&](auto f) { return boost::make_function_property_map<Vertex, std::string>(f); };
+  const auto attrs = [&](Vertex v) {
+    const Look look = look_of(g, v);
+    return Attrs{{"label", vertex_label(g, v, options)}, {"shape", look.shape}, {"style", look.style},
+                 {"fillcolor", look.fillcolor},          {"color", look.color}, {"fontcolor", look.color}};
+  };
+  // Edges into scalar nodes carry the local derivative from the backward rules.
+  const auto edge_label = [&](Edge e) {
+    const Node* out = g[boost::target(e, g)].node;
+    if (!options.edge_derivatives || out->is_tensor()) return std::string();
+    double d[2];
+    local_derivatives(out, d);
+    const std::string c = constants_of(out, true);
+    return num(d[g[e].slot]) + (c.empty() ? "" : fmt::format(" ({})", c));
+  };
+  bool scoped = false;
+  for (std::size_t v = 0; v < boost::num_vertices(g) && !scoped; ++v) scoped = cluster_of(g, v) != 0;
+  if (scoped) return write_clustered(os, g, options, attrs, edge_label);
 
+  const auto per_vertex = [&](const char* key) {
+    return boost::make_function_property_map<Vertex, std::string>(
+        [&, key](Vertex v) { return attrs(v).at(key); });
+  };
   boost::dynamic_properties dp;
   dp.property("rankdir", boost::make_constant_property<GraphView*>(options.rankdir));
-  dp.property("label", per_vertex([&](Vertex v) { return vertex_label(g, v, options); }));
-  dp.property("shape", per_vertex([&](Vertex v) { return std::string(look_of(g, v).shape); }));
-  dp.property("style", per_vertex([&](Vertex v) { return std::string(look_of(g, v).style); }));
-  dp.property("fillcolor", per_vertex([&](Vertex v) { return std::string(look_of(g, v).fillcolor); }));
-  dp.property("color", per_vertex([&](Vertex v) { return std::string(look_of(g, v).color); }));
-  dp.property("fontcolor", per_vertex([&](Vertex v) { return std::string(look_of(g, v).color); }));
-  if (options.edge_derivatives) {
-    // Scalar nodes have at most two inputs, with local derivatives from the backward rules.
-    dp.property("label", boost::make_function_property_map<Edge, std::string>([&](Edge e) {
-                  const Node* out = g[boost::target(e, g)].node;
-                  if (out->is_tensor()) return std::string();
-                  double d[2];
-                  local_derivatives(out, d);
-                  const std::string c = constants_of(out, true);
-                  return num(d[g[e].slot]) + (c.empty() ? "" : fmt::format(" ({})", c));
-                }));
-  }
+  for (const char* key : {"label", "shape", "style", "fillcolor", "color", "fontcolor"})
+    dp.property(key, per_vertex(key));
+  if (options.edge_derivatives)
+    dp.property("label", boost::make_function_property_map<Edge, std::string>(edge_label));
   boost::write_graphviz_dp(os, g, dp, "node_id", boost::get(boost::vertex_index, g));
 }
 

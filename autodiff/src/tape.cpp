@@ -217,21 +217,31 @@ TapeStats tape_stats() {
 }
 
 namespace {
-/// Scope paths by id (id 0 is "no scope"); ids are never reused, so nodes can keep them.
+/// Scopes by id (id 0 is "no scope"); ids are never reused, so nodes can keep them. A scope is
+/// identified by its parent, its name and its label: two models both with a layer "0" get two.
 struct ScopeNames {
+  struct Entry {
+    std::string path, label;
+    std::uint32_t parent;
+  };
   std::mutex mutex;
-  std::vector<std::string> paths{""};
+  std::vector<Entry> entries{Entry{"", "", 0}};
   std::map<std::string, std::uint32_t, std::less<>> ids;
 
-  std::uint32_t intern(const std::string& path) {
+  std::uint32_t intern(std::uint32_t parent, std::string_view name, std::string_view label) {
     std::lock_guard lock(mutex);
-    auto [it, fresh] = ids.try_emplace(path, static_cast<std::uint32_t>(paths.size()));
-    if (fresh) paths.push_back(path);
+    std::string key = std::to_string(parent) + '\x1f' + std::string(name) + '\x1f' + std::string(label);
+    auto [it, fresh] = ids.try_emplace(std::move(key), static_cast<std::uint32_t>(entries.size()));
+    if (fresh) {
+      const std::string& up = entries[parent].path;
+      entries.push_back(
+          Entry{up.empty() ? std::string(name) : up + "/" + std::string(name), std::string(label), parent});
+    }
     return it->second;
   }
-  std::string path(std::uint32_t id) {
+  Entry entry(std::uint32_t id) {
     std::lock_guard lock(mutex);
-    return paths[id];
+    return entries[id];
   }
 };
 ScopeNames& scope_names() {
@@ -240,22 +250,30 @@ ScopeNames& scope_names() {
 }
 } // namespace
 
-Scope::Scope(std::string_view name) : prev_(detail::t_scope) {
-  const std::string parent = prev_ ? scope_names().path(prev_) : std::string();
-  detail::t_scope =
-      scope_names().intern(parent.empty() ? std::string(name) : parent + "/" + std::string(name));
+Scope::Scope(std::string_view name, std::string_view label) : prev_(detail::t_scope) {
+  detail::t_scope = scope_names().intern(prev_, name, label);
 }
 Scope::~Scope() {
   detail::t_scope = prev_;
 }
 std::string Scope::current() {
-  return scope_names().path(detail::t_scope);
+  return scope_names().entry(detail::t_scope).path;
+}
+
+std::string detail::scope_path(std::uint32_t id) {
+  return scope_names().entry(id).path;
+}
+std::string detail::scope_label(std::uint32_t id) {
+  return scope_names().entry(id).label;
+}
+std::uint32_t detail::scope_parent(std::uint32_t id) {
+  return scope_names().entry(id).parent;
 }
 
 std::string scope_of(const Var& v) {
   if (!v.defined()) return {};
   const detail::Node* n = v.node();
-  return n->ext ? scope_names().path(n->ext->scope) : std::string();
+  return n->ext ? scope_names().entry(n->ext->scope).path : std::string();
 }
 
 } // namespace gg

@@ -99,6 +99,11 @@ inline void link_input(Segment* s, Node* x) {
   }
 }
 
+/// A scope id's path ("" for 0), label, and enclosing scope's id.
+std::string scope_path(std::uint32_t id);
+std::string scope_label(std::uint32_t id);
+std::uint32_t scope_parent(std::uint32_t id);
+
 /// The node's Ext, created on first use.
 Ext& ext_of(Node* n);
 

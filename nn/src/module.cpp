@@ -19,7 +19,7 @@ std::string Module::describe() const {
 
 Var Module::operator()(const Var& x) {
   if (scope_name_.empty()) return forward(x);
-  Scope scope(scope_name_);
+  Scope scope(scope_name_, describe());
   return forward(x);
 }
 

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 using gg::Tensor;
 using gg::Var;
 namespace nn = gg::nn;
@@ -108,4 +110,22 @@ TEST_CASE("models: nodes recorded inside a module carry its scope, nested as the
   CHECK(gg::Scope::current().empty());
   Var outside = y * 2.0;
   CHECK(gg::scope_of(outside).empty());
+}
+
+TEST_CASE("models: write_dot of a model's loss draws each layer as a cluster with its parameters") {
+  nn::manual_seed(1);
+  nn::Sequential mlp(nn::Linear(2, 3), nn::Sigmoid(), nn::Linear(3, 2));
+  Var loss = nn::cross_entropy(mlp(Var::constant(Tensor({0.5, -1.0}, {1, 2}))), Tensor({1}, {1}));
+  loss.backward();
+  std::ostringstream dot;
+  gg::write_dot(dot, loss);
+  const std::string s = dot.str();
+  CHECK_THAT(
+      s, Catch::Contains("subgraph cluster_0") && Catch::Contains("label=\"0: Linear(in=2, out=3)\"") &&
+             Catch::Contains("label=\"1: Sigmoid\"") && Catch::Contains("label=\"2: Linear(in=3, out=2)\""));
+  // the first layer's weight is drawn inside the first cluster, before the second one opens
+  const auto weight = s.find("label=\"weight"), second = s.find("subgraph cluster_1");
+  CHECK(weight != std::string::npos);
+  CHECK(weight < second);
+  CHECK(s.find("log_softmax") > s.rfind("subgraph cluster_")); // the loss is outside the layers
 }
