@@ -1,6 +1,9 @@
 // Graph inspection: the Boost.Graph view of a recorded graph, and on it the DOT writer
 // (boost::write_graphviz_dp), the chain-rule trace and the statistics. Nothing here recurses: graphs
 // can be a million nodes deep.
+// GCC 12 reports false -Wmaybe-uninitialized inside boost::subgraph's edge iterators (boost::optional
+// storage); they surface after inlining, so the whole file needs it.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <autodiff/error.hpp>
 #include <autodiff/function.hpp>
 #include <autodiff/inspect.hpp>
