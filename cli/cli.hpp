@@ -1,0 +1,38 @@
+// The gradgraph command line as a library: gg::cli::run(args, out, err) runs one invocation and
+// returns its exit code, so tests drive every subcommand in-process; cli/main.cpp only calls it.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace gg::cli {
+
+/// Exit codes, one per kind of failure (listed in `gradgraph --help`).
+enum Exit : int {
+  ok = 0,
+  internal_error = 1, ///< a bug: an exception that is not a gg::Error
+  usage_error = 2,    ///< bad command line (unknown option, missing argument, bad value)
+  format_error = 3,   ///< malformed input: a program, a CSV, an IDX or safetensors file
+  io_error = 4,       ///< a file that cannot be read or written
+  shape_error = 5,    ///< shapes that do not fit (layer sizes vs data, ...)
+  value_error = 6,    ///< a value out of range (learning rate < 0, unknown name, ...)
+};
+
+/// Runs `gradgraph args...` (args excludes the program name).
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+/// One subcommand: its name, a one-line summary, and its entry point.
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+};
+
+/// The subcommands, in the order --help lists them.
+const std::vector<Command>& commands();
+
+/// Subcommand entry points (one file each in cli/src/).
+int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+} // namespace gg::cli

@@ -1,0 +1,74 @@
+// Subcommand dispatch, --help, and the mapping from gg::Error kinds to exit codes.
+#include <cli/cli.hpp>
+
+#include <autodiff/error.hpp>
+
+#include <boost/program_options/errors.hpp>
+#include <fmt/ostream.h>
+
+#include <ostream>
+
+namespace gg::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list{
+      {"explain", "differentiate a small program and show every chain-rule step", run_explain},
+  };
+  return list;
+}
+
+namespace {
+void print_help(std::ostream& out) {
+  fmt::print(out, "gradgraph — reverse-mode automatic differentiation you can see\n\n"
+                  "usage: gradgraph COMMAND [options]     (gradgraph COMMAND --help for its options)\n\n"
+                  "commands:\n");
+  for (const Command& c : commands()) fmt::print(out, "  {:<10} {}\n", c.name, c.summary);
+  fmt::print(out, "\nexit codes:\n"
+                  "  0  success\n"
+                  "  1  internal error (a bug: please report it)\n"
+                  "  2  usage error: bad command line\n"
+                  "  3  format error: malformed program or data file\n"
+                  "  4  I/O error: a file cannot be read or written\n"
+                  "  5  shape error: sizes that do not fit\n"
+                  "  6  value error: a value out of range or an unknown name\n");
+}
+} // namespace
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_help(args.empty() ? err : out);
+    return args.empty() ? usage_error : ok;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  for (const Command& c : commands()) {
+    if (args[0] != c.name) continue;
+    try {
+      return c.run(rest, out, err);
+    } catch (const boost::program_options::error& e) {
+      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
+      return usage_error;
+    } catch (const UsageError& e) {
+      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
+      return usage_error;
+    } catch (const FormatError& e) {
+      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
+      return format_error;
+    } catch (const IOError& e) {
+      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
+      return io_error;
+    } catch (const ShapeError& e) {
+      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
+      return shape_error;
+    } catch (const ValueError& e) {
+      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
+      return value_error;
+    } catch (const std::exception& e) {
+      fmt::print(err, "gradgraph {}: internal error: {}\n", c.name, e.what());
+      return internal_error;
+    }
+  }
+  fmt::print(err, "gradgraph: unknown command '{}' (gradgraph --help lists them)\n", args[0]);
+  return usage_error;
+}
+
+} // namespace gg::cli

@@ -1,0 +1,442 @@
+// `gradgraph explain`: differentiates a small program given on the command line and shows the
+// forward pass, every chain-rule step of the backward pass, and the gradients (text or JSON), with
+// optional finite-difference checks and a DOT picture of the graph.
+#include <cli/cli.hpp>
+
+#include <autodiff/error.hpp>
+#include <autodiff/inspect.hpp>
+#include <autodiff/ops.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
+
+#include <boost/program_options.hpp>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "expr.hpp"
+
+extern char** environ;
+
+namespace gg::cli {
+namespace {
+namespace po = boost::program_options;
+
+constexpr const char* k_usage = R"(usage: gradgraph explain [options] "PROGRAM" NAME=VALUE...
+
+Differentiates a small program and shows every step: the forward pass, the backward pass edge by
+edge (local derivative, upstream gradient, their product, running sums), and the gradient of the
+output with respect to every input and every statement.
+
+  gradgraph explain "q = x + y; f = q * z" x=-2 y=5 z=-4
+
+The program is statements NAME = EXPRESSION separated by ';'; the last statement is the output.
+Expressions have numbers (2, 0.5, 1e-3, .5), names, + - * /, ^ (power: right-associative and
+binding tighter than unary minus, so 2^3^2 is 512 and -x^2 is -(x^2)), unary -, parentheses and
+the functions exp log sqrt abs tanh sigmoid relu sin cos (one argument each). A name is an input,
+given as NAME=VALUE after the program (inf and nan are accepted), or an earlier statement.
+Non-finite values follow IEEE arithmetic and are flagged.
+
+Names are listed (and --json keys ordered) inputs first, in the order they first appear in the
+program, then statements in order.
+)";
+
+constexpr const char* k_exit_codes = R"(
+exit codes:
+  0  success (also when --render finds no Graphviz: a note says so)
+  2  usage error: bad option, malformed NAME=VALUE, an input missing, given twice or unused,
+     a program or inputs over 1 MB
+  3  format error: the program does not parse (shown with a caret), or nests deeper than 256
+  4  I/O error: the --dot file cannot be written, or Graphviz's dot fails
+  6  value error: an unknown name or function, a wrong argument count, a name assigned twice,
+     a statement assigning an input
+)";
+
+/// Numbers as the text output shows them: 6 significant digits, no "-0".
+std::string num(double v) {
+  if (std::isnan(v)) return "nan"; // not "-nan"
+  return fmt::format("{:.6g}", v == 0 ? 0.0 : v);
+}
+
+/// A JSON value for a double: shortest round-trip digits, non-finite as a string.
+std::string json_num(double v) {
+  if (std::isnan(v)) return "\"nan\"";
+  if (std::isinf(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
+  return fmt::format("{}", v);
+}
+
+bool is_name(std::string_view s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+/// NAME=VALUE arguments, in the order given.
+std::vector<std::pair<std::string, double>> parse_inputs(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, double>> inputs;
+  std::unordered_map<std::string, std::string> given;
+  for (const std::string& arg : args) {
+    const std::size_t eq = arg.find('=');
+    if (eq == std::string::npos) throw UsageError(fmt::format("'{}': expected NAME=VALUE, like x=-2", arg));
+    const std::string name = arg.substr(0, eq);
+    if (!is_name(name))
+      throw UsageError(fmt::format(
+          "'{}': '{}' is not a name (letters, digits and _, not starting with a digit)", arg, name));
+    const auto& functions = expr::function_names();
+    if (std::find(functions.begin(), functions.end(), name) != functions.end())
+      throw UsageError(fmt::format("'{}': '{}' is a function, not an input", arg, name));
+    std::string_view text = std::string_view(arg).substr(eq + 1);
+    if (!text.empty() && text[0] == '+') text.remove_prefix(1);
+    double value = 0;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || r.ptr != text.data() + text.size() ||
+        (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
+      throw UsageError(fmt::format("'{}': not a number", arg));
+    if (r.ec == std::errc::result_out_of_range) {
+      value = std::strtod(std::string(text).c_str(), nullptr); // underflow: 0 or a subnormal
+      if (std::isinf(value)) throw UsageError(fmt::format("'{}': the number is too large for a double", arg));
+    }
+    if (const auto [it, fresh] = given.emplace(name, arg); !fresh)
+      throw UsageError(fmt::format("input '{}' is given twice ({} and {})", name, it->second, arg));
+    inputs.emplace_back(name, value);
+  }
+  return inputs;
+}
+
+/// Display width: UTF-8 continuation bytes take no column.
+std::size_t width(const std::string& s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+/// Rows of cells printed with aligned columns; cells wider than 60 columns do not widen theirs.
+class Table {
+public:
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string str(const std::string& indent) const {
+    std::vector<std::size_t> widths;
+    for (const auto& row : rows_)
+      for (std::size_t c = 0; c + 1 < row.size(); ++c) {
+        if (widths.size() <= c) widths.resize(c + 1, 0);
+        if (width(row[c]) <= 60) widths[c] = std::max(widths[c], width(row[c]));
+      }
+    std::string out;
+    for (const auto& row : rows_) {
+      std::string line = indent;
+      for (std::size_t c = 0; c < row.size(); ++c) {
+        line += row[c];
+        if (c + 1 < row.size())
+          line += std::string(std::max(widths[c], width(row[c])) - width(row[c]) + 3, ' ');
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line + '\n';
+    }
+    return out;
+  }
+
+private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+/// A name as a derivative's denominator: "dq", "d(2*x)", "d(relu(z))".
+std::string d_of(const std::string& name) {
+  return is_name(name) || name.front() == '(' ? name : "(" + name + ")";
+}
+
+struct Report {
+  std::string output;
+  std::vector<std::string> names; ///< inputs, then statements
+  std::vector<double> values, grads;
+  std::vector<bool> reached;      ///< whether backward reached the name (the output depends on it)
+  std::vector<std::string> flags; ///< why a value is not finite, or ""
+  std::vector<std::string> sources;
+  std::size_t inputs = 0;
+  std::optional<std::vector<double>> check;
+};
+
+std::string forward_text(const Report& r, const expr::Evaluation& ev) {
+  // The unnamed op nodes of each statement (their names appear in the backward pass).
+  constexpr std::size_t k_shown = 8;
+  std::vector<std::vector<std::string>> parts(ev.statements.size());
+  std::vector<std::size_t> counts(ev.statements.size(), 0);
+  for (const expr::Step& s : ev.steps)
+    if (!s.is_statement && counts[s.statement]++ < k_shown)
+      parts[s.statement].push_back(fmt::format("{} = {}", s.name, num(s.var.item())));
+  Table t;
+  for (std::size_t i = 0; i < r.names.size(); ++i) {
+    std::vector<std::string> notes;
+    if (i < r.inputs) notes.emplace_back("input");
+    if (i + 1 == r.names.size()) notes.emplace_back("output");
+    if (!std::isfinite(r.values[i]))
+      notes.push_back(r.flags[i].empty() ? "not finite" : "not finite: " + r.flags[i]);
+    t.add({r.sources[i], "= " + num(r.values[i]), fmt::format("{}", fmt::join(notes, ", "))});
+    if (i < r.inputs) continue;
+    const std::size_t s = i - r.inputs;
+    if (counts[s] > k_shown) parts[s].push_back(fmt::format("… ({} more)", counts[s] - k_shown));
+    if (!parts[s].empty()) t.add({fmt::format("    where {}", fmt::join(parts[s], ", "))});
+  }
+  return "forward pass (inputs, then each statement in order):\n" + t.str("  ");
+}
+
+std::string backward_text(const Report& r, const expr::Evaluation& ev, const std::vector<TraceStep>& steps) {
+  const std::string& f = r.output;
+  if (steps.empty())
+    return fmt::format("backward pass: {} depends on no input, so there is no chain rule to apply\n", f);
+  std::unordered_map<std::string, const expr::Step*> defs;
+  for (const expr::Step& s : ev.steps) defs.emplace(s.name, &s);
+  std::unordered_map<std::string, std::size_t> uses, seen;
+  std::unordered_map<std::string, double> sum;
+  for (const TraceStep& s : steps) ++uses[s.input];
+
+  Table t;
+  t.add({"", "upstream × local = product", "input's gradient"});
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const TraceStep& s = steps[i];
+    if (i == 0 || steps[i - 1].node != s.node) {
+      const auto it = defs.find(s.node);
+      const std::string def = it != defs.end() ? it->second->definition : s.expr;
+      t.add({def == s.node ? def : fmt::format("{} = {}", s.node, def),
+             fmt::format("d{}/d{} = {}{}", f, d_of(s.node), num(s.upstream), i == 0 ? " (the seed)" : "")});
+    }
+    std::string local = fmt::format("∂{}/∂{} = {}", d_of(s.node), d_of(s.input), s.formula);
+    if (s.formula != num(s.local) && s.formula != fmt::format("{:.4g}", s.local))
+      local += " = " + num(s.local);
+    const std::string grad = fmt::format("d{}/d{} = ", f, d_of(s.input));
+    std::string total;
+    const std::size_t n = uses[s.input], k = ++seen[s.input];
+    if (n == 1)
+      total = grad + num(s.accumulated);
+    else if (k == 1)
+      total = fmt::format("{}{}   (1 of {} contributions)", grad, num(s.accumulated), n);
+    else
+      total = fmt::format("{}{} + {} = {}   ({} of {}{})", grad, num(sum[s.input]),
+                          num(s.product).front() == '-' ? "(" + num(s.product) + ")" : num(s.product),
+                          num(s.accumulated), k, n, k == n ? ": complete" : "");
+    sum[s.input] = s.accumulated;
+    t.add({"  " + local, fmt::format("{} × {} = {}", num(s.upstream), num(s.local), num(s.product)), total});
+  }
+  return "backward pass (the chain rule, in the order backprop visits the graph): each node passes its\n"
+         "gradient back along its edges; an edge adds upstream × local derivative to its input's "
+         "gradient.\n" +
+         t.str("  ");
+}
+
+std::string gradients_text(const Report& r) {
+  Table t;
+  for (std::size_t i = 0; i < r.names.size(); ++i) {
+    std::vector<std::string> row{fmt::format("d{}/d{} = {}", r.output, r.names[i], num(r.grads[i]))};
+    if (r.check) {
+      const double a = r.grads[i], n = (*r.check)[i];
+      const bool agree = std::abs(a - n) <= 1e-5 * std::max({1.0, std::abs(a), std::abs(n)}) ||
+                         (!std::isfinite(a) && !std::isfinite(n));
+      row.push_back("finite difference " + num(n));
+      row.emplace_back(agree ? "agrees" : "differs");
+    }
+    std::string note;
+    if (!r.reached[i]) note = fmt::format("({} does not depend on {})", r.output, r.names[i]);
+    if (!std::isfinite(r.grads[i])) note = "(not finite)";
+    if (!note.empty()) row.push_back(note);
+    t.add(std::move(row));
+  }
+  std::string head =
+      fmt::format("gradients of {}{}:\n", r.output,
+                  r.check ? " (and central finite differences, h = 1e-6·max(1, |value|))" : "");
+  return head + t.str("  ");
+}
+
+std::string json_text(const Report& r) {
+  const auto object = [&](const std::vector<double>& v) {
+    std::vector<std::string> items;
+    for (std::size_t i = 0; i < r.names.size(); ++i)
+      items.push_back(fmt::format("\"{}\": {}", r.names[i], json_num(v[i])));
+    return fmt::format("{{{}}}", fmt::join(items, ", "));
+  };
+  std::string s = fmt::format(R"({{"output": "{}", "values": {}, "grads": {})", r.output, object(r.values),
+                              object(r.grads));
+  if (r.check) s += fmt::format(R"(, "check": {})", object(*r.check));
+  return s + "}\n";
+}
+
+/// Writes path via a temporary file in the same directory and a rename, so a reader never sees
+/// half a file.
+void write_atomically(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t k = ::write(fd, content.data() + done, content.size() - done);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      const int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(e)));
+    }
+    done += static_cast<std::size_t>(k);
+  }
+  ::fchmod(fd, 0644);
+  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(e)));
+  }
+}
+
+/// "g.dot" -> "g.svg"; other names get the extension appended.
+std::string rendered_name(const std::string& path, const std::string& format) {
+  for (const char* ext : {".dot", ".gv"}) {
+    const std::size_t n = std::strlen(ext);
+    if (path.size() > n && path.compare(path.size() - n, n, ext) == 0 && path[path.size() - n - 1] != '/')
+      return path.substr(0, path.size() - n) + "." + format;
+  }
+  return path + "." + format;
+}
+
+/// Runs `dot -Tformat in -o out` (an argument vector, no shell). Returns false when no `dot` is on
+/// PATH; throws IOError when it runs and fails.
+bool render(const std::string& in, const std::string& out, const std::string& format) {
+  // A path starting with '-' would read as an option.
+  const auto arg = [](const std::string& p) { return p.front() == '-' ? "./" + p : p; };
+  std::vector<std::string> args{"dot", "-T" + format, arg(in), "-o", arg(out)};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int e = ::posix_spawnp(&pid, "dot", nullptr, nullptr, argv.data(), environ);
+  if (e == ENOENT) return false;
+  if (e != 0) throw IOError(fmt::format("cannot run Graphviz's dot: {}", std::strerror(e)));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw IOError(fmt::format("waiting for Graphviz's dot: {}", std::strerror(errno)));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw IOError(fmt::format("Graphviz's dot failed ({} {}) rendering '{}'",
+                              WIFEXITED(status) ? "exit status" : "signal",
+                              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), in));
+  return true;
+}
+
+} // namespace
+
+int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  bool json = false, check = false;
+  std::string program, dot, format;
+  std::vector<std::string> input_args;
+  po::options_description visible("options", 100, 50);
+  visible.add_options()("help,h", "show this help")(
+      "json", po::bool_switch(&json), "print one JSON object: output, values, grads (and check)")(
+      "check", po::bool_switch(&check),
+      "add a central finite-difference gradient next to each analytic one (h = 1e-6·max(1, |value|))")(
+      "dot", po::value(&dot)->value_name("FILE"),
+      "write the graph as Graphviz DOT (values, gradients, local derivatives on the edges)")(
+      "render", po::value(&format)->value_name("svg|png"),
+      "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg)");
+  po::options_description hidden;
+  hidden.add_options()("program", po::value(&program))("input", po::value(&input_args));
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::positional_options_description positional;
+  positional.add("program", 1).add("input", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+  if (vm.count("help")) {
+    fmt::print(out, "{}\n", k_usage);
+    out << visible;
+    fmt::print(out, "{}", k_exit_codes);
+    return ok;
+  }
+  po::notify(vm);
+
+  if (!vm.count("program"))
+    throw UsageError(
+        "no program given: try gradgraph explain \"q = x + y; f = q * z\" x=-2 y=5 z=-4 (--help for more)");
+  if (!format.empty() && format != "svg" && format != "png")
+    throw UsageError(fmt::format("--render: '{}' is not svg or png", format));
+  if (!format.empty() && dot.empty()) throw UsageError("--render needs --dot FILE, the DOT file to render");
+  if (vm.count("dot") && dot.empty()) throw UsageError("--dot: the file name is empty");
+  if (program.size() > expr::k_max_bytes)
+    throw UsageError(fmt::format("the program is {} bytes: at most {} (1 MB) are accepted", program.size(),
+                                 expr::k_max_bytes));
+  std::size_t input_bytes = 0;
+  for (const std::string& a : input_args) input_bytes += a.size();
+  if (input_bytes > expr::k_max_bytes)
+    throw UsageError(fmt::format("the inputs are {} bytes: at most {} (1 MB) are accepted", input_bytes,
+                                 expr::k_max_bytes));
+
+  const std::vector<std::pair<std::string, double>> given = parse_inputs(input_args);
+  const expr::Program p = expr::parse(program);
+  const std::vector<std::string> order = expr::resolve(p, given);
+  const std::unordered_map<std::string, double> values(given.begin(), given.end());
+  std::vector<std::pair<std::string, double>> inputs;
+  for (const std::string& name : order) inputs.emplace_back(name, values.at(name));
+
+  const expr::Evaluation ev = expr::evaluate(p, inputs);
+  std::vector<TraceStep> steps;
+  if (!json) steps = trace_backward(ev.output); // from the recorded values, before backward
+  ev.output.backward();
+
+  Report r;
+  r.output = ev.statements.back().name;
+  r.inputs = ev.inputs.size();
+  for (const auto* group : {&ev.inputs, &ev.statements})
+    for (const expr::Named& n : *group) {
+      r.names.push_back(n.name);
+      r.values.push_back(n.var.item());
+      r.reached.push_back(n.var.has_grad());
+      r.grads.push_back(n.var.has_grad() ? n.var.grad().item() : 0.0);
+      r.flags.push_back(n.flag);
+      r.sources.push_back(n.source);
+    }
+  if (check) {
+    r.check.emplace();
+    for (std::size_t i = 0; i < r.names.size(); ++i) {
+      const double v = r.values[i], h = 1e-6 * std::max(1.0, std::abs(v));
+      (*r.check).push_back((expr::evaluate_with(p, inputs, r.names[i], v + h) -
+                            expr::evaluate_with(p, inputs, r.names[i], v - h)) /
+                           (2 * h));
+    }
+  }
+
+  std::string graph_note;
+  if (!dot.empty()) {
+    std::ostringstream os;
+    write_dot(os, ev.output);
+    write_atomically(dot, os.str());
+    graph_note = fmt::format("graph: wrote {}", dot);
+    if (!format.empty()) {
+      const std::string image = rendered_name(dot, format);
+      if (render(dot, image, format))
+        graph_note += fmt::format(", rendered {}", image);
+      else
+        fmt::print(err,
+                   "gradgraph explain: Graphviz's dot is not on PATH, so {} was not made (install Graphviz, "
+                   "then run: dot -T{} {} -o {})\n",
+                   image, format, dot, image);
+    } else {
+      graph_note += fmt::format(" (draw it with: dot -Tsvg {} -o {})", dot, rendered_name(dot, "svg"));
+    }
+  }
+
+  if (json) {
+    fmt::print(out, "{}", json_text(r));
+    if (!graph_note.empty()) fmt::print(err, "gradgraph explain: {}\n", graph_note);
+    return ok;
+  }
+  fmt::print(out, "{}\n{}\n{}", forward_text(r, ev), backward_text(r, ev, steps), gradients_text(r));
+  if (!graph_note.empty()) fmt::print(out, "\n{}\n", graph_note);
+  return ok;
+}
+
+} // namespace gg::cli
