@@ -34,5 +34,7 @@ const std::vector<Command>& commands();
 
 /// Subcommand entry points (one file each in cli/src/).
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int run_summary(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 } // namespace gg::cli

@@ -13,6 +13,8 @@ namespace gg::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> list{
       {"explain", "differentiate a small program and show every chain-rule step", run_explain},
+      {"summary", "an MLP's layers, output shapes and parameter counts (--layers 2,3,2)", run_summary},
+      {"dot", "draw an MLP's graph as DOT, one cluster a layer (--backward adds gradients)", run_dot},
   };
   return list;
 }

@@ -1,0 +1,71 @@
+// gradgraph summary and gradgraph dot: the course's parameter count, the model picture with one
+// cluster a layer, and every bad argument named with its exit code.
+#include <cli/cli.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+struct Result {
+  int code;
+  std::string out, err;
+};
+Result run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int code = gg::cli::run(args, out, err);
+  return {code, out.str(), err.str()};
+}
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+} // namespace
+
+TEST_CASE("models: summary answers the course's quiz, 17 parameters for 2-3-2") {
+  const Result r = run({"summary", "--layers", "2,3,2", "--activation", "sigmoid"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("Linear(in=2, out=3)") && Catch::Contains("Sigmoid") &&
+                        Catch::Contains("[1, 2]") && Catch::Contains("total parameters: 17"));
+  CHECK(run({"summary", "--layers", "784,128,10", "--activation", "relu"}).out.find("101770") !=
+        std::string::npos);
+}
+
+TEST_CASE("models: summary and dot reject bad arguments with a message and an exit code") {
+  CHECK(run({"summary"}).code == gg::cli::usage_error); // --layers is required
+  const Result zero = run({"summary", "--layers", "2,0,2"});
+  CHECK(zero.code == gg::cli::value_error);
+  CHECK_THAT(zero.err, Catch::Contains("entry 2 ('0')"));
+  CHECK(run({"summary", "--layers", "5"}).code == gg::cli::value_error);
+  CHECK(run({"summary", "--layers", "2,x"}).code == gg::cli::value_error);
+  const Result huge = run({"summary", "--layers", "1000000000000,1000000000000"});
+  CHECK(huge.code == gg::cli::value_error); // refused before any allocation
+  CHECK_THAT(huge.err, Catch::Contains("parameters"));
+  const Result act = run({"summary", "--layers", "2,2", "--activation", "swish"});
+  CHECK(act.code == gg::cli::value_error);
+  CHECK_THAT(act.err, Catch::Contains("swish"));
+  CHECK(run({"dot", "--layers", "2,2"}).code == gg::cli::usage_error); // -o is required
+  CHECK(run({"dot", "--layers", "2,2", "-o", "x.dot", "--render", "gif"}).code == gg::cli::usage_error);
+  CHECK(run({"dot", "--layers", "2,2", "-o", "/nonexistent-dir/x.dot"}).code == gg::cli::io_error);
+  CHECK(run({"summary", "--bogus"}).code == gg::cli::usage_error);
+}
+
+TEST_CASE("models: dot draws each layer as a cluster, and --backward adds the gradients") {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string forward = (dir / "gg_cli_mlp_forward.dot").string(),
+                    back = (dir / "gg_cli_mlp_back.dot").string();
+  REQUIRE(run({"dot", "--layers", "2,3,2", "--activation", "tanh", "-o", forward}).code == 0);
+  const std::string f = slurp(forward);
+  CHECK_THAT(f, Catch::Contains("digraph") && Catch::Contains("0: Linear(in=2, out=3)") &&
+                    Catch::Contains("1: Tanh") && Catch::Contains("2: Linear(in=3, out=2)"));
+  CHECK(f.find("grad ") == std::string::npos);
+  REQUIRE(run({"dot", "--layers", "2,3,2", "-o", back, "--backward"}).code == 0);
+  const std::string b = slurp(back);
+  CHECK_THAT(b, Catch::Contains("grad ") && Catch::Contains("loss"));
+  std::filesystem::remove(forward);
+  std::filesystem::remove(back);
+}
