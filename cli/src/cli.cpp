@@ -14,6 +14,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list{
       {"explain", "differentiate a small program and show every chain-rule step", run_explain},
       {"summary", "an MLP's layers, output shapes and parameter counts (--layers 2,3,2)", run_summary},
+      {"train", "train an MLP on a CSV file or a teaching dataset (every PyTorch optimizer)", run_train},
+      {"eval", "accuracy and confusion matrix of a saved model on data", run_eval},
       {"dot", "draw an MLP's graph as DOT, one cluster a layer (--backward adds gradients)", run_dot},
   };
   return list;

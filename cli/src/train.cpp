@@ -1,0 +1,365 @@
+// gradgraph train and gradgraph eval: an MLP trained on a CSV file or a teaching dataset, with
+// every PyTorch optimizer, a JSONL log of each step's loss, and a safetensors file PyTorch loads;
+// and the saved model evaluated on data (accuracy, confusion matrix).
+#include <cli/cli.hpp>
+
+#include <nn/nn.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "files.hpp"
+#include "model_spec.hpp"
+
+namespace gg::cli {
+namespace {
+namespace po = boost::program_options;
+
+struct TrainOptions {
+  std::string data, target, dataset, test, layers, activation, loss, optimizer, dtype, init, save, log;
+  std::int64_t samples = 300, epochs = 100, batch_size = 32;
+  double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
+         alpha = 0.99, weight_decay = 0, lr_decay = 0, momentum_decay = 4e-3;
+  bool nesterov = false, no_shuffle = false, standardize = false;
+  std::uint64_t seed = 0;
+  std::set<std::string> given; ///< options given on the command line (the rest take defaults)
+};
+
+/// The training data (and test data, when --test or --split gives some).
+struct Data {
+  data::Dataset train, test;
+  std::string source;
+};
+
+Data load_data(const TrainOptions& o) {
+  Data d;
+  if (o.data.empty() == o.dataset.empty()) throw UsageError("give one of --data FILE.csv or --dataset NAME");
+  if (!o.dataset.empty()) {
+    if (o.samples < 4 || o.samples > 10'000'000)
+      throw ValueError(fmt::format("--samples {}: use 4 to 10000000", o.samples));
+    const std::string& n = o.dataset;
+    d.train =
+        n == "triangle"  ? data::triangle(o.samples, o.seed)
+        : n == "xor"     ? data::xor_dataset(o.samples, o.noise, o.seed)
+        : n == "moons"   ? data::two_moons(o.samples, o.noise, o.seed)
+        : n == "circles" ? data::circles(o.samples, o.noise, 0.5, o.seed)
+        : n == "spiral"
+            ? data::spiral(o.samples / 3, 3, o.noise, o.seed)
+            : throw ValueError(fmt::format("--dataset '{}': use triangle, xor, moons, circles or spiral", n));
+    d.source = n;
+  } else {
+    data::CsvOptions csv;
+    if (!o.target.empty()) csv.target_name = o.target;
+    d.train = data::read_csv(o.data, csv);
+    d.source = o.data;
+  }
+  if (!o.test.empty()) {
+    data::CsvOptions csv;
+    if (!o.target.empty()) csv.target_name = o.target;
+    d.test = data::read_csv(o.test, csv);
+    if (d.test.x.shape()[1] != d.train.x.shape()[1])
+      throw ShapeError(fmt::format("--test {}: {} feature columns, but the training data has {}", o.test,
+                                   d.test.x.shape()[1], d.train.x.shape()[1]));
+  } else if (o.split > 0) {
+    if (!(o.split < 1)) throw ValueError(fmt::format("--split {}: use a fraction in (0, 1)", o.split));
+    const data::Split s = data::train_test_split(d.train.x, d.train.y, o.split, o.seed);
+    d.test = d.train;
+    d.train.x = s.x_train, d.train.y = s.y_train, d.test.x = s.x_test, d.test.y = s.y_test;
+  }
+  return d;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, std::vector<Var> params) {
+  const std::string& n = o.optimizer;
+  // An option not given takes the optimizer's PyTorch default; a given one is checked by the optimizer.
+  auto lr = [&](double fallback) { return o.given.count("lr") ? o.lr : fallback; };
+  auto wd = [&](double fallback) { return o.given.count("weight-decay") ? o.weight_decay : fallback; };
+  auto eps = [&](double fallback) { return o.given.count("eps") ? o.eps : fallback; };
+  const optim::Betas betas{o.beta1, o.beta2};
+  if (n == "gd") return std::make_unique<optim::GD>(params, optim::GDOptions(lr(0.01)));
+  if (n == "sgd" || n == "momentum" || n == "nesterov") {
+    const double m = o.given.count("momentum") ? o.momentum : n == "sgd" ? 0.0 : 0.9;
+    return std::make_unique<optim::SGD>(
+        params,
+        optim::SGDOptions(lr(0.01)).momentum(m).nesterov(n == "nesterov" || o.nesterov).weight_decay(wd(0)));
+  }
+  if (n == "rmsprop")
+    return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions(lr(1e-2))
+                                                        .alpha(o.alpha)
+                                                        .eps(eps(1e-8))
+                                                        .momentum(o.momentum)
+                                                        .weight_decay(wd(0)));
+  if (n == "adam")
+    return std::make_unique<optim::Adam>(
+        params, optim::AdamOptions(lr(1e-3)).betas(betas).eps(eps(1e-8)).weight_decay(wd(0)));
+  if (n == "adamw")
+    return std::make_unique<optim::AdamW>(
+        params, optim::AdamWOptions(lr(1e-3)).betas(betas).eps(eps(1e-8)).weight_decay(wd(1e-2)));
+  if (n == "adagrad")
+    return std::make_unique<optim::Adagrad>(
+        params, optim::AdagradOptions(lr(1e-2)).lr_decay(o.lr_decay).eps(eps(1e-10)).weight_decay(wd(0)));
+  if (n == "adadelta")
+    return std::make_unique<optim::Adadelta>(
+        params, optim::AdadeltaOptions(lr(1.0)).rho(o.rho).eps(eps(1e-6)).weight_decay(wd(0)));
+  if (n == "nadam")
+    return std::make_unique<optim::NAdam>(
+        params, optim::NAdamOptions(lr(2e-3)).betas(betas).eps(eps(1e-8)).weight_decay(wd(0)).momentum_decay(
+                    o.momentum_decay));
+  throw ValueError(fmt::format(
+      "--optimizer '{}': use gd, sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta or nadam",
+      n));
+}
+
+/// Loss of a batch: cross-entropy from logits against class ids, or mse (one-hot rows for
+/// classification, the value itself for regression).
+Var batch_loss(const std::string& loss, const Var& out, const Tensor& y, std::int64_t classes) {
+  if (loss == "cross-entropy") return nn::cross_entropy(out, y);
+  if (classes > 0) {
+    Tensor onehot = Tensor::zeros(out.shape(), out.dtype());
+    for (std::int64_t i = 0; i < y.numel(); ++i)
+      onehot.set_flat(i * classes + static_cast<std::int64_t>(y.flat(i)), 1);
+    return nn::mse_loss(out, Var::constant(onehot));
+  }
+  return nn::mse_loss(out, Var::constant(y.reshape(out.shape()).to(out.dtype())));
+}
+
+struct Scores {
+  double loss, accuracy;
+};
+Scores evaluate(nn::Module& model, const std::string& loss, const Tensor& x, const Tensor& y,
+                std::int64_t classes) {
+  NoGrad no_grad;
+  const bool was = model.is_training();
+  model.eval();
+  const Var out = model(Var::constant(x));
+  model.train(was);
+  const double l = batch_loss(loss, out, y, classes).item();
+  return {l, classes > 0 ? metrics::accuracy(out.value(), y) : NAN};
+}
+
+std::string join(const Tensor& t) {
+  std::string s;
+  for (std::int64_t i = 0; i < t.numel(); ++i) s += fmt::format("{}{}", i ? "," : "", t.flat(i));
+  return s;
+}
+Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& what) {
+  std::vector<double> v;
+  std::istringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) v.push_back(std::stod(item));
+  if (static_cast<std::int64_t>(v.size()) != n)
+    throw FormatError(fmt::format("{}: {} numbers for {} features", what, v.size(), n));
+  return Tensor(v, {n});
+}
+
+std::string json_num(double v) {
+  return std::isfinite(v) ? fmt::format("{}", v) : v > 0 ? "\"inf\"" : v < 0 ? "\"-inf\"" : "\"nan\"";
+}
+
+} // namespace
+
+int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
+  TrainOptions o;
+  po::options_description desc("gradgraph train");
+  desc.add_options()("help,h", "this help")("data", po::value(&o.data), "training data: a CSV file")(
+      "target", po::value(&o.target), "the CSV's target column (default: the last)")(
+      "dataset", po::value(&o.dataset), "or a generated dataset: triangle, xor, moons, circles, spiral")(
+      "samples", po::value(&o.samples)->default_value(300), "points a generated dataset has")(
+      "noise", po::value(&o.noise)->default_value(0.1),
+      "noise of a generated dataset")("test", po::value(&o.test), "test data: a CSV file like --data")(
+      "split", po::value(&o.split)->default_value(0), "or hold out this fraction of the data for testing")(
+      "standardize", po::bool_switch(&o.standardize),
+      "scale features to mean 0, std 1 (fitted on training data)")("layers", po::value(&o.layers)->required(),
+                                                                   "sizes from input to output, e.g. 4,16,3")(
+      "activation", po::value(&o.activation)->default_value("sigmoid"), "sigmoid, tanh, relu or leaky-relu")(
+      "loss", po::value(&o.loss)->default_value("cross-entropy"), "cross-entropy or mse")(
+      "optimizer", po::value(&o.optimizer)->default_value("adam"),
+      "gd (full batch), sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta, nadam")(
+      "lr", po::value(&o.lr), "learning rate (default: PyTorch's for the optimizer; 0.01 for gd/sgd)")(
+      "momentum", po::value(&o.momentum), "SGD/RMSprop momentum (momentum and nesterov: 0.9)")(
+      "nesterov", po::bool_switch(&o.nesterov), "Nesterov momentum for sgd")(
+      "beta1", po::value(&o.beta1)->default_value(0.9),
+      "Adam/AdamW/NAdam beta1")("beta2", po::value(&o.beta2)->default_value(0.999), "Adam/AdamW/NAdam beta2")(
+      "eps", po::value(&o.eps), "epsilon (default: PyTorch's for the optimizer)")(
+      "rho", po::value(&o.rho)->default_value(0.9),
+      "Adadelta rho")("alpha", po::value(&o.alpha)->default_value(0.99), "RMSprop alpha")(
+      "weight-decay", po::value(&o.weight_decay), "weight decay (AdamW: 0.01, others: 0)")(
+      "lr-decay", po::value(&o.lr_decay)->default_value(0), "Adagrad lr_decay")(
+      "momentum-decay", po::value(&o.momentum_decay)->default_value(4e-3), "NAdam momentum_decay")(
+      "epochs", po::value(&o.epochs)->default_value(100), "passes over the training data")(
+      "batch-size", po::value(&o.batch_size)->default_value(32),
+      "examples per step (gd: all)")("no-shuffle", po::bool_switch(&o.no_shuffle), "batches in file order")(
+      "seed", po::value(&o.seed)->default_value(0), "seed of initial weights, shuffling and generated data")(
+      "dtype", po::value(&o.dtype)->default_value("f64"),
+      "f32 or f64")("init", po::value(&o.init), "start from these weights (safetensors)")(
+      "save", po::value(&o.save), "write the trained model here (safetensors, PyTorch's names)")(
+      "log", po::value(&o.log), "write one JSON line per step and per epoch here");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  if (vm.count("help")) {
+    fmt::print(out,
+               "usage: gradgraph train (--data FILE.csv | --dataset NAME) --layers 2,8,2 [options]\n\n{}",
+               fmt::streamed(desc));
+    return ok;
+  }
+  po::notify(vm);
+  for (const auto& [name, value] : vm)
+    if (!value.defaulted()) o.given.insert(name);
+  if (o.dtype != "f32" && o.dtype != "f64")
+    throw UsageError(fmt::format("--dtype '{}': use f32 or f64", o.dtype));
+  if (o.loss != "cross-entropy" && o.loss != "mse")
+    throw UsageError(fmt::format("--loss '{}': use cross-entropy or mse", o.loss));
+  if (o.epochs < 1 || o.epochs > 1'000'000)
+    throw ValueError(fmt::format("--epochs {}: use 1 to 1000000", o.epochs));
+  if (o.batch_size < 1) throw ValueError(fmt::format("--batch-size {}: must be at least 1", o.batch_size));
+  const DType dtype = o.dtype == "f32" ? f32 : f64;
+
+  Data d = load_data(o);
+  const std::vector<std::int64_t> sizes = parse_layers(o.layers);
+  const std::int64_t features = d.train.x.shape()[1], classes = d.train.num_classes;
+  if (sizes.front() != features)
+    throw ShapeError(fmt::format("--layers {}: the input size {} must equal the {} features of {}", o.layers,
+                                 sizes.front(), features, d.source));
+  if (classes == 0 && o.loss == "cross-entropy")
+    throw UsageError(fmt::format("{}: the target holds numbers, not classes: use --loss mse", d.source));
+  const std::int64_t want = classes > 0 ? classes : 1;
+  if (sizes.back() != want)
+    throw ShapeError(fmt::format("--layers {}: the output size {} must equal the {} {} of {}", o.layers,
+                                 sizes.back(), want, classes > 0 ? "classes" : "target value", d.source));
+  data::Standardizer standardizer;
+  if (o.standardize) {
+    d.train.x = standardizer.fit_transform(d.train.x);
+    if (d.test.x.defined()) d.test.x = standardizer.transform(d.test.x);
+  }
+  d.train.x = d.train.x.to(dtype);
+  if (d.test.x.defined()) d.test.x = d.test.x.to(dtype);
+
+  nn::manual_seed(o.seed);
+  auto model = build_mlp(sizes, parse_activation(o.activation), dtype);
+  if (!o.init.empty()) nn::load(*model, o.init);
+  auto opt = make_optimizer(o, model->parameters());
+
+  std::ofstream log;
+  std::string log_tmp;
+  if (!o.log.empty()) {
+    log_tmp = o.log + ".tmp";
+    log.open(log_tmp);
+    if (!log) throw IOError(fmt::format("--log {}: cannot write {}", o.log, log_tmp));
+  }
+  const std::int64_t n = d.train.x.shape()[0];
+  const std::int64_t batch = o.optimizer == "gd" ? n : std::min(o.batch_size, n);
+  data::DataLoader loader(d.train.x, d.train.y,
+                          {.batch_size = batch, .shuffle = !o.no_shuffle, .seed = o.seed});
+  fmt::print(out,
+             "training {} on {} ({} examples, {} features{}), {} epochs of {} steps, optimizer {} (lr {})\n",
+             o.layers, d.source, n, features, classes ? fmt::format(", {} classes", classes) : "", o.epochs,
+             loader.size(), o.optimizer, opt->lr());
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t step = 0;
+  for (std::int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
+    for (const data::Batch& b : loader) {
+      opt->zero_grad();
+      const Var loss = batch_loss(o.loss, (*model)(Var::constant(b.x)), b.y, classes);
+      loss.backward();
+      opt->step();
+      ++step;
+      if (log)
+        log << fmt::format(R"({{"step": {}, "epoch": {}, "loss": {}}})", step, epoch, json_num(loss.item()))
+            << '\n';
+    }
+    const Scores tr = evaluate(*model, o.loss, d.train.x, d.train.y, classes);
+    std::string line = fmt::format("epoch {:>4}  train loss {:.6g}", epoch, tr.loss);
+    std::string json = fmt::format(R"({{"epoch": {}, "train_loss": {})", epoch, json_num(tr.loss));
+    if (classes)
+      line += fmt::format("  accuracy {:.4f}", tr.accuracy),
+          json += fmt::format(R"(, "train_accuracy": {})", tr.accuracy);
+    if (d.test.x.defined()) {
+      const Scores te = evaluate(*model, o.loss, d.test.x, d.test.y, classes);
+      line += fmt::format("  test loss {:.6g}", te.loss);
+      json += fmt::format(R"(, "test_loss": {})", json_num(te.loss));
+      if (classes)
+        line += fmt::format("  accuracy {:.4f}", te.accuracy),
+            json += fmt::format(R"(, "test_accuracy": {})", te.accuracy);
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    line += fmt::format("  {:.0f} samples/s", static_cast<double>(n * epoch) / std::max(secs, 1e-9));
+    const bool report =
+        epoch == 1 || epoch == o.epochs || epoch % std::max<std::int64_t>(1, o.epochs / 20) == 0;
+    if (report) fmt::print(out, "{}\n", line);
+    if (log) log << json << "}\n";
+  }
+  if (log) {
+    log.close();
+    if (!log || std::rename(log_tmp.c_str(), o.log.c_str()) != 0)
+      throw IOError(fmt::format("--log {}: cannot write it", o.log));
+  }
+  if (!o.save.empty()) {
+    std::map<std::string, std::string> meta{
+        {"gradgraph.layers", o.layers}, {"gradgraph.activation", o.activation}, {"gradgraph.loss", o.loss}};
+    if (o.standardize)
+      meta["gradgraph.standardize.mean"] = join(standardizer.mean()),
+      meta["gradgraph.standardize.std"] = join(standardizer.std());
+    nn::save(*model, o.save, meta);
+    fmt::print(out, "saved {}\n", o.save);
+  }
+  return ok;
+}
+
+int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
+  std::string model_path, data_path, target;
+  po::options_description desc("gradgraph eval");
+  desc.add_options()("help,h", "this help")("model", po::value(&model_path)->required(),
+                                            "a model saved by gradgraph train --save")(
+      "data", po::value(&data_path)->required(), "a CSV file with the training data's columns")(
+      "target", po::value(&target), "the CSV's target column (default: the last)");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  if (vm.count("help")) {
+    fmt::print(out, "usage: gradgraph eval --model FILE.safetensors --data FILE.csv\n\n{}",
+               fmt::streamed(desc));
+    return ok;
+  }
+  po::notify(vm);
+  const safetensors::File file = safetensors::load(model_path);
+  auto meta = [&](const std::string& key) {
+    auto it = file.metadata.find(key);
+    if (it == file.metadata.end())
+      throw FormatError(
+          fmt::format("{}: no '{}' in its metadata: was it saved by gradgraph train?", model_path, key));
+    return it->second;
+  };
+  const std::vector<std::int64_t> sizes = parse_layers(meta("gradgraph.layers"));
+  const DType dtype = file.tensors.front().second.dtype();
+  auto model = build_mlp(sizes, parse_activation(meta("gradgraph.activation")), dtype);
+  nn::load(*model, model_path);
+  data::CsvOptions csv;
+  if (!target.empty()) csv.target_name = target;
+  data::Dataset d = data::read_csv(data_path, csv);
+  if (d.x.shape()[1] != sizes.front())
+    throw ShapeError(fmt::format("{}: {} feature columns, but the model takes {}", data_path, d.x.shape()[1],
+                                 sizes.front()));
+  if (file.metadata.count("gradgraph.standardize.mean"))
+    d.x = data::Standardizer(split_numbers(meta("gradgraph.standardize.mean"), sizes.front(), model_path),
+                             split_numbers(meta("gradgraph.standardize.std"), sizes.front(), model_path))
+              .transform(d.x);
+  NoGrad no_grad;
+  model->eval();
+  const Tensor scores = (*model)(Var::constant(d.x.to(dtype))).value();
+  const std::int64_t k = sizes.back();
+  fmt::print(
+      out, "{}: {} examples, accuracy {:.4f}\n\nconfusion matrix (rows: true class, columns: predicted)\n{}",
+      data_path, d.x.shape()[0], metrics::accuracy(scores, d.y),
+      metrics::format_confusion_matrix(metrics::confusion_matrix(metrics::class_ids(scores), d.y, k),
+                                       d.class_names));
+  return ok;
+}
+
+} // namespace gg::cli

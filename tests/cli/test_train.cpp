@@ -1,0 +1,145 @@
+// gradgraph train and eval: per-step losses equal PyTorch's for every optimizer (float64, from the
+// same initial weights and batches: tests/cli/data/make_train_reference.py), a small training run
+// that learns, save -> eval, and each bad input named with its exit code.
+#include <cli/cli.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+struct Result {
+  int code;
+  std::string out, err;
+};
+Result run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int code = gg::cli::run(args, out, err);
+  return {code, out.str(), err.str()};
+}
+std::string data(const std::string& name) {
+  return std::string(GG_TEST_DATA) + "/" + name;
+}
+std::string temp(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("gg_cli_train_" + name)).string();
+}
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> w;
+  for (std::string t; in >> t;) w.push_back(t);
+  return w;
+}
+/// The "loss" of each step line of a JSONL log, in order.
+std::vector<double> step_losses(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<double> losses;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("{\"step\"", 0) == 0)
+      losses.push_back(std::stod(line.substr(line.find("\"loss\": ") + 8)));
+  return losses;
+}
+} // namespace
+
+TEST_CASE("train: per-step losses equal PyTorch's for every optimizer in float64") {
+  std::ifstream ref(data("train_reference.txt"));
+  REQUIRE(ref.good());
+  int configs = 0;
+  for (std::string line; std::getline(ref, line);) {
+    const auto sep = line.find(" : ");
+    const std::string flags = line.substr(0, sep);
+    std::vector<double> expected;
+    for (const std::string& w : words(line.substr(sep + 3))) expected.push_back(std::stod(w));
+    INFO(flags);
+    const std::string log = temp("ref.jsonl");
+    std::vector<std::string> args{"train",
+                                  "--data",
+                                  data("train_small.csv"),
+                                  "--layers",
+                                  "3,5,3",
+                                  "--activation",
+                                  "tanh",
+                                  "--init",
+                                  data("train_init.safetensors"),
+                                  "--no-shuffle",
+                                  "--batch-size",
+                                  "8",
+                                  "--epochs",
+                                  "3",
+                                  "--dtype",
+                                  "f64",
+                                  "--log",
+                                  log};
+    for (const std::string& w : words(flags)) args.push_back(w);
+    const Result r = run(args);
+    REQUIRE(r.code == 0);
+    const std::vector<double> got = step_losses(log);
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+      CHECK(std::fabs(got[i] - expected[i]) <= 1e-9 * std::fabs(expected[i]));
+    ++configs;
+  }
+  CHECK(configs >= 10);
+}
+
+TEST_CASE("train: a small run learns, saves, and eval reads the model back") {
+  const std::string model = temp("moons.safetensors"), log = temp("moons.jsonl");
+  const Result r =
+      run({"train", "--dataset",   "moons", "--samples", "200",  "--layers", "2,16,2", "--activation",
+           "tanh",  "--optimizer", "adam",  "--lr",      "0.05", "--epochs", "60",     "--seed",
+           "3",     "--split",     "0.25",  "--save",    model,  "--log",    log});
+  REQUIRE(r.code == 0);
+  const std::vector<double> losses = step_losses(log);
+  REQUIRE(losses.size() > 10);
+  CHECK(losses.back() < 0.5 * losses.front());
+  CHECK_THAT(r.out, Catch::Contains("epoch   60") && Catch::Contains("saved"));
+  // the last epoch line reports a test accuracy of at least 0.9
+  const auto pos = r.out.rfind("accuracy ");
+  REQUIRE(pos != std::string::npos);
+  CHECK(std::stod(r.out.substr(pos + 9)) >= 0.9);
+  const Result e = run({"eval", "--model", model, "--data", data("train_small.csv")});
+  CHECK(e.code == gg::cli::shape_error); // 3 features in that file, the model takes 2
+  const Result ok = run({"train", "--data", data("train_small.csv"), "--layers", "3,8,3", "--epochs", "5",
+                         "--standardize", "--save", model});
+  REQUIRE(ok.code == 0);
+  const Result ev = run({"eval", "--model", model, "--data", data("train_small.csv")});
+  CHECK(ev.code == 0);
+  CHECK_THAT(ev.out, Catch::Contains("24 examples") && Catch::Contains("confusion matrix"));
+  std::filesystem::remove(model);
+  std::filesystem::remove(log);
+}
+
+TEST_CASE("train: bad inputs are named, with distinct exit codes") {
+  const std::string bad_csv = temp("bad.csv"), bad_model = temp("bad.safetensors");
+  std::ofstream(bad_csv) << "a,b,label\n1,2,0\n3,x,1\n";
+  std::ofstream(bad_model) << "this is not a safetensors file";
+  const std::vector<std::string> base{"train", "--layers", "2,4,2", "--epochs", "1"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), more.begin(), more.end());
+    return run(a);
+  };
+  const Result csv = with({"--data", bad_csv});
+  CHECK(csv.code == gg::cli::format_error);
+  CHECK_THAT(csv.err, Catch::Contains("bad.csv:3:2"));
+  const Result missing = with({"--data", temp("does_not_exist.csv")});
+  CHECK(missing.code == gg::cli::io_error);
+  CHECK_THAT(missing.err, Catch::Contains("does_not_exist.csv"));
+  const Result sizes = run({"train", "--dataset", "xor", "--layers", "3,4,2", "--epochs", "1"});
+  CHECK(sizes.code == gg::cli::shape_error);
+  CHECK_THAT(sizes.err, Catch::Contains("input size 3") && Catch::Contains("2 features"));
+  CHECK(run({"train", "--dataset", "xor", "--layers", "2,4,5", "--epochs", "1"}).code ==
+        gg::cli::shape_error);
+  const Result init = with({"--dataset", "xor", "--init", bad_model});
+  CHECK(init.code == gg::cli::format_error);
+  CHECK_THAT(init.err, Catch::Contains("bad.safetensors"));
+  CHECK(with({"--dataset", "xor", "--optimizer", "lbfgs"}).code == gg::cli::value_error);
+  CHECK(with({"--dataset", "xor", "--data", bad_csv}).code == gg::cli::usage_error);
+  CHECK(with({"--dataset", "xor", "--lr", "-1"}).code == gg::cli::value_error);
+  CHECK(with({"--dataset", "xor", "--dtype", "f16"}).code == gg::cli::usage_error);
+  CHECK(run({"eval", "--model", bad_model, "--data", bad_csv}).code == gg::cli::format_error);
+  std::filesystem::remove(bad_csv);
+  std::filesystem::remove(bad_model);
+}
