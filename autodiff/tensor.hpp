@@ -242,6 +242,15 @@ void set_num_threads(int n);
 int num_threads();
 
 } // namespace kernel
+/// The dtype of an elementwise op's result, as PyTorch decides it: a 0-d operand does not change
+/// the dtype of a tensor with dimensions (a float32 tensor times a float64 scalar stays float32);
+/// otherwise promote().
+inline DType result_dtype(const Tensor& a, const Tensor& b) {
+  if (a.rank() == 0 && b.rank() > 0) return b.dtype();
+  if (b.rank() == 0 && a.rank() > 0) return a.dtype();
+  return promote(a.dtype(), b.dtype());
+}
+
 /// Prints t.str().
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 

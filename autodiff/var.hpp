@@ -108,7 +108,8 @@ struct GradOptions {
   bool materialize_zeros = true;
 };
 
-/// d(sum of outputs[i] * grad_outputs[i])/d(inputs[j]), returned without touching any .grad().
+/// d(sum of outputs[i] * grad_outputs[i])/d(inputs[j]), returned without touching leaves' .grad()
+/// (intermediate values' grad() then show this pass, as after backward()).
 /// grad_outputs may be empty when every output is a one-element Var (seed 1). With
 /// create_graph the results are Vars recorded on the tape: differentiate them again for
 /// Hessian-vector products and higher derivatives.

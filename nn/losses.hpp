@@ -18,7 +18,7 @@ Var nll_loss(const Var& log_probs, const Tensor& target, Reduction reduction = R
 Var cross_entropy(const Var& logits, const Tensor& target, Reduction reduction = Reduction::mean);
 /// -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does.
 Var binary_cross_entropy(const Var& probs, const Tensor& target, Reduction reduction = Reduction::mean);
-/// binary_cross_entropy(sigmoid(logits)) computed stably: max(x, 0) - x y + log(1 + exp(-|x|)).
+/// binary_cross_entropy(sigmoid(logits)) computed stably: logsumexp(0, x) - x y.
 Var binary_cross_entropy_with_logits(const Var& logits, const Tensor& target,
                                      Reduction reduction = Reduction::mean);
 

@@ -12,6 +12,9 @@
 
 namespace gg::nn {
 
+class Module;
+std::string summary(Module& model, const Shape& input_shape, DType dtype);
+
 class Module {
 public:
   virtual ~Module() = default;
@@ -69,6 +72,8 @@ protected:
   void add_child(std::string name, std::shared_ptr<Module> module);
 
 private:
+  friend std::string summary(Module& model, const Shape& input_shape, DType dtype); // restores modes
+
   void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const;
   void collect_buffers(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
   void collect_state(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;

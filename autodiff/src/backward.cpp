@@ -38,7 +38,7 @@ namespace gg::detail {
   case Op::rsub_c: d[0] = -1; break;
   case Op::rdiv_c: d[0] = -c / (a * a); break;
   case Op::pow_c: d[0] = c == 0 ? 0 : c * std::pow(a, c - 1); break;
-  case Op::rpow_c: d[0] = out * std::log(c); break;
+  case Op::rpow_c: d[0] = c == 0 ? 0 : out * std::log(c); break;
   case Op::exp: d[0] = out; break;
   case Op::log: d[0] = 1 / a; break;
   case Op::sqrt: d[0] = 1 / (2 * out); break;
@@ -126,7 +126,7 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   case Op::rsub_c: return {-g};
   case Op::rdiv_c: return {-g * c / (a * a)};
   case Op::pow_c: return {c == 0 ? g * 0.0 : g * c * pow(a, c - 1)};
-  case Op::rpow_c: return {g * out * std::log(c)};
+  case Op::rpow_c: return {c == 0 ? g * 0.0 : g * out * std::log(c)};
   case Op::exp: return {g * out};
   case Op::log: return {g / a};
   case Op::sqrt: return {g / (2.0 * out)};
@@ -326,6 +326,17 @@ struct ValueSweep {
   }
 
   void run(const std::vector<std::pair<Node*, Tensor>>& seeds) {
+    // The reached-marks live in the nodes, so two value sweeps on one thread would corrupt each
+    // other (a custom backward calling backward() or grad() on another graph): refuse clearly.
+    thread_local bool sweeping = false;
+    if (sweeping)
+      throw UsageError(
+          "backward() or grad() was called while another backward pass runs on this thread (from "
+          "a custom op's backward?): use grad(..., {.create_graph = true}) there instead");
+    sweeping = true;
+    struct Done {
+      ~Done() { sweeping = false; }
+    } done;
     NoGrad no_grad;
     pending = 0;
     Node* top = nullptr;

@@ -474,7 +474,7 @@ Tensor binary(Binary f, const Tensor& a, const Tensor& b, std::string_view op) {
   detail::require_defined(a, name);
   detail::require_defined(b, name);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  const DType dtype = promote(a.dtype(), b.dtype());
+  const DType dtype = result_dtype(a, b);
   const Tensor pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(shape, dtype);
   detail::dispatch(dtype, [&](auto tag) {
@@ -535,7 +535,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::require_defined(b, "where");
   const Shape shape =
       broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape(), "where"), "where");
-  const DType dtype = promote(a.dtype(), b.dtype());
+  const DType dtype = result_dtype(a, b);
   const Tensor pc = cond.to(dtype), pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(shape, dtype);
   if (out.numel() == 0) return out;

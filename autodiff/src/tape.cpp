@@ -3,6 +3,7 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <new>
@@ -111,16 +112,20 @@ void Tape::segment_empty(Segment* s) noexcept {
 }
 
 void Segment::add_heap_ref(Node* h) {
-  mru[1] = mru[0];
-  mru[0] = h;
+  bool known;
   if (heap_refs.size() < 16) {
-    if (std::find(heap_refs.begin(), heap_refs.end(), h) != heap_refs.end()) return;
+    known = std::find(heap_refs.begin(), heap_refs.end(), h) != heap_refs.end();
   } else {
     if (heap_index.empty()) heap_index.insert(heap_refs.begin(), heap_refs.end());
-    if (!heap_index.insert(h).second) return;
+    known = heap_index.count(h) != 0;
   }
-  heap_refs.push_back(h);
-  retain(h);
+  if (!known) { // the reference is taken before the index and the cache may claim it
+    heap_refs.push_back(h);
+    retain(h);
+    if (!heap_index.empty()) heap_index.insert(h);
+  }
+  mru[1] = mru[0];
+  mru[0] = h;
 }
 
 void Segment::drop_heap_refs() noexcept {
@@ -156,22 +161,38 @@ void free_heap_node(Node* n) noexcept {
   delete n;
 }
 
+namespace {
+// Dying nodes waiting to be freed, as a list threaded through their (no longer needed) grad field:
+// trivially destructible thread-locals, so a Var released during program exit, after this
+// thread's destructors ran, still frees safely.
+thread_local Node* t_dying = nullptr;
+thread_local bool t_freeing = false;
+
+void push_dying(Node* x) {
+  std::memcpy(&x->grad, &t_dying, sizeof(Node*));
+  t_dying = x;
+}
+Node* pop_dying() {
+  Node* x = t_dying;
+  if (x) std::memcpy(&t_dying, &x->grad, sizeof(Node*));
+  return x;
+}
+} // namespace
+
 void free_tape_node(Node* n) noexcept {
-  // No recursion: a dying chain is followed in a loop (`next`), other dying inputs are queued on
-  // `work`; a release from a destructor run here (a custom op holding Vars) queues too.
-  thread_local std::vector<Node*> work;
-  thread_local bool busy = false;
-  if (busy) {
-    work.push_back(n);
+  // No recursion: a dying chain is followed in a loop (`next`), other dying inputs are queued; a
+  // release from a destructor run here (a custom op holding Vars) queues too.
+  if (t_freeing) {
+    push_dying(n);
     return;
   }
-  busy = true;
+  t_freeing = true;
   for (Node* m = n; m;) {
     Node* next = nullptr;
     auto drop = [&](Node* x) {
       if (x->on_heap() || --x->refs != 0) return;
       if (next)
-        work.push_back(x);
+        push_dying(x);
       else
         next = x;
     };
@@ -185,13 +206,9 @@ void free_tape_node(Node* n) noexcept {
     }
     Segment* s = segment_of(m);
     if (--s->live == 0) s->tape->segment_empty(s);
-    if (!next && !work.empty()) {
-      next = work.back();
-      work.pop_back();
-    }
-    m = next;
+    m = next ? next : pop_dying();
   }
-  busy = false;
+  t_freeing = false;
 }
 
 } // namespace gg::detail

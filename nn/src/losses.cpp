@@ -81,7 +81,10 @@ Var binary_cross_entropy(const Var& probs, const Tensor& target, Reduction reduc
 Var binary_cross_entropy_with_logits(const Var& logits, const Tensor& target, Reduction reduction) {
   require_same_shape(logits.shape(), target.shape(), "binary_cross_entropy_with_logits");
   const Var y = Var::constant(target);
-  return reduce(relu(logits) - logits * y + log(1.0 + exp(-abs(logits))), reduction);
+  // log(1 + e^x) - x y = logsumexp(0, x) - x y: stable, and its gradient is exactly sigmoid(x) - y
+  // (relu's and abs's derivatives at 0 would make it -y there).
+  const Var zeros = Var::constant(Tensor::zeros(logits.shape(), logits.dtype()));
+  return reduce(logsumexp(stack({zeros, logits}, -1), -1) - logits * y, reduction);
 }
 
 } // namespace gg::nn

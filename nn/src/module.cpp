@@ -3,6 +3,7 @@
 #include <nn/module.hpp>
 
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -62,8 +63,13 @@ void Module::collect_state(const std::string& prefix,
 }
 
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
-  std::vector<std::pair<std::string, Var>> out;
-  collect_parameters("", out);
+  std::vector<std::pair<std::string, Var>> all, out;
+  collect_parameters("", all);
+  // A module used twice (Sequential{l, tanh, l}) shares its parameters: list each once, under the
+  // first name, as PyTorch does.
+  std::set<const void*> seen;
+  for (auto& [name, p] : all)
+    if (seen.insert(p.node()).second) out.emplace_back(std::move(name), std::move(p));
   return out;
 }
 
@@ -139,7 +145,19 @@ std::string summary(Module& model, const Shape& input_shape, DType dtype) {
   std::string out = fmt::format("{:<8} {:<34} {:<16} {:>10}\n", "layer", "module", "output shape", "params");
   const bool sequential = dynamic_cast<Sequential*>(&model) != nullptr;
   NoGrad no_grad;
-  const bool was_training = model.is_training();
+  // Every module's own mode comes back afterwards (a frozen BatchNorm stays in eval), even on error.
+  std::vector<std::pair<Module*, bool>> modes;
+  auto remember = [&](auto&& self, Module& m) -> void {
+    modes.emplace_back(&m, m.is_training());
+    for (const auto& [name, child] : m.children()) self(self, *child);
+  };
+  remember(remember, model);
+  struct Restore {
+    std::vector<std::pair<Module*, bool>>& modes;
+    ~Restore() {
+      for (auto& [m, on] : modes) m->training_ = on;
+    }
+  } restore{modes};
   model.eval();
   Var h = Var::constant(Tensor::zeros(input_shape, dtype));
   if (sequential) out += fmt::format("{:<8} {:<34} {:<16} {:>10}\n", "", "input", input_shape.str(), "");
@@ -152,7 +170,6 @@ std::string summary(Module& model, const Shape& input_shape, DType dtype) {
     out +=
         fmt::format("{:<8} {:<34} {:<16} {:>10}\n", name, child->describe(), shape, parameter_count(*child));
   }
-  model.train(was_training);
   out += fmt::format("total parameters: {}\n", parameter_count(model));
   return out;
 }

@@ -237,3 +237,28 @@ TEST_CASE("graph: a backward that throws leaves no stale marks for the next swee
   CHECK(x.grad().item() == 2 * 6.0 * 3.0);
   CHECK(h.grad().item() == 12);
 }
+
+namespace {
+/// A custom op whose backward starts another backward pass: refused with a clear error.
+struct Nested : gg::Function {
+  Var other;
+  std::string name() const override { return "nested"; }
+  Tensor forward(const std::vector<Tensor>& in) const override { return in[0].clone(); }
+  std::vector<Var> backward(const std::vector<Var>&, const Var&, const Var& g) const override {
+    gg::grad({other}, {other.inputs()[0]});
+    return {g};
+  }
+};
+} // namespace
+
+TEST_CASE("graph: a backward pass started inside another is refused, and the next one works") {
+  Var s(Tensor({3.0}, {1}));
+  auto op = std::make_shared<Nested>();
+  op->other = gg::sum(s * s);
+  Var x(Tensor({1.0}, {1}));
+  Var y = gg::sum(gg::apply(op, {x}) * 3.0);
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("another backward pass"));
+  Var z = gg::sum(x * 3.0);
+  z.backward();
+  CHECK(x.grad().item() == 3);
+}

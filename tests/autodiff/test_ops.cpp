@@ -752,3 +752,25 @@ TEST_CASE("ops: unfold (im2col) and fold (col2im) are adjoint and differentiate"
                     Catch::Contains("unfold") && Catch::Contains("[2, 3]"));
   CHECK_THROWS_AS(gg::unfold(Var(Tensor::zeros({1, 1, 2, 2})), 3, 3), gg::ShapeError);
 }
+
+TEST_CASE("ops: pow with base 0 has gradient 0, not NaN, on both paths") {
+  Var x = 2.0;
+  Var y = gg::pow(0.0, x);
+  y.backward();
+  CHECK(x.grad().item() == 0);
+  Var t(Tensor({1.0, 2.0}, {2}));
+  gg::sum(gg::pow(0.0, t)).backward();
+  CHECK(t.grad().to_vector() == std::vector<double>{0, 0});
+}
+
+TEST_CASE("ops: a float64 scalar does not promote a float32 tensor, as in PyTorch") {
+  Var w(Tensor({1.0, 2.0}, {2}, gg::f32));
+  Var s = 3.0; // a scalar leaf (float64)
+  Var y = gg::sum(w * s);
+  CHECK(y.dtype() == gg::f32);
+  y.backward();
+  CHECK(w.grad().dtype() == gg::f32);
+  CHECK(s.grad().item() == 3);
+  CHECK((Var(Tensor({1.0}, {1}, gg::f32)) * Var(Tensor({2.0}, {1}))).dtype() ==
+        gg::f64); // both with dimensions
+}

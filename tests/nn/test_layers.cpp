@@ -304,3 +304,26 @@ TEST_CASE(
   CHECK(drop(x).node() == x.node());
   CHECK_THROWS_WITH(nn::Dropout(1.5), Catch::Contains("1.5"));
 }
+
+TEST_CASE("losses: binary_cross_entropy_with_logits has gradient sigmoid(x) - y, also at x = 0") {
+  Var x(Tensor({0.0, 0.0, 2.0, -3.0}, {4}));
+  const Tensor y({1, 0, 1, 0}, {4});
+  nn::binary_cross_entropy_with_logits(x, y, nn::Reduction::sum).backward();
+  const std::vector<double> g = x.grad().to_vector();
+  CHECK(g[0] == Approx(-0.5).epsilon(1e-15));
+  CHECK(g[1] == Approx(0.5).epsilon(1e-15));
+  CHECK(g[2] == Approx(1 / (1 + std::exp(-2.0)) - 1).epsilon(1e-14));
+  CHECK(g[3] == Approx(1 / (1 + std::exp(3.0))).epsilon(1e-14));
+}
+
+TEST_CASE("layers: a module used twice lists its parameters once, and summary keeps each module's mode") {
+  auto shared = std::make_shared<nn::Linear>(3, 3);
+  nn::Sequential twice{shared, std::make_shared<nn::Tanh>(), shared};
+  CHECK(twice.parameters().size() == 2);
+  CHECK_NOTHROW(gg::optim::SGD(twice.parameters(), gg::optim::SGDOptions(0.1)));
+  nn::Sequential model(nn::Linear(2, 3), nn::BatchNorm1d(3));
+  model[1].eval(); // frozen BatchNorm in a model in training mode
+  nn::summary(model, {4, 2});
+  CHECK(model.is_training());
+  CHECK_FALSE(model[1].is_training());
+}
