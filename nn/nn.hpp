@@ -8,5 +8,6 @@
 #include <nn/losses.hpp>
 #include <nn/module.hpp>
 #include <nn/optim/optim.hpp>
+#include <nn/plot.hpp>
 #include <nn/safetensors.hpp>
 #include <nn/serialize.hpp>

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Runs the main demo: builds gradgraph and runs the chain-rule example (the cs231n graph, its
-# backward trace, and its DOT picture rendered to out/chain_rule.svg by Graphviz).
+# Runs the main demo: builds gradgraph and runs the course's triangle problem (a 2-3-2 sigmoid MLP
+# learns the points inside a triangle; its three hidden units are the triangle's three edges),
+# writing the decision regions, the loss curve and the model's graph to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2 --target chain_rule
-mkdir -p out
-./build/examples/chain_rule out/chain_rule.dot
+cmake --build build -j2 --target triangle
+./build/examples/triangle out
 if command -v dot >/dev/null; then
-  dot -Tsvg out/chain_rule.dot -o out/chain_rule.svg && echo "wrote out/chain_rule.svg"
+  dot -Tsvg out/triangle_model.dot -o out/triangle_model.svg && echo "wrote out/triangle_model.svg"
 fi

@@ -1,6 +1,8 @@
 // Atomic file writing and Graphviz rendering for the CLI's subcommands.
 #include "files.hpp"
 
+#include <nn/plot.hpp>
+
 #include <autodiff/error.hpp>
 
 #include <cerrno>
@@ -18,32 +20,6 @@
 extern char** environ;
 
 namespace gg::cli {
-
-/// Writes path via a temporary file in the same directory and a rename, so a reader never sees
-/// half a file.
-void write_atomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t k = ::write(fd, content.data() + done, content.size() - done);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(e)));
-    }
-    done += static_cast<std::size_t>(k);
-  }
-  ::fchmod(fd, 0644);
-  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(e)));
-  }
-}
 
 /// "g.dot" -> "g.svg"; other names get the extension appended.
 std::string rendered_name(const std::string& path, const std::string& format) {
@@ -80,7 +56,7 @@ bool render(const std::string& in, const std::string& out, const std::string& fo
 
 std::string save_graph(const std::string& command, const std::string& path, const std::string& dot_text,
                        const std::string& format, std::ostream& err) {
-  write_atomically(path, dot_text);
+  plot::write_atomically(path, dot_text);
   std::string note = fmt::format("graph: wrote {}", path);
   if (format.empty())
     return note + fmt::format(" (draw it with: dot -Tsvg {} -o {})", path, rendered_name(path, "svg"));

@@ -1,4 +1,4 @@
-// Files the CLI writes: atomically (temp file + rename), and DOT graphs optionally rendered by
+// DOT graphs the CLI writes (atomically, through gg::plot::write_atomically), optionally rendered by
 // Graphviz's dot, run without a shell.
 #pragma once
 
@@ -7,9 +7,6 @@
 
 namespace gg::cli {
 
-/// Writes path via a temporary file in the same directory and a rename, so a reader never sees
-/// half a file; IOError naming the path and the reason otherwise.
-void write_atomically(const std::string& path, const std::string& content);
 /// "g.dot" -> "g.svg"; other names get the extension appended.
 std::string rendered_name(const std::string& path, const std::string& format);
 /// Runs `dot -Tformat in -o out` (an argument vector, no shell). Returns false when no `dot` is on

@@ -1,0 +1,593 @@
+// gg::plot: SVG line charts and decision-region plots written as plain text, nice axis ticks, XML
+// escaping and the atomic file write (temp file + rename) they are saved with.
+#include <nn/plot.hpp>
+
+#include <autodiff/var.hpp>
+#include <nn/metrics.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace gg::plot {
+
+namespace {
+
+// Tableau 10 (matplotlib's tab10): distinct hues that stay apart for colour-blind readers too.
+constexpr std::array<unsigned, palette_size> palette{0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd,
+                                                     0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22, 0x17becf};
+
+constexpr double font_size = 12;
+constexpr double title_size = 15;
+
+/// Roughly how wide text is drawn at font_size in a sans-serif font (no font metrics at hand).
+double text_width(std::string_view s) {
+  std::size_t chars = 0;
+  for (const char c : s) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80; // UTF-8 code points
+  return 0.6 * font_size * static_cast<double>(chars);
+}
+
+/// A pixel coordinate, one decimal.
+std::string px(double v) {
+  if (std::abs(v) < 0.05) v = 0;
+  return fmt::format("{:.1f}", v);
+}
+
+/// 10^e exactly as the nearest double (pow may be off by an ulp for negative e).
+double pow10(int e) {
+  double p = 1;
+  for (int i = 0; i < std::abs(e); ++i) p *= 10;
+  return e < 0 ? 1 / p : p;
+}
+/// m × 10^e with one rounding.
+double scaled(double m, int e) {
+  return e < 0 ? m / pow10(-e) : m * pow10(e);
+}
+
+/// The plotting area of a picture and the maps from data to pixels.
+struct Frame {
+  double left, top, right, bottom; // pixel bounds of the plot area
+  Axis x, y;
+  bool log_y = false;
+  double map_x(double v) const { return left + (v - x.lo) / (x.hi - x.lo) * (right - left); }
+  double map_y(double v) const {
+    const double t = log_y ? (std::log10(v) - std::log10(y.lo)) / (std::log10(y.hi) - std::log10(y.lo))
+                           : (v - y.lo) / (y.hi - y.lo);
+    return bottom - t * (bottom - top);
+  }
+};
+
+/// Opens the picture: the svg element, a white background and the title.
+void open_svg(std::string& out, int width, int height, const std::string& title) {
+  out +=
+      fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} "
+                  "{1}\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"{2}\">\n",
+                  width, height, font_size);
+  if (!title.empty()) out += fmt::format("<title>{}</title>\n", escape_xml(title));
+  out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  if (!title.empty())
+    out += fmt::format("<text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"{}\" "
+                       "font-weight=\"bold\">{}</text>\n",
+                       px(width / 2.0), title_size, escape_xml(title));
+}
+
+/// A clip path named id around the plot area.
+void clip_path(std::string& out, const Frame& f, std::string_view id) {
+  out += fmt::format("<defs><clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>"
+                     "</clipPath></defs>\n",
+                     id, px(f.left), px(f.top), px(f.right - f.left), px(f.bottom - f.top));
+}
+
+/// Light grid lines at the ticks (drawn under the data).
+void grid_lines(std::string& out, const Frame& f) {
+  out += "<g class=\"grid\" stroke=\"#e6e6e6\" stroke-width=\"1\">\n";
+  for (double t : f.x.ticks)
+    out += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(f.map_x(t)), px(f.top),
+                       px(f.bottom));
+  for (double t : f.y.ticks)
+    out += fmt::format("<line x1=\"{1}\" y1=\"{0}\" x2=\"{2}\" y2=\"{0}\"/>\n", px(f.map_y(t)), px(f.left),
+                       px(f.right));
+  out += "</g>\n";
+}
+
+/// The frame, tick marks, tick labels and axis labels (drawn over the data).
+void axes(std::string& out, const Frame& f, const std::string& x_label, const std::string& y_label) {
+  out += fmt::format("<rect class=\"frame\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" "
+                     "stroke=\"#333\"/>\n",
+                     px(f.left), px(f.top), px(f.right - f.left), px(f.bottom - f.top));
+  out += "<g class=\"ticks\" stroke=\"#333\">\n";
+  for (double t : f.x.ticks)
+    out += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(f.map_x(t)), px(f.bottom),
+                       px(f.bottom + 5));
+  for (double t : f.y.ticks)
+    out += fmt::format("<line x1=\"{1}\" y1=\"{0}\" x2=\"{2}\" y2=\"{0}\"/>\n", px(f.map_y(t)),
+                       px(f.left - 5), px(f.left));
+  out += "</g>\n<g class=\"tick-labels\" fill=\"#222\">\n";
+  const double x_step = f.x.ticks.size() > 1 ? f.x.ticks[1] - f.x.ticks[0] : 1;
+  for (double t : f.x.ticks)
+    out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px(f.map_x(t)),
+                       px(f.bottom + 19), escape_xml(format_tick(t, x_step)));
+  const double y_step = f.y.ticks.size() > 1 ? f.y.ticks[1] - f.y.ticks[0] : 1;
+  for (double t : f.y.ticks)
+    out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", px(f.left - 8),
+                       px(f.map_y(t) + 4), escape_xml(format_tick(t, f.log_y ? t : y_step)));
+  out += "</g>\n";
+  if (!x_label.empty())
+    out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                       px((f.left + f.right) / 2), px(f.bottom + 40), escape_xml(x_label));
+  if (!y_label.empty())
+    out += fmt::format("<text transform=\"translate({} {}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
+                       px(16), px((f.top + f.bottom) / 2), escape_xml(y_label));
+}
+
+/// One legend row: a swatch (drawn by the caller's snippet at x, y) and its text.
+struct LegendEntry {
+  std::string swatch; // SVG elements, drawn in a 24 x 12 box whose top-left is (0, 0)
+  std::string text;
+};
+constexpr double legend_row = 20;
+
+/// Width the legend needs (0 without entries).
+double legend_width(const std::vector<LegendEntry>& entries) {
+  double w = 0;
+  for (const auto& e : entries) w = std::max(w, text_width(e.text));
+  return entries.empty() ? 0 : w + 24 + 8 + 16;
+}
+
+/// The legend at (x, y): one row per entry.
+void legend(std::string& out, const std::vector<LegendEntry>& entries, double x, double y) {
+  if (entries.empty()) return;
+  out += "<g class=\"legend\">\n";
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const double row = y + legend_row * static_cast<double>(i);
+    out += fmt::format("<g transform=\"translate({} {})\">{}</g>\n", px(x), px(row), entries[i].swatch);
+    out += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", px(x + 32), px(row + 10.5),
+                       escape_xml(entries[i].text));
+  }
+  out += "</g>\n";
+}
+
+/// Margins around the plot area: tick labels and axis labels left and below, the title above,
+/// the legend on the right.
+Frame layout(int width, int height, bool has_title, double legend_w) {
+  Frame f{};
+  f.left = 76;
+  f.top = has_title ? 42 : 16;
+  f.right = std::max(f.left + 50, width - 20 - legend_w);
+  f.bottom = std::max(f.top + 50, height - 52.0);
+  return f;
+}
+
+bool plottable(double x, double y, bool log_y) {
+  return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0);
+}
+
+/// Dash pattern of series i: solid for the first palette_size series, then dashed, then dotted.
+std::string dash(std::size_t i) {
+  switch ((i / palette_size) % 3) {
+  case 1: return " stroke-dasharray=\"7 4\"";
+  case 2: return " stroke-dasharray=\"2 3\"";
+  default: return "";
+  }
+}
+
+} // namespace
+
+std::string color(std::size_t i) {
+  return fmt::format("#{:06x}", palette[i % palette_size]);
+}
+
+std::string light_color(std::size_t i) {
+  const unsigned c = palette[i % palette_size];
+  // 70% white: light enough for dark points on top, still clearly the same hue.
+  const auto mix = [](unsigned v) { return static_cast<unsigned>(std::lround(0.3 * v + 0.7 * 255)); };
+  return fmt::format("#{:02x}{:02x}{:02x}", mix((c >> 16) & 0xff), mix((c >> 8) & 0xff), mix(c & 0xff));
+}
+
+std::string escape_xml(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&apos;"; break;
+    default:
+      // XML 1.0 allows no control characters but tab, newline and carriage return.
+      if (static_cast<unsigned char>(c) >= 0x20 || c == '\t' || c == '\n' || c == '\r') out += c;
+    }
+  }
+  return out;
+}
+
+void write_atomically(const std::string& path, const std::string& content) {
+  if (path.empty()) throw IOError("cannot write a file to an empty path");
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+  const auto fail = [&](int err) {
+    ::unlink(tmp.c_str());
+    throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(err)));
+  };
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t k = ::write(fd, content.data() + done, content.size() - done);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      const int err = errno;
+      ::close(fd);
+      fail(err);
+    }
+    done += static_cast<std::size_t>(k);
+  }
+  ::fchmod(fd, 0644); // mkstemp makes 0600; a picture is for everyone to read
+  if (::close(fd) != 0) fail(errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(errno);
+}
+
+Axis nice_axis(double lo, double hi, int target) {
+  if (!std::isfinite(lo) && !std::isfinite(hi)) lo = hi = 0;
+  if (!std::isfinite(lo)) lo = hi;
+  if (!std::isfinite(hi)) hi = lo;
+  if (lo > hi) std::swap(lo, hi);
+  // Beyond ±1e300 the range would overflow; below 1e-290 the step would underflow.
+  lo = std::clamp(lo, -1e300, 1e300), hi = std::clamp(hi, -1e300, 1e300);
+  if (hi - lo <= 1e-12 * std::max(std::abs(lo), std::abs(hi)) || hi - lo < 1e-290) {
+    const double d = lo == 0 ? 1 : 0.1 * std::abs(lo);
+    lo -= d, hi += d;
+  }
+  target = std::max(target, 2);
+  const double raw = (hi - lo) / target;
+  const int e = static_cast<int>(std::floor(std::log10(raw)));
+  const double norm = raw / pow10(e);
+  // 1, 2 or 5 × 10^e, whichever is nearest to the raw step on a log scale (Heckbert's rule).
+  const double m = norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10;
+  const double step = scaled(m, e);
+  const auto k0 = static_cast<long long>(std::floor(lo / step + 1e-9));
+  const auto k1 = static_cast<long long>(std::ceil(hi / step - 1e-9));
+  Axis a;
+  for (long long k = k0; k <= k1; ++k) a.ticks.push_back(scaled(static_cast<double>(k) * m, e));
+  a.lo = a.ticks.front();
+  a.hi = a.ticks.back();
+  return a;
+}
+
+Axis log_axis(double lo, double hi) {
+  if (lo > hi) std::swap(lo, hi);
+  if (!(hi > 0) || !std::isfinite(hi)) hi = lo > 0 && std::isfinite(lo) ? lo : 1;
+  if (!(lo > 0) || !std::isfinite(lo)) lo = hi / 10;
+  lo = std::clamp(lo, 1e-300, 1e300), hi = std::clamp(hi, 1e-300, 1e300); // 10^e stays finite
+  if (lo == hi) lo /= 2, hi *= 2;
+  const double l0 = std::log10(lo), l1 = std::log10(hi);
+  Axis a;
+  if (l1 - l0 <= 2) {
+    // 1, 2, 5 × 10^e: the largest at or below lo, everything between, the smallest at or above hi.
+    std::vector<double> candidates;
+    for (int e = static_cast<int>(std::floor(l0)) - 1; e <= static_cast<int>(std::ceil(l1)) + 1; ++e)
+      for (double m : {1.0, 2.0, 5.0}) candidates.push_back(scaled(m, e));
+    const double tol = 1e-9;
+    std::size_t first = 0, last = candidates.size() - 1;
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+      if (candidates[i] <= lo * (1 + tol)) first = i;
+    for (std::size_t i = candidates.size(); i-- > 0;)
+      if (candidates[i] >= hi * (1 - tol)) last = i;
+    a.ticks.assign(candidates.begin() + static_cast<std::ptrdiff_t>(first),
+                   candidates.begin() + static_cast<std::ptrdiff_t>(last) + 1);
+  } else {
+    const int e0 = static_cast<int>(std::floor(l0 + 1e-9));
+    int e1 = static_cast<int>(std::ceil(l1 - 1e-9));
+    const int k = std::max(1, (e1 - e0 + 7) / 8); // at most ~9 labelled decades
+    e1 = e0 + k * ((e1 - e0 + k - 1) / k);
+    for (int e = e0; e <= e1; e += k) a.ticks.push_back(pow10(e));
+  }
+  a.lo = a.ticks.front();
+  a.hi = a.ticks.back();
+  return a;
+}
+
+std::string format_tick(double value, double step) {
+  step = std::abs(step);
+  if (!std::isfinite(value)) return fmt::format("{}", value);
+  if (!(step > 0) || !std::isfinite(step)) step = std::abs(value) > 0 ? std::abs(value) : 1;
+  if (std::abs(value) < 1e-9 * step) return "0";
+  const int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
+  if (std::abs(value) >= 1e6 || decimals > 4) return fmt::format("{:g}", value);
+  return fmt::format("{:.{}f}", value, decimals);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// LineChart
+
+LineChart::LineChart(std::string title, std::string x_label, std::string y_label)
+    : title_(std::move(title)), x_label_(std::move(x_label)), y_label_(std::move(y_label)) {}
+
+LineChart& LineChart::add(std::string name, std::vector<double> x, std::vector<double> y) {
+  if (x.size() != y.size())
+    throw ValueError(
+        fmt::format("LineChart::add: series '{}' has {} x values but {} y values", name, x.size(), y.size()));
+  series_.push_back({std::move(name), std::move(x), std::move(y)});
+  return *this;
+}
+
+LineChart& LineChart::add(std::string name, std::vector<double> y) {
+  std::vector<double> x(y.size());
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i + 1);
+  return add(std::move(name), std::move(x), std::move(y));
+}
+
+LineChart& LineChart::log_y(bool on) {
+  log_y_ = on;
+  return *this;
+}
+
+LineChart& LineChart::size(int width, int height) {
+  if (width < 200 || height < 150 || width > 20000 || height > 20000)
+    throw ValueError(
+        fmt::format("LineChart::size: {} x {} pixels is outside 200 x 150 .. 20000 x 20000", width, height));
+  width_ = width, height_ = height;
+  return *this;
+}
+
+std::string LineChart::svg() const {
+  double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, y_lo = x_lo, y_hi = -x_lo;
+  for (const auto& s : series_)
+    for (std::size_t i = 0; i < s.x.size(); ++i)
+      if (plottable(s.x[i], s.y[i], log_y_)) {
+        x_lo = std::min(x_lo, s.x[i]), x_hi = std::max(x_hi, s.x[i]);
+        y_lo = std::min(y_lo, s.y[i]), y_hi = std::max(y_hi, s.y[i]);
+      }
+  if (!std::isfinite(x_lo)) x_lo = 0, x_hi = 1, y_lo = log_y_ ? 0.1 : 0, y_hi = 1; // nothing to draw
+
+  std::vector<LegendEntry> entries;
+  for (std::size_t i = 0; i < series_.size(); ++i) {
+    const auto& s = series_[i];
+    const bool diverged = !s.y.empty() && !(std::isfinite(s.x.back()) && std::isfinite(s.y.back()));
+    entries.push_back({fmt::format("<line x1=\"0\" y1=\"6\" x2=\"24\" y2=\"6\" stroke=\"{}\" "
+                                   "stroke-width=\"2.5\"{}/>",
+                                   color(i), dash(i)),
+                       diverged ? s.name + " (diverged)" : s.name});
+  }
+  Frame f = layout(width_, height_, !title_.empty(), legend_width(entries));
+  f.log_y = log_y_;
+  f.x = nice_axis(x_lo, x_hi, std::clamp(static_cast<int>((f.right - f.left) / 90), 2, 10));
+  f.y = log_y_ ? log_axis(y_lo, y_hi)
+               : nice_axis(y_lo, y_hi, std::clamp(static_cast<int>((f.bottom - f.top) / 60), 2, 10));
+
+  std::string out;
+  open_svg(out, width_, height_, title_);
+  clip_path(out, f, "plot-area");
+  grid_lines(out, f);
+  out += "<g class=\"series\" clip-path=\"url(#plot-area)\" fill=\"none\" stroke-width=\"2\" "
+         "stroke-linejoin=\"round\" stroke-linecap=\"round\">\n";
+  for (std::size_t si = 0; si < series_.size(); ++si) {
+    const auto& s = series_[si];
+    std::size_t finite = 0;
+    for (std::size_t i = 0; i < s.x.size(); ++i) finite += plottable(s.x[i], s.y[i], log_y_);
+    const bool markers = finite <= 40;
+    out += fmt::format("<g stroke=\"{}\"{}>\n", color(si), dash(si));
+    // One polyline per run of plottable points: the line breaks where a point is skipped.
+    std::string points;
+    std::size_t in_run = 0;
+    const auto flush = [&] {
+      if (in_run > 1) out += fmt::format("<polyline points=\"{}\"/>\n", points);
+      points.clear();
+      in_run = 0;
+    };
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      if (!plottable(s.x[i], s.y[i], log_y_)) {
+        if (in_run == 1 && !markers) // a lone point would be invisible as a line
+          out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", px(f.map_x(s.x[i - 1])),
+                             px(f.map_y(s.y[i - 1])), color(si));
+        flush();
+        continue;
+      }
+      if (in_run > 0) points += ' ';
+      points += px(f.map_x(s.x[i])) + "," + px(f.map_y(s.y[i]));
+      ++in_run;
+    }
+    if (in_run == 1 && !markers)
+      out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", px(f.map_x(s.x.back())),
+                         px(f.map_y(s.y.back())), color(si));
+    flush();
+    if (markers)
+      for (std::size_t i = 0; i < s.x.size(); ++i)
+        if (plottable(s.x[i], s.y[i], log_y_))
+          out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill=\"{}\" stroke=\"none\"/>\n",
+                             px(f.map_x(s.x[i])), px(f.map_y(s.y[i])), color(si));
+    out += "</g>\n";
+  }
+  out += "</g>\n";
+  axes(out, f, x_label_, log_y_ && !y_label_.empty() ? y_label_ + " (log scale)" : y_label_);
+  legend(out, entries, f.right + 16, f.top + 4);
+  out += "</svg>\n";
+  return out;
+}
+
+void LineChart::save(const std::string& path) const {
+  write_atomically(path, svg());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Decision regions
+
+std::string decision_regions_svg(const Classifier& classify, const Tensor& x, const Tensor& y,
+                                 const RegionOptions& options) {
+  if (!classify) throw ValueError("decision_regions: no classifier given");
+  if (!x.defined() || x.rank() != 2 || x.shape()[1] != 2)
+    throw ValueError(fmt::format("decision_regions: points must be [n, 2], got {}",
+                                 x.defined() ? x.shape().str() : "an undefined tensor"));
+  const std::int64_t n = x.shape()[0];
+  if (y.defined() && (y.rank() != 1 || y.shape()[0] != n))
+    throw ValueError(fmt::format("decision_regions: classes must be [{}] for points {}, got {}", n,
+                                 x.shape().str(), y.shape().str()));
+  const int g = options.grid;
+  if (g < 1 || g > 2000)
+    throw ValueError(fmt::format("decision_regions: grid must be in [1, 2000], got {}", g));
+  if (options.width < 200 || options.height < 150 || options.width > 20000 || options.height > 20000)
+    throw ValueError(fmt::format("decision_regions: {} x {} pixels is outside 200 x 150 .. 20000 x 20000",
+                                 options.width, options.height));
+  const std::vector<double> xs = x.to_vector();
+  std::vector<double> ys = y.defined() ? y.to_vector() : std::vector<double>(static_cast<std::size_t>(n), 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double c = ys[static_cast<std::size_t>(i)];
+    if (!(c >= 0 && c < 1e6 && c == std::floor(c)))
+      throw ValueError(fmt::format("decision_regions: class of point {} is {}, not a class id", i, c));
+  }
+
+  // The area: given bounds, or the points' range plus 10% on each side.
+  std::array<double, 4> b{-1, 1, -1, 1};
+  if (options.bounds) {
+    b = *options.bounds;
+    for (int k = 0; k < 2; ++k)
+      if (!std::isfinite(b[2 * k]) || !std::isfinite(b[2 * k + 1]) || !(b[2 * k] < b[2 * k + 1]))
+        throw ValueError(fmt::format("decision_regions: bounds of x{} are [{}, {}], not a finite range",
+                                     k + 1, b[2 * k], b[2 * k + 1]));
+  } else if (n > 0) {
+    for (int k = 0; k < 2; ++k) {
+      double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double v = xs[static_cast<std::size_t>(2 * i + k)];
+        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+      }
+      if (!std::isfinite(lo)) lo = -1, hi = 1;
+      const double pad = hi > lo ? 0.1 * (hi - lo) : 1;
+      b[2 * k] = lo - pad, b[2 * k + 1] = hi + pad;
+    }
+  }
+
+  // The classifier on every cell's centre; row 0 is the top (largest x2), as the picture's rows.
+  const auto cells = static_cast<std::int64_t>(g) * g;
+  Tensor grid = Tensor::empty({cells, 2});
+  double* p = grid.data<double>();
+  const double dx = (b[1] - b[0]) / g, dy = (b[3] - b[2]) / g;
+  for (int j = 0; j < g; ++j)
+    for (int i = 0; i < g; ++i) {
+      *p++ = b[0] + (i + 0.5) * dx;
+      *p++ = b[3] - (j + 0.5) * dy;
+    }
+  Tensor out;
+  {
+    NoGrad no_grad;
+    out = classify(grid);
+  }
+  if (!out.defined() || out.rank() < 1 || out.rank() > 2 || out.shape()[0] != cells)
+    throw ValueError(fmt::format("decision_regions: the classifier returned {} for {} points [{}, 2]; "
+                                 "expected [{}, k] scores or [{}] class ids",
+                                 out.defined() ? out.shape().str() : "an undefined tensor", cells, cells,
+                                 cells, cells));
+  const std::vector<double> ids = metrics::class_ids(out).to_vector();
+  // The legend lists the named classes and those that occur (predicted or among the points).
+  std::size_t classes = options.class_names.size();
+  std::vector<bool> present(classes, true);
+  const auto occurs = [&](double id) {
+    const auto c = static_cast<std::size_t>(id);
+    if (c >= present.size()) present.resize(c + 1, false);
+    present[c] = true;
+    classes = std::max(classes, c + 1);
+  };
+  for (std::size_t c = 0; c < ids.size(); ++c) {
+    if (!(ids[c] >= 0 && ids[c] < 1e6 && ids[c] == std::floor(ids[c])))
+      throw ValueError(fmt::format("decision_regions: the classifier returned class {} for point ({}, {})",
+                                   ids[c], grid.flat(2 * static_cast<std::int64_t>(c)),
+                                   grid.flat(2 * static_cast<std::int64_t>(c) + 1)));
+    if (c == 0 || ids[c] != ids[c - 1]) occurs(ids[c]);
+  }
+  if (y.defined())
+    for (double c : ys) occurs(c);
+
+  std::vector<LegendEntry> entries;
+  for (std::size_t c = 0; c < classes; ++c)
+    if (present[c])
+      entries.push_back(
+          {fmt::format("<rect x=\"0\" y=\"0\" width=\"24\" height=\"12\" fill=\"{}\" "
+                       "stroke=\"#999\" stroke-width=\"0.5\"/><circle cx=\"12\" cy=\"6\" r=\"3.5\" "
+                       "fill=\"{}\" stroke=\"#222\" stroke-width=\"0.7\"/>",
+                       light_color(c), color(c)),
+           c < options.class_names.size() ? options.class_names[c] : fmt::format("class {}", c)});
+  for (std::size_t l = 0; l < options.lines.size(); ++l)
+    entries.push_back({fmt::format("<line x1=\"0\" y1=\"6\" x2=\"24\" y2=\"6\" stroke=\"{}\" "
+                                   "stroke-width=\"2\" stroke-dasharray=\"6 3\"/>",
+                                   color(classes + l)),
+                       options.lines[l].label});
+
+  Frame f = layout(options.width, options.height, !options.title.empty(), legend_width(entries));
+  const auto inner_ticks = [](double lo, double hi, double pixels) {
+    Axis a = nice_axis(lo, hi, std::clamp(static_cast<int>(pixels / 80), 2, 10));
+    std::erase_if(a.ticks, [&](double t) { return t < lo - 1e-9 * (hi - lo) || t > hi + 1e-9 * (hi - lo); });
+    a.lo = lo, a.hi = hi; // the grid covers exactly the bounds
+    return a;
+  };
+  f.x = inner_ticks(b[0], b[1], f.right - f.left);
+  f.y = inner_ticks(b[2], b[3], f.bottom - f.top);
+
+  std::string svg;
+  open_svg(svg, options.width, options.height, options.title);
+  clip_path(svg, f, "plot-area");
+  // Cells in grid units (column i, row j from the top), scaled onto the plot area: one rect per run
+  // of equal class in a row. crispEdges keeps neighbouring runs from showing hairline seams.
+  svg += fmt::format("<g class=\"regions\" transform=\"translate({} {}) scale({} {})\" "
+                     "shape-rendering=\"crispEdges\">\n",
+                     px(f.left), px(f.top), (f.right - f.left) / g, (f.bottom - f.top) / g);
+  for (int j = 0; j < g; ++j) {
+    int start = 0;
+    for (int i = 1; i <= g; ++i) {
+      const std::size_t row = static_cast<std::size_t>(j) * static_cast<std::size_t>(g);
+      if (i < g && ids[row + static_cast<std::size_t>(i)] == ids[row + static_cast<std::size_t>(start)])
+        continue;
+      svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"1\" fill=\"{}\"/>\n", start, j,
+                         i - start,
+                         light_color(static_cast<std::size_t>(ids[row + static_cast<std::size_t>(start)])));
+      start = i;
+    }
+  }
+  svg += "</g>\n";
+  if (!options.lines.empty()) {
+    svg += "<g class=\"lines\" clip-path=\"url(#plot-area)\" stroke-width=\"2\" stroke-dasharray=\"6 3\">\n";
+    for (std::size_t l = 0; l < options.lines.size(); ++l) {
+      const RegionLine& line = options.lines[l];
+      double x0, y0, x1, y1;
+      if (std::abs(line.b) >= std::abs(line.a) && line.b != 0) { // y as a function of x
+        x0 = b[0], x1 = b[1];
+        y0 = -(line.a * x0 + line.c) / line.b, y1 = -(line.a * x1 + line.c) / line.b;
+      } else if (line.a != 0) { // x as a function of y
+        y0 = b[2], y1 = b[3];
+        x0 = -(line.b * y0 + line.c) / line.a, x1 = -(line.b * y1 + line.c) / line.a;
+      } else {
+        continue; // 0 = c: no line to draw
+      }
+      if (!std::isfinite(x0 + y0 + x1 + y1)) continue;
+      svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\"/>\n", px(f.map_x(x0)),
+                         px(f.map_y(y0)), px(f.map_x(x1)), px(f.map_y(y1)), color(classes + l));
+    }
+    svg += "</g>\n";
+  }
+  svg += "<g class=\"points\" clip-path=\"url(#plot-area)\" stroke=\"#222\" stroke-width=\"0.7\">\n";
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double u = xs[static_cast<std::size_t>(2 * i)], v = xs[static_cast<std::size_t>(2 * i + 1)];
+    if (!std::isfinite(u) || !std::isfinite(v)) continue;
+    svg +=
+        fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{}\"/>\n", px(f.map_x(u)), px(f.map_y(v)),
+                    y.defined() ? color(static_cast<std::size_t>(ys[static_cast<std::size_t>(i)])) : "#444");
+  }
+  svg += "</g>\n";
+  axes(svg, f, options.x_label, options.y_label);
+  legend(svg, entries, f.right + 16, f.top + 4);
+  svg += "</svg>\n";
+  return svg;
+}
+
+void decision_regions(const std::string& path, const Classifier& classify, const Tensor& x, const Tensor& y,
+                      const RegionOptions& options) {
+  write_atomically(path, decision_regions_svg(classify, x, y, options));
+}
+
+} // namespace gg::plot
