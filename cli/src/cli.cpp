@@ -36,6 +36,16 @@ void print_help(std::ostream& out) {
                   "  5  shape error: sizes that do not fit\n"
                   "  6  value error: a value out of range or an unknown name\n");
 }
+/// The exit code for an exception that ends a subcommand: one per gg::Error kind.
+int exit_code_of(const std::exception& e) {
+  if (dynamic_cast<const boost::program_options::error*>(&e) || dynamic_cast<const UsageError*>(&e))
+    return usage_error;
+  if (dynamic_cast<const FormatError*>(&e)) return format_error;
+  if (dynamic_cast<const IOError*>(&e)) return io_error;
+  if (dynamic_cast<const ShapeError*>(&e)) return shape_error;
+  if (dynamic_cast<const ValueError*>(&e)) return value_error;
+  return internal_error;
+}
 } // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -48,27 +58,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (args[0] != c.name) continue;
     try {
       return c.run(rest, out, err);
-    } catch (const boost::program_options::error& e) {
-      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
-      return usage_error;
-    } catch (const UsageError& e) {
-      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
-      return usage_error;
-    } catch (const FormatError& e) {
-      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
-      return format_error;
-    } catch (const IOError& e) {
-      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
-      return io_error;
-    } catch (const ShapeError& e) {
-      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
-      return shape_error;
-    } catch (const ValueError& e) {
-      fmt::print(err, "gradgraph {}: {}\n", c.name, e.what());
-      return value_error;
     } catch (const std::exception& e) {
-      fmt::print(err, "gradgraph {}: internal error: {}\n", c.name, e.what());
-      return internal_error;
+      const int code = exit_code_of(e);
+      fmt::print(err, "gradgraph {}: {}{}\n", c.name, code == internal_error ? "internal error: " : "",
+                 e.what());
+      return code;
     }
   }
   fmt::print(err, "gradgraph: unknown command '{}' (gradgraph --help lists them)\n", args[0]);

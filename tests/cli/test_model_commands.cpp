@@ -1,6 +1,6 @@
 // gradgraph summary and gradgraph dot: the course's parameter count, the model picture with one
 // cluster a layer, and every bad argument named with its exit code.
-#include <cli/cli.hpp>
+#include "cli_test.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,15 +9,8 @@
 #include <sstream>
 
 namespace {
-struct Result {
-  int code;
-  std::string out, err;
-};
-Result run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = gg::cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using gg::cli::test::Result;
+using gg::cli::test::run;
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;

@@ -1,7 +1,7 @@
 // gradgraph train and eval: per-step losses equal PyTorch's for every optimizer (float64, from the
 // same initial weights and batches: tests/cli/data/make_train_reference.py), a small training run
 // that learns, save -> eval, and each bad input named with its exit code.
-#include <cli/cli.hpp>
+#include "cli_test.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -11,15 +11,8 @@
 #include <sstream>
 
 namespace {
-struct Result {
-  int code;
-  std::string out, err;
-};
-Result run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = gg::cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using gg::cli::test::Result;
+using gg::cli::test::run;
 std::string data(const std::string& name) {
   return std::string(GG_TEST_DATA) + "/" + name;
 }
