@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -25,7 +26,7 @@ namespace {
 namespace po = boost::program_options;
 
 struct TrainOptions {
-  std::string data, target, dataset, test, layers, activation, loss, optimizer, dtype, init, save, log;
+  std::string data, target, dataset, test, layers, activation, loss, optimizer, dtype, init, save, log, plots;
   std::int64_t samples = 300, epochs = 100, batch_size = 32;
   double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
          alpha = 0.99, weight_decay = 0, lr_decay = 0, momentum_decay = 4e-3;
@@ -201,7 +202,9 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "dtype", po::value(&o.dtype)->default_value("f64"),
       "f32 or f64")("init", po::value(&o.init), "start from these weights (safetensors)")(
       "save", po::value(&o.save), "write the trained model here (safetensors, PyTorch's names)")(
-      "log", po::value(&o.log), "write one JSON line per step and per epoch here");
+      "log", po::value(&o.log), "write one JSON line per step and per epoch here")(
+      "plots", po::value(&o.plots),
+      "write loss.svg, accuracy.svg and, for 2-D data, regions.svg (decision regions) into this folder");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
   if (vm.count("help")) {
@@ -264,6 +267,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
              loader.size(), o.optimizer, opt->lr());
   const auto start = std::chrono::steady_clock::now();
   std::int64_t step = 0;
+  std::vector<double> epochs, train_loss, train_acc, test_loss, test_acc; // for --plots
   for (std::int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
     for (const data::Batch& b : loader) {
       opt->zero_grad();
@@ -291,6 +295,12 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     line += fmt::format("  {:.0f} samples/s", static_cast<double>(n * epoch) / std::max(secs, 1e-9));
+    epochs.push_back(static_cast<double>(epoch));
+    train_loss.push_back(tr.loss), train_acc.push_back(tr.accuracy);
+    if (d.test.x.defined()) {
+      const Scores te = evaluate(*model, o.loss, d.test.x, d.test.y, classes);
+      test_loss.push_back(te.loss), test_acc.push_back(te.accuracy);
+    }
     const bool report =
         epoch == 1 || epoch == o.epochs || epoch % std::max<std::int64_t>(1, o.epochs / 20) == 0;
     if (report) fmt::print(out, "{}\n", line);
@@ -300,6 +310,36 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     log.close();
     if (!log || std::rename(log_tmp.c_str(), o.log.c_str()) != 0)
       throw IOError(fmt::format("--log {}: cannot write it", o.log));
+  }
+  if (!o.plots.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.plots, ec);
+    if (ec) throw IOError(fmt::format("--plots {}: cannot make the folder: {}", o.plots, ec.message()));
+    const std::string dir = o.plots + "/";
+    plot::LineChart loss_chart(fmt::format("{} loss, {} ({})", o.loss, d.source, o.optimizer), "epoch",
+                               "loss");
+    loss_chart.add("train", epochs, train_loss).log_y();
+    if (!test_loss.empty()) loss_chart.add("test", epochs, test_loss);
+    loss_chart.save(dir + "loss.svg");
+    std::string wrote = dir + "loss.svg";
+    if (classes) {
+      plot::LineChart acc(fmt::format("accuracy, {} ({})", d.source, o.optimizer), "epoch", "accuracy");
+      acc.add("train", epochs, train_acc);
+      if (!test_acc.empty()) acc.add("test", epochs, test_acc);
+      acc.save(dir + "accuracy.svg");
+      wrote += ", " + dir + "accuracy.svg";
+    }
+    if (classes && features == 2) {
+      model->eval();
+      plot::RegionOptions look;
+      look.title = fmt::format("{} on {}: decision regions", o.layers, d.source);
+      plot::decision_regions(
+          dir + "regions.svg",
+          [&](const Tensor& points) { return (*model)(Var::constant(points.to(dtype))).value(); }, d.train.x,
+          d.train.y, look);
+      wrote += ", " + dir + "regions.svg";
+    }
+    fmt::print(out, "plots: {}\n", wrote);
   }
   if (!o.save.empty()) {
     std::map<std::string, std::string> meta{

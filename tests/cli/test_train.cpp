@@ -136,3 +136,20 @@ TEST_CASE("train: bad inputs are named, with distinct exit codes") {
   std::filesystem::remove(bad_csv);
   std::filesystem::remove(bad_model);
 }
+
+TEST_CASE("train: --plots writes the loss and accuracy curves and, for 2-D data, the decision regions") {
+  const auto dir = std::filesystem::temp_directory_path() / "gg_cli_train_plots";
+  std::filesystem::remove_all(dir);
+  const Result r = run({"train", "--dataset", "circles", "--samples", "120", "--layers", "2,8,2", "--epochs",
+                        "5", "--split", "0.25", "--plots", dir.string()});
+  REQUIRE(r.code == 0);
+  for (const char* name : {"loss.svg", "accuracy.svg", "regions.svg"}) {
+    INFO(name);
+    std::ifstream in(dir / name);
+    std::stringstream s;
+    s << in.rdbuf();
+    CHECK(s.str().rfind("<svg", 0) == 0);
+    CHECK(s.str().find("</svg>") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
