@@ -386,16 +386,7 @@ public:
           if (!names.insert(key).second) fail(fmt::format("two tensors are named '{}'", key));
           h.entries.push_back(parse_entry(std::move(key)));
         }
-        skip_ws();
-        if (peek() == ',') {
-          ++i_;
-          continue;
-        }
-        if (peek() == '}') {
-          ++i_;
-          break;
-        }
-        fail("expected ',' or '}' after a header entry");
+        if (!more('}', [] { return std::string("after a header entry"); })) break;
       }
     }
     skip_ws();
@@ -406,6 +397,23 @@ public:
 private:
   static constexpr int max_depth = 64;
   static constexpr std::size_t max_parsed_rank = 64;
+
+  /// After a member or element: true when a ',' says another follows, false after `close`; any other
+  /// character fails with "expected ',' or 'close' <where()>".
+  template <class Where> bool more(char close, Where&& where) {
+    skip_ws();
+    if (peek() == ',') {
+      ++i_;
+      skip_ws();
+      return true;
+    }
+    if (peek() == close) {
+      ++i_;
+      return false;
+    }
+    const std::string w = where();
+    fail(fmt::format("expected ',' or '{}'{}{}", close, w.empty() ? "" : " ", w));
+  }
 
   [[noreturn]] void fail(std::string_view what) const {
     format_error(file_, fmt::format("invalid header: {} (at byte {} of the header)", what, i_));
@@ -572,16 +580,7 @@ private:
           expect(':');
         }
         skip_value(depth + 1);
-        skip_ws();
-        if (peek() == ',') {
-          ++i_;
-          continue;
-        }
-        if (peek() == close) {
-          ++i_;
-          return;
-        }
-        fail(fmt::format("expected ',' or '{}'", close));
+        if (!more(close, [] { return std::string(); })) return;
       }
     } else if (c == '-' || is_digit(c)) {
       scan_number();
@@ -613,17 +612,7 @@ private:
       if (peek() != '"') fail(fmt::format("metadata value '{}' must be a string", key));
       std::string value = parse_string("a metadata value");
       if (!out.emplace(std::move(key), std::move(value)).second) fail("duplicate key in \"__metadata__\"");
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        skip_ws();
-        continue;
-      }
-      if (peek() == '}') {
-        ++i_;
-        return;
-      }
-      fail("expected ',' or '}' in \"__metadata__\"");
+      if (!more('}', [] { return std::string("in \"__metadata__\""); })) return;
     }
   }
 
@@ -644,16 +633,8 @@ private:
       if (out.size() == max_len)
         fail(fmt::format("field \"{}\" of tensor '{}' has more than {} entries", field, tensor, max_len));
       out.push_back(parse_uint(what));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++i_;
+      if (!more(']', [&] { return fmt::format("in field \"{}\" of tensor '{}'", field, tensor); }))
         return out;
-      }
-      fail(fmt::format("expected ',' or ']' in field \"{}\" of tensor '{}'", field, tensor));
     }
   }
 
@@ -697,17 +678,7 @@ private:
         } else {
           skip_value(1); // the official reader ignores unknown fields; so do we
         }
-        skip_ws();
-        if (peek() == ',') {
-          ++i_;
-          skip_ws();
-          continue;
-        }
-        if (peek() == '}') {
-          ++i_;
-          break;
-        }
-        fail(fmt::format("expected ',' or '}}' in the entry of tensor '{}'", e.name));
+        if (!more('}', [&] { return fmt::format("in the entry of tensor '{}'", e.name); })) break;
       }
     }
     const std::array<std::pair<bool, std::string_view>, 3> fields{
