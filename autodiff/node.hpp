@@ -36,20 +36,23 @@ enum NodeFlags : std::uint8_t {
   k_requires_grad = 2, ///< gradients flow to it
   k_heap = 4,          ///< a leaf or constant owned by its handles (not on a tape); atomic refs
   k_dead = 8,          ///< a tape node whose handles and dependents are gone
-  k_has_grad = 16,     ///< grad holds a gradient from a backward pass
+  k_has_grad = 16,     ///< grad holds a gradient from a backward pass (tape nodes; heap nodes: leaf_grad_)
   k_reached = 32,      ///< reached by the running backward sweep and not yet processed
 };
 
 struct Node {
   double value;       ///< scalar nodes' value
-  double grad;        ///< scalar nodes' gradient, valid when flags has k_has_grad
+  double grad;        ///< scalar nodes' gradient, valid when has_grad_mark(node)
   Node* in[2];        ///< first two inputs (null when absent)
   double c;           ///< the op's constant: x*c, x^c, leaky_relu slope, clamp low
   Ext* ext;           ///< null for plain scalar nodes
   std::uint32_t refs; ///< handles + dependents; atomic (std::atomic_ref) for heap nodes
   Op op;
   std::uint8_t flags;
-  std::uint16_t pad_;
+  // A heap leaf's "has a gradient" mark lives in its own byte, written under the leaf-gradient lock:
+  // other threads read `flags` (is_tensor, requires_grad) without a lock while recording.
+  std::uint8_t leaf_grad_;
+  std::uint8_t pad_;
 
   bool is_tensor() const { return flags & k_tensor; }
   bool requires_grad() const { return flags & k_requires_grad; }
@@ -61,6 +64,17 @@ struct Node {
 };
 // 56 bytes: the tape's memory per recorded scalar op (docs/design.md has the measurements).
 static_assert(sizeof(Node) == 56, "a recorded op is 56 bytes");
+
+/// Whether n's gradient field holds a gradient from a backward pass (scalar nodes).
+inline bool has_grad_mark(const Node* n) {
+  return n->on_heap() ? n->leaf_grad_ != 0 : (n->flags & k_has_grad) != 0;
+}
+inline void set_grad_mark(Node* n, bool on) {
+  if (n->on_heap())
+    n->leaf_grad_ = on;
+  else
+    n->flags = static_cast<std::uint8_t>(on ? n->flags | k_has_grad : n->flags & ~k_has_grad);
+}
 
 /// Frees a tape node whose last reference went away, and what only it kept alive (iteratively).
 void free_tape_node(Node* n) noexcept;

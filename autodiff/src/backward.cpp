@@ -17,6 +17,11 @@
 
 namespace gg::detail {
 
+std::mutex& leaf_grad_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 // The chain rule's local factors d(out)/d(a), d(out)/d(b) of every scalar op. Inlined into the
 // sweep; local_derivatives() below is the same for inspection.
 [[gnu::always_inline]] inline void scalar_derivatives(const Node* n, double d[2]) {
@@ -215,11 +220,6 @@ std::vector<Var> vjp(Node* n, const Var& g) {
 
 namespace {
 
-std::mutex& leaf_grad_mutex() {
-  static std::mutex m;
-  return m;
-}
-
 /// dst += src elementwise (same shape), converting src to dst's dtype.
 void add_into(Tensor& dst, const Tensor& src) {
   const Tensor s = src.to(dst.dtype());
@@ -398,8 +398,8 @@ void Var::backward(const Tensor& seed) const {
   sweep.run({{n_, seed}});
   std::lock_guard lock(leaf_grad_mutex());
   for (const auto& [leaf, v] : sweep.leaf_scalar) {
-    leaf->grad = leaf->flags & k_has_grad ? leaf->grad + v : v;
-    leaf->flags |= k_has_grad;
+    leaf->grad = has_grad_mark(leaf) ? leaf->grad + v : v;
+    set_grad_mark(leaf, true);
   }
   for (auto& [leaf, v] : sweep.leaf_tensor) {
     Tensor& g = leaf->ext->grad;

@@ -178,7 +178,7 @@ std::string vertex_label(const GraphView& g, ViewVertexId v, const DotOptions& o
     lines.push_back(c);
   if (!n->is_tensor()) {
     lines.push_back("value " + num(n->value));
-    if (o.show_grad && (n->flags & detail::k_has_grad)) lines.push_back("grad " + num(n->grad));
+    if (o.show_grad && detail::has_grad_mark(n)) lines.push_back("grad " + num(n->grad));
   } else if (n->ext->value.rank() == 0) {
     lines.push_back("value " + num(n->ext->value.item()));
     if (o.show_grad && n->ext->grad.defined()) lines.push_back("grad " + num(n->ext->grad.item()));

@@ -2,6 +2,7 @@
 // reverse sweep. Not installed.
 #pragma once
 
+#include <mutex>
 #include <vector>
 
 #include <autodiff/var.hpp>
@@ -30,6 +31,8 @@ inline Var emit_scalar(Op op, Node* a, Node* b, double value, double c = 0) {
     return Var::adopt(record_scalar(op, a, b, value, c));
   return Var::constant(value);
 }
+/// The lock under which leaves' gradients change (threads share parameters).
+std::mutex& leaf_grad_mutex();
 /// A new handle to n.
 inline Var ref(Node* n) {
   retain(n);

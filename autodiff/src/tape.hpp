@@ -124,6 +124,7 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
   n->refs = 1;
   n->op = op;
   n->flags = k_requires_grad;
+  n->leaf_grad_ = 0;
   n->pad_ = 0;
   if (a) link_input(s, a);
   if (b) link_input(s, b);

@@ -55,7 +55,7 @@ double Var::item() const {
 bool Var::has_grad() const {
   Node* n = need(*this, "has_grad");
   if (n->is_tensor()) return n->ext->grad.defined();
-  return n->flags & k_has_grad;
+  return has_grad_mark(n);
 }
 
 Tensor Var::grad() const {
@@ -64,13 +64,14 @@ Tensor Var::grad() const {
     if (n->ext->grad.defined()) return n->ext->grad;
     return Tensor::zeros(n->ext->value.shape(), n->ext->value.dtype());
   }
-  return Tensor::scalar(n->flags & k_has_grad ? n->grad : 0.0);
+  return Tensor::scalar(has_grad_mark(n) ? n->grad : 0.0);
 }
 
 void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
+  std::lock_guard lock(leaf_grad_mutex()); // another thread's backward may be adding to it
   n->grad = 0;
-  n->flags &= ~k_has_grad;
+  set_grad_mark(n, false);
   if (n->ext) n->ext->grad = Tensor();
 }
 
@@ -79,7 +80,8 @@ void Var::set_grad(const Tensor& grad) {
   if (!(grad.shape() == shape()))
     throw ShapeError(fmt::format("set_grad: gradient of shape {} for a leaf of shape {}", grad.shape().str(),
                                  shape().str()));
-  n->flags |= k_has_grad;
+  std::lock_guard lock(leaf_grad_mutex());
+  set_grad_mark(n, true);
   if (n->is_tensor())
     n->ext->grad = grad.to(n->ext->value.dtype()).clone();
   else
