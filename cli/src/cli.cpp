@@ -34,7 +34,8 @@ void print_help(std::ostream& out) {
                   "  3  format error: malformed program or data file\n"
                   "  4  I/O error: a file cannot be read or written\n"
                   "  5  shape error: sizes that do not fit\n"
-                  "  6  value error: a value out of range or an unknown name\n");
+                  "  6  value error: a value out of range or an unknown name\n"
+                  "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n");
 }
 /// The exit code for an exception that ends a subcommand: one per gg::Error kind.
 int exit_code_of(const std::exception& e) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -26,7 +27,9 @@ namespace {
 namespace po = boost::program_options;
 
 struct TrainOptions {
-  std::string data, target, dataset, test, layers, activation, loss, optimizer, dtype, init, save, log, plots;
+  std::string data, target, dataset, test, layers, activation, loss, optimizer, dtype, init, save, log, plots,
+      checkpoint, resume;
+  std::int64_t stop_after = 0; ///< testing: act as if Ctrl-C came after this many steps
   std::int64_t samples = 300, epochs = 100, batch_size = 32;
   double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
          alpha = 0.99, weight_decay = 0, lr_decay = 0, momentum_decay = 4e-3;
@@ -161,6 +164,29 @@ Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& wh
   return Tensor(v, {n});
 }
 
+/// Ctrl-C while it is alive only asks the training loop to stop after the current step.
+class StopOnInterrupt {
+public:
+  StopOnInterrupt() : previous_(std::signal(SIGINT, [](int) { flag = 1; })) { flag = 0; }
+  ~StopOnInterrupt() { std::signal(SIGINT, previous_); }
+  StopOnInterrupt(const StopOnInterrupt&) = delete;
+  StopOnInterrupt& operator=(const StopOnInterrupt&) = delete;
+  bool requested() const { return flag != 0; }
+
+private:
+  static inline volatile std::sig_atomic_t flag = 0;
+  void (*previous_)(int);
+};
+
+/// What a checkpoint must agree on to be resumed: the data, model, loss, optimizer and batches.
+std::string run_signature(const TrainOptions& o) {
+  return fmt::format(
+      "data={}{} layers={} activation={} loss={} optimizer={} lr={} batch={} shuffle={} seed={} "
+      "dtype={}",
+      o.data, o.dataset, o.layers, o.activation, o.loss, o.optimizer, o.lr, o.batch_size, !o.no_shuffle,
+      o.seed, o.dtype);
+}
+
 std::string json_num(double v) {
   return std::isfinite(v) ? fmt::format("{}", v) : v > 0 ? "\"inf\"" : v < 0 ? "\"-inf\"" : "\"nan\"";
 }
@@ -203,6 +229,11 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "f32 or f64")("init", po::value(&o.init), "start from these weights (safetensors)")(
       "save", po::value(&o.save), "write the trained model here (safetensors, PyTorch's names)")(
       "log", po::value(&o.log), "write one JSON line per step and per epoch here")(
+      "checkpoint", po::value(&o.checkpoint)->default_value("gradgraph-checkpoint.safetensors"),
+      "where Ctrl-C saves the model, optimizer state and position (then exit code 130)")(
+      "resume", po::value(&o.resume), "continue exactly where a checkpoint stopped (same data and options)")(
+      "stop-after", po::value(&o.stop_after)->default_value(0),
+      "testing: stop as Ctrl-C would after N steps")(
       "plots", po::value(&o.plots),
       "write loss.svg, accuracy.svg and, for 2-D data, regions.svg (decision regions) into this folder");
   po::variables_map vm;
@@ -265,11 +296,44 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
              "training {} on {} ({} examples, {} features{}), {} epochs of {} steps, optimizer {} (lr {})\n",
              o.layers, d.source, n, features, classes ? fmt::format(", {} classes", classes) : "", o.epochs,
              loader.size(), o.optimizer, opt->lr());
+  // Where to start: the beginning, or a checkpoint's epoch and batch (its options must match ours).
+  std::int64_t first_epoch = 1, first_batch = 0, step = 0;
+  if (!o.resume.empty()) {
+    const auto meta = safetensors::load(o.resume).metadata; // which run made it, before any weights load
+    const std::string mine = run_signature(o);
+    if (meta.count("gradgraph.run") == 0 || meta.at("gradgraph.run") != mine)
+      throw ValueError(
+          fmt::format("--resume {}: it was made by a different run ({}); this one is {}", o.resume,
+                      meta.count("gradgraph.run") ? meta.at("gradgraph.run") : "no run recorded", mine));
+    nn::load_checkpoint(o.resume, *model, *opt);
+    first_epoch = std::stoll(meta.at("gradgraph.epoch"));
+    first_batch = std::stoll(meta.at("gradgraph.batch"));
+    step = std::stoll(meta.at("gradgraph.step"));
+    fmt::print(out, "resuming from {}: epoch {}, batch {}, step {}\n", o.resume, first_epoch, first_batch + 1,
+               step);
+  }
+  const StopOnInterrupt interrupt;
   const auto start = std::chrono::steady_clock::now();
-  std::int64_t step = 0;
   std::vector<double> epochs, train_loss, train_acc, test_loss, test_acc; // for --plots
-  for (std::int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
-    for (const data::Batch& b : loader) {
+  for (std::int64_t e = 1; e < first_epoch; ++e) loader.begin(); // replays the shuffles of done epochs
+  for (std::int64_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
+    loader.begin();
+    for (std::int64_t i = epoch == first_epoch ? first_batch : 0; i < loader.size(); ++i) {
+      if (interrupt.requested() || (o.stop_after > 0 && step == o.stop_after)) {
+        nn::save_checkpoint(o.checkpoint, *model, *opt,
+                            {{"gradgraph.run", run_signature(o)},
+                             {"gradgraph.epoch", std::to_string(epoch)},
+                             {"gradgraph.batch", std::to_string(i)},
+                             {"gradgraph.step", std::to_string(step)}});
+        if (log) {
+          log.close();
+          std::rename(log_tmp.c_str(), o.log.c_str());
+        }
+        fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", step, o.checkpoint,
+                   o.checkpoint);
+        return interrupted;
+      }
+      const data::Batch b = loader.batch(i);
       opt->zero_grad();
       const Var loss = batch_loss(o.loss, (*model)(Var::constant(b.x)), b.y, classes);
       loss.backward();
@@ -285,8 +349,11 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (classes)
       line += fmt::format("  accuracy {:.4f}", tr.accuracy),
           json += fmt::format(R"(, "train_accuracy": {})", tr.accuracy);
+    epochs.push_back(static_cast<double>(epoch));
+    train_loss.push_back(tr.loss), train_acc.push_back(tr.accuracy);
     if (d.test.x.defined()) {
       const Scores te = evaluate(*model, o.loss, d.test.x, d.test.y, classes);
+      test_loss.push_back(te.loss), test_acc.push_back(te.accuracy);
       line += fmt::format("  test loss {:.6g}", te.loss);
       json += fmt::format(R"(, "test_loss": {})", json_num(te.loss));
       if (classes)
@@ -294,15 +361,10 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
             json += fmt::format(R"(, "test_accuracy": {})", te.accuracy);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    line += fmt::format("  {:.0f} samples/s", static_cast<double>(n * epoch) / std::max(secs, 1e-9));
-    epochs.push_back(static_cast<double>(epoch));
-    train_loss.push_back(tr.loss), train_acc.push_back(tr.accuracy);
-    if (d.test.x.defined()) {
-      const Scores te = evaluate(*model, o.loss, d.test.x, d.test.y, classes);
-      test_loss.push_back(te.loss), test_acc.push_back(te.accuracy);
-    }
+    line += fmt::format("  {:.0f} samples/s",
+                        static_cast<double>(n * (epoch - first_epoch + 1)) / std::max(secs, 1e-9));
     const bool report =
-        epoch == 1 || epoch == o.epochs || epoch % std::max<std::int64_t>(1, o.epochs / 20) == 0;
+        epoch == first_epoch || epoch == o.epochs || epoch % std::max<std::int64_t>(1, o.epochs / 20) == 0;
     if (report) fmt::print(out, "{}\n", line);
     if (log) log << json << "}\n";
   }

@@ -3,6 +3,8 @@
 // that learns, save -> eval, and each bad input named with its exit code.
 #include "cli_test.hpp"
 
+#include <nn/safetensors.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -152,4 +154,38 @@ TEST_CASE("train: --plots writes the loss and accuracy curves and, for 2-D data,
     CHECK(s.str().find("</svg>") != std::string::npos);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE(
+    "train: a run stopped as by Ctrl-C and resumed gives the same losses and weights as one that was not") {
+  const std::vector<std::string> common{"train", "--dataset",    "moons", "--samples", "90",   "--layers",
+                                        "2,6,2", "--optimizer",  "adam",  "--lr",      "0.02", "--epochs",
+                                        "4",     "--batch-size", "16",    "--seed",    "7"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> a = common;
+    a.insert(a.end(), more.begin(), more.end());
+    return run(a);
+  };
+  const std::string whole_log = temp("whole.jsonl"), whole = temp("whole.safetensors");
+  REQUIRE(with({"--log", whole_log, "--save", whole}).code == 0);
+
+  const std::string ckpt = temp("stop.ckpt"), log1 = temp("part1.jsonl"), log2 = temp("part2.jsonl"),
+                    resumed = temp("resumed.safetensors");
+  const Result stopped = with({"--log", log1, "--checkpoint", ckpt, "--stop-after", "9"}); // mid-epoch 2
+  CHECK(stopped.code == gg::cli::interrupted);
+  CHECK_THAT(stopped.out, Catch::Contains("--resume"));
+  REQUIRE(with({"--log", log2, "--resume", ckpt, "--save", resumed}).code == 0);
+
+  std::vector<double> both = step_losses(log1);
+  for (double l : step_losses(log2)) both.push_back(l);
+  CHECK(both == step_losses(whole_log));
+  const auto a = gg::safetensors::load(whole), b = gg::safetensors::load(resumed);
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (std::size_t i = 0; i < a.tensors.size(); ++i)
+    CHECK(a.tensors[i].second.to_vector() == b.tensors[i].second.to_vector());
+
+  const Result other =
+      run({"train", "--dataset", "moons", "--samples", "90", "--layers", "2,5,2", "--resume", ckpt});
+  CHECK(other.code == gg::cli::value_error); // a checkpoint of another run is refused
+  for (const auto& f : {whole_log, whole, ckpt, log1, log2, resumed}) std::filesystem::remove(f);
 }
