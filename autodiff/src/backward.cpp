@@ -70,11 +70,10 @@ Var constant_like(const Node* x, double v) {
 }
 
 /// A constant 0/1 (or other) mask computed from x's value, elementwise.
-template <class F> Var mask_of(const Node* x, F f) {
-  if (!x->is_tensor()) return Var::constant(f(x->value));
-  Tensor t = x->ext->value.clone();
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.set_flat(i, f(t.flat(i)));
-  return Var::constant(t);
+/// A constant elementwise factor computed from x's value: f(value) for a scalar node, the kernel
+/// expression k(tensor) for a tensor (whole-tensor kernels: this runs in every ReLU's backward).
+template <class F, class K> Var mask_of(const Node* x, F f, K k) {
+  return x->is_tensor() ? Var::constant(k(x->ext->value)) : Var::constant(f(x->value));
 }
 
 /// g reshaped so that it broadcasts against the input of an axis reduction.
@@ -135,16 +134,38 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   case Op::exp: return {g * out};
   case Op::log: return {g / a};
   case Op::sqrt: return {g / (2.0 * out)};
-  case Op::abs: return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; })};
+  case Op::abs:
+    return {g * mask_of(
+                    a.node(), [](double x) { return x > 0   ? 1.0
+                                                    : x < 0 ? -1.0
+                                                            : 0.0; },
+                    [](const Tensor& t) { return kernel::unary(kernel::Unary::sign, t); })};
   case Op::tanh: return {g * (1.0 - out * out)};
   case Op::sigmoid: return {g * out * (1.0 - out)};
-  case Op::relu: return {g * mask_of(a.node(), [](double x) { return x > 0 ? 1.0 : 0.0; })};
-  case Op::leaky_relu: return {g * mask_of(a.node(), [c](double x) { return x > 0 ? 1.0 : c; })};
+  case Op::relu:
+    return {g * mask_of(
+                    a.node(), [](double x) { return x > 0 ? 1.0 : 0.0; },
+                    [](const Tensor& t) { return kernel::binary_scalar(kernel::Binary::gt, t, 0); })};
+  case Op::leaky_relu: // (x > 0) * (1 - c) + c
+    return {g * mask_of(
+                    a.node(), [c](double x) { return x > 0 ? 1.0 : c; },
+                    [c](const Tensor& t) {
+                      using kernel::Binary;
+                      const Tensor positive = kernel::binary_scalar(Binary::gt, t, 0);
+                      return kernel::binary_scalar(Binary::add,
+                                                   kernel::binary_scalar(Binary::mul, positive, 1 - c), c);
+                    })};
   case Op::sin: return {g * cos(a)};
   case Op::cos: return {-g * sin(a)};
   case Op::clamp: {
     const double hi = n->ext->reals[0];
-    return {g * mask_of(a.node(), [c, hi](double x) { return x >= c && x <= hi ? 1.0 : 0.0; })};
+    return {g * mask_of(
+                    a.node(), [c, hi](double x) { return x >= c && x <= hi ? 1.0 : 0.0; },
+                    [c, hi](const Tensor& t) {
+                      using kernel::Binary;
+                      return kernel::binary(Binary::mul, kernel::binary_scalar(Binary::ge, t, c),
+                                            kernel::binary_scalar(Binary::le, t, hi));
+                    })};
   }
   case Op::sum: return {a.is_scalar_node() ? g : broadcast_to(g, sa)};
   case Op::mean: return {a.is_scalar_node() ? g : broadcast_to(g, sa) / static_cast<double>(sa.numel())};
