@@ -44,6 +44,13 @@ struct Data {
   std::string source;
 };
 
+/// CSV options for --target (empty: the last column).
+data::CsvOptions csv_options(const std::string& target) {
+  data::CsvOptions csv;
+  csv.target_name = target;
+  return csv;
+}
+
 Data load_data(const TrainOptions& o) {
   Data d;
   if (o.data.empty() == o.dataset.empty()) throw UsageError("give one of --data FILE.csv or --dataset NAME");
@@ -61,15 +68,11 @@ Data load_data(const TrainOptions& o) {
             : throw ValueError(fmt::format("--dataset '{}': use triangle, xor, moons, circles or spiral", n));
     d.source = n;
   } else {
-    data::CsvOptions csv;
-    if (!o.target.empty()) csv.target_name = o.target;
-    d.train = data::read_csv(o.data, csv);
+    d.train = data::read_csv(o.data, csv_options(o.target));
     d.source = o.data;
   }
   if (!o.test.empty()) {
-    data::CsvOptions csv;
-    if (!o.target.empty()) csv.target_name = o.target;
-    d.test = data::read_csv(o.test, csv);
+    d.test = data::read_csv(o.test, csv_options(o.target));
     if (d.test.x.shape()[1] != d.train.x.shape()[1])
       throw ShapeError(fmt::format("--test {}: {} feature columns, but the training data has {}", o.test,
                                    d.test.x.shape()[1], d.train.x.shape()[1]));
@@ -442,9 +445,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   const DType dtype = file.tensors.front().second.dtype();
   auto model = build_mlp(sizes, parse_activation(meta("gradgraph.activation")), dtype);
   nn::load(*model, model_path);
-  data::CsvOptions csv;
-  if (!target.empty()) csv.target_name = target;
-  data::Dataset d = data::read_csv(data_path, csv);
+  data::Dataset d = data::read_csv(data_path, csv_options(target));
   if (d.x.shape()[1] != sizes.front())
     throw ShapeError(fmt::format("{}: {} feature columns, but the model takes {}", data_path, d.x.shape()[1],
                                  sizes.front()));
