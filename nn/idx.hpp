@@ -50,6 +50,10 @@ inline constexpr std::string_view fashion_mnist_dir = "/usr/share/datasets/fashi
 /// The ten Fashion-MNIST class names: "T-shirt/top", "Trouser", ..., "Ankle boot".
 const std::vector<std::string>& fashion_mnist_classes();
 
+/// An IDX dataset from two files: images (or any examples) [n, ...] flattened to x = [n, features],
+/// unsigned bytes scaled to [0, 1]; labels a 1-d integer array of n class ids.
+Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path, DType dtype = f64);
+
 /// Loads an MNIST-layout directory (train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz],
 /// or the t10k-* files when train is false): x = images [n, rows*cols] scaled to [0, 1], y = labels
 /// [n], num_classes = 10. Works for MNIST and Fashion-MNIST alike.

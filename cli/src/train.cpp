@@ -5,11 +5,13 @@
 
 #include <nn/nn.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <set>
@@ -21,14 +23,16 @@
 
 #include "files.hpp"
 #include "model_spec.hpp"
+#include "progress.hpp"
 
 namespace gg::cli {
 namespace {
 namespace po = boost::program_options;
 
 struct TrainOptions {
-  std::string data, target, dataset, test, layers, activation, loss, optimizer, dtype, init, save, log, plots,
-      checkpoint, resume;
+  std::string data, labels, target, dataset, test, test_labels, layers, activation, loss, optimizer, dtype,
+      init, save, log, plots, checkpoint, resume, progress;
+  int threads = 0;
   std::int64_t stop_after = 0; ///< testing: act as if Ctrl-C came after this many steps
   std::int64_t samples = 300, epochs = 100, batch_size = 32;
   double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
@@ -51,28 +55,56 @@ data::CsvOptions csv_options(const std::string& target) {
   return csv;
 }
 
-Data load_data(const TrainOptions& o) {
+/// Whether a file starts as IDX files do: two zero bytes, or gzip's 1f 8b (a CSV starts with text).
+bool looks_like_idx(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[2] = {1, 1};
+  in.read(reinterpret_cast<char*>(b), 2);
+  return in.gcount() == 2 && ((b[0] == 0 && b[1] == 0) || (b[0] == 0x1f && b[1] == 0x8b));
+}
+
+/// A dataset from --data-like options: IDX examples with their labels file, or a CSV file.
+data::Dataset read_dataset(const std::string& option, const std::string& path,
+                           const std::string& labels_option, const std::string& labels,
+                           const std::string& target, DType dtype) {
+  if (!labels.empty()) return data::load_idx_dataset(path, labels, dtype);
+  if (looks_like_idx(path))
+    throw UsageError(
+        fmt::format("{} {}: this is an IDX (or gzip) file, not a CSV: give its labels with {} FILE", option,
+                    path, labels_option));
+  return data::read_csv(path, csv_options(target));
+}
+
+Data load_data(const TrainOptions& o, DType dtype) {
   Data d;
-  if (o.data.empty() == o.dataset.empty()) throw UsageError("give one of --data FILE.csv or --dataset NAME");
-  if (!o.dataset.empty()) {
+  if (o.data.empty() == o.dataset.empty()) throw UsageError("give one of --data FILE or --dataset NAME");
+  if (!o.labels.empty() && o.data.empty()) throw UsageError("--labels goes with --data (IDX examples)");
+  if (!o.test_labels.empty() && o.test.empty())
+    throw UsageError("--test-labels goes with --test (IDX examples)");
+  if (o.dataset == "fashion-mnist") {
+    d.train = data::load_fashion_mnist(std::string(data::fashion_mnist_dir), true, dtype);
+    if (o.test.empty() && !(o.split > 0))
+      d.test = data::load_fashion_mnist(std::string(data::fashion_mnist_dir), false, dtype);
+    d.source = o.dataset;
+  } else if (!o.dataset.empty()) {
     if (o.samples < 4 || o.samples > 10'000'000)
       throw ValueError(fmt::format("--samples {}: use 4 to 10000000", o.samples));
     const std::string& n = o.dataset;
-    d.train =
-        n == "triangle"  ? data::triangle(o.samples, o.seed)
-        : n == "xor"     ? data::xor_dataset(o.samples, o.noise, o.seed)
-        : n == "moons"   ? data::two_moons(o.samples, o.noise, o.seed)
-        : n == "circles" ? data::circles(o.samples, o.noise, 0.5, o.seed)
-        : n == "spiral"
-            ? data::spiral(o.samples / 3, 3, o.noise, o.seed)
-            : throw ValueError(fmt::format("--dataset '{}': use triangle, xor, moons, circles or spiral", n));
+    d.train = n == "triangle"  ? data::triangle(o.samples, o.seed)
+              : n == "xor"     ? data::xor_dataset(o.samples, o.noise, o.seed)
+              : n == "moons"   ? data::two_moons(o.samples, o.noise, o.seed)
+              : n == "circles" ? data::circles(o.samples, o.noise, 0.5, o.seed)
+              : n == "spiral"
+                  ? data::spiral(o.samples / 3, 3, o.noise, o.seed)
+                  : throw ValueError(fmt::format(
+                        "--dataset '{}': use triangle, xor, moons, circles, spiral or fashion-mnist", n));
     d.source = n;
   } else {
-    d.train = data::read_csv(o.data, csv_options(o.target));
+    d.train = read_dataset("--data", o.data, "--labels", o.labels, o.target, dtype);
     d.source = o.data;
   }
   if (!o.test.empty()) {
-    d.test = data::read_csv(o.test, csv_options(o.target));
+    d.test = read_dataset("--test", o.test, "--test-labels", o.test_labels, o.target, dtype);
     if (d.test.x.shape()[1] != d.train.x.shape()[1])
       throw ShapeError(fmt::format("--test {}: {} feature columns, but the training data has {}", o.test,
                                    d.test.x.shape()[1], d.train.x.shape()[1]));
@@ -158,10 +190,25 @@ std::string join(const Tensor& t) {
   for (std::int64_t i = 0; i < t.numel(); ++i) s += fmt::format("{}{}", i ? "," : "", t.flat(i));
   return s;
 }
+/// A number written in a file's metadata; a FormatError naming the file and entry when it is not one.
+template <class T> T metadata_number(const std::string& text, const std::string& where) {
+  T v{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw FormatError(fmt::format("{}: '{}' is not a number", where, text));
+  return v;
+}
+/// The value of a metadata key; a FormatError naming the file and key when it is missing.
+const std::string& metadata_entry(const std::map<std::string, std::string>& meta, const std::string& key,
+                                  const std::string& path) {
+  const auto it = meta.find(key);
+  if (it == meta.end()) throw FormatError(fmt::format("{}: no '{}' in its metadata", path, key));
+  return it->second;
+}
 Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& what) {
   std::vector<double> v;
   std::istringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) v.push_back(std::stod(item));
+  for (std::string item; std::getline(in, item, ',');) v.push_back(metadata_number<double>(item, what));
   if (static_cast<std::int64_t>(v.size()) != n)
     throw FormatError(fmt::format("{}: {} numbers for {} features", what, v.size(), n));
   return Tensor(v, {n});
@@ -199,12 +246,17 @@ std::string json_num(double v) {
 int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
   TrainOptions o;
   po::options_description desc("gradgraph train");
-  desc.add_options()("help,h", "this help")("data", po::value(&o.data), "training data: a CSV file")(
+  desc.add_options()("help,h", "this help")("data", po::value(&o.data),
+                                            "training data: a CSV file, or IDX examples (with --labels)")(
+      "labels", po::value(&o.labels), "the IDX labels of --data (e.g. train-labels-idx1-ubyte.gz)")(
       "target", po::value(&o.target), "the CSV's target column (default: the last)")(
-      "dataset", po::value(&o.dataset), "or a generated dataset: triangle, xor, moons, circles, spiral")(
-      "samples", po::value(&o.samples)->default_value(300), "points a generated dataset has")(
-      "noise", po::value(&o.noise)->default_value(0.1),
-      "noise of a generated dataset")("test", po::value(&o.test), "test data: a CSV file like --data")(
+      "dataset", po::value(&o.dataset),
+      "or a built-in dataset: triangle, xor, moons, circles, spiral (generated), fashion-mnist (Debian's "
+      "dataset-fashion-mnist, with its test set)")("samples", po::value(&o.samples)->default_value(300),
+                                                   "points a generated dataset has")(
+      "noise", po::value(&o.noise)->default_value(0.1), "noise of a generated dataset")(
+      "test", po::value(&o.test), "test data, like --data")("test-labels", po::value(&o.test_labels),
+                                                            "the IDX labels of --test")(
       "split", po::value(&o.split)->default_value(0), "or hold out this fraction of the data for testing")(
       "standardize", po::bool_switch(&o.standardize),
       "scale features to mean 0, std 1 (fitted on training data)")("layers", po::value(&o.layers)->required(),
@@ -229,7 +281,11 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "examples per step (gd: all)")("no-shuffle", po::bool_switch(&o.no_shuffle), "batches in file order")(
       "seed", po::value(&o.seed)->default_value(0), "seed of initial weights, shuffling and generated data")(
       "dtype", po::value(&o.dtype)->default_value("f64"),
-      "f32 or f64")("init", po::value(&o.init), "start from these weights (safetensors)")(
+      "f32 or f64")("threads", po::value(&o.threads)->default_value(1),
+                    "threads for matrix products and large elementwise kernels")(
+      "progress", po::value(&o.progress)->default_value("auto"),
+      "auto (a progress bar when output is a terminal), bar, or lines (one line per reported epoch)")(
+      "init", po::value(&o.init), "start from these weights (safetensors)")(
       "save", po::value(&o.save), "write the trained model here (safetensors, PyTorch's names)")(
       "log", po::value(&o.log), "write one JSON line per step and per epoch here")(
       "checkpoint", po::value(&o.checkpoint)->default_value("gradgraph-checkpoint.safetensors"),
@@ -257,9 +313,18 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (o.epochs < 1 || o.epochs > 1'000'000)
     throw ValueError(fmt::format("--epochs {}: use 1 to 1000000", o.epochs));
   if (o.batch_size < 1) throw ValueError(fmt::format("--batch-size {}: must be at least 1", o.batch_size));
+  if (o.threads < 1 || o.threads > 1024)
+    throw ValueError(fmt::format("--threads {}: use 1 to 1024", o.threads));
+  if (o.progress != "auto" && o.progress != "bar" && o.progress != "lines")
+    throw UsageError(fmt::format("--progress '{}': use auto, bar or lines", o.progress));
   const DType dtype = o.dtype == "f32" ? f32 : f64;
+  const struct RestoreThreads { // the thread count is process-wide: tests run many commands in one process
+    int n = kernel::num_threads();
+    ~RestoreThreads() { kernel::set_num_threads(n); }
+  } restore_threads;
+  kernel::set_num_threads(o.threads);
 
-  Data d = load_data(o);
+  Data d = load_data(o, dtype);
   const std::vector<std::int64_t> sizes = parse_layers(o.layers);
   const std::int64_t features = d.train.x.shape()[1], classes = d.train.num_classes;
   if (sizes.front() != features)
@@ -309,18 +374,36 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
           fmt::format("--resume {}: it was made by a different run ({}); this one is {}", o.resume,
                       meta.count("gradgraph.run") ? meta.at("gradgraph.run") : "no run recorded", mine));
     nn::load_checkpoint(o.resume, *model, *opt);
-    first_epoch = std::stoll(meta.at("gradgraph.epoch"));
-    first_batch = std::stoll(meta.at("gradgraph.batch"));
-    step = std::stoll(meta.at("gradgraph.step"));
+    auto position = [&](const char* key) {
+      return metadata_number<std::int64_t>(metadata_entry(meta, key, o.resume), o.resume + ": " + key);
+    };
+    first_epoch = position("gradgraph.epoch");
+    first_batch = position("gradgraph.batch");
+    step = position("gradgraph.step");
+    if (first_epoch < 1 || first_batch < 0 || step < 0)
+      throw FormatError(fmt::format("{}: position epoch {}, batch {}, step {} is not one a run reaches",
+                                    o.resume, first_epoch, first_batch, step));
+    if (first_epoch > o.epochs)
+      throw ValueError(fmt::format("--resume {}: it stopped in epoch {}, past --epochs {}", o.resume,
+                                   first_epoch, o.epochs));
     fmt::print(out, "resuming from {}: epoch {}, batch {}, step {}\n", o.resume, first_epoch, first_batch + 1,
                step);
   }
   const StopOnInterrupt interrupt;
+  const bool bar_on =
+      o.progress == "bar" || (o.progress == "auto" && &out == &std::cout && stdout_is_terminal());
+  ProgressBar bar(out, bar_on, bar_on ? terminal_width() : 80);
+  Progress progress;
+  progress.epochs = o.epochs;
+  progress.steps = loader.size();
+  const std::int64_t first_step = step, last_step = o.epochs * loader.size();
   const auto start = std::chrono::steady_clock::now();
   std::vector<double> epochs, train_loss, train_acc, test_loss, test_acc; // for --plots
   for (std::int64_t e = 1; e < first_epoch; ++e) loader.begin(); // replays the shuffles of done epochs
   for (std::int64_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
     loader.begin();
+    double loss_sum = 0, accuracy_sum = 0;
+    std::int64_t seen = 0; // steps of this epoch run by this process
     for (std::int64_t i = epoch == first_epoch ? first_batch : 0; i < loader.size(); ++i) {
       if (interrupt.requested() || (o.stop_after > 0 && step == o.stop_after)) {
         nn::save_checkpoint(o.checkpoint, *model, *opt,
@@ -332,19 +415,34 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
           log.close();
           std::rename(log_tmp.c_str(), o.log.c_str());
         }
+        bar.clear();
         fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", step, o.checkpoint,
                    o.checkpoint);
         return interrupted;
       }
       const data::Batch b = loader.batch(i);
       opt->zero_grad();
-      const Var loss = batch_loss(o.loss, (*model)(Var::constant(b.x)), b.y, classes);
+      const Var scores = (*model)(Var::constant(b.x));
+      const Var loss = batch_loss(o.loss, scores, b.y, classes);
       loss.backward();
       opt->step();
       ++step;
       if (log)
         log << fmt::format(R"({{"step": {}, "epoch": {}, "loss": {}}})", step, epoch, json_num(loss.item()))
             << '\n';
+      if (bar.enabled()) {
+        ++seen;
+        loss_sum += loss.item();
+        if (classes) accuracy_sum += metrics::accuracy(scores.value(), b.y);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double done = static_cast<double>(step - first_step);
+        progress.epoch = epoch, progress.step = i + 1;
+        progress.loss = loss_sum / static_cast<double>(seen);
+        progress.accuracy = classes ? accuracy_sum / static_cast<double>(seen) : -1;
+        progress.samples_per_second = done * static_cast<double>(batch) / std::max(secs, 1e-9);
+        progress.eta_seconds = secs / done * static_cast<double>(last_step - step);
+        bar.update(progress, i + 1 == loader.size());
+      }
     }
     const Scores tr = evaluate(*model, o.loss, d.train.x, d.train.y, classes);
     std::string line = fmt::format("epoch {:>4}  train loss {:.6g}", epoch, tr.loss);
@@ -368,7 +466,10 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
                         static_cast<double>(n * (epoch - first_epoch + 1)) / std::max(secs, 1e-9));
     const bool report =
         epoch == first_epoch || epoch == o.epochs || epoch % std::max<std::int64_t>(1, o.epochs / 20) == 0;
-    if (report) fmt::print(out, "{}\n", line);
+    if (report) {
+      bar.clear();
+      fmt::print(out, "{}\n", line);
+    }
     if (log) log << json << "}\n";
   }
   if (log) {
@@ -419,16 +520,18 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
 }
 
 int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
-  std::string model_path, data_path, target;
+  std::string model_path, data_path, labels, target;
   po::options_description desc("gradgraph eval");
   desc.add_options()("help,h", "this help")("model", po::value(&model_path)->required(),
                                             "a model saved by gradgraph train --save")(
-      "data", po::value(&data_path)->required(), "a CSV file with the training data's columns")(
+      "data", po::value(&data_path)->required(),
+      "a CSV file with the training data's columns, or IDX examples (with --labels)")(
+      "labels", po::value(&labels), "the IDX labels of --data")(
       "target", po::value(&target), "the CSV's target column (default: the last)");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
   if (vm.count("help")) {
-    fmt::print(out, "usage: gradgraph eval --model FILE.safetensors --data FILE.csv\n\n{}",
+    fmt::print(out, "usage: gradgraph eval --model FILE.safetensors --data FILE [--labels FILE]\n\n{}",
                fmt::streamed(desc));
     return ok;
   }
@@ -445,7 +548,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   const DType dtype = file.tensors.front().second.dtype();
   auto model = build_mlp(sizes, parse_activation(meta("gradgraph.activation")), dtype);
   nn::load(*model, model_path);
-  data::Dataset d = data::read_csv(data_path, csv_options(target));
+  data::Dataset d = read_dataset("--data", data_path, "--labels", labels, target, dtype);
   if (d.x.shape()[1] != sizes.front())
     throw ShapeError(fmt::format("{}: {} feature columns, but the model takes {}", data_path, d.x.shape()[1],
                                  sizes.front()));

@@ -457,6 +457,34 @@ TEST_CASE("data: mnist loader reads an MNIST-layout directory, gzip or plain") {
                             Contains("dataset-fashion-mnist")));
 }
 
+TEST_CASE("data: load_idx_dataset takes examples of any shape and integer labels of any width") {
+  TempDir dir;
+  // Two examples of 2x1x2 int16 values (kept as they are, not scaled) and int32 labels 0 and 4.
+  write_bytes(dir.file("x.idx"),
+              concat(idx_header(0x0B, {2, 2, 1, 2}), {0, 1, 0, 2, 0, 3, 1, 0, 0, 5, 0, 6, 0, 7, 0, 8}));
+  write_bytes(dir.file("y.idx"), concat(idx_header(0x0C, {2}), {0, 0, 0, 0, 0, 0, 0, 4}));
+  const Dataset d = load_idx_dataset(dir.file("x.idx"), dir.file("y.idx"), f32);
+  CHECK(d.x.shape() == Shape{2, 4});
+  CHECK(d.x.dtype() == f32);
+  check_values(d.x, {1, 2, 3, 256, 5, 6, 7, 8});
+  check_values(d.y, {0, 4});
+  CHECK(d.num_classes == 5);
+  // Unsigned-byte examples are pixels: scaled to [0, 1].
+  write_bytes(dir.file("px.idx"), concat(idx_header(0x08, {2, 1}), {255, 51}));
+  check_values(load_idx_dataset(dir.file("px.idx"), dir.file("y.idx")).x, {1, 0.2});
+  // Float labels, negative labels and no labels are not class ids.
+  write_bytes(dir.file("yf.idx"), concat(idx_header(0x0D, {2}), {0, 0, 0, 0, 0, 0, 0, 0}));
+  CHECK_THROWS_MATCHES(
+      load_idx_dataset(dir.file("px.idx"), dir.file("yf.idx")), FormatError,
+      What(Contains("yf.idx: expected class ids as a 1-d array of integers, found [2] of float32")));
+  write_bytes(dir.file("yn.idx"), concat(idx_header(0x09, {2}), {0, 0xff}));
+  CHECK_THROWS_MATCHES(load_idx_dataset(dir.file("px.idx"), dir.file("yn.idx")), FormatError,
+                       What(Contains("yn.idx: label -1 of entry 1 is not a class id")));
+  write_bytes(dir.file("y0.idx"), idx_header(0x08, {0}));
+  CHECK_THROWS_MATCHES(load_idx_dataset(dir.file("px.idx"), dir.file("y0.idx")), FormatError,
+                       What(Contains("y0.idx: no labels")));
+}
+
 // ---------------------------------------------------------------------------------------------
 // DataLoader, split, Standardizer
 

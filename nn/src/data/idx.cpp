@@ -354,32 +354,55 @@ const std::vector<std::string>& fashion_mnist_classes() {
   return names;
 }
 
+Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path, DType dtype) {
+  // Labels first: they are small, and a wrong path fails fast.
+  IdxHeader lh, ih;
+  Tensor labels = detail::read_idx_file(labels_path, f64, &lh);
+  const bool integral =
+      lh.type == IdxType::u8 || lh.type == IdxType::i8 || lh.type == IdxType::i16 || lh.type == IdxType::i32;
+  if (!integral || lh.dims.size() != 1)
+    detail::fail(labels_path, fmt::format("expected class ids as a 1-d array of integers, found {} of {}",
+                                          detail::dims_text(lh.dims), idx_type_name(lh.type)));
+  if (labels.numel() == 0) detail::fail(labels_path, "no labels: the dataset is empty");
+  const double* y = labels.data<double>();
+  double top = -1;
+  for (std::int64_t i = 0; i < labels.numel(); ++i) {
+    if (y[i] < 0 || y[i] > 1e6)
+      detail::fail(labels_path,
+                   fmt::format("label {} of entry {} is not a class id (0 to 1000000)", y[i], i));
+    top = std::max(top, y[i]);
+  }
+  Tensor images = detail::read_idx_file(images_path, dtype, &ih);
+  if (ih.dims.empty())
+    detail::fail(images_path, "expected one example per entry of the first dimension, found a 0-d array");
+  if (ih.dims[0] != lh.dims[0])
+    detail::fail(images_path,
+                 fmt::format("{} images but {} labels in '{}'", ih.dims[0], lh.dims[0], labels_path));
+  std::int64_t features = 1;
+  for (std::size_t i = 1; i < ih.dims.size(); ++i) features *= ih.dims[i];
+  Dataset ds;
+  ds.x = images.reshape({ih.dims[0], features});
+  if (ih.type == IdxType::u8) ds.x = scale_pixels(ds.x);
+  ds.y = labels;
+  ds.num_classes = static_cast<std::int64_t>(top) + 1;
+  return ds;
+}
+
 Dataset load_mnist(const std::string& dir, bool train, DType dtype) {
   const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = detail::mnist_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = detail::mnist_file(dir, prefix + "-labels-idx1-ubyte");
-  // Labels first: they are small, and a wrong directory fails fast.
-  IdxHeader lh, ih;
-  Tensor labels = detail::read_idx_file(labels_path, f64, &lh);
+  // The headers first, labels before images (small, and a wrong directory fails fast).
+  const IdxHeader lh = read_idx_header(labels_path);
   if (lh.type != IdxType::u8 || lh.dims.size() != 1)
     detail::fail(labels_path, fmt::format("expected labels as 1-d unsigned bytes, found {} of {}",
                                           detail::dims_text(lh.dims), idx_type_name(lh.type)));
-  Tensor images = detail::read_idx_file(images_path, dtype, &ih);
+  const IdxHeader ih = read_idx_header(images_path);
   if (ih.type != IdxType::u8 || ih.dims.size() != 3)
     detail::fail(images_path,
                  fmt::format("expected images as 3-d unsigned bytes [n, rows, cols], found {} of {}",
                              detail::dims_text(ih.dims), idx_type_name(ih.type)));
-  if (ih.dims[0] != lh.dims[0])
-    detail::fail(images_path,
-                 fmt::format("{} images but {} labels in '{}'", ih.dims[0], lh.dims[0], labels_path));
-  Dataset ds;
-  ds.x = scale_pixels(images.reshape({ih.dims[0], ih.dims[1] * ih.dims[2]}));
-  ds.y = labels;
-  double top = -1;
-  const double* y = labels.data<double>();
-  for (std::int64_t i = 0; i < labels.numel(); ++i) top = std::max(top, y[i]);
-  ds.num_classes = static_cast<std::int64_t>(top) + 1;
-  return ds;
+  return load_idx_dataset(images_path, labels_path, dtype);
 }
 
 Dataset load_fashion_mnist(const std::string& dir, bool train, DType dtype) {
