@@ -64,11 +64,12 @@ std::string num(double v) {
   return fmt::format("{:.6g}", v == 0 ? 0.0 : v);
 }
 
-/// A JSON value for a double: shortest round-trip digits, non-finite as a string.
+/// A JSON value for a double: shortest round-trip digits, non-finite as a string, -0 as 0 (as in
+/// the text output: -log(1) is a loss of 0, not "-0").
 std::string json_num(double v) {
   if (std::isnan(v)) return "\"nan\"";
   if (std::isinf(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
-  return fmt::format("{}", v);
+  return fmt::format("{}", v == 0 ? 0.0 : v);
 }
 
 bool is_name(std::string_view s) {
@@ -267,7 +268,7 @@ std::string json_text(const Report& r) {
 
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   bool json = false, check = false;
-  std::string program, dot, format;
+  std::string program, dot, format, rankdir;
   std::vector<std::string> input_args;
   po::options_description visible("options", 100, 50);
   visible.add_options()("help,h", "show this help")(
@@ -277,7 +278,9 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
       "dot", po::value(&dot)->value_name("FILE"),
       "write the graph as Graphviz DOT (values, gradients, local derivatives on the edges)")(
       "render", po::value(&format)->value_name("svg|png"),
-      "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg)");
+      "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg)")(
+      "rankdir", po::value(&rankdir)->value_name("LR|TB")->default_value("LR"),
+      "the picture's direction: LR (inputs on the left) or TB (inputs on top)");
   po::options_description hidden;
   hidden.add_options()("program", po::value(&program))("input", po::value(&input_args));
   po::options_description all;
@@ -301,6 +304,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
     throw UsageError(fmt::format("--render: '{}' is not svg or png", format));
   if (!format.empty() && dot.empty()) throw UsageError("--render needs --dot FILE, the DOT file to render");
   if (vm.count("dot") && dot.empty()) throw UsageError("--dot: the file name is empty");
+  check_rankdir(rankdir);
   if (program.size() > expr::k_max_bytes)
     throw UsageError(fmt::format("the program is {} bytes: at most {} (1 MB) are accepted", program.size(),
                                  expr::k_max_bytes));
@@ -347,7 +351,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   std::string graph_note;
   if (!dot.empty()) {
     std::ostringstream os;
-    write_dot(os, ev.output);
+    write_dot(os, ev.output, DotOptions{.rankdir = rankdir});
     graph_note = save_graph("explain", dot, os.str(), format, err);
   }
 

@@ -54,6 +54,11 @@ bool render(const std::string& in, const std::string& out, const std::string& fo
   return true;
 }
 
+void check_rankdir(const std::string& rankdir) {
+  if (rankdir != "LR" && rankdir != "TB")
+    throw UsageError(fmt::format("--rankdir '{}': use LR (left to right) or TB (top to bottom)", rankdir));
+}
+
 std::string save_graph(const std::string& command, const std::string& path, const std::string& dot_text,
                        const std::string& format, std::ostream& err) {
   plot::write_atomically(path, dot_text);

@@ -64,20 +64,23 @@ int run_summary(const std::vector<std::string>& args, std::ostream& out, std::os
 
 int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   ModelOptions o;
-  std::string path, format;
+  std::string path, format, rankdir;
   bool backward = false;
   po::options_description desc = model_options(o);
   desc.add_options()("output,o", po::value(&path)->required(), "the DOT file to write")(
       "backward", po::bool_switch(&backward),
       "also run backward (cross-entropy against class 0) and show gradients")(
-      "render", po::value(&format), "also run Graphviz: svg or png");
+      "render", po::value(&format), "also run Graphviz: svg or png")(
+      "rankdir", po::value(&rankdir)->default_value("LR"),
+      "layout: LR (input on the left) or TB (input on top, fits a page better)");
   if (!parse(args, desc, out,
              "usage: gradgraph dot --layers 2,3,2 [--activation sigmoid] -o mlp.dot [--backward] [--render "
-             "svg]\n"
+             "svg] [--rankdir TB]\n"
              "Draws the model's forward graph for one input, each layer as a cluster with its parameters."))
     return ok;
   if (!format.empty() && format != "svg" && format != "png")
     throw UsageError(fmt::format("--render '{}': use svg or png", format));
+  check_rankdir(rankdir);
   const auto sizes = parse_layers(o.layers);
   nn::manual_seed(o.seed);
   auto model = build_mlp(sizes, parse_activation(o.activation));
@@ -92,7 +95,7 @@ int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     root.backward();
   }
   std::ostringstream dot;
-  write_dot(dot, root, DotOptions{.show_grad = backward});
+  write_dot(dot, root, DotOptions{.rankdir = rankdir, .show_grad = backward});
   fmt::print(out, "{}\n", save_graph("dot", path, dot.str(), format, err));
   return ok;
 }

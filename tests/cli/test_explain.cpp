@@ -112,6 +112,15 @@ TEST_CASE("explain: the cs231n example as JSON") {
                  "\n");
 }
 
+TEST_CASE("explain: JSON writes a negative zero as 0, like the text output") {
+  // The course's cross-entropy table: a sure right answer costs 0, and -log(1) is -0 in IEEE.
+  const Result r = explain({"--json", "L = -log(p)", "p=1"});
+  CHECK(r.code == 0);
+  CHECK(r.out == R"({"output": "L", "values": {"p": 1, "L": 0}, "grads": {"p": -1, "L": 1}})"
+                 "\n");
+  CHECK(has(explain({"L = -log(p)", "p=1"}).out, "L = -log(p)   = 0   output"));
+}
+
 TEST_CASE("explain: JSON lists inputs in the order the program first uses them") {
   const Result r = explain({"--json", "f = b * a", "a=2", "b=3"});
   CHECK(r.out == R"({"output": "f", "values": {"b": 3, "a": 2, "f": 6}, "grads": {"b": 2, "a": 3, "f": 1}})"
@@ -404,6 +413,19 @@ TEST_CASE("explain: --dot writes the graph atomically with values and gradients"
   r = explain({"--dot", (dir / "missing" / "g.dot").string(), k_cs231n, "x=-2", "y=5", "z=-4"});
   CHECK(r.code == gg::cli::io_error);
   CHECK(has(r.err, "cannot write"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("explain: --rankdir TB draws the graph top to bottom, and only LR and TB are accepted") {
+  const auto dir = temp_dir("rankdir");
+  const std::string file = (dir / "g.dot").string();
+  REQUIRE(explain({"--dot", file, k_cs231n, "x=-2", "y=5", "z=-4"}).code == 0);
+  CHECK(has(read_file(file), "rankdir=LR"));
+  REQUIRE(explain({"--dot", file, "--rankdir", "TB", k_cs231n, "x=-2", "y=5", "z=-4"}).code == 0);
+  CHECK(has(read_file(file), "rankdir=TB"));
+  const Result bad = explain({"--dot", file, "--rankdir", "up", k_cs231n, "x=-2", "y=5", "z=-4"});
+  CHECK(bad.code == gg::cli::usage_error);
+  CHECK(has(bad.err, "--rankdir 'up': use LR (left to right) or TB (top to bottom)"));
   std::filesystem::remove_all(dir);
 }
 

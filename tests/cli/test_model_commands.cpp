@@ -62,3 +62,15 @@ TEST_CASE("models: dot draws each layer as a cluster, and --backward adds the gr
   std::filesystem::remove(forward);
   std::filesystem::remove(back);
 }
+
+TEST_CASE("models: dot --rankdir TB stacks the layers top to bottom for a page") {
+  const std::string file = (std::filesystem::temp_directory_path() / "gg_cli_mlp_tb.dot").string();
+  REQUIRE(run({"dot", "--layers", "2,3,2", "-o", file}).code == 0);
+  CHECK_THAT(slurp(file), Catch::Contains("rankdir=LR"));
+  REQUIRE(run({"dot", "--layers", "2,3,2", "-o", file, "--rankdir", "TB"}).code == 0);
+  CHECK_THAT(slurp(file), Catch::Contains("rankdir=TB") && Catch::Contains("0: Linear(in=2, out=3)"));
+  const Result bad = run({"dot", "--layers", "2,3,2", "-o", file, "--rankdir", "tb"});
+  CHECK(bad.code == gg::cli::usage_error);
+  CHECK_THAT(bad.err, Catch::Contains("--rankdir 'tb'"));
+  std::filesystem::remove(file);
+}
