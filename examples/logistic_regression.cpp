@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
             << "decision line d(x) = 0:  x2 = " << -w0.item() / w2.item() << " + " << -w1.item() / w2.item()
             << "*x1\naccuracy " << static_cast<double>(right) / n << "\n";
 
-  // One prediction as a graph: d = w0 + w1*x1 + w2*x2, p = sigmoid(d), for the first point.
+  // One prediction as a graph: d = w0 + w1*x1 + w2*x2, p = sigmoid(d), for the first point. The
+  // weights' gradients are cleared first, so the picture shows this prediction's gradients only.
+  opt.zero_grad();
   Var p1 = Var(x.flat(0)).name("x1"), p2 = Var(x.flat(1)).name("x2");
   Var dd = (w0 + w1 * p1 + w2 * p2).name("d");
   Var p = gg::sigmoid(dd).name("p");
