@@ -169,9 +169,10 @@ int check(const fs::path& build, const fs::path& work, const fs::path& tutorial,
       fail(1, std::to_string(blocks.size()) + " shell blocks, " + twin.filename().string() + " has " +
                   std::to_string(theirs.size()));
     for (std::size_t i = 0; i < std::min(blocks.size(), theirs.size()); ++i)
-      if (blocks[i].script != theirs[i].script || blocks[i].output != theirs[i].output)
-        fail(blocks[i].line, "this block or its output differs from " + twin.filename().string() + ":" +
-                                 std::to_string(theirs[i].line));
+      if (blocks[i].script != theirs[i].script || blocks[i].output != theirs[i].output ||
+          blocks[i].compared != theirs[i].compared)
+        fail(blocks[i].line, "this block, its output or whether it is compared differs from " +
+                                 twin.filename().string() + ":" + std::to_string(theirs[i].line));
     if (pictures(text) != pictures(other))
       fail(1, "the pictures differ from " + twin.filename().string() + "'s");
   }
