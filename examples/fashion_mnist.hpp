@@ -1,0 +1,137 @@
+// What the Fashion-MNIST examples share: loading Debian's dataset-fashion-mnist (IDX, gzip'd) as float32,
+// mini-batch training with Adam and cross-entropy, the test accuracy and seconds per epoch after each
+// epoch, the confusion matrix, and a main() that skips (exit 77) when the dataset is not installed.
+#pragma once
+
+#include <nn/nn.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace fashion_mnist {
+
+/// Exit status of a run that could not happen (CTest's SKIP_RETURN_CODE).
+inline constexpr int skipped = 77;
+
+/// How to train.
+struct Settings {
+  int epochs = 10;
+  std::int64_t limit = 60000; ///< use only the first `limit` training and test images
+  int threads = 1;
+  std::int64_t batch_size = 128;
+  double lr = 1e-3;
+  std::uint64_t seed = 1;
+  bool images = false; ///< give the model [n, 1, 28, 28] images instead of [n, 784] rows
+};
+
+/// The first n rows of x (all when n >= its row count).
+inline gg::Tensor head(const gg::Tensor& x, std::int64_t n) {
+  return n >= x.shape()[0] ? x : gg::kernel::slice(x, 0, 0, n);
+}
+
+/// Class ids the model predicts for x, computed 1000 rows at a time without recording.
+inline gg::Tensor predict(gg::nn::Module& model, const gg::Tensor& x) {
+  gg::NoGrad no_grad;
+  std::vector<gg::Tensor> parts;
+  for (std::int64_t i = 0; i < x.shape()[0]; i += 1000)
+    parts.push_back(gg::metrics::class_ids(
+        model(gg::Var::constant(gg::kernel::slice(x, 0, i, std::min(i + 1000, x.shape()[0])))).value()));
+  return gg::kernel::concat(parts, 0);
+}
+
+/// Trains the model and reports after every epoch; returns the final test accuracy.
+inline double train(gg::nn::Module& model, const Settings& s) {
+  namespace nn = gg::nn;
+  gg::kernel::set_num_threads(s.threads);
+  const auto load_start = std::chrono::steady_clock::now();
+  gg::data::Dataset train =
+      gg::data::load_fashion_mnist(std::string(gg::data::fashion_mnist_dir), true, gg::f32);
+  gg::data::Dataset test =
+      gg::data::load_fashion_mnist(std::string(gg::data::fashion_mnist_dir), false, gg::f32);
+  gg::Tensor x_train = head(train.x, s.limit), y_train = head(train.y, s.limit);
+  gg::Tensor x_test = head(test.x, s.limit), y_test = head(test.y, s.limit);
+  if (s.images) {
+    x_train = x_train.reshape({-1, 1, 28, 28});
+    x_test = x_test.reshape({-1, 1, 28, 28});
+  }
+  std::cout << fmt::format(
+      "Fashion-MNIST ({}): {} training and {} test images, float32, loaded in {:.1f} s\n",
+      gg::data::fashion_mnist_dir, x_train.shape()[0], x_test.shape()[0],
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
+  std::cout << nn::summary(model, s.images ? gg::Shape{1, 1, 28, 28} : gg::Shape{1, 784}, gg::f32) << "\n";
+
+  gg::optim::Adam opt(model.parameters(), gg::optim::AdamOptions(s.lr));
+  gg::data::DataLoader loader(x_train, y_train,
+                              {.batch_size = s.batch_size, .shuffle = true, .seed = s.seed});
+  std::cout << fmt::format("training: Adam lr {}, cross-entropy, batches of {}, {} epochs, {} thread(s)\n",
+                           s.lr, s.batch_size, s.epochs, s.threads);
+  std::vector<double> seconds;
+  double accuracy = 0;
+  for (int epoch = 1; epoch <= s.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    double total = 0;
+    for (const gg::data::Batch& b : loader) {
+      opt.zero_grad();
+      const gg::Var loss = nn::cross_entropy(model(gg::Var::constant(b.x)), b.y);
+      loss.backward();
+      opt.step();
+      total += loss.item() * static_cast<double>(b.x.shape()[0]);
+    }
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    accuracy = gg::metrics::accuracy(predict(model, x_test), y_test);
+    std::cout << fmt::format("  epoch {:3d}  loss {:.4f}  test accuracy {:.4f}  {:.1f} s ({:.0f} images/s)\n",
+                             epoch, total / static_cast<double>(x_train.shape()[0]), accuracy, seconds.back(),
+                             static_cast<double>(x_train.shape()[0]) / seconds.back());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  std::cout << fmt::format(
+                   "\ntest accuracy {:.4f}; seconds per training epoch: median {:.1f}, min {:.1f}\n\n",
+                   accuracy, seconds[seconds.size() / 2], seconds.front())
+            << gg::metrics::format_confusion_matrix(
+                   gg::metrics::confusion_matrix(predict(model, x_test), y_test, 10),
+                   gg::data::fashion_mnist_classes());
+  return accuracy;
+}
+
+/// The main() of these examples: `name [EPOCHS] [LIMIT] [THREADS]` trains make_model()'s model. A full
+/// run (all 60,000 images, at least s.epochs epochs) must reach `target` test accuracy; a reduced one
+/// (a test) only has to learn something (0.5; chance is 0.1). Exit 77 when the dataset is not installed, 2 on errors.
+inline int main_with(int argc, char** argv, const char* name, Settings s, double target,
+                     const std::function<std::shared_ptr<gg::nn::Module>()>& make_model) {
+  try {
+    if (argc > 4) throw gg::UsageError(fmt::format("usage: {} [EPOCHS] [LIMIT] [THREADS]", name));
+    const int full_epochs = s.epochs;
+    if (argc > 1) s.epochs = std::stoi(argv[1]);
+    if (argc > 2) s.limit = std::stoll(argv[2]);
+    if (argc > 3) s.threads = std::stoi(argv[3]);
+    if (s.epochs < 1 || s.limit < 1 || s.threads < 1)
+      throw gg::UsageError("EPOCHS, LIMIT and THREADS must be at least 1");
+    const std::string probe = std::string(gg::data::fashion_mnist_dir) + "/train-images-idx3-ubyte.gz";
+    if (!std::filesystem::exists(probe)) {
+      std::cout << name << ": skipped, " << probe << " is missing (apt-get install dataset-fashion-mnist)\n";
+      return skipped;
+    }
+    gg::nn::manual_seed(s.seed);
+    const auto model = make_model();
+    const double accuracy = train(*model, s);
+    const bool full = s.limit >= 60000 && s.epochs >= full_epochs;
+    const double needed = full ? target : 0.5;
+    if (accuracy < needed)
+      std::cerr << fmt::format("{}: test accuracy {:.4f} is below {}\n", name, accuracy, needed);
+    return accuracy >= needed ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << name << ": " << e.what() << "\n";
+    return 2;
+  }
+}
+
+} // namespace fashion_mnist
