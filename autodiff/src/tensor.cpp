@@ -3,9 +3,12 @@
 // PyTorch-like printing.
 #include <autodiff/tensor.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <numbers>
 #include <type_traits>
@@ -31,6 +34,9 @@ namespace {
 [[noreturn]] void throw_rank_too_large(std::size_t rank) {
   throw ValueError(fmt::format("Shape: rank {} exceeds the maximum rank {}", rank, Shape::max_rank));
 }
+[[noreturn]] void throw_too_many_elements(const Shape& shape) {
+  throw ValueError(fmt::format("Shape {}: the number of elements overflows 64 bits", shape.str()));
+}
 
 template <class F> decltype(auto) dispatch(DType dtype, F&& f) {
   if (dtype == f64) return f(double{});
@@ -51,7 +57,9 @@ Shape::Shape(const std::vector<std::int64_t>& dims) {
 
 std::int64_t Shape::numel() const {
   std::int64_t n = 1;
-  for (std::int64_t d : *this) n *= d;
+  for (std::int64_t d : *this)
+    if (__builtin_mul_overflow(n, d, &n)) [[unlikely]]
+      detail::throw_too_many_elements(*this);
   return n;
 }
 
@@ -68,21 +76,75 @@ bool Shape::operator==(const Shape& o) const {
 
 // ---------------------------------------------------------------------------------------------
 // Buffer: a 64-byte header holding the reference count, followed by the data, in one allocation.
+// Buffers of up to 1 MiB are recycled through a per-thread cache of power-of-two size classes: a
+// training step allocates and frees the same sizes every time, and glibc's aligned allocation
+// (memalign) was a quarter of a small MLP's step (callgrind; docs/performance.md).
 
 namespace detail {
 
 struct alignas(64) Buffer {
   std::atomic<std::size_t> refs{1};
+  std::size_t size_class; ///< index into the cache, or k_uncached
 };
 static_assert(sizeof(Buffer) == 64);
 
 namespace {
 constexpr std::align_val_t buffer_alignment{64};
+constexpr std::size_t k_min_class_log2 = 7;  // 128 bytes, header included
+constexpr std::size_t k_max_class_log2 = 20; // 1 MiB
+constexpr std::size_t k_classes = k_max_class_log2 - k_min_class_log2 + 1;
+constexpr std::size_t k_uncached = k_classes;
+constexpr std::size_t k_cache_bytes = std::size_t{8} << 20; // per class, at most this much kept
+constexpr std::size_t k_max_per_class = 64;
+
+/// Freed buffers by size class. Trivially initialised and destroyed (a buffer freed during program
+/// exit, after this thread's destructors ran, goes straight to the heap: `closed`).
+struct BufferCache {
+  void* slots[k_classes][k_max_per_class];
+  std::size_t count[k_classes];
+  bool active; ///< the holder below is registered and will drain the cache at thread exit
+  bool closed;
+};
+thread_local BufferCache t_buffers;
+
+void release_memory(void* mem) {
+  ::operator delete(mem, buffer_alignment);
 }
 
+struct BufferCacheHolder {
+  bool registered = false;
+  ~BufferCacheHolder() {
+    for (std::size_t c = 0; c < k_classes; ++c)
+      for (std::size_t i = 0; i < t_buffers.count[c]; ++i) release_memory(t_buffers.slots[c][i]);
+    t_buffers = {};
+    t_buffers.closed = true;
+  }
+};
+thread_local BufferCacheHolder t_buffer_holder;
+
+std::size_t class_of(std::size_t total) {
+  if (total > (std::size_t{1} << k_max_class_log2)) return k_uncached;
+  const std::size_t log2 = std::max<std::size_t>(k_min_class_log2, std::bit_width(total - 1));
+  return log2 - k_min_class_log2;
+}
+
+std::size_t class_capacity(std::size_t c) {
+  return std::min(k_max_per_class, k_cache_bytes >> (c + k_min_class_log2));
+}
+} // namespace
+
 BufferRef::BufferRef(std::size_t bytes) {
-  void* mem = ::operator new(sizeof(Buffer) + bytes, buffer_alignment);
+  const std::size_t c = class_of(sizeof(Buffer) + bytes);
+  void* mem;
+  BufferCache& cache = t_buffers;
+  if (c != k_uncached && cache.count[c] > 0) {
+    mem = cache.slots[c][--cache.count[c]];
+  } else {
+    mem = ::operator new (c == k_uncached ? sizeof(Buffer) + bytes : std::size_t{1} << (c + k_min_class_log2),
+                          buffer_alignment);
+  }
   p = new (mem) Buffer;
+  p->size_class = c;
 }
 
 BufferRef::BufferRef(const BufferRef& o) noexcept : p(o.p) {
@@ -91,8 +153,18 @@ BufferRef::BufferRef(const BufferRef& o) noexcept : p(o.p) {
 
 BufferRef::~BufferRef() {
   if (p && p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    const std::size_t c = p->size_class;
     p->~Buffer();
-    ::operator delete(static_cast<void*>(p), buffer_alignment);
+    BufferCache& cache = t_buffers;
+    if (c != k_uncached && !cache.closed && cache.count[c] < class_capacity(c)) {
+      if (!cache.active) [[unlikely]] {
+        cache.active = true;
+        t_buffer_holder.registered = true; // its destructor drains the cache at thread exit
+      }
+      cache.slots[c][cache.count[c]++] = p;
+      return;
+    }
+    release_memory(p);
   }
 }
 
@@ -217,8 +289,11 @@ Tensor Tensor::scalar(double value, DType dtype) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   check_dims(shape, "Tensor::empty");
+  const std::int64_t n = shape.numel();
+  if (n > std::numeric_limits<std::int64_t>::max() / static_cast<std::int64_t>(dtype_size(dtype)))
+    throw ValueError(fmt::format("Tensor::empty: shape {} needs more bytes than 64 bits count", shape.str()));
   Tensor t;
-  t.buf_ = detail::BufferRef(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  t.buf_ = detail::BufferRef(static_cast<std::size_t>(n) * dtype_size(dtype));
   t.shape_ = shape;
   t.dtype_ = dtype;
   return t;
