@@ -42,6 +42,7 @@ enum class Op : std::uint8_t {
   max,
   max_axis,
   matmul,
+  linear,
   transpose,
   reshape,
   slice,

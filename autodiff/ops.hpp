@@ -63,6 +63,10 @@ Var max(const Var& x, int axis, bool keepdim = false);
 
 /// Matrix product: 2-d, batched (leading dimensions broadcast), 1-d operands as in NumPy.
 Var matmul(const Var& a, const Var& b);
+/// x @ weight^T + bias in one op, as torch.nn.functional.linear: x [..., in] (or [in]), weight
+/// [out, in], bias [out] or undefined for none. No transposed copy of the weight is made, forward or
+/// backward, and only the inputs that require grad get gradients computed.
+Var linear(const Var& x, const Var& weight, const Var& bias = Var());
 Var transpose(const Var& x, int axis0 = -2, int axis1 = -1);
 /// Same elements, new shape; one dimension may be -1.
 Var reshape(const Var& x, const std::vector<std::int64_t>& shape);

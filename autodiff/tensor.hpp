@@ -169,6 +169,11 @@ namespace kernel {
 enum class Unary : std::uint8_t { neg, exp, log, sqrt, abs, tanh, sigmoid, relu, sin, cos, sign, square };
 enum class Binary : std::uint8_t { add, sub, mul, div, pow, maximum, minimum, gt, lt, ge, le, eq };
 
+/// g times the derivative of f at x (out = f(x)), elementwise in one pass: the backward of unary().
+Tensor unary_backward(Unary f, const Tensor& g, const Tensor& x, const Tensor& out);
+/// The backward of softmax (log_space false) or log_softmax along axis, given its output `out`
+/// and the gradient g: out * (g - sum(g * out)) or g - exp(out) * sum(g), fused per lane.
+Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space);
 /// The shape both operands broadcast to (ShapeError naming op and both shapes otherwise).
 Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op);
 Tensor unary(Unary f, const Tensor& x);
@@ -210,6 +215,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 /// a (optionally transposed) times b (optionally transposed), 2-d only: the building block of
 /// matmul's backward, computed without materialising the transposes.
 Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b);
+/// x @ weight^T + bias for x [..., in], weight [out, in] and an optional bias [out] (undefined for
+/// none): a Linear layer's forward as one GEMM with the transpose flag, the bias added in place.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 /// Swaps two axes (a copy: storage is always contiguous).
 Tensor transpose(const Tensor& x, int axis0 = -2, int axis1 = -1);
 /// Elements start, start+step, ... < stop along axis (start/stop clamped like Python slices;

@@ -189,6 +189,14 @@ std::vector<Var> vjp(Node* n, const Var& g) {
               Var::constant(kernel::gemm(value_of(a.node()), true, gv, false))};
     }
     return {sum_to(matmul(g, transpose(b)), sa), sum_to(matmul(transpose(a), g), b.shape())};
+  case Op::linear: { // a [..., in], b = weight [out, in], bias [out]: as matmul on [rows, in]
+    const std::int64_t in = b.shape()[1], out_features = b.shape()[0], rows = leading_numel(sa);
+    const Var g2 = reshape(g, {rows, out_features});
+    std::vector<Var> r = {reshape(matmul(g2, b), sa.to_vector()),
+                          matmul(transpose(g2), reshape(a, {rows, in}))};
+    if (n->num_inputs() == 3) r.push_back(sum(g2, 0));
+    return r;
+  }
   case Op::transpose: return {transpose(g, axis, static_cast<int>(ints[1]))};
   case Op::reshape: return {reshape(g, sa.to_vector())};
   case Op::slice: return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};
@@ -339,6 +347,13 @@ struct ValueSweep {
       scalar_derivatives(n, d);
       if (n->in[0]) add(n->in[0], n->grad * d[0]);
       if (n->in[1]) add(n->in[1], n->grad * d[1]);
+      return;
+    }
+    std::array<Tensor, 3> values;
+    if (vjp_values(n, n->ext->grad, values)) { // the common ops: kernels only (backward_values.cpp)
+      for (int i = 0; i < 3 && i < n->num_inputs(); ++i)
+        if (values[static_cast<std::size_t>(i)].defined())
+          add(n->input(i), std::move(values[static_cast<std::size_t>(i)]));
       return;
     }
     const std::vector<Var> gin = vjp(n, Var::constant(n->ext->grad));

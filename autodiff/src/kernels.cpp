@@ -469,6 +469,41 @@ Tensor unary(Unary f, const Tensor& x) {
   return out;
 }
 
+Tensor unary_backward(Unary f, const Tensor& g, const Tensor& x, const Tensor& out) {
+  detail::require_defined(g, "unary_backward");
+  detail::require_defined(x, "unary_backward");
+  if (!(g.shape() == x.shape()) || !(out.shape() == x.shape()))
+    throw ShapeError(fmt::format("unary_backward: gradient {}, input {} and output {} differ in shape",
+                                 g.shape().str(), x.shape().str(), out.shape().str()));
+  const Tensor pg = g.to(x.dtype()), po = out.to(x.dtype());
+  Tensor r = Tensor::empty(x.shape(), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *gp = pg.data<T>(), *xp = x.data<T>(), *op = po.data<T>();
+    T* rp = r.data<T>();
+    auto map = [&](auto fn) {
+      detail::parallel_range(x.numel(), [&](Index lo, Index hi) {
+        for (Index i = lo; i < hi; ++i) rp[i] = fn(gp[i], xp[i], op[i]);
+      });
+    };
+    switch (f) {
+    case Unary::neg: return map([](T gi, T, T) { return -gi; });
+    case Unary::exp: return map([](T gi, T, T o) { return gi * o; });
+    case Unary::log: return map([](T gi, T xi, T) { return gi / xi; });
+    case Unary::sqrt: return map([](T gi, T, T o) { return gi / (T(2) * o); });
+    case Unary::abs: return map([](T gi, T xi, T) { return xi > 0 ? gi : xi < 0 ? -gi : T(0); });
+    case Unary::tanh: return map([](T gi, T, T o) { return gi * (T(1) - o * o); });
+    case Unary::sigmoid: return map([](T gi, T, T o) { return gi * o * (T(1) - o); });
+    case Unary::relu: return map([](T gi, T xi, T) { return xi > 0 ? gi : T(0); });
+    case Unary::sin: return map([](T gi, T xi, T) { return gi * std::cos(xi); });
+    case Unary::cos: return map([](T gi, T xi, T) { return -gi * std::sin(xi); });
+    case Unary::sign: return map([](T, T, T) { return T(0); });
+    case Unary::square: return map([](T gi, T xi, T) { return T(2) * xi * gi; });
+    }
+  });
+  return r;
+}
+
 Tensor binary(Binary f, const Tensor& a, const Tensor& b, std::string_view op) {
   const std::string_view name = op.empty() ? detail::binary_name(f) : op;
   detail::require_defined(a, name);
@@ -773,6 +808,46 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
 }
 } // namespace
 
+Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space) {
+  const std::string_view op = log_space ? "log_softmax backward" : "softmax backward";
+  detail::require_defined(g, op);
+  detail::require_defined(out, op);
+  if (!(g.shape() == out.shape()))
+    throw ShapeError(
+        fmt::format("{}: gradient {} and output {} differ in shape", op, g.shape().str(), out.shape().str()));
+  const int ax = normalize_axis(axis, out.rank(), op);
+  const detail::AxisView v(out.shape(), ax);
+  const Tensor pg = g.to(out.dtype());
+  Tensor r = Tensor::empty(out.shape(), out.dtype());
+  detail::dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *gp = pg.data<T>(), *op_ = out.data<T>();
+    T* rp = r.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index) {
+      double s = 0;
+      if (log_space) { // g - exp(out) * sum(g)
+        for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
+        const T st = static_cast<T>(s);
+        for (Index k = 0; k < v.n; ++k) {
+          const Index i = base + k * stride;
+          rp[i] = gp[i] - std::exp(op_[i]) * st;
+        }
+      } else { // out * (g - sum(g * out))
+        for (Index k = 0; k < v.n; ++k) {
+          const Index i = base + k * stride;
+          s += static_cast<double>(gp[i] * op_[i]);
+        }
+        const T st = static_cast<T>(s);
+        for (Index k = 0; k < v.n; ++k) {
+          const Index i = base + k * stride;
+          rp[i] = op_[i] * (gp[i] - st);
+        }
+      }
+    });
+  });
+  return r;
+}
+
 Tensor softmax(const Tensor& x, int axis) {
   return softmax_impl(x, axis, false, "softmax");
 }
@@ -879,6 +954,42 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   return out;
 }
 
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::require_defined(x, "linear");
+  detail::require_defined(weight, "linear");
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  if (ws.rank() != 2 || xs.rank() < 1 || xs[xs.rank() - 1] != ws[1])
+    throw ShapeError(
+        fmt::format("linear: input of shape {} and weight of shape {} do not fit (the weight must "
+                    "be [out, in] with in the input's last dimension)",
+                    xs.str(), ws.str()));
+  if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
+    throw ShapeError(fmt::format("linear: bias of shape {} does not fit weight of shape {} (expected [{}])",
+                                 bias.shape().str(), ws.str(), ws[0]));
+  const Index in = ws[1], out = ws[0];
+  Index rows = 1;
+  for (int d = 0; d + 1 < xs.rank(); ++d) rows *= xs[d];
+  DType dtype = promote(x.dtype(), weight.dtype());
+  if (bias.defined()) dtype = promote(dtype, bias.dtype());
+  Tensor y = gemm(x.to(dtype).reshape(Shape{rows, in}), false, weight.to(dtype), true);
+  if (bias.defined() && y.numel() > 0) {
+    const Tensor pb = bias.to(dtype);
+    detail::dispatch(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T* yp = y.data<T>();
+      const T* bp = pb.data<T>();
+      for (Index r = 0; r < rows; ++r)
+        for (Index j = 0; j < out; ++j) yp[r * out + j] += bp[j];
+    });
+  }
+  Shape ys = xs;
+  ys[xs.rank() - 1] = out;
+  return y.reshape(ys);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout and indexing
 // ---------------------------------------------------------------------------------------------
 // Layout and indexing
 

@@ -41,6 +41,8 @@ constexpr std::array<OpInfo, static_cast<std::size_t>(Op::count_)> k_table{{
     {"max_axis", "", 1, "(a==out ? 1/ties : 0)", "", "max(a, axis, keepdim)",
      "largest along an axis; ties share the gradient"},
     {"matmul", "@", 2, "g @ b^T", "a^T @ g", "matmul(a, b)", "matrix product: 2-d, batched, 1-d as NumPy"},
+    {"linear", "", -1, "g @ w", "g^T @ a (bias: sum of g over rows)", "linear(a, w, bias)",
+     "a @ w^T + bias in one op (a Linear layer)"},
     {"transpose", "", 1, "transpose(g)", "", "transpose(a, i, j)", "axes i and j swapped"},
     {"reshape", "", 1, "reshape(g, shape(a))", "", "reshape(a, shape)", "same elements, new shape"},
     {"slice", "", 1, "slice_scatter(g)", "", "slice(a, axis, start, stop, step), select(a, axis, i)",

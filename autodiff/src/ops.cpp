@@ -3,7 +3,9 @@
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
+#include <array>
 #include <cmath>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -38,8 +40,8 @@ struct Emitted {
   Node* n = nullptr;
 };
 
-Emitted emit(Op op, Node* a, Node* b, Tensor value) {
-  if (!wants_grad(a, b)) return {Var::constant(value), nullptr};
+/// Records a tensor node with inputs a, b (either may be null).
+Emitted record_tensor(Op op, Node* a, Node* b, Tensor value) {
   Node* n = record(op, a, b);
   Var v = Var::adopt(n);
   ext_of(n).value = std::move(value);
@@ -47,13 +49,26 @@ Emitted emit(Op op, Node* a, Node* b, Tensor value) {
   return {std::move(v), n};
 }
 
-Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value) {
+Emitted emit(Op op, Node* a, Node* b, Tensor value) {
+  if (!wants_grad(a, b)) return {Var::constant(value), nullptr};
+  return record_tensor(op, a, b, std::move(value));
+}
+
+/// A result of several inputs: recorded when any of them requires grad (not only the first two).
+Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value) {
   bool any = false;
-  for (const Var& x : xs) any = any || x.node()->requires_grad();
+  for (const Node* x : xs) any = any || x->requires_grad();
   if (!grad_mode_flag() || !any) return {Var::constant(value), nullptr};
-  Emitted e = emit(op, xs[0].node(), xs.size() > 1 ? xs[1].node() : nullptr, std::move(value));
-  for (std::size_t i = 2; i < xs.size(); ++i) record_more_input(e.n, xs[i].node());
+  Emitted e = record_tensor(op, xs[0], xs.size() > 1 ? xs[1] : nullptr, std::move(value));
+  for (std::size_t i = 2; i < xs.size(); ++i) record_more_input(e.n, xs[i]);
   return e;
+}
+
+Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value) {
+  std::vector<Node*> nodes;
+  nodes.reserve(xs.size());
+  for (const Var& x : xs) nodes.push_back(x.node());
+  return emit_variadic(op, nodes, std::move(value));
 }
 
 } // namespace detail
@@ -321,6 +336,16 @@ Var matmul(const Var& a, const Var& b) {
     return reshape(r, shape);
   }
   return emit(Op::matmul, x, y, kernel::matmul(value_of(x), value_of(y))).var;
+}
+
+Var linear(const Var& x, const Var& weight, const Var& bias) {
+  Node* a = need(x, "linear");
+  Node* w = need(weight, "linear");
+  Node* b = bias.defined() ? bias.node() : nullptr;
+  Tensor value = kernel::linear(value_of(a), value_of(w), b ? value_of(b) : Tensor());
+  if (!b) return emit(Op::linear, a, w, std::move(value)).var;
+  const std::array<Node*, 3> inputs{a, w, b};
+  return detail::emit_variadic(Op::linear, inputs, std::move(value)).var;
 }
 
 Var transpose(const Var& a, int axis0, int axis1) {

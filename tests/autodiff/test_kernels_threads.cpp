@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -32,4 +33,68 @@ TEST_CASE("kernels: recycled buffers never alias a live tensor, across threads t
   }
   for (int i = 0; i < 100; ++i)
     for (std::int64_t j = 0; j < 16; ++j) REQUIRE(fresh[static_cast<std::size_t>(i)].flat(j) == 1000.0 + i);
+}
+
+namespace {
+gg::GradcheckResult check(const std::function<Var(const std::vector<Var>&)>& f,
+                          const std::vector<Tensor>& xs) {
+  return gg::gradcheck(f, xs);
+}
+Tensor rnd(const Shape& shape, std::uint64_t seed) {
+  gg::Rng rng(seed);
+  return Tensor::rand(shape, rng, gg::f64, -1, 1);
+}
+std::vector<double> values(const Var& v) {
+  return v.value().to_vector();
+}
+} // namespace
+
+TEST_CASE("linear: x @ w^T + b, with its gradients against finite differences") {
+  const auto with_bias = [](const std::vector<Var>& v) { return gg::linear(v[0], v[1], v[2]); };
+  const auto no_bias = [](const std::vector<Var>& v) { return gg::linear(v[0], v[1]); };
+  for (const Shape& xs : {Shape{4, 3}, Shape{2, 5, 3}, Shape{3}, Shape{1, 3}}) {
+    INFO("x shape " << xs.str());
+    const gg::GradcheckResult r = check(with_bias, {rnd(xs, 1), rnd({2, 3}, 2), rnd({2}, 3)});
+    INFO(r.message);
+    CHECK(r.ok);
+    const gg::GradcheckResult r2 = check(no_bias, {rnd(xs, 4), rnd({2, 3}, 5)});
+    INFO(r2.message);
+    CHECK(r2.ok);
+  }
+  // The same numbers as the unfused composition.
+  const Var x(rnd({4, 3}, 6)), w(rnd({2, 3}, 7)), b(rnd({2}, 8));
+  const Var fused = gg::linear(x, w, b), plain = gg::matmul(x, gg::transpose(w)) + b;
+  const std::vector<double> f = values(fused), p = values(plain);
+  REQUIRE(f.size() == p.size());
+  for (std::size_t i = 0; i < f.size(); ++i) CHECK(f[i] == Approx(p[i]).epsilon(1e-14));
+  CHECK(fused.op_name() == "linear");
+  CHECK(fused.inputs().size() == 3);
+}
+
+TEST_CASE("linear: only the inputs that require grad get gradients, the bias alone included") {
+  const Var x(rnd({4, 3}, 1), false), w(rnd({2, 3}, 2), false), b(rnd({2}, 3));
+  const Var y = gg::linear(x, w, b);
+  REQUIRE(y.requires_grad()); // recorded although neither x nor w requires grad
+  gg::sum(y).backward();
+  CHECK(b.grad().to_vector() == std::vector<double>{4, 4});
+  CHECK_FALSE(x.has_grad());
+  CHECK_FALSE(w.has_grad());
+  const Var frozen = gg::linear(x, w);
+  CHECK_FALSE(frozen.requires_grad());
+}
+
+TEST_CASE("linear: shape errors name both shapes") {
+  const Var x(Tensor::zeros({4, 3})), w(Tensor::zeros({2, 5})), b(Tensor::zeros({3}));
+  REQUIRE_THROWS_AS(gg::linear(x, w), gg::ShapeError);
+  REQUIRE_THROWS_WITH(gg::linear(x, w), Catch::Contains("[4, 3]") && Catch::Contains("[2, 5]"));
+  REQUIRE_THROWS_WITH(gg::linear(x, Var(Tensor::zeros({2, 3})), b),
+                      Catch::Contains("bias") && Catch::Contains("[3]") && Catch::Contains("[2, 3]"));
+}
+
+TEST_CASE("variadic ops record when only a later input requires grad") {
+  const Var a = Var::constant(Tensor::ones({2})), b = Var::constant(Tensor::ones({2})), c(Tensor::ones({2}));
+  const Var y = gg::concat({a, b, c});
+  REQUIRE(y.requires_grad());
+  gg::sum(y * Var::constant(Tensor({1, 2, 3, 4, 5, 6}, {6}))).backward();
+  CHECK(c.grad().to_vector() == std::vector<double>{5, 6});
 }

@@ -1,0 +1,123 @@
+// backward()'s fast path for tensor nodes: the vector-Jacobian products of the common ops computed
+// on plain tensors with kernels — no graph nodes, no constant Vars, fused elementwise loops, and no
+// gradient for an input that does not require one (a network's input, a frozen weight). The
+// differentiable rules (vjp() in backward.cpp) stay the definition: gg::gradcheck compares the two
+// paths for every op, and ops not handled here go through vjp() with recording off.
+#include <autodiff/ops.hpp>
+
+#include "internal.hpp"
+
+namespace gg::detail {
+
+namespace {
+
+using kernel::Binary;
+
+/// g summed back to the input's shape when broadcasting stretched it (g itself otherwise).
+Tensor reduce_to(const Tensor& g, const Shape& shape) {
+  return g.shape() == shape ? g : kernel::sum_to(g, shape);
+}
+
+/// g of a reduction along `axis` (keepdim or not) repeated over the input's shape.
+Tensor spread(const Tensor& g, const Shape& in, int axis, bool keepdim) {
+  std::vector<std::int64_t> s = in.to_vector();
+  if (!keepdim) s[static_cast<std::size_t>(axis)] = 1;
+  const Tensor gk = keepdim ? g : g.reshape(s);
+  return kernel::broadcast_to(gk, in);
+}
+
+} // namespace
+
+bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
+  const int arity = n->num_inputs();
+  auto needs = [&](int i) { return i < arity && n->input(i)->requires_grad(); };
+  const Tensor a = n->in[0] ? value_of(n->in[0]) : Tensor();
+  const Shape sa = a.defined() ? a.shape() : Shape{};
+  const std::vector<std::int64_t>* ints = n->ext ? &n->ext->ints : nullptr;
+  auto attr = [&](std::size_t i) { return (*ints)[i]; };
+  const double c = n->c;
+  switch (n->op) {
+  case Op::add:
+  case Op::sub:
+    if (needs(0)) out[0] = reduce_to(g, sa);
+    if (needs(1)) {
+      const Shape sb = value_of(n->in[1]).shape();
+      out[1] = reduce_to(n->op == Op::add ? g : kernel::binary_scalar(Binary::mul, g, -1), sb);
+    }
+    return true;
+  case Op::mul: {
+    const Tensor b = value_of(n->in[1]);
+    if (needs(0)) out[0] = reduce_to(kernel::binary(Binary::mul, g, b), sa);
+    if (needs(1)) out[1] = reduce_to(kernel::binary(Binary::mul, g, a), b.shape());
+    return true;
+  }
+  case Op::div: { // d/da = g / b; d/db = -g a / b^2 = -(g / b) * out
+    const Tensor b = value_of(n->in[1]);
+    const Tensor g_over_b = kernel::binary(Binary::div, g, b);
+    if (needs(0)) out[0] = reduce_to(g_over_b, sa);
+    if (needs(1)) {
+      const Tensor t = kernel::binary(Binary::mul, g_over_b, n->ext->value);
+      out[1] = reduce_to(kernel::binary_scalar(Binary::mul, t, -1), b.shape());
+    }
+    return true;
+  }
+  case Op::neg: out[0] = kernel::binary_scalar(Binary::mul, g, -1); return true;
+  case Op::add_c: out[0] = g; return true;
+  case Op::rsub_c: out[0] = kernel::binary_scalar(Binary::mul, g, -1); return true;
+  case Op::mul_c: out[0] = kernel::binary_scalar(Binary::mul, g, c); return true;
+  case Op::div_c: out[0] = kernel::binary_scalar(Binary::div, g, c); return true;
+  case Op::exp: out[0] = kernel::unary_backward(kernel::Unary::exp, g, a, n->ext->value); return true;
+  case Op::log: out[0] = kernel::unary_backward(kernel::Unary::log, g, a, n->ext->value); return true;
+  case Op::sqrt: out[0] = kernel::unary_backward(kernel::Unary::sqrt, g, a, n->ext->value); return true;
+  case Op::tanh: out[0] = kernel::unary_backward(kernel::Unary::tanh, g, a, n->ext->value); return true;
+  case Op::sigmoid: out[0] = kernel::unary_backward(kernel::Unary::sigmoid, g, a, n->ext->value); return true;
+  case Op::relu: out[0] = kernel::unary_backward(kernel::Unary::relu, g, a, n->ext->value); return true;
+  case Op::sum:
+  case Op::mean: {
+    const double scale = n->op == Op::mean ? 1 / static_cast<double>(sa.numel()) : 1;
+    out[0] = Tensor::full(sa, g.item() * scale, a.dtype());
+    return true;
+  }
+  case Op::sum_axis: out[0] = spread(g, sa, static_cast<int>(attr(0)), attr(1) != 0); return true;
+  case Op::mean_axis: {
+    const int axis = static_cast<int>(attr(0));
+    out[0] =
+        kernel::binary_scalar(Binary::div, spread(g, sa, axis, attr(1) != 0), static_cast<double>(sa[axis]));
+    return true;
+  }
+  case Op::matmul: {
+    const Tensor b = value_of(n->in[1]);
+    if (sa.rank() != 2 || b.rank() != 2) return false; // batched: vjp()
+    if (needs(0)) out[0] = kernel::gemm(g, false, b, true);
+    if (needs(1)) out[1] = kernel::gemm(a, true, g, false);
+    return true;
+  }
+  case Op::linear: { // a [..., in], weight [out, in]: gradients as for a [rows, in] @ weight^T
+    const Tensor w = value_of(n->in[1]);
+    const std::int64_t rows = leading_numel(sa), in = w.shape()[1], out_features = w.shape()[0];
+    const Tensor g2 = g.reshape(Shape{rows, out_features});
+    if (needs(0)) out[0] = kernel::gemm(g2, false, w, false).reshape(sa);
+    if (needs(1)) out[1] = kernel::gemm(g2, true, a.reshape(Shape{rows, in}), false);
+    if (needs(2)) out[2] = kernel::sum(g2, 0);
+    return true;
+  }
+  case Op::reshape: out[0] = g.reshape(sa); return true;
+  case Op::transpose:
+    out[0] = kernel::transpose(g, static_cast<int>(attr(0)), static_cast<int>(attr(1)));
+    return true;
+  case Op::softmax:
+  case Op::log_softmax:
+    out[0] = kernel::softmax_backward(g, n->ext->value, static_cast<int>(attr(0)), n->op == Op::log_softmax);
+    return true;
+  case Op::index_select:
+    out[0] = kernel::index_add(g, sa, static_cast<int>(attr(0)), {ints->begin() + 1, ints->end()});
+    return true;
+  case Op::broadcast_to: out[0] = kernel::sum_to(g, sa); return true;
+  case Op::sum_to: out[0] = kernel::broadcast_to(g, sa); return true;
+  case Op::unfold: out[0] = kernel::fold(g, sa, attr(0), attr(1), attr(2), attr(3)); return true;
+  case Op::fold: out[0] = kernel::unfold(g, attr(0), attr(1), attr(2), attr(3)); return true;
+  default: return false;
+  }
+}
+
+} // namespace gg::detail
