@@ -38,8 +38,7 @@ Var Linear::forward(const Var& x) {
   if (s.rank() == 0 || s[s.rank() - 1] != in_features)
     throw ShapeError(fmt::format("{}: input of shape {} does not have {} features in its last dimension",
                                  describe(), s.str(), in_features));
-  const Var y = matmul(x, transpose(weight));
-  return bias.defined() ? y + bias : y;
+  return linear(x, weight, bias); // one op: no transposed copy of the weight, fused bias
 }
 
 std::string Linear::describe() const {

@@ -102,8 +102,8 @@ TEST_CASE("models: nodes recorded inside a module carry its scope, nested as the
   model.push_back(std::make_shared<Residual>(2));
   model.push_back(std::make_shared<nn::Linear>(2, 1));
   Var y = model(Var::constant(Tensor::ones({1, 2})));
-  CHECK(gg::scope_of(y) == "1");         // the last Linear's bias add
-  Var inner = y.inputs()[0].inputs()[0]; // matmul's input: the residual block's output
+  CHECK(gg::scope_of(y) == "1"); // the last Linear (one linear op)
+  Var inner = y.inputs()[0];     // its input: the residual block's output
   CHECK(gg::scope_of(inner) == "0");
   CHECK(gg::scope_of(inner.inputs()[0]) == "0"); // x + fc2(...)
   CHECK(gg::scope_of(inner.inputs()[0].inputs()[1]) == "0/fc2");
