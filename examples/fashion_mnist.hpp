@@ -90,7 +90,8 @@ inline double train(gg::nn::Module& model, const Settings& s) {
     accuracy = gg::metrics::accuracy(predict(model, x_test), y_test);
     std::cout << fmt::format("  epoch {:3d}  loss {:.4f}  test accuracy {:.4f}  {:.1f} s ({:.0f} images/s)\n",
                              epoch, total / static_cast<double>(x_train.shape()[0]), accuracy, seconds.back(),
-                             static_cast<double>(x_train.shape()[0]) / seconds.back());
+                             static_cast<double>(x_train.shape()[0]) / seconds.back())
+              << std::flush; // progress shows even when the output goes to a file
   }
   std::sort(seconds.begin(), seconds.end());
   std::cout << fmt::format(
@@ -104,7 +105,8 @@ inline double train(gg::nn::Module& model, const Settings& s) {
 
 /// The main() of these examples: `name [EPOCHS] [LIMIT] [THREADS]` trains make_model()'s model. A full
 /// run (all 60,000 images, at least s.epochs epochs) must reach `target` test accuracy; a reduced one
-/// (a test) only has to learn something (0.5; chance is 0.1). Exit 77 when the dataset is not installed, 2 on errors.
+/// (a test) only has to learn something (0.5; chance is 0.1). Exit 77 when the dataset is not installed, 2 on
+/// errors.
 inline int main_with(int argc, char** argv, const char* name, Settings s, double target,
                      const std::function<std::shared_ptr<gg::nn::Module>()>& make_model) {
   try {

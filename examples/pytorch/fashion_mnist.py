@@ -84,7 +84,7 @@ def main():
             correct = sum((model(x_test[i:i + 1000]).argmax(1) == y_test[i:i + 1000]).sum().item()
                           for i in range(0, len(x_test), 1000))
         print(f"  epoch {epoch:3d}  loss {total / len(x_train):.4f}  test accuracy {correct / len(x_test):.4f}  "
-              f"{times[-1]:.1f} s")
+              f"{times[-1]:.1f} s", flush=True)
     print(f"test accuracy {correct / len(x_test):.4f}; seconds per epoch: median {sorted(times)[len(times) // 2]:.1f}")
 
 
