@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <autodiff/error.hpp>
@@ -43,8 +44,14 @@ public:
   int rank() const { return rank_; }
   std::int64_t operator[](int i) const { return dims_[static_cast<std::size_t>(i)]; }
   std::int64_t& operator[](int i) { return dims_[static_cast<std::size_t>(i)]; }
-  /// Product of the dimensions (1 for a 0-d shape).
-  std::int64_t numel() const;
+  /// Product of the dimensions (1 for a 0-d shape). Inline: every kernel call asks for it.
+  std::int64_t numel() const {
+    std::int64_t n = 1;
+    for (int i = 0; i < rank_; ++i)
+      if (__builtin_mul_overflow(n, dims_[static_cast<std::size_t>(i)], &n)) [[unlikely]]
+        throw_numel_overflow();
+    return n;
+  }
   const std::int64_t* begin() const { return dims_.data(); }
   const std::int64_t* end() const { return dims_.data() + rank_; }
   std::vector<std::int64_t> to_vector() const { return {begin(), end()}; }
@@ -53,6 +60,7 @@ public:
   bool operator==(const Shape& o) const;
 
 private:
+  [[noreturn]] void throw_numel_overflow() const;
   std::array<std::int64_t, max_rank> dims_{};
   int rank_ = 0;
 };
@@ -71,7 +79,8 @@ struct BufferRef {
     return *this;
   }
   ~BufferRef();
-  void* data() const;
+  /// The elements, after the buffer's 64-byte header.
+  void* data() const { return p ? static_cast<void*>(reinterpret_cast<char*>(p) + 64) : nullptr; }
 };
 } // namespace detail
 
@@ -133,14 +142,25 @@ public:
   void set_flat(std::int64_t i, double v);
 
   /// Typed access; T must match dtype() (ValueError otherwise).
-  template <class T> T* data();
-  template <class T> const T* data() const;
+  template <class T> T* data() {
+    if (dtype_ != dtype_of<T>()) [[unlikely]]
+      throw_dtype_mismatch(dtype_of<T>());
+    return static_cast<T*>(raw());
+  }
+  template <class T> const T* data() const {
+    if (dtype_ != dtype_of<T>()) [[unlikely]]
+      throw_dtype_mismatch(dtype_of<T>());
+    return static_cast<const T*>(raw());
+  }
   void* raw() const { return buf_.data(); }
 
   /// A deep copy.
   Tensor clone() const;
+  /// How many tensors share this one's storage (0 when undefined): 1 means no other tensor sees a
+  /// change made in place.
+  long use_count() const;
   /// A copy converted to dtype (shares storage when it already has that dtype).
-  Tensor to(DType dtype) const;
+  Tensor to(DType dtype) const { return dtype == dtype_ && defined() ? *this : converted(dtype); }
   /// Same storage, new shape with the same element count; one dimension may be -1.
   Tensor reshape(const std::vector<std::int64_t>& shape) const;
   Tensor reshape(const Shape& shape) const;
@@ -156,6 +176,12 @@ public:
   std::string str(int max_per_dim = 6) const;
 
 private:
+  template <class T> static constexpr DType dtype_of() {
+    static_assert(std::is_same_v<T, double> || std::is_same_v<T, float>, "tensors hold double or float");
+    return std::is_same_v<T, double> ? f64 : f32;
+  }
+  [[noreturn]] void throw_dtype_mismatch(DType wanted) const;
+  Tensor converted(DType dtype) const;
   detail::BufferRef buf_;
   Shape shape_;
   DType dtype_ = f64;

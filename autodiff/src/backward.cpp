@@ -441,6 +441,8 @@ void Var::backward(const Tensor& seed) const {
     Tensor& g = leaf->ext->grad;
     if (g.defined())
       add_into(g, v);
+    else if (v.use_count() == 1) // nothing else holds this gradient: it becomes .grad() as it is
+      g = std::move(v);
     else
       g = v.clone();
   }

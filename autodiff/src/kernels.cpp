@@ -300,6 +300,7 @@ Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bo
   require_defined(x, op);
   const int ax = normalize_axis(axis, x.rank(), op);
   const AxisView v(x.shape(), ax);
+  if (v.n == 1) return x.clone().reshape(reduced_shape(x.shape(), ax, keepdim)); // nothing to add up
   Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
   const double divisor = mean ? static_cast<double>(v.n) : 1.0;
   dispatch(x.dtype(), [&](auto tag) {
@@ -376,13 +377,31 @@ void ensure_eigen_threads() {
   (void)once;
 }
 
+/// Products with n*k*m up to this are computed by plain loops: a GEMM library's blocking, packing
+/// and dispatch cost more than the arithmetic for a 2-3-2 MLP's layers.
+constexpr Index k_small_gemm = 4096;
+
+/// c[n,m] = op(a) op(b) by plain loops, op transposing when the flag is set; lda and ldb are the
+/// stored row lengths of a and b.
+template <class T>
+void gemm_small(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
+                Index m) {
+  std::fill(c, c + n * m, T(0));
+  for (Index i = 0; i < n; ++i)
+    for (Index p = 0; p < k; ++p) {
+      const T aip = ta ? a[p * lda + i] : a[i * lda + p];
+      T* ci = c + i * m;
+      if (tb)
+        for (Index j = 0; j < m; ++j) ci[j] += aip * b[j * ldb + p];
+      else
+        for (Index j = 0; j < m; ++j) ci[j] += aip * b[p * ldb + j];
+    }
+}
+
 /// c[n,m] = a[n,k] b[k,m], all row-major and contiguous.
 template <class T> void gemm_rows(const T* a, const T* b, T* c, Index n, Index k, Index m) {
+  if (n * k * m <= k_small_gemm) return gemm_small(a, false, k, b, false, m, c, n, k, m);
   MutMap<T> cm(c, n, m);
-  if (k == 0) {
-    cm.setZero();
-    return;
-  }
   cm.noalias() = ConstMap<T>(a, n, k) * ConstMap<T>(b, k, m);
 }
 
@@ -940,8 +959,8 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
     using T = decltype(tag);
     const detail::ConstMap<T> A(pa.data<T>(), ar, ac), B(pb.data<T>(), br, bc);
     detail::MutMap<T> C(out.data<T>(), n, m);
-    if (k == 0)
-      C.setZero();
+    if (n * k * m <= detail::k_small_gemm)
+      detail::gemm_small(pa.data<T>(), trans_a, ac, pb.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
     else if (!trans_a && !trans_b)
       C.noalias() = A * B;
     else if (trans_a && !trans_b)

@@ -3,6 +3,7 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -267,8 +268,32 @@ ScopeNames& scope_names() {
 }
 } // namespace
 
+namespace {
+/// The scopes this thread opened last, so that a training loop entering the same modules every step
+/// finds their ids without the registry's lock, key string and map lookup (callgrind: 15% of a
+/// 2-3-2 MLP's step went there). Ids never change, so a cached one stays right.
+struct RecentScopes {
+  struct Entry {
+    std::uint32_t parent = 0, id = 0;
+    std::string name, label;
+  };
+  std::array<Entry, 16> entries;
+  std::size_t next = 0;
+
+  std::uint32_t find(std::uint32_t parent, std::string_view name, std::string_view label) {
+    for (const Entry& e : entries)
+      if (e.id != 0 && e.parent == parent && e.name == name && e.label == label) return e.id;
+    const std::uint32_t id = scope_names().intern(parent, name, label);
+    entries[next] = {parent, id, std::string(name), std::string(label)};
+    next = (next + 1) % entries.size();
+    return id;
+  }
+};
+} // namespace
+
 Scope::Scope(std::string_view name, std::string_view label) : prev_(detail::t_scope) {
-  detail::t_scope = scope_names().intern(prev_, name, label);
+  thread_local RecentScopes recent;
+  detail::t_scope = recent.find(prev_, name, label);
 }
 Scope::~Scope() {
   detail::t_scope = prev_;

@@ -55,12 +55,8 @@ Shape::Shape(const std::vector<std::int64_t>& dims) {
   for (std::int64_t d : dims) dims_[static_cast<std::size_t>(rank_++)] = d;
 }
 
-std::int64_t Shape::numel() const {
-  std::int64_t n = 1;
-  for (std::int64_t d : *this)
-    if (__builtin_mul_overflow(n, d, &n)) [[unlikely]]
-      detail::throw_too_many_elements(*this);
-  return n;
+void Shape::throw_numel_overflow() const {
+  detail::throw_too_many_elements(*this);
 }
 
 std::string Shape::str() const {
@@ -166,10 +162,6 @@ BufferRef::~BufferRef() {
     }
     release_memory(p);
   }
-}
-
-void* BufferRef::data() const {
-  return p ? static_cast<void*>(p + 1) : nullptr;
 }
 
 } // namespace detail
@@ -382,32 +374,13 @@ void Tensor::set_flat(std::int64_t i, double v) {
     static_cast<float*>(raw())[i] = static_cast<float>(v);
 }
 
-namespace {
-template <class T> constexpr DType dtype_of() {
-  return std::is_same_v<T, double> ? f64 : f32;
+void Tensor::throw_dtype_mismatch(DType wanted) const {
+  throw ValueError(fmt::format("data<{}>: the tensor's dtype is {}", dtype_name(wanted), dtype_name(dtype_)));
 }
 
-template <class T> void check_data_dtype(const Tensor& t) {
-  if (t.dtype() != dtype_of<T>())
-    throw ValueError(
-        fmt::format("data<{}>: the tensor's dtype is {}", dtype_name(dtype_of<T>()), dtype_name(t.dtype())));
+long Tensor::use_count() const {
+  return buf_.p ? static_cast<long>(buf_.p->refs.load(std::memory_order_acquire)) : 0;
 }
-} // namespace
-
-template <class T> T* Tensor::data() {
-  check_data_dtype<T>(*this);
-  return static_cast<T*>(raw());
-}
-
-template <class T> const T* Tensor::data() const {
-  check_data_dtype<T>(*this);
-  return static_cast<const T*>(raw());
-}
-
-template double* Tensor::data<double>();
-template float* Tensor::data<float>();
-template const double* Tensor::data<double>() const;
-template const float* Tensor::data<float>() const;
 
 Tensor Tensor::clone() const {
   require_defined(*this, "clone");
@@ -416,7 +389,7 @@ Tensor Tensor::clone() const {
   return t;
 }
 
-Tensor Tensor::to(DType dtype) const {
+Tensor Tensor::converted(DType dtype) const {
   require_defined(*this, "to");
   if (dtype == dtype_) return *this;
   Tensor t = empty(shape_, dtype);
