@@ -1,9 +1,26 @@
 #!/usr/bin/env bash
-# Builds gradgraph and runs the whole test suite (CTest): installs missing Debian packages,
-# configures build/, builds with both cores, runs every test.
+# Builds gradgraph and runs the whole test suite (CTest) three ways: installs missing Debian
+# packages, then
+#   1. the Release build in build/: every test;
+#   2. the sanitizer build in build-sanitize/ (clang, AddressSanitizer + UndefinedBehaviorSanitizer,
+#      -O1): the tests again, where any sanitizer report (memory error, leak, undefined behaviour)
+#      fails the test (not the examples: their training runs take minutes under the sanitizers);
+#   3. each libFuzzer target of fuzz/ for GG_FUZZ_SECONDS seconds (default 30), two at a time.
+# GG_FUZZ_SECONDS=0 skips step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
+
+bash scripts/build_sanitize.sh build-sanitize
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+# Left out here: package_consumer builds an uninstrumented project against the installed libraries
+# (packaging, tested by the Release build), and the tutorials run the examples, not built here.
+ctest --test-dir build-sanitize -j2 --output-on-failure -E '^(package_consumer|tutorial_en|tutorial_es)$'
+
+seconds=${GG_FUZZ_SECONDS:-30}
+if [ "$seconds" -gt 0 ]; then
+  GG_FUZZ_BUILD=build-sanitize GG_FUZZ_JOBS=2 bash fuzz/run "$seconds"
+fi
