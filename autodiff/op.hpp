@@ -59,6 +59,7 @@ enum class Op : std::uint8_t {
   sum_to,
   unfold,
   fold,
+  to,
   custom,
   count_
 };

@@ -96,6 +96,10 @@ Var slice_scatter(const Var& g, const Shape& shape, int axis, std::int64_t start
 /// Zeros of shape with g's entries added at index along axis (adjoint of index_select).
 Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std::int64_t>& index);
 
+/// x converted to dtype (f32 or f64); its gradient is converted back to x's dtype. x itself when it
+/// has that dtype already (scalar Vars are f64).
+Var to(const Var& x, DType dtype);
+
 /// im2col of [N, C, H, W] for kh x kw windows: [N, C*kh*kw, Hout*Wout] (pad_value outside the image).
 Var unfold(const Var& x, std::int64_t kh, std::int64_t kw, std::int64_t stride = 1, std::int64_t padding = 0,
            double pad_value = 0);

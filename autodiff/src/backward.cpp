@@ -227,6 +227,7 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   case Op::sum_to: return {broadcast_to(g, sa)};
   case Op::unfold: return {fold(g, sa, ints[0], ints[1], ints[2], ints[3])};
   case Op::fold: return {unfold(g, ints[0], ints[1], ints[2], ints[3])};
+  case Op::to: return {to(g, a.dtype())};
   case Op::custom: {
     std::vector<Var> ins;
     for (int i = 0; i < n->num_inputs(); ++i) ins.push_back(ref(n->input(i)));
@@ -456,8 +457,11 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
                             const std::vector<Tensor>& seeds) {
   std::unordered_map<Node*, Var> g;
   std::size_t pending = 0;
-  auto add = [&](Node* m, const Var& v) {
+  auto add = [&](Node* m, Var v) {
     if (!m->requires_grad()) return;
+    // A gradient has its value's dtype (as backward() gives it): mixed-dtype ops promote to f64.
+    const DType want = m->is_tensor() ? m->ext->value.dtype() : f64;
+    if (v.dtype() != want) v = to(v, want);
     auto [it, fresh] = g.try_emplace(m, v);
     if (fresh) {
       if (!m->on_heap()) ++pending;

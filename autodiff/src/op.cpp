@@ -67,6 +67,7 @@ constexpr std::array<OpInfo, static_cast<std::size_t>(Op::count_)> k_table{{
      "im2col: image windows as columns (Conv2d, pooling)"},
     {"fold", "", 1, "unfold(g)", "", "fold(g, shape, kh, kw, stride, padding)",
      "col2im: columns summed back into an image"},
+    {"to", "", 1, "1", "", "to(a, dtype)", "a converted to float32 or float64 (the gradient converted back)"},
     {"custom", "", -1, "user backward", "", "apply(function, inputs)", "a gg::Function's forward"},
 }};
 } // namespace

@@ -131,6 +131,10 @@ template <Op op, Unary kind> Var unary(const Var& a) {
 Var reduce(Op op, const Var& a, int axis, bool keepdim) {
   Node* x = need(a, op_name(op));
   const Tensor v = value_of(x);
+  if (v.rank() == 0) { // as in PyTorch, a 0-d value has one implicit axis (0 or -1); the result is 0-d
+    kernel::normalize_axis(axis, 1, op_name(op));
+    return reshape(reduce(op, reshape(a, {1}), 0, keepdim), {});
+  }
   const int ax = kernel::normalize_axis(axis, v.rank(), op_name(op));
   Tensor r;
   switch (op) {
@@ -475,6 +479,12 @@ Var fold(const Var& a, const Shape& image_shape, std::int64_t kh, std::int64_t k
   auto e = emit(Op::fold, x, nullptr, kernel::fold(value_of(x), image_shape, kh, kw, stride, padding));
   if (e.n) e.n->ext->ints = {kh, kw, stride, padding};
   return e.var;
+}
+
+Var to(const Var& a, DType dtype) {
+  Node* x = need(a, "to");
+  if ((x->is_tensor() ? x->ext->value.dtype() : f64) == dtype) return a;
+  return emit(Op::to, x, nullptr, value_of(x).to(dtype)).var;
 }
 
 Var apply(std::shared_ptr<const Function> fn, const std::vector<Var>& inputs) {

@@ -1,0 +1,78 @@
+// Hardening of the autodiff core: shapes whose element count overflows, reductions of 0-d values
+// (as PyTorch: one implicit axis), and gradients in their input's dtype when the graph mixes float32
+// and float64, with create_graph too (the differentiable cast gg::to).
+#include <autodiff/autodiff.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+
+using gg::Shape;
+using gg::Tensor;
+using gg::Var;
+
+TEST_CASE("hardening: a shape whose element count overflows is a ValueError, not a tiny allocation") {
+  const std::int64_t big = std::int64_t{1} << 40;
+  CHECK_THROWS_AS(Tensor::zeros({big, big}), gg::ValueError);
+  CHECK_THROWS_WITH(Shape({big, big, 4}).numel(), Catch::Contains("overflows 64 bits"));
+  CHECK_THROWS_AS(Tensor::empty({std::int64_t{1} << 62}, gg::f64), gg::ValueError); // 2^65 bytes
+  CHECK_THROWS_AS(Tensor::zeros({4}).reshape({big, big}), gg::ValueError);
+}
+
+TEST_CASE("hardening: axis reductions of a 0-d value treat it as one element along axis 0 or -1") {
+  for (const Var& x : {Var(2.5), Var(Tensor::scalar(2.5), true)}) {
+    for (int axis : {0, -1}) {
+      CHECK(gg::softmax(x, axis).item() == 1);
+      CHECK(gg::log_softmax(x, axis).item() == 0);
+      CHECK(gg::logsumexp(x, axis).item() == 2.5);
+      CHECK(gg::sum(x, axis).item() == 2.5);
+      CHECK(gg::mean(x, axis, true).item() == 2.5);
+      CHECK(gg::max(x, axis).item() == 2.5);
+      CHECK(gg::softmax(x, axis).shape() == Shape{});
+      CHECK(gg::logsumexp(x, axis, true).shape() == Shape{});
+    }
+    CHECK_THROWS_AS(gg::softmax(x, 1), gg::ValueError);
+    CHECK_THROWS_AS(gg::sum(x, -2), gg::ValueError);
+    // d softmax / dx = 0 and d logsumexp / dx = 1, as for any one-element axis.
+    const std::vector<Var> g =
+        gg::grad({gg::softmax(x, 0) * 3.0 + gg::logsumexp(x, -1) + gg::log_softmax(x, 0)}, {x});
+    CHECK(g[0].item() == 1);
+  }
+  const gg::GradcheckResult r = gg::gradcheck(
+      [](const std::vector<Var>& v) {
+        return gg::logsumexp(v[0], 0) * gg::sum(gg::softmax(v[0] * v[0], -1), 0) + gg::max(v[0], 0);
+      },
+      {Tensor::scalar(0.7)});
+  CHECK(r.ok);
+}
+
+TEST_CASE("hardening: with mixed dtypes, gradients have their input's dtype, with create_graph too") {
+  const Var x(Tensor({0.5, -1.0, 2.0}, {3}, gg::f32), true);
+  const Var w = Var::constant(Tensor({1.5, 2.0, -0.25}, {3}, gg::f64));
+  const Var y = gg::sum(x * x * w); // f32 * f64 promotes to f64
+  CHECK(y.dtype() == gg::f64);
+  const std::vector<Var> plain = gg::grad({y}, {x});
+  const std::vector<Var> graph = gg::grad({y}, {x}, {}, {.create_graph = true});
+  CHECK(plain[0].dtype() == gg::f32);
+  CHECK(graph[0].dtype() == gg::f32);
+  CHECK(graph[0].value().to_vector() == plain[0].value().to_vector()); // 2 x w
+  CHECK(plain[0].value().to_vector() == std::vector<double>{1.5, -4.0, -1.0});
+  // The recorded gradient differentiates again: d/dx sum(2 x w) = 2 w, also in x's dtype.
+  const std::vector<Var> second = gg::grad({gg::sum(graph[0])}, {x});
+  CHECK(second[0].dtype() == gg::f32);
+  CHECK(second[0].value().to_vector() == std::vector<double>{3.0, 4.0, -0.5});
+}
+
+TEST_CASE("hardening: gg::to converts a Var's dtype and its gradient back") {
+  const Var x(Tensor({1.0, 2.0}, {2}), true);
+  const Var y = gg::to(x, gg::f32);
+  CHECK(y.dtype() == gg::f32);
+  CHECK(y.op_name() == "to");
+  CHECK(gg::to(x, gg::f64).node() == x.node()); // no-op when the dtype is right
+  gg::sum(y * y).backward();
+  CHECK(x.grad().dtype() == gg::f64);
+  CHECK(x.grad().to_vector() == std::vector<double>{2.0, 4.0});
+  const Var s = gg::to(Var(3.0), gg::f32); // a scalar Var (f64) becomes a 0-d f32 tensor
+  CHECK(s.dtype() == gg::f32);
+  CHECK(s.shape() == Shape{});
+}
