@@ -3,18 +3,16 @@
 #include <nn/plot.hpp>
 
 #include <autodiff/var.hpp>
+#include <nn/atomic_file.hpp>
 #include <nn/metrics.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace gg::plot {
 
@@ -210,28 +208,7 @@ std::string escape_xml(std::string_view text) {
 }
 
 void write_atomically(const std::string& path, const std::string& content) {
-  if (path.empty()) throw IOError("cannot write a file to an empty path");
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-  const auto fail = [&](int err) {
-    ::unlink(tmp.c_str());
-    throw IOError(fmt::format("cannot write '{}': {}", path, std::strerror(err)));
-  };
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t k = ::write(fd, content.data() + done, content.size() - done);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0) {
-      const int err = errno;
-      ::close(fd);
-      fail(err);
-    }
-    done += static_cast<std::size_t>(k);
-  }
-  ::fchmod(fd, 0644); // mkstemp makes 0600; a picture is for everyone to read
-  if (::close(fd) != 0) fail(errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(errno);
+  gg::write_atomically(path, content);
 }
 
 Axis nice_axis(double lo, double hi, int target) {

@@ -1,14 +1,13 @@
 // gg::safetensors: the writer (header JSON in the official layout, atomic temp-file + rename) and the
 // reader (a strict parser for the header's JSON, checks of every size and offset against the file,
 // then one read per tensor straight into its storage, converting other stored dtypes).
+#include <nn/atomic_file.hpp>
 #include <nn/safetensors.hpp>
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -217,46 +216,6 @@ template <class Sink> void emit_tensor(const Tensor& t, Sink&& sink) {
 
 std::string os_reason(int err) {
   return std::strerror(err);
-}
-
-/// A name for the temporary file next to path that is unlikely to exist already.
-std::string temp_name(const std::string& path) {
-  static std::atomic<std::uint64_t> counter{0};
-  std::uint64_t x = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  x ^= static_cast<std::uint64_t>(::getpid()) << 32;
-  x += counter.fetch_add(1) * 0x9E3779B97F4A7C15ULL;
-  x ^= x >> 31; // splitmix64 finaliser: spread the bits over the suffix
-  x *= 0xBF58476D1CE4E5B9ULL;
-  x ^= x >> 27;
-  static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::string name = path + ".tmp-";
-  for (int i = 0; i < 8; ++i, x /= alphabet.size()) name += alphabet[x % alphabet.size()];
-  return name;
-}
-
-/// Writes all of data to fd; false (errno set) on failure.
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t w = ::write(fd, data, std::min<std::size_t>(size, std::size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += w;
-    size -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
-/// Flushes the directory holding path so the rename itself survives a crash (best effort: some file
-/// systems do not support it, and the data is already safe in either name).
-void sync_directory(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -940,41 +899,11 @@ std::string serialize(const std::vector<std::pair<std::string, Tensor>>& tensors
 void save(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
           const std::map<std::string, std::string>& metadata) {
   const detail::Layout layout = detail::prepare(tensors, metadata);
-  if (path.empty()) throw IOError("cannot save a safetensors file to an empty path");
-
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = detail::temp_name(path);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  const int open_error = errno;
-  if (fd < 0)
-    throw IOError(fmt::format("cannot save safetensors file '{}': cannot create the temporary file '{}': {}",
-                              path, tmp, detail::os_reason(open_error)));
-
-  // Any failure from here on removes the temporary file; the old file at path is never touched.
-  auto fail = [&](int err, std::string_view verb, std::string_view rest = {}) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw IOError(fmt::format("cannot save safetensors file '{}': {} the temporary file '{}'{} failed: {}",
-                              path, verb, tmp, rest, detail::os_reason(err)));
-  };
-  if (!detail::write_all(fd, layout.header.data(), layout.header.size())) fail(errno, "writing");
-  for (const auto* entry : layout.order) {
-    int err = 0;
-    detail::emit_tensor(entry->second, [&](const char* p, std::size_t n) {
-      if (!detail::write_all(fd, p, n)) err = errno;
-    });
-    if (err != 0) fail(err, "writing");
-  }
-  if (::fsync(fd) != 0) fail(errno, "flushing");
-  const int closed = ::close(fd);
-  fd = -1;
-  if (closed != 0) fail(errno, "closing");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(errno, "renaming", " over it");
-  detail::sync_directory(path);
+  AtomicFile file(path); // any failure from here on leaves the old file at path untouched
+  file.write(layout.header);
+  for (const auto* entry : layout.order)
+    detail::emit_tensor(entry->second, [&](const char* p, std::size_t n) { file.write(p, n); });
+  file.commit();
 }
 
 File load(const std::string& path) {

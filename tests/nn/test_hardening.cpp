@@ -1,0 +1,135 @@
+// Nothing is lost: gg::AtomicFile (which every writer uses: weights, checkpoints, logs, charts, DOT)
+// leaves the old file or the whole new one, also when the process is killed halfway; and regression
+// inputs for the data readers.
+#include <nn/atomic_file.hpp>
+#include <nn/plot.hpp>
+#include <nn/safetensors.hpp>
+
+#include <autodiff/error.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("gg_nn_hardening_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+};
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+} // namespace
+
+TEST_CASE("hardening: an AtomicFile replaces the old file only on commit") {
+  TempDir dir;
+  const std::string path = (dir.path / "log.jsonl").string();
+  gg::write_atomically(path, "old\n");
+  {
+    gg::AtomicFile f(path);
+    f.write("new 1\n");
+    // What is written is in the temporary file at once (a reader can follow it), not in path.
+    CHECK(read(f.temp_path()) == "new 1\n");
+    CHECK(read(path) == "old\n");
+    f.write("new 2\n");
+    f.commit();
+    CHECK_THROWS_AS(f.write("more"), gg::UsageError);
+    CHECK_THROWS_AS(f.commit(), gg::UsageError);
+  }
+  CHECK(read(path) == "new 1\nnew 2\n");
+  CHECK(dir.entries() == std::vector<std::string>{"log.jsonl"});
+
+  SECTION("without a commit (an exception unwinds), the old file stays and the temporary file goes") {
+    try {
+      gg::AtomicFile f(path);
+      f.write("half of a new file");
+      throw gg::ValueError("training failed");
+    } catch (const gg::ValueError&) {
+    }
+    CHECK(read(path) == "new 1\nnew 2\n");
+    CHECK(dir.entries() == std::vector<std::string>{"log.jsonl"});
+  }
+  SECTION("keep_unfinished (a log): an error still leaves the whole lines written up to it") {
+    try {
+      gg::AtomicFile f(path, true);
+      f.write("step 1\n");
+      throw gg::ValueError("NaN at step 2");
+    } catch (const gg::ValueError&) {
+    }
+    CHECK(read(path) == "step 1\n");
+    CHECK(dir.entries() == std::vector<std::string>{"log.jsonl"});
+  }
+  SECTION("an empty path is an IOError") {
+    CHECK_THROWS_AS(gg::AtomicFile(""), gg::IOError);
+  }
+}
+
+TEST_CASE("hardening: a process killed while writing leaves the old file whole") {
+  TempDir dir;
+  const std::string path = (dir.path / "model.safetensors").string();
+  const std::vector<std::pair<std::string, gg::Tensor>> old_weights{{"w", gg::Tensor({1, 2, 3}, {3})}};
+  gg::safetensors::save(path, old_weights);
+  const std::string before = read(path);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) { // half a new file, then SIGKILL: no destructor, no commit
+    gg::AtomicFile f(path);
+    f.write(std::string(100000, 'x'));
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(read(path) == before);
+  CHECK(gg::safetensors::load(path).at("w").to_vector() == std::vector<double>{1, 2, 3});
+  // The killed run's bytes are in the temporary file next to it, under a name no reader opens.
+  const std::vector<std::string> names = dir.entries();
+  REQUIRE(names.size() == 2);
+  CHECK(names[0] == "model.safetensors");
+  CHECK(names[1].rfind("model.safetensors.tmp-", 0) == 0);
+}
+
+TEST_CASE("hardening: charts and DOT files go through the same atomic writer") {
+  TempDir dir;
+  const std::string path = (dir.path / "chart.svg").string();
+  gg::plot::LineChart chart("loss");
+  chart.add("train", {3, 2, 1});
+  chart.save(path);
+  CHECK(read(path) == chart.svg());
+  fs::create_directory(dir.path / "taken.svg");
+  CHECK_THROWS_WITH(chart.save((dir.path / "taken.svg").string()),
+                    Catch::Contains("taken.svg") && Catch::Contains("renaming"));
+  CHECK(dir.entries() == std::vector<std::string>{"chart.svg", "taken.svg"});
+}
