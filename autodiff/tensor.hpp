@@ -272,8 +272,15 @@ Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::
             std::int64_t stride, std::int64_t padding);
 
 /// Sets the number of threads the kernels may use (matrix products; large elementwise loops).
+/// 1 by default; small tensors never use more than one.
 void set_num_threads(int n);
 int num_threads();
+
+/// The library doing the large matrix products: "OpenBLAS (Zen kernels)", or "Eigen (...)" with
+/// the reason (built without OpenBLAS; OpenBLAS chose kernels narrower than this CPU's vectors).
+std::string gemm_library();
+/// Lets OpenBLAS do the large products (the default, when it is usable) or makes Eigen do them.
+void use_blas(bool on);
 
 } // namespace kernel
 /// The dtype of an elementwise op's result, as PyTorch decides it: a 0-d operand does not change

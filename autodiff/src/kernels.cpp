@@ -1,13 +1,16 @@
 // gg::kernel: the numeric kernels behind the graph's ops — elementwise maps with NumPy broadcasting,
-// reductions, the softmax family, Eigen matrix products, and layout/indexing copies. Each kernel is a
-// template over the element type (double or float), chosen by a switch on the tensor's dtype.
+// reductions, the softmax family, matrix products (OpenBLAS or Eigen), and layout/indexing copies. Each
+// kernel is a template over the element type (double or float), chosen by a switch on the tensor's dtype.
 #include <autodiff/tensor.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <type_traits>
 
 // GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 packet code (the
 // intrinsics' deliberately undefined registers); they surface after inlining, so the whole file needs it.
@@ -15,6 +18,9 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <Eigen/Core>
 #include <fmt/format.h>
+#ifdef GG_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -366,7 +372,6 @@ template <class Pick> Tensor reduce_all_extreme(const Tensor& x, std::string_vie
 // Matrix products
 
 template <class T> using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T> using ConstMap = Eigen::Map<const RowMatrix<T>>;
 template <class T> using MutMap = Eigen::Map<RowMatrix<T>>;
 
 void ensure_eigen_threads() {
@@ -398,11 +403,84 @@ void gemm_small(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, 
     }
 }
 
+/// Which library computes the large products, and why (see blas_fits_cpu).
+struct GemmChoice {
+  bool blas = false;
+  std::string description;
+};
+
+#ifdef GG_HAVE_OPENBLAS
+/// OpenBLAS picks its kernels at run time from the CPU, and can get it wrong: Debian's 0.3.21 took
+/// some AVX-512 Xeons for a "Prescott" (SSE3) and ran ~5x slower, silently. Its kernels are used
+/// only when they are of the widest vector family this CPU has; Eigen, compiled for this CPU, does
+/// the products otherwise, and gemm_library() says so.
+bool blas_fits_cpu(const std::string& core) {
+  static constexpr std::array<std::string_view, 3> avx512_cores{"SkylakeX", "Cooperlake", "SapphireRapids"};
+  static constexpr std::array<std::string_view, 2> avx2_cores{"Haswell", "Zen"};
+  const auto in = [&](const auto& list) { return std::find(list.begin(), list.end(), core) != list.end(); };
+#if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx512f")) return in(avx512_cores);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return in(avx2_cores) || in(avx512_cores);
+#endif
+  return true;
+}
+
+GemmChoice choose_gemm() {
+  const std::string core = openblas_get_corename();
+  if (blas_fits_cpu(core)) return {true, fmt::format("OpenBLAS ({} kernels)", core)};
+  return {false,
+          fmt::format("Eigen (OpenBLAS chose its {} kernels, narrower than this CPU's vectors)", core)};
+}
+#else
+GemmChoice choose_gemm() {
+  return {false, "Eigen (built without OpenBLAS)"};
+}
+#endif
+
+const GemmChoice& gemm_choice() {
+  static const GemmChoice c = choose_gemm();
+  return c;
+}
+std::atomic<bool> g_blas_allowed{true};
+
+/// c[n,m] = op(a) op(b) for row-major a (row length lda) and b (ldb): plain loops for tiny products,
+/// OpenBLAS when it is in use, Eigen otherwise.
+template <class T>
+void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
+              Index m) {
+  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m);
+#ifdef GG_HAVE_OPENBLAS
+  if (gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed)) {
+    const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
+    const auto bi = [](Index v) { return static_cast<blasint>(v); };
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0f, a, bi(lda), b, bi(ldb), 0.0f, c,
+                  bi(m));
+    else
+      cblas_dgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0, a, bi(lda), b, bi(ldb), 0.0, c,
+                  bi(m));
+    return;
+  }
+#endif
+  ensure_eigen_threads();
+  using Stride = Eigen::OuterStride<>;
+  const Eigen::Map<const RowMatrix<T>, 0, Stride> A(a, ta ? k : n, ta ? n : k, Stride(lda)),
+      B(b, tb ? m : k, tb ? k : m, Stride(ldb));
+  MutMap<T> C(c, n, m);
+  if (!ta && !tb)
+    C.noalias() = A * B;
+  else if (ta && !tb)
+    C.noalias() = A.transpose() * B;
+  else if (!ta && tb)
+    C.noalias() = A * B.transpose();
+  else
+    C.noalias() = A.transpose() * B.transpose();
+}
+
 /// c[n,m] = a[n,k] b[k,m], all row-major and contiguous.
 template <class T> void gemm_rows(const T* a, const T* b, T* c, Index n, Index k, Index m) {
-  if (n * k * m <= k_small_gemm) return gemm_small(a, false, k, b, false, m, c, n, k, m);
-  MutMap<T> cm(c, n, m);
-  cm.noalias() = ConstMap<T>(a, n, k) * ConstMap<T>(b, k, m);
+  gemm_any(a, false, k, b, false, m, c, n, k, m);
 }
 
 Shape drop_last_two(const Shape& s) {
@@ -907,7 +985,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const Tensor pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(Shape(out_dims), dtype);
   if (out.numel() == 0) return out;
-  detail::ensure_eigen_threads();
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* A = pa.data<T>();
@@ -954,23 +1031,21 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   const Tensor pa = a.to(dtype), pb = b.to(dtype);
   Tensor out = Tensor::empty(Shape{n, m}, dtype);
   if (out.numel() == 0) return out;
-  detail::ensure_eigen_threads();
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    const detail::ConstMap<T> A(pa.data<T>(), ar, ac), B(pb.data<T>(), br, bc);
-    detail::MutMap<T> C(out.data<T>(), n, m);
-    if (n * k * m <= detail::k_small_gemm)
-      detail::gemm_small(pa.data<T>(), trans_a, ac, pb.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
-    else if (!trans_a && !trans_b)
-      C.noalias() = A * B;
-    else if (trans_a && !trans_b)
-      C.noalias() = A.transpose() * B;
-    else if (!trans_a && trans_b)
-      C.noalias() = A * B.transpose();
-    else
-      C.noalias() = A.transpose() * B.transpose();
+    detail::gemm_any(pa.data<T>(), trans_a, ac, pb.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
   });
   return out;
+}
+
+std::string gemm_library() {
+  const detail::GemmChoice& c = detail::gemm_choice();
+  if (c.blas && !detail::g_blas_allowed.load()) return "Eigen (OpenBLAS turned off by use_blas(false))";
+  return c.description;
+}
+
+void use_blas(bool on) {
+  detail::g_blas_allowed.store(on);
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
@@ -1169,6 +1244,9 @@ void set_num_threads(int n) {
   detail::ensure_eigen_threads();
   detail::g_num_threads.store(n);
   Eigen::setNbThreads(n);
+#ifdef GG_HAVE_OPENBLAS
+  openblas_set_num_threads(n);
+#endif
 }
 
 int num_threads() {

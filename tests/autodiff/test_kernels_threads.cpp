@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -97,4 +99,96 @@ TEST_CASE("variadic ops record when only a later input requires grad") {
   REQUIRE(y.requires_grad());
   gg::sum(y * Var::constant(Tensor({1, 2, 3, 4, 5, 6}, {6}))).backward();
   CHECK(c.grad().to_vector() == std::vector<double>{5, 6});
+}
+
+namespace {
+/// op(a) op(b) by the definition, in double.
+std::vector<double> reference_product(const Tensor& a, bool ta, const Tensor& b, bool tb) {
+  const std::int64_t n = ta ? a.shape()[1] : a.shape()[0], k = ta ? a.shape()[0] : a.shape()[1];
+  const std::int64_t m = tb ? b.shape()[0] : b.shape()[1];
+  std::vector<double> c(static_cast<std::size_t>(n * m));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < m; ++j) {
+      double s = 0;
+      for (std::int64_t p = 0; p < k; ++p)
+        s += a.flat(ta ? p * n + i : i * k + p) * b.flat(tb ? j * k + p : p * m + j);
+      c[static_cast<std::size_t>(i * m + j)] = s;
+    }
+  return c;
+}
+
+/// Restores one kernel thread and the default GEMM library after a test.
+struct KernelDefaults {
+  ~KernelDefaults() {
+    gg::kernel::set_num_threads(1);
+    gg::kernel::use_blas(true);
+  }
+};
+} // namespace
+
+TEST_CASE("gemm: the small-product loops, OpenBLAS and Eigen agree with the definition, on 1 and 2 threads") {
+  const KernelDefaults restore;
+  INFO("library: " << gg::kernel::gemm_library());
+  struct Case {
+    std::int64_t n, k, m;
+  };
+  for (const Case c : {Case{3, 4, 5}, Case{1, 300, 20}, Case{70, 90, 110}, Case{130, 64, 257}})
+    for (const gg::DType dtype : {gg::f32, gg::f64})
+      for (const bool ta : {false, true})
+        for (const bool tb : {false, true}) {
+          gg::Rng rng(static_cast<std::uint64_t>(c.n * 7 + c.m));
+          const Tensor a = Tensor::randn(ta ? Shape{c.k, c.n} : Shape{c.n, c.k}, rng, dtype);
+          const Tensor b = Tensor::randn(tb ? Shape{c.m, c.k} : Shape{c.k, c.m}, rng, dtype);
+          const std::vector<double> want = reference_product(a, ta, b, tb);
+          const double tol = dtype == gg::f32 ? 2e-5 : 1e-12;
+          for (const bool blas : {true, false})
+            for (const int threads : {1, 2}) {
+              gg::kernel::use_blas(blas);
+              gg::kernel::set_num_threads(threads);
+              const Tensor got = gg::kernel::gemm(a, ta, b, tb);
+              INFO(c.n << "x" << c.k << "x" << c.m << " " << gg::dtype_name(dtype) << " ta=" << ta
+                       << " tb=" << tb << " blas=" << blas << " threads=" << threads);
+              REQUIRE(got.shape() == Shape{c.n, c.m});
+              double worst = 0;
+              for (std::size_t i = 0; i < want.size(); ++i)
+                worst = std::max(worst, std::abs(got.flat(static_cast<std::int64_t>(i)) - want[i]) /
+                                            std::max(1.0, std::abs(want[i])));
+              CHECK(worst <= tol);
+            }
+        }
+}
+
+TEST_CASE(
+    "kernels: elementwise maps, reductions and backward kernels give the same bits on 1 and 2 threads") {
+  const KernelDefaults restore;
+  gg::Rng rng(11);
+  const Tensor x = Tensor::randn({300, 1000}, rng, gg::f32), y = Tensor::randn({300, 1000}, rng, gg::f32);
+  const Tensor row = Tensor::randn({1000}, rng, gg::f32);
+  using gg::kernel::Binary;
+  using gg::kernel::Unary;
+  const auto all = [&] {
+    std::vector<Tensor> r;
+    for (const Unary f : {Unary::relu, Unary::exp, Unary::tanh, Unary::sigmoid})
+      r.push_back(gg::kernel::unary(f, x));
+    r.push_back(gg::kernel::binary(Binary::mul, x, y));
+    r.push_back(gg::kernel::binary(Binary::add, x, row));
+    r.push_back(gg::kernel::binary_scalar(Binary::mul, x, 0.5));
+    r.push_back(gg::kernel::unary_backward(Unary::relu, y, x, gg::kernel::unary(Unary::relu, x)));
+    r.push_back(gg::kernel::unary_backward(Unary::tanh, y, x, gg::kernel::unary(Unary::tanh, x)));
+    r.push_back(gg::kernel::sum(x, 0));
+    r.push_back(gg::kernel::sum(x, 1));
+    r.push_back(gg::kernel::sum(x));
+    r.push_back(gg::kernel::log_softmax(x, 1));
+    r.push_back(gg::kernel::softmax_backward(y, gg::kernel::log_softmax(x, 1), 1, true));
+    return r;
+  };
+  gg::kernel::set_num_threads(1);
+  const std::vector<Tensor> one = all();
+  gg::kernel::set_num_threads(2);
+  const std::vector<Tensor> two = all();
+  REQUIRE(one.size() == two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    CHECK(one[i].to_vector() == two[i].to_vector());
+  }
 }
