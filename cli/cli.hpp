@@ -17,6 +17,7 @@ enum Exit : int {
   io_error = 4,       ///< a file that cannot be read or written
   shape_error = 5,    ///< shapes that do not fit (layer sizes vs data, ...)
   value_error = 6,    ///< a value out of range (learning rate < 0, unknown name, ...)
+  out_of_memory = 7,  ///< the data or the model does not fit in memory (std::bad_alloc)
   interrupted = 130,  ///< Ctrl-C during training: a checkpoint was saved (128 + SIGINT, as shells report)
 };
 

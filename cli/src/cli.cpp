@@ -6,6 +6,7 @@
 #include <boost/program_options/errors.hpp>
 #include <fmt/ostream.h>
 
+#include <new>
 #include <ostream>
 
 namespace gg::cli {
@@ -35,6 +36,7 @@ void print_help(std::ostream& out) {
                   "  4  I/O error: a file cannot be read or written\n"
                   "  5  shape error: sizes that do not fit\n"
                   "  6  value error: a value out of range or an unknown name\n"
+                  "  7  out of memory: the data or the model does not fit in memory\n"
                   "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n");
 }
 /// The exit code for an exception that ends a subcommand: one per gg::Error kind.
@@ -45,6 +47,7 @@ int exit_code_of(const std::exception& e) {
   if (dynamic_cast<const IOError*>(&e)) return io_error;
   if (dynamic_cast<const ShapeError*>(&e)) return shape_error;
   if (dynamic_cast<const ValueError*>(&e)) return value_error;
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return out_of_memory;
   return internal_error;
 }
 } // namespace
@@ -61,8 +64,14 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       return c.run(rest, out, err);
     } catch (const std::exception& e) {
       const int code = exit_code_of(e);
-      fmt::print(err, "gradgraph {}: {}{}\n", c.name, code == internal_error ? "internal error: " : "",
-                 e.what());
+      if (code == out_of_memory)
+        fmt::print(err,
+                   "gradgraph {}: out of memory: the data or the model does not fit (try fewer examples, "
+                   "a smaller model or --dtype f32)\n",
+                   c.name);
+      else
+        fmt::print(err, "gradgraph {}: {}{}\n", c.name, code == internal_error ? "internal error: " : "",
+                   e.what());
       return code;
     }
   }

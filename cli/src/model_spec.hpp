@@ -11,8 +11,9 @@
 
 namespace gg::cli {
 
-/// Largest number of parameters a command-line model may have (checked before allocating).
-inline constexpr std::int64_t max_parameters = 1'000'000'000;
+/// Largest number of parameters a command-line model may have (checked before allocating): training
+/// keeps about four float64 copies of them (weights, gradients, two optimizer moments), 3.2 GB here.
+inline constexpr std::int64_t max_parameters = 100'000'000;
 
 /// "2,3,2" -> {2, 3, 2}: at least two positive sizes; ValueError naming the offending entry, and
 /// for a model over max_parameters, before any allocation.
