@@ -3,6 +3,7 @@
 // and the saved model evaluated on data (accuracy, confusion matrix).
 #include <cli/cli.hpp>
 
+#include <nn/atomic_file.hpp>
 #include <nn/nn.hpp>
 
 #include <charconv>
@@ -14,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -349,13 +351,20 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!o.init.empty()) nn::load(*model, o.init);
   auto opt = make_optimizer(o, model->parameters());
 
-  std::ofstream log;
-  std::string log_tmp;
-  if (!o.log.empty()) {
-    log_tmp = o.log + ".tmp";
-    log.open(log_tmp);
-    if (!log) throw IOError(fmt::format("--log {}: cannot write {}", o.log, log_tmp));
+  // Outputs that cannot be written are found now, not after the training they were to keep.
+  // (A probe creates, then removes, a temporary file next to the path.)
+  if (!o.save.empty()) AtomicFile probe(o.save);
+  if (o.given.count("checkpoint")) AtomicFile probe(o.checkpoint);
+  if (!o.plots.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.plots, ec);
+    if (ec) throw IOError(fmt::format("--plots {}: cannot make the folder: {}", o.plots, ec.message()));
   }
+  // The log is this run's record: its lines reach a temporary file next to --log as they are
+  // written, which replaces --log when the run ends, however it ends (an error too); a killed
+  // process leaves the old log (docs/reliability.md).
+  std::optional<AtomicFile> log;
+  if (!o.log.empty()) log.emplace(o.log, /*keep_unfinished=*/true);
   const std::int64_t n = d.train.x.shape()[0];
   const std::int64_t batch = o.optimizer == "gd" ? n : std::min(o.batch_size, n);
   data::DataLoader loader(d.train.x, d.train.y,
@@ -411,10 +420,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
                              {"gradgraph.epoch", std::to_string(epoch)},
                              {"gradgraph.batch", std::to_string(i)},
                              {"gradgraph.step", std::to_string(step)}});
-        if (log) {
-          log.close();
-          std::rename(log_tmp.c_str(), o.log.c_str());
-        }
+        if (log) log->commit();
         bar.clear();
         fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", step, o.checkpoint,
                    o.checkpoint);
@@ -428,8 +434,8 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       opt->step();
       ++step;
       if (log)
-        log << fmt::format(R"({{"step": {}, "epoch": {}, "loss": {}}})", step, epoch, json_num(loss.item()))
-            << '\n';
+        log->write(fmt::format("{{\"step\": {}, \"epoch\": {}, \"loss\": {}}}\n", step, epoch,
+                               json_num(loss.item())));
       if (bar.enabled()) {
         ++seen;
         loss_sum += loss.item();
@@ -470,17 +476,10 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       bar.clear();
       fmt::print(out, "{}\n", line);
     }
-    if (log) log << json << "}\n";
+    if (log) log->write(json + "}\n");
   }
-  if (log) {
-    log.close();
-    if (!log || std::rename(log_tmp.c_str(), o.log.c_str()) != 0)
-      throw IOError(fmt::format("--log {}: cannot write it", o.log));
-  }
+  if (log) log->commit();
   if (!o.plots.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.plots, ec);
-    if (ec) throw IOError(fmt::format("--plots {}: cannot make the folder: {}", o.plots, ec.message()));
     const std::string dir = o.plots + "/";
     plot::LineChart loss_chart(fmt::format("{} loss, {} ({})", o.loss, d.source, o.optimizer), "epoch",
                                "loss");
@@ -545,6 +544,7 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return it->second;
   };
   const std::vector<std::int64_t> sizes = parse_layers(meta("gradgraph.layers"));
+  if (file.tensors.empty()) throw FormatError(fmt::format("{}: the file holds no weights", model_path));
   const DType dtype = file.tensors.front().second.dtype();
   auto model = build_mlp(sizes, parse_activation(meta("gradgraph.activation")), dtype);
   nn::load(*model, model_path);
