@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +78,8 @@ const fs::path& bad_dir() {
     file("deep.safetensors", safetensors(R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8],"x":)" +
                                              std::string(100, '[') + std::string(100, ']') + "}}",
                                          std::string(8, '\0')));
+    file("no_weights.safetensors",
+         safetensors(R"({"__metadata__":{"gradgraph.layers":"2,2","gradgraph.activation":"relu"}})", ""));
     file("no_metadata.safetensors",
          safetensors(R"({"0.weight":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})",
                      std::string(8, '\0')));
@@ -258,6 +261,17 @@ std::vector<BadInput> bad_inputs() {
          return cli({"eval", "--model", bad("huge_header.safetensors"), "--data", bad("ok.csv")});
        },
        gg::cli::format_error},
+      {"gradgraph eval --model no_weights.safetensors --data ok.csv", "a model file with no weights",
+       [] {
+         return cli({"eval", "--model", bad("no_weights.safetensors"), "--data", bad("ok.csv")});
+       },
+       gg::cli::format_error},
+      {"gradgraph train ... --save missing/m.safetensors",
+       "a folder that does not exist (found before training)",
+       [=] {
+         return cli(train({"--save", bad("missing/m.safetensors")}));
+       },
+       gg::cli::io_error},
       {"gradgraph dot --layers 2,3,2 -o missing/g.dot", "a folder that does not exist",
        [] {
          return cli({"dot", "--layers", "2,3,2", "-o", bad("missing/g.dot")});
@@ -388,4 +402,25 @@ TEST_CASE("hardening: --help documents one exit code per error kind") {
   for (const char* line : {"  1  internal error", "  2  usage error", "  3  format error", "  4  I/O error",
                            "  5  shape error", "  6  value error", "  7  out of memory", "130  interrupted"})
     CHECK(r.out.find(line) != std::string::npos);
+}
+
+TEST_CASE("hardening: train's --log is replaced only when the run ends, by its whole log") {
+  const fs::path dir = bad_dir() / "log";
+  fs::create_directories(dir);
+  const std::string log = (dir / "run.jsonl").string();
+  std::ofstream(log) << "the previous run's log\n";
+  const Result r = run({"train", "--dataset", "xor", "--samples", "40", "--layers", "2,3,2", "--epochs", "5",
+                        "--batch-size", "10", "--log", log, "--stop-after", "7", "--checkpoint",
+                        (dir / "c.safetensors").string()});
+  CHECK(r.code == gg::cli::interrupted);
+  std::ifstream in(log);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 8); // 7 steps and the first epoch's summary, each a whole JSON line
+  CHECK(lines.front().rfind("{\"step\": 1,", 0) == 0);
+  for (const std::string& line : lines) CHECK((line.front() == '{' && line.back() == '}'));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"c.safetensors", "run.jsonl"}); // no temporary file left
 }
