@@ -29,6 +29,7 @@ struct Ext {
   std::vector<std::int64_t> ints;           ///< attributes: axis, keepdim, shape, ranges, indices
   std::vector<double> reals;                ///< real attributes beyond Node::c
   std::shared_ptr<const Function> function; ///< custom ops
+  std::uint64_t changed_at = 0; ///< leaves: the change clock when last changed in place (0: never)
 };
 
 enum NodeFlags : std::uint8_t {

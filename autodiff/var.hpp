@@ -83,7 +83,9 @@ public:
 
   /// The same value as a constant: the graph stops here.
   Var detach() const;
-  /// Replaces a leaf's value in place (the optimizer's update); shape and dtype must match.
+  /// Replaces a leaf's value in place (the optimizer's update); shape and dtype must match. A graph
+  /// recorded before the change no longer differentiates through this leaf (backward throws a
+  /// UsageError, as PyTorch does). After writing into value()'s storage, set_value(value()) says so.
   void set_value(const Tensor& value);
   void set_value(double value);
 

@@ -5,8 +5,11 @@
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
+#include <iterator>
 #include <mutex>
 #include <unordered_map>
 
@@ -265,6 +268,40 @@ void add_into(Tensor& dst, const Tensor& src) {
   }
 }
 
+/// The change clock when tape node n was recorded: its segment's last stamp at or before its slot.
+std::uint64_t recorded_at(const Node* n) {
+  const Segment* s = segment_of(n);
+  const auto slot = static_cast<std::uint32_t>(n - const_cast<Segment*>(s)->slots());
+  const auto after = std::upper_bound(s->stamps.begin(), s->stamps.end(), slot,
+                                      [](std::uint32_t i, const auto& stamp) { return i < stamp.first; });
+  return after == s->stamps.begin() ? 0 : std::prev(after)->second;
+}
+
+[[noreturn]] void throw_changed_input(const Node* n, const Node* leaf) {
+  const Var v = ref(const_cast<Node*>(leaf)), op = ref(const_cast<Node*>(n));
+  const std::string name = v.name().empty() ? std::string("a leaf") : fmt::format("leaf '{}'", v.name());
+  throw UsageError(fmt::format(
+      "backward: {} of shape {} was changed in place (set_value, an optimizer step) after the op '{}'{} "
+      "used it, so its gradient would mix old and new values: record the forward pass again after "
+      "changing it",
+      name, v.shape().str(), op.op_name(), op.name().empty() ? "" : fmt::format(" ('{}')", op.name())));
+}
+
+/// Throws when a leaf input of n was changed in place after n was recorded (a stale gradient).
+void check_inputs_unchanged(const Node* n) {
+  if (g_change_clock.load(std::memory_order_relaxed) == 0) return; // nothing ever changed
+  std::uint64_t recorded = 0;
+  bool known = false;
+  for (int i = 0; i < n->num_inputs(); ++i) {
+    const Node* x = n->input(i);
+    if (!x->on_heap() || !x->ext) continue;
+    const auto changed = std::atomic_ref<std::uint64_t>(x->ext->changed_at).load(std::memory_order_relaxed);
+    if (changed == 0) continue;
+    if (!known) recorded = recorded_at(n), known = true;
+    if (changed > recorded) throw_changed_input(n, x);
+  }
+}
+
 /// Position of a node in recording order, to start the sweep at the newest seed.
 bool newer(const Node* x, const Node* y) {
   const Segment *sx = segment_of(x), *sy = segment_of(y);
@@ -344,12 +381,14 @@ struct ValueSweep {
     n->flags &= ~k_reached;
     --pending;
     if (!n->is_tensor()) {
+      if ((n->in[0] && n->in[0]->on_heap()) || (n->in[1] && n->in[1]->on_heap())) check_inputs_unchanged(n);
       double d[2];
       scalar_derivatives(n, d);
       if (n->in[0]) add(n->in[0], n->grad * d[0]);
       if (n->in[1]) add(n->in[1], n->grad * d[1]);
       return;
     }
+    check_inputs_unchanged(n);
     std::array<Tensor, 3> values;
     if (vjp_values(n, n->ext->grad, values)) { // the common ops: kernels only (backward_values.cpp)
       for (int i = 0; i < 3 && i < n->num_inputs(); ++i)
@@ -480,6 +519,7 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
       auto it = g.find(n);
       if (it == g.end() || n->on_heap()) return;
       --pending;
+      check_inputs_unchanged(n);
       const Var gn = it->second;
       std::vector<Var> gin = vjp(n, gn);
       for (std::size_t i = 0; i < gin.size(); ++i)

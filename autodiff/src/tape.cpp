@@ -37,6 +37,7 @@ thread_local TapeHolder t_holder;
 
 } // namespace
 
+std::atomic<std::uint64_t> g_change_clock{0};
 thread_local Tape* t_tape = nullptr;
 thread_local bool t_grad_mode = true;
 thread_local std::uint32_t t_scope = 0;
@@ -73,6 +74,8 @@ Segment* Tape::new_segment() {
   s->size = 0;
   s->live = 0;
   s->mru[0] = s->mru[1] = nullptr;
+  s->stamps.clear();
+  s->last_stamp = 0;
   s->prev = tail;
   s->next = nullptr;
   if (tail)
@@ -100,6 +103,8 @@ void Tape::segment_empty(Segment* s) noexcept {
   s->drop_heap_refs();
   if (s == tail && !closed) {
     s->size = 0; // the recording segment is simply rewound
+    s->stamps.clear();
+    s->last_stamp = 0;
     return;
   }
   unlink(s);

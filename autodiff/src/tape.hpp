@@ -3,8 +3,10 @@
 // Nodes are reference-counted, so a graph frees itself when its last Var goes away.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <autodiff/node.hpp>
@@ -26,6 +28,10 @@ struct Segment {
   Node* mru[2];                         ///< last heap nodes referenced (fast path of add_heap_ref)
   std::vector<Node*> heap_refs;         ///< heap nodes this segment keeps alive (one ref each)
   std::unordered_set<Node*> heap_index; ///< lookup for heap_refs once it grows
+  /// (slot, change clock) when the clock had moved since the previous stamp: a node using a leaf
+  /// was recorded at the clock of the last stamp at or before its slot (see recorded_at).
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> stamps;
+  std::uint64_t last_stamp = 0;
 
   Node* slots();
   void add_heap_ref(Node* h);
@@ -85,6 +91,20 @@ inline bool& grad_mode_flag() {
 
 [[noreturn]] void throw_foreign_input();
 
+/// Counts in-place changes of leaves (set_value, optimizer steps) over all threads. A leaf keeps
+/// the count of its last change (Ext::changed_at); a node using a leaf keeps, through its segment's
+/// stamps, the count when it was recorded. A leaf changed after a node used it makes that node's
+/// gradient stale: backward refuses it, as PyTorch's version counters do.
+extern std::atomic<std::uint64_t> g_change_clock;
+/// Stamps the segment's newest node (being recorded) when the clock moved since the last stamp.
+inline void stamp(Segment* s) {
+  const std::uint64_t now = g_change_clock.load(std::memory_order_relaxed);
+  if (now != s->last_stamp) [[unlikely]] {
+    s->stamps.emplace_back(s->size - 1, now);
+    s->last_stamp = now;
+  }
+}
+
 /// Throws when x was recorded on another thread's tape (its refcount is not ours to touch).
 inline void check_input(const Tape& t, const Node* x) {
   if (x && !x->on_heap() && segment_of(x)->tape != &t) throw_foreign_input();
@@ -94,6 +114,7 @@ inline void check_input(const Tape& t, const Node* x) {
 inline void link_input(Segment* s, Node* x) {
   if (x->on_heap()) {
     if (x != s->mru[0] && x != s->mru[1]) s->add_heap_ref(x);
+    stamp(s);
   } else {
     ++x->refs;
   }

@@ -32,6 +32,12 @@ Node* need_leaf(const Var& v, std::string_view what) {
         fmt::format("{}: only leaves (values not computed by an op) can be changed in place", what));
   return n;
 }
+
+/// Records that leaf n changed in place: graphs recorded before no longer give its gradient.
+void mark_changed(Node* n) {
+  std::atomic_ref<std::uint64_t>(ext_of(n).changed_at)
+      .store(g_change_clock.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 } // namespace
 
 Var::Var(double value) : Var(heap_scalar(value, true)) {}
@@ -146,13 +152,15 @@ void Var::set_value(const Tensor& value) {
   Node* n = need_leaf(*this, "set_value");
   if (!n->is_tensor()) {
     n->value = value.item();
+    mark_changed(n);
     return;
   }
   Tensor& v = n->ext->value;
   if (!(value.shape() == v.shape()))
     throw ShapeError(fmt::format("set_value: new value has shape {} but the leaf has shape {}",
                                  value.shape().str(), v.shape().str()));
-  v.assign(value);
+  if (value.raw() != v.raw() || value.dtype() != v.dtype()) v.assign(value); // not when written in place
+  mark_changed(n);
 }
 
 void Var::set_value(double value) {
@@ -161,6 +169,7 @@ void Var::set_value(double value) {
     n->ext->value.fill(value);
   else
     n->value = value;
+  mark_changed(n);
 }
 
 std::ostream& operator<<(std::ostream& os, const Var& v) {

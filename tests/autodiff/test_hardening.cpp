@@ -1,11 +1,13 @@
 // Hardening of the autodiff core: shapes whose element count overflows, reductions of 0-d values
 // (as PyTorch: one implicit axis), and gradients in their input's dtype when the graph mixes float32
-// and float64, with create_graph too (the differentiable cast gg::to).
+// and float64, with create_graph too (the differentiable cast gg::to), and leaves changed in place
+// after a graph used them (a stale gradient: backward refuses, as PyTorch does).
 #include <autodiff/autodiff.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <thread>
 
 using gg::Shape;
 using gg::Tensor;
@@ -75,4 +77,48 @@ TEST_CASE("hardening: gg::to converts a Var's dtype and its gradient back") {
   const Var s = gg::to(Var(3.0), gg::f32); // a scalar Var (f64) becomes a 0-d f32 tensor
   CHECK(s.dtype() == gg::f32);
   CHECK(s.shape() == Shape{});
+}
+
+TEST_CASE("hardening: a leaf changed in place after a graph used it makes that graph refuse backward") {
+  SECTION("a tensor leaf") {
+    Var w(Tensor({1.0, 2.0}, {2}), true);
+    const Var y = gg::sum(w * w);
+    w.set_value(Tensor({3.0, 4.0}, {2}));
+    CHECK_THROWS_WITH(y.backward(), Catch::Contains("changed in place") && Catch::Contains("'mul'"));
+    CHECK_THROWS_AS(gg::grad({y}, {w}, {}, {.create_graph = true}), gg::UsageError);
+    CHECK_FALSE(w.has_grad());        // nothing accumulated
+    const Var again = gg::sum(w * w); // recorded after the change: fine
+    again.backward();
+    CHECK(w.grad().to_vector() == std::vector<double>{6.0, 8.0});
+  }
+  SECTION("a scalar leaf, named in the message") {
+    Var a = 2.0;
+    a.name("a");
+    const Var b = a * a + 1.0;
+    a.set_value(3.0);
+    CHECK_THROWS_WITH(b.backward(), Catch::Contains("leaf 'a'"));
+  }
+  SECTION("a change before recording, or to a leaf the graph does not use, is fine") {
+    Var a = 2.0, unused = 5.0;
+    a.set_value(3.0);
+    const Var b = a * a;
+    unused.set_value(6.0);
+    b.backward();
+    CHECK(a.grad().item() == 6);
+  }
+  SECTION("nodes recorded after the change in the same tape segment as stale ones are not stale") {
+    Var w = 1.0;
+    const Var old = w * 2.0; // kept alive: its segment is not rewound
+    w.set_value(2.0);
+    const Var fresh = w * 3.0;
+    fresh.backward();
+    CHECK(w.grad().item() == 3);
+    CHECK_THROWS_AS(old.backward(), gg::UsageError);
+  }
+  SECTION("a change from another thread") {
+    const Var w(Tensor({1.0}, {1}), true);
+    const Var y = gg::sum(gg::exp(w));
+    std::thread([&] { Var(w).set_value(Tensor({0.0}, {1})); }).join();
+    CHECK_THROWS_AS(y.backward(), gg::UsageError);
+  }
 }

@@ -1,11 +1,14 @@
 // Nothing is lost: gg::AtomicFile (which every writer uses: weights, checkpoints, logs, charts, DOT)
 // leaves the old file or the whole new one, also when the process is killed halfway; and regression
-// inputs for the data readers.
+// inputs for the data readers; and a loss recorded before an optimizer step refuses backward.
 #include <nn/atomic_file.hpp>
+#include <nn/init.hpp>
+#include <nn/layers.hpp>
+#include <nn/optim/optim.hpp>
 #include <nn/plot.hpp>
 #include <nn/safetensors.hpp>
 
-#include <autodiff/error.hpp>
+#include <autodiff/autodiff.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -132,4 +135,21 @@ TEST_CASE("hardening: charts and DOT files go through the same atomic writer") {
   CHECK_THROWS_WITH(chart.save((dir.path / "taken.svg").string()),
                     Catch::Contains("taken.svg") && Catch::Contains("renaming"));
   CHECK(dir.entries() == std::vector<std::string>{"chart.svg", "taken.svg"});
+}
+
+TEST_CASE("hardening: a loss recorded before an optimizer step cannot be differentiated after it") {
+  gg::nn::manual_seed(0);
+  gg::nn::Linear layer(2, 1);
+  gg::optim::Adam opt(layer.parameters(), gg::optim::AdamOptions(0.1));
+  const gg::Tensor x({1.0, 2.0}, {1, 2});
+  const gg::Var loss = gg::sum(layer(gg::Var::constant(x)));
+  loss.backward();
+  opt.step(); // changes the weights the loss's graph used
+  CHECK_THROWS_WITH(loss.backward(), Catch::Contains("changed in place") && Catch::Contains("linear"));
+  for (int step = 0; step < 3; ++step) { // the usual loop records a fresh graph each step
+    opt.zero_grad();
+    const gg::Var l = gg::sum(layer(gg::Var::constant(x)));
+    l.backward();
+    opt.step();
+  }
 }

@@ -102,7 +102,7 @@ void Optimizer::step() {
       s.ready = true;
     }
     update(p, g, s.tensors, fresh);
-    if (v.is_scalar_node()) v.set_value(p);
+    v.set_value(p); // writes a scalar leaf back; marks the leaf changed (a graph recorded before is stale)
   }
 }
 
