@@ -241,6 +241,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 /// a (optionally transposed) times b (optionally transposed), 2-d only: the building block of
 /// matmul's backward, computed without materialising the transposes.
 Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b);
+/// op(a[i]) op(b[i]) for every i of a batch, a and b [batch, rows, cols] or one of them 2-d (the
+/// same matrix for every i); with sum_batch, their sum over i (2-d): batched products' gradients
+/// without transposed copies.
+Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, bool sum_batch = false);
 /// x @ weight^T + bias for x [..., in], weight [out, in] and an optional bias [out] (undefined for
 /// none): a Linear layer's forward as one GEMM with the transpose flag, the bias added in place.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());

@@ -87,9 +87,17 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   }
   case Op::matmul: {
     const Tensor b = value_of(n->in[1]);
-    if (sa.rank() != 2 || b.rank() != 2) return false; // batched: vjp()
-    if (needs(0)) out[0] = kernel::gemm(g, false, b, true);
-    if (needs(1)) out[1] = kernel::gemm(a, true, g, false);
+    const Shape& sb = b.shape();
+    if (sa.rank() == 2 && sb.rank() == 2) {
+      if (needs(0)) out[0] = kernel::gemm(g, false, b, true);
+      if (needs(1)) out[1] = kernel::gemm(a, true, g, false);
+      return true;
+    }
+    // [batch, ., .] with [batch, ., .] or with one matrix (a convolution's weight): per-item
+    // products, summed over the batch for the 2-d operand. Other broadcasts: vjp().
+    if (sa.rank() > 3 || sb.rank() > 3 || (sa.rank() == 3 && sb.rank() == 3 && sa[0] != sb[0])) return false;
+    if (needs(0)) out[0] = kernel::gemm_batched(g, false, b, true, sa.rank() == 2);
+    if (needs(1)) out[1] = kernel::gemm_batched(a, true, g, false, sb.rank() == 2);
     return true;
   }
   case Op::linear: { // a [..., in], weight [out, in]: gradients as for a [rows, in] @ weight^T

@@ -126,12 +126,13 @@ template <int N, class F> void for_each_row(const Walk<N>& w, F&& row) {
   }
 }
 
-/// Runs body(lo, hi) over [0, n), split across the kernel threads when n is large.
-template <class F> void parallel_range(Index n, F&& body) {
+/// Runs body(lo, hi) over [0, n), split across the kernel threads when the work (n items of
+/// `cost` elements each) is large enough to pay for waking them.
+template <class F> void parallel_range(Index n, F&& body, Index cost = 1) {
 #ifdef _OPENMP
   constexpr Index parallel_min = Index{1} << 15;
   const int threads = g_num_threads.load(std::memory_order_relaxed);
-  if (threads > 1 && n >= parallel_min && !omp_in_parallel()) {
+  if (threads > 1 && n > 1 && n * cost >= parallel_min && !omp_in_parallel()) {
 #pragma omp parallel num_threads(threads)
     {
       const Index nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -390,8 +391,8 @@ constexpr Index k_small_gemm = 4096;
 /// stored row lengths of a and b.
 template <class T>
 void gemm_small(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
-                Index m) {
-  std::fill(c, c + n * m, T(0));
+                Index m, bool accumulate = false) {
+  if (!accumulate) std::fill(c, c + n * m, T(0));
   for (Index i = 0; i < n; ++i)
     for (Index p = 0; p < k; ++p) {
       const T aip = ta ? a[p * lda + i] : a[i * lda + p];
@@ -444,21 +445,22 @@ const GemmChoice& gemm_choice() {
 }
 std::atomic<bool> g_blas_allowed{true};
 
-/// c[n,m] = op(a) op(b) for row-major a (row length lda) and b (ldb): plain loops for tiny products,
-/// OpenBLAS when it is in use, Eigen otherwise.
+/// c[n,m] = op(a) op(b) (or c += ... with accumulate) for row-major a (row length lda) and b (ldb):
+/// plain loops for tiny products, OpenBLAS when it is in use, Eigen otherwise.
 template <class T>
-void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
-              Index m) {
-  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m);
+void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
+              bool accumulate = false) {
+  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  const T beta = accumulate ? T(1) : T(0);
 #ifdef GG_HAVE_OPENBLAS
   if (gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed)) {
     const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
     const auto bi = [](Index v) { return static_cast<blasint>(v); };
     if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0f, a, bi(lda), b, bi(ldb), 0.0f, c,
+      cblas_sgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0f, a, bi(lda), b, bi(ldb), beta, c,
                   bi(m));
     else
-      cblas_dgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0, a, bi(lda), b, bi(ldb), 0.0, c,
+      cblas_dgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0, a, bi(lda), b, bi(ldb), beta, c,
                   bi(m));
     return;
   }
@@ -468,14 +470,15 @@ void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T*
   const Eigen::Map<const RowMatrix<T>, 0, Stride> A(a, ta ? k : n, ta ? n : k, Stride(lda)),
       B(b, tb ? m : k, tb ? k : m, Stride(ldb));
   MutMap<T> C(c, n, m);
+  if (!accumulate) C.setZero();
   if (!ta && !tb)
-    C.noalias() = A * B;
+    C.noalias() += A * B;
   else if (ta && !tb)
-    C.noalias() = A.transpose() * B;
+    C.noalias() += A.transpose() * B;
   else if (!ta && tb)
-    C.noalias() = A * B.transpose();
+    C.noalias() += A * B.transpose();
   else
-    C.noalias() = A.transpose() * B.transpose();
+    C.noalias() += A.transpose() * B.transpose();
 }
 
 /// c[n,m] = a[n,k] b[k,m], all row-major and contiguous.
@@ -1038,6 +1041,42 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   return out;
 }
 
+Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, bool sum_batch) {
+  detail::require_defined(a, "gemm_batched");
+  detail::require_defined(b, "gemm_batched");
+  const auto describe = [](const Tensor& t, bool tr) {
+    return t.shape().str() + (tr ? " (transposed)" : "");
+  };
+  const bool a3 = a.rank() == 3, b3 = b.rank() == 3;
+  if (a.rank() < 2 || a.rank() > 3 || b.rank() < 2 || b.rank() > 3 ||
+      (a3 && b3 && a.shape()[0] != b.shape()[0]))
+    throw ShapeError(
+        fmt::format("gemm_batched: shapes {} and {} are not [batch, rows, cols] with equal batches "
+                    "(or one 2-d)",
+                    describe(a, trans_a), describe(b, trans_b)));
+  const Index ar = a.shape()[a.rank() - 2], ac = a.shape()[a.rank() - 1];
+  const Index br = b.shape()[b.rank() - 2], bc = b.shape()[b.rank() - 1];
+  const Index n = trans_a ? ac : ar, k = trans_a ? ar : ac, kb = trans_b ? bc : br, m = trans_b ? br : bc;
+  if (k != kb)
+    throw ShapeError(fmt::format("gemm_batched: shapes {} and {} do not fit (inner dimensions {} and {})",
+                                 describe(a, trans_a), describe(b, trans_b), k, kb));
+  const Index batch = a3 ? a.shape()[0] : b3 ? b.shape()[0] : 1;
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = sum_batch ? Tensor::zeros(Shape{n, m}, dtype) : Tensor::empty(Shape{batch, n, m}, dtype);
+  if (n * m == 0) return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* A = pa.data<T>();
+    const T* B = pb.data<T>();
+    T* C = out.data<T>();
+    for (Index i = 0; i < batch; ++i)
+      detail::gemm_any(A + (a3 ? i * ar * ac : 0), trans_a, ac, B + (b3 ? i * br * bc : 0), trans_b, bc,
+                       C + (sum_batch ? 0 : i * n * m), n, k, m, sum_batch && i > 0);
+  });
+  return out;
+}
+
 std::string gemm_library() {
   const detail::GemmChoice& c = detail::gemm_choice();
   if (c.blas && !detail::g_blas_allowed.load()) return "Eigen (OpenBLAS turned off by use_blas(false))";
@@ -1275,26 +1314,34 @@ ConvGeometry conv_geometry(const Shape& image, std::int64_t kh, std::int64_t kw,
   return g;
 }
 
-/// Calls f(image_index, column_index) for every (window position, kernel offset) pair; the image
-/// index is -1 for positions in the padding.
-template <class F> void for_each_window(const ConvGeometry& g, F&& f) {
-  const std::int64_t l = g.oh * g.ow;
-  for (std::int64_t n = 0; n < g.n; ++n)
-    for (std::int64_t c = 0; c < g.c; ++c)
-      for (std::int64_t i = 0; i < g.kh; ++i)
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const std::int64_t row = (c * g.kh + i) * g.kw + j;
-          const std::int64_t col_base = (n * g.c * g.kh * g.kw + row) * l;
-          const std::int64_t img_base = (n * g.c + c) * g.h * g.w;
-          for (std::int64_t y = 0; y < g.oh; ++y) {
-            const std::int64_t iy = y * g.stride + i - g.padding;
-            for (std::int64_t x = 0; x < g.ow; ++x) {
-              const std::int64_t ix = x * g.stride + j - g.padding;
-              const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-              f(inside ? img_base + iy * g.w + ix : -1, col_base + y * g.ow + x);
-            }
-          }
-        }
+/// For every image n, channel c, kernel offset (i, j) and output row y, calls
+/// row(col, inside, img, x0, x1): output columns col + x for x in [0, ow) read the image at
+/// img + x * stride for x in [x0, x1) and are padding elsewhere; the whole row is padding when
+/// inside is false. Images are split across the kernel threads (each writes only its own output).
+template <class F> void for_each_window_row(const ConvGeometry& g, F&& row) {
+  const std::int64_t l = g.oh * g.ow, kk = g.kh * g.kw;
+  detail::parallel_range(
+      g.n,
+      [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t n = lo; n < hi; ++n)
+          for (std::int64_t c = 0; c < g.c; ++c)
+            for (std::int64_t i = 0; i < g.kh; ++i)
+              for (std::int64_t j = 0; j < g.kw; ++j) {
+                const std::int64_t col_base = (n * g.c * kk + (c * g.kh + i) * g.kw + j) * l;
+                const std::int64_t img_base = (n * g.c + c) * g.h * g.w;
+                // ix = x * stride + j - padding lies in [0, w) for x in [x0, x1)
+                const std::int64_t shift = j - g.padding;
+                const std::int64_t x0 = std::min(g.ow, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
+                const std::int64_t x1 =
+                    std::max(x0, std::min(g.ow, g.w - shift <= 0 ? 0 : (g.w - shift - 1) / g.stride + 1));
+                for (std::int64_t y = 0; y < g.oh; ++y) {
+                  const std::int64_t iy = y * g.stride + i - g.padding;
+                  const bool inside = iy >= 0 && iy < g.h;
+                  row(col_base + y * g.ow, inside, img_base + iy * g.w + shift, x0, x1);
+                }
+              }
+      },
+      g.c * kk * l);
 }
 } // namespace
 
@@ -1308,7 +1355,19 @@ Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t st
     const T* src = x.data<T>();
     T* dst = out.data<T>();
     const T pad = static_cast<T>(pad_value);
-    for_each_window(g, [&](std::int64_t from, std::int64_t to) { dst[to] = from >= 0 ? src[from] : pad; });
+    const std::int64_t stride = g.stride, ow = g.ow;
+    for_each_window_row(
+        g, [&](std::int64_t col, bool inside, std::int64_t img, std::int64_t x0, std::int64_t x1) {
+          T* o = dst + col;
+          if (!inside) return std::fill(o, o + ow, pad);
+          std::fill(o, o + x0, pad);
+          const T* in = src + img;
+          if (stride == 1)
+            std::copy(in + x0, in + x1, o + x0);
+          else
+            for (std::int64_t x = x0; x < x1; ++x) o[x] = in[x * stride];
+          std::fill(o + x1, o + ow, pad);
+        });
   });
   return out;
 }
@@ -1326,9 +1385,17 @@ Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::
     using T = decltype(tag);
     const T* src = cols.data<T>();
     T* dst = out.data<T>();
-    for_each_window(g, [&](std::int64_t to, std::int64_t from) {
-      if (to >= 0) dst[to] += src[from];
-    });
+    const std::int64_t stride = g.stride;
+    for_each_window_row(
+        g, [&](std::int64_t col, bool inside, std::int64_t img, std::int64_t x0, std::int64_t x1) {
+          if (!inside) return;
+          T* o = dst + img;
+          const T* in = src + col;
+          if (stride == 1)
+            for (std::int64_t x = x0; x < x1; ++x) o[x] += in[x];
+          else
+            for (std::int64_t x = x0; x < x1; ++x) o[x * stride] += in[x];
+        });
   });
   return out;
 }

@@ -192,3 +192,77 @@ TEST_CASE(
     CHECK(one[i].to_vector() == two[i].to_vector());
   }
 }
+
+TEST_CASE("unfold and fold: the definition, their adjointness, and the same bits on 1 and 2 threads") {
+  const KernelDefaults restore;
+  gg::Rng rng(5);
+  const std::int64_t n = 64, c = 3, h = 7, w = 6; // big enough for 2 threads at kernel 3
+  const Tensor x = Tensor::randn({n, c, h, w}, rng);
+  for (const std::int64_t stride : {1, 2, 3})
+    for (const std::int64_t pad : {0, 1, 2})
+      for (const std::int64_t k : {1, 2, 3}) {
+        INFO("stride " << stride << " padding " << pad << " kernel " << k);
+        gg::kernel::set_num_threads(1);
+        const Tensor cols = gg::kernel::unfold(x, k, k, stride, pad, -5);
+        const std::int64_t oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+        REQUIRE(cols.shape() == Shape{n, c * k * k, oh * ow});
+        double worst = 0;
+        for (std::int64_t b = 0; b < n; ++b)
+          for (std::int64_t ch = 0; ch < c; ++ch)
+            for (std::int64_t i = 0; i < k; ++i)
+              for (std::int64_t j = 0; j < k; ++j)
+                for (std::int64_t y = 0; y < oh; ++y)
+                  for (std::int64_t xx = 0; xx < ow; ++xx) {
+                    const std::int64_t iy = y * stride + i - pad, ix = xx * stride + j - pad;
+                    const bool in = iy >= 0 && iy < h && ix >= 0 && ix < w;
+                    const double want = in ? x.flat(((b * c + ch) * h + iy) * w + ix) : -5;
+                    const double got =
+                        cols.flat((b * c * k * k + (ch * k + i) * k + j) * oh * ow + y * ow + xx);
+                    worst = std::max(worst, std::abs(got - want));
+                  }
+        CHECK(worst == 0);
+        // <unfold(x), r> = <x, fold(r)> with zero padding: fold is unfold's adjoint.
+        const Tensor r = Tensor::randn(cols.shape(), rng);
+        const Tensor folded = gg::kernel::fold(r, x.shape(), k, k, stride, pad);
+        const Tensor zero_padded = gg::kernel::unfold(x, k, k, stride, pad);
+        double lhs = 0, rhs = 0;
+        for (std::int64_t i = 0; i < r.numel(); ++i) lhs += zero_padded.flat(i) * r.flat(i);
+        for (std::int64_t i = 0; i < x.numel(); ++i) rhs += x.flat(i) * folded.flat(i);
+        CHECK(lhs == Approx(rhs).epsilon(1e-12));
+        gg::kernel::set_num_threads(2);
+        CHECK(gg::kernel::unfold(x, k, k, stride, pad, -5).to_vector() == cols.to_vector());
+        CHECK(gg::kernel::fold(r, x.shape(), k, k, stride, pad).to_vector() == folded.to_vector());
+      }
+}
+
+TEST_CASE("gemm_batched: per item and summed, with one operand shared, as separate products") {
+  gg::Rng rng(9);
+  const Tensor a3 = Tensor::randn({4, 20, 30}, rng), b3 = Tensor::randn({4, 30, 25}, rng);
+  const Tensor a2 = Tensor::randn({20, 30}, rng), b2 = Tensor::randn({30, 25}, rng);
+  const auto item = [](const Tensor& t, std::int64_t i) {
+    return t.rank() == 2 ? t : gg::kernel::slice(t, 0, i, i + 1).reshape({t.shape()[1], t.shape()[2]});
+  };
+  struct Case {
+    Tensor a, b;
+  };
+  for (const Case& c : {Case{a3, b3}, Case{a2, b3}, Case{a3, b2}}) {
+    const Tensor each = gg::kernel::gemm_batched(c.a, false, c.b, false);
+    const Tensor total = gg::kernel::gemm_batched(c.a, false, c.b, false, true);
+    REQUIRE(each.shape() == Shape{4, 20, 25});
+    REQUIRE(total.shape() == Shape{20, 25});
+    Tensor sum = Tensor::zeros({20, 25});
+    for (std::int64_t i = 0; i < 4; ++i) {
+      const Tensor p = gg::kernel::gemm(item(c.a, i), false, item(c.b, i), false);
+      CHECK(item(each, i).to_vector() == p.to_vector());
+      sum = gg::kernel::binary(gg::kernel::Binary::add, sum, p);
+    }
+    for (std::int64_t j = 0; j < sum.numel(); ++j) CHECK(total.flat(j) == Approx(sum.flat(j)).epsilon(1e-12));
+  }
+  // Transposed operands: a^T b for a [4, 30, 20].
+  const Tensor at = gg::kernel::transpose(a3, 1, 2);
+  const Tensor via_t = gg::kernel::gemm_batched(at, true, b3, false),
+               direct = gg::kernel::gemm_batched(a3, false, b3, false);
+  for (std::int64_t j = 0; j < direct.numel(); ++j)
+    CHECK(via_t.flat(j) == Approx(direct.flat(j)).epsilon(1e-12));
+  REQUIRE_THROWS_AS(gg::kernel::gemm_batched(a3, false, Tensor::zeros({3, 30, 25}), false), gg::ShapeError);
+}
