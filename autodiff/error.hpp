@@ -25,6 +25,13 @@ public:
   using Error::Error;
 };
 
+/// A NaN or an infinity found by anomaly detection (gg::DetectAnomaly): the message names the op,
+/// the names on its path through the graph, and its inputs' shapes and values.
+class AnomalyError : public ValueError {
+public:
+  using ValueError::ValueError;
+};
+
 /// A file that cannot be opened, read or written.
 class IOError : public Error {
 public:

@@ -132,6 +132,25 @@ private:
 /// Whether ops record on this thread now.
 bool grad_enabled();
 
+/// While alive, anomaly detection is on for this thread (as torch.autograd.detect_anomaly): the first
+/// recorded op whose value holds a NaN or an infinity, and the first backward step whose gradient
+/// does, throws an AnomalyError naming the op, the user names on its path through the graph (Vars
+/// and module scopes) and its inputs' shapes and values. Off, it costs one flag test per op.
+class DetectAnomaly {
+public:
+  explicit DetectAnomaly(bool on = true);
+  ~DetectAnomaly();
+  DetectAnomaly(const DetectAnomaly&) = delete;
+  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
+
+private:
+  bool prev_;
+};
+/// PyTorch's spelling: `gg::detect_anomaly scope;`.
+using detect_anomaly = DetectAnomaly;
+/// Whether anomaly detection is on for this thread.
+bool anomaly_detection_enabled();
+
 /// While alive, nodes recorded on this thread belong to a named scope, nested in the enclosing
 /// one ("0", "encoder/fc1"): modules open one per call, so DOT pictures group nodes by layer.
 class Scope {

@@ -302,6 +302,18 @@ void check_inputs_unchanged(const Node* n) {
   }
 }
 
+/// With anomaly detection: n, the node that first passed it a gradient, and so on up to the output.
+std::vector<const Node*> path_to_output(const Node* n,
+                                        const std::unordered_map<const Node*, const Node*>& reached_from) {
+  std::vector<const Node*> path;
+  for (const Node* m = n; m && path.size() < 1000;) {
+    path.push_back(m);
+    const auto it = reached_from.find(m);
+    m = it == reached_from.end() ? nullptr : it->second;
+  }
+  return path;
+}
+
 /// Position of a node in recording order, to start the sweep at the newest seed.
 bool newer(const Node* x, const Node* y) {
   const Segment *sx = segment_of(x), *sy = segment_of(y);
@@ -333,6 +345,11 @@ struct ValueSweep {
   // by many edges); an evicted or final entry goes to leaf_scalar.
   static constexpr std::size_t k_slots = 64;
   std::array<std::pair<Node*, double>, k_slots> leaf_cache{};
+  // Anomaly detection: every gradient checked, and for each node reached, the node that first
+  // passed it a gradient (the path back to the output, for the message).
+  bool anomaly = false;
+  const Node* visiting = nullptr;
+  std::unordered_map<const Node*, const Node*> reached_from;
 
   void add_leaf(Node* m, double v) {
     auto& slot = leaf_cache[(reinterpret_cast<std::uintptr_t>(m) >> 6) % k_slots];
@@ -356,6 +373,8 @@ struct ValueSweep {
       m->flags |= k_reached | k_has_grad;
       m->grad = v;
       ++pending;
+      if (anomaly) [[unlikely]]
+        reached_from.emplace(m, visiting);
     } else {
       m->grad += v;
     }
@@ -370,6 +389,8 @@ struct ValueSweep {
       m->flags |= k_reached | k_has_grad;
       m->ext->grad = std::move(v); // may share storage with another gradient: never updated in place
       ++pending;
+      if (anomaly) [[unlikely]]
+        reached_from.emplace(m, visiting);
     } else {
       m->ext->grad = kernel::binary(kernel::Binary::add, m->ext->grad, v);
     }
@@ -380,10 +401,14 @@ struct ValueSweep {
     if (!(n->flags & k_reached)) return;
     n->flags &= ~k_reached;
     --pending;
+    if (anomaly) [[unlikely]]
+      visiting = n;
     if (!n->is_tensor()) {
       if ((n->in[0] && n->in[0]->on_heap()) || (n->in[1] && n->in[1]->on_heap())) check_inputs_unchanged(n);
       double d[2];
       scalar_derivatives(n, d);
+      if (anomaly) [[unlikely]]
+        check_scalar_step(n, d);
       if (n->in[0]) add(n->in[0], n->grad * d[0]);
       if (n->in[1]) add(n->in[1], n->grad * d[1]);
       return;
@@ -391,14 +416,33 @@ struct ValueSweep {
     check_inputs_unchanged(n);
     std::array<Tensor, 3> values;
     if (vjp_values(n, n->ext->grad, values)) { // the common ops: kernels only (backward_values.cpp)
-      for (int i = 0; i < 3 && i < n->num_inputs(); ++i)
-        if (values[static_cast<std::size_t>(i)].defined())
-          add(n->input(i), std::move(values[static_cast<std::size_t>(i)]));
+      for (int i = 0; i < 3 && i < n->num_inputs(); ++i) {
+        Tensor& g = values[static_cast<std::size_t>(i)];
+        if (!g.defined()) continue;
+        if (anomaly && !all_finite(g)) [[unlikely]]
+          throw_backward_anomaly(n, i, g, n->ext->grad, path_to_output(n));
+        add(n->input(i), std::move(g));
+      }
       return;
     }
     const std::vector<Var> gin = vjp(n, Var::constant(n->ext->grad));
-    for (std::size_t i = 0; i < gin.size(); ++i)
-      if (gin[i].defined()) add(n->input(static_cast<int>(i)), gin[i].value());
+    for (std::size_t i = 0; i < gin.size(); ++i) {
+      if (!gin[i].defined()) continue;
+      if (anomaly && !all_finite(gin[i].value())) [[unlikely]]
+        throw_backward_anomaly(n, static_cast<int>(i), gin[i].value(), n->ext->grad, path_to_output(n));
+      add(n->input(static_cast<int>(i)), gin[i].value());
+    }
+  }
+
+  /// With anomaly detection: the gradients a scalar node passes to its inputs must be finite.
+  void check_scalar_step(const Node* n, const double d[2]) {
+    for (int i = 0; i < 2 && n->in[i]; ++i)
+      if (!std::isfinite(n->grad * d[i]))
+        throw_backward_anomaly(n, i, Tensor::scalar(n->grad * d[i]), Tensor::scalar(n->grad),
+                               path_to_output(n));
+  }
+  std::vector<const Node*> path_to_output(const Node* n) const {
+    return detail::path_to_output(n, reached_from);
   }
 
   void run(const std::vector<std::pair<Node*, Tensor>>& seeds) {
@@ -415,6 +459,12 @@ struct ValueSweep {
     } done;
     NoGrad no_grad;
     pending = 0;
+    anomaly = t_anomaly;
+    visiting = nullptr;
+    reached_from.clear();
+    if (anomaly) [[unlikely]]
+      for (const auto& [n, seed] : seeds)
+        if (!all_finite(seed)) throw_seed_anomaly(n, seed);
     Node* top = nullptr;
     for (const auto& [n, seed] : seeds) {
       add(n, seed);
@@ -423,7 +473,7 @@ struct ValueSweep {
     if (!top) return flush_leaves();
     try {
       reverse_sweep(top, pending, [this](Node* n) { visit(n); });
-    } catch (...) { // a custom op's backward threw: unmark what this sweep reached, for the next one
+    } catch (...) { // a custom op's backward or a check threw: unmark what this sweep reached
       reverse_sweep(top, pending, [this](Node* n) {
         if (n->flags & k_reached) n->flags &= ~k_reached, --pending;
       });
@@ -495,6 +545,10 @@ namespace {
 std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
                             const std::vector<Tensor>& seeds) {
   std::unordered_map<Node*, Var> g;
+  std::unordered_map<const Node*, const Node*> reached_from; // for anomaly messages
+  const Node* visiting = nullptr;
+  const bool anomaly = t_anomaly;
+  const DetectAnomaly forward_checks_off(false); // the rules' ops are checked as gradients, below
   std::size_t pending = 0;
   auto add = [&](Node* m, Var v) {
     if (!m->requires_grad()) return;
@@ -504,6 +558,7 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
     auto [it, fresh] = g.try_emplace(m, v);
     if (fresh) {
       if (!m->on_heap()) ++pending;
+      if (anomaly) reached_from.emplace(m, visiting);
     } else {
       it->second = it->second + v;
     }
@@ -511,6 +566,7 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
   Node* top = nullptr;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     Node* n = outputs[i].node();
+    if (anomaly && !all_finite(seeds[i])) throw_seed_anomaly(n, seeds[i]);
     add(n, n->is_tensor() ? Var::constant(seeds[i]) : Var::constant(seeds[i].item())); // scalars stay scalar
     if (!n->on_heap() && (!top || newer(n, top))) top = n;
   }
@@ -522,8 +578,14 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
       check_inputs_unchanged(n);
       const Var gn = it->second;
       std::vector<Var> gin = vjp(n, gn);
-      for (std::size_t i = 0; i < gin.size(); ++i)
-        if (gin[i].defined()) add(n->input(static_cast<int>(i)), gin[i]);
+      visiting = n;
+      for (std::size_t i = 0; i < gin.size(); ++i) {
+        if (!gin[i].defined()) continue;
+        if (anomaly && !all_finite(gin[i].value()))
+          throw_backward_anomaly(n, static_cast<int>(i), gin[i].value(), gn.value(),
+                                 path_to_output(n, reached_from));
+        add(n->input(static_cast<int>(i)), gin[i]);
+      }
     });
   std::vector<Var> r;
   for (const Var& x : inputs) {

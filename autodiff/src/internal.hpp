@@ -26,10 +26,26 @@ inline Node* need(const Var& v, Op op) {
 }
 /// A node's value as a tensor (0-d float64 for scalar nodes).
 Tensor value_of(const Node* n);
+
+// Anomaly detection (anomaly.cpp): the checks run only while gg::DetectAnomaly is on.
+/// Throws an AnomalyError when the value of n, just recorded, is not finite.
+void check_forward(const Node* n);
+/// Whether every element is finite.
+bool all_finite(const Tensor& t);
+/// Throws the AnomalyError of a backward step: n passes `gradient` (not finite) to its input `input`,
+/// from `upstream`; path: n, then the nodes that passed gradient to it, up to the output.
+[[noreturn]] void throw_backward_anomaly(const Node* n, int input, const Tensor& gradient,
+                                         const Tensor& upstream, const std::vector<const Node*>& path);
+/// Throws the AnomalyError of a seed gradient that is not finite.
+[[noreturn]] void throw_seed_anomaly(const Node* n, const Tensor& seed);
 /// A scalar result: recorded when an input requires grad and recording is on, else a constant.
 inline Var emit_scalar(Op op, Node* a, Node* b, double value, double c = 0) {
-  if (grad_mode_flag() && (a->requires_grad() || (b && b->requires_grad())))
-    return Var::adopt(record_scalar(op, a, b, value, c));
+  if (grad_mode_flag() && (a->requires_grad() || (b && b->requires_grad()))) {
+    Var v = Var::adopt(record_scalar(op, a, b, value, c));
+    if (t_anomaly) [[unlikely]]
+      check_forward(v.node());
+    return v;
+  }
   return Var::constant(value);
 }
 /// The lock under which leaves' gradients change (threads share parameters).

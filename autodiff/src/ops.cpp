@@ -51,7 +51,10 @@ Emitted record_tensor(Op op, Node* a, Node* b, Tensor value) {
 
 Emitted emit(Op op, Node* a, Node* b, Tensor value) {
   if (!wants_grad(a, b)) return {Var::constant(value), nullptr};
-  return record_tensor(op, a, b, std::move(value));
+  Emitted e = record_tensor(op, a, b, std::move(value));
+  if (t_anomaly) [[unlikely]]
+    check_forward(e.n);
+  return e;
 }
 
 /// A result of several inputs: recorded when any of them requires grad (not only the first two).
@@ -61,6 +64,8 @@ Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value) {
   if (!grad_mode_flag() || !any) return {Var::constant(value), nullptr};
   Emitted e = record_tensor(op, xs[0], xs.size() > 1 ? xs[1] : nullptr, std::move(value));
   for (std::size_t i = 2; i < xs.size(); ++i) record_more_input(e.n, xs[i]);
+  if (t_anomaly) [[unlikely]]
+    check_forward(e.n);
   return e;
 }
 

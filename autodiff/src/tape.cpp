@@ -41,6 +41,7 @@ std::atomic<std::uint64_t> g_change_clock{0};
 thread_local Tape* t_tape = nullptr;
 thread_local bool t_grad_mode = true;
 thread_local std::uint32_t t_scope = 0;
+thread_local bool t_anomaly = false;
 
 Tape& create_tape() {
   t_tape = new Tape;
@@ -229,6 +230,16 @@ NoGrad::~NoGrad() {
 }
 bool grad_enabled() {
   return detail::grad_mode_flag();
+}
+
+DetectAnomaly::DetectAnomaly(bool on) : prev_(detail::t_anomaly) {
+  detail::t_anomaly = on;
+}
+DetectAnomaly::~DetectAnomaly() {
+  detail::t_anomaly = prev_;
+}
+bool anomaly_detection_enabled() {
+  return detail::t_anomaly;
 }
 
 TapeStats tape_stats() {

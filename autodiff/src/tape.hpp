@@ -78,6 +78,7 @@ struct Tape {
 extern thread_local Tape* t_tape;
 extern thread_local bool t_grad_mode;
 extern thread_local std::uint32_t t_scope; ///< id of the innermost gg::Scope (0: none)
+extern thread_local bool t_anomaly;        ///< gg::DetectAnomaly is on
 Tape& create_tape();
 
 /// This thread's tape.
