@@ -39,7 +39,7 @@ struct TrainOptions {
   std::int64_t samples = 300, epochs = 100, batch_size = 32;
   double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
          alpha = 0.99, weight_decay = 0, lr_decay = 0, momentum_decay = 4e-3;
-  bool nesterov = false, no_shuffle = false, standardize = false;
+  bool nesterov = false, no_shuffle = false, standardize = false, detect_anomaly = false;
   std::uint64_t seed = 0;
   std::set<std::string> given; ///< options given on the command line (the rest take defaults)
 };
@@ -295,6 +295,8 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "resume", po::value(&o.resume), "continue exactly where a checkpoint stopped (same data and options)")(
       "stop-after", po::value(&o.stop_after)->default_value(0),
       "testing: stop as Ctrl-C would after N steps")(
+      "detect-anomaly", po::bool_switch(&o.detect_anomaly),
+      "stop at the first NaN or infinity in a value or gradient, naming the op and its path (slower)")(
       "plots", po::value(&o.plots),
       "write loss.svg, accuracy.svg and, for 2-D data, regions.svg (decision regions) into this folder");
   po::variables_map vm;
@@ -399,6 +401,8 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
                step);
   }
   const StopOnInterrupt interrupt;
+  std::optional<DetectAnomaly> anomaly;
+  if (o.detect_anomaly) anomaly.emplace();
   const bool bar_on =
       o.progress == "bar" || (o.progress == "auto" && &out == &std::cout && stdout_is_terminal());
   ProgressBar bar(out, bar_on, bar_on ? terminal_width() : 80);
