@@ -55,7 +55,7 @@ exit codes:
   3  format error: the program does not parse (shown with a caret), or nests deeper than 256
   4  I/O error: the --dot file cannot be written, or Graphviz's dot fails
   6  value error: an unknown name or function, a wrong argument count, a name assigned twice,
-     a statement assigning an input
+     a statement assigning an input, or with --detect-anomaly a NaN or an infinity
 )";
 
 /// Numbers as the text output shows them: 6 significant digits, no "-0".
@@ -267,7 +267,7 @@ std::string json_text(const Report& r) {
 } // namespace
 
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  bool json = false, check = false;
+  bool json = false, check = false, detect_anomaly = false;
   std::string program, dot, format, rankdir;
   std::vector<std::string> input_args;
   po::options_description visible("options", 100, 50);
@@ -280,7 +280,9 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
       "render", po::value(&format)->value_name("svg|png"),
       "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg)")(
       "rankdir", po::value(&rankdir)->value_name("LR|TB")->default_value("LR"),
-      "the picture's direction: LR (inputs on the left) or TB (inputs on top)");
+      "the picture's direction: LR (inputs on the left) or TB (inputs on top)")(
+      "detect-anomaly", po::bool_switch(&detect_anomaly),
+      "stop with an error (exit 6) at the first op whose value or gradient is NaN or infinite");
   po::options_description hidden;
   hidden.add_options()("program", po::value(&program))("input", po::value(&input_args));
   po::options_description all;
@@ -321,6 +323,8 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   std::vector<std::pair<std::string, double>> inputs;
   for (const std::string& name : order) inputs.emplace_back(name, values.at(name));
 
+  std::optional<DetectAnomaly> anomaly;
+  if (detect_anomaly) anomaly.emplace();
   const expr::Evaluation ev = expr::evaluate(p, inputs);
   std::vector<TraceStep> steps;
   if (!json) steps = trace_backward(ev.output); // from the recorded values, before backward
