@@ -41,7 +41,7 @@ std::string module_of(const Node* n) {
 
 /// A number as printed in messages ("nan", never "-nan").
 std::string number(double v) {
-  return std::isnan(v) ? "nan" : fmt::format("{}", v);
+  return std::isnan(v) ? "nan" : fmt::format("{:.6g}", v);
 }
 
 /// The value in a line: all of it when small, else its non-finite count and the first entries.
