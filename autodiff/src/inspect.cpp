@@ -3,7 +3,9 @@
 // can be a million nodes deep.
 // GCC 12 reports false -Wmaybe-uninitialized inside boost::subgraph's edge iterators (boost::optional
 // storage); they surface after inlining, so the whole file needs it.
+#if !defined(__clang__) // clang has no such warning (and warns about the unknown name)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <autodiff/error.hpp>
 #include <autodiff/function.hpp>
 #include <autodiff/inspect.hpp>

@@ -14,8 +14,10 @@
 
 // GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 packet code (the
 // intrinsics' deliberately undefined registers); they surface after inlining, so the whole file needs it.
+#if !defined(__clang__) // clang has no -Wmaybe-uninitialized (and warns about the unknown name)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <Eigen/Core>
 #include <fmt/format.h>
 #ifdef GG_HAVE_OPENBLAS
