@@ -287,7 +287,10 @@ Tensor read_all(RawInput& in, std::string_view name, DType dtype, IdxHeader* hea
   const auto n = static_cast<std::size_t>(bytes / size);
   auto convert = [&](auto* dst) {
     using T = std::remove_pointer_t<decltype(dst)>;
-    for (std::size_t i = 0; i < n; ++i) dst[i] = decode<T>(data.data() + i * size, h.type);
+    if (h.type == IdxType::u8) // images: a plain loop that vectorises (decode's switch costs 10x)
+      for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(data[i]);
+    else
+      for (std::size_t i = 0; i < n; ++i) dst[i] = decode<T>(data.data() + i * size, h.type);
   };
   if (dtype == f64)
     convert(out.data<double>());
