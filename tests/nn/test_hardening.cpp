@@ -2,6 +2,7 @@
 // leaves the old file or the whole new one, also when the process is killed halfway; and regression
 // inputs for the data readers; and a loss recorded before an optimizer step refuses backward.
 #include <nn/atomic_file.hpp>
+#include <nn/idx.hpp>
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/optim/optim.hpp>
@@ -16,12 +17,14 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 namespace {
 
@@ -152,4 +155,28 @@ TEST_CASE("hardening: a loss recorded before an optimizer step cannot be differe
     l.backward();
     opt.step();
   }
+}
+
+TEST_CASE("hardening: a gzip IDX file inflating beyond the machine's memory is refused early") {
+  // A gzip file can hold a thousand times its size: once more than the first MiB of data has arrived,
+  // the memory the header asks for is compared with the machine's (a lying header with less data is
+  // a truncated file, tested in test_data.cpp).
+  std::string idx("\0\0\x08\x03", 4);
+  for (int d = 0; d < 3; ++d) idx += std::string("\x00\x01\x86\xa0", 4); // 100000 each: 10^15 bytes
+  idx += std::string(3 << 20, '\0');                                     // 3 MiB of them are there
+  std::vector<unsigned char> gz(compressBound(static_cast<uLong>(idx.size())) + 32);
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  zs.next_in = reinterpret_cast<Bytef*>(idx.data());
+  zs.avail_in = static_cast<uInt>(idx.size());
+  zs.next_out = gz.data();
+  zs.avail_out = static_cast<uInt>(gz.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  gz.resize(zs.total_out);
+  deflateEnd(&zs);
+  CHECK(gz.size() < 10000);
+  const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(gz.data()), gz.size());
+  CHECK_THROWS_WITH(gg::data::parse_idx(bytes, "bomb.idx.gz"),
+                    Catch::Contains("bomb.idx.gz: the header's dimensions [100000, 100000, 100000]") &&
+                        Catch::Contains("GB in memory as float64, more than this machine's"));
 }

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <memory>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 namespace gg::data::detail {
@@ -33,6 +35,12 @@ std::string read_file(const std::string& path) {
     }
   }
   return text;
+}
+
+std::uint64_t physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+                               : std::uint64_t{1} << 62; // unknown: no limit
 }
 
 } // namespace gg::data::detail

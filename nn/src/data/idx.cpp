@@ -250,6 +250,22 @@ template <class T> T decode(const unsigned char* p, IdxType type) {
   return T{};
 }
 
+/// Refuses data whose bytes and tensor would not fit in the machine's memory. Called once more than
+/// the first chunk of data has arrived (a header claiming more than the file holds is, more exactly,
+/// a truncated file): a gzip file can inflate to a thousand times its size, and the OOM killer would
+/// otherwise end the process halfway through.
+void check_fits_in_memory(const IdxHeader& h, std::uint64_t bytes, DType dtype, std::string_view name) {
+  const std::uint64_t count = bytes / element_size(h.type);
+  const double need =
+      static_cast<double>(bytes) + static_cast<double>(count) * static_cast<double>(dtype_size(dtype));
+  const auto memory = static_cast<double>(physical_memory());
+  if (need > memory)
+    throw ValueError(fmt::format("{}: the header's dimensions {} of {} need {:.3g} GB in memory as {}, more "
+                                 "than this machine's {:.3g} GB",
+                                 name, dims_text(h.dims), idx_type_name(h.type), need / 1e9,
+                                 dtype_name(dtype), memory / 1e9));
+}
+
 /// Reads header and data; the data buffer grows only as bytes actually arrive.
 Tensor read_all(RawInput& in, std::string_view name, DType dtype, IdxHeader* header_out) {
   Decoder dec(in, name);
@@ -268,6 +284,7 @@ Tensor read_all(RawInput& in, std::string_view name, DType dtype, IdxHeader* hea
   constexpr std::uint64_t first_chunk = 1 << 20;
   while (data.size() < bytes) {
     const std::size_t old = data.size();
+    if (old == first_chunk) check_fits_in_memory(h, bytes, dtype, name);
     const auto next =
         static_cast<std::size_t>(std::min(bytes, std::max<std::uint64_t>(2 * old, first_chunk)));
     data.resize(next);
