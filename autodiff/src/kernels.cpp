@@ -23,9 +23,8 @@
 #ifdef GG_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "thread_pool.hpp"
 
 namespace gg::kernel {
 namespace detail {
@@ -128,23 +127,19 @@ template <int N, class F> void for_each_row(const Walk<N>& w, F&& row) {
   }
 }
 
-/// Runs body(lo, hi) over [0, n), split across the kernel threads when the work (n items of
-/// `cost` elements each) is large enough to pay for waking them.
+/// Runs body(lo, hi) over [0, n), split across the kernel threads (thread_pool.cpp) when the work
+/// (n items of `cost` elements each) is large enough to pay for waking them: small tensors, and so
+/// small models, never touch another thread.
 template <class F> void parallel_range(Index n, F&& body, Index cost = 1) {
-#ifdef _OPENMP
   constexpr Index parallel_min = Index{1} << 15;
   const int threads = g_num_threads.load(std::memory_order_relaxed);
-  if (threads > 1 && n > 1 && n * cost >= parallel_min && !omp_in_parallel()) {
-#pragma omp parallel num_threads(threads)
-    {
-      const Index nt = omp_get_num_threads(), id = omp_get_thread_num();
-      const Index chunk = (n + nt - 1) / nt;
-      const Index lo = std::min(n, id * chunk), hi = std::min(n, lo + chunk);
-      if (lo < hi) body(lo, hi);
-    }
-    return;
+  if (threads > 1 && n > 1 && n * cost >= parallel_min) {
+    using Body = std::remove_reference_t<F>;
+    const auto call = [](void* ctx, Index lo, Index hi) { (*static_cast<Body*>(ctx))(lo, hi); };
+    if (gg::detail::run_parallel(n, static_cast<int>(std::min<Index>(threads, n)), call,
+                                 const_cast<void*>(static_cast<const void*>(&body))))
+      return;
   }
-#endif
   body(Index{0}, n);
 }
 
