@@ -47,16 +47,19 @@ std::string number(double v) {
 /// The value in a line: all of it when small, else its non-finite count and the first entries.
 std::string values(const Tensor& t) {
   if (t.rank() == 0) return number(t.item());
-  std::int64_t nan = 0, inf = 0;
+  std::int64_t nan = 0, inf = 0, first = -1;
   for (std::int64_t i = 0; i < t.numel(); ++i) {
     const double v = t.flat(i);
     nan += std::isnan(v), inf += std::isinf(v);
+    if (first < 0 && !std::isfinite(v)) first = i;
   }
-  std::vector<std::string> first;
-  for (std::int64_t i = 0; i < std::min<std::int64_t>(t.numel(), 6); ++i) first.push_back(number(t.flat(i)));
+  std::vector<std::string> shown;
+  for (std::int64_t i = 0; i < std::min<std::int64_t>(t.numel(), 6); ++i) shown.push_back(number(t.flat(i)));
   std::string s =
-      fmt::format("shape {} = [{}{}]", t.shape().str(), fmt::join(first, ", "), t.numel() > 6 ? ", …" : "");
-  if (nan || inf) s += fmt::format(" ({} NaN, {} infinite of {})", nan, inf, t.numel());
+      fmt::format("shape {} = [{}{}]", t.shape().str(), fmt::join(shown, ", "), t.numel() > 6 ? ", …" : "");
+  if (nan || inf)
+    s += fmt::format(" ({} NaN, {} infinite of {}; the first, {}, at flat index {})", nan, inf, t.numel(),
+                     number(t.flat(first)), first);
   return s;
 }
 
