@@ -72,9 +72,9 @@ bool Shape::operator==(const Shape& o) const {
 
 // ---------------------------------------------------------------------------------------------
 // Buffer: a 64-byte header holding the reference count, followed by the data, in one allocation.
-// Buffers of up to 1 MiB are recycled through a per-thread cache of power-of-two size classes: a
-// training step allocates and frees the same sizes every time, and glibc's aligned allocation
-// (memalign) was a quarter of a small MLP's step (callgrind; docs/performance.md).
+// Freed buffers are kept in a per-thread cache by size class and reused: a training step allocates
+// and frees the same sizes every time, and glibc's aligned allocation (memalign) was a quarter of a
+// small MLP's step, while large buffers came as fresh pages to fault in (docs/performance.md).
 
 namespace detail {
 
@@ -86,19 +86,41 @@ static_assert(sizeof(Buffer) == 64);
 
 namespace {
 constexpr std::align_val_t buffer_alignment{64};
-constexpr std::size_t k_min_class_log2 = 7;  // 128 bytes, header included
-constexpr std::size_t k_max_class_log2 = 20; // 1 MiB
-constexpr std::size_t k_classes = k_max_class_log2 - k_min_class_log2 + 1;
+// Classes, header included: 128 bytes, then four per power of two (2^k times 1.25, 1.5, 1.75, 2),
+// so at most a fifth of a buffer is unused, up to 256 MiB; larger buffers are not cached.
+constexpr std::size_t k_min_log2 = 7, k_max_log2 = 28;
+constexpr std::size_t k_classes = 1 + 4 * (k_max_log2 - k_min_log2);
 constexpr std::size_t k_uncached = k_classes;
-constexpr std::size_t k_cache_bytes = std::size_t{8} << 20; // per class, at most this much kept
 constexpr std::size_t k_max_per_class = 64;
+constexpr std::size_t k_cache_budget = std::size_t{512} << 20; // bytes a thread keeps at most
+
+std::size_t class_of(std::size_t total) {
+  if (total <= (std::size_t{1} << k_min_log2)) return 0;
+  if (total > (std::size_t{1} << k_max_log2)) return k_uncached;
+  const auto k = static_cast<std::size_t>(std::bit_width(total - 1)) - 1; // 2^k < total <= 2^(k+1)
+  const std::size_t quarter = std::size_t{1} << (k - 2);
+  const std::size_t sub = (total - (std::size_t{1} << k) + quarter - 1) / quarter; // 1..4
+  return 1 + (k - k_min_log2) * 4 + (sub - 1);
+}
+
+std::size_t class_bytes(std::size_t c) {
+  if (c == 0) return std::size_t{1} << k_min_log2;
+  const std::size_t k = k_min_log2 + (c - 1) / 4, sub = (c - 1) % 4 + 1;
+  return (std::size_t{1} << k) + sub * (std::size_t{1} << (k - 2));
+}
+
+/// Small buffers come and go by the dozen in a step; large ones a few at a time.
+std::size_t class_capacity(std::size_t c) {
+  return class_bytes(c) <= (std::size_t{64} << 10) ? k_max_per_class : 16;
+}
 
 /// Freed buffers by size class. Trivially initialised and destroyed (a buffer freed during program
 /// exit, after this thread's destructors ran, goes straight to the heap: `closed`).
 struct BufferCache {
   void* slots[k_classes][k_max_per_class];
   std::size_t count[k_classes];
-  bool active; ///< the holder below is registered and will drain the cache at thread exit
+  std::size_t bytes; ///< held in slots
+  bool active;       ///< the holder below is registered and will drain the cache at thread exit
   bool closed;
 };
 thread_local BufferCache t_buffers;
@@ -117,16 +139,6 @@ struct BufferCacheHolder {
   }
 };
 thread_local BufferCacheHolder t_buffer_holder;
-
-std::size_t class_of(std::size_t total) {
-  if (total > (std::size_t{1} << k_max_class_log2)) return k_uncached;
-  const std::size_t log2 = std::max<std::size_t>(k_min_class_log2, std::bit_width(total - 1));
-  return log2 - k_min_class_log2;
-}
-
-std::size_t class_capacity(std::size_t c) {
-  return std::min(k_max_per_class, k_cache_bytes >> (c + k_min_class_log2));
-}
 } // namespace
 
 BufferRef::BufferRef(std::size_t bytes) {
@@ -135,9 +147,9 @@ BufferRef::BufferRef(std::size_t bytes) {
   BufferCache& cache = t_buffers;
   if (c != k_uncached && cache.count[c] > 0) {
     mem = cache.slots[c][--cache.count[c]];
+    cache.bytes -= class_bytes(c);
   } else {
-    mem = ::operator new (c == k_uncached ? sizeof(Buffer) + bytes : std::size_t{1} << (c + k_min_class_log2),
-                          buffer_alignment);
+    mem = ::operator new(c == k_uncached ? sizeof(Buffer) + bytes : class_bytes(c), buffer_alignment);
   }
   p = new (mem) Buffer;
   p->size_class = c;
@@ -152,12 +164,14 @@ BufferRef::~BufferRef() {
     const std::size_t c = p->size_class;
     p->~Buffer();
     BufferCache& cache = t_buffers;
-    if (c != k_uncached && !cache.closed && cache.count[c] < class_capacity(c)) {
+    if (c != k_uncached && !cache.closed && cache.count[c] < class_capacity(c) &&
+        cache.bytes + class_bytes(c) <= k_cache_budget) {
       if (!cache.active) [[unlikely]] {
         cache.active = true;
         t_buffer_holder.registered = true; // its destructor drains the cache at thread exit
       }
       cache.slots[c][cache.count[c]++] = p;
+      cache.bytes += class_bytes(c);
       return;
     }
     release_memory(p);
