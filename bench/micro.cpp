@@ -1,0 +1,100 @@
+// Google Benchmark micro-benchmarks of gradgraph's kernels and tape: matrix products, elementwise
+// maps (1 and 2 threads), recording and sweeping scalar graphs, a Linear layer's step and the
+// optimizers' update loops. Run: build-bench/bench/bench_micro [--benchmark_filter=REGEX].
+#include <autodiff/autodiff.hpp>
+#include <nn/nn.hpp>
+
+#include <benchmark/benchmark.h>
+
+namespace {
+
+using namespace gg;
+
+/// Sets the kernel thread count for one benchmark and restores 1 after it.
+struct Threads {
+  explicit Threads(int n) { kernel::set_num_threads(n); }
+  ~Threads() { kernel::set_num_threads(1); }
+};
+
+template <DType D> void BM_gemm(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const Threads threads(static_cast<int>(state.range(1)));
+  Rng rng(1);
+  const Tensor a = Tensor::randn({n, n}, rng, D), b = Tensor::randn({n, n}, rng, D);
+  for (auto _ : state) benchmark::DoNotOptimize(kernel::gemm(a, false, b, false).raw());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(n * n * n), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_gemm<f32>)->ArgsProduct({{64, 256, 1024}, {1, 2}})->UseRealTime();
+BENCHMARK(BM_gemm<f64>)->ArgsProduct({{256, 1024}, {1, 2}})->UseRealTime();
+
+template <kernel::Unary F> void BM_unary(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  const Threads threads(static_cast<int>(state.range(1)));
+  Rng rng(1);
+  const Tensor x = Tensor::randn({n}, rng, f32);
+  for (auto _ : state) benchmark::DoNotOptimize(kernel::unary(F, x).raw());
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_unary<kernel::Unary::relu>)
+    ->ArgsProduct({{1 << 10, 1 << 16, 1 << 20, 1 << 22}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK(BM_unary<kernel::Unary::exp>)->ArgsProduct({{1 << 10, 1 << 20}, {1, 2}})->UseRealTime();
+
+void BM_add_broadcast(benchmark::State& state) {
+  const std::int64_t rows = state.range(0);
+  const Threads threads(static_cast<int>(state.range(1)));
+  Rng rng(1);
+  const Tensor x = Tensor::randn({rows, 1024}, rng, f32), b = Tensor::randn({1024}, rng, f32);
+  for (auto _ : state) benchmark::DoNotOptimize(kernel::binary(kernel::Binary::add, x, b).raw());
+  state.SetItemsProcessed(state.iterations() * rows * 1024);
+}
+BENCHMARK(BM_add_broadcast)->ArgsProduct({{1, 64, 1024}, {1, 2}})->UseRealTime();
+
+/// Record x = x*b; x = x + a; x = tanh(x) for range(0) ops, then backward and free.
+void BM_tape_scalar_chain(benchmark::State& state) {
+  const int reps = static_cast<int>(state.range(0) / 3);
+  const Var a = 0.5, b = 0.999;
+  for (auto _ : state) {
+    Var x = a;
+    for (int i = 0; i < reps; ++i) x = tanh(x * b + a);
+    x.backward();
+  }
+  state.SetItemsProcessed(state.iterations() * reps * 3);
+}
+BENCHMARK(BM_tape_scalar_chain)->Arg(300)->Arg(300'000);
+
+/// One small tensor op recorded and freed: the per-op overhead of the tensor path.
+void BM_tape_tensor_op(benchmark::State& state) {
+  const Var x(Tensor::ones({1, 3}, f32));
+  const Var w(Tensor::ones({1, 3}, f32));
+  for (auto _ : state) benchmark::DoNotOptimize((x * w).node());
+}
+BENCHMARK(BM_tape_tensor_op);
+
+/// Linear(in, out) forward + backward on a batch (range: batch, in, out).
+void BM_linear_step(benchmark::State& state) {
+  nn::Linear layer(state.range(1), state.range(2), true, f32);
+  Rng rng(1);
+  const Var x(Tensor::rand({state.range(0), state.range(1)}, rng, f32), false);
+  for (auto _ : state) {
+    layer.zero_grad();
+    sum(layer(x)).backward();
+  }
+}
+BENCHMARK(BM_linear_step)->Args({1, 2, 3})->Args({64, 784, 128})->Args({256, 1024, 1024})->UseRealTime();
+
+template <class Opt> void BM_optimizer_step(benchmark::State& state) {
+  Var p(Tensor::ones({state.range(0)}, f32));
+  p.set_grad(Tensor::full({state.range(0)}, 0.5, f32));
+  Opt opt({p}, 1e-3);
+  for (auto _ : state) opt.step();
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_optimizer_step<optim::SGD>)->Arg(100'000)->Arg(1'000'000);
+BENCHMARK(BM_optimizer_step<optim::Adam>)->Arg(100'000)->Arg(1'000'000);
+
+} // namespace
+
+BENCHMARK_MAIN();

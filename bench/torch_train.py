@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""The PyTorch side of bench/train.cpp: the same workloads (models, batch sizes, dtypes, losses,
+optimizers, steps) timed the same way, printing the same "result ..." line.
+
+    bench/torch_train.py WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] [--threads N]
+                                  [--seconds S] [--repeats R] [--epochs E] [--data DIR]
+    bench/torch_train.py --serve   # one JSON request per input line ({"workload": ..., "threads": ...})
+
+--serve keeps one process (and one `import torch`, ~1.5 s of CPU) for many runs: bench/run starts
+one server per PyTorch configuration and alternates requests with gradgraph's runs. Each request's
+peak RSS is measured from a reset high-water mark (/proc/self/clear_refs). With "blas_threads": true
+the OpenBLAS thread count is set too (torch.set_num_threads does not reach Debian's OpenBLAS).
+"""
+import argparse
+import ctypes
+import gzip
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def status_mib(field):
+    with open("/proc/self/status") as f:
+        m = re.search(field + r":\s+(\d+)", f.read())
+    return int(m.group(1)) / 1024.0 if m else 0.0
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def blas_library():
+    """The BLAS shared library torch loaded, opened with ctypes, and its file name."""
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f
+                 if re.search(r"/lib(open)?blas[^/]*\.so[.0-9]*$", line.rstrip())}
+    for p in sorted(paths):
+        if os.path.exists(p):
+            lib = ctypes.CDLL(p)
+            return lib, os.path.realpath(p)
+    return None, "none"
+
+
+BLAS, BLAS_PATH = blas_library()
+
+
+def blas_description():
+    if BLAS is not None and hasattr(BLAS, "openblas_get_corename"):
+        BLAS.openblas_get_corename.restype = ctypes.c_char_p
+        return "OpenBLAS " + BLAS.openblas_get_corename().decode()
+    return os.path.basename(os.path.dirname(BLAS_PATH)) + "/" + os.path.basename(BLAS_PATH)
+
+
+def set_threads(n, blas_threads):
+    """n threads for torch (and OpenBLAS with blas_threads); n <= 0 keeps the defaults."""
+    if n <= 0:
+        return
+    torch.set_num_threads(n)
+    if blas_threads and BLAS is not None and hasattr(BLAS, "openblas_set_num_threads"):
+        BLAS.openblas_set_num_threads(n)
+
+
+def time_steps(step, seconds, repeats):
+    """Best and median seconds per step, as bench_util.hpp's time_steps."""
+    t0 = time.perf_counter()
+    warm = 0
+    while warm < 3 or time.perf_counter() - t0 < 0.05:
+        step()
+        warm += 1
+    per_step = (time.perf_counter() - t0) / warm
+    steps = max(1, int(seconds / repeats / per_step))
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        runs.append((time.perf_counter() - t0) / steps)
+    runs.sort()
+    return runs[0], runs[len(runs) // 2], steps
+
+
+def make_optimizer(model, name):
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=1e-3)
+    return torch.optim.SGD(model.parameters(), lr=0.01)
+
+
+def mlp(widths, dtype):
+    layers = []
+    for i in range(len(widths) - 1):
+        if i > 0:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+    return nn.Sequential(*layers).to(dtype)
+
+
+def cnn(dtype):
+    return nn.Sequential(nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(32 * 7 * 7, 10)).to(dtype)
+
+
+def run_steps(o, model, x, loss_of):
+    opt = make_optimizer(model, o["optim"])
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(model(x))
+        loss.backward()
+        opt.step()
+
+    return time_steps(step, o["seconds"], o["repeats"])
+
+
+def read_idx(path, offset):
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+
+def load_fashion(directory, train, dtype):
+    prefix = "train" if train else "t10k"
+    x = read_idx(os.path.join(directory, prefix + "-images-idx3-ubyte.gz"), 16)
+    y = read_idx(os.path.join(directory, prefix + "-labels-idx1-ubyte.gz"), 8)
+    x = torch.from_numpy(x.reshape(-1, 784).copy()).to(dtype) / 255.0
+    return x, torch.from_numpy(y.astype(np.int64))
+
+
+def fashion(o, dtype):
+    torch.manual_seed(0)
+    model = mlp([784, 128, 10], dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # As bench/train.cpp: the first epoch includes reading the data, later ones train on it.
+    rss = []
+    t0 = time.perf_counter()
+    x, y = load_fashion(o["data"], True, dtype)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=128, shuffle=True)
+    for e in range(o["epochs"]):
+        if e > 0:
+            t0 = time.perf_counter()
+        for bx, by in loader:
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(bx), by)
+            loss.backward()
+            opt.step()
+        if e == 0:
+            first = time.perf_counter() - t0
+        rss.append(status_mib("VmRSS"))
+    tx, ty = load_fashion(o["data"], False, dtype)
+    with torch.no_grad():
+        acc = (model(tx).argmax(1) == ty).double().mean().item()
+    extra = {"test_accuracy": acc, "rss_first_epoch_mib": rss[0], "rss_last_epoch_mib": rss[-1]}
+    return (first, first, 1), extra
+
+
+def run(o):
+    torch.manual_seed(1)
+    dtype = torch.float64 if o["dtype"] == "f64" else torch.float32
+    set_threads(o["threads"], o.get("blas_threads", False))
+    reset_peak_rss()
+    w, b, extra = o["workload"], o["batch"], {}
+    if w == "mlp_tiny":
+        model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 2)).to(dtype)
+        x = torch.tensor([[0.5, -0.3]], dtype=dtype)
+        t = torch.tensor([[1.0, 0.0]], dtype=dtype)
+        timing = run_steps(o, model, x, lambda out: F.mse_loss(out, t))
+    elif w in ("mlp_mnist", "mlp_big"):
+        widths = [784, 128, 10] if w == "mlp_mnist" else [1024, 1024, 1024, 10]
+        model = mlp(widths, dtype)
+        x = torch.rand(b, widths[0], dtype=dtype)
+        y = torch.randint(widths[-1], (b,))
+        timing = run_steps(o, model, x, lambda out: F.cross_entropy(out, y))
+    elif w == "cnn":
+        model = cnn(dtype)
+        x = torch.rand(b, 1, 28, 28, dtype=dtype)
+        y = torch.randint(10, (b,))
+        timing = run_steps(o, model, x, lambda out: F.cross_entropy(out, y))
+    elif w == "fashion":
+        timing, extra = fashion(o, dtype)
+    else:
+        raise SystemExit("torch_train.py: unknown workload " + w)
+    best, median, steps = timing
+    fields = {"side": "pytorch", "workload": w, "step_ms": best * 1e3, "median_ms": median * 1e3,
+              "peak_rss_mib": status_mib("VmHWM"), "threads": torch.get_num_threads(),
+              "blas": blas_description().replace(" ", "_")}
+    fields.update(extra)
+    print("%s batch=%d %s %s threads=%d: best %.4f ms/step, median %.4f ms (%d steps x %d)" %
+          (w, b, o["dtype"], o["optim"], torch.get_num_threads(), best * 1e3, median * 1e3, steps,
+           o["repeats"]), file=sys.stderr)
+    print("result " + " ".join("%s=%s" % (k, ("%.6f" % v) if isinstance(v, float) else v)
+                               for k, v in fields.items()), flush=True)
+
+
+DEFAULTS = {"batch": 64, "dtype": "f32", "optim": "sgd", "threads": 1, "seconds": 1.0, "repeats": 5,
+            "epochs": 1, "data": "/usr/share/datasets/fashion-mnist", "blas_threads": False}
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        print("ready blas=%s" % blas_description().replace(" ", "_"), flush=True)
+        for line in sys.stdin:
+            if line.strip():
+                run({**DEFAULTS, **json.loads(line)})
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("workload")
+    for k, v in DEFAULTS.items():
+        if isinstance(v, bool):
+            p.add_argument("--" + k.replace("_", "-"), dest=k, action="store_true")
+        else:
+            p.add_argument("--" + k, type=type(v), default=v)
+    run(vars(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

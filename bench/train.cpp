@@ -1,0 +1,232 @@
+// The end-to-end training workloads of the performance issue, in gradgraph; bench/torch_train.py
+// runs the same models, data sizes and steps in PyTorch. One workload per run; prints one result
+// line "result workload=... step_ms=... peak_rss_mib=..." for bench/run (and a readable summary).
+//
+//   bench_train WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] [--threads N]
+//                        [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]
+// Workloads: mlp_tiny (2-3-2 sigmoid, batch 1, MSE, SGD), mlp_mnist (784-128-10 ReLU, cross-entropy),
+// mlp_big (1024-1024-1024-10 ReLU), cnn (2 conv + 2 max-pool + linear on 1x28x28), fashion (one
+// epoch of Fashion-MNIST 784-128-10 ReLU, Adam, batch 128, data loading included); "info" prints
+// which library does the matrix products.
+#include <autodiff/autodiff.hpp>
+#include <nn/nn.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "bench_util.hpp"
+
+namespace {
+
+using namespace gg;
+
+struct Options {
+  std::string workload;
+  std::int64_t batch = 64;
+  DType dtype = f32;
+  std::string optim = "sgd";
+  int threads = 1;
+  double seconds = 1.0;
+  int repeats = 5;
+  int epochs = 1;
+  long steps = 0; ///< a fixed number of steps, timed once (for profilers); 0: timed by --seconds
+  std::string data = std::string(data::fashion_mnist_dir);
+};
+
+Options parse(int argc, char** argv) {
+  if (argc < 2)
+    throw UsageError("usage: bench_train WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] "
+                     "[--threads N] [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]");
+  Options o;
+  o.workload = argv[1];
+  std::map<std::string, std::string> kv;
+  for (int i = 2; i + 1 < argc; i += 2) kv[argv[i]] = argv[i + 1];
+  for (const auto& [k, v] : kv) {
+    if (k == "--batch")
+      o.batch = std::stoll(v);
+    else if (k == "--dtype")
+      o.dtype = v == "f64" ? f64 : f32;
+    else if (k == "--optim")
+      o.optim = v;
+    else if (k == "--threads")
+      o.threads = std::stoi(v);
+    else if (k == "--seconds")
+      o.seconds = std::stod(v);
+    else if (k == "--repeats")
+      o.repeats = std::stoi(v);
+    else if (k == "--epochs")
+      o.epochs = std::stoi(v);
+    else if (k == "--steps")
+      o.steps = std::stol(v);
+    else if (k == "--data")
+      o.data = v;
+    else
+      throw UsageError("bench_train: unknown option " + k);
+  }
+  return o;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const nn::Module& model, const std::string& name) {
+  if (name == "adam") return std::make_unique<optim::Adam>(model.parameters(), optim::AdamOptions(1e-3));
+  return std::make_unique<optim::SGD>(model.parameters(), optim::SGDOptions(0.01));
+}
+
+/// Class ids 0..classes-1 at random, as doubles.
+Tensor random_labels(std::int64_t n, std::int64_t classes, Rng& rng) {
+  Tensor y = Tensor::empty({n}, f64);
+  for (std::int64_t i = 0; i < n; ++i)
+    y.set_flat(i, static_cast<double>(rng.below(static_cast<std::uint64_t>(classes))));
+  return y;
+}
+
+/// Floating-point operations of one training step of a stack of Linear layers [in -> out ...] for
+/// a batch: forward and weight gradients for every layer, input gradients for all but the first.
+double mlp_flops(const std::vector<std::int64_t>& widths, std::int64_t batch) {
+  double f = 0;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    const double mn = 2.0 * static_cast<double>(batch * widths[i] * widths[i + 1]);
+    f += (i == 0 ? 2 : 3) * mn;
+  }
+  return f;
+}
+
+void print_result(const Options& o, const bench::Timing& t, double flops_per_step,
+                  const std::string& extra = "") {
+  const double gflops = flops_per_step > 0 ? flops_per_step / t.best * 1e-9 : 0;
+  std::printf("%s batch=%lld %s %s threads=%d: best %.4f ms/step, median %.4f ms (%ld steps x %d)%s\n",
+              o.workload.c_str(), static_cast<long long>(o.batch), std::string(dtype_name(o.dtype)).c_str(),
+              o.optim.c_str(), kernel::num_threads(), t.best * 1e3, t.median * 1e3, t.steps, o.repeats,
+              gflops > 0 ? (" " + std::to_string(gflops) + " GFLOP/s").c_str() : "");
+  std::printf(
+      "result side=gradgraph workload=%s step_ms=%.6f median_ms=%.6f gflops=%.3f peak_rss_mib=%.1f%s\n",
+      o.workload.c_str(), t.best * 1e3, t.median * 1e3, gflops, bench::peak_rss_mib(), extra.c_str());
+}
+
+/// Times one training step (zero_grad, forward, loss, backward, update) of `model` on (x, y).
+template <class Loss>
+void run_steps(const Options& o, nn::Module& model, const Var& x, Loss&& loss_of, double flops_per_step) {
+  auto opt = make_optimizer(model, o.optim);
+  const auto step = [&] {
+    opt->zero_grad();
+    const Var loss = loss_of(model(x));
+    loss.backward();
+    opt->step();
+  };
+  if (o.steps > 0) {
+    const auto t0 = bench::clock_type::now();
+    for (long i = 0; i < o.steps; ++i) step();
+    const double s = bench::seconds_since(t0) / static_cast<double>(o.steps);
+    return print_result(o, bench::Timing{s, s, o.steps}, flops_per_step);
+  }
+  print_result(o, bench::time_steps(step, o.seconds, o.repeats), flops_per_step);
+}
+
+void mlp_tiny(const Options& o) {
+  nn::Sequential model(nn::Linear(2, 3, true, o.dtype), nn::Sigmoid(), nn::Linear(3, 2, true, o.dtype));
+  const Var x(Tensor({0.5, -0.3}, {1, 2}, o.dtype), false);
+  const Var target = Var::constant(Tensor({1, 0}, {1, 2}, o.dtype));
+  run_steps(
+      o, model, x, [&](const Var& out) { return nn::mse_loss(out, target); }, 0);
+}
+
+void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
+  nn::Sequential model;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    if (i > 0) model.push_back(std::make_shared<nn::ReLU>());
+    model.push_back(std::make_shared<nn::Linear>(widths[i], widths[i + 1], true, o.dtype));
+  }
+  Rng rng(1);
+  const Var x(Tensor::rand({o.batch, widths.front()}, rng, o.dtype), false);
+  const Tensor y = random_labels(o.batch, widths.back(), rng);
+  run_steps(
+      o, model, x, [&](const Var& out) { return nn::cross_entropy(out, y); }, mlp_flops(widths, o.batch));
+}
+
+void cnn(const Options& o) {
+  nn::Sequential model(nn::Conv2d(1, 16, 5, 1, 2, true, o.dtype), nn::ReLU(), nn::MaxPool2d(2),
+                       nn::Conv2d(16, 32, 5, 1, 2, true, o.dtype), nn::ReLU(), nn::MaxPool2d(2),
+                       nn::Flatten(), nn::Linear(32 * 7 * 7, 10, true, o.dtype));
+  Rng rng(1);
+  const Var x(Tensor::rand({o.batch, 1, 28, 28}, rng, o.dtype), false);
+  const Tensor y = random_labels(o.batch, 10, rng);
+  // conv1 forward + weight gradient; conv2 forward, weight and input gradients; the linear layer.
+  const double b = static_cast<double>(o.batch);
+  const double flops =
+      2 * (2 * b * 16 * 784 * 25) + 3 * (2 * b * 32 * 196 * 400) + mlp_flops({1568, 10}, o.batch);
+  run_steps(
+      o, model, x, [&](const Var& out) { return nn::cross_entropy(out, y); }, flops);
+}
+
+/// Accuracy of model on (x, y), evaluated in batches without recording.
+double accuracy(nn::Module& model, const Tensor& x, const Tensor& y) {
+  NoGrad no_grad;
+  const Tensor pred = kernel::argmax(model(Var(x, false)).value(), 1);
+  std::int64_t right = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) right += pred.flat(i) == y.flat(i);
+  return static_cast<double>(right) / static_cast<double>(y.numel());
+}
+
+void fashion(Options o) {
+  o.batch = 128;
+  o.optim = "adam";
+  nn::Sequential model(nn::Linear(784, 128, true, o.dtype), nn::ReLU(), nn::Linear(128, 10, true, o.dtype));
+  auto opt = make_optimizer(model, o.optim);
+  // The first epoch's time includes reading the data; later epochs train on the loaded data, and
+  // the resident size after each shows whether training memory grows from epoch to epoch.
+  double first = 0, rss_first = 0, rss_last = 0;
+  auto t0 = bench::clock_type::now();
+  const data::Dataset train = data::load_fashion_mnist(o.data, true, o.dtype);
+  for (int e = 0; e < o.epochs; ++e) {
+    if (e > 0) t0 = bench::clock_type::now();
+    data::DataLoader loader(train.x, train.y,
+                            {.batch_size = o.batch, .shuffle = true, .seed = std::uint64_t(e)});
+    for (const data::Batch& b : loader) {
+      opt->zero_grad();
+      const Var loss = nn::cross_entropy(model(Var(b.x, false)), b.y);
+      loss.backward();
+      opt->step();
+    }
+    const double s = bench::seconds_since(t0), rss = bench::current_rss_mib();
+    if (e == 0) first = s, rss_first = rss;
+    rss_last = rss;
+    std::printf("epoch %d: %.3f s%s, resident %.1f MiB\n", e + 1, s, e == 0 ? " (data loading included)" : "",
+                rss);
+  }
+  const data::Dataset test = data::load_fashion_mnist(o.data, false, o.dtype);
+  const double acc = accuracy(model, test.x, test.y);
+  bench::Timing t{first, first, 1};
+  o.repeats = o.epochs;
+  print_result(o, t, 0,
+               " test_accuracy=" + std::to_string(acc) + " rss_first_epoch_mib=" + std::to_string(rss_first) +
+                   " rss_last_epoch_mib=" + std::to_string(rss_last));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse(argc, argv);
+    kernel::set_num_threads(o.threads);
+    if (o.workload == "info")
+      std::printf("gemm library: %s\n", kernel::gemm_library().c_str());
+    else if (o.workload == "mlp_tiny")
+      mlp_tiny(o);
+    else if (o.workload == "mlp_mnist")
+      mlp(o, {784, 128, 10});
+    else if (o.workload == "mlp_big")
+      mlp(o, {1024, 1024, 1024, 10});
+    else if (o.workload == "cnn")
+      cnn(o);
+    else if (o.workload == "fashion")
+      fashion(o);
+    else
+      throw UsageError("bench_train: unknown workload " + o.workload);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
