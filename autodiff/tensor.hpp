@@ -55,12 +55,19 @@ public:
   const std::int64_t* begin() const { return dims_.data(); }
   const std::int64_t* end() const { return dims_.data() + rank_; }
   std::vector<std::int64_t> to_vector() const { return {begin(), end()}; }
+  /// Appends a dimension (ValueError beyond max_rank).
+  void push_back(std::int64_t d) {
+    if (rank_ == max_rank) [[unlikely]]
+      throw_rank_overflow();
+    dims_[static_cast<std::size_t>(rank_++)] = d;
+  }
   /// "[2, 3]"; "[]" for a 0-d shape.
   std::string str() const;
   bool operator==(const Shape& o) const;
 
 private:
   [[noreturn]] void throw_numel_overflow() const;
+  [[noreturn]] static void throw_rank_overflow();
   std::array<std::int64_t, max_rank> dims_{};
   int rank_ = 0;
 };

@@ -277,14 +277,14 @@ struct AxisView {
 };
 
 Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
-  std::vector<Index> dims;
+  Shape r;
   for (int d = 0; d < s.rank(); ++d) {
     if (d != axis)
-      dims.push_back(s[d]);
+      r.push_back(s[d]);
     else if (keepdim)
-      dims.push_back(1);
+      r.push_back(1);
   }
-  return Shape(dims);
+  return r;
 }
 
 template <class T> double sum_contiguous(const T* p, Index n) {
@@ -530,21 +530,16 @@ using detail::Index;
 // Shapes and axes
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
-  const int r = std::max(a.rank(), b.rank());
-  std::vector<Index> dims(static_cast<std::size_t>(r));
+  if (a == b) return a;
+  const int r = std::max(a.rank(), b.rank()), pa = r - a.rank(), pb = r - b.rank();
+  Shape out;
   for (int i = 0; i < r; ++i) {
-    const Index da = i < a.rank() ? a[a.rank() - 1 - i] : 1;
-    const Index db = i < b.rank() ? b[b.rank() - 1 - i] : 1;
-    Index d;
-    if (da == db || db == 1)
-      d = da;
-    else if (da == 1)
-      d = db;
-    else
+    const Index da = i >= pa ? a[i - pa] : 1, db = i >= pb ? b[i - pb] : 1;
+    if (da != db && da != 1 && db != 1)
       throw ShapeError(fmt::format("{}: shapes {} and {} cannot be broadcast", op, a.str(), b.str()));
-    dims[static_cast<std::size_t>(r - 1 - i)] = d;
+    out.push_back(da == 1 ? db : da);
   }
-  return Shape(dims);
+  return out;
 }
 
 int normalize_axis(int axis, int rank, std::string_view op) {

@@ -158,13 +158,50 @@ Node* new_heap_node(bool requires_grad) {
   return n;
 }
 
+namespace {
+/// Freed Ext objects kept per thread for the next tensor node: every tensor op of a training step
+/// needs one. Trivially initialised and destroyed; the holder drains it at thread exit, after which
+/// (`closed`) an Ext is simply deleted.
+struct ExtCache {
+  static constexpr std::size_t capacity = 256;
+  Ext* items[capacity];
+  std::size_t count;
+  bool active, closed;
+};
+thread_local ExtCache t_exts;
+struct ExtCacheHolder {
+  bool registered = false;
+  ~ExtCacheHolder() {
+    for (std::size_t i = 0; i < t_exts.count; ++i) delete t_exts.items[i];
+    t_exts = {};
+    t_exts.closed = true;
+  }
+};
+thread_local ExtCacheHolder t_ext_holder;
+
+/// Destroys e's contents and keeps it for reuse (or deletes it).
+void recycle(Ext* e) noexcept {
+  ExtCache& c = t_exts;
+  if (c.closed || c.count == ExtCache::capacity) return delete e;
+  *e = Ext{};
+  if (!c.active) [[unlikely]] {
+    c.active = true;
+    t_ext_holder.registered = true;
+  }
+  c.items[c.count++] = e;
+}
+} // namespace
+
 Ext& ext_of(Node* n) {
-  if (!n->ext) n->ext = new Ext;
+  if (!n->ext) {
+    ExtCache& c = t_exts;
+    n->ext = c.count > 0 ? c.items[--c.count] : new Ext;
+  }
   return *n->ext;
 }
 
 void free_heap_node(Node* n) noexcept {
-  delete n->ext;
+  if (n->ext) recycle(n->ext);
   delete n;
 }
 
@@ -208,8 +245,9 @@ void free_tape_node(Node* n) noexcept {
     if (m->in[1]) drop(m->in[1]);
     if (m->ext) {
       for (Node* x : m->ext->more) drop(x);
-      delete m->ext;
+      Ext* e = m->ext;
       m->ext = nullptr;
+      recycle(e);
     }
     Segment* s = segment_of(m);
     if (--s->live == 0) s->tape->segment_empty(s);

@@ -55,6 +55,10 @@ Shape::Shape(const std::vector<std::int64_t>& dims) {
   for (std::int64_t d : dims) dims_[static_cast<std::size_t>(rank_++)] = d;
 }
 
+void Shape::throw_rank_overflow() {
+  detail::throw_rank_too_large(static_cast<std::size_t>(max_rank) + 1);
+}
+
 void Shape::throw_numel_overflow() const {
   detail::throw_too_many_elements(*this);
 }
