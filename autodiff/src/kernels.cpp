@@ -1097,24 +1097,23 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   for (int d = 0; d + 1 < xs.rank(); ++d) rows *= xs[d];
   DType dtype = promote(x.dtype(), weight.dtype());
   if (bias.defined()) dtype = promote(dtype, bias.dtype());
-  Tensor y = gemm(x.to(dtype).reshape(Shape{rows, in}), false, weight.to(dtype), true);
-  if (bias.defined() && y.numel() > 0) {
-    const Tensor pb = bias.to(dtype);
-    detail::dispatch(dtype, [&](auto tag) {
-      using T = decltype(tag);
-      T* yp = y.data<T>();
-      const T* bp = pb.data<T>();
-      for (Index r = 0; r < rows; ++r)
-        for (Index j = 0; j < out; ++j) yp[r * out + j] += bp[j];
-    });
-  }
   Shape ys = xs;
   ys[xs.rank() - 1] = out;
-  return y.reshape(ys);
+  // As PyTorch's addmm: the output starts as the bias, rows repeated, and the GEMM adds x W^T to it
+  // (no zeroing pass, no second pass for the bias).
+  Tensor y = Tensor::empty(ys, dtype);
+  if (y.numel() == 0) return y;
+  const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* yp = y.data<T>();
+    if (pb.defined())
+      for (Index r = 0; r < rows; ++r) std::copy_n(pb.data<T>(), out, yp + r * out);
+    detail::gemm_any(px.data<T>(), false, in, pw.data<T>(), true, in, yp, rows, in, out, pb.defined());
+  });
+  return y;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Layout and indexing
 // ---------------------------------------------------------------------------------------------
 // Layout and indexing
 
