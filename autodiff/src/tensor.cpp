@@ -434,12 +434,13 @@ Tensor Tensor::reshape(const Shape& shape) const {
       inferred = i;
     } else if (target[i] < 0) {
       throw ValueError(fmt::format("reshape: negative dimension in {}", shape.str()));
-    } else {
-      known *= target[i];
+    } else if (__builtin_mul_overflow(known, target[i], &known)) { // more elements than any tensor has
+      known = -1;
+      break;
     }
   }
-  if (inferred >= 0 && known != 0 && numel() % known == 0) target[inferred] = numel() / known;
-  if ((inferred >= 0 && target[inferred] == -1) || target.numel() != numel())
+  if (inferred >= 0 && known > 0 && numel() % known == 0) target[inferred] = numel() / known;
+  if (known < 0 || (inferred >= 0 && target[inferred] == -1) || target.numel() != numel())
     throw ShapeError(
         fmt::format("reshape: cannot reshape {} ({} elements) to {}", shape_.str(), numel(), shape.str()));
   Tensor t = *this;
