@@ -2,10 +2,8 @@
 # Installs the Debian packages gradgraph builds with, when any is missing (Debian 12, as root).
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
-# clang, libclang-rt-dev (its sanitizer and libFuzzer runtimes) and libomp-dev (its OpenMP): the
-# sanitizer build and fuzzing.
 packages=(build-essential cmake libboost-graph-dev libboost-program-options-dev libfmt-dev catch2
-          libeigen3-dev zlib1g-dev libbenchmark-dev graphviz clang libclang-rt-dev libomp-dev "$@")
+          libeigen3-dev zlib1g-dev libbenchmark-dev graphviz "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

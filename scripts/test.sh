@@ -9,7 +9,8 @@
 # GG_FUZZ_SECONDS=0 skips step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+# clang, libclang-rt-dev (its sanitizer and libFuzzer runtimes), libomp-dev (its OpenMP): steps 2, 3.
+bash scripts/deps.sh clang libclang-rt-dev libomp-dev
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
