@@ -234,6 +234,9 @@ Tensor mean(const Tensor& x, int axis, bool keepdim = false);
 Tensor max(const Tensor& x);
 Tensor max(const Tensor& x, int axis, bool keepdim = false);
 Tensor min(const Tensor& x);
+/// The backward of max along axis: g (the reduced shape, keepdim or not) shared equally among each
+/// lane's tied maxima, zero elsewhere; `out` is the forward's result.
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
 /// Index of the maximum along axis (first on ties), as float64 values.
 Tensor argmax(const Tensor& x, int axis, bool keepdim = false);
 /// log(sum(exp(x))) along axis, computed with the maximum subtracted: no overflow.

@@ -85,6 +85,9 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
         kernel::binary_scalar(Binary::div, spread(g, sa, axis, attr(1) != 0), static_cast<double>(sa[axis]));
     return true;
   }
+  case Op::max_axis:
+    out[0] = kernel::max_backward(a, n->ext->value, g, static_cast<int>(attr(0)));
+    return true;
   case Op::matmul: {
     const Tensor b = value_of(n->in[1]);
     const Shape& sb = b.shape();

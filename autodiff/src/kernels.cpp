@@ -797,6 +797,48 @@ Tensor max(const Tensor& x, int axis, bool keepdim) {
   return out;
 }
 
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
+  detail::require_defined(x, "max backward");
+  const int ax = normalize_axis(axis, x.rank(), "max backward");
+  const detail::AxisView v(x.shape(), ax);
+  if (out.numel() != v.outer * v.inner || g.numel() != out.numel())
+    throw ShapeError(
+        fmt::format("max backward: maximum of shape {} and gradient of shape {} do not fit input {} "
+                    "reduced along axis {}",
+                    out.shape().str(), g.shape().str(), x.shape().str(), ax));
+  Tensor r = Tensor::empty(x.shape(), x.dtype());
+  const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *xp = x.data<T>(), *op = po.data<T>(), *gp = pg.data<T>();
+    T* rp = r.data<T>();
+    std::vector<T> share(static_cast<std::size_t>(v.inner));
+    for (Index i = 0; i < v.outer; ++i) {
+      const T* m = op + i * v.inner;
+      const T* gi = gp + i * v.inner;
+      std::fill(share.begin(), share.end(), T(0));
+      for (Index k = 0; k < v.n; ++k) { // ties per lane
+        const T* row = xp + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j)
+          share[static_cast<std::size_t>(j)] += row[j] == m[j] ? T(1) : T(0);
+      }
+      for (Index j = 0; j < v.inner; ++j) { // no tie (a NaN maximum): NaN, as the differentiable rule's 0/0
+        T& sj = share[static_cast<std::size_t>(j)];
+        sj = sj > 0 ? gi[j] / sj : std::numeric_limits<T>::quiet_NaN();
+      }
+      for (Index k = 0; k < v.n; ++k) {
+        const T* row = xp + (i * v.n + k) * v.inner;
+        T* o = rp + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j) {
+          const T s = share[static_cast<std::size_t>(j)];
+          o[j] = row[j] == m[j] ? s : (s == s ? T(0) : s);
+        }
+      }
+    }
+  });
+  return r;
+}
+
 Tensor argmax(const Tensor& x, int axis, bool keepdim) {
   detail::require_defined(x, "argmax");
   const int ax = normalize_axis(axis, x.rank(), "argmax");

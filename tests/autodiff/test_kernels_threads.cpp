@@ -266,3 +266,23 @@ TEST_CASE("gemm_batched: per item and summed, with one operand shared, as separa
     CHECK(via_t.flat(j) == Approx(direct.flat(j)).epsilon(1e-12));
   REQUIRE_THROWS_AS(gg::kernel::gemm_batched(a3, false, Tensor::zeros({3, 30, 25}), false), gg::ShapeError);
 }
+
+TEST_CASE("max backward: ties share the gradient, a NaN lane gives NaN, as the differentiable rule") {
+  const Tensor x({1, 5, 5, 2, /**/ 3, 0, 3, 3, /**/ 0, NAN, 1, 2}, {3, 4});
+  for (const bool keepdim : {false, true}) {
+    const Var v(x);
+    const Var m = gg::max(v, 1, keepdim);
+    gg::sum(m * Var::constant(Tensor({2, 3, 4}, keepdim ? Shape{3, 1} : Shape{3}))).backward();
+    const std::vector<double> g = v.grad().to_vector();
+    const std::vector<double> want_rows = {0, 1, 1, 0, 1, 0, 1, 1};
+    for (std::size_t i = 0; i < 8; ++i) CHECK(g[i] == want_rows[i]);
+    for (std::size_t i = 8; i < 12; ++i) CHECK(std::isnan(g[i]));
+    // The create_graph path (the differentiable rule) agrees.
+    const Var v2(x);
+    const Var m2 = gg::max(v2, 1, keepdim);
+    const Var seed = Var::constant(Tensor({2, 3, 4}, keepdim ? Shape{3, 1} : Shape{3}));
+    const std::vector<double> g2 =
+        gg::grad({gg::sum(m2 * seed)}, {v2}, {}, {.create_graph = true})[0].value().to_vector();
+    for (std::size_t i = 0; i < 12; ++i) CHECK((g2[i] == g[i] || (std::isnan(g2[i]) && std::isnan(g[i]))));
+  }
+}
