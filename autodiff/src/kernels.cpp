@@ -1391,15 +1391,19 @@ Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t st
     const std::int64_t stride = g.stride, ow = g.ow;
     for_each_window_row(
         g, [&](std::int64_t col, bool inside, std::int64_t img, std::int64_t x0, std::int64_t x1) {
+          // Plain loops: rows are a few dozen elements, too short for memcpy/memset calls to pay.
           T* o = dst + col;
-          if (!inside) return std::fill(o, o + ow, pad);
-          std::fill(o, o + x0, pad);
+          if (!inside) {
+            for (std::int64_t x = 0; x < ow; ++x) o[x] = pad;
+            return;
+          }
+          for (std::int64_t x = 0; x < x0; ++x) o[x] = pad;
           const T* in = src + img;
           if (stride == 1)
-            std::copy(in + x0, in + x1, o + x0);
+            for (std::int64_t x = x0; x < x1; ++x) o[x] = in[x];
           else
             for (std::int64_t x = x0; x < x1; ++x) o[x] = in[x * stride];
-          std::fill(o + x1, o + ow, pad);
+          for (std::int64_t x = x1; x < ow; ++x) o[x] = pad;
         });
   });
   return out;
