@@ -61,6 +61,11 @@ Tape::~Tape() {
   }
 }
 
+void add_stamp(Segment* s, std::uint64_t now) {
+  s->stamps.emplace_back(s->size - 1, now);
+  s->last_stamp = now;
+}
+
 Segment* Tape::new_segment() {
   Segment* s;
   if (!pool.empty()) {

@@ -98,12 +98,11 @@ inline bool& grad_mode_flag() {
 /// gradient stale: backward refuses it, as PyTorch's version counters do.
 extern std::atomic<std::uint64_t> g_change_clock;
 /// Stamps the segment's newest node (being recorded) when the clock moved since the last stamp.
+void add_stamp(Segment* s, std::uint64_t now);
 inline void stamp(Segment* s) {
   const std::uint64_t now = g_change_clock.load(std::memory_order_relaxed);
-  if (now != s->last_stamp) [[unlikely]] {
-    s->stamps.emplace_back(s->size - 1, now);
-    s->last_stamp = now;
-  }
+  if (now != s->last_stamp) [[unlikely]]
+    add_stamp(s, now); // out of line: recording a scalar op stays small enough to inline
 }
 
 /// Throws when x was recorded on another thread's tape (its refcount is not ours to touch).
