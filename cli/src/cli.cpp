@@ -39,6 +39,17 @@ void print_help(std::ostream& out) {
                   "  7  out of memory: the data or the model does not fit in memory\n"
                   "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n");
 }
+/// Boost.Program_options 1.74 loops forever formatting an error whose value holds its own placeholder
+/// (`gradgraph train --samples %value%`: found by fuzzing), so every '%' in the values it fills in
+/// becomes a full-width '％' before what() runs.
+void defuse_placeholders(boost::program_options::error_with_option_name& e) {
+  struct Access : boost::program_options::error_with_option_name {
+    static auto substitutions() { return &Access::m_substitutions; }
+  };
+  for (auto& [name, value] : e.*Access::substitutions())
+    for (std::size_t at; (at = value.find('%')) != std::string::npos;) value.replace(at, 1, "％");
+}
+
 /// The exit code for an exception that ends a subcommand: one per gg::Error kind.
 int exit_code_of(const std::exception& e) {
   if (dynamic_cast<const boost::program_options::error*>(&e) || dynamic_cast<const UsageError*>(&e))
@@ -62,7 +73,9 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (args[0] != c.name) continue;
     try {
       return c.run(rest, out, err);
-    } catch (const std::exception& e) {
+    } catch (std::exception& e) {
+      if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e))
+        defuse_placeholders(*po_error);
       const int code = exit_code_of(e);
       if (code == out_of_memory)
         fmt::print(err,

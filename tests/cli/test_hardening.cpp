@@ -213,6 +213,17 @@ std::vector<BadInput> bad_inputs() {
          return cli({"train", "--dataset", "moon", "--layers", "2,2,2"});
        },
        gg::cli::value_error},
+      {"gradgraph train ... --samples '%value%'",
+       "a value holding Boost's placeholder (it hung: found by fuzzing)",
+       [=] {
+         return cli(train({"--samples", "%value%"}));
+       },
+       gg::cli::usage_error},
+      {"gradgraph train --%option% 1", "an option named as a placeholder",
+       [] {
+         return cli({"train", "--%option%", "1"});
+       },
+       gg::cli::usage_error},
       {"gradgraph train --layers 2,2,2", "no data",
        [] {
          return cli({"train", "--layers", "2,2,2"});
@@ -423,4 +434,20 @@ TEST_CASE("hardening: train's --log is replaced only when the run ends, by its w
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"c.safetensors", "run.jsonl"}); // no temporary file left
+}
+
+TEST_CASE(
+    "hardening: an argument holding Boost.Program_options' placeholders does not hang (found by fuzzing)") {
+  // Boost 1.74 replaced "%value%" in its message by the value, forever; the fuzzers' inputs are
+  // fuzz/corpus/cli/timeout-boost-value-placeholder and fuzz/corpus/expr/timeout-boost-original-token.
+  for (const char* value : {"%value%", "x%canonical_option%y", "%original_token%", "%prefix_option%"}) {
+    const Result r = run({"train", "--dataset", "xor", "--layers", "2,2,2", "--samples", value});
+    CHECK(r.code == gg::cli::usage_error);
+    CHECK_THAT(r.err, Catch::Contains("for option '--samples' is invalid"));
+  }
+  CHECK(run({"train", "\n--epochs", "%value%"}).code == gg::cli::usage_error);
+  // A program that starts with '-' is taken for an option, and its text is the message's token.
+  const Result r = run({"explain", "-xexp(b a%original_token% a"});
+  CHECK(r.code == gg::cli::usage_error);
+  CHECK_THAT(r.err, Catch::Contains("original_token"));
 }
