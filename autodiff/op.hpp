@@ -43,6 +43,7 @@ enum class Op : std::uint8_t {
   max_axis,
   matmul,
   linear,
+  conv2d,
   transpose,
   reshape,
   slice,

@@ -67,6 +67,12 @@ Var matmul(const Var& a, const Var& b);
 /// [out, in], bias [out] or undefined for none. No transposed copy of the weight is made, forward or
 /// backward, and only the inputs that require grad get gradients computed.
 Var linear(const Var& x, const Var& weight, const Var& bias = Var());
+/// 2-d convolution (cross-correlation) in one op, as torch.nn.functional.conv2d: x [N, C, H, W],
+/// weight [out, C, kh, kw], bias [out] or undefined for none -> [N, out, Hout, Wout]. The batch
+/// becomes one column matrix and one matrix product, forward and backward; only the inputs that
+/// require grad get gradients computed.
+Var conv2d(const Var& x, const Var& weight, const Var& bias = Var(), std::int64_t stride = 1,
+           std::int64_t padding = 0);
 Var transpose(const Var& x, int axis0 = -2, int axis1 = -1);
 /// Same elements, new shape; one dimension may be -1.
 Var reshape(const Var& x, const std::vector<std::int64_t>& shape);

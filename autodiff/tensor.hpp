@@ -285,6 +285,17 @@ Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t st
 Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
             std::int64_t stride, std::int64_t padding);
 
+/// 2-d convolution (cross-correlation) as torch.nn.functional.conv2d: x [N, C, H, W], weight
+/// [out, C, kh, kw], bias [out] or undefined -> [N, out, Hout, Wout]. Images are unfolded a
+/// cache-sized chunk at a time into one [C*kh*kw, images*Hout*Wout] column matrix, multiplied by the
+/// weight in one GEMM per chunk.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t stride,
+              std::int64_t padding);
+/// conv2d's gradients for the output gradient g: {x's, the weight's, the bias's}, each computed
+/// only when its `needs` flag is set (one GEMM each per chunk of images, the columns unfolded again).
+std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
+                                      std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs);
+
 /// Sets the number of threads the kernels may use (matrix products; large elementwise loops).
 /// 1 by default; small tensors never use more than one.
 void set_num_threads(int n);

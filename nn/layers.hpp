@@ -120,8 +120,8 @@ private:
   std::int64_t num_, dim_;
 };
 
-/// 2-d convolution of [N, C, H, W] by weight [out, C, kh, kw] (+ bias [out]), computed as im2col
-/// (gg::unfold) and one matrix product. Kaiming-uniform initialisation as PyTorch.
+/// 2-d convolution of [N, C, H, W] by weight [out, C, kh, kw] (+ bias [out]): one gg::conv2d op
+/// (im2col and a matrix product). Kaiming-uniform initialisation as PyTorch.
 class Conv2d : public Module {
 public:
   Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,

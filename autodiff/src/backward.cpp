@@ -200,6 +200,19 @@ std::vector<Var> vjp(Node* n, const Var& g) {
     if (n->num_inputs() == 3) r.push_back(sum(g2, 0));
     return r;
   }
+  case Op::conv2d: { // a = x [N, C, H, W], b = weight [out, C, kh, kw], bias [out]: unfold, matmul, fold
+    const Shape sw = b.shape(), sg = g.shape();
+    const std::int64_t kh = sw[2], kw = sw[3], stride = ints[0], padding = ints[1];
+    const std::int64_t outc = sw[0], ckk = sw[1] * kh * kw;
+    const Var g3 = reshape(g, {sg[0], outc, sg[2] * sg[3]}); // [N, out, L]
+    std::vector<Var> r(static_cast<std::size_t>(n->num_inputs()));
+    if (a.requires_grad()) // [CKK, out] @ [N, out, L] -> [N, CKK, L], folded back into images
+      r[0] = fold(matmul(transpose(reshape(b, {outc, ckk})), g3), sa, kh, kw, stride, padding);
+    if (b.requires_grad()) // sum over images of [N, out, L] @ [N, L, CKK]
+      r[1] = reshape(sum(matmul(g3, transpose(unfold(a, kh, kw, stride, padding))), 0), sw.to_vector());
+    if (n->num_inputs() == 3 && n->input(2)->requires_grad()) r[2] = sum(sum(g3, 2), 0);
+    return r;
+  }
   case Op::transpose: return {transpose(g, axis, static_cast<int>(ints[1]))};
   case Op::reshape: return {reshape(g, sa.to_vector())};
   case Op::slice: return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};

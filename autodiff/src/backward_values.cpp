@@ -112,6 +112,11 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
     if (needs(2)) out[2] = kernel::sum(g2, 0);
     return true;
   }
+  case Op::conv2d: { // one GEMM per gradient and chunk of images
+    const std::array<bool, 3> need{needs(0), needs(1), needs(2)};
+    out = kernel::conv2d_backward(g, a, value_of(n->in[1]), attr(0), attr(1), need);
+    return true;
+  }
   case Op::reshape: out[0] = g.reshape(sa); return true;
   case Op::transpose:
     out[0] = kernel::transpose(g, static_cast<int>(attr(0)), static_cast<int>(attr(1)));

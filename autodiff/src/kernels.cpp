@@ -1347,34 +1347,149 @@ ConvGeometry conv_geometry(const Shape& image, std::int64_t kh, std::int64_t kw,
   return g;
 }
 
-/// For every image n, channel c, kernel offset (i, j) and output row y, calls
-/// row(col, inside, img, x0, x1): output columns col + x for x in [0, ow) read the image at
-/// img + x * stride for x in [x0, x1) and are padding elsewhere; the whole row is padding when
-/// inside is false. Images are split across the kernel threads (each writes only its own output).
-template <class F> void for_each_window_row(const ConvGeometry& g, F&& row) {
-  const std::int64_t l = g.oh * g.ow, kk = g.kh * g.kw;
+/// Where unfold's columns go: window row r = (c*kh + i)*kw + j of image n starts at
+/// n * image_step + r * row_step. unfold's [N, C*kh*kw, L] has image_step C*kh*kw*L and row_step L;
+/// conv2d's one [C*kh*kw, N*L] matrix for the whole batch has image_step L and row_step N*L.
+struct ColumnLayout {
+  std::int64_t image_step, row_step;
+};
+
+ColumnLayout per_image_layout(const ConvGeometry& g) {
+  const std::int64_t l = g.oh * g.ow;
+  return {g.c * g.kh * g.kw * l, l};
+}
+ColumnLayout batch_layout(const ConvGeometry& g) {
+  const std::int64_t l = g.oh * g.ow;
+  return {l, g.n * l};
+}
+
+/// For every image n, channel c and kernel offset (i, j), calls window(col, img, i, j): the L =
+/// oh*ow contiguous columns from col hold the (i, j) offset of every window of image plane img
+/// (the element offset of x[n, c]). The work is split across the kernel threads by (image,
+/// channel) plane: each plane's columns and image are its own, so unfold's writes and fold's sums
+/// never collide. Planes go channel-major in the batch layout, so a thread walks each row in order.
+template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layout, F&& window) {
+  const std::int64_t l = g.oh * g.ow;
+  const bool channel_major = layout.image_step == l && g.n > 1;
   detail::parallel_range(
-      g.n,
+      g.n * g.c,
       [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t n = lo; n < hi; ++n)
-          for (std::int64_t c = 0; c < g.c; ++c)
-            for (std::int64_t i = 0; i < g.kh; ++i)
-              for (std::int64_t j = 0; j < g.kw; ++j) {
-                const std::int64_t col_base = (n * g.c * kk + (c * g.kh + i) * g.kw + j) * l;
-                const std::int64_t img_base = (n * g.c + c) * g.h * g.w;
-                // ix = x * stride + j - padding lies in [0, w) for x in [x0, x1)
-                const std::int64_t shift = j - g.padding;
-                const std::int64_t x0 = std::min(g.ow, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
-                const std::int64_t x1 =
-                    std::max(x0, std::min(g.ow, g.w - shift <= 0 ? 0 : (g.w - shift - 1) / g.stride + 1));
-                for (std::int64_t y = 0; y < g.oh; ++y) {
-                  const std::int64_t iy = y * g.stride + i - g.padding;
-                  const bool inside = iy >= 0 && iy < g.h;
-                  row(col_base + y * g.ow, inside, img_base + iy * g.w + shift, x0, x1);
-                }
-              }
+        for (std::int64_t plane = lo; plane < hi; ++plane) {
+          const std::int64_t n = channel_major ? plane % g.n : plane / g.c;
+          const std::int64_t c = channel_major ? plane / g.n : plane % g.c;
+          for (std::int64_t i = 0; i < g.kh; ++i)
+            for (std::int64_t j = 0; j < g.kw; ++j)
+              window(n * layout.image_step + ((c * g.kh + i) * g.kw + j) * layout.row_step,
+                     (n * g.c + c) * g.h * g.w, i, j);
+        }
       },
-      g.c * kk * l);
+      g.kh * g.kw * l);
+}
+
+/// The output columns [x0, x1) whose window column j lies inside the image (the others read padding).
+std::pair<std::int64_t, std::int64_t> inside_columns(const ConvGeometry& g, std::int64_t j) {
+  const std::int64_t shift = j - g.padding; // input column x * stride + shift
+  const std::int64_t x0 = std::min(g.ow, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
+  const std::int64_t x1 =
+      std::max(x0, std::min(g.ow, g.w - shift <= 0 ? 0 : (g.w - shift - 1) / g.stride + 1));
+  return {x0, x1};
+}
+
+/// The output rows [y0, y1) whose window row i lies inside the image.
+std::pair<std::int64_t, std::int64_t> inside_rows(const ConvGeometry& g, std::int64_t i) {
+  const std::int64_t shift = i - g.padding;
+  const std::int64_t y0 = std::min(g.oh, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
+  const std::int64_t y1 =
+      std::max(y0, std::min(g.oh, g.h - shift <= 0 ? 0 : (g.h - shift - 1) / g.stride + 1));
+  return {y0, y1};
+}
+
+/// Stride 1 with the output as wide as the input ("same" padding, the usual Conv2d): the inside
+/// part of a window offset's columns is the image plane shifted by one offset, so one contiguous
+/// range [q0, q1) of the columns pairs with plane element q + shift.
+struct ShiftedPlane {
+  std::int64_t shift, q0, q1;
+};
+bool is_shifted_plane(const ConvGeometry& g) {
+  return g.stride == 1 && g.ow == g.w;
+}
+ShiftedPlane shifted_plane(const ConvGeometry& g, std::int64_t i, std::int64_t j, std::int64_t y0,
+                           std::int64_t y1) {
+  const std::int64_t shift = (i - g.padding) * g.w + (j - g.padding);
+  return {shift, std::max(y0 * g.w, -shift), std::max(y0 * g.w, std::min(y1 * g.w, g.h * g.w - shift))};
+}
+
+/// im2col of src (geometry g) into dst laid out as `layout` says.
+template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T pad) {
+  const std::int64_t stride = g.stride, ow = g.ow, l = g.oh * g.ow;
+  const bool shifted = is_shifted_plane(g);
+  for_each_window(g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j) {
+    T* o = dst + col;
+    const T* in = src + img;
+    const auto [x0, x1] = inside_columns(g, j);
+    const auto [y0, y1] = inside_rows(g, i);
+    std::fill(o, o + y0 * ow, pad);
+    std::fill(o + y1 * ow, o + l, pad);
+    if (shifted) { // one contiguous copy, then the columns that wrapped around to the next row
+      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+      std::fill(o + y0 * ow, o + sp.q0, pad);
+      std::copy(in + sp.q0 + sp.shift, in + sp.q1 + sp.shift, o + sp.q0);
+      std::fill(o + sp.q1, o + y1 * ow, pad);
+      if (x0 > 0 || x1 < ow)
+        for (std::int64_t y = y0; y < y1; ++y) {
+          std::fill(o + y * ow, o + y * ow + x0, pad);
+          std::fill(o + y * ow + x1, o + (y + 1) * ow, pad);
+        }
+      return;
+    }
+    const std::int64_t shift = j - g.padding;
+    for (std::int64_t y = y0; y < y1; ++y) {
+      T* r = o + y * ow;
+      const T* ir = in + (y * stride + i - g.padding) * g.w + shift;
+      for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
+      if (stride == 1)
+        for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
+      else
+        for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * stride];
+      for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
+    }
+  });
+}
+
+/// col2im: adds the columns of src (laid out as `layout` says) into the zeroed image dst. With
+/// scratch set, src may be overwritten (conv2d's own column buffer), which lets "same" convolutions
+/// add each window offset as one contiguous range.
+template <class T>
+void fold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T* scratch = nullptr) {
+  const std::int64_t stride = g.stride, ow = g.ow;
+  const bool shifted = scratch && is_shifted_plane(g);
+  for_each_window(g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j) {
+    T* o = dst + img;
+    const T* in = src + col;
+    const auto [x0, x1] = inside_columns(g, j);
+    const auto [y0, y1] = inside_rows(g, i);
+    if (shifted) { // the columns that would wrap around to the next row are zeroed first
+      T* z = scratch + col;
+      if (x0 > 0 || x1 < ow)
+        for (std::int64_t y = y0; y < y1; ++y) {
+          std::fill(z + y * ow, z + y * ow + x0, T(0));
+          std::fill(z + y * ow + x1, z + (y + 1) * ow, T(0));
+        }
+      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+      T* op = o + sp.shift;
+      for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
+      return;
+    }
+    const std::int64_t shift = j - g.padding;
+    for (std::int64_t y = y0; y < y1; ++y) {
+      T* r = o + (y * stride + i - g.padding) * g.w + shift;
+      const T* ir = in + y * ow;
+      if (stride == 1)
+        for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
+      else
+        for (std::int64_t x = x0; x < x1; ++x) r[x * stride] += ir[x];
+    }
+  });
 }
 } // namespace
 
@@ -1385,26 +1500,7 @@ Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t st
   Tensor out = Tensor::empty({g.n, g.c * kh * kw, g.oh * g.ow}, x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* src = x.data<T>();
-    T* dst = out.data<T>();
-    const T pad = static_cast<T>(pad_value);
-    const std::int64_t stride = g.stride, ow = g.ow;
-    for_each_window_row(
-        g, [&](std::int64_t col, bool inside, std::int64_t img, std::int64_t x0, std::int64_t x1) {
-          // Plain loops: rows are a few dozen elements, too short for memcpy/memset calls to pay.
-          T* o = dst + col;
-          if (!inside) {
-            for (std::int64_t x = 0; x < ow; ++x) o[x] = pad;
-            return;
-          }
-          for (std::int64_t x = 0; x < x0; ++x) o[x] = pad;
-          const T* in = src + img;
-          if (stride == 1)
-            for (std::int64_t x = x0; x < x1; ++x) o[x] = in[x];
-          else
-            for (std::int64_t x = x0; x < x1; ++x) o[x] = in[x * stride];
-          for (std::int64_t x = x1; x < ow; ++x) o[x] = pad;
-        });
+    unfold_into(g, per_image_layout(g), x.data<T>(), out.data<T>(), static_cast<T>(pad_value));
   });
   return out;
 }
@@ -1420,19 +1516,144 @@ Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::
   Tensor out = Tensor::zeros(image_shape, cols.dtype());
   detail::dispatch(cols.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* src = cols.data<T>();
-    T* dst = out.data<T>();
-    const std::int64_t stride = g.stride;
-    for_each_window_row(
-        g, [&](std::int64_t col, bool inside, std::int64_t img, std::int64_t x0, std::int64_t x1) {
-          if (!inside) return;
-          T* o = dst + img;
-          const T* in = src + col;
-          if (stride == 1)
-            for (std::int64_t x = x0; x < x1; ++x) o[x] += in[x];
-          else
-            for (std::int64_t x = x0; x < x1; ++x) o[x * stride] += in[x];
-        });
+    fold_into(g, per_image_layout(g), cols.data<T>(), out.data<T>());
+  });
+  return out;
+}
+
+namespace {
+/// The geometry of conv2d(x, weight) after checking the shapes: x [N, C, H, W], weight
+/// [out, C, kh, kw], bias [out] or undefined.
+ConvGeometry conv2d_geometry(const Shape& xs, const Shape& ws, const Tensor& bias, std::int64_t stride,
+                             std::int64_t padding) {
+  if (xs.rank() != 4 || ws.rank() != 4 || xs[1] != ws[1])
+    throw ShapeError(fmt::format("conv2d: input of shape {} and weight of shape {} do not fit (expected an "
+                                 "input [N, C, H, W] and a weight [out, C, kh, kw] with the same C)",
+                                 xs.str(), ws.str()));
+  if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
+    throw ShapeError(fmt::format("conv2d: bias of shape {} does not fit weight of shape {} (expected [{}])",
+                                 bias.shape().str(), ws.str(), ws[0]));
+  return conv_geometry(xs, ws[2], ws[3], stride, padding, "conv2d");
+}
+} // namespace
+
+namespace {
+/// How many images conv2d unfolds at a time: as many as keep the column block within a budget the
+/// caches hold, so that the columns are written, multiplied and (backward) summed back while they
+/// are still in cache, instead of a whole batch's columns (20 MB for the benchmark CNN's second
+/// layer) going through memory. At least one image.
+std::int64_t conv_chunk(const ConvGeometry& g, std::size_t element_size) {
+  constexpr std::int64_t budget = 512 * 1024; // about an L2 cache; measured best of 256 KB - 8 MB
+  const std::int64_t per_image = g.c * g.kh * g.kw * g.oh * g.ow * static_cast<std::int64_t>(element_size);
+  return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(per_image, 1), 1,
+                                  std::max<std::int64_t>(g.n, 1));
+}
+
+/// g with only images [n0, n0 + count): the geometry of one chunk.
+ConvGeometry images(ConvGeometry g, std::int64_t count) {
+  g.n = count;
+  return g;
+}
+} // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t stride,
+              std::int64_t padding) {
+  detail::require_defined(x, "conv2d");
+  detail::require_defined(weight, "conv2d");
+  const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), bias, stride, padding);
+  DType dtype = promote(x.dtype(), weight.dtype());
+  if (bias.defined()) dtype = promote(dtype, bias.dtype());
+  const std::int64_t outc = weight.shape()[0], ckk = g.c * g.kh * g.kw, l = g.oh * g.ow,
+                     plane = g.c * g.h * g.w;
+  const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
+  Tensor y = Tensor::empty({g.n, outc, g.oh, g.ow}, dtype);
+  if (y.numel() == 0) return y;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const std::int64_t chunk = conv_chunk(g, sizeof(T));
+    Tensor cols = Tensor::empty({ckk, chunk * l}, dtype), yt = Tensor::empty({outc, chunk * l}, dtype);
+    T* yp = y.data<T>();
+    const T* tp = yt.data<T>();
+    const T* bp = pb.defined() ? pb.data<T>() : nullptr;
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+      // The chunk's images as one [C*kh*kw, nb*L] column matrix, one GEMM, then each image's rows
+      // moved into place with the bias added.
+      const std::int64_t nb = std::min(chunk, g.n - n0), m = nb * l;
+      const ConvGeometry gc = images(g, nb);
+      unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cols.data<T>(), T(0));
+      detail::gemm_any(pw.data<T>(), false, ckk, cols.data<T>(), false, m, yt.data<T>(), outc, ckk, m);
+      detail::parallel_range(
+          nb,
+          [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t n = lo; n < hi; ++n)
+              for (std::int64_t o = 0; o < outc; ++o) {
+                const T* src = tp + o * m + n * l;
+                T* dst = yp + ((n0 + n) * outc + o) * l;
+                const T b = bp ? bp[o] : T(0);
+                for (std::int64_t p = 0; p < l; ++p) dst[p] = src[p] + b;
+              }
+          },
+          outc * l);
+    }
+  });
+  return y;
+}
+
+std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
+                                      std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs) {
+  detail::require_defined(g, "conv2d_backward");
+  const Shape ws = weight.shape();
+  const ConvGeometry geo = conv2d_geometry(x.shape(), ws, Tensor(), stride, padding);
+  const std::int64_t outc = ws[0], ckk = geo.c * geo.kh * geo.kw, l = geo.oh * geo.ow,
+                     plane = geo.c * geo.h * geo.w;
+  const Shape ys{geo.n, outc, geo.oh, geo.ow};
+  if (!(g.shape() == ys))
+    throw ShapeError(fmt::format("conv2d_backward: gradient of shape {} does not fit the output shape {}",
+                                 g.shape().str(), ys.str()));
+  const DType dtype = promote(g.dtype(), promote(x.dtype(), weight.dtype()));
+  const Tensor pg = g.to(dtype), pw = weight.to(dtype), px = needs[1] ? x.to(dtype) : Tensor();
+  std::array<Tensor, 3> out;
+  if (needs[0]) out[0] = Tensor::zeros(x.shape(), dtype);
+  if (needs[1]) out[1] = Tensor::zeros(ws, dtype);
+  if (needs[2]) out[2] = Tensor::zeros({outc}, dtype);
+  if (g.numel() == 0 || !(needs[0] || needs[1] || needs[2])) return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* gp = pg.data<T>();
+    if (needs[2]) {
+      T* bp = out[2].data<T>();
+      for (std::int64_t o = 0; o < outc; ++o) {
+        double s = 0;
+        for (std::int64_t n = 0; n < geo.n; ++n)
+          for (std::int64_t p = 0; p < l; ++p) s += gp[(n * outc + o) * l + p];
+        bp[o] = static_cast<T>(s);
+      }
+    }
+    if (!needs[0] && !needs[1]) return;
+    const std::int64_t chunk = conv_chunk(geo, sizeof(T));
+    Tensor cols = Tensor::empty({ckk, chunk * l}, dtype), gt = Tensor::empty({outc, chunk * l}, dtype);
+    T* tp = gt.data<T>();
+    for (std::int64_t n0 = 0; n0 < geo.n; n0 += chunk) {
+      const std::int64_t nb = std::min(chunk, geo.n - n0), m = nb * l;
+      const ConvGeometry gc = images(geo, nb);
+      // The chunk's g as one [out, nb*L] matrix, the layout of the forward GEMM's output.
+      detail::parallel_range(
+          nb,
+          [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t n = lo; n < hi; ++n)
+              for (std::int64_t o = 0; o < outc; ++o)
+                std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
+          },
+          outc * l);
+      if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
+        unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cols.data<T>(), T(0));
+        detail::gemm_any(tp, false, m, cols.data<T>(), true, m, out[1].data<T>(), outc, m, ckk, n0 > 0);
+      }
+      if (needs[0]) { // dx += fold(W^T g')
+        detail::gemm_any(pw.data<T>(), true, ckk, tp, false, m, cols.data<T>(), ckk, outc, m);
+        fold_into(gc, batch_layout(gc), cols.data<T>(), out[0].data<T>() + n0 * plane, cols.data<T>());
+      }
+    }
   });
   return out;
 }

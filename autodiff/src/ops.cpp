@@ -357,6 +357,18 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   return detail::emit_variadic(Op::linear, inputs, std::move(value)).var;
 }
 
+Var conv2d(const Var& x, const Var& weight, const Var& bias, std::int64_t stride, std::int64_t padding) {
+  Node* a = need(x, "conv2d");
+  Node* w = need(weight, "conv2d");
+  Node* b = bias.defined() ? bias.node() : nullptr;
+  Tensor value = kernel::conv2d(value_of(a), value_of(w), b ? value_of(b) : Tensor(), stride, padding);
+  const std::array<Node*, 3> inputs{a, w, b};
+  auto e = b ? detail::emit_variadic(Op::conv2d, inputs, std::move(value))
+             : emit(Op::conv2d, a, w, std::move(value));
+  if (e.n) e.n->ext->ints = {stride, padding};
+  return e.var;
+}
+
 Var transpose(const Var& a, int axis0, int axis1) {
   Node* x = need(a, "transpose");
   const Tensor v = value_of(x);

@@ -205,12 +205,7 @@ Var Conv2d::forward(const Var& x) {
   const Shape s = x.shape();
   if (s.rank() != 4 || s[1] != in_)
     throw ShapeError(fmt::format("{}: expected input [N, {}, H, W], got shape {}", describe(), in_, s.str()));
-  const Var cols = unfold(x, k_, k_, stride_, padding_);        // [N, C*k*k, L]
-  Var y = matmul(reshape(weight, {out_, in_ * k_ * k_}), cols); // [N, out, L]
-  if (bias.defined()) y = y + reshape(bias, {out_, 1});
-  const std::int64_t oh = (s[2] + 2 * padding_ - k_) / stride_ + 1,
-                     ow = (s[3] + 2 * padding_ - k_) / stride_ + 1;
-  return reshape(y, {s[0], out_, oh, ow});
+  return conv2d(x, weight, bias, stride_, padding_); // one op: a GEMM per cache-sized chunk of images
 }
 
 std::string Conv2d::describe() const {

@@ -1,0 +1,157 @@
+// Tests of the fused conv2d op: its value and gradients against the unfold + matmul composition it
+// replaces and against finite differences (both backward paths), chunked batches, threads, errors.
+#include <autodiff/autodiff.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+using gg::Shape;
+using gg::Tensor;
+using gg::Var;
+
+namespace {
+Tensor rnd(const Shape& shape, std::uint64_t seed, gg::DType dtype = gg::f64) {
+  gg::Rng rng(seed);
+  return Tensor::rand(shape, rng, dtype, -1, 1);
+}
+
+/// The convolution as nn::Conv2d computed it before the fused op: unfold, a broadcast batched
+/// matmul with the weight as a matrix, the bias added as a column, reshaped to images.
+Var composed(const Var& x, const Var& w, const Var& b, std::int64_t stride, std::int64_t padding) {
+  const Shape xs = x.shape(), ws = w.shape();
+  const Var cols = gg::unfold(x, ws[2], ws[3], stride, padding);
+  Var y = gg::matmul(gg::reshape(w, {ws[0], ws[1] * ws[2] * ws[3]}), cols);
+  if (b.defined()) y = y + gg::reshape(b, {ws[0], 1});
+  const std::int64_t oh = (xs[2] + 2 * padding - ws[2]) / stride + 1,
+                     ow = (xs[3] + 2 * padding - ws[3]) / stride + 1;
+  return gg::reshape(y, {xs[0], ws[0], oh, ow});
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double worst = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, std::abs(a.flat(i) - b.flat(i)));
+  return worst;
+}
+
+struct Case {
+  Shape x, w;
+  std::int64_t stride, padding;
+  bool bias;
+};
+
+/// Shapes covering both unfold paths (the shifted plane of "same" stride-1 convolutions and the
+/// general one), strides, paddings, rectangular kernels, several channels and images.
+const std::vector<Case> k_cases{
+    {{2, 3, 5, 6}, {4, 3, 3, 3}, 1, 1, true},  // "same": shifted-plane path
+    {{2, 3, 5, 6}, {4, 3, 3, 3}, 1, 1, false}, //
+    {{3, 2, 7, 7}, {2, 2, 5, 5}, 1, 2, true},  // "same", kernel 5
+    {{2, 2, 6, 5}, {3, 2, 3, 3}, 2, 1, true},  // stride 2
+    {{2, 3, 6, 6}, {2, 3, 2, 3}, 1, 0, true},  // rectangular kernel, no padding
+    {{1, 1, 5, 5}, {2, 1, 3, 3}, 3, 2, false}, // stride 3, padding larger than needed
+    {{2, 2, 4, 4}, {3, 2, 1, 1}, 1, 0, true},  // 1x1 kernel
+};
+} // namespace
+
+TEST_CASE("conv2d: value and gradients equal the unfold + matmul composition") {
+  for (const Case& c : k_cases) {
+    INFO("x " << c.x.str() << " w " << c.w.str() << " stride " << c.stride << " padding " << c.padding
+              << " bias " << c.bias);
+    const Var x(rnd(c.x, 1)), w(rnd(c.w, 2)), b = c.bias ? Var(rnd({c.w[0]}, 3)) : Var();
+    const Var fused = gg::conv2d(x, w, b, c.stride, c.padding);
+    const Var plain = composed(x, w, b, c.stride, c.padding);
+    CHECK(max_abs_diff(fused.value(), plain.value()) < 1e-13);
+    const Tensor seed = rnd(fused.shape(), 4);
+    const std::vector<Var> ins = c.bias ? std::vector<Var>{x, w, b} : std::vector<Var>{x, w};
+    const std::vector<Var> gf = gg::grad({fused}, ins, {seed}), gp = gg::grad({plain}, ins, {seed});
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      INFO("input " << i);
+      CHECK(max_abs_diff(gf[i].value(), gp[i].value()) < 1e-12);
+    }
+  }
+}
+
+TEST_CASE("conv2d: gradients against finite differences, both backward paths, float64") {
+  for (const Case& c : k_cases) {
+    INFO("x " << c.x.str() << " w " << c.w.str() << " stride " << c.stride << " padding " << c.padding
+              << " bias " << c.bias);
+    const std::int64_t stride = c.stride, padding = c.padding;
+    const auto f = [&](const std::vector<Var>& v) {
+      return gg::conv2d(v[0], v[1], v.size() > 2 ? v[2] : Var(), stride, padding);
+    };
+    std::vector<Tensor> ins{rnd(c.x, 5), rnd(c.w, 6)};
+    if (c.bias) ins.push_back(rnd({c.w[0]}, 7));
+    const gg::GradcheckResult r = gg::gradcheck(f, ins); // also compares with the create_graph backward
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("conv2d: second derivatives through the recorded backward") {
+  // d/dw of sum(d sum(conv(x, w)^2) / dx): checked against finite differences of the first gradient.
+  const auto f = [](const std::vector<Var>& v) {
+    const Var y = gg::conv2d(v[0], v[1], v[2], 1, 1);
+    return gg::grad({gg::sum(y * y)}, {v[0]}, {}, {.create_graph = true})[0];
+  };
+  const gg::GradcheckResult r = gg::gradcheck(f, {rnd({2, 2, 4, 4}, 8), rnd({3, 2, 3, 3}, 9), rnd({3}, 10)});
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+TEST_CASE("conv2d: batches larger than one chunk of columns, float32 and float64, 1 and 2 threads") {
+  struct Restore {
+    ~Restore() { gg::kernel::set_num_threads(1); }
+  } restore;
+  // 16 channels, kernel 5 on 14x14: each image's columns are 313 KB in float32, so the batch is
+  // unfolded in several chunks, the last one partial.
+  for (const gg::DType dtype : {gg::f32, gg::f64}) {
+    const Var x(rnd({7, 16, 14, 14}, 11, dtype)), w(rnd({8, 16, 5, 5}, 12, dtype)), b(rnd({8}, 13, dtype));
+    const double tol = dtype == gg::f32 ? 1e-4 : 1e-11;
+    std::vector<std::vector<Tensor>> results;
+    for (const int threads : {1, 2}) {
+      INFO("dtype " << gg::dtype_name(dtype) << " threads " << threads);
+      gg::kernel::set_num_threads(threads);
+      const Var fused = gg::conv2d(x, w, b, 1, 2), plain = composed(x, w, b, 1, 2);
+      CHECK(max_abs_diff(fused.value(), plain.value()) < tol);
+      const Tensor seed = rnd(fused.shape(), 14, dtype);
+      const std::vector<Var> gf = gg::grad({fused}, {x, w, b}, {seed}),
+                             gp = gg::grad({plain}, {x, w, b}, {seed});
+      std::vector<Tensor> r{fused.value()};
+      for (std::size_t i = 0; i < 3; ++i) {
+        INFO("input " << i);
+        CHECK(max_abs_diff(gf[i].value(), gp[i].value()) < tol * 10);
+        r.push_back(gf[i].value());
+      }
+      results.push_back(r);
+    }
+    for (std::size_t i = 0; i < results[0].size(); ++i)
+      CHECK(max_abs_diff(results[0][i], results[1][i]) < tol);
+  }
+}
+
+TEST_CASE("conv2d: one graph node, and only the inputs that require grad get gradients") {
+  const Var x(rnd({2, 1, 6, 6}, 15), false), w(rnd({3, 1, 3, 3}, 16)), b(rnd({3}, 17));
+  const Var y = gg::conv2d(x, w, b, 1, 1);
+  CHECK(y.op_name() == "conv2d");
+  CHECK(y.inputs().size() == 3);
+  CHECK(y.shape() == Shape{2, 3, 6, 6});
+  gg::sum(y).backward();
+  CHECK_FALSE(x.has_grad());
+  CHECK(w.has_grad());
+  CHECK(b.grad().to_vector() == std::vector<double>{72, 72, 72}); // 2 images x 36 positions
+  const Var frozen = gg::conv2d(x, Var(w.value(), false));
+  CHECK_FALSE(frozen.requires_grad());
+}
+
+TEST_CASE("conv2d: shape errors name the shapes") {
+  const Var x(Tensor::zeros({2, 3, 5, 5})), w(Tensor::zeros({4, 2, 3, 3}));
+  REQUIRE_THROWS_AS(gg::conv2d(x, w), gg::ShapeError);
+  REQUIRE_THROWS_WITH(gg::conv2d(x, w), Catch::Contains("[2, 3, 5, 5]") && Catch::Contains("[4, 2, 3, 3]"));
+  REQUIRE_THROWS_WITH(gg::conv2d(x, Var(Tensor::zeros({4, 3, 3, 3})), Var(Tensor::zeros({3}))),
+                      Catch::Contains("bias") && Catch::Contains("[3]"));
+  REQUIRE_THROWS_AS(gg::conv2d(x, Var(Tensor::zeros({4, 3, 7, 7}))), gg::ShapeError); // window too big
+  REQUIRE_THROWS_AS(gg::conv2d(x, Var(Tensor::zeros({4, 3, 3, 3})), Var(), 0), gg::ValueError);
+}
