@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -36,6 +38,39 @@ double text_width(std::string_view s) {
 std::string px(double v) {
   if (std::abs(v) < 0.05) v = 0;
   return fmt::format("{:.1f}", v);
+}
+
+/// The points of a polyline that stay after Ramer-Douglas-Peucker simplification: a point within
+/// `tolerance` pixels of the segment between the kept points around it is dropped. A training
+/// run's loss curve has thousands of points on a few hundred pixels; the picture stays the same.
+std::vector<std::pair<double, double>> simplified(const std::vector<std::pair<double, double>>& p,
+                                                  double tolerance) {
+  if (p.size() < 3) return p;
+  std::vector<char> keep(p.size(), 0);
+  keep.front() = keep.back() = 1;
+  std::vector<std::pair<std::size_t, std::size_t>> todo{{0, p.size() - 1}}; // no recursion: long curves
+  while (!todo.empty()) {
+    const auto [lo, hi] = todo.back();
+    todo.pop_back();
+    const double dx = p[hi].first - p[lo].first, dy = p[hi].second - p[lo].second;
+    const double len = std::hypot(dx, dy);
+    double worst = 0;
+    std::size_t far = lo;
+    for (std::size_t i = lo + 1; i < hi; ++i) {
+      const double ex = p[i].first - p[lo].first, ey = p[i].second - p[lo].second;
+      const double d = len == 0 ? std::hypot(ex, ey) : std::abs(ex * dy - ey * dx) / len;
+      if (d > worst) worst = d, far = i;
+    }
+    if (worst > tolerance) {
+      keep[far] = 1;
+      todo.push_back({lo, far});
+      todo.push_back({far, hi});
+    }
+  }
+  std::vector<std::pair<double, double>> out;
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (keep[i]) out.push_back(p[i]);
+  return out;
 }
 
 /// 10^e exactly as the nearest double (pow may be off by an ulp for negative e).
@@ -351,27 +386,31 @@ std::string LineChart::svg() const {
     for (std::size_t i = 0; i < s.x.size(); ++i) finite += plottable(s.x[i], s.y[i], log_y_);
     const bool markers = finite <= 40;
     out += fmt::format("<g stroke=\"{}\"{}>\n", color(si), dash(si));
-    // One polyline per run of plottable points: the line breaks where a point is skipped.
-    std::string points;
-    std::size_t in_run = 0;
+    // One polyline per run of plottable points: the line breaks where a point is skipped. Points
+    // within a quarter pixel of the line through their neighbours are left out.
+    std::vector<std::pair<double, double>> run;
     const auto flush = [&] {
-      if (in_run > 1) out += fmt::format("<polyline points=\"{}\"/>\n", points);
-      points.clear();
-      in_run = 0;
+      if (run.size() > 1) {
+        std::string points;
+        for (const auto& [x, y] : simplified(run, 0.25)) {
+          if (!points.empty()) points += ' ';
+          points += px(x) + "," + px(y);
+        }
+        out += fmt::format("<polyline points=\"{}\"/>\n", points);
+      }
+      run.clear();
     };
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (!plottable(s.x[i], s.y[i], log_y_)) {
-        if (in_run == 1 && !markers) // a lone point would be invisible as a line
+        if (run.size() == 1 && !markers) // a lone point would be invisible as a line
           out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", px(f.map_x(s.x[i - 1])),
                              px(f.map_y(s.y[i - 1])), color(si));
         flush();
         continue;
       }
-      if (in_run > 0) points += ' ';
-      points += px(f.map_x(s.x[i])) + "," + px(f.map_y(s.y[i]));
-      ++in_run;
+      run.emplace_back(f.map_x(s.x[i]), f.map_y(s.y[i]));
     }
-    if (in_run == 1 && !markers)
+    if (run.size() == 1 && !markers)
       out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", px(f.map_x(s.x.back())),
                          px(f.map_y(s.y.back())), color(si));
     flush();

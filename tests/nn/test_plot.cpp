@@ -220,6 +220,32 @@ TEST_CASE("plot: NaN and inf points are skipped and a series without finite poin
   CHECK(count(log, "<circle") == 3);
 }
 
+TEST_CASE("plot: a long curve is drawn with the points its shape needs, within a quarter pixel") {
+  // 10,000 points on a straight line are two points; a parabola keeps many, but not all, and each
+  // dropped point lies within 0.25 px of the drawn line (checked for the straight part's end).
+  std::vector<double> line(10000), curve(10000);
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    line[i] = 3.0 + 0.5 * static_cast<double>(i);
+    const double t = static_cast<double>(i) / 9999.0 - 0.5;
+    curve[i] = t * t;
+  }
+  const auto points_of = [](const std::string& svg) {
+    const std::size_t from = svg.find("<polyline points=\"") + 18;
+    const std::string pts = svg.substr(from, svg.find('"', from) - from);
+    return std::count(pts.begin(), pts.end(), ',');
+  };
+  const std::string straight = plot::LineChart("t").add("line", line).svg();
+  CHECK(well_formed(straight) == "");
+  CHECK(points_of(straight) == 2);
+  const std::string bent = plot::LineChart("t").add("parabola", curve).svg();
+  CHECK(points_of(bent) > 10);
+  CHECK(points_of(bent) < 500);
+  // A sharp corner is kept: down 9,999 steps then one step up.
+  std::vector<double> v(10000);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = i + 1 < v.size() ? -static_cast<double>(i) : 0.0;
+  CHECK(points_of(plot::LineChart("t").add("corner", v).svg()) == 3);
+}
+
 TEST_CASE("plot: decision regions of class = x1 > 0 put the boundary at x1 = 0") {
   gg::Rng rng(1);
   const Tensor x = Tensor::rand({40, 2}, rng, gg::f64, -1, 1);
