@@ -44,6 +44,7 @@ enum class Op : std::uint8_t {
   matmul,
   linear,
   conv2d,
+  max_pool2d,
   transpose,
   reshape,
   slice,

@@ -73,6 +73,9 @@ Var linear(const Var& x, const Var& weight, const Var& bias = Var());
 /// require grad get gradients computed.
 Var conv2d(const Var& x, const Var& weight, const Var& bias = Var(), std::int64_t stride = 1,
            std::int64_t padding = 0);
+/// The largest element of each k x k window of every channel of x [N, C, H, W] (padding reads as
+/// -inf), as torch.nn.functional.max_pool2d, in one op; tied maxima share the gradient.
+Var max_pool2d(const Var& x, std::int64_t k, std::int64_t stride, std::int64_t padding = 0);
 Var transpose(const Var& x, int axis0 = -2, int axis1 = -1);
 /// Same elements, new shape; one dimension may be -1.
 Var reshape(const Var& x, const std::vector<std::int64_t>& shape);

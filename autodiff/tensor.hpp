@@ -296,6 +296,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
 std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                       std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs);
 
+/// The largest element of each k x k window (stride, zero-based padding reading as -inf) of every
+/// channel: [N, C, H, W] -> [N, C, Hout, Wout], in one pass (no window columns).
+Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int64_t padding);
+/// max_pool2d's gradient: g [N, C, Hout, Wout] to each window's maxima, ties sharing it equally.
+Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, std::int64_t k,
+                           std::int64_t stride, std::int64_t padding);
+
 /// Sets the number of threads the kernels may use (matrix products; large elementwise loops).
 /// 1 by default; small tensors never use more than one.
 void set_num_threads(int n);

@@ -135,7 +135,7 @@ private:
 };
 
 /// Max or average over k x k windows of [N, C, H, W] (stride defaults to k). Average pooling
-/// counts zero padding, as PyTorch's default; max pooling pads with -inf.
+/// counts zero padding, as PyTorch's default; max pooling pads with -inf and is one gg::max_pool2d op.
 class Pool2d : public Module {
 public:
   Pool2d(bool max, std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0);

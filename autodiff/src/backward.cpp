@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
@@ -212,6 +213,16 @@ std::vector<Var> vjp(Node* n, const Var& g) {
       r[1] = reshape(sum(matmul(g3, transpose(unfold(a, kh, kw, stride, padding))), 0), sw.to_vector());
     if (n->num_inputs() == 3 && n->input(2)->requires_grad()) r[2] = sum(sum(g3, 2), 0);
     return r;
+  }
+  case Op::max_pool2d: { // as unfold (padding -inf), max over each window's column, fold
+    const std::int64_t k = ints[0], stride = ints[1], padding = ints[2];
+    const Shape so = out.shape();
+    const std::int64_t planes = sa[0] * sa[1], l = so[2] * so[3];
+    const Shape sp{planes, 1, sa[2], sa[3]};
+    const Tensor cols = kernel::unfold(value_of(a.node()).reshape(sp), k, k, stride, padding,
+                                       -std::numeric_limits<double>::infinity());
+    const Var mask = max_mask(cols, value_of(n).reshape(Shape{planes, 1, l}), 1);
+    return {reshape(fold(reshape(g, {planes, 1, l}) * mask, sp, k, k, stride, padding), sa.to_vector())};
   }
   case Op::transpose: return {transpose(g, axis, static_cast<int>(ints[1]))};
   case Op::reshape: return {reshape(g, sa.to_vector())};

@@ -117,6 +117,9 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
     out = kernel::conv2d_backward(g, a, value_of(n->in[1]), attr(0), attr(1), need);
     return true;
   }
+  case Op::max_pool2d:
+    out[0] = kernel::max_pool2d_backward(a, n->ext->value, g, attr(0), attr(1), attr(2));
+    return true;
   case Op::reshape: out[0] = g.reshape(sa); return true;
   case Op::transpose:
     out[0] = kernel::transpose(g, static_cast<int>(attr(0)), static_cast<int>(attr(1)));

@@ -46,6 +46,8 @@ constexpr std::array<OpInfo, static_cast<std::size_t>(Op::count_)> k_table{{
     {"conv2d", "", -1, "fold(w^T @ g)", "g @ unfold(a)^T (bias: sum of g)",
      "conv2d(a, w, bias, stride, padding)",
      "2-d convolution in one op (a Conv2d layer): im2col, matrix product, bias"},
+    {"max_pool2d", "", 1, "(a==out ? 1/ties : 0) per window", "", "max_pool2d(a, k, stride, padding)",
+     "largest of each k x k window of every channel (a MaxPool2d layer); ties share the gradient"},
     {"transpose", "", 1, "transpose(g)", "", "transpose(a, i, j)", "axes i and j swapped"},
     {"reshape", "", 1, "reshape(g, shape(a))", "", "reshape(a, shape)", "same elements, new shape"},
     {"slice", "", 1, "slice_scatter(g)", "", "slice(a, axis, start, stop, step), select(a, axis, i)",

@@ -369,6 +369,13 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, std::int64_t stride
   return e.var;
 }
 
+Var max_pool2d(const Var& a, std::int64_t k, std::int64_t stride, std::int64_t padding) {
+  Node* x = need(a, "max_pool2d");
+  auto e = emit(Op::max_pool2d, x, nullptr, kernel::max_pool2d(value_of(x), k, stride, padding));
+  if (e.n) e.n->ext->ints = {k, stride, padding};
+  return e.var;
+}
+
 Var transpose(const Var& a, int axis0, int axis1) {
   Node* x = need(a, "transpose");
   const Tensor v = value_of(x);

@@ -4,7 +4,6 @@
 #include <nn/layers.hpp>
 
 #include <cmath>
-#include <limits>
 
 #include <fmt/format.h>
 
@@ -226,10 +225,10 @@ Var Pool2d::forward(const Var& x) {
   const Shape s = x.shape();
   if (s.rank() != 4)
     throw ShapeError(fmt::format("{}: expected input [N, C, H, W], got shape {}", describe(), s.str()));
-  // Each channel is its own image: windows become columns, reduced along axis 1.
-  const double pad = max_ ? -std::numeric_limits<double>::infinity() : 0.0;
-  const Var cols = unfold(reshape(x, {s[0] * s[1], 1, s[2], s[3]}), k_, k_, stride_, padding_, pad);
-  const Var r = max_ ? max(cols, 1) : mean(cols, 1);
+  if (max_) return max_pool2d(x, k_, stride_, padding_); // one op, no window columns
+  // Each channel is its own image: windows become columns, averaged along axis 1.
+  const Var cols = unfold(reshape(x, {s[0] * s[1], 1, s[2], s[3]}), k_, k_, stride_, padding_);
+  const Var r = mean(cols, 1);
   const std::int64_t oh = (s[2] + 2 * padding_ - k_) / stride_ + 1,
                      ow = (s[3] + 2 * padding_ - k_) / stride_ + 1;
   return reshape(r, {s[0], s[1], oh, ow});

@@ -1,11 +1,13 @@
 // Tests of the fused conv2d op: its value and gradients against the unfold + matmul composition it
-// replaces and against finite differences (both backward paths), chunked batches, threads, errors.
+// replaces and against finite differences (both backward paths), chunked batches, threads, errors;
+// the fused max_pool2d op likewise against unfold + max.
 #include <autodiff/autodiff.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 using gg::Shape;
@@ -154,4 +156,98 @@ TEST_CASE("conv2d: shape errors name the shapes") {
                       Catch::Contains("bias") && Catch::Contains("[3]"));
   REQUIRE_THROWS_AS(gg::conv2d(x, Var(Tensor::zeros({4, 3, 7, 7}))), gg::ShapeError); // window too big
   REQUIRE_THROWS_AS(gg::conv2d(x, Var(Tensor::zeros({4, 3, 3, 3})), Var(), 0), gg::ValueError);
+}
+
+namespace {
+/// Max pooling as nn::MaxPool2d computed it before the fused op: each channel a one-channel image,
+/// windows unfolded (padding -inf), the maximum of each column.
+Var pooled_by_unfold(const Var& x, std::int64_t k, std::int64_t stride, std::int64_t padding) {
+  const Shape s = x.shape();
+  const Var cols = gg::unfold(gg::reshape(x, {s[0] * s[1], 1, s[2], s[3]}), k, k, stride, padding,
+                              -std::numeric_limits<double>::infinity());
+  const std::int64_t oh = (s[2] + 2 * padding - k) / stride + 1, ow = (s[3] + 2 * padding - k) / stride + 1;
+  return gg::reshape(gg::max(cols, 1), {s[0], s[1], oh, ow});
+}
+
+/// Equal, NaN where the other is NaN.
+bool same_values(const Tensor& a, const Tensor& b) {
+  if (!(a.shape() == b.shape())) return false;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double u = a.flat(i), v = b.flat(i);
+    if (!(u == v || (std::isnan(u) && std::isnan(v)) || std::abs(u - v) < 1e-12)) return false;
+  }
+  return true;
+}
+
+struct PoolCase {
+  Shape x;
+  std::int64_t k, stride, padding;
+};
+// Disjoint windows (kernel 2 and 3 specialised, 4 general) with rows and columns no window
+// covers; overlapping and padded windows.
+const std::vector<PoolCase> k_pools{
+    {{2, 3, 6, 6}, 2, 2, 0}, {{2, 2, 5, 7}, 2, 2, 0}, {{1, 2, 7, 6}, 3, 3, 0}, {{1, 2, 9, 8}, 4, 4, 0},
+    {{2, 2, 5, 5}, 3, 2, 1}, {{1, 3, 5, 4}, 2, 1, 0}, {{1, 1, 6, 6}, 2, 2, 1},
+};
+} // namespace
+
+TEST_CASE("max_pool2d: value and gradients equal unfold + max, ties, NaN and -inf included") {
+  for (const PoolCase& c : k_pools)
+    for (const int data : {0, 1, 2}) {
+      INFO("x " << c.x.str() << " kernel " << c.k << " stride " << c.stride << " padding " << c.padding
+                << " data " << data);
+      Tensor v = rnd(c.x, 20);
+      if (data == 1) // ties: many equal values, as after a ReLU
+        for (std::int64_t i = 0; i < v.numel(); ++i) v.set_flat(i, std::max(0.0, std::round(v.flat(i) * 2)));
+      if (data == 2) { // a NaN and a run of -inf
+        v.set_flat(3, std::nan(""));
+        for (std::int64_t i = 10; i < std::min<std::int64_t>(v.numel(), 30); ++i)
+          v.set_flat(i, -std::numeric_limits<double>::infinity());
+      }
+      const Var x(v);
+      const Var fused = gg::max_pool2d(x, c.k, c.stride, c.padding);
+      const Var plain = pooled_by_unfold(x, c.k, c.stride, c.padding);
+      CHECK(fused.op_name() == "max_pool2d");
+      CHECK(same_values(fused.value(), plain.value()));
+      const Tensor seed = rnd(fused.shape(), 21);
+      CHECK(
+          same_values(gg::grad({fused}, {x}, {seed})[0].value(), gg::grad({plain}, {x}, {seed})[0].value()));
+      // The recorded (create_graph) backward gives the same.
+      const Var recorded = gg::grad({fused}, {x}, {seed}, {.create_graph = true})[0];
+      CHECK(same_values(recorded.value(), gg::grad({plain}, {x}, {seed})[0].value()));
+    }
+}
+
+TEST_CASE("max_pool2d: gradients against finite differences, float32 equals float64 on 1 and 2 threads") {
+  struct Restore {
+    ~Restore() { gg::kernel::set_num_threads(1); }
+  } restore;
+  for (const PoolCase& c : k_pools) {
+    INFO("x " << c.x.str() << " kernel " << c.k << " stride " << c.stride << " padding " << c.padding);
+    const std::int64_t k = c.k, stride = c.stride, padding = c.padding;
+    const gg::GradcheckResult r = gg::gradcheck(
+        [&](const std::vector<Var>& v) { return gg::max_pool2d(v[0], k, stride, padding); }, {rnd(c.x, 22)});
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+  // Enough planes for the kernel threads.
+  const Var x(rnd({64, 16, 28, 28}, 23, gg::f32));
+  const Tensor seed = rnd({64, 16, 14, 14}, 24, gg::f32);
+  gg::kernel::set_num_threads(1);
+  const Tensor y1 = gg::max_pool2d(x, 2, 2).value(),
+               g1 = gg::grad({gg::max_pool2d(x, 2, 2)}, {x}, {seed})[0].value();
+  gg::kernel::set_num_threads(2);
+  const Tensor y2 = gg::max_pool2d(x, 2, 2).value(),
+               g2 = gg::grad({gg::max_pool2d(x, 2, 2)}, {x}, {seed})[0].value();
+  CHECK(y1.to_vector() == y2.to_vector());
+  CHECK(g1.to_vector() == g2.to_vector());
+  const Var x64(x.value().to(gg::f64));
+  CHECK(same_values(gg::max_pool2d(x64, 2, 2).value(), y1.to(gg::f64)));
+}
+
+TEST_CASE("max_pool2d: errors name the op and the shape") {
+  CHECK_THROWS_WITH(gg::max_pool2d(Var(Tensor::zeros({2, 3})), 2, 2),
+                    Catch::Contains("max_pool2d") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_AS(gg::max_pool2d(Var(Tensor::zeros({1, 1, 2, 2})), 3, 3), gg::ShapeError);
+  CHECK_THROWS_AS(gg::max_pool2d(Var(Tensor::zeros({1, 1, 4, 4})), 2, 0), gg::ValueError);
 }
