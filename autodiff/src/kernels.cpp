@@ -1363,29 +1363,6 @@ ColumnLayout batch_layout(const ConvGeometry& g) {
   return {l, g.n * l};
 }
 
-/// For every image n, channel c and kernel offset (i, j), calls window(col, img, i, j): the L =
-/// oh*ow contiguous columns from col hold the (i, j) offset of every window of image plane img
-/// (the element offset of x[n, c]). The work is split across the kernel threads by (image,
-/// channel) plane: each plane's columns and image are its own, so unfold's writes and fold's sums
-/// never collide. Planes go channel-major in the batch layout, so a thread walks each row in order.
-template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layout, F&& window) {
-  const std::int64_t l = g.oh * g.ow;
-  const bool channel_major = layout.image_step == l && g.n > 1;
-  detail::parallel_range(
-      g.n * g.c,
-      [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t plane = lo; plane < hi; ++plane) {
-          const std::int64_t n = channel_major ? plane % g.n : plane / g.c;
-          const std::int64_t c = channel_major ? plane / g.n : plane % g.c;
-          for (std::int64_t i = 0; i < g.kh; ++i)
-            for (std::int64_t j = 0; j < g.kw; ++j)
-              window(n * layout.image_step + ((c * g.kh + i) * g.kw + j) * layout.row_step,
-                     (n * g.c + c) * g.h * g.w, i, j);
-        }
-      },
-      g.kh * g.kw * l);
-}
-
 /// The output columns [x0, x1) whose window column j lies inside the image (the others read padding).
 std::pair<std::int64_t, std::int64_t> inside_columns(const ConvGeometry& g, std::int64_t j) {
   const std::int64_t shift = j - g.padding; // input column x * stride + shift
@@ -1402,6 +1379,42 @@ std::pair<std::int64_t, std::int64_t> inside_rows(const ConvGeometry& g, std::in
   const std::int64_t y1 =
       std::max(y0, std::min(g.oh, g.h - shift <= 0 ? 0 : (g.h - shift - 1) / g.stride + 1));
   return {y0, y1};
+}
+
+/// The inside rows [y0, y1) and columns [x0, x1) of one kernel offset (i, j).
+struct InsideRange {
+  std::int64_t y0, y1, x0, x1;
+};
+
+/// For every image n, channel c and kernel offset (i, j), calls window(col, img, i, j, inside):
+/// the L = oh*ow contiguous columns from col hold the (i, j) offset of every window of image plane
+/// img (the element offset of x[n, c]), read from the image for inside's rows and columns. The
+/// work is split across the kernel threads by (image, channel) plane: each plane's columns and
+/// image are its own, so unfold's writes and fold's sums never collide. Planes go channel-major in
+/// the batch layout, so a thread walks each row in order.
+template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layout, F&& window) {
+  const std::int64_t l = g.oh * g.ow;
+  const bool channel_major = layout.image_step == l && g.n > 1;
+  std::vector<InsideRange> inside; // once per call: the divisions are not per plane
+  for (std::int64_t i = 0; i < g.kh; ++i)
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      const auto [y0, y1] = inside_rows(g, i);
+      const auto [x0, x1] = inside_columns(g, j);
+      inside.push_back({y0, y1, x0, x1});
+    }
+  detail::parallel_range(
+      g.n * g.c,
+      [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t plane = lo; plane < hi; ++plane) {
+          const std::int64_t n = channel_major ? plane % g.n : plane / g.c;
+          const std::int64_t c = channel_major ? plane / g.n : plane % g.c;
+          for (std::int64_t i = 0; i < g.kh; ++i)
+            for (std::int64_t j = 0; j < g.kw; ++j)
+              window(n * layout.image_step + ((c * g.kh + i) * g.kw + j) * layout.row_step,
+                     (n * g.c + c) * g.h * g.w, i, j, inside[static_cast<std::size_t>(i * g.kw + j)]);
+        }
+      },
+      g.kh * g.kw * l);
 }
 
 /// Stride 1 with the output as wide as the input ("same" padding, the usual Conv2d): the inside
@@ -1423,37 +1436,38 @@ ShiftedPlane shifted_plane(const ConvGeometry& g, std::int64_t i, std::int64_t j
 template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T pad) {
   const std::int64_t stride = g.stride, ow = g.ow, l = g.oh * g.ow;
   const bool shifted = is_shifted_plane(g);
-  for_each_window(g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j) {
-    T* o = dst + col;
-    const T* in = src + img;
-    const auto [x0, x1] = inside_columns(g, j);
-    const auto [y0, y1] = inside_rows(g, i);
-    std::fill(o, o + y0 * ow, pad);
-    std::fill(o + y1 * ow, o + l, pad);
-    if (shifted) { // one contiguous copy, then the columns that wrapped around to the next row
-      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
-      std::fill(o + y0 * ow, o + sp.q0, pad);
-      std::copy(in + sp.q0 + sp.shift, in + sp.q1 + sp.shift, o + sp.q0);
-      std::fill(o + sp.q1, o + y1 * ow, pad);
-      if (x0 > 0 || x1 < ow)
-        for (std::int64_t y = y0; y < y1; ++y) {
-          std::fill(o + y * ow, o + y * ow + x0, pad);
-          std::fill(o + y * ow + x1, o + (y + 1) * ow, pad);
+  for_each_window(
+      g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
+        T* o = dst + col;
+        const T* in = src + img;
+        const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
+        std::fill(o, o + y0 * ow, pad);
+        std::fill(o + y1 * ow, o + l, pad);
+        if (shifted) { // one contiguous copy, then the columns that wrapped around to the next row
+          const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+          std::fill(o + y0 * ow, o + sp.q0, pad);
+          std::copy(in + sp.q0 + sp.shift, in + sp.q1 + sp.shift, o + sp.q0);
+          std::fill(o + sp.q1, o + y1 * ow, pad);
+          if (x0 > 0 || x1 < ow)
+            for (std::int64_t y = y0; y < y1; ++y) {
+              T* row = o + y * ow;
+              for (std::int64_t x = 0; x < x0; ++x) row[x] = pad;
+              for (std::int64_t x = x1; x < ow; ++x) row[x] = pad;
+            }
+          return;
         }
-      return;
-    }
-    const std::int64_t shift = j - g.padding;
-    for (std::int64_t y = y0; y < y1; ++y) {
-      T* r = o + y * ow;
-      const T* ir = in + (y * stride + i - g.padding) * g.w + shift;
-      for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
-      if (stride == 1)
-        for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
-      else
-        for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * stride];
-      for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
-    }
-  });
+        const std::int64_t shift = j - g.padding;
+        for (std::int64_t y = y0; y < y1; ++y) {
+          T* r = o + y * ow;
+          const T* ir = in + (y * stride + i - g.padding) * g.w + shift;
+          for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
+          if (stride == 1)
+            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
+          else
+            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * stride];
+          for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
+        }
+      });
 }
 
 /// col2im: adds the columns of src (laid out as `layout` says) into the zeroed image dst. With
@@ -1463,33 +1477,34 @@ template <class T>
 void fold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T* scratch = nullptr) {
   const std::int64_t stride = g.stride, ow = g.ow;
   const bool shifted = scratch && is_shifted_plane(g);
-  for_each_window(g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j) {
-    T* o = dst + img;
-    const T* in = src + col;
-    const auto [x0, x1] = inside_columns(g, j);
-    const auto [y0, y1] = inside_rows(g, i);
-    if (shifted) { // the columns that would wrap around to the next row are zeroed first
-      T* z = scratch + col;
-      if (x0 > 0 || x1 < ow)
-        for (std::int64_t y = y0; y < y1; ++y) {
-          std::fill(z + y * ow, z + y * ow + x0, T(0));
-          std::fill(z + y * ow + x1, z + (y + 1) * ow, T(0));
-        }
-      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
-      T* op = o + sp.shift;
-      for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
-      return;
-    }
-    const std::int64_t shift = j - g.padding;
-    for (std::int64_t y = y0; y < y1; ++y) {
-      T* r = o + (y * stride + i - g.padding) * g.w + shift;
-      const T* ir = in + y * ow;
-      if (stride == 1)
-        for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
-      else
-        for (std::int64_t x = x0; x < x1; ++x) r[x * stride] += ir[x];
-    }
-  });
+  for_each_window(g, layout,
+                  [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
+                    T* o = dst + img;
+                    const T* in = src + col;
+                    const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
+                    if (shifted) { // the columns that would wrap around to the next row are zeroed first
+                      T* z = scratch + col;
+                      if (x0 > 0 || x1 < ow)
+                        for (std::int64_t y = y0; y < y1; ++y) {
+                          T* row = z + y * ow;
+                          for (std::int64_t x = 0; x < x0; ++x) row[x] = T(0);
+                          for (std::int64_t x = x1; x < ow; ++x) row[x] = T(0);
+                        }
+                      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+                      T* op = o + sp.shift;
+                      for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
+                      return;
+                    }
+                    const std::int64_t shift = j - g.padding;
+                    for (std::int64_t y = y0; y < y1; ++y) {
+                      T* r = o + (y * stride + i - g.padding) * g.w + shift;
+                      const T* ir = in + y * ow;
+                      if (stride == 1)
+                        for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
+                      else
+                        for (std::int64_t x = x0; x < x1; ++x) r[x * stride] += ir[x];
+                    }
+                  });
 }
 } // namespace
 
@@ -1543,7 +1558,7 @@ namespace {
 /// are still in cache, instead of a whole batch's columns (20 MB for the benchmark CNN's second
 /// layer) going through memory. At least one image.
 std::int64_t conv_chunk(const ConvGeometry& g, std::size_t element_size) {
-  constexpr std::int64_t budget = 512 * 1024; // about an L2 cache; measured best of 256 KB - 8 MB
+  constexpr std::int64_t budget = 512 * 1024; // about an L2 cache; 256 KB - 2 MB measured alike
   const std::int64_t per_image = g.c * g.kh * g.kw * g.oh * g.ow * static_cast<std::int64_t>(element_size);
   return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(per_image, 1), 1,
                                   std::max<std::int64_t>(g.n, 1));
