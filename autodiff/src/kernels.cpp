@@ -1572,14 +1572,45 @@ std::int64_t conv_chunk(const ConvGeometry& g, std::size_t element_size) {
                                   std::max<std::int64_t>(g.n, 1));
 }
 
-/// g with only images [n0, n0 + count): the geometry of one chunk. Its im2col stays on the calling
-/// thread while OpenBLAS runs the products on several: OpenBLAS's workers spin between calls, and a
-/// kernel thread next to them puts three threads on two cores (measured: 2 threads, batch-64 CNN,
-/// 5 of 5 runs 2-10% faster this way).
-ConvGeometry images(ConvGeometry g, std::int64_t count) {
+/// g with only images [n0, n0 + count): the geometry of one chunk of a batch split into `parts`.
+/// Its im2col, col2im and permutes split across the kernel threads only when nothing else does:
+/// not when the batch is split across them (image_parts), nor when OpenBLAS runs the products on
+/// several threads, whose workers spin between calls (a kernel thread next to them puts three
+/// threads on two cores: measured 2-10% slower).
+ConvGeometry images(ConvGeometry g, std::int64_t count, int parts) {
   g.n = count;
-  g.threaded = !detail::blas_threads_in_use();
+  g.threaded = parts == 1 && !detail::blas_threads_in_use();
   return g;
+}
+
+/// Into how many parts conv2d splits the batch: with several kernel threads and OpenBLAS, one part
+/// per thread (each image chunk's products are too small to split well over OpenBLAS's threads:
+/// the benchmark CNN's second layer multiplies 32x400 by 400x196), as long as there are at least
+/// two chunks; otherwise one part, whose products OpenBLAS or Eigen may thread.
+int image_parts(const ConvGeometry& g, std::int64_t chunk) {
+  if (!detail::blas_threads_in_use()) return 1;
+  const std::int64_t chunks = (g.n + chunk - 1) / chunk;
+  return static_cast<int>(
+      std::min<std::int64_t>(detail::g_num_threads.load(std::memory_order_relaxed), chunks));
+}
+
+/// Runs body(part, first, last) for images [first, last) of each of `parts` parts of a batch of n,
+/// the parts at once on the kernel threads, with single-threaded products (OpenBLAS's thread count
+/// is 1 meanwhile). The body must not throw (its buffers are allocated before).
+template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
+  if (parts <= 1) return body(0, std::int64_t{0}, n);
+#ifdef GG_HAVE_OPENBLAS
+  struct SingleThreadedBlas {
+    SingleThreadedBlas() { openblas_set_num_threads(1); }
+    ~SingleThreadedBlas() { openblas_set_num_threads(detail::g_num_threads.load()); }
+  } single;
+#endif
+  detail::parallel_range(
+      parts,
+      [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t p = lo; p < hi; ++p) body(static_cast<int>(p), p * n / parts, (p + 1) * n / parts);
+      },
+      std::int64_t{1} << 15);
 }
 } // namespace
 
@@ -1598,30 +1629,36 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t chunk = conv_chunk(g, sizeof(T));
-    Tensor cols = Tensor::empty({ckk, chunk * l}, dtype), yt = Tensor::empty({outc, chunk * l}, dtype);
+    const int parts = image_parts(g, chunk);
+    std::vector<Tensor> cols(parts), yt(parts);
+    for (int p = 0; p < parts; ++p)
+      cols[p] = Tensor::empty({ckk, chunk * l}, dtype), yt[p] = Tensor::empty({outc, chunk * l}, dtype);
     T* yp = y.data<T>();
-    const T* tp = yt.data<T>();
     const T* bp = pb.defined() ? pb.data<T>() : nullptr;
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      // The chunk's images as one [C*kh*kw, nb*L] column matrix, one GEMM, then each image's rows
-      // moved into place with the bias added.
-      const std::int64_t nb = std::min(chunk, g.n - n0), m = nb * l;
-      const ConvGeometry gc = images(g, nb);
-      unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cols.data<T>(), T(0));
-      detail::gemm_any(pw.data<T>(), false, ckk, cols.data<T>(), false, m, yt.data<T>(), outc, ckk, m);
-      detail::parallel_range(
-          nb,
-          [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t n = lo; n < hi; ++n)
-              for (std::int64_t o = 0; o < outc; ++o) {
-                const T* src = tp + o * m + n * l;
-                T* dst = yp + ((n0 + n) * outc + o) * l;
-                const T b = bp ? bp[o] : T(0);
-                for (std::int64_t p = 0; p < l; ++p) dst[p] = src[p] + b;
-              }
-          },
-          gc.threaded ? outc * l : 0);
-    }
+    over_image_parts(g.n, parts, [&](int part, std::int64_t first, std::int64_t last) {
+      T* cp = cols[part].data<T>();
+      T* tp = yt[part].data<T>();
+      for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
+        // The chunk's images as one [C*kh*kw, nb*L] column matrix, one GEMM, then each image's rows
+        // moved into place with the bias added.
+        const std::int64_t nb = std::min(chunk, last - n0), m = nb * l;
+        const ConvGeometry gc = images(g, nb, parts);
+        unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
+        detail::gemm_any(pw.data<T>(), false, ckk, cp, false, m, tp, outc, ckk, m);
+        detail::parallel_range(
+            nb,
+            [&](std::int64_t lo, std::int64_t hi) {
+              for (std::int64_t n = lo; n < hi; ++n)
+                for (std::int64_t o = 0; o < outc; ++o) {
+                  const T* src = tp + o * m + n * l;
+                  T* dst = yp + ((n0 + n) * outc + o) * l;
+                  const T b = bp ? bp[o] : T(0);
+                  for (std::int64_t q = 0; q < l; ++q) dst[q] = src[q] + b;
+                }
+            },
+            gc.threaded ? outc * l : 0);
+      }
+    });
   });
   return y;
 }
@@ -1658,27 +1695,45 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
     }
     if (!needs[0] && !needs[1]) return;
     const std::int64_t chunk = conv_chunk(geo, sizeof(T));
-    Tensor cols = Tensor::empty({ckk, chunk * l}, dtype), gt = Tensor::empty({outc, chunk * l}, dtype);
-    T* tp = gt.data<T>();
-    for (std::int64_t n0 = 0; n0 < geo.n; n0 += chunk) {
-      const std::int64_t nb = std::min(chunk, geo.n - n0), m = nb * l;
-      const ConvGeometry gc = images(geo, nb);
-      // The chunk's g as one [out, nb*L] matrix, the layout of the forward GEMM's output.
-      detail::parallel_range(
-          nb,
-          [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t n = lo; n < hi; ++n)
-              for (std::int64_t o = 0; o < outc; ++o)
-                std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
-          },
-          gc.threaded ? outc * l : 0);
-      if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
-        unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cols.data<T>(), T(0));
-        detail::gemm_any(tp, false, m, cols.data<T>(), true, m, out[1].data<T>(), outc, m, ckk, n0 > 0);
+    const int parts = image_parts(geo, chunk);
+    // Per part: column and g' buffers, and (after the first part, which writes the result) its own
+    // weight gradient, added in part order at the end.
+    std::vector<Tensor> cols(parts), gt(parts), dw(parts);
+    for (int p = 0; p < parts; ++p) {
+      cols[p] = Tensor::empty({ckk, chunk * l}, dtype), gt[p] = Tensor::empty({outc, chunk * l}, dtype);
+      if (needs[1] && p > 0) dw[p] = Tensor::empty(ws, dtype);
+    }
+    over_image_parts(geo.n, parts, [&](int part, std::int64_t first, std::int64_t last) {
+      T* cp = cols[part].data<T>();
+      T* tp = gt[part].data<T>();
+      T* wp = !needs[1] ? nullptr : part == 0 ? out[1].data<T>() : dw[part].data<T>();
+      for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
+        const std::int64_t nb = std::min(chunk, last - n0), m = nb * l;
+        const ConvGeometry gc = images(geo, nb, parts);
+        // The chunk's g as one [out, nb*L] matrix, the layout of the forward GEMM's output.
+        detail::parallel_range(
+            nb,
+            [&](std::int64_t lo, std::int64_t hi) {
+              for (std::int64_t n = lo; n < hi; ++n)
+                for (std::int64_t o = 0; o < outc; ++o)
+                  std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
+            },
+            gc.threaded ? outc * l : 0);
+        if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
+          unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
+          detail::gemm_any(tp, false, m, cp, true, m, wp, outc, m, ckk, n0 > first);
+        }
+        if (needs[0]) { // dx += fold(W^T g')
+          detail::gemm_any(pw.data<T>(), true, ckk, tp, false, m, cp, ckk, outc, m);
+          fold_into(gc, batch_layout(gc), cp, out[0].data<T>() + n0 * plane, cp);
+        }
       }
-      if (needs[0]) { // dx += fold(W^T g')
-        detail::gemm_any(pw.data<T>(), true, ckk, tp, false, m, cols.data<T>(), ckk, outc, m);
-        fold_into(gc, batch_layout(gc), cols.data<T>(), out[0].data<T>() + n0 * plane, cols.data<T>());
+    });
+    if (needs[1]) {
+      T* w = out[1].data<T>();
+      for (int p = 1; p < parts; ++p) {
+        const T* d = dw[p].data<T>();
+        for (std::int64_t i = 0; i < outc * ckk; ++i) w[i] += d[i];
       }
     }
   });
