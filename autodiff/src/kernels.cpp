@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -1594,17 +1595,43 @@ int image_parts(const ConvGeometry& g, std::int64_t chunk) {
       std::min<std::int64_t>(detail::g_num_threads.load(std::memory_order_relaxed), chunks));
 }
 
+/// OpenBLAS on one thread while it lives. OpenBLAS's thread count is global: when several threads
+/// split batches at once, the first to enter sets it and the last to leave restores it.
+class SingleThreadedBlas {
+public:
+  SingleThreadedBlas() {
+    const std::lock_guard lock(mutex());
+    if (inside()++ == 0) set(1);
+  }
+  ~SingleThreadedBlas() {
+    const std::lock_guard lock(mutex());
+    if (--inside() == 0) set(detail::g_num_threads.load());
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static int& inside() {
+    static int count = 0;
+    return count;
+  }
+  static void set([[maybe_unused]] int threads) {
+#ifdef GG_HAVE_OPENBLAS
+    openblas_set_num_threads(threads);
+#endif
+  }
+};
+
 /// Runs body(part, first, last) for images [first, last) of each of `parts` parts of a batch of n,
 /// the parts at once on the kernel threads, with single-threaded products (OpenBLAS's thread count
 /// is 1 meanwhile). The body must not throw (its buffers are allocated before).
 template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
   if (parts <= 1) return body(0, std::int64_t{0}, n);
-#ifdef GG_HAVE_OPENBLAS
-  struct SingleThreadedBlas {
-    SingleThreadedBlas() { openblas_set_num_threads(1); }
-    ~SingleThreadedBlas() { openblas_set_num_threads(detail::g_num_threads.load()); }
-  } single;
-#endif
+  const SingleThreadedBlas single;
   detail::parallel_range(
       parts,
       [&](std::int64_t lo, std::int64_t hi) {
