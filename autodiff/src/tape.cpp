@@ -38,10 +38,10 @@ thread_local TapeHolder t_holder;
 } // namespace
 
 std::atomic<std::uint64_t> g_change_clock{0};
-thread_local Tape* t_tape = nullptr;
-thread_local bool t_grad_mode = true;
-thread_local std::uint32_t t_scope = 0;
-thread_local bool t_anomaly = false;
+constinit thread_local Tape* t_tape = nullptr;
+constinit thread_local bool t_grad_mode = true;
+constinit thread_local std::uint32_t t_scope = 0;
+constinit thread_local bool t_anomaly = false;
 
 Tape& create_tape() {
   t_tape = new Tape;
@@ -236,16 +236,26 @@ void free_tape_node(Node* n) noexcept {
     return;
   }
   t_freeing = true;
+  // Nodes freed from one segment are counted here and taken off its live count once, when the
+  // walk leaves the segment: a decrement per node would chain every step on the same memory word.
+  Segment* seg = segment_of(n);
+  std::uint32_t freed = 0;
   for (Node* m = n; m;) {
     Node* next = nullptr;
     auto drop = [&](Node* x) {
-      if (x->on_heap() || --x->refs != 0) return;
+      if (x->on_heap()) return;
+      // A dying node's count is not written back: its memory is not touched again before reuse,
+      // so freeing a long chain reads the tape without dirtying it.
+      if (x->refs != 1) {
+        --x->refs;
+        return;
+      }
       if (next)
         push_dying(x);
       else
         next = x;
     };
-    m->flags |= k_dead;
+    prefetch_below(m, 2048);
     if (m->in[0]) drop(m->in[0]);
     if (m->in[1]) drop(m->in[1]);
     if (m->ext) {
@@ -254,10 +264,15 @@ void free_tape_node(Node* n) noexcept {
       m->ext = nullptr;
       recycle(e);
     }
-    Segment* s = segment_of(m);
-    if (--s->live == 0) s->tape->segment_empty(s);
+    if (segment_of(m) != seg) {
+      if ((seg->live -= freed) == 0) seg->tape->segment_empty(seg);
+      seg = segment_of(m);
+      freed = 0;
+    }
+    ++freed;
     m = next ? next : pop_dying();
   }
+  if ((seg->live -= freed) == 0) seg->tape->segment_empty(seg);
   t_freeing = false;
 }
 

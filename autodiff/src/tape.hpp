@@ -49,6 +49,13 @@ inline Segment* segment_of(const Node* n) {
   return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(n) & ~(k_segment_bytes - 1));
 }
 
+/// Asks for the memory `bytes` below n: sweeps of the tape run downwards (backward, freeing), and
+/// this measured faster than leaving it to the hardware prefetcher. (Integer arithmetic: the address
+/// may lie outside n's segment, which a prefetch does not mind.)
+inline void prefetch_below(const Node* n, std::uintptr_t bytes) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(n) - bytes));
+}
+
 struct Tape {
   Segment* head = nullptr; ///< oldest live segment
   Segment* tail = nullptr; ///< newest: recording appends here
@@ -74,11 +81,14 @@ struct Tape {
   ~Tape();
 };
 
-// Trivially initialised thread-locals: reading them costs one TLS load, no init guard.
-extern thread_local Tape* t_tape;
-extern thread_local bool t_grad_mode;
-extern thread_local std::uint32_t t_scope; ///< id of the innermost gg::Scope (0: none)
-extern thread_local bool t_anomaly;        ///< gg::DetectAnomaly is on
+// Constant-initialised thread-locals: `constinit` tells every user of these declarations that no
+// dynamic initialiser exists, so a read is one TLS load. Without it, each read from another source
+// file first tests for (and may call) a TLS init wrapper: callgrind counted ~25 instructions per
+// recorded scalar op there.
+extern thread_local constinit Tape* t_tape;
+extern thread_local constinit bool t_grad_mode;
+extern thread_local constinit std::uint32_t t_scope; ///< id of the innermost gg::Scope (0: none)
+extern thread_local constinit bool t_anomaly;        ///< gg::DetectAnomaly is on
 Tape& create_tape();
 
 /// This thread's tape.
