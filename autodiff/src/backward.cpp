@@ -31,9 +31,9 @@ std::mutex& leaf_grad_mutex() {
 [[gnu::always_inline]] inline void scalar_derivatives(const Node* n, double d[2]) {
   // Inputs' values are loaded only by the rules that use them (an op using `a` has a first input,
   // one using `b` a second).
-  const auto a = [n] { return n->in[0]->value; };
-  const auto b = [n] { return n->in[1]->value; };
-  const double out = n->value, c = n->c;
+  const auto a = [n] { return n->first->value; };
+  const auto b = [n] { return n->second_->value; };
+  const double out = n->value, c = n->constant();
   d[1] = 0;
   switch (n->op) {
   case Op::add: d[0] = 1, d[1] = 1; break;
@@ -107,11 +107,11 @@ Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis) {
 } // namespace
 
 std::vector<Var> vjp(Node* n, const Var& g) {
-  const Var a = n->in[0] ? ref(n->in[0]) : Var();
-  const Var b = n->in[1] ? ref(n->in[1]) : Var();
+  const Var a = n->first ? ref(n->first) : Var();
+  const Var b = n->in1() ? ref(n->in1()) : Var();
   const Var out = ref(n);
   const Shape sa = a.shape();
-  const double c = n->c;
+  const double c = n->constant();
   const std::vector<std::int64_t> no_ints;
   const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
   const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
@@ -439,14 +439,14 @@ struct ValueSweep {
     if constexpr (A) visiting = n;
     if (!n->is_tensor()) [[likely]] {
       if (g_change_clock.load(std::memory_order_relaxed) != 0 && // nothing changed in place: no call
-          ((n->in[0] && n->in[0]->on_heap()) || (n->in[1] && n->in[1]->on_heap())))
+          ((n->first && n->first->on_heap()) || (n->in1() && n->in1()->on_heap())))
         check_inputs_unchanged(n);
       double d[2];
       scalar_derivatives(n, d);
       if constexpr (A) check_scalar_step(n, d);
       int reached = 0;
-      if (n->in[0]) reached += add<A>(n->in[0], n->grad * d[0]);
-      if (n->in[1]) reached += add<A>(n->in[1], n->grad * d[1]);
+      if (n->first) reached += add<A>(n->first, n->grad * d[0]);
+      if (Node* b = n->in1()) reached += add<A>(b, n->grad * d[1]);
       return reached - 1;
     }
     return visit_tensor<A>(n) - 1;
@@ -484,7 +484,7 @@ struct ValueSweep {
 
   /// With anomaly detection: the gradients a scalar node passes to its inputs must be finite.
   void check_scalar_step(const Node* n, const double d[2]) {
-    for (int i = 0; i < 2 && n->in[i]; ++i)
+    for (int i = 0; i < 2 && n->input(i); ++i)
       if (!std::isfinite(n->grad * d[i]))
         throw_backward_anomaly(n, i, Tensor::scalar(n->grad * d[i]), Tensor::scalar(n->grad),
                                path_to_output(n));

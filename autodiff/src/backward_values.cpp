@@ -31,28 +31,28 @@ Tensor spread(const Tensor& g, const Shape& in, int axis, bool keepdim) {
 bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   const int arity = n->num_inputs();
   auto needs = [&](int i) { return i < arity && n->input(i)->requires_grad(); };
-  const Tensor a = n->in[0] ? value_of(n->in[0]) : Tensor();
+  const Tensor a = n->first ? value_of(n->first) : Tensor();
   const Shape sa = a.defined() ? a.shape() : Shape{};
   const std::vector<std::int64_t>* ints = n->ext ? &n->ext->ints : nullptr;
   auto attr = [&](std::size_t i) { return (*ints)[i]; };
-  const double c = n->c;
+  const double c = n->constant();
   switch (n->op) {
   case Op::add:
   case Op::sub:
     if (needs(0)) out[0] = reduce_to(g, sa);
     if (needs(1)) {
-      const Shape sb = value_of(n->in[1]).shape();
+      const Shape sb = value_of(n->in1()).shape();
       out[1] = reduce_to(n->op == Op::add ? g : kernel::binary_scalar(Binary::mul, g, -1), sb);
     }
     return true;
   case Op::mul: {
-    const Tensor b = value_of(n->in[1]);
+    const Tensor b = value_of(n->in1());
     if (needs(0)) out[0] = reduce_to(kernel::binary(Binary::mul, g, b), sa);
     if (needs(1)) out[1] = reduce_to(kernel::binary(Binary::mul, g, a), b.shape());
     return true;
   }
   case Op::div: { // d/da = g / b; d/db = -g a / b^2 = -(g / b) * out
-    const Tensor b = value_of(n->in[1]);
+    const Tensor b = value_of(n->in1());
     const Tensor g_over_b = kernel::binary(Binary::div, g, b);
     if (needs(0)) out[0] = reduce_to(g_over_b, sa);
     if (needs(1)) {
@@ -89,7 +89,7 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
     out[0] = kernel::max_backward(a, n->ext->value, g, static_cast<int>(attr(0)));
     return true;
   case Op::matmul: {
-    const Tensor b = value_of(n->in[1]);
+    const Tensor b = value_of(n->in1());
     const Shape& sb = b.shape();
     if (sa.rank() == 2 && sb.rank() == 2) {
       if (needs(0)) out[0] = kernel::gemm(g, false, b, true);
@@ -104,7 +104,7 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
     return true;
   }
   case Op::linear: { // a [..., in], weight [out, in]: gradients as for a [rows, in] @ weight^T
-    const Tensor w = value_of(n->in[1]);
+    const Tensor w = value_of(n->in1());
     const std::int64_t rows = leading_numel(sa), in = w.shape()[1], out_features = w.shape()[0];
     const Tensor g2 = g.reshape(Shape{rows, out_features});
     if (needs(0)) out[0] = kernel::gemm(g2, false, w, false).reshape(sa);
@@ -114,7 +114,7 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   }
   case Op::conv2d: { // one GEMM per gradient and chunk of images
     const std::array<bool, 3> need{needs(0), needs(1), needs(2)};
-    out = kernel::conv2d_backward(g, a, value_of(n->in[1]), attr(0), attr(1), need);
+    out = kernel::conv2d_backward(g, a, value_of(n->in1()), attr(0), attr(1), need);
     return true;
   }
   case Op::max_pool2d:

@@ -94,9 +94,9 @@ std::string constants_of(const Node* n, bool named) {
   case Op::rsub_c:
   case Op::rdiv_c:
   case Op::pow_c:
-  case Op::rpow_c: return one("c", n->c);
-  case Op::leaky_relu: return one("slope", n->c);
-  case Op::clamp: return one("lo", n->c) + ", " + one("hi", n->ext->reals[0]);
+  case Op::rpow_c: return one("c", n->constant());
+  case Op::leaky_relu: return one("slope", n->constant());
+  case Op::clamp: return one("lo", n->constant()) + ", " + one("hi", n->ext->reals[0]);
   default: return {};
   }
 }
@@ -135,7 +135,7 @@ std::string formula_of(const GraphView& g, ViewVertexId v, int slot) {
     else if (word == "out")
       r += name_of(g, v);
     else if (word == "c" || word == "lo")
-      r += num(n->c);
+      r += num(n->constant());
     else if (word == "hi" && n->op == Op::clamp)
       r += num(n->ext->reals[0]);
     else

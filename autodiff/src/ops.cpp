@@ -125,7 +125,7 @@ Var with_constant_tensor(Op op, Node* x, double c) {
   default: v = kernel::binary_scalar(Binary::pow, t, c, true); break; // rpow_c
   }
   auto e = emit(op, x, nullptr, std::move(v));
-  if (e.n) e.n->c = c;
+  if (e.n) e.n->set_constant(c);
   return e.var;
 }
 
@@ -292,7 +292,7 @@ Var leaky_relu(const Var& a, double slope) {
     return emit_scalar(Op::leaky_relu, x, nullptr, detail::scalar_unary(Op::leaky_relu, x->value, slope),
                        slope);
   auto e = emit(Op::leaky_relu, x, nullptr, kernel::leaky_relu(x->ext->value, slope));
-  if (e.n) e.n->c = slope;
+  if (e.n) e.n->set_constant(slope);
   return e.var;
 }
 
@@ -302,7 +302,7 @@ Var clamp(const Var& a, double lo, double hi) {
   Var out = !x->is_tensor() ? emit_scalar(Op::clamp, x, nullptr, std::fmin(std::fmax(x->value, lo), hi), lo)
                             : emit(Op::clamp, x, nullptr, kernel::clamp(x->ext->value, lo, hi)).var;
   if (out.node()->op == Op::clamp) {
-    out.node()->c = lo;
+    out.node()->set_constant(lo);
     ext_of(out.node()).reals = {hi};
   }
   return out;

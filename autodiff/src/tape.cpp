@@ -256,8 +256,8 @@ void free_tape_node(Node* n) noexcept {
         next = x;
     };
     prefetch_below(m, 2048);
-    if (m->in[0]) drop(m->in[0]);
-    if (m->in[1]) drop(m->in[1]);
+    if (m->first) drop(m->first);
+    if (Node* b = m->in1()) drop(b);
     if (m->ext) {
       for (Node* x : m->ext->more) drop(x);
       Ext* e = m->ext;

@@ -148,13 +148,15 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
   Segment* s = segment_of(n);
   n->value = value;
   n->grad = 0;
-  n->in[0] = a;
-  n->in[1] = b;
-  n->c = c;
+  n->first = a;
+  if (b)
+    n->second_ = b;
+  else
+    n->c_ = c;
   n->ext = nullptr;
   n->refs = 1;
   n->op = op;
-  n->flags = k_requires_grad;
+  n->flags = b ? k_requires_grad : k_requires_grad | k_constant;
   n->leaf_grad_ = 0;
   n->pad_ = 0;
   if (a) link_input(s, a);

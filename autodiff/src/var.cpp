@@ -133,7 +133,7 @@ std::string Var::op_name() const {
   return std::string(gg::op_name(n->op));
 }
 double Var::op_constant() const {
-  return need(*this, "op_constant")->c;
+  return need(*this, "op_constant")->constant();
 }
 
 std::vector<Var> Var::inputs() const {
