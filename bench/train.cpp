@@ -105,9 +105,35 @@ void print_result(const Options& o, const bench::Timing& t, double flops_per_ste
       o.workload.c_str(), t.best * 1e3, t.median * 1e3, gflops, bench::peak_rss_mib(), extra.c_str());
 }
 
+/// The time of the matrix products of one MLP training step alone, called directly through
+/// kernel::gemm (the library and threads of the step): for every layer the forward product and the
+/// weight gradient, and the input gradient for all but the first. No framework can train the step
+/// faster than this with the same GEMM library: it bounds the speed-up over PyTorch.
+bench::Timing mlp_gemm_floor(const Options& o, const std::vector<std::int64_t>& widths) {
+  Rng rng(2);
+  std::vector<Tensor> acts, grads, weights;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    acts.push_back(Tensor::rand({o.batch, widths[i]}, rng, o.dtype));
+    grads.push_back(Tensor::rand({o.batch, widths[i + 1]}, rng, o.dtype));
+    weights.push_back(Tensor::rand({widths[i + 1], widths[i]}, rng, o.dtype));
+  }
+  double sink = 0;
+  const auto products = [&] {
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      sink += kernel::gemm(acts[i], false, weights[i], true).flat(0);              // forward: x W^T
+      sink += kernel::gemm(grads[i], true, acts[i], false).flat(0);                // weight gradient: g^T x
+      if (i > 0) sink += kernel::gemm(grads[i], false, weights[i], false).flat(0); // input gradient: g W
+    }
+  };
+  const bench::Timing t = bench::time_steps(products, o.seconds, o.repeats);
+  if (sink == 12345.678) std::printf(" ");
+  return t;
+}
+
 /// Times one training step (zero_grad, forward, loss, backward, update) of `model` on (x, y).
 template <class Loss>
-void run_steps(const Options& o, nn::Module& model, const Var& x, Loss&& loss_of, double flops_per_step) {
+void run_steps(const Options& o, nn::Module& model, const Var& x, Loss&& loss_of, double flops_per_step,
+               const std::string& extra = "") {
   auto opt = make_optimizer(model, o.optim);
   const auto step = [&] {
     opt->zero_grad();
@@ -119,9 +145,9 @@ void run_steps(const Options& o, nn::Module& model, const Var& x, Loss&& loss_of
     const auto t0 = bench::clock_type::now();
     for (long i = 0; i < o.steps; ++i) step();
     const double s = bench::seconds_since(t0) / static_cast<double>(o.steps);
-    return print_result(o, bench::Timing{s, s, o.steps}, flops_per_step);
+    return print_result(o, bench::Timing{s, s, o.steps}, flops_per_step, extra);
   }
-  print_result(o, bench::time_steps(step, o.seconds, o.repeats), flops_per_step);
+  print_result(o, bench::time_steps(step, o.seconds, o.repeats), flops_per_step, extra);
 }
 
 void mlp_tiny(const Options& o) {
@@ -141,8 +167,11 @@ void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
   Rng rng(1);
   const Var x(Tensor::rand({o.batch, widths.front()}, rng, o.dtype), false);
   const Tensor y = random_labels(o.batch, widths.back(), rng);
+  const bench::Timing floor = mlp_gemm_floor(o, widths);
+  std::printf("the step's matrix products alone: %.3f ms\n", floor.best * 1e3);
   run_steps(
-      o, model, x, [&](const Var& out) { return nn::cross_entropy(out, y); }, mlp_flops(widths, o.batch));
+      o, model, x, [&](const Var& out) { return nn::cross_entropy(out, y); }, mlp_flops(widths, o.batch),
+      " gemm_floor_ms=" + std::to_string(floor.best * 1e3));
 }
 
 void cnn(const Options& o) {
