@@ -128,11 +128,22 @@ template <int N, class F> void for_each_row(const Walk<N>& w, F&& row) {
   }
 }
 
+/// Work (in cheap element operations: an add, a copy, a comparison) below which a loop stays on
+/// the calling thread. Measured with bench_micro on a 2-core VM: a ReLU is memory-bound and gains
+/// nothing from a second thread below ~1M floats (65,536: 7.7 us on one thread, 16.9 us on two).
+inline constexpr Index k_parallel_min = Index{1} << 20;
+/// Cost of one element of a transcendental function (exp, log, tanh, ...) in those units: exp of
+/// 65,536 floats takes ~250 us on one thread, and two threads take ~40% off it.
+inline constexpr Index k_transcendental_cost = 32;
+/// Cost per element of conv2d's copies (unfolding, moving GEMM output): their call sites were
+/// measured faster threaded from 2^15 elements (docs/performance.md, the CNN section).
+inline constexpr Index k_conv_copy_cost = 32;
+
 /// Runs body(lo, hi) over [0, n), split across the kernel threads (thread_pool.cpp) when the work
-/// (n items of `cost` elements each) is large enough to pay for waking them: small tensors, and so
-/// small models, never touch another thread.
+/// (n items of `cost` cheap element operations each) is large enough to pay for a second thread:
+/// small tensors, and so small models, never touch another thread.
 template <class F> void parallel_range(Index n, F&& body, Index cost = 1) {
-  constexpr Index parallel_min = Index{1} << 15;
+  constexpr Index parallel_min = k_parallel_min;
   const int threads = g_num_threads.load(std::memory_order_relaxed);
   if (threads > 1 && n > 1 && n * cost >= parallel_min) {
     using Body = std::remove_reference_t<F>;
@@ -222,10 +233,13 @@ void binary_row(T* o, const T* a, Index sa, const T* b, Index sb, Index n, const
   }
 }
 
-template <class T, class F> void map_unary(const T* x, T* o, Index n, const F& f) {
-  parallel_range(n, [&](Index lo, Index hi) {
-    for (Index i = lo; i < hi; ++i) o[i] = f(x[i]);
-  });
+template <class T, class F> void map_unary(const T* x, T* o, Index n, const F& f, Index cost = 1) {
+  parallel_range(
+      n,
+      [&](Index lo, Index hi) {
+        for (Index i = lo; i < hi; ++i) o[i] = f(x[i]);
+      },
+      cost);
 }
 
 template <class T, class F> void map_binary(const Tensor& a, const Tensor& b, Tensor& out, const F& f) {
@@ -563,7 +577,11 @@ Tensor unary(Unary f, const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    detail::with_unary<T>(f, [&](auto fn) { detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), fn); });
+    const bool cheap = f == Unary::neg || f == Unary::abs || f == Unary::relu || f == Unary::sign ||
+                       f == Unary::square || f == Unary::sqrt;
+    detail::with_unary<T>(f, [&](auto fn) {
+      detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), fn, cheap ? 1 : detail::k_transcendental_cost);
+    });
   });
   return out;
 }
@@ -1421,7 +1439,7 @@ template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layo
     }
   };
   if (g.threaded)
-    detail::parallel_range(g.n * g.c, planes, g.kh * g.kw * l);
+    detail::parallel_range(g.n * g.c, planes, detail::k_conv_copy_cost * g.kh * g.kw * l);
   else
     planes(0, g.n * g.c);
 }
@@ -1637,7 +1655,7 @@ template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
       [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t p = lo; p < hi; ++p) body(static_cast<int>(p), p * n / parts, (p + 1) * n / parts);
       },
-      std::int64_t{1} << 15);
+      detail::k_parallel_min);
 }
 } // namespace
 
@@ -1683,7 +1701,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
                   for (std::int64_t q = 0; q < l; ++q) dst[q] = src[q] + b;
                 }
             },
-            gc.threaded ? outc * l : 0);
+            gc.threaded ? detail::k_conv_copy_cost * outc * l : 0);
       }
     });
   });
@@ -1745,7 +1763,7 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
                 for (std::int64_t o = 0; o < outc; ++o)
                   std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
             },
-            gc.threaded ? outc * l : 0);
+            gc.threaded ? detail::k_conv_copy_cost * outc * l : 0);
         if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
           unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
           detail::gemm_any(tp, false, m, cp, true, m, wp, outc, m, ckk, n0 > first);

@@ -35,21 +35,34 @@ public:
       call_ = call;
       ctx_ = ctx;
       n_ = n;
-      parts_ = parts;
-      next_ = 1;
-      pending_ = parts - 1;
+      // A few chunks per thread, claimed by whoever is free: waking a sleeping helper takes tens of
+      // microseconds on a virtual machine (measured: a 2-thread ReLU of 65,536 floats took 109 us
+      // against 7 us on one thread when the caller waited for the helper's half), so the caller
+      // goes on claiming chunks and waits only for the ones a helper has started.
+      chunks_ = static_cast<int>(std::min<std::int64_t>(n, std::int64_t{4} * parts));
+      next_ = 0;
+      running_ = 0;
     }
     wake_.notify_all();
-    run_part(0);
+    for (;;) {
+      int p;
+      {
+        std::lock_guard lock(m_);
+        if (next_ >= chunks_) break;
+        p = next_++;
+      }
+      run_chunk(p);
+    }
     std::unique_lock lock(m_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    done_.wait(lock, [this] { return running_ == 0; });
+    chunks_ = 0; // a helper waking late finds nothing to do
     return true;
   }
 
 private:
-  void run_part(int p) {
-    const std::int64_t chunk = (n_ + parts_ - 1) / parts_;
-    const std::int64_t lo = std::min(n_, p * chunk), hi = std::min(n_, lo + chunk);
+  void run_chunk(int p) {
+    const std::int64_t size = (n_ + chunks_ - 1) / chunks_;
+    const std::int64_t lo = std::min(n_, p * size), hi = std::min(n_, lo + size);
     t_in_job = true;
     if (lo < hi) call_(ctx_, lo, hi);
     t_in_job = false;
@@ -58,14 +71,15 @@ private:
   void work() {
     std::unique_lock lock(m_);
     for (;;) {
-      wake_.wait(lock, [this] { return stop_ || next_ < parts_; });
+      wake_.wait(lock, [this] { return stop_ || next_ < chunks_; });
       if (stop_) return;
-      while (next_ < parts_) {
+      while (next_ < chunks_) {
         const int p = next_++;
+        ++running_;
         lock.unlock();
-        run_part(p);
+        run_chunk(p);
         lock.lock();
-        if (--pending_ == 0) done_.notify_one();
+        if (--running_ == 0) done_.notify_one();
       }
     }
   }
@@ -77,7 +91,7 @@ private:
   void (*call_)(void*, std::int64_t, std::int64_t) = nullptr;
   void* ctx_ = nullptr;
   std::int64_t n_ = 0;
-  int parts_ = 0, next_ = 0, pending_ = 0;
+  int chunks_ = 0, next_ = 0, running_ = 0; ///< chunks of the job, next to claim, being run by helpers
   bool stop_ = false;
 };
 

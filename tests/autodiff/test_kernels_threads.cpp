@@ -162,8 +162,9 @@ TEST_CASE(
     "kernels: elementwise maps, reductions and backward kernels give the same bits on 1 and 2 threads") {
   const KernelDefaults restore;
   gg::Rng rng(11);
-  const Tensor x = Tensor::randn({300, 1000}, rng, gg::f32), y = Tensor::randn({300, 1000}, rng, gg::f32);
-  const Tensor row = Tensor::randn({1000}, rng, gg::f32);
+  // Just over 2^20 elements: large enough for even the cheapest elementwise kernels to be split.
+  const Tensor x = Tensor::randn({1024, 1025}, rng, gg::f32), y = Tensor::randn({1024, 1025}, rng, gg::f32);
+  const Tensor row = Tensor::randn({1025}, rng, gg::f32);
   using gg::kernel::Binary;
   using gg::kernel::Unary;
   const auto all = [&] {
