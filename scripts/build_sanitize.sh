@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds the sanitizer build: clang, AddressSanitizer + UndefinedBehaviorSanitizer
-# (any report aborts), -O1 -g with assertions on, the tests, and the libFuzzer targets of fuzz/
+# (any report aborts), -O1 -g with assertions on (test code -O0), the tests, and the libFuzzer targets of fuzz/
 # (every library instrumented for their coverage feedback). Not the examples: their training runs
 # take minutes under the sanitizers, and what they call is what the tests call. Used by
 # scripts/test.sh and fuzz/run.
