@@ -135,9 +135,11 @@ inline constexpr Index k_parallel_min = Index{1} << 20;
 /// Cost of one element of a transcendental function (exp, log, tanh, ...) in those units: exp of
 /// 65,536 floats takes ~250 us on one thread, and two threads take ~40% off it.
 inline constexpr Index k_transcendental_cost = 32;
-/// Cost per element of conv2d's copies (unfolding, moving GEMM output): their call sites were
-/// measured faster threaded from 2^15 elements (docs/performance.md, the CNN section).
-inline constexpr Index k_conv_copy_cost = 32;
+/// Cost per element of the convolution and pooling loops (unfolding, moving GEMM output, window
+/// maxima and their gradient): they were measured faster threaded from 2^15 elements
+/// (docs/performance.md, the CNN section); max_pool2d of a [64, 16, 28, 28] batch takes ~0.4 ms
+/// forward and ~0.8 ms backward on one thread.
+inline constexpr Index k_window_cost = 32;
 
 /// Runs body(lo, hi) over [0, n), split across the kernel threads (thread_pool.cpp) when the work
 /// (n items of `cost` cheap element operations each) is large enough to pay for a second thread:
@@ -1389,22 +1391,22 @@ ColumnLayout batch_layout(const ConvGeometry& g) {
   return {l, g.n * l};
 }
 
-/// The output columns [x0, x1) whose window column j lies inside the image (the others read padding).
-std::pair<std::int64_t, std::int64_t> inside_columns(const ConvGeometry& g, std::int64_t j) {
-  const std::int64_t shift = j - g.padding; // input column x * stride + shift
-  const std::int64_t x0 = std::min(g.ow, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
-  const std::int64_t x1 =
-      std::max(x0, std::min(g.ow, g.w - shift <= 0 ? 0 : (g.w - shift - 1) / g.stride + 1));
-  return {x0, x1};
+/// Along one axis (input length `in`, output length `out`): the output positions [lo, hi) whose
+/// window offset `k` reads inside the image (the others read padding).
+std::pair<std::int64_t, std::int64_t> inside_span(const ConvGeometry& g, std::int64_t in, std::int64_t out,
+                                                  std::int64_t k) {
+  const std::int64_t shift = k - g.padding; // input position o * stride + shift
+  const std::int64_t lo = std::min(out, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
+  const std::int64_t hi = std::max(lo, std::min(out, in - shift <= 0 ? 0 : (in - shift - 1) / g.stride + 1));
+  return {lo, hi};
 }
-
+/// The output columns [x0, x1) whose window column j lies inside the image.
+std::pair<std::int64_t, std::int64_t> inside_columns(const ConvGeometry& g, std::int64_t j) {
+  return inside_span(g, g.w, g.ow, j);
+}
 /// The output rows [y0, y1) whose window row i lies inside the image.
 std::pair<std::int64_t, std::int64_t> inside_rows(const ConvGeometry& g, std::int64_t i) {
-  const std::int64_t shift = i - g.padding;
-  const std::int64_t y0 = std::min(g.oh, shift >= 0 ? 0 : (-shift + g.stride - 1) / g.stride);
-  const std::int64_t y1 =
-      std::max(y0, std::min(g.oh, g.h - shift <= 0 ? 0 : (g.h - shift - 1) / g.stride + 1));
-  return {y0, y1};
+  return inside_span(g, g.h, g.oh, i);
 }
 
 /// The inside rows [y0, y1) and columns [x0, x1) of one kernel offset (i, j).
@@ -1439,7 +1441,7 @@ template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layo
     }
   };
   if (g.threaded)
-    detail::parallel_range(g.n * g.c, planes, detail::k_conv_copy_cost * g.kh * g.kw * l);
+    detail::parallel_range(g.n * g.c, planes, detail::k_window_cost * g.kh * g.kw * l);
   else
     planes(0, g.n * g.c);
 }
@@ -1701,7 +1703,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
                   for (std::int64_t q = 0; q < l; ++q) dst[q] = src[q] + b;
                 }
             },
-            gc.threaded ? detail::k_conv_copy_cost * outc * l : 0);
+            gc.threaded ? detail::k_window_cost * outc * l : 0);
       }
     });
   });
@@ -1763,7 +1765,7 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
                 for (std::int64_t o = 0; o < outc; ++o)
                   std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
             },
-            gc.threaded ? detail::k_conv_copy_cost * outc * l : 0);
+            gc.threaded ? detail::k_window_cost * outc * l : 0);
         if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
           unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
           detail::gemm_any(tp, false, m, cp, true, m, wp, outc, m, ckk, n0 > first);
@@ -1899,7 +1901,7 @@ Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int
             }
           }
         },
-        l * k * k);
+        detail::k_window_cost * l * k * k);
   });
   return out;
 }
@@ -1970,7 +1972,7 @@ Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, 
             });
           }
         },
-        l * k * k);
+        detail::k_window_cost * l * k * k);
   });
   return r;
 }
