@@ -32,13 +32,18 @@ struct Ext {
   std::uint64_t changed_at = 0; ///< leaves: the change clock when last changed in place (0: never)
 };
 
+/// What a node is, fixed once it is recorded (read without a lock by any thread).
 enum NodeFlags : std::uint8_t {
   k_tensor = 1,        ///< value lives in ext->value (else Node::value, a float64 scalar)
   k_requires_grad = 2, ///< gradients flow to it
   k_heap = 4,          ///< a leaf or constant owned by its handles (not on a tape); atomic refs
   k_constant = 8,      ///< no second input: that slot holds the op's constant (Node::c_)
-  k_has_grad = 16,     ///< grad holds a gradient from a backward pass (tape nodes; heap nodes: leaf_grad_)
-  k_reached = 32,      ///< reached by the running backward sweep and not yet processed
+};
+/// What backward passes write (Node::marks_): a byte of its own, so a thread reading a node's value
+/// or flags while the recording thread runs backward() does not race with it.
+enum NodeMarks : std::uint8_t {
+  k_has_grad = 1, ///< grad holds a gradient from a backward pass
+  k_reached = 2,  ///< reached by the running backward sweep and not yet processed (tape nodes)
 };
 
 struct Node {
@@ -54,10 +59,10 @@ struct Node {
   Ext* ext;           ///< null for plain scalar nodes
   std::uint32_t refs; ///< handles + dependents; atomic (std::atomic_ref) for heap nodes
   Op op;
-  std::uint8_t flags;
-  // A heap leaf's "has a gradient" mark lives in its own byte, written under the leaf-gradient lock:
-  // other threads read `flags` (is_tensor, requires_grad) without a lock while recording.
-  std::uint8_t leaf_grad_;
+  std::uint8_t flags; ///< NodeFlags
+  // NodeMarks. Tape nodes: written by the recording thread's backward passes. Heap leaves: the "has a
+  // gradient" mark, written under the leaf-gradient lock (several threads' passes add to a leaf).
+  std::uint8_t marks_;
   std::uint8_t pad_;
 
   bool is_tensor() const { return flags & k_tensor; }
@@ -84,13 +89,10 @@ static_assert(sizeof(Node) == 48, "a recorded op is 48 bytes");
 
 /// Whether n's gradient field holds a gradient from a backward pass (scalar nodes).
 inline bool has_grad_mark(const Node* n) {
-  return n->on_heap() ? n->leaf_grad_ != 0 : (n->flags & k_has_grad) != 0;
+  return (n->marks_ & k_has_grad) != 0;
 }
 inline void set_grad_mark(Node* n, bool on) {
-  if (n->on_heap())
-    n->leaf_grad_ = on;
-  else
-    n->flags = static_cast<std::uint8_t>(on ? n->flags | k_has_grad : n->flags & ~k_has_grad);
+  n->marks_ = static_cast<std::uint8_t>(on ? n->marks_ | k_has_grad : n->marks_ & ~k_has_grad);
 }
 
 /// Frees a tape node whose last reference went away, and what only it kept alive (iteratively).
@@ -98,16 +100,39 @@ void free_tape_node(Node* n) noexcept;
 /// Frees a heap node (leaf or constant) whose last handle went away.
 void free_heap_node(Node* n) noexcept;
 
+// Threads. A recorded node belongs to the thread whose tape holds it; only that thread changes its
+// reference count (plain integers: the scalar chain's speed). Other threads' copies and releases of
+// a Var are queued on the tape and applied by its thread (retain_foreign, release_foreign), or at
+// once under a lock when that thread has exited. docs/design.md, "Threads".
+struct Tape;
+inline constexpr std::size_t k_segment_bytes = std::size_t{256} * 1024;
+extern thread_local constinit Tape* t_tape; ///< this thread's tape (null before its first op)
+/// The tape holding a recorded (not heap) node: the first word of its size-aligned segment
+/// (Segment::tape; tape.hpp checks the layout).
+inline Tape* tape_of(const Node* n) {
+  return *reinterpret_cast<Tape* const*>(reinterpret_cast<std::uintptr_t>(n) & ~(k_segment_bytes - 1));
+}
+/// Whether this thread recorded tape node n (and so may touch its count, marks and gradient).
+inline bool owned_here(const Node* n) {
+  return tape_of(n) == t_tape;
+}
+void retain_foreign(Node* n) noexcept;
+void release_foreign(Node* n) noexcept;
+
 inline void retain(Node* n) noexcept {
   if (n->on_heap())
     std::atomic_ref<std::uint32_t>(n->refs).fetch_add(1, std::memory_order_relaxed);
-  else
+  else if (owned_here(n)) [[likely]]
     ++n->refs;
+  else
+    retain_foreign(n);
 }
 inline void release(Node* n) noexcept {
   if (n->on_heap()) {
     if (std::atomic_ref<std::uint32_t>(n->refs).fetch_sub(1, std::memory_order_acq_rel) == 1)
       free_heap_node(n);
+  } else if (!owned_here(n)) [[unlikely]] {
+    release_foreign(n);
   } else if (--n->refs == 0) {
     free_tape_node(n);
   }

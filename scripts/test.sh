@@ -5,8 +5,10 @@
 #   2. the sanitizer build in build-sanitize/ (clang, AddressSanitizer + UndefinedBehaviorSanitizer,
 #      -O1): the tests again, where any sanitizer report (memory error, leak, undefined behaviour)
 #      fails the test (not the examples: their training runs take minutes under the sanitizers);
-#   3. each libFuzzer target of fuzz/ for GG_FUZZ_SECONDS seconds (default 30), two at a time.
-# GG_FUZZ_SECONDS=0 skips step 3.
+#   3. the thread tests (tests/threads/) built with ThreadSanitizer in build-tsan/ (scripts/tsan.sh
+#      --quick): any data race report fails;
+#   4. each libFuzzer target of fuzz/ for GG_FUZZ_SECONDS seconds (default 30), two at a time.
+# GG_FUZZ_SECONDS=0 skips step 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # clang, libclang-rt-dev (its sanitizer and libFuzzer runtimes), libomp-dev (its OpenMP): steps 2, 3.
@@ -20,6 +22,8 @@ export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 # Left out here: package_consumer builds an uninstrumented project against the installed libraries
 # (packaging, tested by the Release build), and the tutorials run the examples, not built here.
 ctest --test-dir build-sanitize -j2 --output-on-failure -E '^(package_consumer|tutorial_en|tutorial_es)$'
+
+bash scripts/tsan.sh build-tsan --quick
 
 seconds=${GG_FUZZ_SECONDS:-30}
 if [ "$seconds" -gt 0 ]; then

@@ -404,11 +404,11 @@ struct ValueSweep {
       add_leaf(m, v);
       return 0;
     }
-    if (m->flags & k_reached) {
+    if (m->marks_ & k_reached) {
       m->grad += v;
       return 0;
     }
-    m->flags |= k_reached | k_has_grad;
+    m->marks_ |= k_reached | k_has_grad;
     m->grad = v;
     if constexpr (A) reached_from.emplace(m, visiting);
     return 1;
@@ -421,11 +421,11 @@ struct ValueSweep {
       leaf_tensor.emplace_back(m, std::move(v));
       return 0;
     }
-    if (m->flags & k_reached) {
+    if (m->marks_ & k_reached) {
       m->ext->grad = kernel::binary(kernel::Binary::add, m->ext->grad, v);
       return 0;
     }
-    m->flags |= k_reached | k_has_grad;
+    m->marks_ |= k_reached | k_has_grad;
     m->ext->grad = std::move(v); // may share storage with another gradient: never updated in place
     if constexpr (A) reached_from.emplace(m, visiting);
     return 1;
@@ -434,8 +434,8 @@ struct ValueSweep {
   /// One node: its gradient times each local derivative, added to its inputs. Returns the change
   /// in the count of pending nodes (inputs reached for the first time, minus n itself).
   template <bool A> std::ptrdiff_t visit(Node* n) {
-    if (!(n->flags & k_reached)) return 0;
-    n->flags &= ~k_reached;
+    if (!(n->marks_ & k_reached)) return 0;
+    n->marks_ &= ~k_reached;
     if constexpr (A) visiting = n;
     if (!n->is_tensor()) [[likely]] {
       if (g_change_clock.load(std::memory_order_relaxed) != 0 && // nothing changed in place: no call
@@ -527,7 +527,7 @@ struct ValueSweep {
     } catch (...) { // a custom op's backward or a check threw: unmark what this sweep reached (the
       // whole tape below top: the count of marked nodes is not known after a throw)
       reverse_sweep(top, [](Node* n) {
-        n->flags &= ~k_reached;
+        n->marks_ &= ~k_reached;
         return true;
       });
       leaf_scalar.clear();
@@ -555,26 +555,13 @@ Tensor default_seed(const Var& v, std::string_view what) {
   return Tensor::ones(v.shape(), v.dtype());
 }
 
-} // namespace
-
-} // namespace gg::detail
-
-namespace gg {
-using namespace detail;
-
-void Var::backward() const {
-  backward(default_seed(*this, "backward"));
-}
-
-void Var::backward(const Tensor& seed) const {
-  check_seed(*this, seed, "backward");
-  if (!requires_grad())
-    throw UsageError("backward: this value does not require grad (no input requires grad, or it was "
-                     "computed under NoGrad)");
+/// backward() on the thread that owns the graph (or under the lock of a closed tape).
+void backward_here(Node* n, const Tensor& seed) {
+  if (t_tape) t_tape->drain_foreign();
   thread_local ValueSweep sweep; // buffers reused from one backward to the next
   sweep.leaf_scalar.clear();
   sweep.leaf_tensor.clear();
-  sweep.run({{n_, seed}});
+  sweep.run({{n, seed}});
   std::lock_guard lock(leaf_grad_mutex());
   for (const auto& [leaf, v] : sweep.leaf_scalar) {
     leaf->grad = has_grad_mark(leaf) ? leaf->grad + v : v;
@@ -591,8 +578,6 @@ void Var::backward(const Tensor& seed) const {
   }
   sweep.leaf_tensor.clear(); // drop references to gradient tensors
 }
-
-namespace {
 
 /// gg::grad with create_graph: gradients are Vars recorded on the tape.
 std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
@@ -649,7 +634,61 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
   return r;
 }
 
+/// gg::grad on the thread that owns the graph (or under the lock of a closed tape).
+std::vector<Var> grad_here(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                           const std::vector<Tensor>& seeds, GradOptions options) {
+  if (t_tape) t_tape->drain_foreign();
+  std::vector<Var> r;
+  if (options.create_graph) {
+    r = grad_graph(outputs, inputs, seeds);
+  } else {
+    ValueSweep sweep;
+    std::vector<std::pair<Node*, Tensor>> s;
+    for (std::size_t i = 0; i < outputs.size(); ++i)
+      if (outputs[i].requires_grad()) s.emplace_back(outputs[i].node(), seeds[i]);
+    for (const Var& x : inputs)
+      if (!x.node()->on_heap()) x.node()->marks_ &= ~k_has_grad;
+    sweep.run(s);
+    for (const Var& x : inputs) {
+      Node* n = x.node();
+      Tensor acc;
+      if (n->on_heap()) {
+        for (const auto& [leaf, v] : sweep.leaf_scalar)
+          if (leaf == n)
+            acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, Tensor::scalar(v))
+                                : Tensor::scalar(v);
+        for (const auto& [leaf, v] : sweep.leaf_tensor)
+          if (leaf == n) acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
+      } else if (n->marks_ & k_has_grad) { // cleared below before the sweep: reached by this one
+        acc = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
+      }
+      r.push_back(acc.defined() ? Var::constant(acc) : Var());
+    }
+  }
+  if (options.materialize_zeros)
+    for (std::size_t i = 0; i < r.size(); ++i)
+      if (!r[i].defined()) r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
+  return r;
+}
+
 } // namespace
+
+} // namespace gg::detail
+
+namespace gg {
+using namespace detail;
+
+void Var::backward() const {
+  backward(default_seed(*this, "backward"));
+}
+
+void Var::backward(const Tensor& seed) const {
+  check_seed(*this, seed, "backward");
+  if (!requires_grad())
+    throw UsageError("backward: this value does not require grad (no input requires grad, or it was "
+                     "computed under NoGrad)");
+  on_graph(n_, "backward", [&] { backward_here(n_, seed); });
+}
 
 std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
                       const std::vector<Tensor>& grad_outputs, GradOptions options) {
@@ -667,37 +706,17 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
   }
   for (const Var& x : inputs)
     if (!x.defined()) throw UsageError("grad: an input Var is undefined");
-  std::vector<Var> r;
-  if (options.create_graph) {
-    r = grad_graph(outputs, inputs, seeds);
-  } else {
-    ValueSweep sweep;
-    std::vector<std::pair<Node*, Tensor>> s;
-    for (std::size_t i = 0; i < outputs.size(); ++i)
-      if (outputs[i].requires_grad()) s.emplace_back(outputs[i].node(), seeds[i]);
-    for (const Var& x : inputs)
-      if (!x.node()->on_heap()) x.node()->flags &= ~k_has_grad;
-    sweep.run(s);
-    for (const Var& x : inputs) {
-      Node* n = x.node();
-      Tensor acc;
-      if (n->on_heap()) {
-        for (const auto& [leaf, v] : sweep.leaf_scalar)
-          if (leaf == n)
-            acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, Tensor::scalar(v))
-                                : Tensor::scalar(v);
-        for (const auto& [leaf, v] : sweep.leaf_tensor)
-          if (leaf == n) acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
-      } else if (n->flags & k_has_grad) { // cleared below before the sweep: reached by this one
-        acc = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
-      }
-      r.push_back(acc.defined() ? Var::constant(acc) : Var());
-    }
-  }
-  if (options.materialize_zeros)
-    for (std::size_t i = 0; i < r.size(); ++i)
-      if (!r[i].defined()) r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
-  return r;
+  // The graph is this thread's, or a closed tape's under its lock (all outputs on one tape: an op
+  // never mixes tapes).
+  const Node* any = nullptr;
+  for (const Var& v : outputs)
+    if (!v.node()->on_heap()) any = v.node();
+  for (const std::vector<Var>* vs : {&outputs, &inputs})
+    for (const Var& v : *vs)
+      if (any && !v.node()->on_heap() && tape_of(v.node()) != tape_of(any))
+        throw UsageError("grad: the outputs and inputs were recorded by different threads");
+  if (!any) return grad_here(outputs, inputs, seeds, options);
+  return on_graph(any, "grad", [&] { return grad_here(outputs, inputs, seeds, options); });
 }
 
 } // namespace gg

@@ -11,6 +11,8 @@
 
 #include <autodiff/var.hpp>
 
+#include <fmt/format.h>
+
 namespace gg::detail {
 
 namespace {
@@ -22,6 +24,10 @@ struct TapeHolder {
   Tape* tape = nullptr;
   ~TapeHolder() {
     if (!tape) return;
+    // From now on other threads change this tape's counts themselves, under the lock; what they
+    // queued until now is applied first, as this thread's own releases.
+    std::lock_guard lock(foreign_mutex());
+    tape->apply_foreign();
     t_tape = nullptr;
     tape->closed = true;
     // Segments still referenced free themselves later; the last one to go deletes the tape.
@@ -52,6 +58,19 @@ Tape& create_tape() {
 void throw_foreign_input() {
   throw UsageError("a Var recorded on another thread's graph was used as an input here: detach() it, "
                    "or make it a leaf, to share it between threads");
+}
+
+void throw_other_thread(std::string_view what) {
+  throw UsageError(fmt::format(
+      "{}: this Var was recorded by another thread, which is still running: only that thread may run "
+      "backward or grad through its graph, read or change its gradients or name it (other threads may "
+      "copy, release and read values); detach() it to use its value here",
+      what));
+}
+
+std::recursive_mutex& foreign_mutex() {
+  static std::recursive_mutex m;
+  return m;
 }
 
 Tape::~Tape() {
@@ -100,6 +119,11 @@ void Tape::unlink(Segment* s) noexcept {
 }
 
 Node* Tape::alloc_in_new_segment() {
+  drain_foreign(); // a segment's worth of ops: time to free what other threads released
+  if (tail && tail->size < k_segment_capacity) { // that emptied the recording segment
+    ++tail->live;
+    return tail->slots() + tail->size++;
+  }
   Segment* s = new_segment();
   ++s->live;
   return s->slots() + s->size++;
@@ -276,6 +300,56 @@ void free_tape_node(Node* n) noexcept {
   t_freeing = false;
 }
 
+namespace {
+/// Frees n, of a closed tape, completely before returning (under foreign_mutex()), even when this
+/// thread is inside free_tape_node already (a custom op's destructor releasing such a Var): that
+/// outer walk runs without the lock.
+void free_closed(Node* n) noexcept {
+  Node* const dying = t_dying;
+  const bool freeing = t_freeing;
+  t_dying = nullptr, t_freeing = false;
+  free_tape_node(n);
+  t_dying = dying, t_freeing = freeing;
+}
+} // namespace
+
+void retain_foreign(Node* n) noexcept {
+  std::lock_guard lock(foreign_mutex());
+  Tape* t = tape_of(n);
+  if (t->closed) {
+    ++n->refs;
+    return;
+  }
+  if (++t->foreign[n] == 0) t->foreign.erase(n);
+  t->has_foreign.store(true, std::memory_order_release);
+}
+
+void release_foreign(Node* n) noexcept {
+  std::lock_guard lock(foreign_mutex());
+  Tape* t = tape_of(n);
+  if (t->closed) {
+    if (--n->refs == 0) free_closed(n); // may delete the tape
+    return;
+  }
+  if (--t->foreign[n] == 0) t->foreign.erase(n);
+  t->has_foreign.store(true, std::memory_order_release);
+}
+
+void Tape::apply_foreign() noexcept {
+  std::unordered_map<Node*, std::int64_t> batch;
+  {
+    std::lock_guard lock(foreign_mutex());
+    batch.swap(foreign);
+    has_foreign.store(false, std::memory_order_relaxed);
+  }
+  // Copies first: a node another thread copied and released may be freed only once both are counted
+  // (a Var copied there holds the node through the release of the Var it was copied from).
+  for (const auto& [n, delta] : batch)
+    if (delta > 0) n->refs += static_cast<std::uint32_t>(delta);
+  for (const auto& [n, delta] : batch)
+    if (delta < 0 && (n->refs -= static_cast<std::uint32_t>(-delta)) == 0) free_tape_node(n);
+}
+
 } // namespace gg::detail
 
 namespace gg {
@@ -302,6 +376,7 @@ bool anomaly_detection_enabled() {
 
 TapeStats tape_stats() {
   detail::Tape& t = detail::tape();
+  t.drain_foreign();
   TapeStats st{0, t.live_segments, t.pool.size(), 0};
   for (detail::Segment* s = t.head; s; s = s->next) st.live_nodes += s->live;
   st.bytes = (st.segments + st.pooled_segments) * detail::k_segment_bytes;

@@ -4,7 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -12,10 +16,6 @@
 #include <autodiff/node.hpp>
 
 namespace gg::detail {
-
-inline constexpr std::size_t k_segment_bytes = std::size_t{256} * 1024;
-
-struct Tape;
 
 /// A block of nodes, aligned to its size so a node finds its segment by masking its address.
 struct Segment {
@@ -41,6 +41,8 @@ struct Segment {
 /// The segment header occupies the first node-sized slots of the block; nodes fill the rest.
 inline constexpr std::size_t k_header_slots = (sizeof(Segment) + sizeof(Node) - 1) / sizeof(Node);
 inline constexpr std::uint32_t k_segment_capacity = k_segment_bytes / sizeof(Node) - k_header_slots;
+// node.hpp's tape_of() reads a segment's tape as the first word of its block.
+static_assert(std::is_standard_layout_v<Segment> && offsetof(Segment, tape) == 0);
 inline Node* Segment::slots() {
   return reinterpret_cast<Node*>(this) + k_header_slots;
 }
@@ -62,7 +64,13 @@ struct Tape {
   std::vector<Segment*> pool;
   std::uint64_t next_seq = 1;
   std::size_t live_segments = 0;
-  bool closed = false; ///< its thread has exited; segments free themselves
+  /// Its thread has exited: segments free themselves, and every thread changes its nodes' counts
+  /// under foreign_mutex(). Written and read by other threads under that lock.
+  bool closed = false;
+  /// Other threads' copies (+1) and releases (-1) of Vars of this tape, per node, waiting for this
+  /// tape's thread to apply them (drain_foreign); under foreign_mutex().
+  std::unordered_map<Node*, std::int64_t> foreign;
+  std::atomic<bool> has_foreign{false};
 
   /// A fresh node slot on the tail segment (a new segment when it is full).
   Node* alloc() {
@@ -78,6 +86,12 @@ struct Tape {
   void segment_empty(Segment* s) noexcept;
   Segment* new_segment();
   void unlink(Segment* s) noexcept;
+  /// On the tape's thread: applies the counts other threads queued (frees what they released last).
+  void drain_foreign() {
+    if (has_foreign.load(std::memory_order_acquire)) [[unlikely]]
+      apply_foreign();
+  }
+  void apply_foreign() noexcept;
   ~Tape();
 };
 
@@ -101,6 +115,15 @@ inline bool& grad_mode_flag() {
 }
 
 [[noreturn]] void throw_foreign_input();
+
+/// The lock for other threads' use of a tape's nodes: their queued counts, and every use of the nodes
+/// of a closed tape (recursive: freeing nodes can run destructors that release Vars).
+std::recursive_mutex& foreign_mutex();
+/// Runs f() where it may touch tape node n's gradient, marks or count: at once on n's own thread
+/// (or for a heap node), under foreign_mutex() when n's thread has exited; else a UsageError saying
+/// that `what` (backward, grad, ...) belongs to the thread that recorded the graph.
+template <class F> decltype(auto) on_graph(const Node* n, std::string_view what, F&& f);
+[[noreturn]] void throw_other_thread(std::string_view what);
 
 /// Counts in-place changes of leaves (set_value, optimizer steps) over all threads. A leaf keeps
 /// the count of its last change (Ext::changed_at); a node using a leaf keeps, through its segment's
@@ -157,7 +180,7 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
   n->refs = 1;
   n->op = op;
   n->flags = b ? k_requires_grad : k_requires_grad | k_constant;
-  n->leaf_grad_ = 0;
+  n->marks_ = 0;
   n->pad_ = 0;
   if (a) link_input(s, a);
   if (b) link_input(s, b);
@@ -167,6 +190,13 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
 }
 inline Node* record(Op op, Node* a, Node* b = nullptr) {
   return record_scalar(op, a, b, 0, 0);
+}
+
+template <class F> decltype(auto) on_graph(const Node* n, std::string_view what, F&& f) {
+  if (n->on_heap() || owned_here(n)) return f();
+  std::lock_guard lock(foreign_mutex());
+  if (!tape_of(n)->closed) throw_other_thread(what);
+  return f();
 }
 
 /// Adds an input beyond the first two (variadic ops).

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <ostream>
+#include <utility>
 
 #include "internal.hpp"
 #include "tape.hpp"
@@ -60,25 +61,31 @@ double Var::item() const {
 
 bool Var::has_grad() const {
   Node* n = need(*this, "has_grad");
-  if (n->is_tensor()) return n->ext->grad.defined();
-  return has_grad_mark(n);
+  return on_graph(n, "has_grad", [n] {
+    if (n->is_tensor()) return n->ext->grad.defined();
+    return has_grad_mark(n);
+  });
 }
 
 Tensor Var::grad() const {
   Node* n = need(*this, "grad");
-  if (n->is_tensor()) {
-    if (n->ext->grad.defined()) return n->ext->grad;
-    return Tensor::zeros(n->ext->value.shape(), n->ext->value.dtype());
-  }
-  return Tensor::scalar(has_grad_mark(n) ? n->grad : 0.0);
+  return on_graph(n, "grad", [n] {
+    if (n->is_tensor()) {
+      if (n->ext->grad.defined()) return n->ext->grad;
+      return Tensor::zeros(n->ext->value.shape(), n->ext->value.dtype());
+    }
+    return Tensor::scalar(has_grad_mark(n) ? n->grad : 0.0);
+  });
 }
 
 void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
-  std::lock_guard lock(leaf_grad_mutex()); // another thread's backward may be adding to it
-  n->grad = 0;
-  set_grad_mark(n, false);
-  if (n->ext) n->ext->grad = Tensor();
+  on_graph(n, "zero_grad", [n] {
+    std::lock_guard lock(leaf_grad_mutex()); // another thread's backward may be adding to it
+    n->grad = 0;
+    set_grad_mark(n, false);
+    if (n->ext) n->ext->grad = Tensor();
+  });
 }
 
 void Var::set_grad(const Tensor& grad) {
@@ -95,11 +102,12 @@ void Var::set_grad(const Tensor& grad) {
 }
 
 Var& Var::name(std::string name) {
-  ext_of(need(*this, "name")).name = std::move(name);
+  std::as_const(*this).name(std::move(name));
   return *this;
 }
 const Var& Var::name(std::string name) const {
-  ext_of(need(*this, "name")).name = std::move(name);
+  Node* n = need(*this, "name");
+  on_graph(n, "name", [&] { ext_of(n).name = std::move(name); });
   return *this;
 }
 std::string Var::name() const {

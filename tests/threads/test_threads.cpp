@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -115,4 +116,101 @@ TEST_CASE("threads: eight threads training their own models at once, twice, agre
     CHECK(a[i].losses == b[i].losses);
     CHECK(a[i].weights == b[i].weights);
   }
+}
+
+// Sharing recorded Vars between threads (docs/api.md, "Threads"): handles may be copied, released and
+// read anywhere; the graph's backward, gradients and names belong to the thread that recorded it
+// while that thread runs, and to any thread (one at a time) after it has exited.
+
+TEST_CASE("threads: two threads copying and releasing one recorded Var leave its graph intact") {
+  const Var x = 2.0;
+  const Var y = x * x;
+  const auto live = gg::tape_stats().live_nodes;
+  std::atomic<int> wrong{0}; // Catch2's assertions are for one thread at a time
+  auto churn = [&] {
+    for (int i = 0; i < 20000; ++i) {
+      Var copy = y;
+      Var again = copy;
+      if (again.item() != 4) ++wrong;
+    }
+  };
+  std::thread t1(churn), t2(churn);
+  for (int i = 0; i < 2000; ++i) { // this thread records and frees meanwhile
+    const Var z = x * 3.0 + 1.0;
+    CHECK(z.item() == 7);
+  }
+  t1.join();
+  t2.join();
+  CHECK(wrong == 0);
+  CHECK(gg::tape_stats().live_nodes == live); // the other threads' counts applied: nothing leaked
+  for (int i = 0; i < 100; ++i) {             // slots freed above are reused: y's must not have been
+    const Var z = x + 1.0;
+    CHECK(z.item() == 3);
+  }
+  CHECK(y.item() == 4);
+  y.backward();
+  CHECK(x.grad().item() == 4);
+}
+
+TEST_CASE("threads: a recorded Var released last by another thread is freed by its own thread") {
+  const Var x = 2.0;
+  const auto live = gg::tape_stats().live_nodes;
+  Var y = gg::tanh(x * x);
+  std::thread([moved = std::move(y)]() mutable { moved = Var(); }).join();
+  CHECK(gg::tape_stats().live_nodes == live);
+}
+
+TEST_CASE("threads: backward, gradients and names of a running thread's graph are refused elsewhere") {
+  const Var x = 2.0;
+  const Var y = x * x;
+  std::thread([x, y] { // x and y are copied here, on the recording thread, and read and released there
+    CHECK(y.item() == 4);
+    CHECK(y.shape().rank() == 0);
+    CHECK_THROWS_WITH(y.backward(), Catch::Contains("backward: this Var was recorded by another thread"));
+    CHECK_THROWS_WITH(gg::grad({y}, {x}), Catch::Contains("grad: this Var was recorded by another thread"));
+    CHECK_THROWS_WITH(y.grad(), Catch::Contains("recorded by another thread"));
+    CHECK_THROWS_WITH(y.name("y"), Catch::Contains("recorded by another thread"));
+    CHECK_THROWS_WITH(y + 1.0, Catch::Contains("another thread"));
+    CHECK(y.detach().item() == 4);
+  })
+      .join();
+  y.backward(); // the recording thread still can
+  CHECK(x.grad().item() == 4);
+}
+
+TEST_CASE("threads: reading a value while its thread runs backward") {
+  const Var x = 0.5;
+  Var y = x;
+  for (int i = 0; i < 1000; ++i) y = gg::tanh(y * 1.5);
+  const double v = y.item();
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0};
+  std::thread reader([&] {
+    while (!done.load())
+      if (y.item() != v) ++wrong;
+  });
+  for (int i = 0; i < 20; ++i) y.backward();
+  done = true;
+  reader.join();
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("threads: the graph of a thread that has exited is any thread's, one at a time") {
+  const Var w(Tensor({1.0, 2.0}, {2}));
+  Var loss;
+  std::thread([&] { loss = gg::sum(w * w); }).join();
+  std::atomic<int> wrong{0};
+  auto work = [&] {
+    for (int i = 0; i < 50; ++i) {
+      Var copy = loss;
+      copy.backward();
+      if (copy.grad().item() != 1) ++wrong;
+    }
+  };
+  std::thread t1(work), t2(work);
+  t1.join();
+  t2.join();
+  CHECK(wrong == 0);
+  CHECK(w.grad().to_vector() == std::vector<double>{200, 400});
+  loss = Var(); // frees the exited thread's tape
 }
