@@ -520,9 +520,10 @@ struct SliceRange {
 
 SliceRange slice_range(Index n, Index start, Index stop, Index step, std::string_view op) {
   if (step < 1) throw ValueError(fmt::format("{}: step must be at least 1, got {}", op, step));
+  // i + n cannot overflow for i < 0; the count is written so that no step (up to INT64_MAX) overflows.
   auto clamp_index = [n](Index i) { return std::clamp(i < 0 ? i + n : i, Index{0}, n); };
   const Index lo = clamp_index(start), hi = clamp_index(stop);
-  return {lo, hi > lo ? (hi - lo + step - 1) / step : 0};
+  return {lo, hi > lo ? (hi - lo - 1) / step + 1 : 0};
 }
 
 Shape with_dim(const Shape& s, int axis, Index size) {
@@ -1367,11 +1368,24 @@ ConvGeometry conv_geometry(const Shape& image, std::int64_t kh, std::int64_t kw,
                                  "padding >= 0",
                                  op, kh, kw, stride, padding));
   ConvGeometry g{image[0], image[1], image[2], image[3], kh, kw, stride, padding, 0, 0};
-  g.oh = (g.h + 2 * padding - kh) / stride + 1;
-  g.ow = (g.w + 2 * padding - kw) / stride + 1;
-  if (g.h + 2 * padding < kh || g.w + 2 * padding < kw)
+  // Every size the kernels derive (padded sides, columns [N, C*kh*kw, oh*ow], windows) must fit in
+  // 64 bits: hostile sizes are an error here, not an overflow later.
+  std::int64_t ph = 0, pw = 0, columns = 0;
+  const bool overflow = __builtin_mul_overflow(padding, 2, &ph) || __builtin_add_overflow(ph, g.h, &ph) ||
+                        __builtin_mul_overflow(padding, 2, &pw) || __builtin_add_overflow(pw, g.w, &pw);
+  if (!overflow && (ph < kh || pw < kw))
     throw ShapeError(fmt::format("{}: a {}x{} window does not fit an image of shape {} with padding {}", op,
                                  kh, kw, image.str(), padding));
+  if (!overflow) {
+    g.oh = (ph - kh) / stride + 1;
+    g.ow = (pw - kw) / stride + 1;
+  }
+  if (overflow || __builtin_mul_overflow(g.n * g.c, kh, &columns) ||
+      __builtin_mul_overflow(columns, kw, &columns) || __builtin_mul_overflow(columns, g.oh, &columns) ||
+      __builtin_mul_overflow(columns, g.ow, &columns) || columns > (std::int64_t{1} << 60))
+    throw ValueError(fmt::format("{}: kernel {}x{}, stride {}, padding {} on an image of shape {}: the "
+                                 "windows would hold more than 2^60 elements",
+                                 op, kh, kw, stride, padding, image.str()));
   return g;
 }
 

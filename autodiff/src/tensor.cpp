@@ -267,6 +267,7 @@ template <class To, class From> void convert(To* dst, const From* src, std::int6
 
 /// Copies n elements between buffers of possibly different dtypes (memmove when equal).
 void copy_elements(void* dst, DType dst_type, const void* src, DType src_type, std::int64_t n) {
+  if (n == 0) return; // an empty vector's data() may be null, which memmove must not get
   if (dst_type == src_type) {
     std::memmove(dst, src, static_cast<std::size_t>(n) * dtype_size(dst_type));
   } else if (dst_type == f64) {
@@ -330,6 +331,9 @@ Tensor Tensor::arange(double start, double stop, double step, DType dtype) {
     throw ValueError(fmt::format("arange: start {}, stop {} and step {} must be finite with step != 0", start,
                                  stop, step));
   const double count = std::ceil((stop - start) / step);
+  if (!(count < 0x1p62)) // also NaN: (stop - start) overflowing to infinity
+    throw ValueError(fmt::format("arange: start {}, stop {} and step {} give {} elements, too many", start,
+                                 stop, step, count));
   const auto n = count > 0 ? static_cast<std::int64_t>(count) : std::int64_t{0};
   Tensor t = empty(Shape{n}, dtype);
   detail::dispatch(dtype, [&](auto tag) {

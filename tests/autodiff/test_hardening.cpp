@@ -123,3 +123,24 @@ TEST_CASE("hardening: a leaf changed in place after a graph used it makes that g
     CHECK_THROWS_AS(y.backward(), gg::UsageError);
   }
 }
+
+TEST_CASE("hardening: hostile sizes are errors or right answers, never undefined behaviour") {
+  // Each was undefined behaviour (a float-to-integer overflow, a signed overflow, memmove of null)
+  // found by UBSan; the sanitizer build runs this test.
+  CHECK_THROWS_WITH(Tensor::arange(0, 1e300), Catch::Contains("arange: start 0, stop 1e+300"));
+  CHECK_THROWS_AS(Tensor::arange(-1e308, 1e308, 1e-300), gg::ValueError);
+  const Tensor x = Tensor::arange(0, 5);
+  const Tensor one = gg::kernel::slice(x, 0, 1, 5, INT64_MAX); // the first element of the range only
+  CHECK(one.to_vector() == std::vector<double>{1});
+  CHECK(gg::slice(Var(x), 0, 0, INT64_MAX, INT64_MAX).value().to_vector() == std::vector<double>{0});
+  CHECK(gg::slice(Var(x), 0, INT64_MIN, INT64_MAX, 2).value().to_vector() == std::vector<double>{0, 2, 4});
+  const Var image(Tensor::zeros({1, 1, 4, 4}));
+  const Var w(Tensor::zeros({1, 1, 3, 3}));
+  CHECK_THROWS_AS(gg::conv2d(image, w, Var(), 1, INT64_MAX / 2), gg::ValueError);
+  CHECK_THROWS_AS(gg::conv2d(image, w, Var(), 1, std::int64_t{1} << 40), gg::ValueError);
+  CHECK_THROWS_AS(gg::unfold(image, INT64_MAX, INT64_MAX, 1, 0), gg::ShapeError);
+  CHECK_THROWS_AS(gg::unfold(image, 1, 1, 1, INT64_MAX), gg::ValueError);
+  CHECK_THROWS_AS(gg::max_pool2d(image, 2, 1, INT64_MAX / 4), gg::ValueError);
+  CHECK(Tensor::zeros({0}).to_vector().empty());
+  CHECK(Tensor::zeros({3, 0}, gg::f32).to_vector().empty());
+}
