@@ -1,7 +1,7 @@
 // Fuzz target: the CSV dataset reader (gg::data::parse_csv). The first byte chooses the options
 // (target kind, delimiter, target column by index or by name); the rest is the file's text.
 // Anything but a gg::Error is a finding; a dataset read must have consistent shapes.
-#include <nn/csv.hpp>
+#include <nn/data/csv.hpp>
 
 #include <autodiff/error.hpp>
 

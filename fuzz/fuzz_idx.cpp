@@ -1,7 +1,7 @@
 // Fuzz target: the IDX reader (gg::data::parse_idx), plain and gzip-compressed. The first byte
 // chooses float64 or float32 output; the rest is the file's bytes. Anything but a gg::Error is a
 // finding; a tensor read must hold exactly the header's element count.
-#include <nn/idx.hpp>
+#include <nn/data/idx.hpp>
 
 #include <autodiff/error.hpp>
 

@@ -1,11 +1,13 @@
-// Umbrella header of gradgraph's nn library: modules and layers, losses, initialisers, data and metrics.
+// Umbrella header of gradgraph's nn library: modules and layers, losses, metrics, initialisers,
+// optimizers, data, plotting and input/output.
 #pragma once
 
 #include <autodiff/autodiff.hpp>
-#include <nn/data.hpp>
+#include <nn/data/data.hpp>
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/losses.hpp>
+#include <nn/metrics.hpp>
 #include <nn/module.hpp>
 #include <nn/optim/optim.hpp>
 #include <nn/plot.hpp>

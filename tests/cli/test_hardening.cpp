@@ -6,7 +6,7 @@
 #include "cli_test.hpp"
 
 #include <autodiff/error.hpp>
-#include <nn/idx.hpp>
+#include <nn/data/idx.hpp>
 #include <nn/safetensors.hpp>
 
 #include <catch2/catch.hpp>

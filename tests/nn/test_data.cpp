@@ -1,7 +1,8 @@
 // Tests of gg::data and gg::metrics: the CSV and IDX readers on fixtures and on files generated here
 // (gzip ones through zlib, truncated and corrupted ones), every error message's file/line/column,
 // the DataLoader, train_test_split, Standardizer, the synthetic datasets and the metrics.
-#include <nn/data.hpp>
+#include <nn/data/data.hpp>
+#include <nn/metrics.hpp>
 
 #include <algorithm>
 #include <atomic>

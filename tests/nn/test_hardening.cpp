@@ -2,7 +2,7 @@
 // leaves the old file or the whole new one, also when the process is killed halfway; and regression
 // inputs for the data readers; and a loss recorded before an optimizer step refuses backward.
 #include <nn/atomic_file.hpp>
-#include <nn/idx.hpp>
+#include <nn/data/idx.hpp>
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/optim/optim.hpp>

@@ -1,6 +1,6 @@
 // The CSV dataset reader: one pass over the text, line by line and field by field, with every error
 // reported as "FILE:LINE:COLUMN: what" (COLUMN = 1-based field number).
-#include <nn/csv.hpp>
+#include <nn/data/csv.hpp>
 
 #include "file.hpp"
 #include "text.hpp"

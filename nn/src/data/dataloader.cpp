@@ -1,6 +1,6 @@
 // DataLoader (mini-batches, reshuffled each epoch from one seeded Rng), the Fisher–Yates
 // permutation it uses, and train_test_split.
-#include <nn/dataloader.hpp>
+#include <nn/data/dataloader.hpp>
 
 #include <algorithm>
 #include <cmath>

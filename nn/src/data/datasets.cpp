@@ -1,8 +1,8 @@
 // The synthetic 2-D teaching datasets. Shapes and label layouts follow sklearn's make_moons /
 // make_circles and cs231n's spiral; the random numbers come from gg::Rng, so they are the same on
 // every machine (but not NumPy's).
-#include <nn/dataloader.hpp>
-#include <nn/datasets.hpp>
+#include <nn/data/dataloader.hpp>
+#include <nn/data/datasets.hpp>
 
 #include <cmath>
 #include <numbers>

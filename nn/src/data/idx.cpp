@@ -1,7 +1,7 @@
 // The IDX reader (plain or gzip through zlib's inflate, from a file or from memory) and the
 // MNIST / Fashion-MNIST loaders. Sizes claimed by a header are checked against the bytes actually
 // present before any allocation that depends on them.
-#include <nn/idx.hpp>
+#include <nn/data/idx.hpp>
 
 #include "file.hpp"
 

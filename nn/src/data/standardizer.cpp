@@ -1,6 +1,6 @@
 // Standardizer: per-column mean and population standard deviation, computed in float64 with two
 // passes (no catastrophic cancellation), applied in the data's own dtype.
-#include <nn/standardizer.hpp>
+#include <nn/data/standardizer.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -3,7 +3,7 @@
 // gg::FormatError "FILE:LINE:COLUMN: what", where COLUMN is the 1-based field number.
 #pragma once
 
-#include <nn/datasets.hpp>
+#include <nn/data/datasets.hpp>
 
 #include <cstdint>
 #include <string>

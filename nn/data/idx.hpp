@@ -3,7 +3,7 @@
 // any allocation; a malformed or truncated file is a gg::FormatError "FILE: what".
 #pragma once
 
-#include <nn/datasets.hpp>
+#include <nn/data/datasets.hpp>
 
 #include <cstddef>
 #include <cstdint>
