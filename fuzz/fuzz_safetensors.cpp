@@ -1,7 +1,7 @@
 // Fuzz target: the safetensors loader (gg::safetensors::parse). The input is the file's bytes.
 // Anything but a gg::Error is a finding. A file that loads and holds only F32/F64 tensors must
 // survive a round trip: serialize() then parse() gives the same names, shapes and bytes.
-#include <nn/safetensors.hpp>
+#include <nn/io/safetensors.hpp>
 
 #include <autodiff/error.hpp>
 

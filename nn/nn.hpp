@@ -11,5 +11,5 @@
 #include <nn/module.hpp>
 #include <nn/optim/optim.hpp>
 #include <nn/plot.hpp>
-#include <nn/safetensors.hpp>
-#include <nn/serialize.hpp>
+#include <nn/io/safetensors.hpp>
+#include <nn/io/serialize.hpp>

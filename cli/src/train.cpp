@@ -3,7 +3,7 @@
 // and the saved model evaluated on data (accuracy, confusion matrix).
 #include <cli/cli.hpp>
 
-#include <nn/atomic_file.hpp>
+#include <nn/io/atomic_file.hpp>
 #include <nn/nn.hpp>
 
 #include <charconv>

@@ -3,7 +3,7 @@
 #include <nn/plot.hpp>
 
 #include <autodiff/var.hpp>
-#include <nn/atomic_file.hpp>
+#include <nn/io/atomic_file.hpp>
 #include <nn/metrics.hpp>
 
 #include <algorithm>

@@ -7,7 +7,7 @@
 
 #include <autodiff/error.hpp>
 #include <nn/data/idx.hpp>
-#include <nn/safetensors.hpp>
+#include <nn/io/safetensors.hpp>
 
 #include <catch2/catch.hpp>
 

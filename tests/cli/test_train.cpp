@@ -3,7 +3,7 @@
 // that learns, save -> eval, and each bad input named with its exit code.
 #include "cli_test.hpp"
 
-#include <nn/safetensors.hpp>
+#include <nn/io/safetensors.hpp>
 
 #include <catch2/catch.hpp>
 

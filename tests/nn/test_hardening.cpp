@@ -1,13 +1,13 @@
 // Nothing is lost: gg::AtomicFile (which every writer uses: weights, checkpoints, logs, charts, DOT)
 // leaves the old file or the whole new one, also when the process is killed halfway; and regression
 // inputs for the data readers; and a loss recorded before an optimizer step refuses backward.
-#include <nn/atomic_file.hpp>
+#include <nn/io/atomic_file.hpp>
 #include <nn/data/idx.hpp>
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/optim/optim.hpp>
 #include <nn/plot.hpp>
-#include <nn/safetensors.hpp>
+#include <nn/io/safetensors.hpp>
 
 #include <autodiff/autodiff.hpp>
 

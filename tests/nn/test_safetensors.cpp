@@ -1,7 +1,7 @@
 // Tests of gg::safetensors: round trips, the official writer's byte layout, fixtures PyTorch wrote
 // (tests/nn/data/make_safetensors_fixture.py), dtype conversion, one test per kind of malformed file
 // with its message, and atomic saving (old file intact, no temporary file left) when a write fails.
-#include <nn/safetensors.hpp>
+#include <nn/io/safetensors.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -1,12 +1,10 @@
-// gg::safetensors: the writer (header JSON in the official layout, atomic temp-file + rename) and the
-// reader (a strict parser for the header's JSON, checks of every size and offset against the file,
-// then one read per tensor straight into its storage, converting other stored dtypes).
-#include <nn/atomic_file.hpp>
-#include <nn/safetensors.hpp>
+// gg::safetensors' reader: a strict parser for the header's JSON, checks of every size and offset
+// against the file, then one read per tensor straight into its storage, converting other stored
+// dtypes.
+#include "safetensors_format.hpp"
 
-#include <algorithm>
-#include <array>
-#include <bit>
+#include <nn/io/safetensors.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -18,201 +16,12 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace gg::safetensors {
 
 namespace detail {
 namespace {
-
-// ---------------------------------------------------------------------------------------------------
-// Shared helpers
-
-constexpr bool big_endian_host = std::endian::native == std::endian::big;
-
-[[noreturn]] void format_error(std::string_view file, std::string_view what) {
-  throw FormatError(fmt::format("safetensors file '{}': {}", file, what));
-}
-
-/// Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  const std::size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned lo = 0x80, hi = 0xBF; // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF)
-      len = 2;
-    else if (c == 0xE0)
-      len = 3, lo = 0xA0;
-    else if (c >= 0xE1 && c <= 0xEC)
-      len = 3;
-    else if (c == 0xED)
-      len = 3, hi = 0x9F;
-    else if (c >= 0xEE && c <= 0xEF)
-      len = 3;
-    else if (c == 0xF0)
-      len = 4, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3)
-      len = 4;
-    else if (c == 0xF4)
-      len = 4, hi = 0x8F;
-    else
-      return false;
-    if (n - i < len) return false;
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if (c1 < lo || c1 > hi) return false;
-    for (std::size_t k = 2; k < len; ++k) {
-      const auto ck = static_cast<unsigned char>(s[i + k]);
-      if (ck < 0x80 || ck > 0xBF) return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
-template <class T> T byteswap_value(T v) {
-  auto bytes = std::bit_cast<std::array<unsigned char, sizeof(T)>>(v);
-  std::reverse(bytes.begin(), bytes.end());
-  return std::bit_cast<T>(bytes);
-}
-
-/// The stored element types of the format, with their names and sizes in bytes.
-enum class StoredType { f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean };
-
-struct StoredTypeInfo {
-  std::string_view name;
-  StoredType type;
-  std::size_t size;
-};
-
-constexpr std::array<StoredTypeInfo, 13> stored_types{{{"F64", StoredType::f64, 8},
-                                                       {"F32", StoredType::f32, 4},
-                                                       {"F16", StoredType::f16, 2},
-                                                       {"BF16", StoredType::bf16, 2},
-                                                       {"I64", StoredType::i64, 8},
-                                                       {"I32", StoredType::i32, 4},
-                                                       {"I16", StoredType::i16, 2},
-                                                       {"I8", StoredType::i8, 1},
-                                                       {"U64", StoredType::u64, 8},
-                                                       {"U32", StoredType::u32, 4},
-                                                       {"U16", StoredType::u16, 2},
-                                                       {"U8", StoredType::u8, 1},
-                                                       {"BOOL", StoredType::boolean, 1}}};
-
-/// Dtypes of the format (current and recent versions) that gradgraph does not convert.
-constexpr std::array<std::string_view, 8> unsupported_types{"F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",
-                                                            "F6_E2M3", "F6_E3M2", "C64",     "C128"};
-
-// ---------------------------------------------------------------------------------------------------
-// Writing
-
-/// JSON string literal for s (s is valid UTF-8; non-ASCII characters are written as they are).
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    switch (ch) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
-    case '\b': out += "\\b"; break;
-    case '\f': out += "\\f"; break;
-    default:
-      if (static_cast<unsigned char>(ch) < 0x20)
-        out += fmt::format("\\u{:04x}", static_cast<unsigned>(ch));
-      else
-        out += ch;
-    }
-  }
-  out += '"';
-}
-
-/// The header and the tensors in the order their data follows it.
-struct Layout {
-  std::string header; // the 8-byte length and the padded JSON
-  std::vector<const std::pair<std::string, Tensor>*> order;
-};
-
-Layout prepare(const std::vector<std::pair<std::string, Tensor>>& tensors,
-               const std::map<std::string, std::string>& metadata) {
-  std::set<std::string_view> seen;
-  for (const auto& [name, t] : tensors) {
-    if (name.empty()) throw ValueError("safetensors::save: a tensor has an empty name");
-    if (name == "__metadata__")
-      throw ValueError("safetensors::save: '__metadata__' is reserved and cannot name a tensor");
-    if (!valid_utf8(name))
-      throw ValueError(fmt::format("safetensors::save: tensor name '{}' is not UTF-8", name));
-    if (!seen.insert(name).second)
-      throw ValueError(fmt::format("safetensors::save: two tensors are named '{}'", name));
-    if (!t.defined()) throw ValueError(fmt::format("safetensors::save: tensor '{}' is undefined", name));
-  }
-  for (const auto& [key, value] : metadata)
-    if (!valid_utf8(key) || !valid_utf8(value))
-      throw ValueError(fmt::format("safetensors::save: metadata entry '{}' is not UTF-8", key));
-
-  // The official writer's order: larger alignment first (F64 before F32), then by name.
-  Layout layout;
-  for (const auto& entry : tensors) layout.order.push_back(&entry);
-  std::sort(layout.order.begin(), layout.order.end(), [](const auto* a, const auto* b) {
-    const std::size_t sa = dtype_size(a->second.dtype()), sb = dtype_size(b->second.dtype());
-    return sa != sb ? sa > sb : a->first < b->first;
-  });
-
-  std::string json = "{";
-  if (!metadata.empty()) {
-    json += "\"__metadata__\":{";
-    bool first = true;
-    for (const auto& [key, value] : metadata) {
-      if (!first) json += ',';
-      first = false;
-      append_json_string(json, key);
-      json += ':';
-      append_json_string(json, value);
-    }
-    json += '}';
-  }
-  std::uint64_t offset = 0;
-  for (const auto* entry : layout.order) {
-    const Tensor& t = entry->second;
-    const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * dtype_size(t.dtype());
-    if (json.size() > 1) json += ',';
-    append_json_string(json, entry->first);
-    json += fmt::format(R"(:{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})",
-                        t.dtype() == f64 ? "F64" : "F32", fmt::join(t.shape().begin(), t.shape().end(), ","),
-                        offset, offset + bytes);
-    offset += bytes;
-  }
-  json += '}';
-  json.append((8 - json.size() % 8) % 8, ' ');
-
-  std::uint64_t n = json.size();
-  if constexpr (big_endian_host) n = byteswap_value(n);
-  layout.header.resize(8);
-  std::memcpy(layout.header.data(), &n, 8);
-  layout.header += json;
-  return layout;
-}
-
-/// Calls sink(pointer, size) with the tensor's little-endian bytes.
-template <class Sink> void emit_tensor(const Tensor& t, Sink&& sink) {
-  const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype());
-  if constexpr (!big_endian_host) {
-    sink(static_cast<const char*>(t.raw()), bytes);
-  } else {
-    Tensor copy = t.clone();
-    if (t.dtype() == f64)
-      for (auto& v : std::span(copy.data<double>(), t.numel())) v = byteswap_value(v);
-    else
-      for (auto& v : std::span(copy.data<float>(), t.numel())) v = byteswap_value(v);
-    sink(static_cast<const char*>(copy.raw()), bytes);
-  }
-}
 
 std::string os_reason(int err) {
   return std::strerror(err);
@@ -871,40 +680,6 @@ File read_all(const Source& src) {
 
 } // namespace
 } // namespace detail
-
-const Tensor& File::at(std::string_view name) const {
-  for (const auto& [n, t] : tensors)
-    if (n == name) return t;
-  std::string names;
-  for (std::size_t k = 0; k < tensors.size() && k < 10; ++k)
-    names += fmt::format("{}'{}'", k ? ", " : "", tensors[k].first);
-  if (tensors.size() > 10) names += ", ...";
-  throw ValueError(fmt::format("safetensors file '{}' has no tensor named '{}' (it has {})", path, name,
-                               tensors.empty() ? std::string("none") : names));
-}
-
-bool File::contains(std::string_view name) const {
-  return std::any_of(tensors.begin(), tensors.end(), [&](const auto& e) { return e.first == name; });
-}
-
-std::string serialize(const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  detail::Layout layout = detail::prepare(tensors, metadata);
-  std::string out = std::move(layout.header);
-  for (const auto* entry : layout.order)
-    detail::emit_tensor(entry->second, [&](const char* p, std::size_t n) { out.append(p, n); });
-  return out;
-}
-
-void save(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-          const std::map<std::string, std::string>& metadata) {
-  const detail::Layout layout = detail::prepare(tensors, metadata);
-  AtomicFile file(path); // any failure from here on leaves the old file at path untouched
-  file.write(layout.header);
-  for (const auto* entry : layout.order)
-    detail::emit_tensor(entry->second, [&](const char* p, std::size_t n) { file.write(p, n); });
-  file.commit();
-}
 
 File load(const std::string& path) {
   return detail::read_all(detail::FileSource(path));

@@ -1,6 +1,6 @@
 // Model files: the state dict through gg::safetensors, errors naming the file.
-#include <nn/safetensors.hpp>
-#include <nn/serialize.hpp>
+#include <nn/io/safetensors.hpp>
+#include <nn/io/serialize.hpp>
 
 #include <fmt/format.h>
 

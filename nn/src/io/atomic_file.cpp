@@ -1,6 +1,6 @@
 // gg::AtomicFile: a temporary file created next to the target with O_EXCL (permissions 0666 less
 // the umask, as any new file), written with write(2), then fsync, rename and a sync of the folder.
-#include <nn/atomic_file.hpp>
+#include <nn/io/atomic_file.hpp>
 
 #include <autodiff/error.hpp>
 
