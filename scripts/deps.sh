@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 packages=(build-essential cmake libboost-graph-dev libboost-program-options-dev libfmt-dev catch2
-          libeigen3-dev libopenblas-dev zlib1g-dev libbenchmark-dev graphviz "$@")
+          libeigen3-dev libopenblas-dev zlib1g-dev libbenchmark-dev graphviz nlohmann-json3-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

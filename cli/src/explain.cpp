@@ -23,6 +23,7 @@
 
 #include "expr.hpp"
 #include "files.hpp"
+#include "json.hpp"
 
 namespace gg::cli {
 namespace {
@@ -62,14 +63,6 @@ exit codes:
 std::string num(double v) {
   if (std::isnan(v)) return "nan"; // not "-nan"
   return fmt::format("{:.6g}", v == 0 ? 0.0 : v);
-}
-
-/// A JSON value for a double: shortest round-trip digits, non-finite as a string, -0 as 0 (as in
-/// the text output: -log(1) is a loss of 0, not "-0").
-std::string json_num(double v) {
-  if (std::isnan(v)) return "\"nan\"";
-  if (std::isinf(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
-  return fmt::format("{}", v == 0 ? 0.0 : v);
 }
 
 bool is_name(std::string_view s) {
@@ -253,26 +246,24 @@ std::string gradients_text(const Report& r) {
 
 std::string json_text(const Report& r) {
   const auto object = [&](const std::vector<double>& v) {
-    std::vector<std::string> items;
-    for (std::size_t i = 0; i < r.names.size(); ++i)
-      items.push_back(fmt::format("\"{}\": {}", r.names[i], json_num(v[i])));
-    return fmt::format("{{{}}}", fmt::join(items, ", "));
+    json::Value o = json::Value::object();
+    for (std::size_t i = 0; i < r.names.size(); ++i) json::append(o, r.names[i], v[i]);
+    return o;
   };
-  std::string s = fmt::format(R"({{"output": "{}", "values": {}, "grads": {})", r.output, object(r.values),
-                              object(r.grads));
-  if (r.check) s += fmt::format(R"(, "check": {})", object(*r.check));
-  return s + "}\n";
+  json::Value j{{"output", r.output}, {"values", object(r.values)}, {"grads", object(r.grads)}};
+  if (r.check) j["check"] = object(*r.check);
+  return json::dump(j) + "\n";
 }
 
 } // namespace
 
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  bool json = false, check = false, detect_anomaly = false;
+  bool as_json = false, check = false, detect_anomaly = false;
   std::string program, dot, format, rankdir;
   std::vector<std::string> input_args;
   po::options_description visible("options", 100, 50);
   visible.add_options()("help,h", "show this help")(
-      "json", po::bool_switch(&json), "print one JSON object: output, values, grads (and check)")(
+      "json", po::bool_switch(&as_json), "print one JSON object: output, values, grads (and check)")(
       "check", po::bool_switch(&check),
       "add a central finite-difference gradient next to each analytic one (h = 1e-6·max(1, |value|))")(
       "dot", po::value(&dot)->value_name("FILE"),
@@ -327,7 +318,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   if (detect_anomaly) anomaly.emplace();
   const expr::Evaluation ev = expr::evaluate(p, inputs);
   std::vector<TraceStep> steps;
-  if (!json) steps = trace_backward(ev.output); // from the recorded values, before backward
+  if (!as_json) steps = trace_backward(ev.output); // from the recorded values, before backward
   ev.output.backward();
 
   Report r;
@@ -359,7 +350,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
     graph_note = save_graph("explain", dot, os.str(), format, err);
   }
 
-  if (json) {
+  if (as_json) {
     fmt::print(out, "{}", json_text(r));
     if (!graph_note.empty()) fmt::print(err, "gradgraph explain: {}\n", graph_note);
     return ok;
