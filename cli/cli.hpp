@@ -21,8 +21,13 @@ enum Exit : int {
   interrupted = 130,  ///< Ctrl-C during training: a checkpoint was saved (128 + SIGINT, as shells report)
 };
 
-/// Runs `gradgraph args...` (args excludes the program name).
+/// Runs `gradgraph args...` (args excludes the program name). Output that cannot be written (a
+/// full disk, /dev/full) is an I/O error: `out` is flushed and checked before returning.
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+/// The gradgraph program: run() on the command line, with standard output written through a buffer
+/// that remembers why a write failed (errno), so the message can say it.
+int main(int argc, char** argv);
 
 /// One subcommand: its name, a one-line summary, and its entry point.
 struct Command {

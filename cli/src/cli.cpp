@@ -1,4 +1,5 @@
-// Subcommand dispatch, --help, and the mapping from gg::Error kinds to exit codes.
+// Subcommand dispatch, --help, the mapping from gg::Error kinds to exit codes, and the check that
+// standard output was really written.
 #include <cli/cli.hpp>
 
 #include <autodiff/error.hpp>
@@ -6,8 +7,15 @@
 #include <boost/program_options/errors.hpp>
 #include <fmt/ostream.h>
 
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
 #include <new>
 #include <ostream>
+#include <streambuf>
+
+#include <unistd.h>
 
 namespace gg::cli {
 
@@ -33,7 +41,7 @@ void print_help(std::ostream& out) {
                   "  1  internal error (a bug: please report it)\n"
                   "  2  usage error: bad command line\n"
                   "  3  format error: malformed program or data file\n"
-                  "  4  I/O error: a file cannot be read or written\n"
+                  "  4  I/O error: a file cannot be read or written, or standard output cannot be written\n"
                   "  5  shape error: sizes that do not fit\n"
                   "  6  value error: a value out of range or an unknown name\n"
                   "  7  out of memory: the data or the model does not fit in memory\n"
@@ -50,6 +58,70 @@ void defuse_placeholders(boost::program_options::error_with_option_name& e) {
     for (std::size_t at; (at = value.find('%')) != std::string::npos;) value.replace(at, 1, "％");
 }
 
+/// Standard output as write(2) on a file descriptor, buffered as C's stdout is (8 KiB, and line by
+/// line on a terminal), remembering the errno of the first failed write (std::cout's own buffer
+/// reports a failure, not its reason). After a failure every write fails, so the stream stays bad.
+class FdOutput : public std::streambuf {
+public:
+  explicit FdOutput(int fd) : fd_(fd), line_buffered_(::isatty(fd) == 1) {
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  }
+  FdOutput(const FdOutput&) = delete;
+  FdOutput& operator=(const FdOutput&) = delete;
+  ~FdOutput() override { drain(); }
+  /// errno of the first write that failed; 0 when none did.
+  int error() const { return error_; }
+
+protected:
+  int_type overflow(int_type c) override {
+    if (!drain()) return traits_type::eof();
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    *pptr() = traits_type::to_char_type(c);
+    pbump(1);
+    if (line_buffered_ && traits_type::to_char_type(c) == '\n' && !drain()) return traits_type::eof();
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    const std::streamsize written = std::streambuf::xsputn(s, n);
+    if (line_buffered_ && std::memchr(s, '\n', static_cast<std::size_t>(written)) && !drain()) return 0;
+    return written;
+  }
+  int sync() override { return drain() ? 0 : -1; }
+
+private:
+  /// Writes out the buffer; false (and error_ set) when the descriptor refuses it.
+  bool drain() {
+    for (const char* p = pbase(); p < pptr() && error_ == 0;) {
+      const ssize_t n = ::write(fd_, p, static_cast<std::size_t>(pptr() - p));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        error_ = n < 0 ? errno : EIO;
+      else
+        p += n;
+    }
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+    return error_ == 0;
+  }
+
+  int fd_;
+  bool line_buffered_;
+  int error_ = 0;
+  std::array<char, 8192> buffer_;
+};
+
+/// Flushes out and, when something could not be written, says so and turns success into an I/O
+/// error: a cut JSON line or trace must not look like a complete one.
+int check_output(const std::string& who, int code, std::ostream& out, std::ostream& err) {
+  errno = 0;
+  out.flush();
+  if (out) return code;
+  int e = errno;
+  if (const auto* fd = dynamic_cast<const FdOutput*>(out.rdbuf()); fd && fd->error() != 0) e = fd->error();
+  fmt::print(err, "{}: cannot write to standard output: {}\n", who,
+             e != 0 ? std::strerror(e) : "the write failed");
+  return code == ok ? io_error : code;
+}
+
 /// The exit code for an exception that ends a subcommand: one per gg::Error kind.
 int exit_code_of(const std::exception& e) {
   if (dynamic_cast<const boost::program_options::error*>(&e) || dynamic_cast<const UsageError*>(&e))
@@ -63,33 +135,47 @@ int exit_code_of(const std::exception& e) {
 }
 } // namespace
 
+namespace {
+int run_command(const Command& c, const std::vector<std::string>& args, std::ostream& out,
+                std::ostream& err) {
+  try {
+    return c.run(args, out, err);
+  } catch (std::exception& e) {
+    if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e))
+      defuse_placeholders(*po_error);
+    const int code = exit_code_of(e);
+    if (code == out_of_memory)
+      fmt::print(err,
+                 "gradgraph {}: out of memory: the data or the model does not fit (try fewer examples, "
+                 "a smaller model or --dtype f32)\n",
+                 c.name);
+    else
+      fmt::print(err, "gradgraph {}: {}{}\n", c.name, code == internal_error ? "internal error: " : "",
+                 e.what());
+    return code;
+  }
+}
+} // namespace
+
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_help(args.empty() ? err : out);
-    return args.empty() ? usage_error : ok;
+    return check_output("gradgraph", args.empty() ? usage_error : ok, out, err);
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
-  for (const Command& c : commands()) {
-    if (args[0] != c.name) continue;
-    try {
-      return c.run(rest, out, err);
-    } catch (std::exception& e) {
-      if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e))
-        defuse_placeholders(*po_error);
-      const int code = exit_code_of(e);
-      if (code == out_of_memory)
-        fmt::print(err,
-                   "gradgraph {}: out of memory: the data or the model does not fit (try fewer examples, "
-                   "a smaller model or --dtype f32)\n",
-                   c.name);
-      else
-        fmt::print(err, "gradgraph {}: {}{}\n", c.name, code == internal_error ? "internal error: " : "",
-                   e.what());
-      return code;
-    }
-  }
+  for (const Command& c : commands())
+    if (args[0] == c.name)
+      return check_output(fmt::format("gradgraph {}", c.name), run_command(c, rest, out, err), out, err);
   fmt::print(err, "gradgraph: unknown command '{}' (gradgraph --help lists them)\n", args[0]);
   return usage_error;
+}
+
+int main(int argc, char** argv) {
+  FdOutput stdout_buffer(STDOUT_FILENO);
+  std::streambuf* const previous = std::cout.rdbuf(&stdout_buffer); // commands compare &out to &std::cout
+  const int code = run(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
+  std::cout.rdbuf(previous);
+  return code;
 }
 
 } // namespace gg::cli

@@ -54,7 +54,7 @@ exit codes:
   2  usage error: bad option, malformed NAME=VALUE, an input missing, given twice or unused,
      a program or inputs over 1 MB
   3  format error: the program does not parse (shown with a caret), or nests deeper than 256
-  4  I/O error: the --dot file cannot be written, or Graphviz's dot fails
+  4  I/O error: the --dot file or standard output cannot be written, or Graphviz's dot fails
   6  value error: an unknown name or function, a wrong argument count, a name assigned twice,
      a statement assigning an input, or with --detect-anomaly a NaN or an infinity
 )";
