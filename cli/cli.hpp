@@ -34,6 +34,9 @@ struct Command {
   const char* name;
   const char* summary;
   int (*run)(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+  /// It has --json: with it, an error is also printed to `out` as one JSON object
+  /// {"error": {"kind": "format", "exit_code": 3, "message": "..."}}.
+  bool json_errors = false;
 };
 
 /// The subcommands, in the order --help lists them.

@@ -17,11 +17,14 @@
 
 #include <unistd.h>
 
+#include "json.hpp"
+#include "messages.hpp"
+
 namespace gg::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list{
-      {"explain", "differentiate a small program and show every chain-rule step", run_explain},
+      {"explain", "differentiate a small program and show every chain-rule step", run_explain, true},
       {"summary", "an MLP's layers, output shapes and parameter counts (--layers 2,3,2)", run_summary},
       {"train", "train an MLP on a CSV file or a teaching dataset (every PyTorch optimizer)", run_train},
       {"eval", "accuracy and confusion matrix of a saved model on data", run_eval},
@@ -122,6 +125,17 @@ int check_output(const std::string& who, int code, std::ostream& out, std::ostre
   return code == ok ? io_error : code;
 }
 
+/// A hint for an option's value that did not parse as a number ("--lr 0,5"), or "".
+std::string option_value_hint(const boost::program_options::error_with_option_name& e) {
+  if (!dynamic_cast<const boost::program_options::invalid_option_value*>(&e)) return {};
+  struct Access : boost::program_options::error_with_option_name {
+    static auto substitutions() { return &Access::m_substitutions; }
+  };
+  const auto& values = e.*Access::substitutions();
+  const auto it = values.find("value");
+  return it == values.end() ? std::string() : number_hint(it->second);
+}
+
 /// The exit code for an exception that ends a subcommand: one per gg::Error kind.
 int exit_code_of(const std::exception& e) {
   if (dynamic_cast<const boost::program_options::error*>(&e) || dynamic_cast<const UsageError*>(&e))
@@ -133,6 +147,28 @@ int exit_code_of(const std::exception& e) {
   if (dynamic_cast<const std::bad_alloc*>(&e)) return out_of_memory;
   return internal_error;
 }
+
+/// The kind of failure an exit code stands for, as JSON error objects name it.
+const char* kind_of(int code) {
+  switch (code) {
+  case usage_error: return "usage";
+  case format_error: return "format";
+  case io_error: return "io";
+  case shape_error: return "shape";
+  case value_error: return "value";
+  case out_of_memory: return "out_of_memory";
+  default: return "internal";
+  }
+}
+
+/// Whether the command line asks for JSON output (--json before any "--").
+bool wants_json(const std::vector<std::string>& args) {
+  for (const std::string& a : args) {
+    if (a == "--") return false;
+    if (a == "--json") return true;
+  }
+  return false;
+}
 } // namespace
 
 namespace {
@@ -141,17 +177,24 @@ int run_command(const Command& c, const std::vector<std::string>& args, std::ost
   try {
     return c.run(args, out, err);
   } catch (std::exception& e) {
-    if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e))
+    std::string hint;
+    if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e)) {
       defuse_placeholders(*po_error);
+      hint = option_value_hint(*po_error);
+    }
     const int code = exit_code_of(e);
-    if (code == out_of_memory)
-      fmt::print(err,
-                 "gradgraph {}: out of memory: the data or the model does not fit (try fewer examples, "
-                 "a smaller model or --dtype f32)\n",
-                 c.name);
-    else
-      fmt::print(err, "gradgraph {}: {}{}\n", c.name, code == internal_error ? "internal error: " : "",
-                 e.what());
+    std::string message = code == out_of_memory    ? "out of memory: the data or the model does not fit (try "
+                                                     "fewer examples, a smaller model or --dtype f32)"
+                          : code == internal_error ? fmt::format("internal error: {}", e.what())
+                                                   : std::string(e.what());
+    if (!hint.empty()) message += " (" + hint + ")";
+    // Messages echo what the user typed: escaped and cut here, once for every command.
+    message = printable(message);
+    fmt::print(err, "gradgraph {}: {}\n", c.name, message);
+    if (c.json_errors && wants_json(args))
+      fmt::print(
+          out, "{}\n",
+          json::dump({{"error", {{"kind", kind_of(code)}, {"exit_code", code}, {"message", message}}}}));
     return code;
   }
 }

@@ -24,6 +24,7 @@
 #include "expr.hpp"
 #include "files.hpp"
 #include "json.hpp"
+#include "messages.hpp"
 
 namespace gg::cli {
 namespace {
@@ -90,8 +91,10 @@ std::vector<std::pair<std::string, double>> parse_inputs(const std::vector<std::
     double value = 0;
     const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || r.ptr != text.data() + text.size() ||
-        (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
-      throw UsageError(fmt::format("'{}': not a number", arg));
+        (r.ec != std::errc() && r.ec != std::errc::result_out_of_range)) {
+      const std::string hint = number_hint(text);
+      throw UsageError(fmt::format("'{}': not a number{}", arg, hint.empty() ? "" : " (" + hint + ")"));
+    }
     if (r.ec == std::errc::result_out_of_range) {
       value = std::strtod(std::string(text).c_str(), nullptr); // underflow: 0 or a subnormal
       if (std::isinf(value)) throw UsageError(fmt::format("'{}': the number is too large for a double", arg));
@@ -263,7 +266,9 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   std::vector<std::string> input_args;
   po::options_description visible("options", 100, 50);
   visible.add_options()("help,h", "show this help")(
-      "json", po::bool_switch(&as_json), "print one JSON object: output, values, grads (and check)")(
+      "json", po::bool_switch(&as_json),
+      "print one JSON object: output, values, grads (and check); an error is also printed as "
+      "{\"error\": {\"kind\": ..., \"exit_code\": ..., \"message\": ...}}")(
       "check", po::bool_switch(&check),
       "add a central finite-difference gradient next to each analytic one (h = 1e-6·max(1, |value|))")(
       "dot", po::value(&dot)->value_name("FILE"),

@@ -3,6 +3,8 @@
 // in one loop over the post-order AST.
 #include "expr.hpp"
 
+#include "messages.hpp"
+
 #include <autodiff/error.hpp>
 #include <autodiff/ops.hpp>
 
@@ -55,11 +57,19 @@ std::string caret(std::string_view text, std::size_t at) {
     while (begin < at && is_continuation(text[begin])) ++begin;
     while (end < line_end && is_continuation(text[end])) ++end;
   }
+  // One column per character; control characters and bytes that are not UTF-8 are shown as one
+  // column too (a space, a '?'), so the caret stays under its character.
   std::string line = begin > line_begin ? "…" : "";
-  for (std::size_t i = begin; i < end; ++i)
-    line += static_cast<unsigned char>(text[i]) < 0x20 || text[i] == 0x7f ? ' ' : text[i];
+  std::size_t column = begin > line_begin ? 1 : 0;
+  for (std::size_t i = begin; i < end;) {
+    if (i == at) column = chars(line, 0, line.size());
+    char32_t cp = 0;
+    const std::size_t n = utf8_sequence(text, i, cp);
+    line += n == 0 ? "?" : cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0) ? " " : text.substr(i, n);
+    i += std::max<std::size_t>(n, 1);
+  }
+  if (at >= end) column = chars(line, 0, line.size());
   if (end < line_end) line += "…";
-  const std::size_t column = (begin > line_begin ? 1 : 0) + chars(text, begin, at);
   return line + "\n" + std::string(column, ' ') + "^";
 }
 
@@ -140,7 +150,18 @@ std::vector<Token> lex(std::string_view text) {
                     fmt::format("unexpected control character (byte 0x{:02x})", static_cast<int>(c)));
       std::size_t j = i + 1;
       while (j < n && is_continuation(text[j])) ++j;
-      parse_error(text, i, fmt::format("unexpected character '{}'", text.substr(i, j - i)));
+      const std::string_view ch = text.substr(i, j - i);
+      char32_t cp = 0;
+      if (utf8_sequence(text, i, cp) != ch.size()) // not UTF-8: the byte alone
+        parse_error(text, i, fmt::format("unexpected byte 0x{:02x}", static_cast<unsigned char>(c)));
+      std::string hint;
+      if (!number_hint(ch).empty()) hint = ": write the ASCII '-' for minus";
+      if (ch == "×" || ch == "·" || ch == "∙") hint = ": write * for a product";
+      if (ch == "÷") hint = ": write / for a division";
+      if (cp == 0xA0 || cp == 0x202F || cp == 0x2009)
+        hint = ": a special space (copied from a document?): write an ordinary space";
+      const std::string code = cp < 0x80 ? "" : fmt::format(" (U+{:04X})", static_cast<unsigned>(cp));
+      parse_error(text, i, fmt::format("unexpected character '{}'{}{}", ch, code, hint));
     }
     }
     if (t == Tok::star && i + 1 < n && text[i + 1] == '*')
@@ -211,6 +232,17 @@ private:
   };
 
   const Token& peek() const { return toks_[pos_]; }
+  /// For a comma at toks_[at] between two numbers written as one ("0,5"): "'0,5': use a dot for
+  /// decimals: 0.5"; else "".
+  std::string decimal_comma_hint(std::size_t at) const {
+    if (at == 0 || at + 1 >= toks_.size() || toks_[at].type != Tok::comma) return {};
+    const Token &a = toks_[at - 1], &b = toks_[at + 1];
+    if (a.type != Tok::number || b.type != Tok::number || a.end != toks_[at].begin ||
+        b.begin != toks_[at].end)
+      return {};
+    const std::string_view written = text_.substr(a.begin, b.end - a.begin);
+    return fmt::format("'{}': {}", written, number_hint(written));
+  }
   std::string_view text_of(const Token& t) const { return text_.substr(t.begin, t.end - t.begin); }
   std::string describe(const Token& t) const {
     return t.type == Tok::end ? "the end of the program" : fmt::format("'{}'", text_of(t));
@@ -264,6 +296,8 @@ private:
     if (t.type == Tok::rparen) parse_error(text_, t.begin, "unmatched ')'");
     if (t.type == Tok::assign) parse_error(text_, t.begin, "unexpected '=': separate statements with ';'");
     const Token& prev = toks_[pos_ - 1];
+    if (const std::string hint = decimal_comma_hint(pos_); !hint.empty())
+      parse_error(text_, prev.begin, hint);
     if (prev.type == Tok::number && (t.type == Tok::name || t.type == Tok::lparen))
       parse_error(text_, t.begin,
                   fmt::format("expected an operator before {}: write {}*{} for a product", describe(t),
@@ -400,7 +434,11 @@ private:
         args.push_back(expression());
       }
     }
+    const std::size_t rparen = pos_; // f(0,5): the comma is two tokens before the ')'
     const std::size_t end = close(open);
+    if (const std::string hint = args.size() == 2 ? decimal_comma_hint(rparen - 2) : ""; !hint.empty())
+      throw ValueError(fmt::format("{}() takes one argument, got 2 at {} ({})", name,
+                                   position(text_, name_tok.begin), hint));
     if (args.size() != 1)
       throw ValueError(fmt::format("{}() takes one argument, got {} at {}", name, args.size(),
                                    position(text_, name_tok.begin)));

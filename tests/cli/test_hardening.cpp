@@ -318,6 +318,33 @@ std::vector<BadInput> bad_inputs() {
          return cli({"explain", "f = x", "x=1e999"});
        },
        gg::cli::usage_error},
+      {"gradgraph explain \"f = x\" x=0,5", "a decimal comma",
+       [] {
+         return cli({"explain", "f = x", "x=0,5"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph explain \"f = x\" x=−2", "a typographic minus (U+2212)",
+       [] {
+         return cli({"explain", "f = x", "x=−2"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph explain \"f = x\" $'x=\\e[2J\\xff'",
+       "a terminal escape sequence and a byte that is not UTF-8",
+       [] {
+         return cli({"explain", "f = x", "x=\x1b[2J\xff"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph explain \"f = x\" x=<400 KB of digits>",
+       "a 400 KB value echoed in the message (cut in its middle)",
+       [=] {
+         return cli({"explain", "f = x", "x=" + std::string(400'000, '7') + "a"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph train ... --lr 0,5", "a decimal comma in an option",
+       [=] {
+         return cli(train({"--lr", "0,5"}));
+       },
+       gg::cli::usage_error},
       {"gradgraph fit", "an unknown command", [] { return cli({"fit"}); }, gg::cli::usage_error},
       {"gradgraph train --no-such-option", "an unknown option",
        [] {

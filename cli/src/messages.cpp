@@ -1,0 +1,115 @@
+// printable() and number_hint(): a UTF-8 decoder that escapes what a terminal would misread, and
+// the two spellings of numbers people copy from documents.
+#include "messages.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace gg::cli {
+
+namespace {} // namespace
+
+std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t& cp) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return cp = c, 1;
+  std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || i + n > s.size()) return 0;
+  cp = c & (0x7F >> n);
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(k) & 0x3F);
+  }
+  const char32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+namespace {
+
+/// One line made printable, as a list of characters (each one UTF-8 sequence or one escape).
+std::vector<std::string> printable_chars(std::string_view line) {
+  std::vector<std::string> chars;
+  for (std::size_t i = 0; i < line.size();) {
+    char32_t cp = 0;
+    const std::size_t n = utf8_sequence(line, i, cp);
+    if (n == 0) {
+      chars.push_back(fmt::format("\\x{:02x}", static_cast<unsigned char>(line[i])));
+      ++i;
+      continue;
+    }
+    if (cp == '\t')
+      chars.emplace_back("\\t");
+    else if (cp == '\r')
+      chars.emplace_back("\\r");
+    else if (cp < 0x20 || cp == 0x7F)
+      chars.push_back(fmt::format("\\x{:02x}", static_cast<unsigned>(cp)));
+    else if (cp >= 0x80 && cp < 0xA0)
+      chars.push_back(fmt::format("\\u{:04x}", static_cast<unsigned>(cp)));
+    else
+      chars.emplace_back(line.substr(i, n));
+    i += n;
+  }
+  return chars;
+}
+
+} // namespace
+
+std::string printable(std::string_view message) {
+  std::string out;
+  std::size_t at = 0;
+  for (std::size_t line = 0; at < message.size(); ++line) {
+    const std::size_t nl = message.find('\n', at), end = nl == std::string_view::npos ? message.size() : nl;
+    if (line == k_max_message_lines) {
+      const std::string_view rest = message.substr(at);
+      const auto more = std::count(rest.begin(), rest.end(), '\n') + (rest.back() == '\n' ? 0 : 1);
+      out += fmt::format("… ({} more lines)", more);
+      break;
+    }
+    const std::vector<std::string> chars = printable_chars(message.substr(at, end - at));
+    if (chars.size() <= k_max_message_line) {
+      for (const std::string& c : chars) out += c;
+    } else {
+      const std::size_t keep = k_max_message_line / 2 - 20;
+      for (std::size_t i = 0; i < keep; ++i) out += chars[i];
+      out += fmt::format(" … ({} characters left out) … ", chars.size() - 2 * keep);
+      for (std::size_t i = chars.size() - keep; i < chars.size(); ++i) out += chars[i];
+    }
+    if (nl != std::string_view::npos) out += '\n';
+    at = end + 1;
+  }
+  return out;
+}
+
+std::string number_hint(std::string_view text) {
+  struct Dash {
+    std::string_view text;
+    unsigned code;
+  };
+  static constexpr Dash dashes[] = {{"\u2212", 0x2212}, {"\u2012", 0x2012}, {"\u2013", 0x2013},
+                                    {"\u2014", 0x2014}, {"\uFE63", 0xFE63}, {"\uFF0D", 0xFF0D}};
+  for (const Dash& dash : dashes)
+    if (text.find(dash.text) != std::string_view::npos) {
+      std::string fixed;
+      for (std::size_t i = 0; i < text.size();) {
+        const bool is_dash = text.substr(i, dash.text.size()) == dash.text;
+        fixed += is_dash ? '-' : text[i];
+        i += is_dash ? dash.text.size() : 1;
+      }
+      return fmt::format("use the ASCII '-' for minus, not '{}' (U+{:04X}): {}", dash.text, dash.code, fixed);
+    }
+  const std::size_t comma = text.find(',');
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (comma != std::string_view::npos && comma > 0 && comma + 1 < text.size() && digit(text[comma - 1]) &&
+      digit(text[comma + 1]) && text.find(',', comma + 1) == std::string_view::npos) {
+    std::string fixed(text);
+    fixed[comma] = '.';
+    return "use a dot for decimals: " + fixed;
+  }
+  return {};
+}
+
+} // namespace gg::cli
