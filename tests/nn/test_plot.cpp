@@ -246,6 +246,95 @@ TEST_CASE("plot: a long curve is drawn with the points its shape needs") {
   CHECK(points_of(plot::LineChart("t").add("corner", v).svg()) == 3);
 }
 
+TEST_CASE("plot: series styles give curves on top of each other distinct dashes, colours and markers") {
+  // Two identical long curves (as GD's under SGD's) and a third kept out of the legend.
+  std::vector<double> y(1000);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = 1.0 / (1.0 + static_cast<double>(i));
+  plot::LineChart chart("t");
+  chart.add("a", y, {.marker = plot::Marker::square});
+  chart.add("b", y,
+            {.color = "#123456", .dash = plot::Dash::dashed, .marker = plot::Marker::cross, .width = 3});
+  chart.add("background", y, {.color = "gray", .in_legend = false});
+  const std::string svg = chart.svg();
+  CHECK(well_formed(svg) == "");
+  CHECK(svg.find("<g stroke=\"#1f77b4\" stroke-width=\"2\">") !=
+        std::string::npos); // a: palette colour 0, solid
+  CHECK(svg.find("<g stroke=\"#123456\" stroke-width=\"3\" stroke-dasharray=\"7 4\">") != std::string::npos);
+  CHECK(svg.find("<g stroke=\"gray\" stroke-width=\"2\">") != std::string::npos);
+  const std::string legend = svg.substr(svg.find("<g class=\"legend\""));
+  CHECK(legend.find(">a</text>") != std::string::npos);
+  CHECK(legend.find(">b</text>") != std::string::npos);
+  CHECK(legend.find("background") == std::string::npos);
+  CHECK(count(legend, "<polygon") == 1); // a's square swatch marker
+  CHECK(count(legend, "<path") == 1);    // b's cross
+
+  // Markers every ~60 px along each long curve, at different places for the two curves; none for
+  // the background series, which chose none.
+  const std::size_t first = svg.find("<g class=\"markers\">"),
+                    second = svg.find("<g class=\"markers\">", first + 1);
+  REQUIRE(second != std::string::npos);
+  CHECK(svg.find("<g class=\"markers\">", second + 1) == std::string::npos);
+  const std::string a_marks = svg.substr(first, svg.find("</g>", first) - first);
+  const std::string b_marks = svg.substr(second, svg.find("</g>", second) - second);
+  const std::size_t squares = count(a_marks, "<polygon"), crosses = count(b_marks, "<path");
+  CHECK(squares >= 8);
+  CHECK(squares <= 40);
+  CHECK(crosses + 1 >= squares);
+  CHECK(crosses <= squares + 1);
+  // The first marker's centre: a square's first corner is 3.3 px up-left of it, a cross's 3.5.
+  const auto first_centre = [](const std::string& marks, double corner) {
+    std::smatch m;
+    REQUIRE(std::regex_search(marks, m, std::regex(R"((-?[0-9.]+)[, ](-?[0-9.]+))")));
+    return std::pair{std::stod(m[1]) + corner, std::stod(m[2]) + corner};
+  };
+  const auto [ax, ay] = first_centre(a_marks, 3.3);
+  const auto [bx, by] = first_centre(b_marks, 3.5);
+  CHECK(std::hypot(ax - bx, ay - by) > 10);
+
+  // A short series gets its marker on every point (circles when it names none).
+  const std::string shortly = plot::LineChart().add("s", {3, 2, 1}, {.marker = plot::Marker::diamond}).svg();
+  CHECK(count(group(shortly, "markers"), "<polygon") == 3);
+  CHECK(count(group(plot::LineChart().add("s", {3, 2, 1}).svg(), "markers"), "<circle") == 3);
+  CHECK_THROWS_AS(plot::LineChart().add("w", {1, 2}, plot::SeriesStyle{.width = 0}), gg::ValueError);
+}
+
+TEST_CASE("plot: fixed axis ranges and a subtitle") {
+  plot::LineChart chart("Adam <1>", "step", "loss");
+  chart.add("a", {0.5, 0.4, 0.3}).x_range(0, 10).y_range(0, 2).subtitle("m <- b1 m + (1-b1) g\nv & w");
+  const std::string svg = chart.svg();
+  CHECK(well_formed(svg) == "");
+  const std::string labels = group(svg, "tick-labels");
+  CHECK(labels.find(">10</text>") != std::string::npos); // the range, not the data's 1..3
+  CHECK(labels.find(">2.0</text>") != std::string::npos);
+  CHECK(count(svg, "class=\"subtitle\"") == 2);
+  CHECK(svg.find(">m &lt;- b1 m + (1-b1) g</text>") != std::string::npos);
+  CHECK(svg.find(">v &amp; w</text>") != std::string::npos);
+  CHECK_THROWS_AS(plot::LineChart().x_range(1, 1), gg::ValueError);
+  CHECK_THROWS_AS(plot::LineChart().y_range(0, std::numeric_limits<double>::infinity()), gg::ValueError);
+  CHECK_THROWS_AS(plot::LineChart().log_y().y_range(0, 1).add("a", {1, 2}).svg(), gg::ValueError);
+}
+
+TEST_CASE("plot: small multiples place charts in a grid with ids of their own") {
+  std::vector<plot::LineChart> charts;
+  for (int i = 0; i < 3; ++i) {
+    charts.emplace_back(fmt::format("panel {}", i));
+    charts.back().add("a", {1, 2, 3}).size(300, 200 + 100 * (i % 2));
+  }
+  const std::string svg = plot::small_multiples_svg(charts, 2, "all & one");
+  CHECK(well_formed(svg) == "");
+  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"540\"", 0) == 0);
+  CHECK(svg.find("<svg x=\"0.0\" y=\"40.0\" width=\"300\" height=\"200\"") != std::string::npos);
+  CHECK(svg.find("<svg x=\"300.0\" y=\"40.0\" width=\"300\" height=\"300\"") != std::string::npos);
+  CHECK(svg.find("<svg x=\"0.0\" y=\"340.0\" width=\"300\" height=\"200\"") != std::string::npos);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(count(svg, fmt::format("id=\"p{}-plot-area\"", i)) == 1);
+    CHECK(count(svg, fmt::format("url(#p{}-plot-area)", i)) == 1);
+  }
+  CHECK(svg.find(">all &amp; one</text>") != std::string::npos);
+  CHECK_THROWS_AS(plot::small_multiples_svg({}, 2), gg::ValueError);
+  CHECK_THROWS_AS(plot::small_multiples_svg(charts, 0), gg::ValueError);
+}
+
 TEST_CASE("plot: decision regions of class = x1 > 0 put the boundary at x1 = 0") {
   gg::Rng rng(1);
   const Tensor x = Tensor::rand({40, 2}, rng, gg::f64, -1, 1);
