@@ -13,7 +13,7 @@
 namespace gg::nn {
 
 class Module;
-std::string summary(Module& model, const Shape& input_shape, DType dtype);
+std::string summary(Module& model, const Shape& input_shape, DType dtype, int depth);
 
 class Module {
 public:
@@ -72,7 +72,8 @@ protected:
   void add_child(std::string name, std::shared_ptr<Module> module);
 
 private:
-  friend std::string summary(Module& model, const Shape& input_shape, DType dtype); // restores modes
+  friend std::string summary(Module& model, const Shape& input_shape, DType dtype,
+                             int depth); // restores modes
 
   void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const;
   void collect_buffers(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
@@ -107,9 +108,14 @@ public:
 /// Number of trainable elements (the course's quiz: Linear(2,3), Sigmoid, Linear(3,2) has 17).
 std::int64_t parameter_count(const Module& model);
 
-/// A table of the model's layers: name, description, output shape for `input_shape` and parameter
-/// count, then the total. Output shapes are computed by running a Sequential on zeros (NoGrad);
-/// for other modules the table lists children and their parameters.
-std::string summary(Module& model, const Shape& input_shape, DType dtype = f64);
+/// A table of the model's modules (children, their children, ... down to `depth` levels, named by
+/// their state-dict path): description, output shape and parameter count, then the total. The
+/// output shapes are recorded while the model runs once on zeros of input_shape (NoGrad, eval mode;
+/// every module's mode is restored after), as torchinfo does: each module's call operator notes
+/// what it returned. A module called several times shows its first shape and "xN"; one that does
+/// not run (a branch not taken, a call operator of several inputs) shows none. A model whose own
+/// forward takes more than one input is listed without shapes. Errors of the run (a wrong
+/// input_shape) propagate. ValueError for depth < 1.
+std::string summary(Module& model, const Shape& input_shape, DType dtype = f64, int depth = 2);
 
 } // namespace gg::nn

@@ -2,15 +2,32 @@
 // model summary.
 #include <nn/module.hpp>
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
 
 namespace gg::nn {
 
+namespace {
+
+/// What Module::forward throws for a module without a single-input forward: summary() recognises
+/// its own model's.
+struct NoSingleInput : UsageError {
+  NoSingleInput(const Module* m, const std::string& message) : UsageError(message), module(m) {}
+  const Module* module;
+};
+
+/// While summary() runs a model on this thread: the output shapes of each module's calls, in order.
+constinit thread_local std::map<const Module*, std::vector<Shape>>* recorded_shapes = nullptr;
+
+} // namespace
+
 Var Module::forward(const Var&) {
-  throw UsageError(
+  throw NoSingleInput(
+      this,
       fmt::format("{}: this module does not take a single input (it defines its own call)", describe()));
 }
 
@@ -19,9 +36,15 @@ std::string Module::describe() const {
 }
 
 Var Module::operator()(const Var& x) {
-  if (scope_name_.empty()) return forward(x);
-  Scope scope(scope_name_, describe());
-  return forward(x);
+  Var y;
+  if (scope_name_.empty()) {
+    y = forward(x);
+  } else {
+    Scope scope(scope_name_, describe());
+    y = forward(x);
+  }
+  if (recorded_shapes != nullptr) (*recorded_shapes)[this].push_back(y.shape());
+  return y;
 }
 
 Var Module::register_parameter(std::string name, const Tensor& value) {
@@ -141,9 +164,8 @@ std::int64_t parameter_count(const Module& model) {
   return n;
 }
 
-std::string summary(Module& model, const Shape& input_shape, DType dtype) {
-  std::string out = fmt::format("{:<8} {:<34} {:<16} {:>10}\n", "layer", "module", "output shape", "params");
-  const bool sequential = dynamic_cast<Sequential*>(&model) != nullptr;
+std::string summary(Module& model, const Shape& input_shape, DType dtype, int depth) {
+  if (depth < 1) throw ValueError(fmt::format("summary: depth {} must be at least 1", depth));
   NoGrad no_grad;
   // Every module's own mode comes back afterwards (a frozen BatchNorm stays in eval), even on error.
   std::vector<std::pair<Module*, bool>> modes;
@@ -152,24 +174,73 @@ std::string summary(Module& model, const Shape& input_shape, DType dtype) {
     for (const auto& [name, child] : m.children()) self(self, *child);
   };
   remember(remember, model);
+  std::map<const Module*, std::vector<Shape>> shapes;
   struct Restore {
     std::vector<std::pair<Module*, bool>>& modes;
+    std::map<const Module*, std::vector<Shape>>* previous = recorded_shapes;
     ~Restore() {
       for (auto& [m, on] : modes) m->training_ = on;
+      recorded_shapes = previous;
     }
   } restore{modes};
   model.eval();
-  Var h = Var::constant(Tensor::zeros(input_shape, dtype));
-  if (sequential) out += fmt::format("{:<8} {:<34} {:<16} {:>10}\n", "", "input", input_shape.str(), "");
-  for (const auto& [name, child] : model.children()) {
-    std::string shape = "";
-    if (sequential) {
-      h = (*child)(h);
-      shape = h.shape().str();
-    }
-    out +=
-        fmt::format("{:<8} {:<34} {:<16} {:>10}\n", name, child->describe(), shape, parameter_count(*child));
+
+  // Run the model once, each module's call operator noting its output's shape.
+  recorded_shapes = &shapes;
+  std::optional<Shape> output;
+  try {
+    output = model(Var::constant(Tensor::zeros(input_shape, dtype))).shape();
+  } catch (const NoSingleInput& e) {
+    if (e.module != &model) throw; // a child called wrongly: a real error
   }
+  recorded_shapes = restore.previous;
+
+  // The rows: modules depth first, to `depth` levels. A module listed more than once (shared)
+  // takes its calls' shapes in turn.
+  struct Row {
+    std::string name, module, shape, params;
+  };
+  std::vector<Row> rows{{"", "input", input_shape.str(), ""}};
+  std::map<const Module*, int> listed, used;
+  auto count = [&](auto&& self, const Module& m, int level) -> void {
+    for (const auto& [name, child] : m.children()) {
+      ++listed[child.get()];
+      if (level < depth) self(self, *child, level + 1);
+    }
+  };
+  count(count, model, 1);
+  auto walk = [&](auto&& self, const Module& m, const std::string& prefix, int level) -> void {
+    for (const auto& [name, child] : m.children()) {
+      const std::vector<Shape>& calls = shapes[child.get()];
+      const int turn = used[child.get()]++;
+      std::string shape;
+      if (listed[child.get()] > 1 && turn < static_cast<int>(calls.size()))
+        shape = calls[static_cast<std::size_t>(turn)].str();
+      else if (!calls.empty())
+        shape = calls.front().str() + (calls.size() > 1 ? fmt::format(" x{}", calls.size()) : "");
+      rows.push_back({prefix + name,
+                      std::string(2 * static_cast<std::size_t>(level - 1), ' ') + child->describe(), shape,
+                      std::to_string(parameter_count(*child))});
+      if (level < depth) self(self, *child, prefix + name + ".", level + 1);
+    }
+  };
+  walk(walk, model, "", 1);
+  if (output && dynamic_cast<Sequential*>(&model) == nullptr)
+    rows.push_back({"", "output", output->str(), ""});
+
+  std::size_t name_w = 8, module_w = 34, shape_w = 16;
+  for (const Row& r : rows)
+    name_w = std::max(name_w, r.name.size()), module_w = std::max(module_w, r.module.size()),
+    shape_w = std::max(shape_w, r.shape.size());
+  const auto line = [&](const Row& r) {
+    std::string l = fmt::format("{:<{}} {:<{}} {:<{}} {:>10}", r.name, name_w, r.module, module_w, r.shape,
+                                shape_w, r.params);
+    l.erase(l.find_last_not_of(' ') + 1);
+    return l + "\n";
+  };
+  std::string out = line({"layer", "module", "output shape", "params"});
+  for (const Row& r : rows) out += line(r);
+  if (!output) out += "(no output shapes: the model's forward takes more than one input)\n";
   out += fmt::format("total parameters: {}\n", parameter_count(model));
   return out;
 }

@@ -120,6 +120,77 @@ TEST_CASE("layers: a Sequential has PyTorch's parameter names, shapes and the co
                     Catch::Contains("total parameters: 17"));
 }
 
+namespace {
+/// A small CNN written as a Module class (not a Sequential): features, a flatten by hand, a head;
+/// `spare` is never called, `cell` is called three times (as an RNN's cell).
+struct SmallCnn : nn::Module {
+  std::shared_ptr<nn::Sequential> features = register_module(
+      "features", std::make_shared<nn::Sequential>(nn::Conv2d(1, 4, 3), nn::ReLU(), nn::MaxPool2d(2)));
+  std::shared_ptr<nn::Linear> cell = register_module("cell", std::make_shared<nn::Linear>(36, 36));
+  std::shared_ptr<nn::Linear> head = register_module("head", std::make_shared<nn::Linear>(36, 10));
+  std::shared_ptr<nn::Linear> spare = register_module("spare", std::make_shared<nn::Linear>(2, 2));
+  Var forward(const Var& x) override {
+    Var h = gg::reshape((*features)(x), {x.shape()[0], -1});
+    for (int i = 0; i < 3; ++i) h = gg::tanh((*cell)(h));
+    return (*head)(h);
+  }
+  std::string describe() const override { return "SmallCnn"; }
+};
+/// A module whose forward takes two inputs.
+struct TwoInputs : nn::Module {
+  std::shared_ptr<nn::Linear> a = register_module("a", std::make_shared<nn::Linear>(2, 3));
+  Var operator()(const Var& x, const Var& y) { return (*a)(x) + (*a)(y); }
+};
+} // namespace
+
+TEST_CASE("layers: summary of a custom Module shows each submodule's output shape, recorded as it runs") {
+  SmallCnn net;
+  CHECK(nn::summary(net, {2, 1, 8, 8}) ==
+        "layer      module                                        output shape         params\n"
+        "           input                                         [2, 1, 8, 8]\n"
+        "features   Sequential                                    [2, 4, 3, 3]             40\n"
+        "features.0   Conv2d(1, 4, kernel=3, stride=1, padding=0) [2, 4, 6, 6]             40\n"
+        "features.1   ReLU                                        [2, 4, 6, 6]              0\n"
+        "features.2   MaxPool2d(kernel=2, stride=2, padding=0)    [2, 4, 3, 3]              0\n"
+        "cell       Linear(in=36, out=36)                         [2, 36] x3             1332\n"
+        "head       Linear(in=36, out=10)                         [2, 10]                 370\n"
+        "spare      Linear(in=2, out=2)                                                     6\n"
+        "           output                                        [2, 10]\n"
+        "total parameters: 1748\n");
+  // depth 1: the direct children only.
+  const std::string top = nn::summary(net, {1, 1, 8, 8}, gg::f64, 1);
+  CHECK_THAT(top, Catch::Contains("features Sequential                         [1, 4, 3, 3]"));
+  CHECK_THAT(top, !Catch::Contains("features.0"));
+  CHECK_THROWS_AS(nn::summary(net, {1, 1, 8, 8}, gg::f64, 0), gg::ValueError);
+  // A wrong input shape is the run's error, named.
+  CHECK_THROWS_AS(nn::summary(net, {1, 2, 8, 8}), gg::ShapeError);
+  // Recording stops with the summary: a later call records nothing (and nothing leaks into a
+  // second summary).
+  CHECK(nn::summary(net, {2, 1, 8, 8}).find("x3") != std::string::npos);
+  CHECK(nn::summary(net, {2, 1, 8, 8}).find("x6") == std::string::npos);
+
+  // A module shared in a Sequential takes its calls' shapes in turn.
+  auto shared = std::make_shared<nn::Linear>(3, 3);
+  nn::Sequential twice{std::make_shared<nn::Linear>(2, 3), shared, std::make_shared<nn::Tanh>(), shared};
+  CHECK(nn::summary(twice, {5, 2}) ==
+        "layer    module                             output shape         params\n"
+        "         input                              [5, 2]\n"
+        "0        Linear(in=2, out=3)                [5, 3]                    9\n"
+        "1        Linear(in=3, out=3)                [5, 3]                   12\n"
+        "2        Tanh                               [5, 3]                    0\n"
+        "3        Linear(in=3, out=3)                [5, 3]                   12\n"
+        "total parameters: 21\n");
+
+  // A model of two inputs cannot be run on one: listed without shapes.
+  TwoInputs two;
+  CHECK(nn::summary(two, {1, 2}) ==
+        "layer    module                             output shape         params\n"
+        "         input                              [1, 2]\n"
+        "a        Linear(in=2, out=3)                                          9\n"
+        "(no output shapes: the model's forward takes more than one input)\n"
+        "total parameters: 9\n");
+}
+
 TEST_CASE("layers: state_dict and load_state_dict round-trip, and mismatches are named") {
   nn::Sequential a(nn::Linear(2, 3), nn::Tanh(), nn::BatchNorm1d(3));
   nn::Sequential b(nn::Linear(2, 3), nn::Tanh(), nn::BatchNorm1d(3));
