@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds what a learner needs and nothing more: the libraries, the gradgraph command and the example
+# programs (Release, in build/), installing missing Debian packages first. No tests, sanitizers or
+# fuzzing: that is scripts/test.sh, whose build this one shares (build/), so neither repeats the other.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# dataset-fashion-mnist: the tutorials' CNN and the Fashion-MNIST examples read it.
+bash scripts/deps.sh dataset-fashion-mnist
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j2 --target gradgraph all_examples
+echo "built build/cli/gradgraph and the examples in build/examples/"
