@@ -1,6 +1,9 @@
 // Keeps a tutorial (docs/tutorial*.md) true: runs each ```sh block as a shell script from a scratch
 // folder where build/ leads to the build tree, fails when one exits non-zero, and compares what it
-// prints with the ```text block that follows it ("..." lines stand for any lines left out).
+// prints with the ```text block that follows it ("..." lines stand for any lines left out). Two more
+// checks keep the prose true: a node named in the text as `op#N` must be in the picture shown last
+// before it (docs/img/...), and a ```cpp block preceded by "<!-- excerpt of PATH -->" must be found,
+// line for line, in that file of the repository (an example program).
 //
 // usage: tutorial_check BUILD_DIR WORK_DIR TUTORIAL.md [TWIN.md]
 //   TWIN.md: a translation whose ```sh blocks and pictures (img/...) must be the same as TUTORIAL's.
@@ -30,9 +33,12 @@ struct Block {
   std::string output;
 };
 
-/// Lines starting with these are not run: the setup lines (they build and test the project itself)
-/// and the optimizers example, which takes ~10 s and CTest runs anyway (example_optimizers).
-const std::vector<std::string> k_not_run{"bash scripts/", "build/examples/optimizers"};
+/// Lines starting with these are not run: the setup lines (they build and test the project itself),
+/// the optimizers example (~10 s) and the Fashion-MNIST training (minutes), which CTest runs anyway in
+/// short versions (example_optimizers, example_fashion_mnist_cnn). docs/make_pictures.sh skips the
+/// same lines but the optimizers example, whose pictures the tutorial shows.
+const std::vector<std::string> k_not_run{"bash scripts/", "build/examples/optimizers",
+                                         "build/examples/fashion_mnist_"};
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -149,6 +155,70 @@ std::vector<std::string> pictures(const std::string& markdown) {
   return r;
 }
 
+/// Problems of the prose, as (line, message): a node reference `op#N` not in the picture shown last
+/// before it, and a ```cpp block after "<!-- excerpt of PATH -->" that is not a run of PATH's lines
+/// (PATH from the repository root, the tutorial's folder's parent).
+std::vector<std::pair<int, std::string>> prose_problems(const std::string& markdown,
+                                                        const fs::path& tutorial) {
+  std::vector<std::pair<int, std::string>> problems;
+  const fs::path docs = tutorial.parent_path(), root = docs.parent_path();
+  const std::regex image(R"(\]\((img/[^)\s]+)\))"), node(R"(`([A-Za-z_][A-Za-z0-9_]*#[0-9]+)`)"),
+      excerpt(R"(^<!-- excerpt of (\S+) -->$)");
+  const std::vector<std::string> lines = split_lines(markdown);
+  std::string picture, excerpt_of; // the last picture shown; the file the next cpp block is from
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const int at = static_cast<int>(i + 1);
+    const std::string l = rstrip(lines[i]);
+    if (l.rfind("```", 0) == 0) { // a code block: only an excerpt's is read
+      std::size_t j = i + 1;
+      std::vector<std::string> body;
+      for (; j < lines.size() && rstrip(lines[j]) != "```"; ++j) body.push_back(rstrip(lines[j]));
+      if (l == "```cpp" && !excerpt_of.empty()) {
+        std::vector<std::string> file;
+        try {
+          file = split_lines(read_file(root / excerpt_of));
+        } catch (const std::exception& e) {
+          problems.emplace_back(at, e.what());
+        }
+        for (std::string& f : file) f = rstrip(f);
+        const bool found =
+            !body.empty() && std::search(file.begin(), file.end(), body.begin(), body.end()) != file.end();
+        if (!file.empty() && !found)
+          problems.emplace_back(at, "this C++ block is not a run of lines of " + excerpt_of);
+      }
+      excerpt_of.clear();
+      i = j;
+      continue;
+    }
+    std::smatch m;
+    if (std::regex_match(l, m, excerpt)) {
+      excerpt_of = m[1];
+      continue;
+    }
+    if (!l.empty()) excerpt_of.clear();
+    for (auto it = std::sregex_iterator(l.begin(), l.end(), node); it != std::sregex_iterator(); ++it) {
+      const std::string name = (*it)[1];
+      if (picture.empty()) {
+        problems.emplace_back(at, "`" + name + "` names a node, but no picture is shown before it");
+        continue;
+      }
+      std::string svg;
+      try {
+        svg = read_file(docs / picture);
+      } catch (const std::exception&) {
+        continue; // a missing picture is reported by check()
+      }
+      const std::regex whole(name + "(?![0-9])"); // sigmoid#4, not sigmoid#45
+      if (!std::regex_search(svg, whole))
+        problems.emplace_back(at,
+                              "`" + name + "` is not in " + picture + ", the picture shown last before it");
+    }
+    for (auto it = std::sregex_iterator(l.begin(), l.end(), image); it != std::sregex_iterator(); ++it)
+      picture = (*it)[1];
+  }
+  return problems;
+}
+
 int check(const fs::path& build, const fs::path& work, const fs::path& tutorial, const fs::path& twin) {
   const std::string text = read_file(tutorial);
   const std::vector<Block> blocks = parse(text);
@@ -162,6 +232,7 @@ int check(const fs::path& build, const fs::path& work, const fs::path& tutorial,
 
   for (const std::string& p : pictures(text))
     if (!fs::exists(tutorial.parent_path() / p)) fail(1, "the picture " + p + " does not exist");
+  for (const auto& [line, message] : prose_problems(text, tutorial)) fail(line, message);
   if (!twin.empty()) { // a translation: the same commands and the same pictures, in the same order
     const std::string other = read_file(twin);
     const std::vector<Block> theirs = parse(other);
