@@ -36,11 +36,12 @@ int main() {
   };
 
   for (int epoch = 1; epoch <= 200; ++epoch) {
-    for (const gg::data::Batch& batch : loader) {               // a new random order of the rows every epoch
+    // One epoch: every training point once, in batches of 32, in a new random order.
+    for (const gg::data::Batch& batch : loader) {
       const gg::Var scores = model(gg::Var::constant(batch.x)); // 1. forward: [32, 3] class scores
       const gg::Var loss = nn::cross_entropy(scores, batch.y);  // 2. loss: one number
-      loss.backward();                                          // 3. backward: every parameter's .grad()
-      optimizer.step();                                         // 4. step: each parameter against its grad
+      loss.backward();       // 3. backward: every parameter's .grad() = d(loss)/d(parameter)
+      optimizer.step();      // 4. step: every parameter a little against its gradient
       optimizer.zero_grad(); // 5. clear the gradients: backward adds to them
     }
     if (epoch == 1 || epoch % 10 == 0) {

@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # clang, libclang-rt-dev (its sanitizer and libFuzzer runtimes), libomp-dev (its OpenMP): steps 2, 3.
-bash scripts/deps.sh clang libclang-rt-dev libomp-dev
+# dataset-fashion-mnist: the tutorials' CNN section and the Fashion-MNIST examples read it.
+bash scripts/deps.sh clang libclang-rt-dev libomp-dev dataset-fashion-mnist
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
