@@ -1,5 +1,7 @@
-// The table of operations: one enum value per op kind, with the one name used in DOT labels,
-// traces and error messages, its arity, and its local-derivative formulas as a learner reads them.
+// The op list: every op kind the graph records, in one place (GG_OP_LIST), and the table row each
+// one has: the one name used in DOT labels, traces and error messages, how pictures write it, its
+// arity, and its local-derivative formulas as a learner reads them. Each op's row sits with its
+// rules in its family's file (autodiff/src/ops/); docs/ops.md is generated from the rows.
 #pragma once
 
 #include <cstdint>
@@ -7,68 +9,47 @@
 
 namespace gg {
 
-// Scalar-constant variants (add_c: x + c, rsub_c: c - x, ...) keep a literal operand out of the
-// graph's leaves, as in PyTorch where `x * 2` records one node.
+// X(name) for every op kind, grouped by family. Everything indexed by op kind (the enum, the
+// table, the backward rules' dispatch) is generated from this list. Scalar-constant variants
+// (add_c: x + c, rsub_c: c - x, ...) keep a literal operand out of the graph's leaves, as in
+// PyTorch where `x * 2` records one node.
+// clang-format off
+#define GG_OP_LIST(X)                                                                                    \
+  X(leaf)                                                                                                \
+  /* elementwise: arithmetic (broadcasting), with a number, functions of one input */                    \
+  X(add) X(sub) X(mul) X(div) X(pow) X(neg)                                                              \
+  X(add_c) X(mul_c) X(div_c) X(rsub_c) X(rdiv_c) X(pow_c) X(rpow_c)                                      \
+  X(exp) X(log) X(sqrt) X(abs) X(tanh) X(sigmoid) X(relu) X(leaky_relu) X(sin) X(cos) X(clamp)          \
+  /* reductions */                                                                                       \
+  X(sum) X(sum_axis) X(mean) X(mean_axis) X(max) X(max_axis)                                             \
+  /* linear algebra */                                                                                   \
+  X(matmul) X(linear)                                                                                    \
+  /* convolution and pooling */                                                                          \
+  X(conv2d) X(max_pool2d)                                                                                \
+  /* shape and indexing */                                                                               \
+  X(transpose) X(reshape) X(slice) X(slice_scatter) X(index_select) X(index_add) X(concat) X(stack)      \
+  X(where)                                                                                               \
+  /* softmax family */                                                                                   \
+  X(softmax) X(log_softmax) X(logsumexp)                                                                 \
+  /* adjoints and conversions */                                                                         \
+  X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                      \
+  /* a gg::Function */                                                                                   \
+  X(custom)
+// clang-format on
+
 enum class Op : std::uint8_t {
-  leaf,
-  add,
-  sub,
-  mul,
-  div,
-  pow,
-  neg,
-  add_c,
-  mul_c,
-  div_c,
-  rsub_c,
-  rdiv_c,
-  pow_c,
-  rpow_c,
-  exp,
-  log,
-  sqrt,
-  abs,
-  tanh,
-  sigmoid,
-  relu,
-  leaky_relu,
-  sin,
-  cos,
-  clamp,
-  sum,
-  sum_axis,
-  mean,
-  mean_axis,
-  max,
-  max_axis,
-  matmul,
-  linear,
-  conv2d,
-  max_pool2d,
-  transpose,
-  reshape,
-  slice,
-  slice_scatter,
-  index_select,
-  index_add,
-  concat,
-  stack,
-  where,
-  softmax,
-  log_softmax,
-  logsumexp,
-  broadcast_to,
-  sum_to,
-  unfold,
-  fold,
-  to,
-  custom,
-  count_
+#define GG_OP_ENUM(name) name,
+  GG_OP_LIST(GG_OP_ENUM)
+#undef GG_OP_ENUM
+      count_
 };
 
+/// An op kind's row of the op table.
 struct OpInfo {
-  std::string_view name;   ///< as shown in DOT, traces and errors
-  std::string_view symbol; ///< infix symbol for binary arithmetic ("+"), empty otherwise
+  std::string_view name; ///< as shown in errors, generated node names ("mul#3") and traces
+  /// How pictures and traces write a node of this kind, in a, b (inputs), c (its number; lo and hi
+  /// for clamp): "a · b", "a + c" (drawn "x − 3" for c = -3), "tanh(a)".
+  std::string_view display;
   int arity;               ///< number of graph inputs; -1 for variadic (concat, stack, custom)
   std::string_view d0, d1; ///< local derivative w.r.t. each input, as a formula in a, b, c, out
   std::string_view api;    ///< how C++ code records it

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "internal.hpp"
+#include "ops/family.hpp"
 #include "tape.hpp"
 
 namespace gg::detail {
@@ -72,25 +73,23 @@ void local_derivatives(const Node* n, double d[2]) {
   scalar_derivatives(n, d);
 }
 
-namespace {
-
 Var constant_like(const Node* x, double v) {
   return x->is_tensor() ? Var::constant(Tensor::scalar(v, x->ext->value.dtype())) : Var::constant(v);
 }
 
-/// A constant 0/1 (or other) mask computed from x's value, elementwise.
-/// A constant elementwise factor computed from x's value: f(value) for a scalar node, the kernel
-/// expression k(tensor) for a tensor (whole-tensor kernels: this runs in every ReLU's backward).
-template <class F, class K> Var mask_of(const Node* x, F f, K k) {
-  return x->is_tensor() ? Var::constant(k(x->ext->value)) : Var::constant(f(x->value));
-}
-
-/// g reshaped so that it broadcasts against the input of an axis reduction.
 Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim) {
   if (keepdim) return g;
   std::vector<std::int64_t> s = in_shape.to_vector();
   s[static_cast<std::size_t>(axis)] = 1;
   return reshape(g, s);
+}
+
+namespace {
+
+/// A constant elementwise factor computed from x's value: f(value) for a scalar node, the kernel
+/// expression k(tensor) for a tensor (whole-tensor kernels: this runs in every ReLU's backward).
+template <class F, class K> Var mask_of(const Node* x, F f, K k) {
+  return x->is_tensor() ? Var::constant(k(x->ext->value)) : Var::constant(f(x->value));
 }
 
 std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t from) {
@@ -455,7 +454,8 @@ struct ValueSweep {
     check_inputs_unchanged(n);
     int reached = 0;
     std::array<Tensor, 3> values;
-    if (vjp_values(n, n->ext->grad, values)) { // the common ops: kernels only (backward_values.cpp)
+    const OpRule& op_rule = rule_of(n->op);
+    if (op_rule.vjp_values && op_rule.vjp_values(n, n->ext->grad, values)) { // kernels only, no graph nodes
       for (int i = 0; i < 3 && i < n->num_inputs(); ++i) {
         Tensor& g = values[static_cast<std::size_t>(i)];
         if (!g.defined()) continue;
@@ -464,7 +464,7 @@ struct ValueSweep {
       }
       return reached;
     }
-    const std::vector<Var> gin = vjp(n, Var::constant(n->ext->grad));
+    const std::vector<Var> gin = op_rule.vjp(n, Var::constant(n->ext->grad));
     for (std::size_t i = 0; i < gin.size(); ++i) {
       if (!gin[i].defined()) continue;
       if (A && !all_finite(gin[i].value()))
@@ -615,7 +615,7 @@ std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<V
       --pending;
       check_inputs_unchanged(n);
       const Var gn = it->second;
-      std::vector<Var> gin = vjp(n, gn);
+      std::vector<Var> gin = rule_of(n->op).vjp(n, gn);
       visiting = n;
       for (std::size_t i = 0; i < gin.size(); ++i) {
         if (!gin[i].defined()) continue;

@@ -1,0 +1,64 @@
+// What an op family's file (autodiff/src/ops/<family>.cpp) works with: recording a node, and the
+// rule every op kind of GG_OP_LIST gives the engine — its table row and its backward rules, defined
+// in its family's file next to the function that records it. The tables over op kinds are generated
+// from the list, so an op without a rule is a link error naming it.
+#pragma once
+
+#include <array>
+#include <span>
+#include <vector>
+
+#include <autodiff/op.hpp>
+#include <autodiff/var.hpp>
+
+#include "../internal.hpp"
+#include "../tape.hpp"
+
+namespace gg::detail {
+
+/// The gradient a tensor node's fast backward gives each of its inputs (undefined: none flows there,
+/// or the input does not require one).
+using InputGrads = std::array<Tensor, 3>;
+
+/// What the engine knows of an op kind, beyond recording it.
+struct OpRule {
+  OpInfo info; ///< its row of the op table (names, display text, formulas: docs/ops.md)
+  /// The vector-Jacobian product written with differentiable ops: d(loss)/d(input i) given g =
+  /// d(loss)/d(node), one Var per input (undefined where none flows). The definition of the op's
+  /// gradient: create_graph runs it, and gradcheck holds the other paths to it.
+  std::vector<Var> (*vjp)(Node* n, const Var& g);
+  /// backward()'s fast path for tensor nodes: the same products on plain tensors with kernels, for
+  /// the inputs that require grad only. Null, or false for a case it leaves out: backward() runs
+  /// vjp with recording off.
+  bool (*vjp_values)(Node* n, const Tensor& g, InputGrads& out) = nullptr;
+};
+
+/// The rule of an op kind, defined in its family's file.
+template <Op op> const OpRule& rule();
+#define GG_DECLARE_RULE(name) template <> const OpRule& rule<Op::name>();
+GG_OP_LIST(GG_DECLARE_RULE)
+#undef GG_DECLARE_RULE
+
+/// The rule of op (a table generated from the op list).
+const OpRule& rule_of(Op op);
+
+// Recording: ops record a node when an input requires grad and recording is on; otherwise the
+// result is a constant.
+
+/// A tensor result and its recorded node (null for a constant), for the caller to store attributes.
+struct Emitted {
+  Var var;
+  Node* n = nullptr;
+};
+/// Records a tensor node with inputs a, b (b may be null), or makes a constant.
+Emitted emit(Op op, Node* a, Node* b, Tensor value);
+/// The same for several inputs: recorded when any of them requires grad.
+Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value);
+Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value);
+
+/// A constant scalar or 0-d tensor of x's dtype with value v.
+Var constant_like(const Node* x, double v);
+/// g reshaped so that it broadcasts against the input of an axis reduction (keepdim false).
+Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim);
+
+} // namespace gg::detail
