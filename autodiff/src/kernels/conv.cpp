@@ -1,0 +1,448 @@
+// Convolution: im2col (unfold) and col2im (fold), and conv2d forward and backward as one matrix
+// product per cache-sized chunk of images, the batch split across the kernel threads when OpenBLAS
+// runs single-threaded products.
+#include <autodiff/tensor.hpp>
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "gemm.hpp"
+#include "loops.hpp"
+#include "windows.hpp"
+
+namespace gg::kernel {
+namespace detail {
+
+ConvGeometry conv_geometry(const Shape& image, std::int64_t kh, std::int64_t kw, std::int64_t stride,
+                           std::int64_t padding, std::string_view op) {
+  if (image.rank() != 4)
+    throw ShapeError(fmt::format("{}: expected an image batch [N, C, H, W], got shape {}", op, image.str()));
+  if (kh < 1 || kw < 1 || stride < 1 || padding < 0)
+    throw ValueError(fmt::format("{}: kernel {}x{}, stride {}, padding {}: kernel and stride must be >= 1, "
+                                 "padding >= 0",
+                                 op, kh, kw, stride, padding));
+  ConvGeometry g{image[0], image[1], image[2], image[3], kh, kw, stride, padding, 0, 0};
+  // Every size the kernels derive (padded sides, columns [N, C*kh*kw, oh*ow], windows) must fit in
+  // 64 bits: hostile sizes are an error here, not an overflow later.
+  std::int64_t ph = 0, pw = 0, columns = 0;
+  const bool overflow = __builtin_mul_overflow(padding, 2, &ph) || __builtin_add_overflow(ph, g.h, &ph) ||
+                        __builtin_mul_overflow(padding, 2, &pw) || __builtin_add_overflow(pw, g.w, &pw);
+  if (!overflow && (ph < kh || pw < kw))
+    throw ShapeError(fmt::format("{}: a {}x{} window does not fit an image of shape {} with padding {}", op,
+                                 kh, kw, image.str(), padding));
+  if (!overflow) {
+    g.oh = (ph - kh) / stride + 1;
+    g.ow = (pw - kw) / stride + 1;
+  }
+  if (overflow || __builtin_mul_overflow(g.n * g.c, kh, &columns) ||
+      __builtin_mul_overflow(columns, kw, &columns) || __builtin_mul_overflow(columns, g.oh, &columns) ||
+      __builtin_mul_overflow(columns, g.ow, &columns) || columns > (std::int64_t{1} << 60))
+    throw ValueError(fmt::format("{}: kernel {}x{}, stride {}, padding {} on an image of shape {}: the "
+                                 "windows would hold more than 2^60 elements",
+                                 op, kh, kw, stride, padding, image.str()));
+  return g;
+}
+
+} // namespace detail
+
+using detail::conv_geometry;
+using detail::ConvGeometry;
+using detail::Index;
+using detail::inside_columns;
+using detail::inside_rows;
+
+namespace {
+/// Where unfold's columns go: window row r = (c*kh + i)*kw + j of image n starts at
+/// n * image_step + r * row_step. unfold's [N, C*kh*kw, L] has image_step C*kh*kw*L and row_step L;
+/// conv2d's one [C*kh*kw, N*L] matrix for the whole batch has image_step L and row_step N*L.
+struct ColumnLayout {
+  std::int64_t image_step, row_step;
+};
+
+ColumnLayout per_image_layout(const ConvGeometry& g) {
+  const std::int64_t l = g.oh * g.ow;
+  return {g.c * g.kh * g.kw * l, l};
+}
+ColumnLayout batch_layout(const ConvGeometry& g) {
+  const std::int64_t l = g.oh * g.ow;
+  return {l, g.n * l};
+}
+
+/// The inside rows [y0, y1) and columns [x0, x1) of one kernel offset (i, j).
+struct InsideRange {
+  std::int64_t y0, y1, x0, x1;
+};
+
+/// For every image n, channel c and kernel offset (i, j), calls window(col, img, i, j, inside):
+/// the L = oh*ow contiguous columns from col hold the (i, j) offset of every window of image plane
+/// img (the element offset of x[n, c]), read from the image for inside's rows and columns. The
+/// work is split across the kernel threads by (image, channel) plane: each plane's columns and
+/// image are its own, so unfold's writes and fold's sums never collide. Planes go channel-major in
+/// the batch layout, so a thread walks each row in order.
+template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layout, F&& window) {
+  const std::int64_t l = g.oh * g.ow;
+  const bool channel_major = layout.image_step == l && g.n > 1;
+  std::vector<InsideRange> inside; // once per call: the divisions are not per plane
+  for (std::int64_t i = 0; i < g.kh; ++i)
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      const auto [y0, y1] = inside_rows(g, i);
+      const auto [x0, x1] = inside_columns(g, j);
+      inside.push_back({y0, y1, x0, x1});
+    }
+  const auto planes = [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t plane = lo; plane < hi; ++plane) {
+      const std::int64_t n = channel_major ? plane % g.n : plane / g.c;
+      const std::int64_t c = channel_major ? plane / g.n : plane % g.c;
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j)
+          window(n * layout.image_step + ((c * g.kh + i) * g.kw + j) * layout.row_step,
+                 (n * g.c + c) * g.h * g.w, i, j, inside[static_cast<std::size_t>(i * g.kw + j)]);
+    }
+  };
+  if (g.threaded)
+    detail::parallel_range(g.n * g.c, planes, detail::k_window_cost * g.kh * g.kw * l);
+  else
+    planes(0, g.n * g.c);
+}
+
+/// Stride 1 with the output as wide as the input ("same" padding, the usual Conv2d): the inside
+/// part of a window offset's columns is the image plane shifted by one offset, so one contiguous
+/// range [q0, q1) of the columns pairs with plane element q + shift.
+struct ShiftedPlane {
+  std::int64_t shift, q0, q1;
+};
+bool is_shifted_plane(const ConvGeometry& g) {
+  return g.stride == 1 && g.ow == g.w;
+}
+ShiftedPlane shifted_plane(const ConvGeometry& g, std::int64_t i, std::int64_t j, std::int64_t y0,
+                           std::int64_t y1) {
+  const std::int64_t shift = (i - g.padding) * g.w + (j - g.padding);
+  return {shift, std::max(y0 * g.w, -shift), std::max(y0 * g.w, std::min(y1 * g.w, g.h * g.w - shift))};
+}
+
+/// im2col of src (geometry g) into dst laid out as `layout` says.
+template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T pad) {
+  const std::int64_t stride = g.stride, ow = g.ow, l = g.oh * g.ow;
+  const bool shifted = is_shifted_plane(g);
+  for_each_window(
+      g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
+        T* o = dst + col;
+        const T* in = src + img;
+        const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
+        std::fill(o, o + y0 * ow, pad);
+        std::fill(o + y1 * ow, o + l, pad);
+        if (shifted) { // one contiguous copy, then the columns that wrapped around to the next row
+          const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+          std::fill(o + y0 * ow, o + sp.q0, pad);
+          std::copy(in + sp.q0 + sp.shift, in + sp.q1 + sp.shift, o + sp.q0);
+          std::fill(o + sp.q1, o + y1 * ow, pad);
+          if (x0 > 0 || x1 < ow)
+            for (std::int64_t y = y0; y < y1; ++y) {
+              T* row = o + y * ow;
+              for (std::int64_t x = 0; x < x0; ++x) row[x] = pad;
+              for (std::int64_t x = x1; x < ow; ++x) row[x] = pad;
+            }
+          return;
+        }
+        const std::int64_t shift = j - g.padding;
+        for (std::int64_t y = y0; y < y1; ++y) {
+          T* r = o + y * ow;
+          const T* ir = in + (y * stride + i - g.padding) * g.w + shift;
+          for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
+          if (stride == 1)
+            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
+          else
+            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * stride];
+          for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
+        }
+      });
+}
+
+/// col2im: adds the columns of src (laid out as `layout` says) into the zeroed image dst. With
+/// scratch set, src may be overwritten (conv2d's own column buffer), which lets "same" convolutions
+/// add each window offset as one contiguous range.
+template <class T>
+void fold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T* scratch = nullptr) {
+  const std::int64_t stride = g.stride, ow = g.ow;
+  const bool shifted = scratch && is_shifted_plane(g);
+  for_each_window(g, layout,
+                  [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
+                    T* o = dst + img;
+                    const T* in = src + col;
+                    const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
+                    if (shifted) { // the columns that would wrap around to the next row are zeroed first
+                      T* z = scratch + col;
+                      if (x0 > 0 || x1 < ow)
+                        for (std::int64_t y = y0; y < y1; ++y) {
+                          T* row = z + y * ow;
+                          for (std::int64_t x = 0; x < x0; ++x) row[x] = T(0);
+                          for (std::int64_t x = x1; x < ow; ++x) row[x] = T(0);
+                        }
+                      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+                      T* op = o + sp.shift;
+                      for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
+                      return;
+                    }
+                    const std::int64_t shift = j - g.padding;
+                    for (std::int64_t y = y0; y < y1; ++y) {
+                      T* r = o + (y * stride + i - g.padding) * g.w + shift;
+                      const T* ir = in + y * ow;
+                      if (stride == 1)
+                        for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
+                      else
+                        for (std::int64_t x = x0; x < x1; ++x) r[x * stride] += ir[x];
+                    }
+                  });
+}
+} // namespace
+
+Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
+              double pad_value) {
+  detail::require_defined(x, "unfold");
+  const ConvGeometry g = conv_geometry(x.shape(), kh, kw, stride, padding, "unfold");
+  Tensor out = Tensor::empty({g.n, g.c * kh * kw, g.oh * g.ow}, x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    unfold_into(g, per_image_layout(g), x.data<T>(), out.data<T>(), static_cast<T>(pad_value));
+  });
+  return out;
+}
+
+Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
+            std::int64_t stride, std::int64_t padding) {
+  detail::require_defined(cols, "fold");
+  const ConvGeometry g = conv_geometry(image_shape, kh, kw, stride, padding, "fold");
+  const Shape expected{g.n, g.c * kh * kw, g.oh * g.ow};
+  if (!(cols.shape() == expected))
+    throw ShapeError(fmt::format("fold: columns of shape {} do not fit image shape {} (expected {})",
+                                 cols.shape().str(), image_shape.str(), expected.str()));
+  Tensor out = Tensor::zeros(image_shape, cols.dtype());
+  detail::dispatch(cols.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    fold_into(g, per_image_layout(g), cols.data<T>(), out.data<T>());
+  });
+  return out;
+}
+
+namespace {
+/// The geometry of conv2d(x, weight) after checking the shapes: x [N, C, H, W], weight
+/// [out, C, kh, kw], bias [out] or undefined.
+ConvGeometry conv2d_geometry(const Shape& xs, const Shape& ws, const Tensor& bias, std::int64_t stride,
+                             std::int64_t padding) {
+  if (xs.rank() != 4 || ws.rank() != 4 || xs[1] != ws[1])
+    throw ShapeError(fmt::format("conv2d: input of shape {} and weight of shape {} do not fit (expected an "
+                                 "input [N, C, H, W] and a weight [out, C, kh, kw] with the same C)",
+                                 xs.str(), ws.str()));
+  if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
+    throw ShapeError(fmt::format("conv2d: bias of shape {} does not fit weight of shape {} (expected [{}])",
+                                 bias.shape().str(), ws.str(), ws[0]));
+  return conv_geometry(xs, ws[2], ws[3], stride, padding, "conv2d");
+}
+} // namespace
+
+namespace {
+/// How many images conv2d unfolds at a time: as many as keep the column block within a budget the
+/// caches hold, so that the columns are written, multiplied and (backward) summed back while they
+/// are still in cache, instead of a whole batch's columns (20 MB for the benchmark CNN's second
+/// layer) going through memory. At least one image.
+std::int64_t conv_chunk(const ConvGeometry& g, std::size_t element_size) {
+  constexpr std::int64_t budget = 512 * 1024; // about an L2 cache; 256 KB - 2 MB measured alike
+  const std::int64_t per_image = g.c * g.kh * g.kw * g.oh * g.ow * static_cast<std::int64_t>(element_size);
+  return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(per_image, 1), 1,
+                                  std::max<std::int64_t>(g.n, 1));
+}
+
+/// g with only images [n0, n0 + count): the geometry of one chunk of a batch split into `parts`.
+/// Its im2col, col2im and permutes split across the kernel threads only when nothing else does:
+/// not when the batch is split across them (image_parts), nor when OpenBLAS runs the products on
+/// several threads, whose workers spin between calls (a kernel thread next to them puts three
+/// threads on two cores: measured 2-10% slower).
+ConvGeometry images(ConvGeometry g, std::int64_t count, int parts) {
+  g.n = count;
+  g.threaded = parts == 1 && !detail::blas_threads_in_use();
+  return g;
+}
+
+/// Into how many parts conv2d splits the batch: with several kernel threads and OpenBLAS, one part
+/// per thread (each image chunk's products are too small to split well over OpenBLAS's threads:
+/// the benchmark CNN's second layer multiplies 32x400 by 400x196), as long as there are at least
+/// two chunks; otherwise one part, whose products OpenBLAS or Eigen may thread.
+int image_parts(const ConvGeometry& g, std::int64_t chunk) {
+  if (!detail::blas_threads_in_use()) return 1;
+  const std::int64_t chunks = (g.n + chunk - 1) / chunk;
+  return static_cast<int>(
+      std::min<std::int64_t>(detail::g_num_threads.load(std::memory_order_relaxed), chunks));
+}
+
+/// OpenBLAS on one thread while it lives. OpenBLAS's thread count is global: when several threads
+/// split batches at once, the first to enter sets it and the last to leave restores it.
+class SingleThreadedBlas {
+public:
+  SingleThreadedBlas() {
+    const std::lock_guard lock(mutex());
+    if (inside()++ == 0) set(1);
+  }
+  ~SingleThreadedBlas() {
+    const std::lock_guard lock(mutex());
+    if (--inside() == 0) set(detail::g_num_threads.load());
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static int& inside() {
+    static int count = 0;
+    return count;
+  }
+  static void set(int threads) { detail::set_blas_threads(threads); }
+};
+
+/// Runs body(part, first, last) for images [first, last) of each of `parts` parts of a batch of n,
+/// the parts at once on the kernel threads, with single-threaded products (OpenBLAS's thread count
+/// is 1 meanwhile). The body must not throw (its buffers are allocated before).
+template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
+  if (parts <= 1) return body(0, std::int64_t{0}, n);
+  const SingleThreadedBlas single;
+  detail::parallel_range(
+      parts,
+      [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t p = lo; p < hi; ++p) body(static_cast<int>(p), p * n / parts, (p + 1) * n / parts);
+      },
+      detail::k_parallel_min);
+}
+} // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t stride,
+              std::int64_t padding) {
+  detail::require_defined(x, "conv2d");
+  detail::require_defined(weight, "conv2d");
+  const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), bias, stride, padding);
+  DType dtype = promote(x.dtype(), weight.dtype());
+  if (bias.defined()) dtype = promote(dtype, bias.dtype());
+  const std::int64_t outc = weight.shape()[0], ckk = g.c * g.kh * g.kw, l = g.oh * g.ow,
+                     plane = g.c * g.h * g.w;
+  const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
+  Tensor y = Tensor::empty({g.n, outc, g.oh, g.ow}, dtype);
+  if (y.numel() == 0) return y;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const std::int64_t chunk = conv_chunk(g, sizeof(T));
+    const int parts = image_parts(g, chunk);
+    std::vector<Tensor> cols(parts), yt(parts);
+    for (int p = 0; p < parts; ++p)
+      cols[p] = Tensor::empty({ckk, chunk * l}, dtype), yt[p] = Tensor::empty({outc, chunk * l}, dtype);
+    T* yp = y.data<T>();
+    const T* bp = pb.defined() ? pb.data<T>() : nullptr;
+    over_image_parts(g.n, parts, [&](int part, std::int64_t first, std::int64_t last) {
+      T* cp = cols[part].data<T>();
+      T* tp = yt[part].data<T>();
+      for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
+        // The chunk's images as one [C*kh*kw, nb*L] column matrix, one GEMM, then each image's rows
+        // moved into place with the bias added.
+        const std::int64_t nb = std::min(chunk, last - n0), m = nb * l;
+        const ConvGeometry gc = images(g, nb, parts);
+        unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
+        detail::gemm_any(pw.data<T>(), false, ckk, cp, false, m, tp, outc, ckk, m);
+        detail::parallel_range(
+            nb,
+            [&](std::int64_t lo, std::int64_t hi) {
+              for (std::int64_t n = lo; n < hi; ++n)
+                for (std::int64_t o = 0; o < outc; ++o) {
+                  const T* src = tp + o * m + n * l;
+                  T* dst = yp + ((n0 + n) * outc + o) * l;
+                  const T b = bp ? bp[o] : T(0);
+                  for (std::int64_t q = 0; q < l; ++q) dst[q] = src[q] + b;
+                }
+            },
+            gc.threaded ? detail::k_window_cost * outc * l : 0);
+      }
+    });
+  });
+  return y;
+}
+
+std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
+                                      std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs) {
+  detail::require_defined(g, "conv2d_backward");
+  const Shape ws = weight.shape();
+  const ConvGeometry geo = conv2d_geometry(x.shape(), ws, Tensor(), stride, padding);
+  const std::int64_t outc = ws[0], ckk = geo.c * geo.kh * geo.kw, l = geo.oh * geo.ow,
+                     plane = geo.c * geo.h * geo.w;
+  const Shape ys{geo.n, outc, geo.oh, geo.ow};
+  if (!(g.shape() == ys))
+    throw ShapeError(fmt::format("conv2d_backward: gradient of shape {} does not fit the output shape {}",
+                                 g.shape().str(), ys.str()));
+  const DType dtype = promote(g.dtype(), promote(x.dtype(), weight.dtype()));
+  const Tensor pg = g.to(dtype), pw = weight.to(dtype), px = needs[1] ? x.to(dtype) : Tensor();
+  std::array<Tensor, 3> out;
+  if (needs[0]) out[0] = Tensor::zeros(x.shape(), dtype);
+  if (needs[1]) out[1] = Tensor::zeros(ws, dtype);
+  if (needs[2]) out[2] = Tensor::zeros({outc}, dtype);
+  if (g.numel() == 0 || !(needs[0] || needs[1] || needs[2])) return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* gp = pg.data<T>();
+    if (needs[2]) {
+      T* bp = out[2].data<T>();
+      for (std::int64_t o = 0; o < outc; ++o) {
+        double s = 0;
+        for (std::int64_t n = 0; n < geo.n; ++n)
+          for (std::int64_t p = 0; p < l; ++p) s += gp[(n * outc + o) * l + p];
+        bp[o] = static_cast<T>(s);
+      }
+    }
+    if (!needs[0] && !needs[1]) return;
+    const std::int64_t chunk = conv_chunk(geo, sizeof(T));
+    const int parts = image_parts(geo, chunk);
+    // Per part: column and g' buffers, and (after the first part, which writes the result) its own
+    // weight gradient, added in part order at the end.
+    std::vector<Tensor> cols(parts), gt(parts), dw(parts);
+    for (int p = 0; p < parts; ++p) {
+      cols[p] = Tensor::empty({ckk, chunk * l}, dtype), gt[p] = Tensor::empty({outc, chunk * l}, dtype);
+      if (needs[1] && p > 0) dw[p] = Tensor::empty(ws, dtype);
+    }
+    over_image_parts(geo.n, parts, [&](int part, std::int64_t first, std::int64_t last) {
+      T* cp = cols[part].data<T>();
+      T* tp = gt[part].data<T>();
+      T* wp = !needs[1] ? nullptr : part == 0 ? out[1].data<T>() : dw[part].data<T>();
+      for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
+        const std::int64_t nb = std::min(chunk, last - n0), m = nb * l;
+        const ConvGeometry gc = images(geo, nb, parts);
+        // The chunk's g as one [out, nb*L] matrix, the layout of the forward GEMM's output.
+        detail::parallel_range(
+            nb,
+            [&](std::int64_t lo, std::int64_t hi) {
+              for (std::int64_t n = lo; n < hi; ++n)
+                for (std::int64_t o = 0; o < outc; ++o)
+                  std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
+            },
+            gc.threaded ? detail::k_window_cost * outc * l : 0);
+        if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
+          unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
+          detail::gemm_any(tp, false, m, cp, true, m, wp, outc, m, ckk, n0 > first);
+        }
+        if (needs[0]) { // dx += fold(W^T g')
+          detail::gemm_any(pw.data<T>(), true, ckk, tp, false, m, cp, ckk, outc, m);
+          fold_into(gc, batch_layout(gc), cp, out[0].data<T>() + n0 * plane, cp);
+        }
+      }
+    });
+    if (needs[1]) {
+      T* w = out[1].data<T>();
+      for (int p = 1; p < parts; ++p) {
+        const T* d = dw[p].data<T>();
+        for (std::int64_t i = 0; i < outc * ckk; ++i) w[i] += d[i];
+      }
+    }
+  });
+  return out;
+}
+} // namespace gg::kernel

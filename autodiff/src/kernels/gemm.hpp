@@ -1,0 +1,25 @@
+// The matrix-product building block the kernels share (internal): one row-major product through
+// plain loops, OpenBLAS or Eigen, and what the convolution needs to know of OpenBLAS's threads.
+#pragma once
+
+#include <cstdint>
+
+namespace gg::kernel::detail {
+
+/// c[n,m] = op(a) op(b) (or c += ... with accumulate) for row-major a (row length lda) and b (ldb),
+/// op transposing when its flag is set: plain loops for tiny products, OpenBLAS when it is in use,
+/// Eigen otherwise. T is float or double.
+template <class T>
+void gemm_any(const T* a, bool ta, std::int64_t lda, const T* b, bool tb, std::int64_t ldb, T* c,
+              std::int64_t n, std::int64_t k, std::int64_t m, bool accumulate = false);
+extern template void gemm_any<float>(const float*, bool, std::int64_t, const float*, bool, std::int64_t,
+                                     float*, std::int64_t, std::int64_t, std::int64_t, bool);
+extern template void gemm_any<double>(const double*, bool, std::int64_t, const double*, bool, std::int64_t,
+                                      double*, std::int64_t, std::int64_t, std::int64_t, bool);
+
+/// Whether OpenBLAS does the large products, on more than one thread.
+bool blas_threads_in_use();
+/// Sets OpenBLAS's (global) thread count; nothing without OpenBLAS.
+void set_blas_threads(int threads);
+
+} // namespace gg::kernel::detail

@@ -1,0 +1,352 @@
+// Matrix products: plain loops for tiny ones, OpenBLAS or Eigen for the rest (chosen at run time:
+// docs/gemm.md), 2-d, batched and broadcast; the Linear layer's product with its bias; and the
+// number of kernel threads, which these libraries share.
+#include <autodiff/tensor.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 packet code (the
+// intrinsics' deliberately undefined registers); they surface after inlining, so the whole file needs it.
+#if !defined(__clang__) // clang has no -Wmaybe-uninitialized (and warns about the unknown name)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include <Eigen/Core>
+#include <fmt/format.h>
+#ifdef GG_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "gemm.hpp"
+#include "loops.hpp"
+
+namespace gg::kernel {
+namespace detail {
+
+std::atomic<int> g_num_threads{1};
+
+namespace {
+template <class T> using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using MutMap = Eigen::Map<RowMatrix<T>>;
+
+void ensure_eigen_threads() {
+  static const bool once = [] {
+    Eigen::setNbThreads(g_num_threads.load());
+    return true;
+  }();
+  (void)once;
+}
+
+/// Products with n*k*m up to this are computed by plain loops: a GEMM library's blocking, packing
+/// and dispatch cost more than the arithmetic for a 2-3-2 MLP's layers.
+constexpr Index k_small_gemm = 4096;
+
+/// c[n,m] = op(a) op(b) by plain loops, op transposing when the flag is set; lda and ldb are the
+/// stored row lengths of a and b.
+template <class T>
+void gemm_small(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
+                Index m, bool accumulate = false) {
+  if (!accumulate) std::fill(c, c + n * m, T(0));
+  for (Index i = 0; i < n; ++i)
+    for (Index p = 0; p < k; ++p) {
+      const T aip = ta ? a[p * lda + i] : a[i * lda + p];
+      T* ci = c + i * m;
+      if (tb)
+        for (Index j = 0; j < m; ++j) ci[j] += aip * b[j * ldb + p];
+      else
+        for (Index j = 0; j < m; ++j) ci[j] += aip * b[p * ldb + j];
+    }
+}
+
+/// Which library computes the large products, and why (see blas_fits_cpu).
+struct GemmChoice {
+  bool blas = false;
+  std::string description;
+};
+
+#ifdef GG_HAVE_OPENBLAS
+/// OpenBLAS picks its kernels at run time from the CPU, and can get it wrong: Debian's 0.3.21 took
+/// some AVX-512 Xeons for a "Prescott" (SSE3) and ran ~5x slower, silently. Its kernels are used
+/// only when they are of the widest vector family this CPU has; Eigen, compiled for this CPU, does
+/// the products otherwise, and gemm_library() says so.
+bool blas_fits_cpu(const std::string& core) {
+  static constexpr std::array<std::string_view, 3> avx512_cores{"SkylakeX", "Cooperlake", "SapphireRapids"};
+  static constexpr std::array<std::string_view, 2> avx2_cores{"Haswell", "Zen"};
+  const auto in = [&](const auto& list) { return std::find(list.begin(), list.end(), core) != list.end(); };
+#if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx512f")) return in(avx512_cores);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return in(avx2_cores) || in(avx512_cores);
+#endif
+  return true;
+}
+
+GemmChoice choose_gemm() {
+  const std::string core = openblas_get_corename();
+  if (blas_fits_cpu(core)) return {true, fmt::format("OpenBLAS ({} kernels)", core)};
+  return {false,
+          fmt::format("Eigen (OpenBLAS chose its {} kernels, narrower than this CPU's vectors)", core)};
+}
+#else
+GemmChoice choose_gemm() {
+  return {false, "Eigen (built without OpenBLAS)"};
+}
+#endif
+
+const GemmChoice& gemm_choice() {
+  static const GemmChoice c = choose_gemm();
+  return c;
+}
+std::atomic<bool> g_blas_allowed{true};
+} // namespace
+
+bool blas_threads_in_use() {
+  return gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed) &&
+         g_num_threads.load(std::memory_order_relaxed) > 1;
+}
+
+void set_blas_threads([[maybe_unused]] int threads) {
+#ifdef GG_HAVE_OPENBLAS
+  openblas_set_num_threads(threads);
+#endif
+}
+
+template <class T>
+void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
+              bool accumulate) {
+  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  const T beta = accumulate ? T(1) : T(0);
+#ifdef GG_HAVE_OPENBLAS
+  if (gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed)) {
+    const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
+    const auto bi = [](Index v) { return static_cast<blasint>(v); };
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0f, a, bi(lda), b, bi(ldb), beta, c,
+                  bi(m));
+    else
+      cblas_dgemm(CblasRowMajor, op(ta), op(tb), bi(n), bi(m), bi(k), 1.0, a, bi(lda), b, bi(ldb), beta, c,
+                  bi(m));
+    return;
+  }
+#endif
+  ensure_eigen_threads();
+  using Stride = Eigen::OuterStride<>;
+  const Eigen::Map<const RowMatrix<T>, 0, Stride> A(a, ta ? k : n, ta ? n : k, Stride(lda)),
+      B(b, tb ? m : k, tb ? k : m, Stride(ldb));
+  MutMap<T> C(c, n, m);
+  if (!accumulate) C.setZero();
+  if (!ta && !tb)
+    C.noalias() += A * B;
+  else if (ta && !tb)
+    C.noalias() += A.transpose() * B;
+  else if (!ta && tb)
+    C.noalias() += A * B.transpose();
+  else
+    C.noalias() += A.transpose() * B.transpose();
+}
+
+template void gemm_any<float>(const float*, bool, Index, const float*, bool, Index, float*, Index, Index,
+                              Index, bool);
+template void gemm_any<double>(const double*, bool, Index, const double*, bool, Index, double*, Index, Index,
+                               Index, bool);
+
+namespace {
+/// c[n,m] = a[n,k] b[k,m], all row-major and contiguous.
+template <class T> void gemm_rows(const T* a, const T* b, T* c, Index n, Index k, Index m) {
+  gemm_any(a, false, k, b, false, m, c, n, k, m);
+}
+
+Shape drop_last_two(const Shape& s) {
+  std::vector<Index> dims(s.begin(), s.end() - 2);
+  return Shape(dims);
+}
+} // namespace
+} // namespace detail
+
+using detail::Index;
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::require_defined(a, "matmul");
+  detail::require_defined(b, "matmul");
+  if (a.rank() == 0 || b.rank() == 0)
+    throw ShapeError(fmt::format("matmul: shapes {} and {} do not fit (0-d operands are not matrices)",
+                                 a.shape().str(), b.shape().str()));
+  const bool a_vec = a.rank() == 1, b_vec = b.rank() == 1;
+  const Shape sa = a_vec ? Shape{1, a.shape()[0]} : a.shape();
+  const Shape sb = b_vec ? Shape{b.shape()[0], 1} : b.shape();
+  const Index n = sa[sa.rank() - 2], k = sa[sa.rank() - 1], kb = sb[sb.rank() - 2], m = sb[sb.rank() - 1];
+  if (k != kb)
+    throw ShapeError(fmt::format("matmul: shapes {} and {} do not fit (inner dimensions {} and {})",
+                                 a.shape().str(), b.shape().str(), k, kb));
+  const Shape batch_a = detail::drop_last_two(sa), batch_b = detail::drop_last_two(sb);
+  Shape batch;
+  try {
+    batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  } catch (const ShapeError&) {
+    throw ShapeError(fmt::format("matmul: shapes {} and {} cannot be broadcast (batch dimensions {} and {})",
+                                 a.shape().str(), b.shape().str(), batch_a.str(), batch_b.str()));
+  }
+  std::vector<Index> out_dims = batch.to_vector();
+  if (!a_vec) out_dims.push_back(n);
+  if (!b_vec) out_dims.push_back(m);
+
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = Tensor::empty(Shape(out_dims), dtype);
+  if (out.numel() == 0) return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* A = pa.data<T>();
+    const T* B = pb.data<T>();
+    T* C = out.data<T>();
+    const Index batches = batch.numel();
+    if (batch_b.numel() == 1 && batch_a.numel() == batches) {
+      // b is one matrix: fold a's batch into its rows for a single product.
+      detail::gemm_rows(A, B, C, batches * n, k, m);
+      return;
+    }
+    detail::Dims so = detail::contiguous_strides(batch), sa_b = detail::broadcast_strides(batch_a, batch),
+                 sb_b = detail::broadcast_strides(batch_b, batch);
+    for (int d = 0; d < batch.rank(); ++d) {
+      so[detail::at(d)] *= n * m;
+      sa_b[detail::at(d)] *= n * k;
+      sb_b[detail::at(d)] *= k * m;
+    }
+    const auto w = detail::make_walk<3>(batch, {so, sa_b, sb_b});
+    const Index len = w.inner_size(), io = w.inner_stride(0), ia = w.inner_stride(1), ib = w.inner_stride(2);
+    detail::for_each_row(w, [&](const std::array<Index, 3>& off) {
+      for (Index j = 0; j < len; ++j)
+        detail::gemm_rows(A + off[1] + j * ia, B + off[2] + j * ib, C + off[0] + j * io, n, k, m);
+    });
+  });
+  return out;
+}
+
+Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
+  detail::require_defined(a, "gemm");
+  detail::require_defined(b, "gemm");
+  const auto describe = [](const Tensor& t, bool tr) {
+    return t.shape().str() + (tr ? " (transposed)" : "");
+  };
+  if (a.rank() != 2 || b.rank() != 2)
+    throw ShapeError(
+        fmt::format("gemm: shapes {} and {} are not both 2-d", describe(a, trans_a), describe(b, trans_b)));
+  const Index ar = a.shape()[0], ac = a.shape()[1], br = b.shape()[0], bc = b.shape()[1];
+  const Index n = trans_a ? ac : ar, k = trans_a ? ar : ac, kb = trans_b ? bc : br, m = trans_b ? br : bc;
+  if (k != kb)
+    throw ShapeError(fmt::format("gemm: shapes {} and {} do not fit (inner dimensions {} and {})",
+                                 describe(a, trans_a), describe(b, trans_b), k, kb));
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = Tensor::empty(Shape{n, m}, dtype);
+  if (out.numel() == 0) return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    detail::gemm_any(pa.data<T>(), trans_a, ac, pb.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
+  });
+  return out;
+}
+
+Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, bool sum_batch) {
+  detail::require_defined(a, "gemm_batched");
+  detail::require_defined(b, "gemm_batched");
+  const auto describe = [](const Tensor& t, bool tr) {
+    return t.shape().str() + (tr ? " (transposed)" : "");
+  };
+  const bool a3 = a.rank() == 3, b3 = b.rank() == 3;
+  if (a.rank() < 2 || a.rank() > 3 || b.rank() < 2 || b.rank() > 3 ||
+      (a3 && b3 && a.shape()[0] != b.shape()[0]))
+    throw ShapeError(
+        fmt::format("gemm_batched: shapes {} and {} are not [batch, rows, cols] with equal batches "
+                    "(or one 2-d)",
+                    describe(a, trans_a), describe(b, trans_b)));
+  const Index ar = a.shape()[a.rank() - 2], ac = a.shape()[a.rank() - 1];
+  const Index br = b.shape()[b.rank() - 2], bc = b.shape()[b.rank() - 1];
+  const Index n = trans_a ? ac : ar, k = trans_a ? ar : ac, kb = trans_b ? bc : br, m = trans_b ? br : bc;
+  if (k != kb)
+    throw ShapeError(fmt::format("gemm_batched: shapes {} and {} do not fit (inner dimensions {} and {})",
+                                 describe(a, trans_a), describe(b, trans_b), k, kb));
+  const Index batch = a3 ? a.shape()[0] : b3 ? b.shape()[0] : 1;
+  const DType dtype = promote(a.dtype(), b.dtype());
+  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor out = sum_batch ? Tensor::zeros(Shape{n, m}, dtype) : Tensor::empty(Shape{batch, n, m}, dtype);
+  if (n * m == 0) return out;
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* A = pa.data<T>();
+    const T* B = pb.data<T>();
+    T* C = out.data<T>();
+    for (Index i = 0; i < batch; ++i)
+      detail::gemm_any(A + (a3 ? i * ar * ac : 0), trans_a, ac, B + (b3 ? i * br * bc : 0), trans_b, bc,
+                       C + (sum_batch ? 0 : i * n * m), n, k, m, sum_batch && i > 0);
+  });
+  return out;
+}
+
+std::string gemm_library() {
+  const detail::GemmChoice& c = detail::gemm_choice();
+  if (c.blas && !detail::g_blas_allowed.load()) return "Eigen (OpenBLAS turned off by use_blas(false))";
+  return c.description;
+}
+
+void use_blas(bool on) {
+  detail::g_blas_allowed.store(on);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::require_defined(x, "linear");
+  detail::require_defined(weight, "linear");
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  if (ws.rank() != 2 || xs.rank() < 1 || xs[xs.rank() - 1] != ws[1])
+    throw ShapeError(
+        fmt::format("linear: input of shape {} and weight of shape {} do not fit (the weight must "
+                    "be [out, in] with in the input's last dimension)",
+                    xs.str(), ws.str()));
+  if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
+    throw ShapeError(fmt::format("linear: bias of shape {} does not fit weight of shape {} (expected [{}])",
+                                 bias.shape().str(), ws.str(), ws[0]));
+  const Index in = ws[1], out = ws[0];
+  Index rows = 1;
+  for (int d = 0; d + 1 < xs.rank(); ++d) rows *= xs[d];
+  DType dtype = promote(x.dtype(), weight.dtype());
+  if (bias.defined()) dtype = promote(dtype, bias.dtype());
+  Shape ys = xs;
+  ys[xs.rank() - 1] = out;
+  // As PyTorch's addmm: the output starts as the bias, rows repeated, and the GEMM adds x W^T to it
+  // (no zeroing pass, no second pass for the bias).
+  Tensor y = Tensor::empty(ys, dtype);
+  if (y.numel() == 0) return y;
+  const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
+  detail::dispatch(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* yp = y.data<T>();
+    if (pb.defined())
+      for (Index r = 0; r < rows; ++r) std::copy_n(pb.data<T>(), out, yp + r * out);
+    detail::gemm_any(px.data<T>(), false, in, pw.data<T>(), true, in, yp, rows, in, out, pb.defined());
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads
+
+void set_num_threads(int n) {
+  if (n < 1) throw ValueError(fmt::format("set_num_threads: n must be at least 1, got {}", n));
+  detail::ensure_eigen_threads();
+  detail::g_num_threads.store(n);
+  Eigen::setNbThreads(n);
+#ifdef GG_HAVE_OPENBLAS
+  openblas_set_num_threads(n);
+#endif
+}
+
+int num_threads() {
+  return detail::g_num_threads.load();
+}
+} // namespace gg::kernel

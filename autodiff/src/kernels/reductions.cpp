@@ -1,0 +1,195 @@
+// Reductions: sums, means and maxima of a whole tensor or along an axis (accumulated in double), the
+// gradient of a maximum shared among ties, and argmax.
+#include <autodiff/tensor.hpp>
+
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "loops.hpp"
+
+namespace gg::kernel {
+namespace detail {
+namespace {
+
+/// Sum along axis divided by `divisor` (1 for sum, the count for mean); accumulates in double.
+Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bool mean) {
+  require_defined(x, op);
+  const int ax = normalize_axis(axis, x.rank(), op);
+  const AxisView v(x.shape(), ax);
+  if (v.n == 1) return x.clone().reshape(reduced_shape(x.shape(), ax, keepdim)); // nothing to add up
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
+  const double divisor = mean ? static_cast<double>(v.n) : 1.0;
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    if (v.inner == 1) {
+      for (Index i = 0; i < v.outer; ++i) o[i] = static_cast<T>(sum_contiguous(p + i * v.n, v.n) / divisor);
+      return;
+    }
+    std::vector<double> acc(static_cast<std::size_t>(v.inner));
+    for (Index i = 0; i < v.outer; ++i) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (Index k = 0; k < v.n; ++k) {
+        const T* row = p + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j) acc[static_cast<std::size_t>(j)] += static_cast<double>(row[j]);
+      }
+      for (Index j = 0; j < v.inner; ++j)
+        o[i * v.inner + j] = static_cast<T>(acc[static_cast<std::size_t>(j)] / divisor);
+    }
+  });
+  return out;
+}
+
+void require_nonempty_axis(const Shape& s, int ax, std::string_view op) {
+  if (s[ax] == 0)
+    throw ValueError(fmt::format("{}: cannot reduce axis {} of size 0 (shape {})", op, ax, s.str()));
+}
+
+template <class Pick> Tensor reduce_all_extreme(const Tensor& x, std::string_view op, Pick pick) {
+  require_defined(x, op);
+  if (x.numel() == 0)
+    throw ValueError(fmt::format("{}: the tensor is empty (shape {})", op, x.shape().str()));
+  Tensor out = Tensor::empty(Shape{}, x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T m = p[0];
+    for (Index i = 1, n = x.numel(); i < n; ++i) m = pick(m, p[i]);
+    *out.data<T>() = m;
+  });
+  return out;
+}
+
+} // namespace
+} // namespace detail
+
+using detail::Index;
+
+Tensor sum(const Tensor& x) {
+  detail::require_defined(x, "sum");
+  return detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    return Tensor::scalar(detail::sum_contiguous(x.data<T>(), x.numel()), x.dtype());
+  });
+}
+
+Tensor sum(const Tensor& x, int axis, bool keepdim) {
+  return detail::sum_axis(x, axis, keepdim, "sum", false);
+}
+
+Tensor mean(const Tensor& x) {
+  detail::require_defined(x, "mean");
+  return detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const double s = detail::sum_contiguous(x.data<T>(), x.numel());
+    return Tensor::scalar(s / static_cast<double>(x.numel()), x.dtype());
+  });
+}
+
+Tensor mean(const Tensor& x, int axis, bool keepdim) {
+  return detail::sum_axis(x, axis, keepdim, "mean", true);
+}
+
+Tensor max(const Tensor& x) {
+  return detail::reduce_all_extreme(x, "max", [](auto m, auto y) { return (y > m || y != y) ? y : m; });
+}
+
+Tensor min(const Tensor& x) {
+  return detail::reduce_all_extreme(x, "min", [](auto m, auto y) { return (y < m || y != y) ? y : m; });
+}
+
+Tensor max(const Tensor& x, int axis, bool keepdim) {
+  detail::require_defined(x, "max");
+  const int ax = normalize_axis(axis, x.rank(), "max");
+  detail::require_nonempty_axis(x.shape(), ax, "max");
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), ax, keepdim), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    for (Index i = 0; i < v.outer; ++i) {
+      T* orow = o + i * v.inner;
+      const T* base = p + i * v.n * v.inner;
+      std::copy(base, base + v.inner, orow);
+      for (Index k = 1; k < v.n; ++k) {
+        const T* row = base + k * v.inner;
+        for (Index j = 0; j < v.inner; ++j)
+          orow[j] = (row[j] > orow[j] || row[j] != row[j]) ? row[j] : orow[j];
+      }
+    }
+  });
+  return out;
+}
+
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
+  detail::require_defined(x, "max backward");
+  const int ax = normalize_axis(axis, x.rank(), "max backward");
+  const detail::AxisView v(x.shape(), ax);
+  if (out.numel() != v.outer * v.inner || g.numel() != out.numel())
+    throw ShapeError(
+        fmt::format("max backward: maximum of shape {} and gradient of shape {} do not fit input {} "
+                    "reduced along axis {}",
+                    out.shape().str(), g.shape().str(), x.shape().str(), ax));
+  Tensor r = Tensor::empty(x.shape(), x.dtype());
+  const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *xp = x.data<T>(), *op = po.data<T>(), *gp = pg.data<T>();
+    T* rp = r.data<T>();
+    std::vector<T> share(static_cast<std::size_t>(v.inner));
+    for (Index i = 0; i < v.outer; ++i) {
+      const T* m = op + i * v.inner;
+      const T* gi = gp + i * v.inner;
+      std::fill(share.begin(), share.end(), T(0));
+      for (Index k = 0; k < v.n; ++k) { // ties per lane
+        const T* row = xp + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j)
+          share[static_cast<std::size_t>(j)] += row[j] == m[j] ? T(1) : T(0);
+      }
+      for (Index j = 0; j < v.inner; ++j) { // no tie (a NaN maximum): NaN, as the differentiable rule's 0/0
+        T& sj = share[static_cast<std::size_t>(j)];
+        sj = sj > 0 ? gi[j] / sj : std::numeric_limits<T>::quiet_NaN();
+      }
+      for (Index k = 0; k < v.n; ++k) {
+        const T* row = xp + (i * v.n + k) * v.inner;
+        T* o = rp + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j) {
+          const T s = share[static_cast<std::size_t>(j)];
+          o[j] = row[j] == m[j] ? s : (s == s ? T(0) : s);
+        }
+      }
+    }
+  });
+  return r;
+}
+
+Tensor argmax(const Tensor& x, int axis, bool keepdim) {
+  detail::require_defined(x, "argmax");
+  const int ax = normalize_axis(axis, x.rank(), "argmax");
+  detail::require_nonempty_axis(x.shape(), ax, "argmax");
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), ax, keepdim), f64);
+  double* o = out.data<double>();
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index oi) {
+      Index best = 0;
+      T m = p[base];
+      for (Index k = 1; k < v.n && m == m; ++k) {
+        const T y = p[base + k * stride];
+        if (y > m || y != y) {
+          m = y;
+          best = k;
+        }
+      }
+      o[oi] = static_cast<double>(best);
+    });
+  });
+  return out;
+}
+} // namespace gg::kernel

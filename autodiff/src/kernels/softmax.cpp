@@ -1,0 +1,140 @@
+// The softmax family along an axis, each lane with its maximum subtracted first (no overflow):
+// logsumexp, softmax, log_softmax, and the fused backward of the last two.
+#include <autodiff/tensor.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "loops.hpp"
+
+namespace gg::kernel {
+
+using detail::Index;
+
+Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
+  detail::require_defined(x, "logsumexp");
+  const int ax = normalize_axis(axis, x.rank(), "logsumexp");
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), ax, keepdim), x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index oi) {
+      if (v.n == 0) {
+        o[oi] = -std::numeric_limits<T>::infinity();
+        return;
+      }
+      const T m = detail::lane_max(p + base, stride, v.n);
+      if (!std::isfinite(m)) { // NaN, +inf (the sum is infinite) or -inf (every term is zero)
+        o[oi] = m;
+        return;
+      }
+      double s = 0;
+      for (Index k = 0; k < v.n; ++k) s += static_cast<double>(std::exp(p[base + k * stride] - m));
+      o[oi] = static_cast<T>(static_cast<double>(m) + std::log(s));
+    });
+  });
+  return out;
+}
+
+namespace {
+/// Softmax (log_space false) or log-softmax of every lane along the axis, max subtracted first.
+Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view op) {
+  detail::require_defined(x, op);
+  const int ax = normalize_axis(axis, x.rank(), op);
+  const detail::AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  if (v.n == 0) return out;
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    constexpr T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    const T* p = x.data<T>();
+    T* o = out.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index) {
+      const T* in = p + base;
+      T* res = o + base;
+      const T m = detail::lane_max(in, stride, v.n);
+      if (m != m || m == -inf) { // NaN in the lane, or every entry -inf: undefined
+        for (Index k = 0; k < v.n; ++k) res[k * stride] = nan;
+        return;
+      }
+      if (m == inf) { // the limit: the +inf entries share the mass equally
+        Index count = 0;
+        for (Index k = 0; k < v.n; ++k) count += in[k * stride] == inf;
+        const T share = log_space ? static_cast<T>(-std::log(static_cast<double>(count)))
+                                  : static_cast<T>(1.0 / static_cast<double>(count));
+        const T rest = log_space ? -inf : T(0);
+        for (Index k = 0; k < v.n; ++k) res[k * stride] = in[k * stride] == inf ? share : rest;
+        return;
+      }
+      double s = 0;
+      if (log_space) {
+        for (Index k = 0; k < v.n; ++k) s += static_cast<double>(std::exp(in[k * stride] - m));
+        const T log_s = static_cast<T>(std::log(s));
+        for (Index k = 0; k < v.n; ++k) res[k * stride] = (in[k * stride] - m) - log_s;
+      } else {
+        for (Index k = 0; k < v.n; ++k) {
+          const T e = std::exp(in[k * stride] - m);
+          res[k * stride] = e;
+          s += static_cast<double>(e);
+        }
+        const T inv = static_cast<T>(1.0 / s);
+        for (Index k = 0; k < v.n; ++k) res[k * stride] *= inv;
+      }
+    });
+  });
+  return out;
+}
+} // namespace
+
+Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space) {
+  const std::string_view op = log_space ? "log_softmax backward" : "softmax backward";
+  detail::require_defined(g, op);
+  detail::require_defined(out, op);
+  if (!(g.shape() == out.shape()))
+    throw ShapeError(
+        fmt::format("{}: gradient {} and output {} differ in shape", op, g.shape().str(), out.shape().str()));
+  const int ax = normalize_axis(axis, out.rank(), op);
+  const detail::AxisView v(out.shape(), ax);
+  const Tensor pg = g.to(out.dtype());
+  Tensor r = Tensor::empty(out.shape(), out.dtype());
+  detail::dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *gp = pg.data<T>(), *op_ = out.data<T>();
+    T* rp = r.data<T>();
+    detail::for_each_lane(v, [&](Index base, Index stride, Index) {
+      double s = 0;
+      if (log_space) { // g - exp(out) * sum(g)
+        for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
+        const T st = static_cast<T>(s);
+        for (Index k = 0; k < v.n; ++k) {
+          const Index i = base + k * stride;
+          rp[i] = gp[i] - std::exp(op_[i]) * st;
+        }
+      } else { // out * (g - sum(g * out))
+        for (Index k = 0; k < v.n; ++k) {
+          const Index i = base + k * stride;
+          s += static_cast<double>(gp[i] * op_[i]);
+        }
+        const T st = static_cast<T>(s);
+        for (Index k = 0; k < v.n; ++k) {
+          const Index i = base + k * stride;
+          rp[i] = op_[i] * (gp[i] - st);
+        }
+      }
+    });
+  });
+  return r;
+}
+
+Tensor softmax(const Tensor& x, int axis) {
+  return softmax_impl(x, axis, false, "softmax");
+}
+
+Tensor log_softmax(const Tensor& x, int axis) {
+  return softmax_impl(x, axis, true, "log_softmax");
+}
+} // namespace gg::kernel
