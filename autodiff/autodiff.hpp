@@ -6,6 +6,7 @@
 #include <autodiff/function.hpp>
 #include <autodiff/gradcheck.hpp>
 #include <autodiff/inspect.hpp>
+#include <autodiff/kernel.hpp>
 #include <autodiff/op.hpp>
 #include <autodiff/ops.hpp>
 #include <autodiff/tensor.hpp>

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "internal.hpp"
+#include "kernels/kernels.hpp"
 #include "ops/family.hpp"
 #include "tape.hpp"
 

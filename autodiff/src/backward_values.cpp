@@ -6,6 +6,7 @@
 #include <autodiff/ops.hpp>
 
 #include "internal.hpp"
+#include "kernels/kernels.hpp"
 
 namespace gg::detail {
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "internal.hpp"
+#include "kernels/kernels.hpp"
 #include "scalar_math.hpp"
 #include "tape.hpp"
 

@@ -3,6 +3,8 @@
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 
+#include <autodiff/kernel.hpp>
+
 #include <cmath>
 
 #include <fmt/format.h>

@@ -1,6 +1,8 @@
 // Accuracy, the confusion matrix and its text rendering.
 #include <nn/metrics.hpp>
 
+#include <autodiff/kernel.hpp>
+
 #include <algorithm>
 #include <cmath>
 

@@ -1,6 +1,7 @@
 // Tests of the performance paths of autodiff: the recycled tensor buffers, the kernels' threaded
 // paths against their single-threaded results, and the fused ops against finite differences.
 #include <autodiff/autodiff.hpp>
+#include <autodiff/src/kernels/kernels.hpp> // the backward kernels, internal
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,7 @@
 // Tests of gg::Shape, gg::Rng, gg::Tensor and the gg::kernel functions: construction, access,
 // printing, every kernel on small hand-computed cases, error messages, numerical stability, and
 // adjoint identities between the layout kernels.
+#include <autodiff/kernel.hpp>
 #include <autodiff/ops.hpp>
 #include <autodiff/tensor.hpp>
 #include <autodiff/var.hpp>

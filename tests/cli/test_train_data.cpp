@@ -4,6 +4,7 @@
 
 #include <cli/src/progress.hpp>
 
+#include <autodiff/kernel.hpp>
 #include <autodiff/tensor.hpp>
 
 #include <catch2/catch.hpp>

@@ -4,6 +4,8 @@
 #include <nn/data/data.hpp>
 #include <nn/metrics.hpp>
 
+#include <autodiff/kernel.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>

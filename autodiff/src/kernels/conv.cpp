@@ -1,8 +1,6 @@
 // Convolution: im2col (unfold) and col2im (fold), and conv2d forward and backward as one matrix
 // product per cache-sized chunk of images, the batch split across the kernel threads when OpenBLAS
 // runs single-threaded products.
-#include <autodiff/tensor.hpp>
-
 #include <algorithm>
 #include <array>
 #include <mutex>

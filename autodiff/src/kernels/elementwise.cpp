@@ -1,7 +1,5 @@
 // Elementwise kernels: functions of one tensor, arithmetic and comparisons of two with NumPy
 // broadcasting (and their dtype promotion), selection by a mask, and broadcasting's adjoint sum_to.
-#include <autodiff/tensor.hpp>
-
 #include <cmath>
 #include <vector>
 

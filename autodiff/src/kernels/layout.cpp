@@ -1,7 +1,5 @@
 // Layout and indexing copies: transposes, slices and their adjoint slice_scatter, gathers by index
 // and their adjoint index_add, concatenation and stacking.
-#include <autodiff/tensor.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>

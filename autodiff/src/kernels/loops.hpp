@@ -10,7 +10,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include <autodiff/tensor.hpp>
+#include "kernels.hpp"
 
 #include "../thread_pool.hpp"
 

@@ -1,8 +1,6 @@
 // Matrix products: plain loops for tiny ones, OpenBLAS or Eigen for the rest (chosen at run time:
 // docs/gemm.md), 2-d, batched and broadcast; the Linear layer's product with its bias; and the
 // number of kernel threads, which these libraries share.
-#include <autodiff/tensor.hpp>
-
 #include <algorithm>
 #include <array>
 #include <atomic>

@@ -1,7 +1,5 @@
 // Max pooling over the windows of every channel, forward and backward in one pass each (no window
 // columns), with a vectorised path for the usual disjoint windows (MaxPool2d(2)).
-#include <autodiff/tensor.hpp>
-
 #include <algorithm>
 #include <limits>
 #include <type_traits>

@@ -1,7 +1,5 @@
 // Reductions: sums, means and maxima of a whole tensor or along an axis (accumulated in double), the
 // gradient of a maximum shared among ties, and argmax.
-#include <autodiff/tensor.hpp>
-
 #include <limits>
 #include <vector>
 

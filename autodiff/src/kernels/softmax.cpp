@@ -1,7 +1,5 @@
 // The softmax family along an axis, each lane with its maximum subtracted first (no overflow):
 // logsumexp, softmax, log_softmax, and the fused backward of the last two.
-#include <autodiff/tensor.hpp>
-
 #include <cmath>
 #include <limits>
 

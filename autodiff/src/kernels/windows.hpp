@@ -8,7 +8,7 @@
 #include <string_view>
 #include <utility>
 
-#include <autodiff/tensor.hpp>
+#include "kernels.hpp"
 
 namespace gg::kernel::detail {
 

@@ -2,6 +2,8 @@
 // permutation it uses, and train_test_split.
 #include <nn/data/dataloader.hpp>
 
+#include <autodiff/kernel.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>

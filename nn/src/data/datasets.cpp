@@ -4,6 +4,8 @@
 #include <nn/data/dataloader.hpp>
 #include <nn/data/datasets.hpp>
 
+#include <autodiff/kernel.hpp>
+
 #include <cmath>
 #include <numbers>
 

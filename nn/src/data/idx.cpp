@@ -3,6 +3,8 @@
 // present before any allocation that depends on them.
 #include <nn/data/idx.hpp>
 
+#include <autodiff/kernel.hpp>
+
 #include "file.hpp"
 
 #include <algorithm>

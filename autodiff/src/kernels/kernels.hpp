@@ -1,0 +1,32 @@
+// The kernels' internal declarations: the public ones (autodiff/kernel.hpp) and the backward kernels
+// only the ops' rules call (fused loops, products without transposed copies). Each is defined in the
+// file of its family in this folder.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include <autodiff/kernel.hpp>
+
+namespace gg::kernel {
+/// g times the derivative of f at x (out = f(x)), elementwise in one pass: the backward of unary().
+Tensor unary_backward(Unary f, const Tensor& g, const Tensor& x, const Tensor& out);
+/// The backward of softmax (log_space false) or log_softmax along axis, given its output `out`
+/// and the gradient g: out * (g - sum(g * out)) or g - exp(out) * sum(g), fused per lane.
+Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space);
+/// The backward of max along axis: g (the reduced shape, keepdim or not) shared equally among each
+/// lane's tied maxima, zero elsewhere; `out` is the forward's result.
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
+/// op(a[i]) op(b[i]) for every i of a batch, a and b [batch, rows, cols] or one of them 2-d (the
+/// same matrix for every i); with sum_batch, their sum over i (2-d): batched products' gradients
+/// without transposed copies.
+Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, bool sum_batch = false);
+/// conv2d's gradients for the output gradient g: {x's, the weight's, the bias's}, each computed
+/// only when its `needs` flag is set (one GEMM each per chunk of images, the columns unfolded again).
+std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
+                                      std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs);
+/// max_pool2d's gradient: g [N, C, Hout, Wout] to each window's maxima, ties sharing it equally.
+Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, std::int64_t k,
+                           std::int64_t stride, std::int64_t padding);
+
+} // namespace gg::kernel
