@@ -18,6 +18,7 @@
 
 #include "internal.hpp"
 #include "kernels/kernels.hpp"
+#include "ops/elementwise.hpp"
 #include "ops/family.hpp"
 #include "tape.hpp"
 
@@ -28,70 +29,11 @@ std::mutex& leaf_grad_mutex() {
   return m;
 }
 
-// The chain rule's local factors d(out)/d(a), d(out)/d(b) of every scalar op. Inlined into the
-// sweep; local_derivatives() below is the same for inspection.
-[[gnu::always_inline]] inline void scalar_derivatives(const Node* n, double d[2]) {
-  // Inputs' values are loaded only by the rules that use them (an op using `a` has a first input,
-  // one using `b` a second).
-  const auto a = [n] { return n->first->value; };
-  const auto b = [n] { return n->second_->value; };
-  const double out = n->value, c = n->constant();
-  d[1] = 0;
-  switch (n->op) {
-  case Op::add: d[0] = 1, d[1] = 1; break;
-  case Op::sub: d[0] = 1, d[1] = -1; break;
-  case Op::mul: d[0] = b(), d[1] = a(); break;
-  case Op::div: d[0] = 1 / b(), d[1] = -a() / (b() * b()); break;
-  case Op::pow: {
-    const double x = a(), p = b();
-    d[0] = p == 0 ? 0 : p * std::pow(x, p - 1), d[1] = x == 0 && p >= 0 ? 0 : out * std::log(x);
-    break;
-  }
-  case Op::neg: d[0] = -1; break;
-  case Op::add_c: d[0] = 1; break;
-  case Op::mul_c: d[0] = c; break;
-  case Op::div_c: d[0] = 1 / c; break;
-  case Op::rsub_c: d[0] = -1; break;
-  case Op::rdiv_c: d[0] = -c / (a() * a()); break;
-  case Op::pow_c: d[0] = c == 0 ? 0 : c * std::pow(a(), c - 1); break;
-  case Op::rpow_c: d[0] = c == 0 ? 0 : out * std::log(c); break;
-  case Op::exp: d[0] = out; break;
-  case Op::log: d[0] = 1 / a(); break;
-  case Op::sqrt: d[0] = 1 / (2 * out); break;
-  case Op::abs: d[0] = a() > 0 ? 1 : a() < 0 ? -1 : 0; break;
-  case Op::tanh: d[0] = 1 - out * out; break;
-  case Op::sigmoid: d[0] = out * (1 - out); break;
-  case Op::relu: d[0] = a() > 0 ? 1 : 0; break;
-  case Op::leaky_relu: d[0] = a() > 0 ? 1 : c; break;
-  case Op::sin: d[0] = std::cos(a()); break;
-  case Op::cos: d[0] = -std::sin(a()); break;
-  case Op::clamp: d[0] = a() >= c && a() <= n->ext->reals[0] ? 1 : 0; break;
-  default: d[0] = 1; break; // sum, mean, max of a scalar
-  }
-}
-
 void local_derivatives(const Node* n, double d[2]) {
   scalar_derivatives(n, d);
 }
 
-Var constant_like(const Node* x, double v) {
-  return x->is_tensor() ? Var::constant(Tensor::scalar(v, x->ext->value.dtype())) : Var::constant(v);
-}
-
-Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim) {
-  if (keepdim) return g;
-  std::vector<std::int64_t> s = in_shape.to_vector();
-  s[static_cast<std::size_t>(axis)] = 1;
-  return reshape(g, s);
-}
-
 namespace {
-
-/// A constant elementwise factor computed from x's value: f(value) for a scalar node, the kernel
-/// expression k(tensor) for a tensor (whole-tensor kernels: this runs in every ReLU's backward).
-template <class F, class K> Var mask_of(const Node* x, F f, K k) {
-  return x->is_tensor() ? Var::constant(k(x->ext->value)) : Var::constant(f(x->value));
-}
 
 std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t from) {
   return {v.begin() + static_cast<std::ptrdiff_t>(from), v.end()};
@@ -111,71 +53,10 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   const Var b = n->in1() ? ref(n->in1()) : Var();
   const Var out = ref(n);
   const Shape sa = a.shape();
-  const double c = n->constant();
   const std::vector<std::int64_t> no_ints;
   const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
   const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
   switch (n->op) {
-  case Op::add: return {sum_to(g, sa), sum_to(g, b.shape())};
-  case Op::sub: return {sum_to(g, sa), sum_to(-g, b.shape())};
-  case Op::mul: return {sum_to(g * b, sa), sum_to(g * a, b.shape())};
-  case Op::div: return {sum_to(g / b, sa), sum_to(-g * a / (b * b), b.shape())};
-  case Op::pow: {
-    const Node* bn = b.node();
-    // d/da: zero where the exponent is 0 (0 * a^-1 would be NaN at a = 0); d/db: zero where a = 0 and
-    // b >= 0, as in PyTorch.
-    const Var da = g * where(kernel::binary(kernel::Binary::eq, value_of(bn), Tensor::scalar(0)),
-                             constant_like(n, 0), b * pow(a, b - 1.0));
-    const Tensor a0 = kernel::binary(kernel::Binary::eq, value_of(a.node()), Tensor::scalar(0));
-    const Tensor bpos = kernel::binary(kernel::Binary::ge, value_of(bn), Tensor::scalar(0));
-    const Var db =
-        g * where(kernel::binary(kernel::Binary::mul, a0, bpos), constant_like(n, 0), out * log(a));
-    return {sum_to(da, sa), sum_to(db, b.shape())};
-  }
-  case Op::neg: return {-g};
-  case Op::add_c: return {g};
-  case Op::mul_c: return {g * c};
-  case Op::div_c: return {g / c};
-  case Op::rsub_c: return {-g};
-  case Op::rdiv_c: return {-g * c / (a * a)};
-  case Op::pow_c: return {c == 0 ? g * 0.0 : g * c * pow(a, c - 1)};
-  case Op::rpow_c: return {c == 0 ? g * 0.0 : g * out * std::log(c)};
-  case Op::exp: return {g * out};
-  case Op::log: return {g / a};
-  case Op::sqrt: return {g / (2.0 * out)};
-  case Op::abs:
-    return {g * mask_of(
-                    a.node(), [](double x) { return x > 0   ? 1.0
-                                                    : x < 0 ? -1.0
-                                                            : 0.0; },
-                    [](const Tensor& t) { return kernel::unary(kernel::Unary::sign, t); })};
-  case Op::tanh: return {g * (1.0 - out * out)};
-  case Op::sigmoid: return {g * out * (1.0 - out)};
-  case Op::relu:
-    return {g * mask_of(
-                    a.node(), [](double x) { return x > 0 ? 1.0 : 0.0; },
-                    [](const Tensor& t) { return kernel::binary_scalar(kernel::Binary::gt, t, 0); })};
-  case Op::leaky_relu: // (x > 0) * (1 - c) + c
-    return {g * mask_of(
-                    a.node(), [c](double x) { return x > 0 ? 1.0 : c; },
-                    [c](const Tensor& t) {
-                      using kernel::Binary;
-                      const Tensor positive = kernel::binary_scalar(Binary::gt, t, 0);
-                      return kernel::binary_scalar(Binary::add,
-                                                   kernel::binary_scalar(Binary::mul, positive, 1 - c), c);
-                    })};
-  case Op::sin: return {g * cos(a)};
-  case Op::cos: return {-g * sin(a)};
-  case Op::clamp: {
-    const double hi = n->ext->reals[0];
-    return {g * mask_of(
-                    a.node(), [c, hi](double x) { return x >= c && x <= hi ? 1.0 : 0.0; },
-                    [c, hi](const Tensor& t) {
-                      using kernel::Binary;
-                      return kernel::binary(Binary::mul, kernel::binary_scalar(Binary::ge, t, c),
-                                            kernel::binary_scalar(Binary::le, t, hi));
-                    })};
-  }
   case Op::sum: return {a.is_scalar_node() ? g : broadcast_to(g, sa)};
   case Op::mean: return {a.is_scalar_node() ? g : broadcast_to(g, sa) / static_cast<double>(sa.numel())};
   case Op::max:
@@ -274,8 +155,7 @@ std::vector<Var> vjp(Node* n, const Var& g) {
                                      name, r[i].shape().str(), i, ins[i].shape().str()));
     return r;
   }
-  case Op::leaf:
-  case Op::count_: break;
+  default: break; // the ops whose family has moved to src/ops/
   }
   return {};
 }

@@ -14,11 +14,6 @@ namespace {
 
 using kernel::Binary;
 
-/// g summed back to the input's shape when broadcasting stretched it (g itself otherwise).
-Tensor reduce_to(const Tensor& g, const Shape& shape) {
-  return g.shape() == shape ? g : kernel::sum_to(g, shape);
-}
-
 /// g of a reduction along `axis` (keepdim or not) repeated over the input's shape.
 Tensor spread(const Tensor& g, const Shape& in, int axis, bool keepdim) {
   std::vector<std::int64_t> s = in.to_vector();
@@ -36,43 +31,7 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   const Shape sa = a.defined() ? a.shape() : Shape{};
   const std::vector<std::int64_t>* ints = n->ext ? &n->ext->ints : nullptr;
   auto attr = [&](std::size_t i) { return (*ints)[i]; };
-  const double c = n->constant();
   switch (n->op) {
-  case Op::add:
-  case Op::sub:
-    if (needs(0)) out[0] = reduce_to(g, sa);
-    if (needs(1)) {
-      const Shape sb = value_of(n->in1()).shape();
-      out[1] = reduce_to(n->op == Op::add ? g : kernel::binary_scalar(Binary::mul, g, -1), sb);
-    }
-    return true;
-  case Op::mul: {
-    const Tensor b = value_of(n->in1());
-    if (needs(0)) out[0] = reduce_to(kernel::binary(Binary::mul, g, b), sa);
-    if (needs(1)) out[1] = reduce_to(kernel::binary(Binary::mul, g, a), b.shape());
-    return true;
-  }
-  case Op::div: { // d/da = g / b; d/db = -g a / b^2 = -(g / b) * out
-    const Tensor b = value_of(n->in1());
-    const Tensor g_over_b = kernel::binary(Binary::div, g, b);
-    if (needs(0)) out[0] = reduce_to(g_over_b, sa);
-    if (needs(1)) {
-      const Tensor t = kernel::binary(Binary::mul, g_over_b, n->ext->value);
-      out[1] = reduce_to(kernel::binary_scalar(Binary::mul, t, -1), b.shape());
-    }
-    return true;
-  }
-  case Op::neg: out[0] = kernel::binary_scalar(Binary::mul, g, -1); return true;
-  case Op::add_c: out[0] = g; return true;
-  case Op::rsub_c: out[0] = kernel::binary_scalar(Binary::mul, g, -1); return true;
-  case Op::mul_c: out[0] = kernel::binary_scalar(Binary::mul, g, c); return true;
-  case Op::div_c: out[0] = kernel::binary_scalar(Binary::div, g, c); return true;
-  case Op::exp: out[0] = kernel::unary_backward(kernel::Unary::exp, g, a, n->ext->value); return true;
-  case Op::log: out[0] = kernel::unary_backward(kernel::Unary::log, g, a, n->ext->value); return true;
-  case Op::sqrt: out[0] = kernel::unary_backward(kernel::Unary::sqrt, g, a, n->ext->value); return true;
-  case Op::tanh: out[0] = kernel::unary_backward(kernel::Unary::tanh, g, a, n->ext->value); return true;
-  case Op::sigmoid: out[0] = kernel::unary_backward(kernel::Unary::sigmoid, g, a, n->ext->value); return true;
-  case Op::relu: out[0] = kernel::unary_backward(kernel::Unary::relu, g, a, n->ext->value); return true;
   case Op::sum:
   case Op::mean: {
     const double scale = n->op == Op::mean ? 1 / static_cast<double>(sa.numel()) : 1;

@@ -2,6 +2,7 @@
 // paths against their single-threaded results, and the fused ops against finite differences.
 #include <autodiff/autodiff.hpp>
 #include <autodiff/src/kernels/kernels.hpp> // the backward kernels, internal
+#include <autodiff/src/ops/elementwise.hpp> // the elementwise rows, internal
 
 #include <catch2/catch.hpp>
 
@@ -175,8 +176,9 @@ TEST_CASE(
     r.push_back(gg::kernel::binary(Binary::mul, x, y));
     r.push_back(gg::kernel::binary(Binary::add, x, row));
     r.push_back(gg::kernel::binary_scalar(Binary::mul, x, 0.5));
-    r.push_back(gg::kernel::unary_backward(Unary::relu, y, x, gg::kernel::unary(Unary::relu, x)));
-    r.push_back(gg::kernel::unary_backward(Unary::tanh, y, x, gg::kernel::unary(Unary::tanh, x)));
+    using gg::detail::Math;
+    r.push_back(gg::detail::map_vjp<Math<gg::Op::relu>>(y, x, gg::kernel::unary(Unary::relu, x), {}));
+    r.push_back(gg::detail::map_vjp<Math<gg::Op::tanh>>(y, x, gg::kernel::unary(Unary::tanh, x), {}));
     r.push_back(gg::kernel::sum(x, 0));
     r.push_back(gg::kernel::sum(x, 1));
     r.push_back(gg::kernel::sum(x));

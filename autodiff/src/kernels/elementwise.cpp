@@ -1,10 +1,12 @@
 // Elementwise kernels: functions of one tensor, arithmetic and comparisons of two with NumPy
 // broadcasting (and their dtype promotion), selection by a mask, and broadcasting's adjoint sum_to.
+// The ops' math is their rows' (ops/elementwise.hpp), so a kernel computes what the graph computes.
 #include <cmath>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "../ops/elementwise.hpp"
 #include "loops.hpp"
 
 namespace gg::kernel {
@@ -14,36 +16,24 @@ void require_defined(const Tensor& t, std::string_view op) {
   if (!t.defined()) throw UsageError(fmt::format("{}: the tensor is undefined", op));
 }
 
-namespace {
-template <class T, class Fn> void with_unary(Unary f, Fn&& fn) {
-  switch (f) {
-  case Unary::neg: return fn([](T x) { return -x; });
-  case Unary::exp: return fn([](T x) { return std::exp(x); });
-  case Unary::log: return fn([](T x) { return std::log(x); });
-  case Unary::sqrt: return fn([](T x) { return std::sqrt(x); });
-  case Unary::abs: return fn([](T x) { return std::abs(x); });
-  case Unary::tanh: return fn([](T x) { return std::tanh(x); });
-  case Unary::sigmoid:
-    return fn([](T x) {
-      const T e = std::exp(-std::abs(x)); // in (0, 1]: never overflows
-      return x >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
-    });
-  case Unary::relu: return fn([](T x) { return x > 0 ? x : T(0); });
-  case Unary::sin: return fn([](T x) { return std::sin(x); });
-  case Unary::cos: return fn([](T x) { return std::cos(x); });
-  case Unary::sign: return fn([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; }); // 0 and NaN stay
-  case Unary::square: return fn([](T x) { return x * x; });
-  }
-  throw ValueError("unary: unknown function");
+Broadcast broadcast_operands(const Tensor& a, const Tensor& b, std::string_view op) {
+  require_defined(a, op);
+  require_defined(b, op);
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  const DType dtype = result_dtype(a, b);
+  return {a.to(dtype), b.to(dtype), Tensor::empty(shape, dtype)};
 }
+
+namespace {
+using gg::detail::Math;
 
 template <class T, class Fn> void with_binary(Binary f, Fn&& fn) {
   switch (f) {
-  case Binary::add: return fn([](T x, T y) { return x + y; });
-  case Binary::sub: return fn([](T x, T y) { return x - y; });
-  case Binary::mul: return fn([](T x, T y) { return x * y; });
-  case Binary::div: return fn([](T x, T y) { return x / y; });
-  case Binary::pow: return fn([](T x, T y) { return static_cast<T>(std::pow(x, y)); });
+  case Binary::add: return fn([](T x, T y) { return Math<Op::add>::f(x, y); });
+  case Binary::sub: return fn([](T x, T y) { return Math<Op::sub>::f(x, y); });
+  case Binary::mul: return fn([](T x, T y) { return Math<Op::mul>::f(x, y); });
+  case Binary::div: return fn([](T x, T y) { return Math<Op::div>::f(x, y); });
+  case Binary::pow: return fn([](T x, T y) { return Math<Op::pow>::f(x, y); });
   // maximum/minimum propagate NaN from either side.
   case Binary::maximum: return fn([](T x, T y) { return (x > y || x != x) ? x : y; });
   case Binary::minimum: return fn([](T x, T y) { return (x < y || x != x) ? x : y; });
@@ -77,6 +67,7 @@ std::string_view binary_name(Binary f) {
 } // namespace detail
 
 using detail::Index;
+using gg::detail::Math;
 
 // ---------------------------------------------------------------------------------------------
 // Shapes and axes
@@ -104,67 +95,42 @@ int normalize_axis(int axis, int rank, std::string_view op) {
 // Elementwise
 
 Tensor unary(Unary f, const Tensor& x) {
+  using gg::detail::map_value;
   detail::require_defined(x, "unary");
+  switch (f) {
+  case Unary::neg: return map_value<Math<Op::neg>>(x, {});
+  case Unary::exp: return map_value<Math<Op::exp>>(x, {});
+  case Unary::log: return map_value<Math<Op::log>>(x, {});
+  case Unary::sqrt: return map_value<Math<Op::sqrt>>(x, {});
+  case Unary::abs: return map_value<Math<Op::abs>>(x, {});
+  case Unary::tanh: return map_value<Math<Op::tanh>>(x, {});
+  case Unary::sigmoid: return map_value<Math<Op::sigmoid>>(x, {});
+  case Unary::relu: return map_value<Math<Op::relu>>(x, {});
+  case Unary::sin: return map_value<Math<Op::sin>>(x, {});
+  case Unary::cos: return map_value<Math<Op::cos>>(x, {});
+  case Unary::sign:
+  case Unary::square: break;
+  }
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const bool cheap = f == Unary::neg || f == Unary::abs || f == Unary::relu || f == Unary::sign ||
-                       f == Unary::square || f == Unary::sqrt;
-    detail::with_unary<T>(f, [&](auto fn) {
-      detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), fn, cheap ? 1 : detail::k_transcendental_cost);
-    });
+    if (f == Unary::sign) // 0 and NaN stay
+      detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), [](T v) {
+        return v > 0 ? T(1) : v < 0 ? T(-1) : v;
+      });
+    else
+      detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), [](T v) { return v * v; });
   });
   return out;
-}
-
-Tensor unary_backward(Unary f, const Tensor& g, const Tensor& x, const Tensor& out) {
-  detail::require_defined(g, "unary_backward");
-  detail::require_defined(x, "unary_backward");
-  if (!(g.shape() == x.shape()) || !(out.shape() == x.shape()))
-    throw ShapeError(fmt::format("unary_backward: gradient {}, input {} and output {} differ in shape",
-                                 g.shape().str(), x.shape().str(), out.shape().str()));
-  const Tensor pg = g.to(x.dtype()), po = out.to(x.dtype());
-  Tensor r = Tensor::empty(x.shape(), x.dtype());
-  detail::dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T *gp = pg.data<T>(), *xp = x.data<T>(), *op = po.data<T>();
-    T* rp = r.data<T>();
-    auto map = [&](auto fn) {
-      detail::parallel_range(x.numel(), [&](Index lo, Index hi) {
-        for (Index i = lo; i < hi; ++i) rp[i] = fn(gp[i], xp[i], op[i]);
-      });
-    };
-    switch (f) {
-    case Unary::neg: return map([](T gi, T, T) { return -gi; });
-    case Unary::exp: return map([](T gi, T, T o) { return gi * o; });
-    case Unary::log: return map([](T gi, T xi, T) { return gi / xi; });
-    case Unary::sqrt: return map([](T gi, T, T o) { return gi / (T(2) * o); });
-    case Unary::abs: return map([](T gi, T xi, T) { return xi > 0 ? gi : xi < 0 ? -gi : T(0); });
-    case Unary::tanh: return map([](T gi, T, T o) { return gi * (T(1) - o * o); });
-    case Unary::sigmoid: return map([](T gi, T, T o) { return gi * o * (T(1) - o); });
-    case Unary::relu: return map([](T gi, T xi, T) { return xi > 0 ? gi : T(0); });
-    case Unary::sin: return map([](T gi, T xi, T) { return gi * std::cos(xi); });
-    case Unary::cos: return map([](T gi, T xi, T) { return -gi * std::sin(xi); });
-    case Unary::sign: return map([](T, T, T) { return T(0); });
-    case Unary::square: return map([](T gi, T xi, T) { return T(2) * xi * gi; });
-    }
-  });
-  return r;
 }
 
 Tensor binary(Binary f, const Tensor& a, const Tensor& b, std::string_view op) {
-  const std::string_view name = op.empty() ? detail::binary_name(f) : op;
-  detail::require_defined(a, name);
-  detail::require_defined(b, name);
-  const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  const DType dtype = result_dtype(a, b);
-  const Tensor pa = a.to(dtype), pb = b.to(dtype);
-  Tensor out = Tensor::empty(shape, dtype);
-  detail::dispatch(dtype, [&](auto tag) {
+  detail::Broadcast x = detail::broadcast_operands(a, b, op.empty() ? detail::binary_name(f) : op);
+  detail::dispatch(x.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    detail::with_binary<T>(f, [&](auto fn) { detail::map_binary<T>(pa, pb, out, fn); });
+    detail::with_binary<T>(f, [&](auto fn) { detail::map_binary<T>(x.a, x.b, x.out, fn); });
   });
-  return out;
+  return x.out;
 }
 
 Tensor binary_scalar(Binary f, const Tensor& x, double s, bool scalar_left) {
@@ -189,27 +155,13 @@ Tensor binary_scalar(Binary f, const Tensor& x, double s, bool scalar_left) {
 
 Tensor leaky_relu(const Tensor& x, double slope) {
   detail::require_defined(x, "leaky_relu");
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
-  detail::dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T k = static_cast<T>(slope);
-    detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), [k](T v) { return v > 0 ? v : v * k; });
-  });
-  return out;
+  return gg::detail::map_value<Math<Op::leaky_relu>>(x, {slope});
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   detail::require_defined(x, "clamp");
   if (lo > hi) throw ValueError(fmt::format("clamp: lo {} is greater than hi {}", lo, hi));
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
-  detail::dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
-    detail::map_unary(x.data<T>(), out.data<T>(), x.numel(), [l, h](T v) {
-      return v < l ? l : v > h ? h : v;
-    });
-  });
-  return out;
+  return gg::detail::map_value<Math<Op::clamp>>(x, {lo, hi});
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {

@@ -9,8 +9,6 @@
 #include <autodiff/kernel.hpp>
 
 namespace gg::kernel {
-/// g times the derivative of f at x (out = f(x)), elementwise in one pass: the backward of unary().
-Tensor unary_backward(Unary f, const Tensor& g, const Tensor& x, const Tensor& out);
 /// The backward of softmax (log_space false) or log_softmax along axis, given its output `out`
 /// and the gradient g: out * (g - sum(g * out)) or g - exp(out) * sum(g), fused per lane.
 Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space);

@@ -31,6 +31,13 @@ template <class F> decltype(auto) dispatch(DType dtype, F&& f) {
 /// UsageError naming op when t is undefined.
 void require_defined(const Tensor& t, std::string_view op);
 
+/// The operands of a broadcasting map converted to their result dtype (result_dtype), and the
+/// output of their broadcast shape; the errors name op and both shapes.
+struct Broadcast {
+  Tensor a, b, out;
+};
+Broadcast broadcast_operands(const Tensor& a, const Tensor& b, std::string_view op);
+
 inline std::size_t bytes(Index count, DType dtype) {
   return static_cast<std::size_t>(count) * dtype_size(dtype);
 }

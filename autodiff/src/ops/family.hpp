@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include <autodiff/kernel.hpp>
 #include <autodiff/op.hpp>
 #include <autodiff/var.hpp>
 
@@ -56,6 +57,10 @@ Emitted emit(Op op, Node* a, Node* b, Tensor value);
 Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value);
 Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value);
 
+/// g summed back to shape when broadcasting stretched it (g itself otherwise).
+inline Tensor reduce_to(const Tensor& g, const Shape& shape) {
+  return g.shape() == shape ? g : kernel::sum_to(g, shape);
+}
 /// A constant scalar or 0-d tensor of x's dtype with value v.
 Var constant_like(const Node* x, double v);
 /// g reshaped so that it broadcasts against the input of an axis reduction (keepdim false).

@@ -88,6 +88,18 @@ bool legacy_values(Node* n, const Tensor& g, InputGrads& out) {
     static constexpr OpRule r{k_table[static_cast<std::size_t>(Op::name)], &vjp, &legacy_values};            \
     return r;                                                                                                \
   }
-GG_OP_LIST(GG_LEGACY_RULE)
+// clang-format off
+#define GG_LEGACY_OPS(X)                                                                                \
+  X(leaf)                                                                                               \
+  X(sum) X(sum_axis) X(mean) X(mean_axis) X(max) X(max_axis)                                            \
+  X(matmul) X(linear)                                                                                   \
+  X(conv2d) X(max_pool2d)                                                                               \
+  X(transpose) X(reshape) X(slice) X(slice_scatter) X(index_select) X(index_add) X(concat) X(stack)     \
+  X(where)                                                                                              \
+  X(softmax) X(log_softmax) X(logsumexp)                                                                \
+  X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                     \
+  X(custom)
+// clang-format on
+GG_LEGACY_OPS(GG_LEGACY_RULE)
 
 } // namespace gg::detail

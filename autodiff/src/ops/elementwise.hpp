@@ -1,0 +1,375 @@
+// The elementwise ops' math, one row per op: its table row (names, display text, formulas), its value
+// and its vector-Jacobian product, each written once as a template that serves every path: T =
+// double on scalar nodes (the local derivative is vjp with g = 1, inlined into the reverse sweep),
+// float and double in the tensor kernels (the forward map and the fused backward loop), T = Var for
+// the differentiable rule (create_graph; gradcheck's reference), and for two-input arithmetic T =
+// Tensor for backward()'s tensor path. A header because the sweep inlines the scalar rules:
+// docs/design.md measured the scalar switch at 27 ns/op against 309 through the generic rules.
+#pragma once
+
+#include <cmath>
+#include <numbers>
+#include <type_traits>
+
+#include <autodiff/ops.hpp>
+
+#include "../kernels/kernels.hpp"
+#include "../kernels/loops.hpp"
+#include "family.hpp"
+
+namespace gg::detail {
+
+/// The numbers a row computes with: float in float32 kernels (a double constant would promote the
+/// loop), double for scalar nodes and Vars.
+template <class T> using Num = std::conditional_t<std::is_same_v<T, float>, float, double>;
+
+/// A node's constants in T's arithmetic: c (x*c's c, leaky_relu's slope, clamp's lo) and hi (clamp's).
+template <class T> struct Consts { Num<T> c{}, hi{}; };
+
+// Tensor arithmetic for the two-input rows' tensor backward (T = Tensor): plain kernels, no graph.
+inline Tensor operator*(const Tensor& a, const Tensor& b) {
+  return kernel::binary(kernel::Binary::mul, a, b);
+}
+inline Tensor operator/(const Tensor& a, const Tensor& b) {
+  return kernel::binary(kernel::Binary::div, a, b);
+}
+inline Tensor operator-(const Tensor& a) {
+  return kernel::unary(kernel::Unary::neg, a);
+}
+
+/// The math of an elementwise op kind: specialised below for each one (empty for other ops).
+template <Op op> struct Math {};
+
+/// Defaults of a row of one input: a smooth function, costly per element (a transcendental).
+struct OneInput {
+  static constexpr int inputs = 1;
+  static constexpr int constants = 0; ///< 1: the node's constant c; 2: clamp's lo (c) and hi
+  /// The derivative is piecewise constant (relu, abs, ...): vjp is written for numbers, and the Var
+  /// rule multiplies g by the constant local slopes (a kink is not differentiated again).
+  static constexpr bool piecewise = false;
+  static constexpr bool cheap = false; ///< a few cheap instructions per element (threading threshold)
+};
+/// Defaults of a row of two inputs (broadcasting).
+struct TwoInputs {
+  static constexpr int inputs = 2;
+  static constexpr bool tensor_vjp = true; ///< vjp_a/vjp_b also run on Tensors (backward()'s fast path)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Arithmetic of two inputs (NumPy broadcasting): f(a, b), and the share of the gradient g each input
+// gets, vjp_a and vjp_b (before broadcasting is summed away).
+
+template <> struct Math<Op::add> : TwoInputs {
+  static constexpr OpInfo info{"add", "a + b", 2, "1", "1", "a + b, add(a, b)", "a + b (broadcasting)"};
+  template <class T> static T f(const T& a, const T& b) { return a + b; }
+  template <class T> static T vjp_a(const T& g, const T&, const T&, const T&) { return g; }
+  template <class T> static T vjp_b(const T& g, const T&, const T&, const T&) { return g; }
+};
+
+template <> struct Math<Op::sub> : TwoInputs {
+  static constexpr OpInfo info{"sub", "a − b", 2, "1", "-1", "a - b, sub(a, b)", "a - b (broadcasting)"};
+  template <class T> static T f(const T& a, const T& b) { return a - b; }
+  template <class T> static T vjp_a(const T& g, const T&, const T&, const T&) { return g; }
+  template <class T> static T vjp_b(const T& g, const T&, const T&, const T&) { return -g; }
+};
+
+template <> struct Math<Op::mul> : TwoInputs {
+  static constexpr OpInfo info{"mul", "a · b", 2, "b", "a", "a * b, mul(a, b)", "a * b (broadcasting)"};
+  template <class T> static T f(const T& a, const T& b) { return a * b; }
+  template <class T> static T vjp_a(const T& g, const T&, const T& b, const T&) { return g * b; }
+  template <class T> static T vjp_b(const T& g, const T& a, const T&, const T&) { return g * a; }
+};
+
+template <> struct Math<Op::div> : TwoInputs {
+  static constexpr OpInfo info{
+      "div", "a / b", 2, "1/b", "-a/b^2", "a / b, div(a, b)", "a / b (broadcasting)"};
+  template <class T> static T f(const T& a, const T& b) { return a / b; }
+  template <class T> static T vjp_a(const T& g, const T&, const T& b, const T&) { return g / b; }
+  template <class T> static T vjp_b(const T& g, const T& a, const T& b, const T&) { return -g * a / (b * b); }
+};
+
+template <> struct Math<Op::pow> : TwoInputs {
+  static constexpr OpInfo info{
+      "pow", "a^b", 2, "b*a^(b-1)", "out*ln(a)", "pow(a, b)", "a ^ b (broadcasting)"};
+  static constexpr bool tensor_vjp = false; // tensors take the Var rule
+  template <class T> static T f(const T& a, const T& b) {
+    using std::pow;
+    return pow(a, b);
+  }
+  // d/da = b a^(b-1), taken as 0 where b = 0 (0 * a^-1 would be NaN at a = 0); d/db = out ln(a), taken
+  // as 0 where a = 0 and b >= 0: PyTorch's choices.
+  template <class T> static T vjp_a(const T& g, const T& a, const T& b, const T& out) {
+    if constexpr (std::is_same_v<T, Var>) {
+      const Tensor b0 = kernel::binary(kernel::Binary::eq, b.value(), Tensor::scalar(0));
+      return g * where(b0, Var::constant(Tensor::scalar(0, out.dtype())), b * pow(a, b - 1.0));
+    } else {
+      return b == 0 ? T(0) : g * b * std::pow(a, b - 1);
+    }
+  }
+  template <class T> static T vjp_b(const T& g, const T& a, const T& b, const T& out) {
+    if constexpr (std::is_same_v<T, Var>) {
+      using kernel::Binary;
+      const Tensor a0_b_nonneg =
+          kernel::binary(Binary::mul, kernel::binary(Binary::eq, a.value(), Tensor::scalar(0)),
+                         kernel::binary(Binary::ge, b.value(), Tensor::scalar(0)));
+      return g * where(a0_b_nonneg, Var::constant(Tensor::scalar(0, out.dtype())), out * log(a));
+    } else {
+      return a == 0 && b >= 0 ? T(0) : g * out * std::log(a);
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Functions of one input, some with a number c (x + c, x^c, a slope, clamp's bounds): f(a, k), and
+// the share of the gradient g the input gets, vjp(g, a, out, k).
+
+template <> struct Math<Op::neg> : OneInput {
+  static constexpr OpInfo info{"neg", "−a", 1, "-1", "", "-a, neg(a)", "-a"};
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T>) { return -a; }
+  template <class T> static T vjp(const T& g, const T&, const T&, Consts<T>) { return -g; }
+};
+
+template <> struct Math<Op::add_c> : OneInput {
+  static constexpr OpInfo info{"add_c", "a + c", 1, "1", "", "a + c, a - c, c + a", "a + c for a number c"};
+  static constexpr int constants = 1;
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return a + k.c; }
+  template <class T> static T vjp(const T& g, const T&, const T&, Consts<T>) { return g; }
+};
+
+template <> struct Math<Op::mul_c> : OneInput {
+  static constexpr OpInfo info{"mul_c", "c·a", 1, "c", "", "a * c, c * a", "a * c for a number c"};
+  static constexpr int constants = 1;
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return a * k.c; }
+  template <class T> static T vjp(const T& g, const T&, const T&, Consts<T> k) { return g * k.c; }
+};
+
+template <> struct Math<Op::div_c> : OneInput {
+  static constexpr OpInfo info{"div_c", "a / c", 1, "1/c", "", "a / c", "a / c for a number c"};
+  static constexpr int constants = 1;
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return a / k.c; }
+  template <class T> static T vjp(const T& g, const T&, const T&, Consts<T> k) { return g / k.c; }
+};
+
+template <> struct Math<Op::rsub_c> : OneInput {
+  static constexpr OpInfo info{"rsub_c", "c − a", 1, "-1", "", "c - a", "c - a for a number c"};
+  static constexpr int constants = 1;
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return k.c - a; }
+  template <class T> static T vjp(const T& g, const T&, const T&, Consts<T>) { return -g; }
+};
+
+template <> struct Math<Op::rdiv_c> : OneInput {
+  static constexpr OpInfo info{"rdiv_c", "c / a", 1, "-c/a^2", "", "c / a", "c / a for a number c"};
+  static constexpr int constants = 1;
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return k.c / a; }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T> k) {
+    return -g * k.c / (a * a);
+  }
+};
+
+template <> struct Math<Op::pow_c> : OneInput {
+  static constexpr OpInfo info{"pow_c", "a^c", 1, "c*a^(c-1)", "", "pow(a, c)", "a ^ c for a number c"};
+  static constexpr int constants = 1;
+  template <class T> static T f(T a, Consts<T> k) {
+    using std::pow;
+    return pow(a, k.c);
+  }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T> k) {
+    using std::pow;
+    return k.c == 0 ? g * 0 : g * k.c * pow(a, k.c - 1); // x^0: 0, also where a^-1 is not finite
+  }
+};
+
+template <> struct Math<Op::rpow_c> : OneInput {
+  static constexpr OpInfo info{"rpow_c", "c^a", 1, "out*ln(c)", "", "pow(c, a)", "c ^ a for a number c"};
+  static constexpr int constants = 1;
+  template <class T> static T f(T a, Consts<T> k) {
+    using std::pow;
+    return pow(k.c, a);
+  }
+  template <class T> static T vjp(const T& g, const T&, const T& out, Consts<T> k) {
+    return k.c == 0 ? g * 0 : g * out * std::log(k.c); // 0^a: 0, as PyTorch
+  }
+};
+
+template <> struct Math<Op::exp> : OneInput {
+  static constexpr OpInfo info{"exp", "exp(a)", 1, "out", "", "exp(a)", "e ^ a"};
+  template <class T> static T f(T a, Consts<T>) { return std::exp(a); }
+  template <class T> static T vjp(const T& g, const T&, const T& out, Consts<T>) { return g * out; }
+};
+
+template <> struct Math<Op::log> : OneInput {
+  static constexpr OpInfo info{"log", "log(a)", 1, "1/a", "", "log(a)", "natural logarithm of a"};
+  template <class T> static T f(T a, Consts<T>) { return std::log(a); }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T>) { return g / a; }
+};
+
+template <> struct Math<Op::sqrt> : OneInput {
+  static constexpr OpInfo info{"sqrt", "sqrt(a)", 1, "1/(2*out)", "", "sqrt(a)", "square root of a"};
+  static constexpr bool cheap = true;
+  template <class T> static T f(T a, Consts<T>) { return std::sqrt(a); }
+  template <class T> static T vjp(const T& g, const T&, const T& out, Consts<T>) { return g / (2 * out); }
+};
+
+template <> struct Math<Op::abs> : OneInput {
+  static constexpr OpInfo info{"abs", "|a|", 1, "sign(a)", "", "abs(a)", "|a|"};
+  static constexpr bool piecewise = true, cheap = true;
+  template <class T> static T f(T a, Consts<T>) { return std::abs(a); }
+  template <class T> static T vjp(T g, T a, T, Consts<T>) { return a > 0 ? g : a < 0 ? -g : T(0); }
+};
+
+template <> struct Math<Op::tanh> : OneInput {
+  static constexpr OpInfo info{"tanh", "tanh(a)", 1, "1-out^2", "", "tanh(a)", "hyperbolic tangent"};
+  template <class T> static T f(T a, Consts<T>) { return std::tanh(a); }
+  template <class T> static T vjp(const T& g, const T&, const T& out, Consts<T>) {
+    return g * (1 - out * out);
+  }
+};
+
+template <> struct Math<Op::sigmoid> : OneInput {
+  static constexpr OpInfo info{
+      "sigmoid", "sigmoid(a)", 1, "out*(1-out)", "", "sigmoid(a)", "1 / (1 + e^-a), computed stably"};
+  template <class T> static T f(T a, Consts<T>) {
+    const T e = std::exp(-std::abs(a)); // in (0, 1]: never overflows
+    return a >= 0 ? 1 / (1 + e) : e / (1 + e);
+  }
+  template <class T> static T vjp(const T& g, const T&, const T& out, Consts<T>) {
+    return g * out * (1 - out);
+  }
+};
+
+template <> struct Math<Op::relu> : OneInput {
+  static constexpr OpInfo info{"relu", "relu(a)", 1, "(a>0 ? 1 : 0)", "", "relu(a)", "max(a, 0)"};
+  static constexpr bool piecewise = true, cheap = true;
+  template <class T> static T f(T a, Consts<T>) { return a > 0 ? a : T(0); }
+  template <class T> static T vjp(T g, T a, T, Consts<T>) { return a > 0 ? g : T(0); }
+};
+
+template <> struct Math<Op::leaky_relu> : OneInput {
+  static constexpr OpInfo info{"leaky_relu",       "leaky_relu(a, c)",   1, "(a>0 ? 1 : c)", "",
+                               "leaky_relu(a, c)", "a if a > 0 else c*a"};
+  static constexpr int constants = 1;
+  static constexpr bool piecewise = true, cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return a > 0 ? a : a * k.c; }
+  template <class T> static T vjp(T g, T a, T, Consts<T> k) { return a > 0 ? g : g * k.c; }
+};
+
+template <> struct Math<Op::sin> : OneInput {
+  static constexpr OpInfo info{"sin", "sin(a)", 1, "cos(a)", "", "sin(a)", "sine"};
+  template <class T> static T f(T a, Consts<T>) { return std::sin(a); }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T>) {
+    using std::cos;
+    return g * cos(a);
+  }
+};
+
+template <> struct Math<Op::cos> : OneInput {
+  static constexpr OpInfo info{"cos", "cos(a)", 1, "-sin(a)", "", "cos(a)", "cosine"};
+  template <class T> static T f(T a, Consts<T>) { return std::cos(a); }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T>) {
+    using std::sin;
+    return -g * sin(a);
+  }
+};
+
+template <> struct Math<Op::clamp> : OneInput {
+  static constexpr OpInfo info{
+      "clamp", "clamp(a, lo, hi)", 1, "(lo<=a<=hi ? 1 : 0)", "", "clamp(a, lo, hi)", "min(max(a, lo), hi)"};
+  static constexpr int constants = 2;
+  static constexpr bool piecewise = true, cheap = true;
+  template <class T> static T f(T a, Consts<T> k) { return a < k.c ? k.c : a > k.hi ? k.hi : a; }
+  // The gradient passes at the bounds, as in PyTorch.
+  template <class T> static T vjp(T g, T a, T, Consts<T> k) { return a >= k.c && a <= k.hi ? g : T(0); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The generic parts: everything below serves every row.
+
+/// Whether op has a row here.
+template <Op op> constexpr bool is_elementwise = requires {
+  Math<op>::inputs;
+};
+
+/// A node's constants (op of n has a row with M::constants of them).
+template <class T, class M> Consts<T> consts_of(const Node* n) {
+  Consts<T> k;
+  if constexpr (M::constants >= 1) k.c = static_cast<Num<T>>(n->constant());
+  if constexpr (M::constants == 2) k.hi = static_cast<Num<T>>(n->ext->reals[0]);
+  return k;
+}
+
+/// The local derivatives d(node)/d(input 0, 1) of a scalar node of kind op: the row's vjp with
+/// g = 1 (sum, mean and max of a scalar pass it through: 1).
+template <Op op> [[gnu::always_inline]] inline void scalar_local(const Node* n, double d[2]) {
+  if constexpr (!is_elementwise<op>) {
+    d[0] = 1, d[1] = 0;
+  } else if constexpr (Math<op>::inputs == 2) {
+    const double a = n->first->value, b = n->second_->value, out = n->value;
+    d[0] = Math<op>::vjp_a(1.0, a, b, out), d[1] = Math<op>::vjp_b(1.0, a, b, out);
+  } else {
+    d[0] = Math<op>::vjp(1.0, n->first->value, n->value, consts_of<double, Math<op>>(n)), d[1] = 0;
+  }
+}
+
+/// The chain rule's local factors of a scalar node, whatever its kind (a switch generated from the
+/// op list; inlined into the reverse sweep).
+[[gnu::always_inline]] inline void scalar_derivatives(const Node* n, double d[2]) {
+  switch (n->op) {
+#define GG_SCALAR_CASE(name)                                                                                 \
+  case Op::name: return scalar_local<Op::name>(n, d);
+    GG_OP_LIST(GG_SCALAR_CASE)
+#undef GG_SCALAR_CASE
+  case Op::count_: break;
+  }
+  d[0] = d[1] = 0;
+}
+
+// The rows mapped over tensors, in the tensor's element type.
+
+/// f of every element of x.
+template <class M> Tensor map_value(const Tensor& x, Consts<double> k) {
+  kernel::detail::require_defined(x, M::info.name);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  kernel::detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Consts<T> kt{static_cast<T>(k.c), static_cast<T>(k.hi)};
+    kernel::detail::map_unary(
+        x.data<T>(), out.data<T>(), x.numel(), [kt](T a) { return M::f(a, kt); },
+        M::cheap ? 1 : kernel::detail::k_transcendental_cost);
+  });
+  return out;
+}
+
+/// f of every pair of elements of a and b broadcast together (in their result dtype).
+template <class M> Tensor map_value2(const Tensor& a, const Tensor& b) {
+  kernel::detail::Broadcast x = kernel::detail::broadcast_operands(a, b, M::info.name);
+  kernel::detail::dispatch(x.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    kernel::detail::map_binary<T>(x.a, x.b, x.out, [](T p, T q) { return M::f(p, q); });
+  });
+  return x.out;
+}
+
+/// vjp of every element: the gradient for x given g, x and out = f(x), fused in one loop (g and out
+/// converted to x's dtype).
+template <class M> Tensor map_vjp(const Tensor& g, const Tensor& x, const Tensor& out, Consts<double> k) {
+  const Tensor pg = g.to(x.dtype()), po = out.to(x.dtype());
+  Tensor r = Tensor::empty(x.shape(), x.dtype());
+  kernel::detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Consts<T> kt{static_cast<T>(k.c), static_cast<T>(k.hi)};
+    const T *gp = pg.data<T>(), *xp = x.data<T>(), *op = po.data<T>();
+    T* rp = r.data<T>();
+    kernel::detail::parallel_range(x.numel(), [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; ++i) rp[i] = M::vjp(gp[i], xp[i], op[i], kt);
+    });
+  });
+  return r;
+}
+
+} // namespace gg::detail
