@@ -39,13 +39,6 @@ std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t f
   return {v.begin() + static_cast<std::ptrdiff_t>(from), v.end()};
 }
 
-/// Maxima's share of the gradient: 1/ties at the maxima, 0 elsewhere.
-Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis) {
-  Tensor eq = kernel::binary(kernel::Binary::eq, a, out_broadcast);
-  Tensor ties = axis < 0 ? kernel::sum(eq) : kernel::sum(eq, axis, true);
-  return Var::constant(kernel::binary(kernel::Binary::div, eq, ties));
-}
-
 } // namespace
 
 std::vector<Var> vjp(Node* n, const Var& g) {
@@ -57,21 +50,6 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
   const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
   switch (n->op) {
-  case Op::sum: return {a.is_scalar_node() ? g : broadcast_to(g, sa)};
-  case Op::mean: return {a.is_scalar_node() ? g : broadcast_to(g, sa) / static_cast<double>(sa.numel())};
-  case Op::max:
-    return {a.is_scalar_node() ? g : broadcast_to(g, sa) * max_mask(value_of(a.node()), value_of(n), -1)};
-  case Op::sum_axis: return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa)};
-  case Op::mean_axis:
-    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) / static_cast<double>(sa[axis])};
-  case Op::max_axis: {
-    const Tensor outk = value_of(n).reshape(keep_axis(out, sa, axis, ints[1]).shape());
-    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) * max_mask(value_of(a.node()), outk, axis)};
-  }
-  case Op::logsumexp:
-    return {broadcast_to(keep_axis(g, sa, axis, ints[1]), sa) * exp(a - keep_axis(out, sa, axis, ints[1]))};
-  case Op::softmax: return {out * (g - sum(g * out, axis, true))};
-  case Op::log_softmax: return {g - exp(out) * sum(g, axis, true)};
   case Op::matmul:
     if (!grad_enabled() && sa.rank() == 2 && b.shape().rank() == 2) { // no transposed copies
       const Tensor gv = g.value();

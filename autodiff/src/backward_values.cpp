@@ -14,14 +14,6 @@ namespace {
 
 using kernel::Binary;
 
-/// g of a reduction along `axis` (keepdim or not) repeated over the input's shape.
-Tensor spread(const Tensor& g, const Shape& in, int axis, bool keepdim) {
-  std::vector<std::int64_t> s = in.to_vector();
-  if (!keepdim) s[static_cast<std::size_t>(axis)] = 1;
-  const Tensor gk = keepdim ? g : g.reshape(s);
-  return kernel::broadcast_to(gk, in);
-}
-
 } // namespace
 
 bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
@@ -32,22 +24,6 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   const std::vector<std::int64_t>* ints = n->ext ? &n->ext->ints : nullptr;
   auto attr = [&](std::size_t i) { return (*ints)[i]; };
   switch (n->op) {
-  case Op::sum:
-  case Op::mean: {
-    const double scale = n->op == Op::mean ? 1 / static_cast<double>(sa.numel()) : 1;
-    out[0] = Tensor::full(sa, g.item() * scale, a.dtype());
-    return true;
-  }
-  case Op::sum_axis: out[0] = spread(g, sa, static_cast<int>(attr(0)), attr(1) != 0); return true;
-  case Op::mean_axis: {
-    const int axis = static_cast<int>(attr(0));
-    out[0] =
-        kernel::binary_scalar(Binary::div, spread(g, sa, axis, attr(1) != 0), static_cast<double>(sa[axis]));
-    return true;
-  }
-  case Op::max_axis:
-    out[0] = kernel::max_backward(a, n->ext->value, g, static_cast<int>(attr(0)));
-    return true;
   case Op::matmul: {
     const Tensor b = value_of(n->in1());
     const Shape& sb = b.shape();
@@ -83,10 +59,6 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   case Op::reshape: out[0] = g.reshape(sa); return true;
   case Op::transpose:
     out[0] = kernel::transpose(g, static_cast<int>(attr(0)), static_cast<int>(attr(1)));
-    return true;
-  case Op::softmax:
-  case Op::log_softmax:
-    out[0] = kernel::softmax_backward(g, n->ext->value, static_cast<int>(attr(0)), n->op == Op::log_softmax);
     return true;
   case Op::index_select:
     out[0] = kernel::index_add(g, sa, static_cast<int>(attr(0)), {ints->begin() + 1, ints->end()});

@@ -71,4 +71,23 @@ Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim) {
   return reshape(g, s);
 }
 
+Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute) {
+  Node* x = need(a, op);
+  const Tensor v = value_of(x);
+  if (v.rank() == 0) {
+    kernel::normalize_axis(axis, 1, op_name(op));
+    return reshape(record_along_axis(op, reshape(a, {1}), 0, keepdim, compute), {});
+  }
+  const int ax = kernel::normalize_axis(axis, v.rank(), op_name(op));
+  auto e = emit(op, x, nullptr, compute(v, ax, keepdim));
+  if (e.n) e.n->ext->ints = {ax, keepdim ? 1 : 0};
+  return e.var;
+}
+
+Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis) {
+  const Tensor eq = kernel::binary(kernel::Binary::eq, a, out_broadcast);
+  const Tensor ties = axis < 0 ? kernel::sum(eq) : kernel::sum(eq, axis, true);
+  return Var::constant(kernel::binary(kernel::Binary::div, eq, ties));
+}
+
 } // namespace gg::detail

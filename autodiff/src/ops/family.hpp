@@ -61,6 +61,14 @@ Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value);
 inline Tensor reduce_to(const Tensor& g, const Shape& shape) {
   return g.shape() == shape ? g : kernel::sum_to(g, shape);
 }
+/// A kernel computing a reduction (or softmax) along an axis: (value, axis, keepdim).
+using AxisKernel = Tensor (*)(const Tensor&, int, bool);
+/// Records op along axis of a (negative axes count from the end) with compute; the node keeps
+/// {axis, keepdim}. As in PyTorch, a 0-d value has one implicit axis (0 or -1), the result 0-d.
+Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute);
+/// Where the maxima of a are (out_broadcast: the maxima, broadcast against a; axis < 0: all of a),
+/// each tie getting an equal share: a constant 1/ties at the maxima, 0 elsewhere.
+Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis);
 /// A constant scalar or 0-d tensor of x's dtype with value v.
 Var constant_like(const Node* x, double v);
 /// g reshaped so that it broadcasts against the input of an axis reduction (keepdim false).

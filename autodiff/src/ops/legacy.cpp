@@ -91,12 +91,10 @@ bool legacy_values(Node* n, const Tensor& g, InputGrads& out) {
 // clang-format off
 #define GG_LEGACY_OPS(X)                                                                                \
   X(leaf)                                                                                               \
-  X(sum) X(sum_axis) X(mean) X(mean_axis) X(max) X(max_axis)                                            \
   X(matmul) X(linear)                                                                                   \
   X(conv2d) X(max_pool2d)                                                                               \
   X(transpose) X(reshape) X(slice) X(slice_scatter) X(index_select) X(index_add) X(concat) X(stack)     \
   X(where)                                                                                              \
-  X(softmax) X(log_softmax) X(logsumexp)                                                                \
   X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                     \
   X(custom)
 // clang-format on

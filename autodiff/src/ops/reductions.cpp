@@ -1,0 +1,167 @@
+// The reductions family: sums, means and maxima of a whole tensor or along an axis. Each op: its
+// public function, its rule (table row, the differentiable VJP, the fast tensor backward). On a
+// scalar node the whole-tensor ones record a scalar node whose local derivative is 1.
+#include <autodiff/ops.hpp>
+
+#include <fmt/format.h>
+
+#include "../kernels/kernels.hpp"
+#include "family.hpp"
+
+namespace gg {
+namespace detail {
+namespace {
+
+/// Whole-tensor reductions; a scalar node's stays a scalar node (its value passes through).
+Var reduce_all(Op op, const Var& a, Tensor (*kernel)(const Tensor&)) {
+  Node* x = need(a, op);
+  if (!x->is_tensor()) return emit_scalar(op, x, nullptr, x->value);
+  return emit(op, x, nullptr, kernel(x->ext->value)).var;
+}
+
+/// g of a reduction along `axis` (keepdim or not) repeated over the input's shape.
+Tensor spread(const Tensor& g, const Shape& in, int axis, bool keepdim) {
+  std::vector<std::int64_t> s = in.to_vector();
+  if (!keepdim) s[static_cast<std::size_t>(axis)] = 1;
+  return kernel::broadcast_to(keepdim ? g : g.reshape(s), in);
+}
+
+/// The input, the node's axis and keepdim, and g as a Var broadcast back over the input.
+struct AxisGrad {
+  Var a, spread;
+  int axis;
+  bool keepdim;
+};
+AxisGrad axis_grad(Node* n, const Var& g) {
+  const Var a = ref(n->first);
+  const int axis = static_cast<int>(n->ext->ints[0]);
+  const bool keepdim = n->ext->ints[1] != 0;
+  return {a, broadcast_to(keep_axis(g, a.shape(), axis, keepdim), a.shape()), axis, keepdim};
+}
+
+} // namespace
+} // namespace detail
+
+using detail::AxisGrad;
+using detail::InputGrads;
+using detail::Node;
+using detail::OpRule;
+using detail::ref;
+
+// sum(a): of all elements (0-d).
+Var sum(const Var& x) {
+  return detail::reduce_all(Op::sum, x, [](const Tensor& v) { return kernel::sum(v); });
+}
+template <> const OpRule& detail::rule<Op::sum>() {
+  static constexpr OpRule r{{"sum", "sum(a)", 1, "1", "", "sum(a)", "sum of all elements"},
+                            [](Node* n, const Var& g) -> std::vector<Var> {
+                              const Var a = ref(n->first);
+                              return {a.is_scalar_node() ? g : broadcast_to(g, a.shape())};
+                            },
+                            [](Node* n, const Tensor& g, InputGrads& out) {
+                              const Tensor a = detail::value_of(n->first);
+                              out[0] = Tensor::full(a.shape(), g.item(), a.dtype());
+                              return true;
+                            }};
+  return r;
+}
+
+// mean(a): of all elements.
+Var mean(const Var& x) {
+  return detail::reduce_all(Op::mean, x, [](const Tensor& v) { return kernel::mean(v); });
+}
+template <> const OpRule& detail::rule<Op::mean>() {
+  static constexpr OpRule r{
+      {"mean", "mean(a)", 1, "1/n", "", "mean(a)", "mean of all elements (n of them)"},
+      [](Node* n, const Var& g) -> std::vector<Var> {
+        const Var a = ref(n->first);
+        return {a.is_scalar_node() ? g : broadcast_to(g, a.shape()) / static_cast<double>(a.numel())};
+      },
+      [](Node* n, const Tensor& g, InputGrads& out) {
+        const Tensor a = detail::value_of(n->first);
+        out[0] = Tensor::full(a.shape(), g.item() / static_cast<double>(a.numel()), a.dtype());
+        return true;
+      }};
+  return r;
+}
+
+// max(a): the largest element; tied maxima share the gradient equally.
+Var max(const Var& x) {
+  return detail::reduce_all(Op::max, x, [](const Tensor& v) {
+    if (v.numel() == 0) throw ValueError("max: the tensor is empty");
+    return kernel::max(v);
+  });
+}
+template <> const OpRule& detail::rule<Op::max>() {
+  static constexpr OpRule r{
+      {"max", "max(a)", 1, "(a==out ? 1/ties : 0)", "", "max(a)", "largest element; ties share the gradient"},
+      [](Node* n, const Var& g) -> std::vector<Var> {
+        const Var a = ref(n->first);
+        if (a.is_scalar_node()) return {g};
+        return {broadcast_to(g, a.shape()) * detail::max_mask(a.value(), detail::value_of(n), -1)};
+      }};
+  return r;
+}
+
+// sum(a, axis, keepdim).
+Var sum(const Var& x, int axis, bool keepdim) {
+  return detail::record_along_axis(Op::sum_axis, x, axis, keepdim, &kernel::sum);
+}
+template <> const OpRule& detail::rule<Op::sum_axis>() {
+  static constexpr OpRule r{
+      {"sum_axis", "", 1, "1", "", "sum(a, axis, keepdim)", "sum along an axis"},
+      [](Node* n, const Var& g) -> std::vector<Var> { return {detail::axis_grad(n, g).spread}; },
+      [](Node* n, const Tensor& g, InputGrads& out) {
+        const std::vector<std::int64_t>& ints = n->ext->ints;
+        out[0] =
+            detail::spread(g, detail::value_of(n->first).shape(), static_cast<int>(ints[0]), ints[1] != 0);
+        return true;
+      }};
+  return r;
+}
+
+// mean(a, axis, keepdim).
+Var mean(const Var& x, int axis, bool keepdim) {
+  return detail::record_along_axis(Op::mean_axis, x, axis, keepdim, &kernel::mean);
+}
+template <> const OpRule& detail::rule<Op::mean_axis>() {
+  static constexpr OpRule r{{"mean_axis", "", 1, "1/n", "", "mean(a, axis, keepdim)", "mean along an axis"},
+                            [](Node* n, const Var& g) -> std::vector<Var> {
+                              const AxisGrad d = detail::axis_grad(n, g);
+                              return {d.spread / static_cast<double>(d.a.shape()[d.axis])};
+                            },
+                            [](Node* n, const Tensor& g, InputGrads& out) {
+                              const Shape sa = detail::value_of(n->first).shape();
+                              const int axis = static_cast<int>(n->ext->ints[0]);
+                              out[0] = kernel::binary_scalar(
+                                  kernel::Binary::div, detail::spread(g, sa, axis, n->ext->ints[1] != 0),
+                                  static_cast<double>(sa[axis]));
+                              return true;
+                            }};
+  return r;
+}
+
+// max(a, axis, keepdim): tied maxima share the gradient equally.
+Var max(const Var& x, int axis, bool keepdim) {
+  return detail::record_along_axis(Op::max_axis, x, axis, keepdim, &kernel::max);
+}
+template <> const OpRule& detail::rule<Op::max_axis>() {
+  static constexpr OpRule r{{"max_axis", "", 1, "(a==out ? 1/ties : 0)", "", "max(a, axis, keepdim)",
+                             "largest along an axis; ties share the gradient"},
+                            [](Node* n, const Var& g) -> std::vector<Var> {
+                              const AxisGrad d = detail::axis_grad(n, g);
+                              const Tensor out = detail::value_of(n);
+                              Shape kept = d.a.shape(); // the maxima with the reduced axis kept (size 1)
+                              kept[d.axis] = 1;
+                              const Tensor outk = out.reshape(kept);
+                              return {d.spread * detail::max_mask(d.a.value(), outk, d.axis)};
+                            },
+                            [](Node* n, const Tensor& g, InputGrads& out) {
+                              out[0] = kernel::max_backward(detail::value_of(n->first), n->ext->value, g,
+                                                            static_cast<int>(n->ext->ints[0]));
+                              return true;
+                            }};
+  return r;
+}
+
+} // namespace gg
