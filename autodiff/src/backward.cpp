@@ -50,21 +50,6 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
   const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
   switch (n->op) {
-  case Op::matmul:
-    if (!grad_enabled() && sa.rank() == 2 && b.shape().rank() == 2) { // no transposed copies
-      const Tensor gv = g.value();
-      return {Var::constant(kernel::gemm(gv, false, value_of(b.node()), true)),
-              Var::constant(kernel::gemm(value_of(a.node()), true, gv, false))};
-    }
-    return {sum_to(matmul(g, transpose(b)), sa), sum_to(matmul(transpose(a), g), b.shape())};
-  case Op::linear: { // a [..., in], b = weight [out, in], bias [out]: as matmul on [rows, in]
-    const std::int64_t in = b.shape()[1], out_features = b.shape()[0], rows = leading_numel(sa);
-    const Var g2 = reshape(g, {rows, out_features});
-    std::vector<Var> r = {reshape(matmul(g2, b), sa.to_vector()),
-                          matmul(transpose(g2), reshape(a, {rows, in}))};
-    if (n->num_inputs() == 3) r.push_back(sum(g2, 0));
-    return r;
-  }
   case Op::conv2d: { // a = x [N, C, H, W], b = weight [out, C, kh, kw], bias [out]: unfold, matmul, fold
     const Shape sw = b.shape(), sg = g.shape();
     const std::int64_t kh = sw[2], kw = sw[3], stride = ints[0], padding = ints[1];

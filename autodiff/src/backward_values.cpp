@@ -24,30 +24,6 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
   const std::vector<std::int64_t>* ints = n->ext ? &n->ext->ints : nullptr;
   auto attr = [&](std::size_t i) { return (*ints)[i]; };
   switch (n->op) {
-  case Op::matmul: {
-    const Tensor b = value_of(n->in1());
-    const Shape& sb = b.shape();
-    if (sa.rank() == 2 && sb.rank() == 2) {
-      if (needs(0)) out[0] = kernel::gemm(g, false, b, true);
-      if (needs(1)) out[1] = kernel::gemm(a, true, g, false);
-      return true;
-    }
-    // [batch, ., .] with [batch, ., .] or with one matrix (a convolution's weight): per-item
-    // products, summed over the batch for the 2-d operand. Other broadcasts: vjp().
-    if (sa.rank() > 3 || sb.rank() > 3 || (sa.rank() == 3 && sb.rank() == 3 && sa[0] != sb[0])) return false;
-    if (needs(0)) out[0] = kernel::gemm_batched(g, false, b, true, sa.rank() == 2);
-    if (needs(1)) out[1] = kernel::gemm_batched(a, true, g, false, sb.rank() == 2);
-    return true;
-  }
-  case Op::linear: { // a [..., in], weight [out, in]: gradients as for a [rows, in] @ weight^T
-    const Tensor w = value_of(n->in1());
-    const std::int64_t rows = leading_numel(sa), in = w.shape()[1], out_features = w.shape()[0];
-    const Tensor g2 = g.reshape(Shape{rows, out_features});
-    if (needs(0)) out[0] = kernel::gemm(g2, false, w, false).reshape(sa);
-    if (needs(1)) out[1] = kernel::gemm(g2, true, a.reshape(Shape{rows, in}), false);
-    if (needs(2)) out[2] = kernel::sum(g2, 0);
-    return true;
-  }
   case Op::conv2d: { // one GEMM per gradient and chunk of images
     const std::array<bool, 3> need{needs(0), needs(1), needs(2)};
     out = kernel::conv2d_backward(g, a, value_of(n->in1()), attr(0), attr(1), need);

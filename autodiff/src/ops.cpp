@@ -23,41 +23,6 @@ using detail::emit_scalar;
 using detail::need;
 using detail::value_of;
 
-Var matmul(const Var& a, const Var& b) {
-  Node* x = need(a, "matmul");
-  Node* y = need(b, "matmul");
-  const Shape sa = a.shape(), sb = b.shape();
-  if (sa.rank() == 0 || sb.rank() == 0)
-    throw ShapeError(fmt::format("matmul: shapes {} and {}: both operands need at least one dimension",
-                                 sa.str(), sb.str()));
-  // 1-d operands become a row (left) or a column (right), and the added dimension is removed after,
-  // so the recorded matmul node itself is always >= 2-d.
-  const std::int64_t ka = sa[sa.rank() - 1], kb = sb.rank() == 1 ? sb[0] : sb[sb.rank() - 2];
-  if (ka != kb)
-    throw ShapeError(fmt::format("matmul: shapes {} and {} do not fit (inner dimensions {} and {})", sa.str(),
-                                 sb.str(), ka, kb));
-  if (sa.rank() == 1 || sb.rank() == 1) {
-    const Var a2 = sa.rank() == 1 ? reshape(a, {1, sa[0]}) : a;
-    const Var b2 = sb.rank() == 1 ? reshape(b, {sb[0], 1}) : b;
-    const Var r = matmul(a2, b2);
-    std::vector<std::int64_t> shape = r.shape().to_vector();
-    if (sb.rank() == 1) shape.erase(shape.end() - 1);
-    if (sa.rank() == 1) shape.erase(shape.end() - 1 - (sb.rank() == 1 ? 0 : 1));
-    return reshape(r, shape);
-  }
-  return emit(Op::matmul, x, y, kernel::matmul(value_of(x), value_of(y))).var;
-}
-
-Var linear(const Var& x, const Var& weight, const Var& bias) {
-  Node* a = need(x, "linear");
-  Node* w = need(weight, "linear");
-  Node* b = bias.defined() ? bias.node() : nullptr;
-  Tensor value = kernel::linear(value_of(a), value_of(w), b ? value_of(b) : Tensor());
-  if (!b) return emit(Op::linear, a, w, std::move(value)).var;
-  const std::array<Node*, 3> inputs{a, w, b};
-  return detail::emit_variadic(Op::linear, inputs, std::move(value)).var;
-}
-
 Var conv2d(const Var& x, const Var& weight, const Var& bias, std::int64_t stride, std::int64_t padding) {
   Node* a = need(x, "conv2d");
   Node* w = need(weight, "conv2d");

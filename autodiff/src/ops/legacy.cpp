@@ -91,7 +91,6 @@ bool legacy_values(Node* n, const Tensor& g, InputGrads& out) {
 // clang-format off
 #define GG_LEGACY_OPS(X)                                                                                \
   X(leaf)                                                                                               \
-  X(matmul) X(linear)                                                                                   \
   X(conv2d) X(max_pool2d)                                                                               \
   X(transpose) X(reshape) X(slice) X(slice_scatter) X(index_select) X(index_add) X(concat) X(stack)     \
   X(where)                                                                                              \

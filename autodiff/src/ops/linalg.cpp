@@ -1,0 +1,117 @@
+// The linear-algebra family: matmul (2-d, batched, 1-d operands as in NumPy) and linear (a Linear
+// layer's x W^T + b in one op). Each op: its public function and its rule (table row, the
+// differentiable VJP, the fast tensor backward: GEMMs with transpose flags, no transposed copies).
+#include <autodiff/ops.hpp>
+
+#include <array>
+
+#include <fmt/format.h>
+
+#include "../kernels/kernels.hpp"
+#include "family.hpp"
+
+namespace gg {
+
+using detail::InputGrads;
+using detail::Node;
+using detail::OpRule;
+using detail::ref;
+using detail::value_of;
+
+// matmul(a, b) = a @ b.
+Var matmul(const Var& a, const Var& b) {
+  Node* x = detail::need(a, Op::matmul);
+  Node* y = detail::need(b, Op::matmul);
+  const Shape sa = a.shape(), sb = b.shape();
+  if (sa.rank() == 0 || sb.rank() == 0)
+    throw ShapeError(fmt::format("matmul: shapes {} and {}: both operands need at least one dimension",
+                                 sa.str(), sb.str()));
+  // 1-d operands become a row (left) or a column (right), and the added dimension is removed after,
+  // so the recorded matmul node itself is always >= 2-d.
+  const std::int64_t ka = sa[sa.rank() - 1], kb = sb.rank() == 1 ? sb[0] : sb[sb.rank() - 2];
+  if (ka != kb)
+    throw ShapeError(fmt::format("matmul: shapes {} and {} do not fit (inner dimensions {} and {})", sa.str(),
+                                 sb.str(), ka, kb));
+  if (sa.rank() == 1 || sb.rank() == 1) {
+    const Var a2 = sa.rank() == 1 ? reshape(a, {1, sa[0]}) : a;
+    const Var b2 = sb.rank() == 1 ? reshape(b, {sb[0], 1}) : b;
+    const Var r = matmul(a2, b2);
+    std::vector<std::int64_t> shape = r.shape().to_vector();
+    if (sb.rank() == 1) shape.erase(shape.end() - 1);
+    if (sa.rank() == 1) shape.erase(shape.end() - 1 - (sb.rank() == 1 ? 0 : 1));
+    return reshape(r, shape);
+  }
+  return detail::emit(Op::matmul, x, y, kernel::matmul(value_of(x), value_of(y))).var;
+}
+template <> const OpRule& detail::rule<Op::matmul>() {
+  static constexpr OpRule r{
+      {"matmul", "a @ b", 2, "g @ b^T", "a^T @ g", "matmul(a, b)",
+       "matrix product: 2-d, batched, 1-d as NumPy"},
+      [](Node* n, const Var& g) -> std::vector<Var> {
+        const Var a = ref(n->first), b = ref(n->in1());
+        const Shape sa = a.shape(), sb = b.shape();
+        if (!grad_enabled() && sa.rank() == 2 && sb.rank() == 2) { // no transposed copies
+          const Tensor gv = g.value();
+          return {Var::constant(kernel::gemm(gv, false, b.value(), true)),
+                  Var::constant(kernel::gemm(a.value(), true, gv, false))};
+        }
+        return {sum_to(matmul(g, transpose(b)), sa), sum_to(matmul(transpose(a), g), sb)};
+      },
+      [](Node* n, const Tensor& g, InputGrads& out) {
+        const Tensor a = value_of(n->first), b = value_of(n->in1());
+        const Shape &sa = a.shape(), &sb = b.shape();
+        const bool need_a = n->first->requires_grad(), need_b = n->in1()->requires_grad();
+        if (sa.rank() == 2 && sb.rank() == 2) {
+          if (need_a) out[0] = kernel::gemm(g, false, b, true);
+          if (need_b) out[1] = kernel::gemm(a, true, g, false);
+          return true;
+        }
+        // [batch, ., .] with [batch, ., .] or with one matrix (a convolution's weight): per-item
+        // products, summed over the batch for the 2-d operand. Other broadcasts: the VJP.
+        if (sa.rank() > 3 || sb.rank() > 3 || (sa.rank() == 3 && sb.rank() == 3 && sa[0] != sb[0]))
+          return false;
+        if (need_a) out[0] = kernel::gemm_batched(g, false, b, true, sa.rank() == 2);
+        if (need_b) out[1] = kernel::gemm_batched(a, true, g, false, sb.rank() == 2);
+        return true;
+      }};
+  return r;
+}
+
+// linear(a, w, bias) = a @ w^T + bias, as torch.nn.functional.linear.
+Var linear(const Var& x, const Var& weight, const Var& bias) {
+  Node* a = detail::need(x, Op::linear);
+  Node* w = detail::need(weight, Op::linear);
+  Node* b = bias.defined() ? bias.node() : nullptr;
+  Tensor value = kernel::linear(value_of(a), value_of(w), b ? value_of(b) : Tensor());
+  if (!b) return detail::emit(Op::linear, a, w, std::move(value)).var;
+  const std::array<Node*, 3> inputs{a, w, b};
+  return detail::emit_variadic(Op::linear, inputs, std::move(value)).var;
+}
+template <> const OpRule& detail::rule<Op::linear>() {
+  static constexpr OpRule r{
+      {"linear", "", -1, "g @ w", "g^T @ a (bias: sum of g over rows)", "linear(a, w, bias)",
+       "a @ w^T + bias in one op (a Linear layer)"},
+      [](Node* n, const Var& g) -> std::vector<Var> { // as matmul on a [rows, in] and w^T [in, out]
+        const Var a = ref(n->first), w = ref(n->in1());
+        const Shape sa = a.shape();
+        const std::int64_t in = w.shape()[1], out = w.shape()[0], rows = detail::leading_numel(sa);
+        const Var g2 = reshape(g, {rows, out});
+        std::vector<Var> r = {reshape(matmul(g2, w), sa.to_vector()),
+                              matmul(transpose(g2), reshape(a, {rows, in}))};
+        if (n->num_inputs() == 3) r.push_back(sum(g2, 0));
+        return r;
+      },
+      [](Node* n, const Tensor& g, InputGrads& out) {
+        const Tensor a = value_of(n->first), w = value_of(n->in1());
+        const std::int64_t rows = detail::leading_numel(a.shape()), in = w.shape()[1],
+                           out_features = w.shape()[0];
+        const Tensor g2 = g.reshape(Shape{rows, out_features});
+        if (n->first->requires_grad()) out[0] = kernel::gemm(g2, false, w, false).reshape(a.shape());
+        if (n->in1()->requires_grad()) out[1] = kernel::gemm(g2, true, a.reshape(Shape{rows, in}), false);
+        if (n->num_inputs() == 3 && n->input(2)->requires_grad()) out[2] = kernel::sum(g2, 0);
+        return true;
+      }};
+  return r;
+}
+
+} // namespace gg
