@@ -50,29 +50,6 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
   const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
   switch (n->op) {
-  case Op::conv2d: { // a = x [N, C, H, W], b = weight [out, C, kh, kw], bias [out]: unfold, matmul, fold
-    const Shape sw = b.shape(), sg = g.shape();
-    const std::int64_t kh = sw[2], kw = sw[3], stride = ints[0], padding = ints[1];
-    const std::int64_t outc = sw[0], ckk = sw[1] * kh * kw;
-    const Var g3 = reshape(g, {sg[0], outc, sg[2] * sg[3]}); // [N, out, L]
-    std::vector<Var> r(static_cast<std::size_t>(n->num_inputs()));
-    if (a.requires_grad()) // [CKK, out] @ [N, out, L] -> [N, CKK, L], folded back into images
-      r[0] = fold(matmul(transpose(reshape(b, {outc, ckk})), g3), sa, kh, kw, stride, padding);
-    if (b.requires_grad()) // sum over images of [N, out, L] @ [N, L, CKK]
-      r[1] = reshape(sum(matmul(g3, transpose(unfold(a, kh, kw, stride, padding))), 0), sw.to_vector());
-    if (n->num_inputs() == 3 && n->input(2)->requires_grad()) r[2] = sum(sum(g3, 2), 0);
-    return r;
-  }
-  case Op::max_pool2d: { // as unfold (padding -inf), max over each window's column, fold
-    const std::int64_t k = ints[0], stride = ints[1], padding = ints[2];
-    const Shape so = out.shape();
-    const std::int64_t planes = sa[0] * sa[1], l = so[2] * so[3];
-    const Shape sp{planes, 1, sa[2], sa[3]};
-    const Tensor cols = kernel::unfold(value_of(a.node()).reshape(sp), k, k, stride, padding,
-                                       -std::numeric_limits<double>::infinity());
-    const Var mask = max_mask(cols, value_of(n).reshape(Shape{planes, 1, l}), 1);
-    return {reshape(fold(reshape(g, {planes, 1, l}) * mask, sp, k, k, stride, padding), sa.to_vector())};
-  }
   case Op::transpose: return {transpose(g, axis, static_cast<int>(ints[1]))};
   case Op::reshape: return {reshape(g, sa.to_vector())};
   case Op::slice: return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};
@@ -101,8 +78,6 @@ std::vector<Var> vjp(Node* n, const Var& g) {
   }
   case Op::broadcast_to: return {sum_to(g, sa)};
   case Op::sum_to: return {broadcast_to(g, sa)};
-  case Op::unfold: return {fold(g, sa, ints[0], ints[1], ints[2], ints[3])};
-  case Op::fold: return {unfold(g, ints[0], ints[1], ints[2], ints[3])};
   case Op::to: return {to(g, a.dtype())};
   case Op::custom: {
     std::vector<Var> ins;

@@ -17,21 +17,11 @@ using kernel::Binary;
 } // namespace
 
 bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
-  const int arity = n->num_inputs();
-  auto needs = [&](int i) { return i < arity && n->input(i)->requires_grad(); };
   const Tensor a = n->first ? value_of(n->first) : Tensor();
   const Shape sa = a.defined() ? a.shape() : Shape{};
   const std::vector<std::int64_t>* ints = n->ext ? &n->ext->ints : nullptr;
   auto attr = [&](std::size_t i) { return (*ints)[i]; };
   switch (n->op) {
-  case Op::conv2d: { // one GEMM per gradient and chunk of images
-    const std::array<bool, 3> need{needs(0), needs(1), needs(2)};
-    out = kernel::conv2d_backward(g, a, value_of(n->in1()), attr(0), attr(1), need);
-    return true;
-  }
-  case Op::max_pool2d:
-    out[0] = kernel::max_pool2d_backward(a, n->ext->value, g, attr(0), attr(1), attr(2));
-    return true;
   case Op::reshape: out[0] = g.reshape(sa); return true;
   case Op::transpose:
     out[0] = kernel::transpose(g, static_cast<int>(attr(0)), static_cast<int>(attr(1)));
@@ -41,8 +31,6 @@ bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out) {
     return true;
   case Op::broadcast_to: out[0] = kernel::sum_to(g, sa); return true;
   case Op::sum_to: out[0] = kernel::broadcast_to(g, sa); return true;
-  case Op::unfold: out[0] = kernel::fold(g, sa, attr(0), attr(1), attr(2), attr(3)); return true;
-  case Op::fold: out[0] = kernel::unfold(g, attr(0), attr(1), attr(2), attr(3)); return true;
   default: return false;
   }
 }

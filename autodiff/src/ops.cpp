@@ -23,25 +23,6 @@ using detail::emit_scalar;
 using detail::need;
 using detail::value_of;
 
-Var conv2d(const Var& x, const Var& weight, const Var& bias, std::int64_t stride, std::int64_t padding) {
-  Node* a = need(x, "conv2d");
-  Node* w = need(weight, "conv2d");
-  Node* b = bias.defined() ? bias.node() : nullptr;
-  Tensor value = kernel::conv2d(value_of(a), value_of(w), b ? value_of(b) : Tensor(), stride, padding);
-  const std::array<Node*, 3> inputs{a, w, b};
-  auto e = b ? detail::emit_variadic(Op::conv2d, inputs, std::move(value))
-             : emit(Op::conv2d, a, w, std::move(value));
-  if (e.n) e.n->ext->ints = {stride, padding};
-  return e.var;
-}
-
-Var max_pool2d(const Var& a, std::int64_t k, std::int64_t stride, std::int64_t padding) {
-  Node* x = need(a, "max_pool2d");
-  auto e = emit(Op::max_pool2d, x, nullptr, kernel::max_pool2d(value_of(x), k, stride, padding));
-  if (e.n) e.n->ext->ints = {k, stride, padding};
-  return e.var;
-}
-
 Var transpose(const Var& a, int axis0, int axis1) {
   Node* x = need(a, "transpose");
   const Tensor v = value_of(x);
@@ -152,22 +133,6 @@ Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std:
     e.n->ext->ints = {ax};
     e.n->ext->ints.insert(e.n->ext->ints.end(), index.begin(), index.end());
   }
-  return e.var;
-}
-
-Var unfold(const Var& a, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
-           double pad_value) {
-  Node* x = need(a, "unfold");
-  auto e = emit(Op::unfold, x, nullptr, kernel::unfold(value_of(x), kh, kw, stride, padding, pad_value));
-  if (e.n) e.n->ext->ints = {kh, kw, stride, padding};
-  return e.var;
-}
-
-Var fold(const Var& a, const Shape& image_shape, std::int64_t kh, std::int64_t kw, std::int64_t stride,
-         std::int64_t padding) {
-  Node* x = need(a, "fold");
-  auto e = emit(Op::fold, x, nullptr, kernel::fold(value_of(x), image_shape, kh, kw, stride, padding));
-  if (e.n) e.n->ext->ints = {kh, kw, stride, padding};
   return e.var;
 }
 

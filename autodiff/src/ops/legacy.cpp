@@ -91,10 +91,9 @@ bool legacy_values(Node* n, const Tensor& g, InputGrads& out) {
 // clang-format off
 #define GG_LEGACY_OPS(X)                                                                                \
   X(leaf)                                                                                               \
-  X(conv2d) X(max_pool2d)                                                                               \
   X(transpose) X(reshape) X(slice) X(slice_scatter) X(index_select) X(index_add) X(concat) X(stack)     \
   X(where)                                                                                              \
-  X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                     \
+  X(broadcast_to) X(sum_to) X(to)                                                     \
   X(custom)
 // clang-format on
 GG_LEGACY_OPS(GG_LEGACY_RULE)
