@@ -1,7 +1,7 @@
-// Reverse mode: the derivative rules of every op, side by side, and the reverse sweep over the
-// tape that applies the chain rule. Scalar nodes take a fast path (a switch giving the local
-// derivatives); tensor nodes, and every node when the backward pass itself is recorded
-// (create_graph), use the vector-Jacobian products written with differentiable ops.
+// Reverse mode: the reverse sweep over the tape that applies the chain rule, with each op's rule
+// (autodiff/src/ops/). Scalar nodes take a fast path (the local derivatives of the elementwise rows,
+// inlined); tensor nodes, and every node when the backward pass itself is recorded (create_graph),
+// use the ops' vector-Jacobian products.
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
@@ -31,71 +31,6 @@ std::mutex& leaf_grad_mutex() {
 
 void local_derivatives(const Node* n, double d[2]) {
   scalar_derivatives(n, d);
-}
-
-namespace {
-
-std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t from) {
-  return {v.begin() + static_cast<std::ptrdiff_t>(from), v.end()};
-}
-
-} // namespace
-
-std::vector<Var> vjp(Node* n, const Var& g) {
-  const Var a = n->first ? ref(n->first) : Var();
-  const Var b = n->in1() ? ref(n->in1()) : Var();
-  const Var out = ref(n);
-  const Shape sa = a.shape();
-  const std::vector<std::int64_t> no_ints;
-  const std::vector<std::int64_t>& ints = n->ext ? n->ext->ints : no_ints;
-  const int axis = ints.empty() ? 0 : static_cast<int>(ints[0]);
-  switch (n->op) {
-  case Op::transpose: return {transpose(g, axis, static_cast<int>(ints[1]))};
-  case Op::reshape: return {reshape(g, sa.to_vector())};
-  case Op::slice: return {slice_scatter(g, sa, axis, ints[1], ints[2], ints[3])};
-  case Op::slice_scatter: return {slice(g, axis, ints[1], ints[2], ints[3])};
-  case Op::index_select: return {index_add(g, sa, axis, tail(ints, 1))};
-  case Op::index_add: return {index_select(g, axis, tail(ints, 1))};
-  case Op::concat: {
-    std::vector<Var> r;
-    std::int64_t offset = 0;
-    for (int i = 0; i < n->num_inputs(); ++i) {
-      const std::int64_t size = value_of(n->input(i)).shape()[axis];
-      r.push_back(slice(g, axis, offset, offset + size));
-      offset += size;
-    }
-    return r;
-  }
-  case Op::stack: {
-    std::vector<Var> r;
-    for (int i = 0; i < n->num_inputs(); ++i) r.push_back(select(g, axis, i));
-    return r;
-  }
-  case Op::where: {
-    const Tensor& cond = n->ext->aux;
-    const Var zero = constant_like(n, 0);
-    return {sum_to(where(cond, g, zero), sa), sum_to(where(cond, zero, g), b.shape())};
-  }
-  case Op::broadcast_to: return {sum_to(g, sa)};
-  case Op::sum_to: return {broadcast_to(g, sa)};
-  case Op::to: return {to(g, a.dtype())};
-  case Op::custom: {
-    std::vector<Var> ins;
-    for (int i = 0; i < n->num_inputs(); ++i) ins.push_back(ref(n->input(i)));
-    std::vector<Var> r = n->ext->function->backward(ins, out, g);
-    const std::string name = n->ext->function->name();
-    if (r.size() != ins.size())
-      throw ShapeError(
-          fmt::format("{}: backward returned {} gradients for {} inputs", name, r.size(), ins.size()));
-    for (std::size_t i = 0; i < r.size(); ++i)
-      if (r[i].defined() && !(r[i].shape() == ins[i].shape()))
-        throw ShapeError(fmt::format("{}: backward returned a gradient of shape {} for input {} of shape {}",
-                                     name, r[i].shape().str(), i, ins[i].shape().str()));
-    return r;
-  }
-  default: break; // the ops whose family has moved to src/ops/
-  }
-  return {};
 }
 
 namespace {

@@ -63,12 +63,5 @@ inline std::int64_t leading_numel(const Shape& s) {
   for (int d = 0; d + 1 < s.rank(); ++d) rows *= s[d];
   return rows;
 }
-/// backward()'s vector-Jacobian product of the common tensor ops, on plain tensors (kernels, no
-/// graph nodes; nothing computed for inputs that do not require grad): out[i] is the gradient of
-/// input i, undefined where none flows. False for ops left to vjp() (backward_values.cpp).
-bool vjp_values(Node* n, const Tensor& g, std::array<Tensor, 3>& out);
-/// The vector-Jacobian product of n's op: d(loss)/d(input i) given g = d(loss)/d(n), one Var per
-/// input (undefined where no gradient flows), written with differentiable ops.
-std::vector<Var> vjp(Node* n, const Var& g);
 
 } // namespace gg::detail
