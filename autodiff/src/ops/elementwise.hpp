@@ -372,4 +372,63 @@ template <class M> Tensor map_vjp(const Tensor& g, const Tensor& x, const Tensor
   return r;
 }
 
+// The rule of every elementwise op, generic over the rows: the differentiable VJP (T = Var), and the
+// fast tensor backward (the fused loop of map_vjp; T = Tensor for two inputs).
+
+template <Op op> std::vector<Var> binary_vjp(Node* n, const Var& g) {
+  const Var a = ref(n->first), b = ref(n->in1()), out = ref(n);
+  return {sum_to(Math<op>::vjp_a(g, a, b, out), a.shape()), sum_to(Math<op>::vjp_b(g, a, b, out), b.shape())};
+}
+
+template <Op op> bool binary_vjp_values(Node* n, const Tensor& g, InputGrads& out) {
+  if constexpr (!Math<op>::tensor_vjp) {
+    return false;
+  } else {
+    const Tensor a = value_of(n->first), b = value_of(n->in1()), o = n->ext->value;
+    if (n->first->requires_grad()) out[0] = reduce_to(Math<op>::vjp_a(g, a, b, o), a.shape());
+    if (n->in1()->requires_grad()) out[1] = reduce_to(Math<op>::vjp_b(g, a, b, o), b.shape());
+    return true;
+  }
+}
+
+template <Op op> const OpRule& binary_rule() {
+  static constexpr OpRule r{Math<op>::info, &binary_vjp<op>, &binary_vjp_values<op>};
+  return r;
+}
+
+template <Op op> std::vector<Var> unary_vjp(Node* n, const Var& g) {
+  using M = Math<op>;
+  const Consts<double> k = consts_of<double, M>(n);
+  if constexpr (M::piecewise) { // g times the local slopes, a constant
+    const Node* x = n->first;
+    if (!x->is_tensor()) return {g * Var::constant(M::vjp(1.0, x->value, n->value, k))};
+    const Tensor& t = x->ext->value;
+    return {g * Var::constant(map_vjp<M>(Tensor::ones(t.shape(), t.dtype()), t, n->ext->value, k))};
+  } else {
+    return {M::vjp(g, ref(n->first), ref(n), Consts<Var>{k.c, k.hi})};
+  }
+}
+
+template <Op op> bool unary_vjp_values(Node* n, const Tensor& g, InputGrads& out) {
+  if constexpr (op == Op::add_c) // passes g on as it is
+    out[0] = g;
+  else
+    out[0] = map_vjp<Math<op>>(g, n->first->ext->value, n->ext->value, consts_of<double, Math<op>>(n));
+  return true;
+}
+
+template <Op op> const OpRule& unary_rule() {
+  static constexpr OpRule r{Math<op>::info, &unary_vjp<op>, &unary_vjp_values<op>};
+  return r;
+}
+
+/// The rule of an elementwise op, from its row: op.cpp's table takes it from here, so an elementwise
+/// op needs no rule<op>() of its own.
+template <Op op> const OpRule& elementwise_rule() {
+  if constexpr (Math<op>::inputs == 2)
+    return binary_rule<op>();
+  else
+    return unary_rule<op>();
+}
+
 } // namespace gg::detail

@@ -34,7 +34,7 @@ struct OpRule {
   bool (*vjp_values)(Node* n, const Tensor& g, InputGrads& out) = nullptr;
 };
 
-/// The rule of an op kind, defined in its family's file.
+/// The rule of an op kind, defined in its family's file (elementwise ops: their rows instead).
 template <Op op> const OpRule& rule();
 #define GG_DECLARE_RULE(name) template <> const OpRule& rule<Op::name>();
 GG_OP_LIST(GG_DECLARE_RULE)
