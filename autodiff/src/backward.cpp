@@ -1,7 +1,8 @@
-// Reverse mode: the reverse sweep over the tape that applies the chain rule, with each op's rule
-// (autodiff/src/ops/). Scalar nodes take a fast path (the local derivatives of the elementwise rows,
-// inlined); tensor nodes, and every node when the backward pass itself is recorded (create_graph),
-// use the ops' vector-Jacobian products.
+// The chain rule: one reverse sweep over the tape, chain_rule() below, serves backward(), gg::grad
+// (plain and create_graph) and the printed trace. What differs is the Pass: what a gradient is and
+// where it is kept (numbers in the nodes, recorded Vars, a trace's steps). Around the sweep, as named
+// helpers: the version check of leaves changed in place, anomaly mode and the leaf-gradient cache.
+// Each op's rule is in its family's file (src/ops/).
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
@@ -10,7 +11,6 @@
 #include <atomic>
 #include <cmath>
 #include <iterator>
-#include <limits>
 #include <mutex>
 #include <unordered_map>
 
@@ -24,137 +24,143 @@
 
 namespace gg::detail {
 
-std::mutex& leaf_grad_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-void local_derivatives(const Node* n, double d[2]) {
-  scalar_derivatives(n, d);
-}
-
 namespace {
 
-/// dst += src elementwise (same shape), converting src to dst's dtype.
-void add_into(Tensor& dst, const Tensor& src) {
-  const Tensor s = src.to(dst.dtype());
-  const std::int64_t n = dst.numel();
-  if (dst.dtype() == f64) {
-    double* d = dst.data<double>();
-    const double* p = s.data<double>();
-    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
-  } else {
-    float* d = dst.data<float>();
-    const float* p = s.data<float>();
-    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
-  }
+// ---------------------------------------------------------------------------------------------
+// Helpers around the sweep (defined at the end of the file)
+
+/// Visits tape nodes from `top` down in reverse recording order until visit(node) returns false or
+/// the tape's oldest node was visited.
+template <class F> void for_each_node_down(Node* top, F&& visit);
+
+/// The version check: a UsageError when a leaf that n used was changed in place (set_value, an
+/// optimizer step) after n was recorded, as PyTorch's version counters. One load while nothing was.
+[[gnu::noinline]] void check_inputs_unchanged_slow(const Node* n);
+inline void check_inputs_unchanged(const Node* n) {
+  if (g_change_clock.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    check_inputs_unchanged_slow(n);
 }
 
-/// The change clock when tape node n was recorded: its segment's last stamp at or before its slot.
-std::uint64_t recorded_at(const Node* n) {
-  const Segment* s = segment_of(n);
-  const auto slot = static_cast<std::uint32_t>(n - const_cast<Segment*>(s)->slots());
-  const auto after = std::upper_bound(s->stamps.begin(), s->stamps.end(), slot,
-                                      [](std::uint32_t i, const auto& stamp) { return i < stamp.first; });
-  return after == s->stamps.begin() ? 0 : std::prev(after)->second;
-}
-
-[[noreturn]] void throw_changed_input(const Node* n, const Node* leaf) {
-  const Var v = ref(const_cast<Node*>(leaf)), op = ref(const_cast<Node*>(n));
-  const std::string name = v.name().empty() ? std::string("a leaf") : fmt::format("leaf '{}'", v.name());
-  throw UsageError(fmt::format(
-      "backward: {} of shape {} was changed in place (set_value, an optimizer step) after the op '{}'{} "
-      "used it, so its gradient would mix old and new values: record the forward pass again after "
-      "changing it",
-      name, v.shape().str(), op.op_name(), op.name().empty() ? "" : fmt::format(" ('{}')", op.name())));
-}
-
-/// Throws when a leaf input of n was changed in place after n was recorded (a stale gradient).
-void check_inputs_unchanged(const Node* n) {
-  if (g_change_clock.load(std::memory_order_relaxed) == 0) return; // nothing ever changed
-  std::uint64_t recorded = 0;
-  bool known = false;
-  for (int i = 0; i < n->num_inputs(); ++i) {
-    const Node* x = n->input(i);
-    if (!x->on_heap() || !x->ext) continue;
-    const auto changed = std::atomic_ref<std::uint64_t>(x->ext->changed_at).load(std::memory_order_relaxed);
-    if (changed == 0) continue;
-    if (!known) recorded = recorded_at(n), known = true;
-    if (changed > recorded) throw_changed_input(n, x);
-  }
-}
-
-/// With anomaly detection: n, the node that first passed it a gradient, and so on up to the output.
-std::vector<const Node*> path_to_output(const Node* n,
-                                        const std::unordered_map<const Node*, const Node*>& reached_from) {
-  std::vector<const Node*> path;
-  for (const Node* m = n; m && path.size() < 1000;) {
-    path.push_back(m);
-    const auto it = reached_from.find(m);
-    m = it == reached_from.end() ? nullptr : it->second;
-  }
-  return path;
-}
-
-/// Position of a node in recording order, to start the sweep at the newest seed.
-bool newer(const Node* x, const Node* y) {
-  const Segment *sx = segment_of(x), *sy = segment_of(y);
-  return sx->seq != sy->seq ? sx->seq > sy->seq : x > y;
-}
-
-/// Visits tape nodes from `top` down in reverse recording order until visit(node) returns false
-/// (nothing left to reach) or the tape's oldest node was visited.
-template <class F> void reverse_sweep(Node* top, F&& visit) {
-  Segment* s = segment_of(top);
-  std::ptrdiff_t i = top - s->slots();
-  while (s) {
-    Node* slots = s->slots();
-    for (; i >= 0; --i) {
-      prefetch_below(slots + i, 32 * sizeof(Node));
-      if (!visit(slots + i)) return;
-    }
-    s = s->prev;
-    if (s) i = static_cast<std::ptrdiff_t>(s->size) - 1;
-  }
-}
-
-/// The value sweep: gradients as numbers, stored in the nodes; leaves' contributions collected
-/// for the caller (applied under a lock after the sweep, so threads can share parameters).
-/// The count of reached nodes still to visit travels in return values and a local of sweep(), and
-/// anomaly mode is a template argument: a node's flags are bytes, and a byte store may alias any
-/// member, so members would be reloaded after every store (callgrind, scalar chain: 81 instructions
-/// per node before, 64 after).
-struct ValueSweep {
-  std::vector<std::pair<Node*, double>> leaf_scalar;
-  std::vector<std::pair<Node*, Tensor>> leaf_tensor;
-  // Scalar leaves' contributions are summed in a small direct-mapped table (a leaf is typically hit
-  // by many edges); an evicted or final entry goes to leaf_scalar.
-  static constexpr std::size_t k_slots = 64;
-  std::array<std::pair<Node*, double>, k_slots> leaf_cache{};
-  // Anomaly detection: every gradient checked, and for each node reached, the node that first
-  // passed it a gradient (the path back to the output, for the message).
-  const Node* visiting = nullptr;
+/// Anomaly mode (gg::DetectAnomaly): which node first passed a gradient to each node, for the
+/// message's path back to the output, and the checks that every gradient passed on is finite.
+struct AnomalyTrail {
   std::unordered_map<const Node*, const Node*> reached_from;
+  const Node* visiting = nullptr;
+  void reached(const Node* m) { reached_from.emplace(m, visiting); }
+  /// Throws the AnomalyError of n passing `share` (not finite) to its input i, from `upstream`.
+  void check(const Node* n, int i, double share, double upstream) const;
+  void check(const Node* n, int i, const Tensor& share, const Tensor& upstream) const;
+};
 
-  void add_leaf(Node* m, double v) {
-    auto& slot = leaf_cache[(reinterpret_cast<std::uintptr_t>(m) >> 6) % k_slots];
+/// The leaf-gradient cache: the leaves' gradients collected during a pass and added to their .grad()
+/// afterwards under one lock (threads share parameters). A scalar leaf is typically hit by many
+/// edges: its contributions are summed in a small direct-mapped table first.
+struct LeafGradients {
+  std::vector<std::pair<Node*, double>> scalar;
+  std::vector<std::pair<Node*, Tensor>> tensor;
+  static constexpr std::size_t k_slots = 64;
+  std::array<std::pair<Node*, double>, k_slots> cache{};
+
+  void add(Node* m, double v) {
+    auto& slot = cache[(reinterpret_cast<std::uintptr_t>(m) >> 6) % k_slots];
     if (slot.first == m) {
       slot.second += v;
       return;
     }
-    if (slot.first) leaf_scalar.push_back(slot);
+    if (slot.first) scalar.push_back(slot);
     slot = {m, v};
   }
-  void flush_leaves() {
-    for (auto& slot : leaf_cache)
-      if (slot.first) leaf_scalar.push_back(slot), slot = {nullptr, 0.0};
+  void add(Node* m, Tensor v) { tensor.emplace_back(m, std::move(v)); }
+  /// Empties the table into `scalar`: the pass's gradients are complete.
+  void flush();
+  void clear();
+  /// Adds the gradients to the leaves' .grad() (under the leaf-gradient lock).
+  void apply();
+  /// The sum of the gradients collected for leaf n (undefined if none).
+  Tensor total(const Node* n) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The chain rule
+
+/// Starting from the seeds' gradients (`pending` tape nodes reached), visits the tape newest node
+/// first — every use of a node was recorded after it, so its gradient is complete when it is visited —
+/// and passes each reached node's gradient on to its inputs: the op's rule gives each input's share,
+/// d(root)/d(node) × d(node)/d(input), and it is added to that input's gradient. Stops as soon as
+/// every reached node has been visited, so older graphs on the tape cost nothing.
+template <class Pass> void chain_rule(Pass& pass, Node* top, std::size_t pending) {
+  // add(input, share): gradient(input) += share; 1 when it reached a tape node for the first time.
+  const auto add = [&pass](Node* input, auto share) { return pass.add(input, std::move(share)); };
+  for_each_node_down(top, [&](Node* n) {
+    if (!pass.take(n)) return true;   // no gradient reached n
+    check_inputs_unchanged(n);        // a leaf n used changed in place since: refuse
+    pending += pass.backward(n, add); // the op's rule: each input's share of n's gradient, added
+    return --pending > 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The passes
+
+/// backward() and grad(): gradients as numbers, kept in the nodes (scalar: Node::grad; tensor:
+/// ext->grad), the leaves' in a LeafGradients. Scalar nodes take the inlined local derivatives
+/// (ops/elementwise.hpp); tensor nodes the op's fast tensor rule, else its VJP with recording off.
+/// Anomaly mode is a template argument: a node's marks are bytes, and a byte store may alias any
+/// member, so a member flag would be reloaded after every node (callgrind, scalar chain: 81
+/// instructions per node, against 64 with the count of pending nodes in chain_rule's local and this
+/// flag constant).
+template <bool Anomaly> struct ValuePass {
+  LeafGradients leaves; // a member, not a reference: reloading a pointer after every byte store costs
+  AnomalyTrail& trail;
+
+  bool take(Node* n) {
+    if (!(n->marks_ & k_reached)) return false;
+    n->marks_ &= ~k_reached;
+    if constexpr (Anomaly) trail.visiting = n;
+    return true;
+  }
+
+  template <class Add> int backward(Node* n, const Add& add) {
+    if (n->is_tensor()) return backward_tensor(n, add);
+    double d[2];
+    scalar_derivatives(n, d);
+    if constexpr (Anomaly)
+      for (int i = 0; i < n->num_inputs(); ++i) trail.check(n, i, n->grad * d[i], n->grad);
+    int reached = 0;
+    if (n->first) reached += add(n->first, n->grad * d[0]);
+    if (Node* b = n->in1()) reached += add(b, n->grad * d[1]);
+    return reached;
+  }
+  // Out of line (a scalar node's pass keeps a small frame); `add` by value (by reference, the lambda
+  // would live in memory, and chain_rule's count with it: +5 instructions per scalar node).
+  template <class Add> [[gnu::noinline]] int backward_tensor(Node* n, Add add) {
+    const Tensor& g = n->ext->grad;
+    const OpRule& rule = rule_of(n->op);
+    int reached = 0;
+    InputGrads values;
+    if (rule.vjp_values && rule.vjp_values(n, g, values)) { // kernels only, no graph nodes
+      for (int i = 0; i < 3 && i < n->num_inputs(); ++i) {
+        Tensor& share = values[static_cast<std::size_t>(i)];
+        if (!share.defined()) continue;
+        if constexpr (Anomaly) trail.check(n, i, share, g);
+        reached += add(n->input(i), std::move(share));
+      }
+      return reached;
+    }
+    const std::vector<Var> shares = rule.vjp(n, Var::constant(g));
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+      if (!shares[i].defined()) continue;
+      if constexpr (Anomaly) trail.check(n, static_cast<int>(i), shares[i].value(), g);
+      reached += add(n->input(static_cast<int>(i)), shares[i].value());
+    }
+    return reached;
   }
 
   /// Adds v to m's gradient; 1 when m is a tape node reached for the first time (now pending).
-  template <bool A> int add(Node* m, double v) {
+  int add(Node* m, double v) {
     if (!m->requires_grad()) return 0;
     if (m->on_heap()) {
-      add_leaf(m, v);
+      leaves.add(m, v);
       return 0;
     }
     if (m->marks_ & k_reached) {
@@ -163,15 +169,15 @@ struct ValueSweep {
     }
     m->marks_ |= k_reached | k_has_grad;
     m->grad = v;
-    if constexpr (A) reached_from.emplace(m, visiting);
+    if constexpr (Anomaly) trail.reached(m);
     return 1;
   }
-  template <bool A> int add(Node* m, Tensor v) {
+  int add(Node* m, Tensor v) {
     if (!m->requires_grad()) return 0;
-    if (!m->is_tensor()) return add<A>(m, v.item());
+    if (!m->is_tensor()) return add(m, v.item());
     if (v.dtype() != m->ext->value.dtype()) v = v.to(m->ext->value.dtype());
     if (m->on_heap()) {
-      leaf_tensor.emplace_back(m, std::move(v));
+      leaves.add(m, std::move(v));
       return 0;
     }
     if (m->marks_ & k_reached) {
@@ -180,118 +186,170 @@ struct ValueSweep {
     }
     m->marks_ |= k_reached | k_has_grad;
     m->ext->grad = std::move(v); // may share storage with another gradient: never updated in place
-    if constexpr (A) reached_from.emplace(m, visiting);
+    if constexpr (Anomaly) trail.reached(m);
     return 1;
   }
+};
 
-  /// One node: its gradient times each local derivative, added to its inputs. Returns the change
-  /// in the count of pending nodes (inputs reached for the first time, minus n itself).
-  template <bool A> std::ptrdiff_t visit(Node* n) {
-    if (!(n->marks_ & k_reached)) return 0;
-    n->marks_ &= ~k_reached;
-    if constexpr (A) visiting = n;
-    if (!n->is_tensor()) [[likely]] {
-      if (g_change_clock.load(std::memory_order_relaxed) != 0 && // nothing changed in place: no call
-          ((n->first && n->first->on_heap()) || (n->in1() && n->in1()->on_heap())))
-        check_inputs_unchanged(n);
-      double d[2];
-      scalar_derivatives(n, d);
-      if constexpr (A) check_scalar_step(n, d);
-      int reached = 0;
-      if (n->first) reached += add<A>(n->first, n->grad * d[0]);
-      if (Node* b = n->in1()) reached += add<A>(b, n->grad * d[1]);
-      return reached - 1;
-    }
-    return visit_tensor<A>(n) - 1;
+/// grad(..., {.create_graph = true}): gradients as Vars recorded on the tape (through the ops'
+/// VJPs), so that they can be differentiated again. Retains the graph, as in PyTorch.
+struct GraphPass {
+  std::unordered_map<Node*, Var> grads;
+  AnomalyTrail* trail = nullptr; ///< anomaly mode on
+  Var current;                   ///< the gradient of the node being visited
+
+  bool take(Node* n) {
+    const auto it = grads.find(n);
+    if (it == grads.end()) return false;
+    current = it->second;
+    if (trail) trail->visiting = n;
+    return true;
   }
-  template <bool A> [[gnu::noinline]] int visit_tensor(Node* n) {
-    check_inputs_unchanged(n);
+  template <class Add> int backward(Node* n, const Add& add) {
+    const std::vector<Var> shares = rule_of(n->op).vjp(n, current);
     int reached = 0;
-    std::array<Tensor, 3> values;
-    const OpRule& op_rule = rule_of(n->op);
-    if (op_rule.vjp_values && op_rule.vjp_values(n, n->ext->grad, values)) { // kernels only, no graph nodes
-      for (int i = 0; i < 3 && i < n->num_inputs(); ++i) {
-        Tensor& g = values[static_cast<std::size_t>(i)];
-        if (!g.defined()) continue;
-        if (A && !all_finite(g)) throw_backward_anomaly(n, i, g, n->ext->grad, path_to_output(n));
-        reached += add<A>(n->input(i), std::move(g));
-      }
-      return reached;
-    }
-    const std::vector<Var> gin = op_rule.vjp(n, Var::constant(n->ext->grad));
-    for (std::size_t i = 0; i < gin.size(); ++i) {
-      if (!gin[i].defined()) continue;
-      if (A && !all_finite(gin[i].value()))
-        throw_backward_anomaly(n, static_cast<int>(i), gin[i].value(), n->ext->grad, path_to_output(n));
-      reached += add<A>(n->input(static_cast<int>(i)), gin[i].value());
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+      if (!shares[i].defined()) continue;
+      if (trail) trail->check(n, static_cast<int>(i), shares[i].value(), current.value());
+      reached += add(n->input(static_cast<int>(i)), shares[i]);
     }
     return reached;
   }
-
-  /// Visits the tape from top down until no reached node is left.
-  template <bool A> void sweep(Node* top, std::size_t pending) {
-    reverse_sweep(top, [&](Node* n) {
-      pending += static_cast<std::size_t>(visit<A>(n));
-      return pending != 0;
-    });
-  }
-
-  /// With anomaly detection: the gradients a scalar node passes to its inputs must be finite.
-  void check_scalar_step(const Node* n, const double d[2]) {
-    for (int i = 0; i < 2 && n->input(i); ++i)
-      if (!std::isfinite(n->grad * d[i]))
-        throw_backward_anomaly(n, i, Tensor::scalar(n->grad * d[i]), Tensor::scalar(n->grad),
-                               path_to_output(n));
-  }
-  std::vector<const Node*> path_to_output(const Node* n) const {
-    return detail::path_to_output(n, reached_from);
-  }
-
-  void run(const std::vector<std::pair<Node*, Tensor>>& seeds) {
-    // The reached-marks live in the nodes, so two value sweeps on one thread would corrupt each
-    // other (a custom backward calling backward() or grad() on another graph): refuse clearly.
-    thread_local bool sweeping = false;
-    if (sweeping)
-      throw UsageError(
-          "backward() or grad() was called while another backward pass runs on this thread (from "
-          "a custom op's backward?): use grad(..., {.create_graph = true}) there instead");
-    sweeping = true;
-    struct Done {
-      ~Done() { sweeping = false; }
-    } done;
-    NoGrad no_grad;
-    const bool anomaly = t_anomaly;
-    visiting = nullptr;
-    reached_from.clear();
-    if (anomaly) [[unlikely]]
-      for (const auto& [n, seed] : seeds)
-        if (!all_finite(seed)) throw_seed_anomaly(n, seed);
-    Node* top = nullptr;
-    std::size_t pending = 0;
-    for (const auto& [n, seed] : seeds) {
-      pending += static_cast<std::size_t>(anomaly ? add<true>(n, seed) : add<false>(n, seed));
-      if (!n->on_heap() && (!top || newer(n, top))) top = n;
+  int add(Node* m, Var v) {
+    if (!m->requires_grad()) return 0;
+    // A gradient has its value's dtype (as backward() gives it): mixed-dtype ops promote to f64.
+    const DType want = m->is_tensor() ? m->ext->value.dtype() : f64;
+    if (v.dtype() != want) v = to(v, want);
+    const auto [it, fresh] = grads.try_emplace(m, v);
+    if (!fresh) {
+      it->second = it->second + v;
+      return 0;
     }
-    if (!top) return flush_leaves();
-    try {
-      if (anomaly) [[unlikely]]
-        sweep<true>(top, pending);
-      else
-        sweep<false>(top, pending);
-    } catch (...) { // a custom op's backward or a check threw: unmark what this sweep reached (the
-      // whole tape below top: the count of marked nodes is not known after a throw)
-      reverse_sweep(top, [](Node* n) {
+    if (trail) trail->reached(m);
+    return m->on_heap() ? 0 : 1;
+  }
+};
+
+/// trace_backward's pass (scalar graphs): the same steps backward() takes, gradients kept aside
+/// (the nodes are not touched), each edge recorded.
+struct TracePass {
+  std::unordered_map<const Node*, double> grads;
+  std::vector<ChainStep> steps;
+  ChainStep step{}; ///< the edge being passed: node, slot, local, upstream
+
+  bool take(Node* n) {
+    const auto it = grads.find(n);
+    if (it == grads.end()) return false;
+    step.node = n;
+    step.upstream = it->second;
+    return true;
+  }
+  template <class Add> int backward(Node* n, const Add& add) {
+    double d[2];
+    local_derivatives(n, d);
+    int reached = 0;
+    for (int i = 0; i < n->num_inputs(); ++i) {
+      step.slot = i;
+      step.local = d[i];
+      reached += add(n->input(i), step.upstream * d[i]);
+    }
+    return reached;
+  }
+  int add(Node* m, double product) {
+    if (!m->requires_grad()) return 0; // a constant: backward sends it nothing
+    const auto [it, fresh] = grads.try_emplace(m, 0.0);
+    it->second += product;
+    step.input = m;
+    step.product = product;
+    step.accumulated = it->second;
+    steps.push_back(step);
+    return fresh && !m->on_heap() ? 1 : 0;
+  }
+};
+
+/// The newest of the seeds' tape nodes (null when all are leaves): where the sweep starts.
+Node* newest(const std::vector<std::pair<Node*, Tensor>>& seeds) {
+  Node* top = nullptr;
+  for (const auto& [n, seed] : seeds) {
+    if (n->on_heap()) continue;
+    const Segment *sn = segment_of(n), *st = top ? segment_of(top) : nullptr;
+    if (!top || (sn->seq != st->seq ? sn->seq > st->seq : n > top)) top = n;
+  }
+  return top;
+}
+
+/// Runs ValuePass<Anomaly> from the seeds; the leaves' gradients are left in `leaves`.
+template <bool Anomaly>
+void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
+                    AnomalyTrail& trail) {
+  ValuePass<Anomaly> pass{{}, trail};
+  std::swap(pass.leaves, leaves); // the caller's buffers, with their capacity
+  struct Back {
+    LeafGradients &from, &to;
+    ~Back() { std::swap(from, to); }
+  } back{pass.leaves, leaves};
+  std::size_t pending = 0;
+  for (const auto& [n, seed] : seeds) pending += static_cast<std::size_t>(pass.add(n, seed));
+  if (Node* top = newest(seeds)) chain_rule(pass, top, pending);
+}
+
+/// A value pass (backward(), grad() without create_graph) from the seeds.
+void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves) {
+  // The reached-marks live in the nodes, so two value passes on one thread would corrupt each other
+  // (a custom backward calling backward() or grad() on another graph): refuse clearly.
+  thread_local bool sweeping = false;
+  if (sweeping)
+    throw UsageError("backward() or grad() was called while another backward pass runs on this thread (from "
+                     "a custom op's backward?): use grad(..., {.create_graph = true}) there instead");
+  sweeping = true;
+  struct Done {
+    ~Done() { sweeping = false; }
+  } done;
+  const NoGrad no_grad;
+  AnomalyTrail trail;
+  const bool anomaly = t_anomaly;
+  if (anomaly) [[unlikely]]
+    for (const auto& [n, seed] : seeds)
+      if (!all_finite(seed)) throw_seed_anomaly(n, seed);
+  try {
+    if (anomaly) [[unlikely]]
+      run_value_pass<true>(seeds, leaves, trail);
+    else
+      run_value_pass<false>(seeds, leaves, trail);
+  } catch (...) { // a custom op's backward or a check threw: unmark what this pass reached (the whole
+    // tape below the newest seed: the count of marked nodes is not known after a throw)
+    if (Node* top = newest(seeds))
+      for_each_node_down(top, [](Node* n) {
         n->marks_ &= ~k_reached;
         return true;
       });
-      leaf_scalar.clear();
-      leaf_tensor.clear();
-      leaf_cache.fill({nullptr, 0.0});
-      throw;
-    }
-    flush_leaves();
+    leaves.clear();
+    throw;
   }
-};
+  leaves.flush();
+}
+
+/// gg::grad with create_graph: gradients are Vars recorded on the tape.
+std::vector<Var> graph_pass(const std::vector<std::pair<Node*, Tensor>>& seeds,
+                            const std::vector<Var>& inputs) {
+  GraphPass pass;
+  AnomalyTrail trail;
+  if (t_anomaly) pass.trail = &trail;
+  const DetectAnomaly forward_checks_off(false); // the rules' ops are checked as gradients instead
+  std::size_t pending = 0;
+  for (const auto& [n, seed] : seeds) {
+    if (pass.trail && !all_finite(seed)) throw_seed_anomaly(n, seed);
+    pending += static_cast<std::size_t>(pass.add(
+        n, n->is_tensor() ? Var::constant(seed) : Var::constant(seed.item()))); // scalars stay scalar
+  }
+  if (Node* top = newest(seeds)) chain_rule(pass, top, pending);
+  std::vector<Var> r;
+  for (const Var& x : inputs) {
+    const auto it = pass.grads.find(x.node());
+    r.push_back(it != pass.grads.end() ? it->second : Var());
+  }
+  return r;
+}
 
 void check_seed(const Var& v, const Tensor& seed, std::string_view what) {
   if (!v.defined()) throw UsageError(fmt::format("{}: the Var is undefined", what));
@@ -312,16 +370,163 @@ Tensor default_seed(const Var& v, std::string_view what) {
 /// backward() on the thread that owns the graph (or under the lock of a closed tape).
 void backward_here(Node* n, const Tensor& seed) {
   if (t_tape) t_tape->drain_foreign();
-  thread_local ValueSweep sweep; // buffers reused from one backward to the next
-  sweep.leaf_scalar.clear();
-  sweep.leaf_tensor.clear();
-  sweep.run({{n, seed}});
+  thread_local LeafGradients leaves; // buffers reused from one backward to the next
+  leaves.clear();
+  value_pass({{n, seed}}, leaves);
+  leaves.apply();
+}
+
+/// gg::grad on the thread that owns the graph (or under the lock of a closed tape).
+std::vector<Var> grad_here(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                           const std::vector<Tensor>& seeds, GradOptions options) {
+  if (t_tape) t_tape->drain_foreign();
+  std::vector<std::pair<Node*, Tensor>> s;
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    if (options.create_graph || outputs[i].requires_grad()) s.emplace_back(outputs[i].node(), seeds[i]);
+  std::vector<Var> r;
+  if (options.create_graph) {
+    r = graph_pass(s, inputs);
+  } else {
+    for (const Var& x : inputs) // inputs on the tape: has_grad marks which ones this pass reached
+      if (!x.node()->on_heap()) x.node()->marks_ &= ~k_has_grad;
+    LeafGradients leaves;
+    value_pass(s, leaves);
+    for (const Var& x : inputs) {
+      const Node* n = x.node();
+      Tensor g;
+      if (n->on_heap())
+        g = leaves.total(n);
+      else if (n->marks_ & k_has_grad)
+        g = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
+      r.push_back(g.defined() ? Var::constant(g) : Var());
+    }
+  }
+  if (options.materialize_zeros)
+    for (std::size_t i = 0; i < r.size(); ++i)
+      if (!r[i].defined()) r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
+  return r;
+}
+
+} // namespace
+
+std::vector<ChainStep> trace_chain_rule(Node* root) {
+  TracePass pass;
+  if (root->on_heap()) return {};
+  pass.grads.emplace(root, 1.0);
+  chain_rule(pass, root, 1);
+  return pass.steps;
+}
+
+std::mutex& leaf_grad_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+void local_derivatives(const Node* n, double d[2]) {
+  scalar_derivatives(n, d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The helpers' definitions
+
+namespace {
+
+template <class F> void for_each_node_down(Node* top, F&& visit) {
+  Segment* s = segment_of(top);
+  std::ptrdiff_t i = top - s->slots();
+  while (s) {
+    Node* slots = s->slots();
+    for (; i >= 0; --i) {
+      prefetch_below(slots + i, 32 * sizeof(Node));
+      if (!visit(slots + i)) return;
+    }
+    s = s->prev;
+    if (s) i = static_cast<std::ptrdiff_t>(s->size) - 1;
+  }
+}
+
+/// The change clock when tape node n was recorded: its segment's last stamp at or before its slot.
+std::uint64_t recorded_at(const Node* n) {
+  const Segment* s = segment_of(n);
+  const auto slot = static_cast<std::uint32_t>(n - const_cast<Segment*>(s)->slots());
+  const auto after = std::upper_bound(s->stamps.begin(), s->stamps.end(), slot,
+                                      [](std::uint32_t i, const auto& stamp) { return i < stamp.first; });
+  return after == s->stamps.begin() ? 0 : std::prev(after)->second;
+}
+
+void check_inputs_unchanged_slow(const Node* n) {
+  std::uint64_t recorded = 0;
+  bool known = false;
+  for (int i = 0; i < n->num_inputs(); ++i) {
+    const Node* x = n->input(i);
+    if (!x->on_heap() || !x->ext) continue;
+    const auto changed = std::atomic_ref<std::uint64_t>(x->ext->changed_at).load(std::memory_order_relaxed);
+    if (changed == 0) continue;
+    if (!known) recorded = recorded_at(n), known = true;
+    if (changed <= recorded) continue;
+    const Var v = ref(const_cast<Node*>(x)), op = ref(const_cast<Node*>(n));
+    const std::string name = v.name().empty() ? std::string("a leaf") : fmt::format("leaf '{}'", v.name());
+    throw UsageError(fmt::format(
+        "backward: {} of shape {} was changed in place (set_value, an optimizer step) after the op '{}'{} "
+        "used it, so its gradient would mix old and new values: record the forward pass again after "
+        "changing it",
+        name, v.shape().str(), op.op_name(), op.name().empty() ? "" : fmt::format(" ('{}')", op.name())));
+  }
+}
+
+/// n, the node that first passed it a gradient, and so on up to the output.
+std::vector<const Node*> path_to_output(const Node* n,
+                                        const std::unordered_map<const Node*, const Node*>& from) {
+  std::vector<const Node*> path;
+  for (const Node* m = n; m && path.size() < 1000;) {
+    path.push_back(m);
+    const auto it = from.find(m);
+    m = it == from.end() ? nullptr : it->second;
+  }
+  return path;
+}
+
+void AnomalyTrail::check(const Node* n, int i, double share, double upstream) const {
+  if (!std::isfinite(share))
+    throw_backward_anomaly(n, i, Tensor::scalar(share), Tensor::scalar(upstream),
+                           path_to_output(n, reached_from));
+}
+void AnomalyTrail::check(const Node* n, int i, const Tensor& share, const Tensor& upstream) const {
+  if (!all_finite(share)) throw_backward_anomaly(n, i, share, upstream, path_to_output(n, reached_from));
+}
+
+void LeafGradients::flush() {
+  for (auto& slot : cache)
+    if (slot.first) scalar.push_back(slot), slot = {nullptr, 0.0};
+}
+void LeafGradients::clear() {
+  scalar.clear();
+  tensor.clear();
+  cache.fill({nullptr, 0.0});
+}
+
+/// dst += src elementwise (same shape), converting src to dst's dtype.
+void add_into(Tensor& dst, const Tensor& src) {
+  const Tensor s = src.to(dst.dtype());
+  const std::int64_t n = dst.numel();
+  if (dst.dtype() == f64) {
+    double* d = dst.data<double>();
+    const double* p = s.data<double>();
+    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
+  } else {
+    float* d = dst.data<float>();
+    const float* p = s.data<float>();
+    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
+  }
+}
+
+void LeafGradients::apply() {
   std::lock_guard lock(leaf_grad_mutex());
-  for (const auto& [leaf, v] : sweep.leaf_scalar) {
+  for (const auto& [leaf, v] : scalar) {
     leaf->grad = has_grad_mark(leaf) ? leaf->grad + v : v;
     set_grad_mark(leaf, true);
   }
-  for (auto& [leaf, v] : sweep.leaf_tensor) {
+  for (auto& [leaf, v] : tensor) {
     Tensor& g = leaf->ext->grad;
     if (g.defined())
       add_into(g, v);
@@ -330,99 +535,19 @@ void backward_here(Node* n, const Tensor& seed) {
     else
       g = v.clone();
   }
-  sweep.leaf_tensor.clear(); // drop references to gradient tensors
+  tensor.clear(); // drop references to gradient tensors
 }
 
-/// gg::grad with create_graph: gradients are Vars recorded on the tape.
-std::vector<Var> grad_graph(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
-                            const std::vector<Tensor>& seeds) {
-  std::unordered_map<Node*, Var> g;
-  std::unordered_map<const Node*, const Node*> reached_from; // for anomaly messages
-  const Node* visiting = nullptr;
-  const bool anomaly = t_anomaly;
-  const DetectAnomaly forward_checks_off(false); // the rules' ops are checked as gradients, below
-  std::size_t pending = 0;
-  auto add = [&](Node* m, Var v) {
-    if (!m->requires_grad()) return;
-    // A gradient has its value's dtype (as backward() gives it): mixed-dtype ops promote to f64.
-    const DType want = m->is_tensor() ? m->ext->value.dtype() : f64;
-    if (v.dtype() != want) v = to(v, want);
-    auto [it, fresh] = g.try_emplace(m, v);
-    if (fresh) {
-      if (!m->on_heap()) ++pending;
-      if (anomaly) reached_from.emplace(m, visiting);
-    } else {
-      it->second = it->second + v;
-    }
+Tensor LeafGradients::total(const Node* n) const {
+  Tensor acc;
+  const auto plus = [&](const Tensor& v) {
+    acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
   };
-  Node* top = nullptr;
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    Node* n = outputs[i].node();
-    if (anomaly && !all_finite(seeds[i])) throw_seed_anomaly(n, seeds[i]);
-    add(n, n->is_tensor() ? Var::constant(seeds[i]) : Var::constant(seeds[i].item())); // scalars stay scalar
-    if (!n->on_heap() && (!top || newer(n, top))) top = n;
-  }
-  if (top)
-    reverse_sweep(top, [&](Node* n) {
-      auto it = g.find(n);
-      if (it == g.end() || n->on_heap()) return pending != 0;
-      --pending;
-      check_inputs_unchanged(n);
-      const Var gn = it->second;
-      std::vector<Var> gin = rule_of(n->op).vjp(n, gn);
-      visiting = n;
-      for (std::size_t i = 0; i < gin.size(); ++i) {
-        if (!gin[i].defined()) continue;
-        if (anomaly && !all_finite(gin[i].value()))
-          throw_backward_anomaly(n, static_cast<int>(i), gin[i].value(), gn.value(),
-                                 path_to_output(n, reached_from));
-        add(n->input(static_cast<int>(i)), gin[i]);
-      }
-      return pending != 0;
-    });
-  std::vector<Var> r;
-  for (const Var& x : inputs) {
-    auto it = g.find(x.node());
-    r.push_back(it != g.end() ? it->second : Var());
-  }
-  return r;
-}
-
-/// gg::grad on the thread that owns the graph (or under the lock of a closed tape).
-std::vector<Var> grad_here(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
-                           const std::vector<Tensor>& seeds, GradOptions options) {
-  if (t_tape) t_tape->drain_foreign();
-  std::vector<Var> r;
-  if (options.create_graph) {
-    r = grad_graph(outputs, inputs, seeds);
-  } else {
-    ValueSweep sweep;
-    std::vector<std::pair<Node*, Tensor>> s;
-    for (std::size_t i = 0; i < outputs.size(); ++i)
-      if (outputs[i].requires_grad()) s.emplace_back(outputs[i].node(), seeds[i]);
-    for (const Var& x : inputs)
-      if (!x.node()->on_heap()) x.node()->marks_ &= ~k_has_grad;
-    sweep.run(s);
-    for (const Var& x : inputs) {
-      Node* n = x.node();
-      Tensor acc;
-      if (n->on_heap()) {
-        for (const auto& [leaf, v] : sweep.leaf_scalar)
-          if (leaf == n)
-            acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, Tensor::scalar(v))
-                                : Tensor::scalar(v);
-        for (const auto& [leaf, v] : sweep.leaf_tensor)
-          if (leaf == n) acc = acc.defined() ? kernel::binary(kernel::Binary::add, acc, v) : v;
-      } else if (n->marks_ & k_has_grad) { // cleared below before the sweep: reached by this one
-        acc = n->is_tensor() ? n->ext->grad : Tensor::scalar(n->grad);
-      }
-      r.push_back(acc.defined() ? Var::constant(acc) : Var());
-    }
-  }
-  if (options.materialize_zeros)
-    for (std::size_t i = 0; i < r.size(); ++i)
-      if (!r[i].defined()) r[i] = Var::constant(Tensor::zeros(inputs[i].shape(), inputs[i].dtype()));
-  return r;
+  for (const auto& [leaf, v] : scalar)
+    if (leaf == n) plus(Tensor::scalar(v));
+  for (const auto& [leaf, v] : tensor)
+    if (leaf == n) plus(v);
+  return acc;
 }
 
 } // namespace

@@ -326,26 +326,14 @@ std::vector<TraceStep> trace_backward(const Var& root) {
                                    "(write_dot draws tensor graphs)",
                                    name_of(g, v), g[v].node->ext->value.shape().str()));
 
-  // grad[v] = d(root)/d(v), summed edge by edge. Vertices are in topological order, so walking
-  // them newest first, a node's gradient is complete before it is passed on.
-  std::vector<double> grad(n, 0.0);
-  grad[n - 1] = 1;
+  // The steps of the chain rule as backward takes them (backward.cpp), named as the view names them.
+  std::unordered_map<const Node*, ViewVertexId> vertex;
+  for (std::size_t v = 0; v < n; ++v) vertex.emplace(g[v].node, v);
   std::vector<TraceStep> steps;
-  for (std::size_t v = n; v-- > 0;) {
-    const Node* node = g[v].node;
-    if (node->op == Op::leaf) continue;
-    double d[2];
-    local_derivatives(node, d);
-    const std::string name = name_of(g, v), expr = expr_of(g, v);
-    for (const auto e : boost::make_iterator_range(boost::in_edges(v, g))) {
-      const ViewVertexId u = boost::source(e, g);
-      if (!g[u].node->requires_grad()) continue; // a constant: backward sends it nothing
-      const int slot = g[e].slot;
-      const double product = grad[v] * d[slot];
-      grad[u] += product;
-      steps.push_back({name, name_of(g, u), kind_of(node), formula_of(g, v, slot), d[slot], grad[v], product,
-                       grad[u], boost::out_degree(u, g) > 1, expr});
-    }
+  for (const ChainStep& s : trace_chain_rule(const_cast<Node*>(g[n - 1].node))) {
+    const ViewVertexId v = vertex.at(s.node), u = vertex.at(s.input);
+    steps.push_back({name_of(g, v), name_of(g, u), kind_of(s.node), formula_of(g, v, s.slot), s.local,
+                     s.upstream, s.product, s.accumulated, boost::out_degree(u, g) > 1, expr_of(g, v)});
   }
   return steps;
 }

@@ -57,6 +57,17 @@ inline Var ref(Node* n) {
 }
 /// d(out)/d(input i) of a scalar node, for each of its (at most two) inputs.
 void local_derivatives(const Node* n, double d[2]);
+/// One application of the chain rule: node passes product = upstream × local to its input `slot`
+/// (input), whose gradient is then accumulated.
+struct ChainStep {
+  const Node* node;
+  const Node* input;
+  int slot;
+  double local, upstream, product, accumulated;
+};
+/// The chain rule's steps from root (a scalar graph), in backward's order, computed from the
+/// recorded values by the same sweep as backward (backward.cpp); nothing is written into the nodes.
+std::vector<ChainStep> trace_chain_rule(Node* root);
 /// Product of all dimensions but the last (the rows of a [..., features] tensor).
 inline std::int64_t leading_numel(const Shape& s) {
   std::int64_t rows = 1;
