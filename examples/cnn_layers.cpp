@@ -112,7 +112,7 @@ int run(const std::string& dir) {
   std::cout << "\nthe graph of " << what << ", after backward:\n";
   std::ostringstream dot;
   gg::write_dot(dot, loss, {.rankdir = "TB"});
-  gg::plot::write_atomically(dir + "/cnn.dot", dot.str());
+  gg::write_atomically(dir + "/cnn.dot", dot.str());
   std::cout << "wrote " << dir << "/cnn.dot (draw it: dot -Tsvg " << dir << "/cnn.dot -o " << dir
             << "/cnn.svg)\n";
   return 0;

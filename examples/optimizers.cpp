@@ -4,7 +4,7 @@
 // with its own colour, dash and markers, so curves on top of each other stay apart), and one panel per
 // optimizer with its update rule over its curve (small multiples).
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -3,7 +3,7 @@
 // (22 linear layers) the plain one does not learn — its gradient fades on the way down — while the
 // skip connections carry it through. Prints both losses and draws the residual network's graph.
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -140,7 +140,7 @@ int run(const std::string& dir, int steps) {
   loss.backward();
   std::ostringstream dot;
   gg::write_dot(dot, loss, {.rankdir = "TB"});
-  gg::plot::write_atomically(dir + "/residual_model.dot", dot.str());
+  gg::write_atomically(dir + "/residual_model.dot", dot.str());
   std::cout << "wrote " << dir
             << "/residual_loss.svg, residual_regions.svg, plain_regions.svg and residual_model.dot"
             << " (a 2-block version of the network; draw it: dot -Tsvg " << dir

@@ -2,7 +2,7 @@
 // cut the plane into three wedges (about half the points right); one hidden layer of 100 ReLU units
 // bends the boundaries around the arms (~99%). Same loss, optimizer and steps size as cs231n's notes.
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include <filesystem>
 #include <iostream>

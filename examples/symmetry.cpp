@@ -3,7 +3,7 @@
 // after 1,425 sweeps with two hidden units whose weights mirror each other with opposite signs, in
 // magnitudes 1:2:4 across the mirrored pairs. Reports the sweeps over many seeds and the weights.
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include "rhw1986.hpp"
 

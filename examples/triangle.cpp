@@ -2,7 +2,7 @@
 // but three logistic units — one line each — and one unit on top of them separate them. A 2-3-2 MLP
 // with sigmoid hidden units learns exactly that; prints its lines and writes pictures to a folder.
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -126,7 +126,7 @@ int run(const std::string& dir, std::uint64_t seed) {
   loss0.backward();
   std::ostringstream dot;
   gg::write_dot(dot, loss0);
-  gg::plot::write_atomically(dir + "/triangle_model.dot", dot.str());
+  gg::write_atomically(dir + "/triangle_model.dot", dot.str());
 
   std::cout << "wrote " << dir << "/triangle_regions.svg, " << dir << "/triangle_loss.svg, " << dir
             << "/triangle_model.dot (draw it: dot -Tsvg " << dir << "/triangle_model.dot -o model.svg)\n";

@@ -2,7 +2,7 @@
 // E = ½Σ(y − d)² over the four cases, weights changed after each sweep with momentum. Reports the
 // sweeps to a solution over many seeds, then prints one network's weights and what its hidden units mean.
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include "rhw1986.hpp"
 

@@ -5,11 +5,12 @@
 #include <autodiff/autodiff.hpp>
 #include <nn/data/data.hpp>
 #include <nn/init.hpp>
+#include <nn/io/atomic_file.hpp>
+#include <nn/io/safetensors.hpp>
+#include <nn/io/serialize.hpp>
 #include <nn/layers.hpp>
 #include <nn/losses.hpp>
 #include <nn/metrics.hpp>
 #include <nn/module.hpp>
 #include <nn/optim/optim.hpp>
-#include <nn/plot.hpp>
-#include <nn/io/safetensors.hpp>
-#include <nn/io/serialize.hpp>
+#include <nn/plot/plot.hpp>

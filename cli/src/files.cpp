@@ -1,7 +1,7 @@
 // Atomic file writing and Graphviz rendering for the CLI's subcommands.
 #include "files.hpp"
 
-#include <nn/plot.hpp>
+#include <nn/io/atomic_file.hpp>
 
 #include <autodiff/error.hpp>
 
@@ -61,7 +61,7 @@ void check_rankdir(const std::string& rankdir) {
 
 std::string save_graph(const std::string& command, const std::string& path, const std::string& dot_text,
                        const std::string& format, std::ostream& err) {
-  plot::write_atomically(path, dot_text);
+  write_atomically(path, dot_text);
   std::string note = fmt::format("graph: wrote {}", path);
   if (format.empty())
     return note + fmt::format(" (draw it with: dot -Tsvg {} -o {})", path, rendered_name(path, "svg"));

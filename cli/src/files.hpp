@@ -1,4 +1,4 @@
-// DOT graphs the CLI writes (atomically, through gg::plot::write_atomically), optionally rendered by
+// DOT graphs the CLI writes (atomically, through gg::write_atomically), optionally rendered by
 // Graphviz's dot, run without a shell.
 #pragma once
 

@@ -6,7 +6,7 @@
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/optim/optim.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 #include <nn/io/safetensors.hpp>
 
 #include <autodiff/autodiff.hpp>

@@ -2,7 +2,7 @@
 // 1, 2 or 5, non-finite points are skipped, decision regions put a known boundary where it is,
 // and files are written atomically (an error leaves no temporary file behind).
 #include <nn/nn.hpp>
-#include <nn/plot.hpp>
+#include <nn/plot/plot.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -455,7 +455,7 @@ TEST_CASE("plot: files are written whole, and a failed write throws IOError and 
   // A directory that does not exist.
   const std::string missing = (dir.path / "no-such-dir" / "x.svg").string();
   try {
-    plot::write_atomically(missing, "x");
+    gg::write_atomically(missing, "x");
     FAIL("no IOError");
   } catch (const gg::IOError& e) {
     CHECK_THAT(e.what(), Catch::Contains(missing) && Catch::Contains("No such file"));
