@@ -16,11 +16,13 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -278,6 +280,36 @@ TEST_CASE("data: csv files that are missing are an IOError with the reason") {
   CHECK_THROWS_MATCHES(read_csv(path), FormatError, What(Contains(path + ":2:2: 'x' is not a number")));
   // Every error is a gg::Error.
   CHECK_THROWS_AS(read_csv(path), gg::Error);
+}
+
+TEST_CASE("data: csv and idx files are read from a pipe too, whose size is unknown") {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // A writer thread feeds the FIFO; the reader cannot know the size in advance.
+  auto through_pipe = [&](const Bytes& bytes, auto read) {
+    std::thread writer([&] { write_bytes(fifo, bytes); });
+    struct Join {
+      std::thread& t;
+      ~Join() { t.join(); }
+    } join{writer};
+    return read(fifo);
+  };
+  const std::string csv = "a,b,y\n1,2,0\n3,4,1\n";
+  const Dataset d =
+      through_pipe(Bytes(csv.begin(), csv.end()), [](const std::string& p) { return read_csv(p); });
+  check_values(d.x, {1, 2, 3, 4});
+  check_values(d.y, {0, 1});
+  const Tensor t = through_pipe(concat(idx_header(0x08, {2, 2}), {1, 2, 3, 4}),
+                                [](const std::string& p) { return read_idx(p); });
+  check_values(t, {1, 2, 3, 4});
+  // Without a size to compare, a short or long data part is still found while reading.
+  CHECK_THROWS_MATCHES(through_pipe(concat(idx_header(0x08, {2, 2}), {1, 2, 3}),
+                                    [](const std::string& p) { return read_idx(p); }),
+                       FormatError, What(Contains("truncated: expected 4 bytes of data, found 3")));
+  CHECK_THROWS_MATCHES(through_pipe(concat(idx_header(0x08, {2, 2}), {1, 2, 3, 4, 5}),
+                                    [](const std::string& p) { return read_idx(p); }),
+                       FormatError, What(Contains("more data than the header's dimensions [2, 2]")));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // reported as "FILE:LINE:COLUMN: what" (COLUMN = 1-based field number).
 #include <nn/data/csv.hpp>
 
-#include "file.hpp"
+#include "../io/byte_source.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -298,7 +298,7 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
 }
 
 Dataset read_csv(const std::string& path, const CsvOptions& options) {
-  return parse_csv(detail::read_file(path), path, options);
+  return parse_csv(gg::detail::ByteSource::file(path).read_rest(), path, options);
 }
 
 } // namespace gg::data

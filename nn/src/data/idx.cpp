@@ -5,17 +5,17 @@
 
 #include <autodiff/kernel.hpp>
 
-#include "file.hpp"
+#include "../io/byte_source.hpp"
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <type_traits>
+
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -46,48 +46,20 @@ bool valid_type(std::uint8_t code) {
   return code == 0x08 || code == 0x09 || code == 0x0B || code == 0x0C || code == 0x0D || code == 0x0E;
 }
 
-/// Raw bytes from a file or from memory; the total size is known for memory and regular files.
-class RawInput {
-public:
-  RawInput(std::FILE* file, std::string_view name) : file_(file), name_(name) {
-    if (std::fseek(file, 0, SEEK_END) == 0) {
-      const long end = std::ftell(file);
-      if (end >= 0) size_ = static_cast<std::uint64_t>(end);
-      std::rewind(file);
-    }
-    std::clearerr(file);
-  }
-  explicit RawInput(std::span<const std::byte> mem) : mem_(mem), size_(mem.size()) {}
+using gg::detail::ByteSource;
 
-  std::optional<std::uint64_t> size() const { return size_; }
-
-  std::size_t read(unsigned char* dst, std::size_t n) {
-    if (!file_) {
-      const std::size_t k = std::min(n, mem_.size() - pos_);
-      if (k) std::memcpy(dst, mem_.data() + pos_, k);
-      pos_ += k;
-      return k;
-    }
-    errno = 0;
-    const std::size_t k = std::fread(dst, 1, n, file_);
-    if (k < n && std::ferror(file_))
-      throw IOError(fmt::format("cannot read '{}': {}", name_, std::strerror(errno)));
-    return k;
-  }
-
-private:
-  std::FILE* file_ = nullptr;
-  std::string_view name_;
-  std::span<const std::byte> mem_;
-  std::size_t pos_ = 0;
-  std::optional<std::uint64_t> size_;
-};
+/// The machine's physical memory in bytes (what data may take before it is refused).
+std::uint64_t physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+                               : std::uint64_t{1} << 62; // unknown: no limit
+}
 
 /// The data bytes of an input: passed through when plain, inflated when it starts with 1f 8b.
 /// read() returns fewer bytes than asked only at the end of the data.
 class Decoder {
 public:
-  Decoder(RawInput& in, std::string_view name) : in_(in), name_(name), buf_(1 << 16) {
+  Decoder(ByteSource& in, std::string_view name) : in_(in), name_(name), buf_(1 << 16) {
     fill();
     gzip_ = end_ - pos_ >= 2 && buf_[pos_] == 0x1f && buf_[pos_ + 1] == 0x8b;
     if (gzip_) {
@@ -174,7 +146,7 @@ private:
     return k > 0;
   }
 
-  RawInput& in_;
+  ByteSource& in_;
   std::string_view name_;
   std::vector<unsigned char> buf_;
   std::size_t pos_ = 0, end_ = 0;
@@ -269,7 +241,7 @@ void check_fits_in_memory(const IdxHeader& h, std::uint64_t bytes, DType dtype, 
 }
 
 /// Reads header and data; the data buffer grows only as bytes actually arrive.
-Tensor read_all(RawInput& in, std::string_view name, DType dtype, IdxHeader* header_out) {
+Tensor read_all(ByteSource& in, std::string_view name, DType dtype, IdxHeader* header_out) {
   Decoder dec(in, name);
   std::uint64_t bytes = 0;
   IdxHeader h = read_header(dec, name, bytes);
@@ -320,8 +292,7 @@ Tensor read_all(RawInput& in, std::string_view name, DType dtype, IdxHeader* hea
 }
 
 Tensor read_idx_file(const std::string& path, DType dtype, IdxHeader* header) {
-  std::unique_ptr<std::FILE, FileCloser> f(open_file(path));
-  RawInput in(f.get(), path);
+  ByteSource in = ByteSource::file(path);
   return read_all(in, path, dtype, header);
 }
 
@@ -354,15 +325,15 @@ Tensor read_idx(const std::string& path, DType dtype) {
 }
 
 IdxHeader read_idx_header(const std::string& path) {
-  std::unique_ptr<std::FILE, detail::FileCloser> f(detail::open_file(path));
-  detail::RawInput in(f.get(), path);
+  detail::ByteSource in = detail::ByteSource::file(path);
   detail::Decoder dec(in, path);
   std::uint64_t bytes = 0;
   return detail::read_header(dec, path, bytes);
 }
 
 Tensor parse_idx(std::span<const std::byte> bytes, std::string_view source_name, DType dtype) {
-  detail::RawInput in(bytes);
+  detail::ByteSource in = detail::ByteSource::memory(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), std::string(source_name));
   return detail::read_all(in, source_name, dtype, nullptr);
 }
 

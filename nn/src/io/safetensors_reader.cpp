@@ -1,19 +1,14 @@
 // gg::safetensors' reader: a strict parser for the header's JSON, checks of every size and offset
 // against the file, then one read per tensor straight into its storage, converting other stored
 // dtypes.
+#include "byte_source.hpp"
 #include "safetensors_format.hpp"
 
 #include <nn/io/safetensors.hpp>
 
-#include <cerrno>
-#include <cstring>
 #include <limits>
 #include <set>
 #include <span>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -23,86 +18,7 @@ namespace gg::safetensors {
 namespace detail {
 namespace {
 
-std::string os_reason(int err) {
-  return std::strerror(err);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Reading: where the bytes come from
-
-/// Random access to the bytes of a file or of memory.
-class Source {
-public:
-  virtual ~Source() = default;
-  virtual std::uint64_t size() const = 0;
-  /// Copies n bytes at offset into dst (the range was checked against size()).
-  virtual void read(std::uint64_t offset, std::size_t n, void* dst) const = 0;
-  const std::string& name() const { return name_; }
-
-protected:
-  explicit Source(std::string name) : name_(std::move(name)) {}
-
-private:
-  std::string name_;
-};
-
-class MemorySource final : public Source {
-public:
-  MemorySource(std::string_view bytes, std::string name) : Source(std::move(name)), bytes_(bytes) {}
-  std::uint64_t size() const override { return bytes_.size(); }
-  void read(std::uint64_t offset, std::size_t n, void* dst) const override {
-    if (n > 0) std::memcpy(dst, bytes_.data() + offset, n);
-  }
-
-private:
-  std::string_view bytes_;
-};
-
-class FileSource final : public Source {
-public:
-  explicit FileSource(const std::string& path) : Source(path) {
-    // O_NONBLOCK: opening a FIFO must not hang (it is then rejected as not a regular file).
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd_ < 0) throw IOError(fmt::format("cannot open safetensors file '{}': {}", path, os_reason(errno)));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
-      const int err = errno;
-      ::close(fd_);
-      throw IOError(fmt::format("cannot read safetensors file '{}': {}", path, os_reason(err)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      throw IOError(fmt::format("cannot read safetensors file '{}': {}", path,
-                                S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file"));
-    }
-    size_ = static_cast<std::uint64_t>(st.st_size);
-  }
-  FileSource(const FileSource&) = delete;
-  FileSource& operator=(const FileSource&) = delete;
-  ~FileSource() override { ::close(fd_); }
-
-  std::uint64_t size() const override { return size_; }
-  void read(std::uint64_t offset, std::size_t n, void* dst) const override {
-    auto* out = static_cast<char*>(dst);
-    while (n > 0) {
-      const ssize_t r =
-          ::pread(fd_, out, std::min<std::size_t>(n, std::size_t{1} << 30), static_cast<off_t>(offset));
-      if (r < 0) {
-        const int err = errno;
-        if (err == EINTR) continue;
-        throw IOError(fmt::format("cannot read safetensors file '{}': {}", name(), os_reason(err)));
-      }
-      if (r == 0) format_error(name(), "the file is truncated (it shrank while being read)");
-      out += r;
-      n -= static_cast<std::size_t>(r);
-      offset += static_cast<std::uint64_t>(r);
-    }
-  }
-
-private:
-  int fd_ = -1;
-  std::uint64_t size_ = 0;
-};
+using gg::detail::ByteSource;
 
 // ---------------------------------------------------------------------------------------------------
 // Reading: the header's JSON
@@ -619,7 +535,7 @@ void convert(StoredType type, const unsigned char* src, std::size_t n, void* dst
 }
 
 /// Reads one checked tensor from the data buffer that starts at data_start in src.
-Tensor read_tensor(const Source& src, std::uint64_t data_start, const Planned& p) {
+Tensor read_tensor(const ByteSource& src, std::uint64_t data_start, const Planned& p) {
   const StoredType type = p.type->type;
   const DType dtype =
       type == StoredType::f32 || type == StoredType::f16 || type == StoredType::bf16 ? gg::f32 : gg::f64;
@@ -627,7 +543,7 @@ Tensor read_tensor(const Source& src, std::uint64_t data_start, const Planned& p
   const auto n = static_cast<std::size_t>(t.numel());
   const std::uint64_t offset = data_start + p.entry->begin;
   if (type == StoredType::f64 || type == StoredType::f32) {
-    src.read(offset, n * p.type->size, t.raw());
+    src.read_at(offset, n * p.type->size, t.raw());
     if constexpr (big_endian_host) {
       if (dtype == gg::f64)
         for (auto& v : std::span(t.data<double>(), n)) v = byteswap_value(v);
@@ -642,20 +558,20 @@ Tensor read_tensor(const Source& src, std::uint64_t data_start, const Planned& p
   auto* out = static_cast<unsigned char*>(t.raw());
   for (std::size_t done = 0; done < n;) {
     const std::size_t m = std::min(chunk, n - done);
-    src.read(offset + done * p.type->size, m * p.type->size, staging.data());
+    src.read_at(offset + done * p.type->size, m * p.type->size, staging.data());
     convert(type, staging.data(), m, out + done * dtype_size(dtype));
     done += m;
   }
   return t;
 }
 
-File read_all(const Source& src) {
+File read_all(const ByteSource& src) {
   const std::string& file = src.name();
-  const std::uint64_t size = src.size();
+  const std::uint64_t size = *src.size(); // known: memory or a regular file (Access::random)
   if (size < 8)
     format_error(file, fmt::format("the file is {} bytes long, shorter than the 8-byte header length", size));
   std::array<unsigned char, 8> prefix{};
-  src.read(0, 8, prefix.data());
+  src.read_at(0, 8, prefix.data());
   const std::uint64_t n = load_le<8>(prefix.data());
   if (n > max_header_bytes)
     format_error(file,
@@ -665,7 +581,7 @@ File read_all(const Source& src) {
                                    "file is truncated or not a safetensors file",
                                    n, size - 8));
   std::string json(static_cast<std::size_t>(n), '\0');
-  src.read(8, json.size(), json.data());
+  src.read_at(8, json.size(), json.data());
   if (!valid_utf8(json)) format_error(file, "invalid header: it is not valid UTF-8");
   const Header header = HeaderParser(json, file).parse();
   const std::vector<Planned> planned = plan(header, size - 8 - n, file);
@@ -682,11 +598,12 @@ File read_all(const Source& src) {
 } // namespace detail
 
 File load(const std::string& path) {
-  return detail::read_all(detail::FileSource(path));
+  using gg::detail::ByteSource;
+  return detail::read_all(ByteSource::file(path, ByteSource::Access::random, "safetensors file"));
 }
 
 File parse(std::string_view bytes, const std::string& source) {
-  return detail::read_all(detail::MemorySource(bytes, source));
+  return detail::read_all(gg::detail::ByteSource::memory(bytes, source));
 }
 
 } // namespace gg::safetensors
