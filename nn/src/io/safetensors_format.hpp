@@ -1,5 +1,5 @@
 // Internal to gg::safetensors: what the reader and the writer share about the format: its dtypes
-// (name, size), the little-endian byte order, the UTF-8 rule for names and the FormatError text.
+// (name, size), the little-endian byte order and the FormatError text.
 #pragma once
 
 #include <autodiff/error.hpp>
@@ -16,9 +16,6 @@ inline constexpr bool big_endian_host = std::endian::native == std::endian::big;
 
 /// Throws FormatError "safetensors file 'FILE': WHAT".
 [[noreturn]] void format_error(std::string_view file, std::string_view what);
-
-/// Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
-bool valid_utf8(std::string_view s);
 
 /// v with its bytes reversed (the format is little-endian; a big-endian host swaps).
 template <class T> T byteswap_value(T v) {

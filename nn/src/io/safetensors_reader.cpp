@@ -1,17 +1,20 @@
-// gg::safetensors' reader: a strict parser for the header's JSON, checks of every size and offset
-// against the file, then one read per tensor straight into its storage, converting other stored
-// dtypes.
+// gg::safetensors' reader: the header's JSON read by nlohmann-json's parser and checked event by
+// event, checks of every size and offset against the file, then one read per tensor straight into
+// its storage, converting other stored dtypes.
+#include "../data/text.hpp"
 #include "byte_source.hpp"
 #include "safetensors_format.hpp"
 
 #include <nn/io/safetensors.hpp>
 
+#include <iterator>
 #include <limits>
 #include <set>
 #include <span>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 namespace gg::safetensors {
 
@@ -23,13 +26,11 @@ using gg::detail::ByteSource;
 // ---------------------------------------------------------------------------------------------------
 // Reading: the header's JSON
 //
-// A small strict parser, written for this schema, instead of Boost.PropertyTree's JSON parser, which
-// cannot express the checks the format needs: PropertyTree keeps every scalar as a string, so
-// `[2]` and `["2"]`, `true` and `"true"`, `[]`, `{}` and `""` come out identical and wrong-typed
-// fields would pass; and its parser recurses once per nesting level without a limit, so a header of
-// ten million '[' (well under the 100 MB limit) overflows the stack — measured: a segfault, which the
-// fuzzer would find at once. This parser nests at most max_depth levels (only inside fields it
-// skips), checks every type, and allocates only for what it keeps.
+// nlohmann-json's parser, driven through its SAX interface: its events build only what the reader
+// keeps (names, dtypes, shapes, offsets, metadata), every value's type is checked as it arrives,
+// and nesting is bounded (max_depth), so a header of ten million '[' (well under the 100 MB limit)
+// is an error after 64 of them, not a deep DOM. The parser is iterative; syntax errors come from it
+// with the byte where it stopped.
 
 struct Entry {
   std::string name;
@@ -43,339 +44,253 @@ struct Header {
   std::map<std::string, std::string> metadata;
 };
 
-class HeaderParser {
+/// An iterator over the header's bytes for the JSON parser that remembers the last byte read, so
+/// an error found by the event handler can say where the parser was.
+class TrackingIterator {
 public:
-  HeaderParser(std::string_view json, std::string_view file) : s_(json), file_(file) {}
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-  Header parse() {
-    Header h;
-    skip_ws();
-    if (peek() != '{') fail("the header must be a JSON object");
-    ++i_;
-    std::set<std::string> names;
-    bool has_metadata = false;
-    skip_ws();
-    if (peek() == '}') {
-      ++i_;
-    } else {
-      for (;;) {
-        skip_ws();
-        std::string key = parse_string("a tensor name");
-        expect(':');
-        if (key == "__metadata__") {
-          if (has_metadata) fail("the header has two \"__metadata__\" entries");
-          has_metadata = true;
-          parse_metadata(h.metadata);
-        } else {
-          if (!names.insert(key).second) fail(fmt::format("two tensors are named '{}'", key));
-          h.entries.push_back(parse_entry(std::move(key)));
-        }
-        if (!more('}', [] { return std::string("after a header entry"); })) break;
-      }
-    }
-    skip_ws();
-    if (i_ != s_.size()) fail("unexpected data after the header's JSON object");
-    return h;
+  TrackingIterator(const char* p, const char** last) : p_(p), last_(last) {}
+  reference operator*() const {
+    *last_ = p_;
+    return *p_;
   }
+  TrackingIterator& operator++() {
+    ++p_;
+    return *this;
+  }
+  TrackingIterator operator++(int) {
+    TrackingIterator old = *this;
+    ++p_;
+    return old;
+  }
+  bool operator==(const TrackingIterator& other) const { return p_ == other.p_; }
 
 private:
-  static constexpr int max_depth = 64;
+  const char* p_;
+  const char** last_;
+};
+
+/// The SAX handler: checks the header's schema event by event and collects the Header.
+class HeaderEvents {
+public:
+  using json = nlohmann::json;
+
+  HeaderEvents(std::string_view json_text, std::string_view file)
+      : begin_(json_text.data()), last_(json_text.data()), file_(file) {}
+
+  Header parse(std::string_view json_text) {
+    // The first value must be an object; said at once rather than as a parser's complaint.
+    const std::size_t first = json_text.find_first_not_of(" \t\n\r");
+    if (first == std::string_view::npos || json_text[first] != '{') {
+      last_ = begin_ + std::min(first, json_text.size());
+      fail("the header must be a JSON object");
+    }
+    const char* end = json_text.data() + json_text.size();
+    json::sax_parse(TrackingIterator(begin_, &last_), TrackingIterator(end, &last_), this);
+    return std::move(header_);
+  }
+
+  // The SAX interface.
+  bool null() { return scalar(Value::null); }
+  bool boolean(bool) { return scalar(Value::other); }
+  bool number_integer(json::number_integer_t v) {
+    return v < 0 ? number(fmt::format("{}", v), false) : unsigned_number(static_cast<std::uint64_t>(v));
+  }
+  bool number_unsigned(json::number_unsigned_t v) { return unsigned_number(v); }
+  bool number_float(json::number_float_t, const std::string& text) {
+    return number(text, text.find_first_of(".eE") == std::string::npos);
+  }
+  bool string(std::string& s) { return scalar(Value::string, &s); }
+  bool binary(json::binary_t&) { return scalar(Value::other); }
+  bool start_object(std::size_t) { return open(true); }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(false); }
+  bool end_array() { return close(); }
+  bool key(std::string& k);
+  bool parse_error(std::size_t position, const std::string& last_token, const nlohmann::json::exception& e);
+
+private:
+  static constexpr std::size_t max_depth = 64;
   static constexpr std::size_t max_parsed_rank = 64;
 
-  /// After a member or element: true when a ',' says another follows, false after `close`; any other
-  /// character fails with "expected ',' or 'close' <where()>".
-  template <class Where> bool more(char close, Where&& where) {
-    skip_ws();
-    if (peek() == ',') {
-      ++i_;
-      skip_ws();
-      return true;
-    }
-    if (peek() == close) {
-      ++i_;
-      return false;
-    }
-    const std::string w = where();
-    fail(fmt::format("expected ',' or '{}'{}{}", close, w.empty() ? "" : " ", w));
-  }
+  /// What an open object or array is.
+  enum class Level : std::uint8_t { header, entry, metadata, shape, data_offsets, skipped };
+  enum class Value : std::uint8_t { null, string, number, other };
+  /// What the current key names: in the header a tensor or the metadata, in an entry a field.
+  enum class Key : std::uint8_t { tensor, metadata, dtype, shape, data_offsets, other };
 
   [[noreturn]] void fail(std::string_view what) const {
-    format_error(file_, fmt::format("invalid header: {} (at byte {} of the header)", what, i_));
+    format_error(file_, fmt::format("invalid header: {} (at byte {} of the header)", what, last_ - begin_));
   }
 
-  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-  bool at_end() const { return i_ >= s_.size(); }
+  const std::string& tensor() const { return entry_.name; }
+  bool in(Level level) const { return !levels_.empty() && levels_.back() == level; }
 
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
+  /// A value that is not an object or array arrived; `s` is set for strings.
+  bool scalar(Value v, std::string* s = nullptr);
+  bool unsigned_number(std::uint64_t v);
+  /// A number that is not a non-negative integer below 2^64 (text as written); integral says
+  /// whether it has no fraction and no exponent.
+  bool number(const std::string& text, bool integral);
+  bool open(bool object);
+  bool close();
+  /// The message for a value of the wrong type where the current key's value goes.
+  [[noreturn]] void wrong_value();
 
-  void expect(char c) {
-    skip_ws();
-    if (at_end() || s_[i_] != c) fail(fmt::format("expected '{}'", c));
-    ++i_;
-  }
+  const char* begin_;
+  const char* last_;
+  std::string_view file_;
+  std::vector<Level> levels_;
+  std::string key_; // the key whose value comes next, in the header, an entry or the metadata
+  Key kind_ = Key::other;
+  Entry entry_; // the entry being read
+  bool has_dtype_ = false, has_shape_ = false, has_offsets_ = false, has_metadata_ = false;
+  std::vector<std::uint64_t> numbers_; // the shape or data_offsets being read
+  std::set<std::string> names_;
+  Header header_;
+};
 
-  unsigned parse_hex4() {
-    if (s_.size() - i_ < 4) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        v |= static_cast<unsigned>(c - 'A' + 10);
-      else
-        fail("invalid \\u escape");
+bool HeaderEvents::key(std::string& k) {
+  kind_ = Key::other;
+  if (in(Level::header)) {
+    kind_ = k == "__metadata__" ? Key::metadata : Key::tensor;
+    if (kind_ == Key::metadata) {
+      if (has_metadata_) fail("the header has two \"__metadata__\" entries");
+      has_metadata_ = true;
+    } else if (!names_.insert(k).second) {
+      fail(fmt::format("two tensors are named '{}'", k));
     }
-    return v;
+  } else if (in(Level::entry)) {
+    auto once = [&](bool& seen, Key kind) {
+      if (seen) fail(fmt::format("field \"{}\" of tensor '{}' appears twice", k, tensor()));
+      seen = true;
+      kind_ = kind;
+    };
+    if (k == "dtype") once(has_dtype_, Key::dtype);
+    if (k == "shape") once(has_shape_, Key::shape);
+    if (k == "data_offsets") once(has_offsets_, Key::data_offsets);
+  } else if (in(Level::metadata)) {
+    if (header_.metadata.count(k)) fail("duplicate key in \"__metadata__\"");
   }
+  key_ = std::move(k);
+  return true;
+}
 
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+void HeaderEvents::wrong_value() {
+  if (in(Level::header)) {
+    if (kind_ == Key::metadata) fail("\"__metadata__\" must be an object mapping strings to strings");
+    fail(fmt::format("the entry of tensor '{}' must be an object with dtype, shape and data_offsets", key_));
   }
+  if (in(Level::entry))
+    fail(fmt::format("field \"{}\" of tensor '{}' must be {}", key_, tensor(),
+                     kind_ == Key::dtype ? "a string" : "an array"));
+  if (in(Level::metadata)) fail(fmt::format("metadata value '{}' must be a string", key_));
+  fail(fmt::format("an entry of \"{}\" of tensor '{}' must be a non-negative integer",
+                   in(Level::shape) ? "shape" : "data_offsets", tensor()));
+}
 
-  /// A JSON string; `what` names the expected value in the error when something else is there.
-  std::string parse_string(std::string_view what) {
-    skip_ws();
-    if (peek() != '"') fail(fmt::format("expected {} (a JSON string)", what));
-    ++i_;
-    std::string out;
-    for (;;) {
-      if (at_end()) fail("unterminated string");
-      const char c = s_[i_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character inside a string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (at_end()) fail("unterminated string");
-      switch (s_[i_++]) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'u': {
-        unsigned cp = parse_hex4();
-        if (cp >= 0xDC00 && cp <= 0xDFFF) fail("unpaired surrogate in a \\u escape");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (s_.size() - i_ < 2 || s_[i_] != '\\' || s_[i_ + 1] != 'u')
-            fail("unpaired surrogate in a \\u escape");
-          i_ += 2;
-          const unsigned lo = parse_hex4();
-          if (lo < 0xDC00 || lo > 0xDFFF) fail("unpaired surrogate in a \\u escape");
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        append_utf8(out, cp);
-        break;
-      }
-      default: fail("invalid escape in a string");
-      }
-    }
-  }
-
-  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-  /// Scans one JSON number at i_ (which must start with '-' or a digit) by JSON's grammar; returns
-  /// whether it is an integer (no fraction, no exponent).
-  bool scan_number() {
-    if (peek() == '-') ++i_;
-    if (!is_digit(peek())) fail("invalid JSON number");
-    const bool leading_zero = peek() == '0';
-    const std::size_t first = i_;
-    while (is_digit(peek())) ++i_;
-    if (leading_zero && i_ - first > 1) fail("invalid JSON number (leading zero)");
-    bool integral = true;
-    if (peek() == '.') {
-      integral = false;
-      ++i_;
-      if (!is_digit(peek())) fail("invalid JSON number");
-      while (is_digit(peek())) ++i_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      integral = false;
-      ++i_;
-      if (peek() == '+' || peek() == '-') ++i_;
-      if (!is_digit(peek())) fail("invalid JSON number");
-      while (is_digit(peek())) ++i_;
-    }
-    return integral;
-  }
-
-  /// A JSON number that must be a non-negative integer below 2^64; `what` names it in errors.
-  std::uint64_t parse_uint(std::string_view what) {
-    skip_ws();
-    const std::size_t start = i_;
-    if (peek() != '-' && !is_digit(peek())) fail(fmt::format("{} must be a non-negative integer", what));
-    const bool integral = scan_number();
-    const std::string_view text = s_.substr(start, i_ - start);
-    if (text[0] == '-' && !(integral && text == "-0")) fail(fmt::format("{} is negative ({})", what, text));
-    if (!integral) fail(fmt::format("{} must be an integer, not {}", what, text));
-    std::uint64_t v = 0;
-    for (const char c : text.substr(text[0] == '-' ? 1 : 0)) {
-      const auto d = static_cast<std::uint64_t>(c - '0');
-      if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10)
-        fail(fmt::format("{} is too large ({})", what, text));
-      v = v * 10 + d;
-    }
-    return v;
-  }
-
-  /// Skips any JSON value (a field this reader does not use), nesting at most max_depth levels.
-  void skip_value(int depth) {
-    if (depth > max_depth) fail(fmt::format("values nested deeper than {} levels", max_depth));
-    skip_ws();
-    const char c = peek();
-    if (c == '"') {
-      parse_string("a value");
-    } else if (c == '{' || c == '[') {
-      const char close = c == '{' ? '}' : ']';
-      ++i_;
-      skip_ws();
-      if (peek() == close) {
-        ++i_;
-        return;
-      }
-      for (;;) {
-        if (c == '{') {
-          parse_string("an object key");
-          expect(':');
-        }
-        skip_value(depth + 1);
-        if (!more(close, [] { return std::string(); })) return;
-      }
-    } else if (c == '-' || is_digit(c)) {
-      scan_number();
-    } else if (!skip_literal("true") && !skip_literal("false") && !skip_literal("null")) {
-      fail("invalid JSON value");
-    }
-  }
-
-  bool skip_literal(std::string_view word) {
-    if (s_.substr(i_, word.size()) != word) return false;
-    i_ += word.size();
+bool HeaderEvents::scalar(Value v, std::string* s) {
+  if (in(Level::skipped)) return true;
+  if (in(Level::header) && kind_ == Key::metadata && v == Value::null) return true; // as absent
+  if (in(Level::entry) && kind_ == Key::other) return true;
+  if (v != Value::string) wrong_value();
+  if (in(Level::entry) && kind_ == Key::dtype) {
+    entry_.dtype = std::move(*s);
     return true;
   }
-
-  void parse_metadata(std::map<std::string, std::string>& out) {
-    skip_ws();
-    if (skip_literal("null")) return; // the official reader treats a null __metadata__ as absent
-    if (peek() != '{') fail("\"__metadata__\" must be an object mapping strings to strings");
-    ++i_;
-    skip_ws();
-    if (peek() == '}') {
-      ++i_;
-      return;
-    }
-    for (;;) {
-      std::string key = parse_string("a metadata key");
-      expect(':');
-      skip_ws();
-      if (peek() != '"') fail(fmt::format("metadata value '{}' must be a string", key));
-      std::string value = parse_string("a metadata value");
-      if (!out.emplace(std::move(key), std::move(value)).second) fail("duplicate key in \"__metadata__\"");
-      if (!more('}', [] { return std::string("in \"__metadata__\""); })) return;
-    }
+  if (in(Level::metadata)) {
+    header_.metadata.emplace(std::move(key_), std::move(*s));
+    return true;
   }
+  wrong_value();
+}
 
-  /// A JSON array of non-negative integers, at most max_len long.
-  std::vector<std::uint64_t> parse_uint_array(const std::string& tensor, std::string_view field,
-                                              std::size_t max_len) {
-    skip_ws();
-    if (peek() != '[') fail(fmt::format("field \"{}\" of tensor '{}' must be an array", field, tensor));
-    ++i_;
-    std::vector<std::uint64_t> out;
-    skip_ws();
-    if (peek() == ']') {
-      ++i_;
-      return out;
-    }
-    const std::string what = fmt::format("an entry of \"{}\" of tensor '{}'", field, tensor);
-    for (;;) {
-      if (out.size() == max_len)
-        fail(fmt::format("field \"{}\" of tensor '{}' has more than {} entries", field, tensor, max_len));
-      out.push_back(parse_uint(what));
-      if (!more(']', [&] { return fmt::format("in field \"{}\" of tensor '{}'", field, tensor); }))
-        return out;
-    }
-  }
+bool HeaderEvents::unsigned_number(std::uint64_t v) {
+  if (!in(Level::shape) && !in(Level::data_offsets)) return scalar(Value::number);
+  const bool shape = in(Level::shape);
+  const std::size_t max_len = shape ? max_parsed_rank : 3; // plan() enforces Shape::max_rank
+  if (numbers_.size() == max_len)
+    fail(fmt::format("field \"{}\" of tensor '{}' has more than {} entries", shape ? "shape" : "data_offsets",
+                     tensor(), max_len));
+  numbers_.push_back(v);
+  return true;
+}
 
-  Entry parse_entry(std::string name) {
-    Entry e;
-    e.name = std::move(name);
-    skip_ws();
-    if (peek() != '{')
-      fail(fmt::format("the entry of tensor '{}' must be an object with dtype, shape and data_offsets",
-                       e.name));
-    ++i_;
-    bool has_dtype = false, has_shape = false, has_offsets = false;
-    auto once = [&](bool& flag, std::string_view field) {
-      if (flag) fail(fmt::format("field \"{}\" of tensor '{}' appears twice", field, e.name));
-      flag = true;
-    };
-    skip_ws();
-    if (peek() == '}') {
-      ++i_;
+bool HeaderEvents::number(const std::string& text, bool integral) {
+  if (!in(Level::shape) && !in(Level::data_offsets)) return scalar(Value::number);
+  const std::string what =
+      fmt::format("an entry of \"{}\" of tensor '{}'", in(Level::shape) ? "shape" : "data_offsets", tensor());
+  if (text.starts_with('-')) fail(fmt::format("{} is negative ({})", what, text));
+  if (!integral) fail(fmt::format("{} must be an integer, not {}", what, text));
+  fail(fmt::format("{} is too large ({})", what, text));
+}
+
+bool HeaderEvents::open(bool object) {
+  if (levels_.size() == max_depth) fail(fmt::format("values nested deeper than {} levels", max_depth));
+  Level next = Level::skipped;
+  if (levels_.empty()) {
+    next = Level::header; // parse() checked that it is an object
+  } else if (in(Level::header)) {
+    if (!object) wrong_value();
+    if (kind_ == Key::metadata) {
+      next = Level::metadata;
     } else {
-      for (;;) {
-        const std::string key = parse_string("a field name");
-        expect(':');
-        if (key == "dtype") {
-          once(has_dtype, key);
-          skip_ws();
-          if (peek() != '"') fail(fmt::format("field \"dtype\" of tensor '{}' must be a string", e.name));
-          e.dtype = parse_string("the dtype");
-        } else if (key == "shape") {
-          once(has_shape, key);
-          e.shape = parse_uint_array(e.name, key, max_parsed_rank); // plan() enforces Shape::max_rank
-        } else if (key == "data_offsets") {
-          once(has_offsets, key);
-          const std::vector<std::uint64_t> offsets = parse_uint_array(e.name, key, 3);
-          if (offsets.size() != 2)
-            fail(fmt::format(
-                "field \"data_offsets\" of tensor '{}' must hold two integers [begin, end], not {}", e.name,
-                offsets.size()));
-          e.begin = offsets[0];
-          e.end = offsets[1];
-        } else {
-          skip_value(1); // the official reader ignores unknown fields; so do we
-        }
-        if (!more('}', [&] { return fmt::format("in the entry of tensor '{}'", e.name); })) break;
-      }
+      next = Level::entry;
+      entry_ = Entry{key_, {}, {}, 0, 0};
+      has_dtype_ = has_shape_ = has_offsets_ = false;
     }
-    const std::array<std::pair<bool, std::string_view>, 3> fields{
-        {{has_dtype, "dtype"}, {has_shape, "shape"}, {has_offsets, "data_offsets"}}};
-    for (const auto& [present, field] : fields)
-      if (!present) fail(fmt::format("tensor '{}' has no field \"{}\"", e.name, field));
-    return e;
+  } else if (in(Level::entry)) {
+    if (kind_ == Key::dtype || (kind_ != Key::other && object)) wrong_value();
+    if (kind_ != Key::other) {
+      next = kind_ == Key::shape ? Level::shape : Level::data_offsets;
+      numbers_.clear();
+    }
+  } else if (!in(Level::skipped)) {
+    wrong_value(); // an object or array inside the metadata, a shape or data_offsets
   }
+  levels_.push_back(next);
+  return true;
+}
 
-  std::string_view s_;
-  std::string_view file_;
-  std::size_t i_ = 0;
-};
+bool HeaderEvents::close() {
+  const Level level = levels_.back();
+  levels_.pop_back();
+  if (level == Level::shape) {
+    entry_.shape = std::move(numbers_);
+  } else if (level == Level::data_offsets) {
+    if (numbers_.size() != 2)
+      fail(fmt::format("field \"data_offsets\" of tensor '{}' must hold two integers [begin, end], not {}",
+                       tensor(), numbers_.size()));
+    entry_.begin = numbers_[0];
+    entry_.end = numbers_[1];
+  } else if (level == Level::entry) {
+    const std::array<std::pair<bool, std::string_view>, 3> fields{
+        {{has_dtype_, "dtype"}, {has_shape_, "shape"}, {has_offsets_, "data_offsets"}}};
+    for (const auto& [present, field] : fields)
+      if (!present) fail(fmt::format("tensor '{}' has no field \"{}\"", tensor(), field));
+    header_.entries.push_back(std::move(entry_));
+  }
+  return true;
+}
+
+bool HeaderEvents::parse_error(std::size_t position, const std::string& last_token,
+                               const nlohmann::json::exception& e) {
+  // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ...":
+  // keep what follows the position, with the token it echoes quoted safely and cut short.
+  std::string what = e.what();
+  const std::size_t colon = what.find(": ");
+  if (colon != std::string::npos) what.erase(0, colon + 2);
+  const std::string echoed = "last read: '" + last_token + "'";
+  if (const std::size_t at = what.find(echoed); at != std::string::npos)
+    what.replace(at, echoed.size(), "last read: " + gg::data::detail::quote_text(last_token));
+  last_ = begin_ + (position > 0 ? position - 1 : 0);
+  fail(what);
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Reading: checks and conversion
@@ -582,8 +497,7 @@ File read_all(const ByteSource& src) {
                                    n, size - 8));
   std::string json(static_cast<std::size_t>(n), '\0');
   src.read_at(8, json.size(), json.data());
-  if (!valid_utf8(json)) format_error(file, "invalid header: it is not valid UTF-8");
-  const Header header = HeaderParser(json, file).parse();
+  const Header header = HeaderEvents(json, file).parse(json);
   const std::vector<Planned> planned = plan(header, size - 8 - n, file);
 
   File out;

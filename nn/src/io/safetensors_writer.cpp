@@ -1,42 +1,33 @@
-// gg::safetensors' writer: the header's JSON in the official writer's layout, then each tensor's
-// little-endian bytes, to memory or to a file through gg::AtomicFile.
+// gg::safetensors' writer: the header's JSON (written by nlohmann-json) in the official writer's
+// layout, then each tensor's little-endian bytes, to memory or to a file through gg::AtomicFile.
+#include "../data/text.hpp"
 #include "safetensors_format.hpp"
 
 #include <nn/io/atomic_file.hpp>
 #include <nn/io/safetensors.hpp>
 
 #include <cstring>
+#include <iterator>
 #include <set>
 #include <span>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 namespace gg::safetensors {
 
 namespace detail {
 namespace {
 
-/// JSON string literal for s (s is valid UTF-8; non-ASCII characters are written as they are).
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    switch (ch) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
-    case '\b': out += "\\b"; break;
-    case '\f': out += "\\f"; break;
-    default:
-      if (static_cast<unsigned char>(ch) < 0x20)
-        out += fmt::format("\\u{:04x}", static_cast<unsigned>(ch));
-      else
-        out += ch;
-    }
+/// s as a JSON string literal, written by nlohmann-json (non-ASCII characters as they are);
+/// ValueError naming `what` when s is not UTF-8.
+std::string json_string(const std::string& s, std::string_view what) {
+  try {
+    return nlohmann::json(s).dump();
+  } catch (const nlohmann::json::type_error&) {
+    throw ValueError(fmt::format("safetensors::save: {} {} is not UTF-8", what, data::detail::quote_text(s)));
   }
-  out += '"';
 }
 
 /// The header and the tensors in the order their data follows it.
@@ -52,15 +43,10 @@ Layout prepare(const std::vector<std::pair<std::string, Tensor>>& tensors,
     if (name.empty()) throw ValueError("safetensors::save: a tensor has an empty name");
     if (name == "__metadata__")
       throw ValueError("safetensors::save: '__metadata__' is reserved and cannot name a tensor");
-    if (!valid_utf8(name))
-      throw ValueError(fmt::format("safetensors::save: tensor name '{}' is not UTF-8", name));
     if (!seen.insert(name).second)
       throw ValueError(fmt::format("safetensors::save: two tensors are named '{}'", name));
     if (!t.defined()) throw ValueError(fmt::format("safetensors::save: tensor '{}' is undefined", name));
   }
-  for (const auto& [key, value] : metadata)
-    if (!valid_utf8(key) || !valid_utf8(value))
-      throw ValueError(fmt::format("safetensors::save: metadata entry '{}' is not UTF-8", key));
 
   // The official writer's order: larger alignment first (F64 before F32), then by name.
   Layout layout;
@@ -70,38 +56,39 @@ Layout prepare(const std::vector<std::pair<std::string, Tensor>>& tensors,
     return sa != sb ? sa > sb : a->first < b->first;
   });
 
-  std::string json = "{";
+  // The header object in the official writer's order: "__metadata__", then the entries in data order.
+  // nlohmann-json writes the strings; the rest is integers and fixed keys. (A DOM of the whole
+  // header, dumped at once, took 4x as long: 5.8 against 1.4 us per tensor.)
+  std::string text = "{";
   if (!metadata.empty()) {
-    json += "\"__metadata__\":{";
-    bool first = true;
+    text += R"("__metadata__":{)";
     for (const auto& [key, value] : metadata) {
-      if (!first) json += ',';
-      first = false;
-      append_json_string(json, key);
-      json += ':';
-      append_json_string(json, value);
+      if (text.back() != '{') text += ',';
+      text += json_string(key, "metadata key");
+      text += ':';
+      text += json_string(value, "the value of metadata entry");
     }
-    json += '}';
+    text += '}';
   }
   std::uint64_t offset = 0;
   for (const auto* entry : layout.order) {
     const Tensor& t = entry->second;
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * dtype_size(t.dtype());
-    if (json.size() > 1) json += ',';
-    append_json_string(json, entry->first);
-    json += fmt::format(R"(:{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})",
-                        t.dtype() == f64 ? "F64" : "F32", fmt::join(t.shape().begin(), t.shape().end(), ","),
-                        offset, offset + bytes);
+    if (text.size() > 1) text += ',';
+    text += json_string(entry->first, "tensor name");
+    fmt::format_to(std::back_inserter(text), R"(:{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})",
+                   t.dtype() == f64 ? "F64" : "F32", fmt::join(t.shape().begin(), t.shape().end(), ","),
+                   offset, offset + bytes);
     offset += bytes;
   }
-  json += '}';
-  json.append((8 - json.size() % 8) % 8, ' ');
+  text += '}';
+  text.append((8 - text.size() % 8) % 8, ' ');
 
-  std::uint64_t n = json.size();
+  std::uint64_t n = text.size();
   if constexpr (big_endian_host) n = byteswap_value(n);
   layout.header.resize(8);
   std::memcpy(layout.header.data(), &n, 8);
-  layout.header += json;
+  layout.header += text;
   return layout;
 }
 
