@@ -34,7 +34,9 @@ struct IdxHeader {
 };
 
 /// Reads an IDX file (gzip-compressed when it starts with the bytes 1f 8b) into a tensor of the
-/// file's dimensions, values as stored, converted to dtype. A missing file is a gg::IOError.
+/// file's dimensions, values as stored, converted to dtype. A missing file is a gg::IOError; float
+/// data holding NaN or infinity (or beyond float32's range, read as float32) is a FormatError
+/// naming the element, as in the CSV reader.
 Tensor read_idx(const std::string& path, DType dtype = f64);
 /// Reads only the header of an IDX file (plain or gzip), without reading its data.
 IdxHeader read_idx_header(const std::string& path);

@@ -67,6 +67,7 @@ const fs::path& bad_dir() {
     file("overflow.idx", std::string("\0\0\x0e\x04", 4) + u32(0xffffffff) + u32(0xffffffff) +
                              u32(0xffffffff) + u32(0xffffffff));
     file("bad_magic.idx", "PK\x03\x04");
+    file("nan.idx", std::string("\0\0\x0d\x01", 4) + u32(2) + std::string("\x3f\x80\0\0\x7f\xc0\0\0", 8));
     file("short.safetensors", "abcd");
     file("huge_header.safetensors", u64le(std::uint64_t{1} << 62) + "{}");
     file("huge_shape.safetensors",
@@ -357,6 +358,8 @@ std::vector<BadInput> bad_inputs() {
        [] { return library([] { gg::data::read_idx(bad("overflow.idx")); }); }, gg::cli::format_error},
       {"gg::data::read_idx(\"bad_magic.idx\")", "a ZIP file",
        [] { return library([] { gg::data::read_idx(bad("bad_magic.idx")); }); }, gg::cli::format_error},
+      {"gg::data::read_idx(\"nan.idx\")", "float data holding NaN",
+       [] { return library([] { gg::data::read_idx(bad("nan.idx")); }); }, gg::cli::format_error},
       {"gg::safetensors::load(\"huge_shape.safetensors\")", "a tensor of shape [10^12, 10^12]",
        [] { return library([] { gg::safetensors::load(bad("huge_shape.safetensors")); }); },
        gg::cli::format_error},

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -372,6 +373,47 @@ TEST_CASE("data: idx reads every element type, big-endian, plain and gzip") {
   write_gzip(dir.file("two.gz"), Bytes(file.begin(), file.begin() + 6));
   write_gzip(dir.file("two.gz"), Bytes(file.begin() + 6, file.end()), true);
   check_values(read_idx(dir.file("two.gz")), {9, 8, 7, 6});
+}
+
+TEST_CASE("data: idx refuses NaN and infinity in float data, naming the file and the element") {
+  TempDir dir;
+  auto f32_file = [](const std::vector<float>& values, const std::vector<std::uint32_t>& dims) {
+    Bytes b = idx_header(0x0D, dims);
+    for (const float v : values) {
+      std::uint32_t bits = 0;
+      std::memcpy(&bits, &v, 4);
+      for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<unsigned char>(bits >> s));
+    }
+    return b;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::string plain = dir.file("nan.idx"), gz = dir.file("nan.idx.gz");
+  const Bytes with_nan = f32_file({0, 1, 2, 3, nan, 5}, {2, 3});
+  write_bytes(plain, with_nan);
+  write_gzip(gz, with_nan);
+  for (const std::string& path : {plain, gz})
+    for (const DType dtype : {f64, f32})
+      CHECK_THROWS_MATCHES(
+          read_idx(path, dtype), FormatError,
+          What(Contains(path + ": element 4 (index [1, 1] of dimensions [2, 3]): nan is not a finite number "
+                               "(NaN and infinity are refused)")));
+  const Bytes with_inf = f32_file({-inf, 1}, {2});
+  CHECK_THROWS_MATCHES(
+      parse_idx(std::as_bytes(std::span(with_inf)), "mem.idx"), FormatError,
+      What(Contains("mem.idx: element 0 (index [0] of dimensions [2]): -inf is not a finite")));
+  // float64 data beyond float32's range, read as float32.
+  Bytes big = idx_header(0x0E, {1, 2});
+  for (double v : {1.0, 1e300}) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &v, 8);
+    for (int s = 56; s >= 0; s -= 8) big.push_back(static_cast<unsigned char>(bits >> s));
+  }
+  write_bytes(dir.file("big.idx"), big);
+  check_values(read_idx(dir.file("big.idx")), {1, 1e300});
+  CHECK_THROWS_MATCHES(
+      read_idx(dir.file("big.idx"), f32), FormatError,
+      What(Contains("element 1 (index [0, 1] of dimensions [1, 2]): 1e+300 is out of the float32 "
+                    "range")));
 }
 
 TEST_CASE("data: idx refuses truncated, corrupted and absurd files with the file name and the cause") {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -240,6 +241,21 @@ void check_fits_in_memory(const IdxHeader& h, std::uint64_t bytes, DType dtype, 
                                  dtype_name(dtype), memory / 1e9));
 }
 
+/// Throws the FormatError for element i (flat) of a float IDX file, whose stored value is v.
+[[noreturn]] void not_finite(const IdxHeader& h, std::size_t i, double v, DType dtype,
+                             std::string_view name) {
+  std::vector<std::int64_t> index(h.dims.size());
+  for (std::size_t k = h.dims.size(), rest = i; k-- > 0;) {
+    const auto dim = static_cast<std::size_t>(h.dims[k]);
+    index[k] = static_cast<std::int64_t>(rest % dim);
+    rest /= dim;
+  }
+  const std::string where =
+      fmt::format("element {} (index {} of dimensions {})", i, dims_text(index), dims_text(h.dims));
+  if (std::isfinite(v)) fail(name, fmt::format("{}: {} is out of the {} range", where, v, dtype_name(dtype)));
+  fail(name, fmt::format("{}: {} is not a finite number (NaN and infinity are refused)", where, v));
+}
+
 /// Reads header and data; the data buffer grows only as bytes actually arrive.
 Tensor read_all(ByteSource& in, std::string_view name, DType dtype, IdxHeader* header_out) {
   Decoder dec(in, name);
@@ -282,6 +298,12 @@ Tensor read_all(ByteSource& in, std::string_view name, DType dtype, IdxHeader* h
       for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(data[i]);
     else
       for (std::size_t i = 0; i < n; ++i) dst[i] = decode<T>(data.data() + i * size, h.type);
+    // Float data holding NaN or infinity (or, read as float32, a float64 beyond its range) is
+    // refused, as the CSV reader refuses it: it would only surface later as a NaN loss.
+    if (h.type == IdxType::f32 || h.type == IdxType::f64)
+      for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(dst[i]))
+          not_finite(h, i, decode<double>(data.data() + i * size, h.type), dtype, name);
   };
   if (dtype == f64)
     convert(out.data<double>());
