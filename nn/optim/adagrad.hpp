@@ -16,15 +16,28 @@ public:
   GG_OPTIM_ARG(double, eps) = 1e-10;
 };
 
-class Adagrad : public Optimizer {
+/// Adagrad's state of one parameter (torch.optim.Adagrad's names).
+struct AdagradParamState {
+  /// Updates done, counted in float32 as torch.optim's "step" tensor.
+  float step = 0;
+  /// The sum of squared gradients, from initial_accumulator_value.
+  Tensor sum;
+  /// Calls f(name, field) for each field.
+  template <class F> void visit(F&& f) {
+    f("step", step);
+    f("sum", sum);
+  }
+};
+
+class Adagrad : public OptimizerWithState<AdagradParamState> {
 public:
   /// ValueError on a negative lr, lr_decay, weight_decay, initial_accumulator_value or eps.
   Adagrad(std::vector<Var> params, AdagradOptions options = {});
   const AdagradOptions& options() const { return options_; }
 
 protected:
-  std::vector<Tensor> init_state(const Tensor& param) const override;
-  void update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool fresh) override;
+  AdagradParamState init_state(const Tensor& param) const override;
+  void update(Tensor& param, const Tensor& grad, AdagradParamState& state, bool fresh) override;
 
 private:
   AdagradOptions options_;

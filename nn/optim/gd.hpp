@@ -13,14 +13,15 @@ public:
   GG_OPTIM_ARG(double, lr);
 };
 
-class GD : public Optimizer {
+class GD : public OptimizerWithState<NoParamState> {
 public:
   /// ValueError on a negative lr.
   GD(std::vector<Var> params, GDOptions options);
   const GDOptions& options() const { return options_; }
 
 protected:
-  void update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool fresh) override;
+  NoParamState init_state(const Tensor&) const override { return {}; }
+  void update(Tensor& param, const Tensor& grad, NoParamState& state, bool fresh) override;
 
 private:
   GDOptions options_;

@@ -16,15 +16,34 @@ public:
   GG_OPTIM_ARG(double, momentum_decay) = 4e-3;
 };
 
-class NAdam : public Optimizer {
+/// NAdam's state of one parameter (torch.optim.NAdam's names).
+struct NAdamParamState {
+  /// Updates done, counted in float32 as torch.optim's "step" tensor.
+  float step = 0;
+  /// The product μ₁·μ₂·…·μ_t of the momentum schedule: a 0-d tensor of the parameter's dtype.
+  Tensor mu_product;
+  /// The first moment m.
+  Tensor exp_avg;
+  /// The second moment v.
+  Tensor exp_avg_sq;
+  /// Calls f(name, field) for each field.
+  template <class F> void visit(F&& f) {
+    f("step", step);
+    f("mu_product", mu_product);
+    f("exp_avg", exp_avg);
+    f("exp_avg_sq", exp_avg_sq);
+  }
+};
+
+class NAdam : public OptimizerWithState<NAdamParamState> {
 public:
   /// ValueError on a negative lr, eps, weight_decay or momentum_decay, or betas outside [0, 1).
   NAdam(std::vector<Var> params, NAdamOptions options = {});
   const NAdamOptions& options() const { return options_; }
 
 protected:
-  std::vector<Tensor> init_state(const Tensor& param) const override;
-  void update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool fresh) override;
+  NAdamParamState init_state(const Tensor& param) const override;
+  void update(Tensor& param, const Tensor& grad, NAdamParamState& state, bool fresh) override;
 
 private:
   NAdamOptions options_;

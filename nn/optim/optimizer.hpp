@@ -1,10 +1,14 @@
 // gg::optim::Optimizer — the base of the optimizers: the parameters, the learning rate, step(),
-// zero_grad(), per-parameter state (lazily created, as torch.optim) and its save/restore. Also the
-// GG_OPTIM_ARG macro that gives options structs LibTorch's chained setters.
+// zero_grad(), and saving and restoring the state; OptimizerWithState<State>, which keeps each
+// parameter's state as a named struct (lazily created, as torch.optim). Also the GG_OPTIM_ARG
+// macro that gives options structs LibTorch's chained setters.
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,8 +41,39 @@ using Betas = std::array<double, 2>;
 /// Named tensors: an optimizer's (or scheduler's) state, e.g. {"lr", ...}, {"state.0.exp_avg", ...}.
 using StateList = std::vector<std::pair<std::string, Tensor>>;
 
+namespace detail {
+/// The fields of a per-parameter state struct by name, as its visit() reports them: saved as
+/// "state.<i>.<key>", restored and checked by the same names. A Tensor field left undefined by
+/// init_state does not exist in this configuration (max_exp_avg_sq without AMSGrad).
+class StateFields {
+public:
+  /// A tensor field (the parameter's shape and dtype, or 0-d).
+  void operator()(std::string_view key, Tensor& tensor);
+  /// A step count, kept in float32 as torch.optim's "step" tensor (so resumed runs round alike).
+  void operator()(std::string_view key, float& count);
+
+  /// The keys, in storage order.
+  std::vector<std::string> keys() const;
+  /// Appends copies of the fields as "state.<i>.<key>" (a count as a 0-d float32 tensor).
+  void save(std::size_t i, StateList& out) const;
+  /// Copies saved entries (by key) into the fields, converting dtypes; ValueError "<where>: ..."
+  /// naming the entry when one is missing, undefined or of another shape than the field's.
+  void restore(std::size_t i, const std::map<std::string, Tensor, std::less<>>& saved,
+               std::string_view where);
+
+private:
+  struct Field {
+    std::string_view key;
+    Tensor* tensor = nullptr;
+    float* count = nullptr;
+  };
+  std::vector<Field> fields_;
+};
+} // namespace detail
+
 /// The base of all optimizers. Parameters are leaf Vars (tensor or scalar leaves); the update is
-/// done in place, in each parameter's dtype, with state tensors of that dtype.
+/// done in place, in each parameter's dtype, with state tensors of that dtype. Each optimizer keeps
+/// its per-parameter state as a named struct (AdamParamState, ...): see OptimizerWithState.
 class Optimizer {
 public:
   virtual ~Optimizer() = default;
@@ -75,34 +110,90 @@ protected:
   /// Checks the parameters (non-empty, defined, leaves, no duplicates) and lr.
   Optimizer(std::string name, std::vector<Var> params, double lr);
 
-  /// Keys of the state each parameter gets, in storage order (set by the derived constructor).
-  std::vector<std::string> state_keys_;
-  /// The state of a parameter before its first update (one tensor per key of state_keys_).
-  virtual std::vector<Tensor> init_state(const Tensor& param) const;
-  /// Updates param (in place) from its gradient (same dtype). `fresh` is true when the state was
-  /// just created by init_state for this step (SGD's momentum buffer starts from the gradient).
-  virtual void update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool fresh) = 0;
-  /// Creates every parameter's state now (Adagrad does, as torch.optim.Adagrad's constructor).
-  void init_all_state();
+  /// Saved state entries by parameter, then key.
+  using SavedState = std::map<std::size_t, std::map<std::string, Tensor, std::less<>>>;
+  /// Updates parameter i (in place) from its gradient (same dtype), making its state first if needed.
+  virtual void update_param(std::size_t i, Tensor& param, const Tensor& grad) = 0;
+  /// The keys of a parameter's state in this configuration, in storage order.
+  virtual std::vector<std::string> state_keys() const = 0;
+  /// Appends parameter i's state as "state.<i>.<key>" entries (nothing before its first update).
+  virtual void save_state(std::size_t i, StateList& out) const = 0;
+  /// Replaces every parameter's state by the saved one (fresh where nothing was saved), or throws
+  /// a ValueError "<where>: ..." and changes nothing.
+  virtual void restore_state(const SavedState& saved, std::string_view where) = 0;
 
 private:
-  struct ParamState {
-    bool ready = false;
-    std::vector<Tensor> tensors;
-  };
   std::string name_;
   std::vector<Var> params_;
   double lr_;
-  std::vector<ParamState> state_;
+};
+
+/// The base of an optimizer whose per-parameter state is the struct State, as LibTorch's
+/// OptimizerParamState (AdamParamState: step, exp_avg, exp_avg_sq, max_exp_avg_sq): one State per
+/// parameter, made by init_state before the parameter's first update (torch.optim's lazy state),
+/// updated by update, and saved and restored by the names State::visit gives its fields.
+template <class State> class OptimizerWithState : public Optimizer {
+public:
+  /// Parameter i's state, or null before its first update.
+  const State* param_state(std::size_t i) const { return states_.at(i) ? &*states_[i] : nullptr; }
+
+protected:
+  using Optimizer::Optimizer;
+
+  /// The state of a parameter before its first update.
+  virtual State init_state(const Tensor& param) const = 0;
+  /// Updates param (in place) from its gradient (same dtype). `fresh` is true when the state was
+  /// just made by init_state for this step (SGD's momentum buffer starts from the gradient).
+  virtual void update(Tensor& param, const Tensor& grad, State& state, bool fresh) = 0;
+  /// Makes every parameter's state now (Adagrad does, as torch.optim.Adagrad's constructor).
+  void init_all_state() {
+    for (std::size_t i = 0; i < states_.size(); ++i) states_[i] = init_state(parameters()[i].value());
+  }
+
+private:
+  static detail::StateFields fields(State& s) {
+    detail::StateFields f;
+    s.visit(f);
+    return f;
+  }
+  void update_param(std::size_t i, Tensor& param, const Tensor& grad) final {
+    const bool fresh = !states_[i];
+    if (fresh) states_[i] = init_state(param);
+    update(param, grad, *states_[i], fresh);
+  }
+  std::vector<std::string> state_keys() const final {
+    State probe = init_state(parameters().front().value());
+    return fields(probe).keys();
+  }
+  void save_state(std::size_t i, StateList& out) const final {
+    if (!states_[i]) return;
+    State view = *states_[i]; // shares the tensors: visit() needs a non-const struct
+    fields(view).save(i, out);
+  }
+  void restore_state(const SavedState& saved, std::string_view where) final {
+    std::vector<std::optional<State>> next(states_.size());
+    for (const auto& [i, entries] : saved) {
+      next[i] = init_state(parameters()[i].value());
+      fields(*next[i]).restore(i, entries, where);
+    }
+    states_ = std::move(next);
+  }
+
+  std::vector<std::optional<State>> states_ = std::vector<std::optional<State>>(parameters().size());
+};
+
+/// The state of an optimizer that keeps none (GD).
+struct NoParamState {
+  template <class F> void visit(F&&) {}
 };
 
 namespace detail {
-/// The step counter kept in state as a 0-d float32 tensor (torch.optim's layout).
-inline Tensor new_step_tensor() {
-  return Tensor::zeros(Shape{}, f32);
+/// Adds one to a float32 step count and returns the new count (torch.optim: step_t += 1;
+/// step_t.item(), on a float32 tensor).
+inline double advance_step(float& step) {
+  step += 1.0f;
+  return step;
 }
-/// Adds one to a step tensor and returns the new count (torch.optim: step_t += 1; step_t.item()).
-double advance_step(Tensor& step);
 /// Throws a ValueError "<opt>: <field> must be >= 0, got <v>" unless v >= 0 (NaN fails).
 void check_non_negative(std::string_view opt, std::string_view field, double v);
 /// Throws unless 0 <= v < 1 ("must be in [0, 1)").

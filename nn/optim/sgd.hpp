@@ -17,7 +17,16 @@ public:
   GG_OPTIM_ARG(bool, nesterov) = false;
 };
 
-class SGD : public Optimizer {
+/// SGD's state of one parameter (torch.optim.SGD's names).
+struct SGDParamState {
+  /// The velocity: the first (decayed) gradient, then momentum·buf + (1 − dampening)·g. Undefined
+  /// without momentum (there is no state then).
+  Tensor momentum_buffer;
+  /// Calls f(name, field) for each field.
+  template <class F> void visit(F&& f) { f("momentum_buffer", momentum_buffer); }
+};
+
+class SGD : public OptimizerWithState<SGDParamState> {
 public:
   /// ValueError on a negative lr, momentum or weight_decay, or nesterov without momentum > 0 and
   /// dampening = 0.
@@ -25,8 +34,8 @@ public:
   const SGDOptions& options() const { return options_; }
 
 protected:
-  std::vector<Tensor> init_state(const Tensor& param) const override;
-  void update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool fresh) override;
+  SGDParamState init_state(const Tensor& param) const override;
+  void update(Tensor& param, const Tensor& grad, SGDParamState& state, bool fresh) override;
 
 private:
   SGDOptions options_;

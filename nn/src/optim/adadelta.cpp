@@ -13,27 +13,25 @@
 namespace gg::optim {
 
 Adadelta::Adadelta(std::vector<Var> params, AdadeltaOptions options)
-    : Optimizer("Adadelta", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("Adadelta", std::move(params), options.lr()), options_(options) {
   if (!(options.rho() >= 0 && options.rho() <= 1))
     throw ValueError(fmt::format("Adadelta: rho must be in [0, 1], got {}", options.rho()));
   detail::check_non_negative("Adadelta", "eps", options.eps());
   detail::check_non_negative("Adadelta", "weight_decay", options.weight_decay());
-  state_keys_ = {"step", "square_avg", "acc_delta"};
 }
 
-std::vector<Tensor> Adadelta::init_state(const Tensor& param) const {
-  return {detail::new_step_tensor(), Tensor::zeros(param.shape(), param.dtype()),
-          Tensor::zeros(param.shape(), param.dtype())};
+AdadeltaParamState Adadelta::init_state(const Tensor& param) const {
+  return {0, Tensor::zeros(param.shape(), param.dtype()), Tensor::zeros(param.shape(), param.dtype())};
 }
 
-void Adadelta::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+void Adadelta::update(Tensor& param, const Tensor& grad, AdadeltaParamState& state, bool) {
   const AdadeltaOptions& o = options_;
-  detail::advance_step(state[0]);
+  detail::advance_step(state.step);
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
-    T* sq = state[1].data<T>();
-    T* acc = state[2].data<T>();
+    T* sq = state.square_avg.data<T>();
+    T* acc = state.acc_delta.data<T>();
     const T wd = static_cast<T>(o.weight_decay()), rho = static_cast<T>(o.rho());
     const T one_minus_rho = static_cast<T>(1 - o.rho()), eps = static_cast<T>(o.eps());
     const T neg_lr = static_cast<T>(-lr());

@@ -11,28 +11,26 @@
 namespace gg::optim {
 
 Adagrad::Adagrad(std::vector<Var> params, AdagradOptions options)
-    : Optimizer("Adagrad", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("Adagrad", std::move(params), options.lr()), options_(options) {
   detail::check_non_negative("Adagrad", "lr_decay", options.lr_decay());
   detail::check_non_negative("Adagrad", "weight_decay", options.weight_decay());
   detail::check_non_negative("Adagrad", "initial_accumulator_value", options.initial_accumulator_value());
   detail::check_non_negative("Adagrad", "eps", options.eps());
-  state_keys_ = {"step", "sum"};
   init_all_state();
 }
 
-std::vector<Tensor> Adagrad::init_state(const Tensor& param) const {
-  return {detail::new_step_tensor(),
-          Tensor::full(param.shape(), options_.initial_accumulator_value(), param.dtype())};
+AdagradParamState Adagrad::init_state(const Tensor& param) const {
+  return {0, Tensor::full(param.shape(), options_.initial_accumulator_value(), param.dtype())};
 }
 
-void Adagrad::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+void Adagrad::update(Tensor& param, const Tensor& grad, AdagradParamState& state, bool) {
   const AdagradOptions& o = options_;
-  const double step = detail::advance_step(state[0]);
+  const double step = detail::advance_step(state.step);
   const double clr = lr() / (1 + (step - 1) * o.lr_decay());
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
-    T* sum = state[1].data<T>();
+    T* sum = state.sum.data<T>();
     const T wd = static_cast<T>(o.weight_decay()), eps = static_cast<T>(o.eps());
     const T neg_clr = static_cast<T>(-clr);
     const std::int64_t n = param.numel();

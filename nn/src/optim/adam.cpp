@@ -19,23 +19,18 @@ template <class Options> void check_adam_options(const char* name, const Options
   detail::check_non_negative(name, "weight_decay", o.weight_decay());
 }
 
-std::vector<std::string> adam_keys(bool amsgrad) {
-  std::vector<std::string> keys = {"step", "exp_avg", "exp_avg_sq"};
-  if (amsgrad) keys.emplace_back("max_exp_avg_sq");
-  return keys;
-}
-
-std::vector<Tensor> adam_state(const Tensor& param, bool amsgrad) {
-  std::vector<Tensor> s = {detail::new_step_tensor(), Tensor::zeros(param.shape(), param.dtype()),
-                           Tensor::zeros(param.shape(), param.dtype())};
-  if (amsgrad) s.push_back(Tensor::zeros(param.shape(), param.dtype()));
+AdamParamState adam_state(const Tensor& param, bool amsgrad) {
+  AdamParamState s;
+  s.exp_avg = Tensor::zeros(param.shape(), param.dtype());
+  s.exp_avg_sq = Tensor::zeros(param.shape(), param.dtype());
+  if (amsgrad) s.max_exp_avg_sq = Tensor::zeros(param.shape(), param.dtype());
   return s;
 }
 
 /// One Adam step; decoupled selects AdamW's decay (θ·(1 − lr·λ)) instead of g + λθ.
-void adam_update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, double lr, const Betas& betas,
+void adam_update(Tensor& param, const Tensor& grad, AdamParamState& state, double lr, const Betas& betas,
                  double eps, double weight_decay, bool amsgrad, bool decoupled) {
-  const double step = detail::advance_step(state[0]);
+  const double step = detail::advance_step(state.step);
   const double bias_correction1 = 1 - std::pow(betas[0], step);
   const double bias_correction2 = 1 - std::pow(betas[1], step);
   const double step_size = lr / bias_correction1;
@@ -43,9 +38,9 @@ void adam_update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, 
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
-    T* m = state[1].data<T>();
-    T* v = state[2].data<T>();
-    T* vmax = amsgrad ? state[3].data<T>() : nullptr;
+    T* m = state.exp_avg.data<T>();
+    T* v = state.exp_avg_sq.data<T>();
+    T* vmax = amsgrad ? state.max_exp_avg_sq.data<T>() : nullptr;
     const T b1 = static_cast<T>(betas[0]), b2 = static_cast<T>(betas[1]);
     const T one_minus_b1 = static_cast<T>(1 - betas[0]), one_minus_b2 = static_cast<T>(1 - betas[1]);
     const T wd = static_cast<T>(weight_decay), decay_factor = static_cast<T>(1 - lr * weight_decay);
@@ -79,31 +74,29 @@ void adam_update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, 
 } // namespace
 
 Adam::Adam(std::vector<Var> params, AdamOptions options)
-    : Optimizer("Adam", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("Adam", std::move(params), options.lr()), options_(options) {
   check_adam_options("Adam", options);
-  state_keys_ = adam_keys(options.amsgrad());
 }
 
-std::vector<Tensor> Adam::init_state(const Tensor& param) const {
+AdamParamState Adam::init_state(const Tensor& param) const {
   return adam_state(param, options_.amsgrad());
 }
 
-void Adam::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+void Adam::update(Tensor& param, const Tensor& grad, AdamParamState& state, bool) {
   adam_update(param, grad, state, lr(), options_.betas(), options_.eps(), options_.weight_decay(),
               options_.amsgrad(), false);
 }
 
 AdamW::AdamW(std::vector<Var> params, AdamWOptions options)
-    : Optimizer("AdamW", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("AdamW", std::move(params), options.lr()), options_(options) {
   check_adam_options("AdamW", options);
-  state_keys_ = adam_keys(options.amsgrad());
 }
 
-std::vector<Tensor> AdamW::init_state(const Tensor& param) const {
+AdamWParamState AdamW::init_state(const Tensor& param) const {
   return adam_state(param, options_.amsgrad());
 }
 
-void AdamW::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+void AdamW::update(Tensor& param, const Tensor& grad, AdamWParamState& state, bool) {
   adam_update(param, grad, state, lr(), options_.betas(), options_.eps(), options_.weight_decay(),
               options_.amsgrad(), true);
 }

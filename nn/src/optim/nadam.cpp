@@ -12,38 +12,37 @@
 namespace gg::optim {
 
 NAdam::NAdam(std::vector<Var> params, NAdamOptions options)
-    : Optimizer("NAdam", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("NAdam", std::move(params), options.lr()), options_(options) {
   detail::check_non_negative("NAdam", "eps", options.eps());
   detail::check_unit_open("NAdam", "betas[0]", options.betas()[0]);
   detail::check_unit_open("NAdam", "betas[1]", options.betas()[1]);
   detail::check_non_negative("NAdam", "weight_decay", options.weight_decay());
   detail::check_non_negative("NAdam", "momentum_decay", options.momentum_decay());
-  state_keys_ = {"step", "mu_product", "exp_avg", "exp_avg_sq"};
 }
 
-std::vector<Tensor> NAdam::init_state(const Tensor& param) const {
-  return {detail::new_step_tensor(), Tensor::ones(Shape{}, param.dtype()),
-          Tensor::zeros(param.shape(), param.dtype()), Tensor::zeros(param.shape(), param.dtype())};
+NAdamParamState NAdam::init_state(const Tensor& param) const {
+  return {0, Tensor::ones(Shape{}, param.dtype()), Tensor::zeros(param.shape(), param.dtype()),
+          Tensor::zeros(param.shape(), param.dtype())};
 }
 
-void NAdam::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+void NAdam::update(Tensor& param, const Tensor& grad, NAdamParamState& state, bool) {
   const NAdamOptions& o = options_;
   const double beta1 = o.betas()[0], beta2 = o.betas()[1];
-  const double step = detail::advance_step(state[0]);
+  const double step = detail::advance_step(state.step);
   const double bias_correction2 = 1 - std::pow(beta2, step);
   // The momentum schedule μ_t and μ_{t+1}.
   const double mu = beta1 * (1. - 0.5 * std::pow(0.96, step * o.momentum_decay()));
   const double mu_next = beta1 * (1. - 0.5 * std::pow(0.96, (step + 1) * o.momentum_decay()));
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
-    T& mu_product = state[1].data<T>()[0];
+    T& mu_product = state.mu_product.data<T>()[0];
     mu_product = mu_product * static_cast<T>(mu);
     const T mu_product_next = mu_product * static_cast<T>(mu_next);
     const T c_grad = static_cast<T>(-lr() * (1. - mu) / (1. - static_cast<double>(mu_product)));
     const T c_avg = static_cast<T>(-lr() * mu_next / (1. - static_cast<double>(mu_product_next)));
     T* p = param.data<T>();
     const T* g = grad.data<T>();
-    T* m = state[2].data<T>();
-    T* v = state[3].data<T>();
+    T* m = state.exp_avg.data<T>();
+    T* v = state.exp_avg_sq.data<T>();
     const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
     const T one_minus_b1 = static_cast<T>(1 - beta1), one_minus_b2 = static_cast<T>(1 - beta2);
     const T wd = static_cast<T>(o.weight_decay()), eps = static_cast<T>(o.eps());

@@ -4,9 +4,9 @@
 
 #include <nn/optim/optimizer.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <map>
 #include <optional>
 #include <set>
 
@@ -17,12 +17,6 @@ namespace gg::optim {
 
 namespace detail {
 
-double advance_step(Tensor& step) {
-  float& s = step.data<float>()[0];
-  s += 1.0f;
-  return s;
-}
-
 void check_non_negative(std::string_view opt, std::string_view field, double v) {
   if (!(v >= 0)) throw ValueError(fmt::format("{}: {} must be >= 0, got {}", opt, field, v));
 }
@@ -31,13 +25,52 @@ void check_unit_open(std::string_view opt, std::string_view field, double v) {
   if (!(v >= 0 && v < 1)) throw ValueError(fmt::format("{}: {} must be in [0, 1), got {}", opt, field, v));
 }
 
+void StateFields::operator()(std::string_view key, Tensor& tensor) {
+  if (tensor.defined()) fields_.push_back({key, &tensor, nullptr});
+}
+
+void StateFields::operator()(std::string_view key, float& count) {
+  fields_.push_back({key, nullptr, &count});
+}
+
+std::vector<std::string> StateFields::keys() const {
+  std::vector<std::string> out;
+  for (const Field& f : fields_) out.emplace_back(f.key);
+  return out;
+}
+
+void StateFields::save(std::size_t i, StateList& out) const {
+  for (const Field& f : fields_)
+    out.emplace_back(fmt::format("state.{}.{}", i, f.key),
+                     f.tensor ? f.tensor->clone() : Tensor::scalar(*f.count, f32));
+}
+
+void StateFields::restore(std::size_t i, const std::map<std::string, Tensor, std::less<>>& saved,
+                          std::string_view where) {
+  for (const Field& f : fields_) {
+    const std::string name = fmt::format("state.{}.{}", i, f.key);
+    const auto it = saved.find(f.key);
+    if (it == saved.end()) throw ValueError(fmt::format("{}: missing entry \"{}\"", where, name));
+    const Tensor& t = it->second;
+    if (!t.defined()) throw ValueError(fmt::format("{}: entry \"{}\" is an undefined tensor", where, name));
+    const Shape& want = f.tensor ? f.tensor->shape() : Shape{};
+    if (!(t.shape() == want))
+      throw ValueError(fmt::format("{}: entry \"{}\" has shape {} but parameter {} needs {}", where, name,
+                                   t.shape().str(), i, want.str()));
+    if (f.tensor)
+      f.tensor->assign(t); // a copy, converted to the state's dtype: the caller's tensors stay theirs
+    else
+      *f.count = static_cast<float>(t.item());
+  }
+}
+
 } // namespace detail
 
 namespace {
 
-/// Splits "state.<i>.<key>" into i and the index of key in keys; false if it is not of that form.
+/// Splits "state.<i>.<key>" into i and key; false if it is not of that form or key is not one of keys.
 bool parse_state_name(std::string_view name, const std::vector<std::string>& keys, std::size_t& i,
-                      std::size_t& k) {
+                      std::string_view& key) {
   constexpr std::string_view prefix = "state.";
   if (!name.starts_with(prefix)) return false;
   name.remove_prefix(prefix.size());
@@ -45,16 +78,14 @@ bool parse_state_name(std::string_view name, const std::vector<std::string>& key
   if (dot == std::string_view::npos || dot == 0) return false;
   const auto [end, ec] = std::from_chars(name.data(), name.data() + dot, i);
   if (ec != std::errc{} || end != name.data() + dot) return false;
-  const std::string_view key = name.substr(dot + 1);
-  for (k = 0; k < keys.size(); ++k)
-    if (keys[k] == key) return true;
-  return false;
+  key = name.substr(dot + 1);
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
 } // namespace
 
 Optimizer::Optimizer(std::string name, std::vector<Var> params, double lr)
-    : name_(std::move(name)), params_(std::move(params)), lr_(lr), state_(params_.size()) {
+    : name_(std::move(name)), params_(std::move(params)), lr_(lr) {
   if (params_.empty()) throw ValueError(fmt::format("{}: got an empty parameter list", name_));
   std::set<const void*> seen;
   for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -75,17 +106,6 @@ void Optimizer::set_lr(double lr) {
   lr_ = lr;
 }
 
-std::vector<Tensor> Optimizer::init_state(const Tensor&) const {
-  return {};
-}
-
-void Optimizer::init_all_state() {
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    state_[i].tensors = init_state(params_[i].value());
-    state_[i].ready = true;
-  }
-}
-
 void Optimizer::step() {
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Var& v = params_[i];
@@ -95,13 +115,7 @@ void Optimizer::step() {
     Tensor p = v.value();
     Tensor g = v.grad();
     if (g.dtype() != p.dtype()) g = g.to(p.dtype());
-    ParamState& s = state_[i];
-    const bool fresh = !s.ready;
-    if (fresh) {
-      s.tensors = init_state(p);
-      s.ready = true;
-    }
-    update(p, g, s.tensors, fresh);
+    update_param(i, p, g);
     v.set_value(p); // writes a scalar leaf back; marks the leaf changed (a graph recorded before is stale)
   }
 }
@@ -113,22 +127,18 @@ void Optimizer::zero_grad() {
 StateList Optimizer::state() const {
   StateList out;
   out.emplace_back("lr", Tensor::scalar(lr_));
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    if (!state_[i].ready) continue;
-    for (std::size_t k = 0; k < state_keys_.size(); ++k)
-      out.emplace_back(fmt::format("state.{}.{}", i, state_keys_[k]), state_[i].tensors[k].clone());
-  }
+  for (std::size_t i = 0; i < params_.size(); ++i) save_state(i, out);
   return out;
 }
 
 void Optimizer::load_state(const StateList& entries) {
   const std::string where = name_ + ".load_state";
+  const std::vector<std::string> keys = state_keys();
   const std::string expected =
       fmt::format("expected \"lr\" and \"state.<i>.<key>\" with i < {} and key one of {{{}}}", params_.size(),
-                  fmt::join(state_keys_, ", "));
+                  fmt::join(keys, ", "));
   std::optional<double> lr;
-  // Parsed entries by parameter, then key index; validated completely before anything changes.
-  std::map<std::size_t, std::map<std::size_t, Tensor>> found;
+  SavedState saved; // validated completely by restore_state before anything changes
   for (const auto& [name, t] : entries) {
     if (name == "lr") {
       if (t.numel() != 1)
@@ -137,34 +147,17 @@ void Optimizer::load_state(const StateList& entries) {
       lr = t.item();
       continue;
     }
-    std::size_t i = 0, k = 0;
-    if (!parse_state_name(name, state_keys_, i, k) || i >= params_.size())
+    std::size_t i = 0;
+    std::string_view key;
+    if (!parse_state_name(name, keys, i, key) || i >= params_.size())
       throw ValueError(fmt::format("{}: unknown entry \"{}\" ({})", where, name, expected));
-    if (!found[i].emplace(k, t).second)
+    if (!saved[i].emplace(std::string(key), t).second)
       throw ValueError(fmt::format("{}: entry \"{}\" appears twice", where, name));
   }
   if (!lr) throw ValueError(fmt::format("{}: missing entry \"lr\"", where));
   if (!(*lr >= 0)) throw ValueError(fmt::format("{}: \"lr\" must be >= 0, got {}", where, *lr));
-
-  std::vector<ParamState> next(params_.size());
-  for (auto& [i, tensors] : found) {
-    std::vector<Tensor> fresh = init_state(params_[i].value());
-    for (std::size_t k = 0; k < state_keys_.size(); ++k) {
-      const std::string key = fmt::format("state.{}.{}", i, state_keys_[k]);
-      const auto it = tensors.find(k);
-      if (it == tensors.end()) throw ValueError(fmt::format("{}: missing entry \"{}\"", where, key));
-      const Tensor& t = it->second;
-      if (!t.defined()) throw ValueError(fmt::format("{}: entry \"{}\" is an undefined tensor", where, key));
-      if (!(t.shape() == fresh[k].shape()))
-        throw ValueError(fmt::format("{}: entry \"{}\" has shape {} but parameter {} needs {}", where, key,
-                                     t.shape().str(), i, fresh[k].shape().str()));
-      fresh[k].assign(t); // a copy, converted to the state's dtype: the caller's tensors stay theirs
-    }
-    next[i].tensors = std::move(fresh);
-    next[i].ready = true;
-  }
   // Parameters without saved state start fresh, as after torch's load_state_dict.
-  state_ = std::move(next);
+  restore_state(saved, where);
   lr_ = *lr;
 }
 

@@ -11,33 +11,30 @@
 namespace gg::optim {
 
 RMSprop::RMSprop(std::vector<Var> params, RMSpropOptions options)
-    : Optimizer("RMSprop", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("RMSprop", std::move(params), options.lr()), options_(options) {
   detail::check_non_negative("RMSprop", "eps", options.eps());
   detail::check_non_negative("RMSprop", "momentum", options.momentum());
   detail::check_non_negative("RMSprop", "weight_decay", options.weight_decay());
   detail::check_non_negative("RMSprop", "alpha", options.alpha());
-  state_keys_ = {"step", "square_avg"};
-  if (options.momentum() > 0) state_keys_.emplace_back("momentum_buffer");
-  if (options.centered()) state_keys_.emplace_back("grad_avg");
 }
 
-std::vector<Tensor> RMSprop::init_state(const Tensor& param) const {
-  std::vector<Tensor> s = {detail::new_step_tensor()};
-  for (std::size_t k = 1; k < state_keys_.size(); ++k)
-    s.push_back(Tensor::zeros(param.shape(), param.dtype()));
+RMSpropParamState RMSprop::init_state(const Tensor& param) const {
+  RMSpropParamState s;
+  s.square_avg = Tensor::zeros(param.shape(), param.dtype());
+  if (options_.momentum() > 0) s.momentum_buffer = Tensor::zeros(param.shape(), param.dtype());
+  if (options_.centered()) s.grad_avg = Tensor::zeros(param.shape(), param.dtype());
   return s;
 }
 
-void RMSprop::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool) {
+void RMSprop::update(Tensor& param, const Tensor& grad, RMSpropParamState& state, bool) {
   const RMSpropOptions& o = options_;
-  detail::advance_step(state[0]);
+  detail::advance_step(state.step);
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
-    std::size_t k = 1;
     T* p = param.data<T>();
     const T* g = grad.data<T>();
-    T* sq = state[k++].data<T>();
-    T* buf = o.momentum() > 0 ? state[k++].data<T>() : nullptr;
-    T* gavg = o.centered() ? state[k++].data<T>() : nullptr;
+    T* sq = state.square_avg.data<T>();
+    T* buf = o.momentum() > 0 ? state.momentum_buffer.data<T>() : nullptr;
+    T* gavg = o.centered() ? state.grad_avg.data<T>() : nullptr;
     const T wd = static_cast<T>(o.weight_decay()), alpha = static_cast<T>(o.alpha());
     const T one_minus_alpha = static_cast<T>(1 - o.alpha()), eps = static_cast<T>(o.eps());
     const T mom = static_cast<T>(o.momentum()), neg_lr = static_cast<T>(-lr());

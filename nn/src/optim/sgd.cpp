@@ -12,9 +12,9 @@
 namespace gg::optim {
 
 GD::GD(std::vector<Var> params, GDOptions options)
-    : Optimizer("GD", std::move(params), options.lr()), options_(options) {}
+    : OptimizerWithState("GD", std::move(params), options.lr()), options_(options) {}
 
-void GD::update(Tensor& param, const Tensor& grad, std::vector<Tensor>&, bool) {
+void GD::update(Tensor& param, const Tensor& grad, NoParamState&, bool) {
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
@@ -25,27 +25,26 @@ void GD::update(Tensor& param, const Tensor& grad, std::vector<Tensor>&, bool) {
 }
 
 SGD::SGD(std::vector<Var> params, SGDOptions options)
-    : Optimizer("SGD", std::move(params), options.lr()), options_(options) {
+    : OptimizerWithState("SGD", std::move(params), options.lr()), options_(options) {
   detail::check_non_negative("SGD", "momentum", options.momentum());
   detail::check_non_negative("SGD", "weight_decay", options.weight_decay());
   if (options.nesterov() && (!(options.momentum() > 0) || options.dampening() != 0))
     throw ValueError(fmt::format("SGD: nesterov requires momentum > 0 and dampening = 0, got momentum {} and "
                                  "dampening {}",
                                  options.momentum(), options.dampening()));
-  if (options.momentum() != 0) state_keys_ = {"momentum_buffer"};
 }
 
-std::vector<Tensor> SGD::init_state(const Tensor& param) const {
-  if (options_.momentum() == 0) return {};
+SGDParamState SGD::init_state(const Tensor& param) const {
+  if (options_.momentum() == 0) return {}; // no momentum, no state
   return {Tensor::zeros(param.shape(), param.dtype())};
 }
 
-void SGD::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& state, bool fresh) {
+void SGD::update(Tensor& param, const Tensor& grad, SGDParamState& state, bool fresh) {
   const SGDOptions& o = options_;
   detail::by_dtype(param.dtype(), [&]<class T>(T) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
-    T* buf = state.empty() ? nullptr : state[0].data<T>();
+    T* buf = state.momentum_buffer.defined() ? state.momentum_buffer.data<T>() : nullptr;
     const T wd = static_cast<T>(o.weight_decay()), mom = static_cast<T>(o.momentum());
     const T keep = static_cast<T>(1 - o.dampening()), neg_lr = static_cast<T>(-lr());
     const std::int64_t n = param.numel();
