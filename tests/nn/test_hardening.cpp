@@ -120,11 +120,15 @@ TEST_CASE("hardening: a process killed while writing leaves the old file whole")
   REQUIRE(WIFSIGNALED(status));
   CHECK(read(path) == before);
   CHECK(gg::safetensors::load(path).at("w").to_vector() == std::vector<double>{1, 2, 3});
-  // The killed run's bytes are in the temporary file next to it, under a name no reader opens.
+  // The killed run's bytes are in the temporary file next to it, under a hidden name that says
+  // whose it is; the next write into the folder removes it (its process is gone).
   const std::vector<std::string> names = dir.entries();
   REQUIRE(names.size() == 2);
-  CHECK(names[0] == "model.safetensors");
-  CHECK(names[1].rfind("model.safetensors.tmp-", 0) == 0);
+  CHECK(names[0].rfind(".model.safetensors.gradgraph-tmp-" + std::to_string(child) + "-", 0) == 0);
+  CHECK(names[1] == "model.safetensors");
+  CHECK(read(dir.path / names[0]) == std::string(100000, 'x'));
+  gg::write_atomically((dir.path / "other.txt").string(), "x");
+  CHECK(dir.entries() == std::vector<std::string>{"model.safetensors", "other.txt"});
 }
 
 TEST_CASE("hardening: charts and DOT files go through the same atomic writer") {
@@ -136,7 +140,7 @@ TEST_CASE("hardening: charts and DOT files go through the same atomic writer") {
   CHECK(read(path) == chart.svg());
   fs::create_directory(dir.path / "taken.svg");
   CHECK_THROWS_WITH(chart.save((dir.path / "taken.svg").string()),
-                    Catch::Contains("taken.svg") && Catch::Contains("renaming"));
+                    Catch::Contains("taken.svg") && Catch::Contains("Is a directory"));
   CHECK(dir.entries() == std::vector<std::string>{"chart.svg", "taken.svg"});
 }
 

@@ -438,7 +438,7 @@ TEST_CASE("plot: files are written whole, and a failed write throws IOError and 
   chart.save(file.string()); // replaces the old file
   CHECK(read(file) == chart.svg());
 
-  // The target is a directory: the temporary file is written, the rename fails, it is removed.
+  // The target is a directory: refused before anything is written.
   fs::create_directory(dir.path / "taken.svg");
   try {
     chart.save((dir.path / "taken.svg").string());

@@ -109,7 +109,7 @@ void require_same(const Tensor& got, const Tensor& want) {
 bool has_temp_file(const TempDir& dir) {
   const auto names = dir.entries();
   return std::any_of(names.begin(), names.end(),
-                     [](const std::string& n) { return n.find(".tmp-") != n.npos; });
+                     [](const std::string& n) { return n.find(".gradgraph-tmp-") != n.npos; });
 }
 
 /// One line of safetensors_values.txt: a tensor the fixture script stored, with its exact values.
