@@ -1,5 +1,5 @@
 // Umbrella header of gradgraph's nn library: modules and layers, losses, metrics, initialisers,
-// optimizers, data, plotting and input/output.
+// optimizers, data, plotting, input/output, and the trainer with its callbacks.
 #pragma once
 
 #include <autodiff/autodiff.hpp>
@@ -14,3 +14,6 @@
 #include <nn/module.hpp>
 #include <nn/optim/optim.hpp>
 #include <nn/plot/plot.hpp>
+#include <nn/train/callbacks.hpp>
+#include <nn/train/progress.hpp>
+#include <nn/train/trainer.hpp>

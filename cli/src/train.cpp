@@ -7,9 +7,7 @@
 #include <nn/nn.hpp>
 
 #include <charconv>
-#include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -25,7 +23,6 @@
 
 #include "files.hpp"
 #include "model_spec.hpp"
-#include "progress.hpp"
 
 namespace gg::cli {
 namespace {
@@ -173,19 +170,17 @@ Var batch_loss(const std::string& loss, const Var& out, const Tensor& y, std::in
   return nn::mse_loss(out, Var::constant(y.reshape(out.shape()).to(out.dtype())));
 }
 
-struct Scores {
-  double loss, accuracy;
+/// --stop-after N (for tests): stops the run as a signal would, before the step after step N.
+class StopAfter : public train::Callback {
+public:
+  explicit StopAfter(std::int64_t steps) : steps_(steps) {}
+  void on_batch_begin(train::Trainer& trainer, const train::Position& p) override {
+    if (steps_ > 0 && p.step == steps_) trainer.stop(train::StopReason::signal);
+  }
+
+private:
+  std::int64_t steps_;
 };
-Scores evaluate(nn::Module& model, const std::string& loss, const Tensor& x, const Tensor& y,
-                std::int64_t classes) {
-  NoGrad no_grad;
-  const bool was = model.is_training();
-  model.eval();
-  const Var out = model(Var::constant(x));
-  model.train(was);
-  const double l = batch_loss(loss, out, y, classes).item();
-  return {l, classes > 0 ? metrics::accuracy(out.value(), y) : NAN};
-}
 
 std::string join(const Tensor& t) {
   std::string s;
@@ -200,13 +195,6 @@ template <class T> T metadata_number(const std::string& text, const std::string&
     throw FormatError(fmt::format("{}: '{}' is not a number", where, text));
   return v;
 }
-/// The value of a metadata key; a FormatError naming the file and key when it is missing.
-const std::string& metadata_entry(const std::map<std::string, std::string>& meta, const std::string& key,
-                                  const std::string& path) {
-  const auto it = meta.find(key);
-  if (it == meta.end()) throw FormatError(fmt::format("{}: no '{}' in its metadata", path, key));
-  return it->second;
-}
 Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& what) {
   std::vector<double> v;
   std::istringstream in(s);
@@ -216,20 +204,6 @@ Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& wh
   return Tensor(v, {n});
 }
 
-/// Ctrl-C while it is alive only asks the training loop to stop after the current step.
-class StopOnInterrupt {
-public:
-  StopOnInterrupt() : previous_(std::signal(SIGINT, [](int) { flag = 1; })) { flag = 0; }
-  ~StopOnInterrupt() { std::signal(SIGINT, previous_); }
-  StopOnInterrupt(const StopOnInterrupt&) = delete;
-  StopOnInterrupt& operator=(const StopOnInterrupt&) = delete;
-  bool requested() const { return flag != 0; }
-
-private:
-  static inline volatile std::sig_atomic_t flag = 0;
-  void (*previous_)(int);
-};
-
 /// What a checkpoint must agree on to be resumed: the data, model, loss, optimizer and batches.
 std::string run_signature(const TrainOptions& o) {
   return fmt::format(
@@ -237,10 +211,6 @@ std::string run_signature(const TrainOptions& o) {
       "dtype={}",
       o.data, o.dataset, o.layers, o.activation, o.loss, o.optimizer, o.lr, o.batch_size, !o.no_shuffle,
       o.seed, o.dtype);
-}
-
-std::string json_num(double v) {
-  return std::isfinite(v) ? fmt::format("{}", v) : v > 0 ? "\"inf\"" : v < 0 ? "\"-inf\"" : "\"nan\"";
 }
 
 } // namespace
@@ -375,126 +345,62 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
              "training {} on {} ({} examples, {} features{}), {} epochs of {} steps, optimizer {} (lr {})\n",
              o.layers, d.source, n, features, classes ? fmt::format(", {} classes", classes) : "", o.epochs,
              loader.size(), o.optimizer, opt->lr());
+  train::Trainer trainer(
+      *model, *opt,
+      [&](const Var& output, const Tensor& y) { return batch_loss(o.loss, output, y, classes); },
+      {.epochs = o.epochs});
+  if (classes) trainer.add_metric("accuracy", metrics::accuracy);
   // Where to start: the beginning, or a checkpoint's epoch and batch (its options must match ours).
-  std::int64_t first_epoch = 1, first_batch = 0, step = 0;
   if (!o.resume.empty()) {
-    const auto meta = safetensors::load(o.resume).metadata; // which run made it, before any weights load
+    const safetensors::File file = safetensors::load(o.resume);
     const std::string mine = run_signature(o);
+    const auto& meta = file.metadata;
     if (meta.count("gradgraph.run") == 0 || meta.at("gradgraph.run") != mine)
       throw ValueError(
           fmt::format("--resume {}: it was made by a different run ({}); this one is {}", o.resume,
                       meta.count("gradgraph.run") ? meta.at("gradgraph.run") : "no run recorded", mine));
-    nn::load_checkpoint(o.resume, *model, *opt);
-    auto position = [&](const char* key) {
-      return metadata_number<std::int64_t>(metadata_entry(meta, key, o.resume), o.resume + ": " + key);
-    };
-    first_epoch = position("gradgraph.epoch");
-    first_batch = position("gradgraph.batch");
-    step = position("gradgraph.step");
-    if (first_epoch < 1 || first_batch < 0 || step < 0)
-      throw FormatError(fmt::format("{}: position epoch {}, batch {}, step {} is not one a run reaches",
-                                    o.resume, first_epoch, first_batch, step));
-    if (first_epoch > o.epochs)
-      throw ValueError(fmt::format("--resume {}: it stopped in epoch {}, past --epochs {}", o.resume,
-                                   first_epoch, o.epochs));
-    fmt::print(out, "resuming from {}: epoch {}, batch {}, step {}\n", o.resume, first_epoch, first_batch + 1,
-               step);
+    trainer.load_checkpoint(file);
+    const train::Position& p = trainer.position();
+    if (p.epoch > o.epochs)
+      throw ValueError(
+          fmt::format("--resume {}: it stopped in epoch {}, past --epochs {}", o.resume, p.epoch, o.epochs));
+    fmt::print(out, "resuming from {}: epoch {}, batch {}, step {}\n", o.resume, p.epoch, p.batch + 1,
+               p.step);
   }
-  const StopOnInterrupt interrupt;
+  train::StopOnSignal interrupt;
+  StopAfter stop_after(o.stop_after);
   std::optional<DetectAnomaly> anomaly;
   if (o.detect_anomaly) anomaly.emplace();
   const bool bar_on =
-      o.progress == "bar" || (o.progress == "auto" && &out == &std::cout && stdout_is_terminal());
-  ProgressBar bar(out, bar_on, bar_on ? terminal_width() : 80);
-  Progress progress;
-  progress.epochs = o.epochs;
-  progress.steps = loader.size();
-  const std::int64_t first_step = step, last_step = o.epochs * loader.size();
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<double> epochs, train_loss, train_acc, test_loss, test_acc; // for --plots
-  for (std::int64_t e = 1; e < first_epoch; ++e) loader.begin(); // replays the shuffles of done epochs
-  for (std::int64_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
-    loader.begin();
-    double loss_sum = 0, accuracy_sum = 0;
-    std::int64_t seen = 0; // steps of this epoch run by this process
-    for (std::int64_t i = epoch == first_epoch ? first_batch : 0; i < loader.size(); ++i) {
-      if (interrupt.requested() || (o.stop_after > 0 && step == o.stop_after)) {
-        nn::save_checkpoint(o.checkpoint, *model, *opt,
-                            {{"gradgraph.run", run_signature(o)},
-                             {"gradgraph.epoch", std::to_string(epoch)},
-                             {"gradgraph.batch", std::to_string(i)},
-                             {"gradgraph.step", std::to_string(step)}});
-        if (log) log->commit();
-        bar.clear();
-        fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", step, o.checkpoint,
-                   o.checkpoint);
-        return interrupted;
-      }
-      const data::Batch b = loader.batch(i);
-      opt->zero_grad();
-      const Var scores = (*model)(Var::constant(b.x));
-      const Var loss = batch_loss(o.loss, scores, b.y, classes);
-      loss.backward();
-      opt->step();
-      ++step;
-      if (log)
-        log->write(fmt::format("{{\"step\": {}, \"epoch\": {}, \"loss\": {}}}\n", step, epoch,
-                               json_num(loss.item())));
-      if (bar.enabled()) {
-        ++seen;
-        loss_sum += loss.item();
-        if (classes) accuracy_sum += metrics::accuracy(scores.value(), b.y);
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double done = static_cast<double>(step - first_step);
-        progress.epoch = epoch, progress.step = i + 1;
-        progress.loss = loss_sum / static_cast<double>(seen);
-        progress.accuracy = classes ? accuracy_sum / static_cast<double>(seen) : -1;
-        progress.samples_per_second = done * static_cast<double>(batch) / std::max(secs, 1e-9);
-        progress.eta_seconds = secs / done * static_cast<double>(last_step - step);
-        bar.update(progress, i + 1 == loader.size());
-      }
-    }
-    const Scores tr = evaluate(*model, o.loss, d.train.x, d.train.y, classes);
-    std::string line = fmt::format("epoch {:>4}  train loss {:.6g}", epoch, tr.loss);
-    std::string json = fmt::format(R"({{"epoch": {}, "train_loss": {})", epoch, json_num(tr.loss));
-    if (classes)
-      line += fmt::format("  accuracy {:.4f}", tr.accuracy),
-          json += fmt::format(R"(, "train_accuracy": {})", tr.accuracy);
-    epochs.push_back(static_cast<double>(epoch));
-    train_loss.push_back(tr.loss), train_acc.push_back(tr.accuracy);
-    if (d.test.x.defined()) {
-      const Scores te = evaluate(*model, o.loss, d.test.x, d.test.y, classes);
-      test_loss.push_back(te.loss), test_acc.push_back(te.accuracy);
-      line += fmt::format("  test loss {:.6g}", te.loss);
-      json += fmt::format(R"(, "test_loss": {})", json_num(te.loss));
-      if (classes)
-        line += fmt::format("  accuracy {:.4f}", te.accuracy),
-            json += fmt::format(R"(, "test_accuracy": {})", te.accuracy);
-    }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    line += fmt::format("  {:.0f} samples/s",
-                        static_cast<double>(n * (epoch - first_epoch + 1)) / std::max(secs, 1e-9));
-    const bool report =
-        epoch == first_epoch || epoch == o.epochs || epoch % std::max<std::int64_t>(1, o.epochs / 20) == 0;
-    if (report) {
-      bar.clear();
-      fmt::print(out, "{}\n", line);
-    }
-    if (log) log->write(json + "}\n");
+      o.progress == "bar" || (o.progress == "auto" && &out == &std::cout && train::stdout_is_terminal());
+  train::ProgressLogger progress(out, {.bar = bar_on, .width = bar_on ? train::terminal_width() : 80});
+  train::History history; // for --plots
+  std::optional<train::JsonLinesLogger> logger;
+  if (log) logger.emplace([&](std::string_view line) { log->write(line); });
+  trainer.add_callback(interrupt).add_callback(stop_after).add_callback(progress).add_callback(history);
+  if (logger) trainer.add_callback(*logger);
+  const train::FitResult result = trainer.fit(loader, d.test.x, d.test.y);
+  if (result.reason == train::StopReason::signal || result.reason == train::StopReason::requested) {
+    trainer.save_checkpoint(o.checkpoint, {{"gradgraph.run", run_signature(o)}});
+    if (log) log->commit();
+    fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", result.position.step,
+               o.checkpoint, o.checkpoint);
+    return interrupted;
   }
   if (log) log->commit();
   if (!o.plots.empty()) {
     const std::string dir = o.plots + "/";
+    const std::vector<double>& epochs = history.epochs();
     plot::LineChart loss_chart(fmt::format("{} loss, {} ({})", o.loss, d.source, o.optimizer), "epoch",
                                "loss");
-    loss_chart.add("train", epochs, train_loss).log_y();
-    if (!test_loss.empty()) loss_chart.add("test", epochs, test_loss);
+    loss_chart.add("train", epochs, history.series("train_loss")).log_y();
+    if (history.has("test_loss")) loss_chart.add("test", epochs, history.series("test_loss"));
     loss_chart.save(dir + "loss.svg");
     std::string wrote = dir + "loss.svg";
     if (classes) {
       plot::LineChart acc(fmt::format("accuracy, {} ({})", d.source, o.optimizer), "epoch", "accuracy");
-      acc.add("train", epochs, train_acc);
-      if (!test_acc.empty()) acc.add("test", epochs, test_acc);
+      acc.add("train", epochs, history.series("train_accuracy"));
+      if (history.has("test_accuracy")) acc.add("test", epochs, history.series("test_accuracy"));
       acc.save(dir + "accuracy.svg");
       wrote += ", " + dir + "accuracy.svg";
     }

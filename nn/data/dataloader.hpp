@@ -57,6 +57,9 @@ public:
   std::int64_t num_samples() const { return n_; }
   /// Number of epochs started so far.
   std::int64_t epoch() const { return epoch_; }
+  /// All rows of x and of y, in their original order (y undefined when the loader has none).
+  const Tensor& x() const { return x_; }
+  const Tensor& y() const { return y_; }
   /// The options the loader was made with.
   const DataLoaderOptions& options() const { return options_; }
   /// The batch at position i of the current epoch's order.

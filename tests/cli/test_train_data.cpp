@@ -2,7 +2,7 @@
 // numbers, and the progress bar: its layout, and that it is drawn only when asked or on a terminal.
 #include "cli_test.hpp"
 
-#include <cli/src/progress.hpp>
+#include <nn/train/progress.hpp>
 
 #include <autodiff/kernel.hpp>
 #include <autodiff/tensor.hpp>
@@ -112,10 +112,10 @@ TEST_CASE("train: --threads 2 gives the numbers of --threads 1, and restores the
 }
 
 TEST_CASE("train: the progress bar shows epoch, step, loss, accuracy, samples/s and ETA") {
-  gg::cli::Progress p;
+  gg::train::Progress p;
   p.epoch = 3, p.epochs = 20, p.step = 120, p.steps = 469, p.loss = 0.43121, p.accuracy = 0.8451;
   p.samples_per_second = 52100, p.eta_seconds = 83;
-  const std::string line = gg::cli::format_progress(p, 100);
+  const std::string line = gg::train::format_progress(p, 100);
   CHECK(line.size() == 99); // fits the width, leaving the last column free
   CHECK_THAT(line, Contains("epoch  3/20 [") && Contains("]  120/469  loss 0.4312  acc 0.8451") &&
                        Contains("52.1k samples/s  ETA 1m23s"));
@@ -124,10 +124,10 @@ TEST_CASE("train: the progress bar shows epoch, step, loss, accuracy, samples/s 
   const std::string bar = line.substr(open + 1, close - open - 1);
   CHECK(std::count(bar.begin(), bar.end(), '=') == static_cast<long>(bar.size() * 120 / 469));
   p.accuracy = -1; // regression: no accuracy
-  CHECK_THAT(gg::cli::format_progress(p, 60), !Contains("acc"));
-  CHECK(gg::cli::format_duration(45) == "45s");
-  CHECK(gg::cli::format_duration(7325) == "2h02m");
-  CHECK(gg::cli::format_duration(-1) == "?");
+  CHECK_THAT(gg::train::format_progress(p, 60), !Contains("acc"));
+  CHECK(gg::train::format_duration(45) == "45s");
+  CHECK(gg::train::format_duration(7325) == "2h02m");
+  CHECK(gg::train::format_duration(-1) == "?");
 
   // --progress bar draws with carriage returns; auto does not when output is not a terminal.
   const std::vector<std::string> args{"train", "--dataset", "xor", "--layers", "2,4,2", "--epochs", "2"};
