@@ -7,7 +7,7 @@
 // Workloads: mlp_tiny (2-3-2 sigmoid, batch 1, MSE, SGD), mlp_mnist (784-128-10 ReLU, cross-entropy),
 // mlp_big (1024-1024-1024-10 ReLU), cnn (2 conv + 2 max-pool + linear on 1x28x28), fashion (one
 // epoch of Fashion-MNIST 784-128-10 ReLU, Adam, batch 128, data loading included); "info" prints
-// which library does the matrix products.
+// which library does the matrix products. Every step is gg::train::Trainer's, as programs take it.
 #include <autodiff/autodiff.hpp>
 #include <nn/nn.hpp>
 
@@ -130,17 +130,13 @@ bench::Timing mlp_gemm_floor(const Options& o, const std::vector<std::int64_t>& 
   return t;
 }
 
-/// Times one training step (zero_grad, forward, loss, backward, update) of `model` on (x, y).
-template <class Loss>
-void run_steps(const Options& o, nn::Module& model, const Var& x, Loss&& loss_of, double flops_per_step,
-               const std::string& extra = "") {
+/// Times one training step of `model` on (x, y) — gg::train::Trainer::train_step: zero_grad, forward,
+/// loss, backward, update — as a program training with the library's trainer takes it.
+void run_steps(const Options& o, nn::Module& model, const Tensor& x, const Tensor& y,
+               const train::LossFn& loss, double flops_per_step, const std::string& extra = "") {
   auto opt = make_optimizer(model, o.optim);
-  const auto step = [&] {
-    opt->zero_grad();
-    const Var loss = loss_of(model(x));
-    loss.backward();
-    opt->step();
-  };
+  train::Trainer trainer(model, *opt, loss);
+  const auto step = [&] { trainer.train_step(x, y); };
   if (o.steps > 0) {
     const auto t0 = bench::clock_type::now();
     for (long i = 0; i < o.steps; ++i) step();
@@ -150,12 +146,16 @@ void run_steps(const Options& o, nn::Module& model, const Var& x, Loss&& loss_of
   print_result(o, bench::time_steps(step, o.seconds, o.repeats), flops_per_step, extra);
 }
 
+Var cross_entropy(const Var& out, const Tensor& y) {
+  return nn::cross_entropy(out, y);
+}
+
 void mlp_tiny(const Options& o) {
   nn::Sequential model(nn::Linear(2, 3, true, o.dtype), nn::Sigmoid(), nn::Linear(3, 2, true, o.dtype));
-  const Var x(Tensor({0.5, -0.3}, {1, 2}, o.dtype), false);
-  const Var target = Var::constant(Tensor({1, 0}, {1, 2}, o.dtype));
+  const Tensor x({0.5, -0.3}, {1, 2}, o.dtype), y({1, 0}, {1, 2}, o.dtype);
+  const Var target = Var::constant(y);
   run_steps(
-      o, model, x, [&](const Var& out) { return nn::mse_loss(out, target); }, 0);
+      o, model, x, y, [&](const Var& out, const Tensor&) { return nn::mse_loss(out, target); }, 0);
 }
 
 void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
@@ -165,7 +165,7 @@ void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
     model.push_back(std::make_shared<nn::Linear>(widths[i], widths[i + 1], true, o.dtype));
   }
   Rng rng(1);
-  const Var x(Tensor::rand({o.batch, widths.front()}, rng, o.dtype), false);
+  const Tensor x = Tensor::rand({o.batch, widths.front()}, rng, o.dtype);
   const Tensor y = random_labels(o.batch, widths.back(), rng);
   std::string floor_field; // not with --steps: a profile of the steps should hold only them
   if (o.steps == 0) {
@@ -173,9 +173,7 @@ void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
     std::printf("the step's matrix products alone: %.3f ms\n", floor.best * 1e3);
     floor_field = " gemm_floor_ms=" + std::to_string(floor.best * 1e3);
   }
-  run_steps(
-      o, model, x, [&](const Var& out) { return nn::cross_entropy(out, y); }, mlp_flops(widths, o.batch),
-      floor_field);
+  run_steps(o, model, x, y, cross_entropy, mlp_flops(widths, o.batch), floor_field);
 }
 
 void cnn(const Options& o) {
@@ -183,24 +181,29 @@ void cnn(const Options& o) {
                        nn::Conv2d(16, 32, 5, 1, 2, true, o.dtype), nn::ReLU(), nn::MaxPool2d(2),
                        nn::Flatten(), nn::Linear(32 * 7 * 7, 10, true, o.dtype));
   Rng rng(1);
-  const Var x(Tensor::rand({o.batch, 1, 28, 28}, rng, o.dtype), false);
+  const Tensor x = Tensor::rand({o.batch, 1, 28, 28}, rng, o.dtype);
   const Tensor y = random_labels(o.batch, 10, rng);
   // conv1 forward + weight gradient; conv2 forward, weight and input gradients; the linear layer.
   const double b = static_cast<double>(o.batch);
   const double flops =
       2 * (2 * b * 16 * 784 * 25) + 3 * (2 * b * 32 * 196 * 400) + mlp_flops({1568, 10}, o.batch);
-  run_steps(
-      o, model, x, [&](const Var& out) { return nn::cross_entropy(out, y); }, flops);
+  run_steps(o, model, x, y, cross_entropy, flops);
 }
 
-/// Accuracy of model on (x, y), evaluated in batches without recording.
-double accuracy(nn::Module& model, const Tensor& x, const Tensor& y) {
-  NoGrad no_grad;
-  const Tensor pred = kernel::argmax(model(Var(x, false)).value(), 1);
-  std::int64_t right = 0;
-  for (std::int64_t i = 0; i < y.numel(); ++i) right += pred.flat(i) == y.flat(i);
-  return static_cast<double>(right) / static_cast<double>(y.numel());
-}
+/// Each epoch's time and the resident size after it.
+struct EpochClock : train::Callback {
+  bench::clock_type::time_point start;
+  std::vector<double> seconds, rss;
+  void on_epoch_begin(train::Trainer&, std::int64_t epoch) override {
+    if (epoch > 1) start = bench::clock_type::now();
+  }
+  void on_epoch_end(train::Trainer&, std::int64_t epoch, const train::Logs&) override {
+    seconds.push_back(bench::seconds_since(start));
+    rss.push_back(bench::current_rss_mib());
+    std::printf("epoch %lld: %.3f s%s, resident %.1f MiB\n", static_cast<long long>(epoch), seconds.back(),
+                epoch == 1 ? " (data loading included)" : "", rss.back());
+  }
+};
 
 void fashion(Options o) {
   o.batch = 128;
@@ -208,33 +211,23 @@ void fashion(Options o) {
   nn::Sequential model(nn::Linear(784, 128, true, o.dtype), nn::ReLU(), nn::Linear(128, 10, true, o.dtype));
   auto opt = make_optimizer(model, o.optim);
   // The first epoch's time includes reading the data; later epochs train on the loaded data, and
-  // the resident size after each shows whether training memory grows from epoch to epoch.
-  double first = 0, rss_first = 0, rss_last = 0;
-  auto t0 = bench::clock_type::now();
-  const data::Dataset train = data::load_fashion_mnist(o.data, true, o.dtype);
-  for (int e = 0; e < o.epochs; ++e) {
-    if (e > 0) t0 = bench::clock_type::now();
-    data::DataLoader loader(train.x, train.y,
-                            {.batch_size = o.batch, .shuffle = true, .seed = std::uint64_t(e)});
-    for (const data::Batch& b : loader) {
-      opt->zero_grad();
-      const Var loss = nn::cross_entropy(model(Var(b.x, false)), b.y);
-      loss.backward();
-      opt->step();
-    }
-    const double s = bench::seconds_since(t0), rss = bench::current_rss_mib();
-    if (e == 0) first = s, rss_first = rss;
-    rss_last = rss;
-    std::printf("epoch %d: %.3f s%s, resident %.1f MiB\n", e + 1, s, e == 0 ? " (data loading included)" : "",
-                rss);
-  }
+  // the resident size after each shows whether training memory grows from epoch to epoch. No
+  // evaluation between epochs: the times are the training's.
+  EpochClock clock;
+  clock.start = bench::clock_type::now();
+  const data::Dataset train_set = data::load_fashion_mnist(o.data, true, o.dtype);
+  train::Trainer trainer(model, *opt, cross_entropy, {.epochs = o.epochs, .evaluate_train = false});
+  trainer.add_metric("accuracy", metrics::accuracy).add_callback(clock);
+  data::DataLoader loader(train_set.x, train_set.y, {.batch_size = o.batch, .shuffle = true, .seed = 0});
+  trainer.fit(loader);
   const data::Dataset test = data::load_fashion_mnist(o.data, false, o.dtype);
-  const double acc = accuracy(model, test.x, test.y);
-  bench::Timing t{first, first, 1};
+  const double acc = *train::find(trainer.evaluate(test.x, test.y), "accuracy");
+  bench::Timing t{clock.seconds.front(), clock.seconds.front(), 1};
   o.repeats = o.epochs;
   print_result(o, t, 0,
-               " test_accuracy=" + std::to_string(acc) + " rss_first_epoch_mib=" + std::to_string(rss_first) +
-                   " rss_last_epoch_mib=" + std::to_string(rss_last));
+               " test_accuracy=" + std::to_string(acc) +
+                   " rss_first_epoch_mib=" + std::to_string(clock.rss.front()) +
+                   " rss_last_epoch_mib=" + std::to_string(clock.rss.back()));
 }
 
 } // namespace

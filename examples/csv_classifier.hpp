@@ -1,10 +1,12 @@
 // What the iris and digits examples share: a classifier trained on a CSV dataset the way one would in
 // PyTorch — read the file, split off a test set, standardise with the training rows' statistics, train
-// an MLP on shuffled mini-batches with Adam and cross-entropy, report accuracy and the confusion matrix.
+// an MLP on shuffled mini-batches with Adam and cross-entropy (gg::train::Trainer), report accuracy and
+// the confusion matrix.
 #pragma once
 
 #include <nn/nn.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -76,20 +78,14 @@ inline Result train(const Settings& s) {
   std::cout << fmt::format("training: Adam lr {}, cross-entropy, batches of {}, {} epochs\n", s.lr,
                            s.batch_size, s.epochs);
   const auto start = std::chrono::steady_clock::now();
-  for (int epoch = 1; epoch <= s.epochs; ++epoch) {
-    double total = 0;
-    for (const gg::data::Batch& b : loader) {
-      opt.zero_grad();
-      const gg::Var loss = nn::cross_entropy((*r.model)(gg::Var::constant(b.x)), b.y);
-      loss.backward();
-      opt.step();
-      total += loss.item() * static_cast<double>(b.x.shape()[0]);
-    }
-    if (epoch == 1 || epoch % (s.epochs >= 10 ? s.epochs / 10 : 1) == 0)
-      std::cout << fmt::format("  epoch {:4d}  loss {:.4f}  test accuracy {:.3f}\n", epoch,
-                               total / static_cast<double>(x_train.shape()[0]),
-                               gg::metrics::accuracy(predict(*r.model, r.x_test), r.y_test));
-  }
+  // The library's loop: the test set evaluated after every epoch, a line every tenth of the run.
+  gg::train::Trainer trainer(
+      *r.model, opt, [](const gg::Var& out, const gg::Tensor& y) { return nn::cross_entropy(out, y); },
+      {.epochs = s.epochs, .evaluate_train = false});
+  trainer.add_metric("accuracy", gg::metrics::accuracy);
+  gg::train::ProgressLogger progress(std::cout, {.every = std::max(1, s.epochs / 10)});
+  trainer.add_callback(progress);
+  trainer.fit(loader, r.x_test, r.y_test);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.predicted = predict(*r.model, r.x_test);
   r.train_accuracy = gg::metrics::accuracy(predict(*r.model, x_train), split.y_train);

@@ -141,16 +141,16 @@ int run(const std::string& dir, const std::string& problem) {
     std::vector<double> losses;
     if (!full_batch) losses.push_back(full_loss(*model, train.x, train.y));
     const auto start = std::chrono::steady_clock::now();
-    for (int step = 0; step < steps;) {
-      for (const gg::data::Batch& b : loader) {
-        opt->zero_grad();
-        const Var loss = nn::cross_entropy((*model)(Var::constant(b.x)), b.y);
-        loss.backward();
-        opt->step();
-        losses.push_back(full_batch ? loss.item() : full_loss(*model, train.x, train.y));
-        if (++step == steps) break;
-      }
-    }
+    // The library's loop for as many epochs as `steps` updates need, stopped after the last one.
+    gg::train::Trainer trainer(
+        *model, *opt, [](const Var& out, const Tensor& y) { return nn::cross_entropy(out, y); },
+        {.epochs = (steps + loader.size() - 1) / loader.size(), .evaluate_train = false});
+    gg::train::LambdaCallback record({.batch_end = [&](gg::train::Trainer& t, const gg::train::StepInfo& s) {
+      losses.push_back(full_batch ? s.loss : full_loss(*model, train.x, train.y));
+      if (s.step == steps) t.stop();
+    }});
+    trainer.add_callback(record);
+    trainer.fit(loader);
     if (full_batch) losses.push_back(full_loss(*model, train.x, train.y));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     Tensor scores;

@@ -69,17 +69,22 @@ struct Run {
 Run train(Network& net, const gg::data::Dataset& data, int steps) {
   Run run;
   gg::optim::SGD opt(net.parameters(), gg::optim::SGDOptions(0.01).momentum(0.9));
-  const Var x = Var::constant(data.x);
-  for (int step = 1; step <= steps; ++step) {
-    opt.zero_grad();
-    const Var loss = nn::cross_entropy(net(x), data.y);
-    loss.backward();
-    if (step == 1) run.first_stem_gradient = stem_gradient_norm(net);
-    opt.step();
-    run.losses.push_back(loss.item());
-  }
-  gg::NoGrad no_grad;
-  run.accuracy = gg::metrics::accuracy(net(x).value(), data.y);
+  // The library's loop with one batch of all points (an epoch is a step); a callback looks at the
+  // stem's gradient between the first backward and its update, and keeps every step's loss.
+  gg::train::Trainer trainer(net, opt,
+                             [](const Var& out, const Tensor& y) { return nn::cross_entropy(out, y); },
+                             {.epochs = steps, .evaluate_train = false});
+  gg::train::LambdaCallback watch(
+      {.after_backward =
+           [&](gg::train::Trainer&, const gg::train::Position& p) {
+             if (p.step == 0) run.first_stem_gradient = stem_gradient_norm(net);
+           },
+       .batch_end = [&](gg::train::Trainer&,
+                        const gg::train::StepInfo& s) { run.losses.push_back(s.loss); }});
+  trainer.add_callback(watch);
+  gg::data::DataLoader loader(data.x, data.y, {.batch_size = data.x.shape()[0]});
+  trainer.fit(loader);
+  run.accuracy = gg::metrics::accuracy(trainer.predict(data.x), data.y);
   return run;
 }
 

@@ -21,18 +21,16 @@ namespace {
 /// weights (not the biases), cs231n's loss; returns the final loss.
 double train(nn::Module& model, const gg::data::Dataset& data, int steps, double reg) {
   gg::optim::GD opt(model.parameters(), gg::optim::GDOptions(1.0));
-  const Var x = Var::constant(data.x);
-  double loss_value = 0;
-  for (int step = 1; step <= steps; ++step) {
-    opt.zero_grad();
-    Var loss = nn::cross_entropy(model(x), data.y);
+  const auto loss = [&](const Var& scores, const Tensor& y) {
+    Var l = nn::cross_entropy(scores, y);
     for (const auto& [name, p] : model.named_parameters())
-      if (name.ends_with("weight")) loss = loss + 0.5 * reg * gg::sum(p * p);
-    loss.backward();
-    opt.step();
-    loss_value = loss.item();
-  }
-  return loss_value;
+      if (name.ends_with("weight")) l = l + 0.5 * reg * gg::sum(p * p);
+    return l;
+  };
+  // One batch of all points per epoch: an epoch is a step.
+  gg::train::Trainer trainer(model, opt, loss, {.epochs = steps, .evaluate_train = false});
+  gg::data::DataLoader loader(data.x, data.y, {.batch_size = data.x.shape()[0]});
+  return *gg::train::find(trainer.fit(loader).logs, "train_loss");
 }
 
 /// Training accuracy of a model on the data.

@@ -57,27 +57,25 @@ int run(const std::string& dir, std::uint64_t seed) {
   const int steps = 2000;
   const double lr = 0.05;
   gg::optim::Adam opt(model.parameters(), gg::optim::AdamOptions(lr));
-  const Var x = Var::constant(train.x);
   std::vector<double> losses;
   const auto start = std::chrono::steady_clock::now();
   std::cout << "training: full batch, cross-entropy, Adam lr " << lr << ", " << steps << " steps\n";
-  for (int step = 1; step <= steps; ++step) {
-    opt.zero_grad();
-    const Var logits = model(x);
-    const Var loss = nn::cross_entropy(logits, train.y);
-    loss.backward();
-    opt.step();
-    losses.push_back(loss.item());
-    if (step == 1 || step % 250 == 0)
-      std::cout << fmt::format("  step {:5d}  loss {:.4f}  accuracy {:.3f}\n", step, loss.item(),
-                               gg::metrics::accuracy(logits.value(), train.y));
-  }
+  // The library's loop with one batch of all points (an epoch is a step); a callback prints every
+  // 250th step's loss and accuracy (of the scores the step computed, before its update).
+  gg::train::Trainer trainer(model, opt,
+                             [](const Var& scores, const Tensor& y) { return nn::cross_entropy(scores, y); },
+                             {.epochs = steps, .evaluate_train = false});
+  gg::train::LambdaCallback report({.batch_end = [&](gg::train::Trainer&, const gg::train::StepInfo& s) {
+    losses.push_back(s.loss);
+    if (s.step == 1 || s.step % 250 == 0)
+      std::cout << fmt::format("  step {:5d}  loss {:.4f}  accuracy {:.3f}\n", s.step, s.loss,
+                               gg::metrics::accuracy(s.output.value(), s.data.y));
+  }});
+  trainer.add_callback(report);
+  gg::data::DataLoader loader(train.x, train.y, {.batch_size = train.x.shape()[0]});
+  trainer.fit(loader);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  Tensor scores;
-  {
-    gg::NoGrad no_grad;
-    scores = model(x).value();
-  }
+  const Tensor scores = trainer.predict(train.x);
   const double accuracy = gg::metrics::accuracy(scores, train.y);
   std::cout << fmt::format("final training accuracy {:.3f} ({} steps in {:.2f} s)\n\n", accuracy, steps,
                            seconds);

@@ -1,5 +1,5 @@
-// The Trainer's ready-made callbacks, as Keras and PyTorch Lightning name them: History (the logs of
-// every epoch), EarlyStopping, JsonLinesLogger (one JSON line per step and per epoch),
+// The Trainer's ready-made callbacks, as Keras and PyTorch Lightning name them: LambdaCallback,
+// History (the logs of every epoch), EarlyStopping, JsonLinesLogger (one JSON line per step and per epoch),
 // ModelCheckpoint (every few epochs and when stopped, with a fallback place when the disk fails),
 // and StopOnSignal (Ctrl-C, SIGTERM, SIGHUP stop before the next step). ProgressLogger is in
 // nn/train/progress.hpp.
@@ -31,6 +31,41 @@ public:
 private:
   std::vector<double> epochs_;
   std::vector<Logs> logs_;
+};
+
+/// A callback made of functions, for one-off needs (Keras' LambdaCallback): each hook that is set is
+/// called; the others do nothing.
+///
+///     gg::train::LambdaCallback report({.batch_end = [&](gg::train::Trainer&, const gg::train::StepInfo& s)
+///     {
+///       if (s.step % 100 == 0) std::cout << s.step << " " << s.loss << "\n"; }});
+class LambdaCallback : public Callback {
+public:
+  struct Hooks {
+    std::function<void(Trainer&)> fit_begin{};
+    std::function<void(Trainer&, std::int64_t epoch)> epoch_begin{};
+    std::function<void(Trainer&, const Position&)> batch_begin{};
+    std::function<void(Trainer&, const Position&)> after_backward{};
+    std::function<void(Trainer&, const StepInfo&)> batch_end{};
+    std::function<void(Trainer&, std::int64_t epoch, const Logs&)> epoch_end{};
+    std::function<void(Trainer&, const FitResult&)> fit_end{};
+  };
+  explicit LambdaCallback(Hooks hooks) : hooks_(std::move(hooks)) {}
+  void on_fit_begin(Trainer& t) override { call(hooks_.fit_begin, t); }
+  void on_epoch_begin(Trainer& t, std::int64_t epoch) override { call(hooks_.epoch_begin, t, epoch); }
+  void on_batch_begin(Trainer& t, const Position& p) override { call(hooks_.batch_begin, t, p); }
+  void on_after_backward(Trainer& t, const Position& p) override { call(hooks_.after_backward, t, p); }
+  void on_batch_end(Trainer& t, const StepInfo& s) override { call(hooks_.batch_end, t, s); }
+  void on_epoch_end(Trainer& t, std::int64_t epoch, const Logs& logs) override {
+    call(hooks_.epoch_end, t, epoch, logs);
+  }
+  void on_fit_end(Trainer& t, const FitResult& r) override { call(hooks_.fit_end, t, r); }
+
+private:
+  template <class F, class... A> static void call(const F& f, A&&... a) {
+    if (f) f(std::forward<A>(a)...);
+  }
+  Hooks hooks_;
 };
 
 /// Whether a monitored value should go down (a loss) or up (an accuracy).

@@ -108,6 +108,9 @@ public:
   virtual void on_epoch_begin(Trainer&, std::int64_t /*epoch*/) {}
   /// Before each step (the place to ask for a stop before the step is taken).
   virtual void on_batch_begin(Trainer&, const Position&) {}
+  /// Between backward and the optimizer's step, with the gradients as backward left them (not yet
+  /// clipped); `p` is the step's position (p.step steps were taken before it).
+  virtual void on_after_backward(Trainer&, const Position& /*p*/) {}
   virtual void on_batch_end(Trainer&, const StepInfo&) {}
   /// After the epoch's evaluation and the schedulers' step; trainer.position() is already the next
   /// epoch's start, so a checkpoint saved here resumes there.

@@ -143,6 +143,7 @@ void ProgressLogger::on_epoch_end(Trainer& trainer, std::int64_t epoch, const Lo
   bar_.clear();
   fmt::print(out_, "epoch {:>4}  {}  {:.0f} samples/s\n", epoch, format_logs(logs),
              static_cast<double>(samples_) / std::max(seconds(), 1e-9));
+  out_.flush(); // progress shows even when the output goes to a file
 }
 
 void ProgressLogger::on_fit_end(Trainer&, const FitResult&) {

@@ -115,6 +115,7 @@ double Trainer::step(const Tensor& x, const Tensor& y, Var& output) {
                                     "are those before this step (a smaller learning rate may help)",
                                     non_finite_name(value), position_.epoch, position_.step + 1));
   loss.backward();
+  for (Callback* c : callbacks_) c->on_after_backward(*this, position_);
   if (options_.clip_grad_norm > 0)
     optim::clip_grad_norm(optimizer_->parameters(), options_.clip_grad_norm, options_.clip_norm_type);
   if (options_.clip_grad_value > 0)
