@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gg::data {
 
@@ -30,6 +31,9 @@ struct CsvOptions {
   std::int64_t target_index = -1;
   Target target = Target::class_ids;
   char delimiter = ',';
+  /// Several target columns by name (regression with several outputs: Target::values only); y is
+  /// then [n, k] in this order. When set, target_name and target_index are not used.
+  std::vector<std::string> target_names{};
 };
 
 /// Largest number of columns a CSV row may have; a longer row is refused before allocation.
@@ -38,7 +42,8 @@ inline constexpr std::int64_t max_csv_columns = 1'000'000;
 inline constexpr std::int64_t max_csv_classes = 1'000'000;
 
 /// Reads a CSV dataset: features as a float64 [n, d] tensor (x.to(gg::f32) converts), targets as
-/// [n]. A missing or unreadable file is a gg::IOError naming the file and the OS's reason.
+/// [n] ([n, k] for k target_names). A missing or unreadable file is a gg::IOError naming the file and the
+/// OS's reason.
 ///
 /// Accepted: a UTF-8 byte-order mark, LF or CRLF line endings, a missing or extra final newline,
 /// blank lines (skipped), spaces around fields, RFC 4180 quoted fields ("a,b", "say ""hi""") on one

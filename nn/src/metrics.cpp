@@ -1,4 +1,4 @@
-// Accuracy, the confusion matrix and its text rendering.
+// Accuracy, the confusion matrix and its text rendering; the regression metrics.
 #include <nn/metrics.hpp>
 
 #include <autodiff/kernel.hpp>
@@ -12,9 +12,6 @@ namespace gg::metrics {
 
 namespace detail {
 namespace {
-
-/// Largest class count confusion_matrix accepts ([k, k] float64 counts: 800 MB at the limit).
-constexpr std::int64_t max_classes = 10'000;
 
 std::string shape_of(const Tensor& t) {
   return t.defined() ? t.shape().str() : "undefined";
@@ -63,9 +60,9 @@ double accuracy(const Tensor& predictions, const Tensor& targets) {
 }
 
 Tensor confusion_matrix(const Tensor& predicted, const Tensor& targets, std::int64_t num_classes) {
-  if (num_classes < 1 || num_classes > detail::max_classes)
-    throw ValueError(fmt::format("confusion_matrix: num_classes must be in [1, {}], got {}",
-                                 detail::max_classes, num_classes));
+  if (num_classes < 1 || num_classes > max_classes)
+    throw ValueError(
+        fmt::format("confusion_matrix: num_classes must be in [1, {}], got {}", max_classes, num_classes));
   const auto [p, t] = detail::ids_pair(predicted, targets, "confusion_matrix");
   Tensor cm = Tensor::zeros(Shape{num_classes, num_classes}, f64);
   double* c = cm.data<double>();
@@ -117,6 +114,53 @@ std::string format_confusion_matrix(const Tensor& matrix, const std::vector<std:
     out += fmt::format("  {:>{}}\n", recall, cell);
   }
   return out;
+}
+
+namespace {
+/// Predictions and targets as equally long float64 vectors (a [n, 1] output against [n] targets
+/// too); a ShapeError naming `who` otherwise.
+std::pair<std::vector<double>, std::vector<double>> value_pairs(const Tensor& predicted,
+                                                                const Tensor& targets, std::string_view who) {
+  if (!predicted.defined() || !targets.defined() || predicted.rank() < 1 || targets.rank() < 1 ||
+      predicted.numel() != targets.numel() || predicted.shape()[0] != targets.shape()[0])
+    throw ShapeError(fmt::format("{}: predictions of shape {} do not match targets of shape {}", who,
+                                 detail::shape_of(predicted), detail::shape_of(targets)));
+  if (predicted.numel() == 0) throw ValueError(fmt::format("{}: no rows to score", who));
+  return {predicted.to_vector(), targets.to_vector()};
+}
+} // namespace
+
+double mean_squared_error(const Tensor& predicted, const Tensor& targets) {
+  const auto [p, t] = value_pairs(predicted, targets, "mean_squared_error");
+  double sum = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) sum += (p[i] - t[i]) * (p[i] - t[i]);
+  return sum / static_cast<double>(p.size());
+}
+
+double mean_absolute_error(const Tensor& predicted, const Tensor& targets) {
+  const auto [p, t] = value_pairs(predicted, targets, "mean_absolute_error");
+  double sum = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) sum += std::abs(p[i] - t[i]);
+  return sum / static_cast<double>(p.size());
+}
+
+double r2_score(const Tensor& predicted, const Tensor& targets) {
+  const auto [p, t] = value_pairs(predicted, targets, "r2_score");
+  const std::size_t n = static_cast<std::size_t>(targets.shape()[0]), k = p.size() / n;
+  double total = 0;
+  for (std::size_t j = 0; j < k; ++j) {
+    double mean = 0;
+    for (std::size_t i = 0; i < n; ++i) mean += t[i * k + j];
+    mean /= static_cast<double>(n);
+    double residual = 0, spread = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      residual += (t[i * k + j] - p[i * k + j]) * (t[i * k + j] - p[i * k + j]);
+      spread += (t[i * k + j] - mean) * (t[i * k + j] - mean);
+    }
+    // sklearn: a constant target scores 1 when predicted exactly, 0 otherwise.
+    total += spread != 0 ? 1 - residual / spread : residual == 0 ? 1.0 : 0.0;
+  }
+  return total / static_cast<double>(k);
 }
 
 } // namespace gg::metrics

@@ -152,9 +152,9 @@ struct SavedCheckpoint {
   std::string failure; ///< why the asked-for path could not be written ("" when it was)
 };
 
-/// Saves trainer's checkpoint at path; when that fails (a full disk, a missing folder), at
-/// "<path>.rescue-<pid>.safetensors" beside it, then as "gradgraph-rescue-<pid>-<time>.safetensors"
-/// in the temporary folder ($TMPDIR or /tmp). IOError only when all three fail, naming each reason.
+/// Saves trainer's checkpoint at path; when that fails (a full disk, a folder in the way, a missing
+/// folder), as "gradgraph-rescue-<pid>-<time>.safetensors" in path's folder, then in the temporary
+/// folder ($TMPDIR or /tmp). IOError only when all three fail, naming each reason.
 SavedCheckpoint save_checkpoint_with_fallback(const Trainer& trainer, const std::string& path,
                                               const std::map<std::string, std::string>& metadata = {});
 

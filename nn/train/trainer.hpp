@@ -217,4 +217,10 @@ private:
 /// of the first entry that is not.
 std::optional<std::string> first_non_finite(const nn::Module& model);
 
+/// A fingerprint of tensors' contents (dtype, shape and every value's bits; an undefined tensor
+/// counts as one): 16 hex digits that change when anything changes, to tell whether the data of a
+/// run is the data a checkpoint was made with. Not cryptographic; the same on every machine of
+/// the same byte order.
+std::string fingerprint(const std::vector<Tensor>& tensors);
+
 } // namespace gg::train

@@ -200,6 +200,23 @@ TEST_CASE("data: csv chooses the target by name or index, for classes, class nam
   }
 }
 
+TEST_CASE("data: csv reads several target columns as [n, k] values, in the order given") {
+  const std::string text = "a,b,c,d\n1,2,3,4\n5,6,7,8\n";
+  const Dataset ds = parse_csv(text, "t.csv", {.target = Target::values, .target_names = {"d", "b"}});
+  CHECK(ds.feature_names == std::vector<std::string>{"a", "c"});
+  CHECK(ds.y.shape() == Shape{2, 2});
+  check_values(ds.y, {4, 2, 8, 6});
+  check_values(ds.x, {1, 3, 5, 7});
+  CHECK(ds.num_classes == 0);
+  CHECK_THROWS_WITH(parse_csv(text, "t.csv", {.target = Target::values, .target_names = {"d", "e"}}),
+                    Contains("t.csv:1:1: no column named 'e'"));
+  CHECK_THROWS_WITH(parse_csv(text, "t.csv", {.target = Target::values, .target_names = {"d", "d"}}),
+                    Contains("named twice"));
+  CHECK_THROWS_WITH(parse_csv("a,b\n1,2\n", "t.csv", {.target = Target::values, .target_names = {"a", "b"}}),
+                    Contains("at least one feature column"));
+  CHECK_THROWS_AS(parse_csv(text, "t.csv", {.target_names = {"a", "b"}}), ValueError); // classes: one column
+}
+
 TEST_CASE("data: csv accepts CRLF, a byte-order mark, blank lines, spaces, quotes and no final newline") {
   const std::vector<std::string> texts = {
       "a,b,y\r\n1,2,0\r\n3,4,1\r\n",
@@ -816,6 +833,23 @@ TEST_CASE("data: accuracy from class ids, logits and one-hot rows") {
   CHECK_THROWS_MATCHES(accuracy(Tensor({0, 1}, {2}), Tensor({0, 1, 1}, {3})), ShapeError,
                        What(Contains("accuracy: 2 predictions (shape [2]) but 3 targets (shape [3])")));
   CHECK_THROWS_AS(accuracy(Tensor::zeros(Shape{0}), Tensor::zeros(Shape{0})), ValueError);
+}
+
+TEST_CASE("data: regression metrics equal sklearn's, for one target and the average of several") {
+  // sklearn.metrics' documented examples.
+  const Tensor t({3, -0.5, 2, 7}, {4}), p({2.5, 0.0, 2, 8}, {4});
+  CHECK(metrics::mean_squared_error(p, t) == Approx(0.375));
+  CHECK(metrics::mean_absolute_error(p, t) == Approx(0.5));
+  CHECK(metrics::r2_score(p, t) == Approx(0.9486081370449679));
+  CHECK(metrics::r2_score(p.reshape({4, 1}), t) == Approx(0.9486081370449679)); // a model's [n, 1] output
+  const Tensor t2({0.5, 1, -1, 1, 7, -6}, {3, 2}), p2({0, 2, -1, 2, 8, -5}, {3, 2});
+  CHECK(metrics::mean_squared_error(p2, t2) == Approx(0.7083333333333334));
+  CHECK(metrics::r2_score(p2, t2) == Approx(0.9368005266622779));
+  const Tensor constant({1, 1}, {2});
+  CHECK(metrics::r2_score(constant, constant) == 1);
+  CHECK(metrics::r2_score(Tensor({1, 2}, {2}), constant) == 0);
+  CHECK_THROWS_AS(metrics::mean_squared_error(Tensor({1, 2, 3}, {3}), t), ShapeError);
+  CHECK_THROWS_AS(metrics::r2_score(Tensor::zeros({0}), Tensor::zeros({0})), ValueError);
 }
 
 TEST_CASE("data: confusion matrix counts rows of true classes and prints aligned") {

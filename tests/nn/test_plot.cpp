@@ -404,6 +404,24 @@ TEST_CASE("plot: decision regions follow a diagonal boundary and default to the 
   CHECK(cells[0][18] == plot::light_color(1));
 }
 
+TEST_CASE("plot: decision regions of points near the largest doubles, or NaN, hold no NaN coordinate") {
+  const auto by_x1 = [](const Tensor& p) { // a classifier that sees NaN and huge inputs, as a diverged model
+    Tensor c = Tensor::empty({p.shape()[0]});
+    for (std::int64_t i = 0; i < p.shape()[0]; ++i) c.set_flat(i, p.flat(2 * i) > 0);
+    return c;
+  };
+  const double big = std::numeric_limits<double>::max();
+  for (const Tensor& x : {Tensor({-big, -big, big, big, 0, 1, NAN, 2}, {4, 2}),
+                          Tensor({big, big, big / 2, big, big, big / 3, 1e308, 1e308}, {4, 2}),
+                          Tensor({NAN, NAN, INFINITY, -INFINITY, 1e-300, 0, 0, 0}, {4, 2})}) {
+    INFO(x.str());
+    const std::string svg = plot::decision_regions_svg(by_x1, x, Tensor({0, 1, 0, 1}, {4}), {});
+    CHECK(well_formed(svg).empty());
+    CHECK(svg.find("nan") == std::string::npos);
+    CHECK(svg.find("inf") == std::string::npos);
+  }
+}
+
 TEST_CASE("plot: decision regions reject points, classes and classifier results of the wrong shape") {
   const Tensor x = Tensor::zeros({3, 2}), y = Tensor::zeros({3});
   const auto ok = [](const Tensor& p) { return Tensor::zeros({p.shape()[0]}); };

@@ -274,7 +274,8 @@ TEST_CASE("train: a checkpoint that cannot be written where asked goes beside it
   const std::string dir = temp_path("folder_target");
   std::filesystem::create_directories(dir);
   const train::SavedCheckpoint beside = train::save_checkpoint_with_fallback(t, dir);
-  CHECK_THAT(beside.path, Catch::StartsWith(dir + ".rescue-"));
+  CHECK_THAT(beside.path,
+             Catch::StartsWith((std::filesystem::path(dir).parent_path() / "gradgraph-rescue-").string()));
   std::filesystem::remove(beside.path);
   std::filesystem::remove_all(dir);
   // ModelCheckpoint saves every n epochs at the next epoch's start.
@@ -337,4 +338,21 @@ TEST_CASE("train: the progress output: a bar on terminals, a line per reported e
   CHECK_THAT(lines.str(), Contains("samples/s\n"));
   CHECK_THAT(bar.str(), Contains("\repoch 5/5 [") && Contains("3/3  loss ") && Contains("acc "));
   CHECK_THAT(bar.str(), Catch::EndsWith("\r\x1b[K")); // erased at the end
+}
+
+TEST_CASE("train: fingerprint changes with any value, shape or dtype of the data, and only then") {
+  Tensor x = Tensor::arange(0, 103).reshape({103, 1}), y = Tensor::zeros({103});
+  const std::string base = train::fingerprint({x, y});
+  CHECK(base.size() == 16);
+  CHECK(train::fingerprint({x.clone(), y.clone()}) == base);
+  Tensor changed = x.clone();
+  changed.set_flat(101, 7); // in the tail bytes beyond the last 32-byte block
+  CHECK(train::fingerprint({changed, y}) != base);
+  changed = x.clone();
+  changed.set_flat(0, 1e-300);
+  CHECK(train::fingerprint({changed, y}) != base);
+  CHECK(train::fingerprint({x.reshape({1, 103}), y}) != base);
+  CHECK(train::fingerprint({x.to(gg::f32), y}) != base);
+  CHECK(train::fingerprint({y, x}) != base);
+  CHECK(train::fingerprint({x, y, Tensor()}) != base);
 }

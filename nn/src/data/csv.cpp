@@ -147,31 +147,47 @@ std::string column_list(const std::vector<std::string>& names) {
   return out;
 }
 
-/// Resolves the target column from the options (0-based), or fails at the header line.
-std::int64_t target_column(const std::vector<std::string>& names, const CsvOptions& options,
-                           const Where& where) {
-  const auto count = static_cast<std::int64_t>(names.size());
-  if (!options.target_name.empty()) {
-    std::int64_t found = -1;
-    for (std::int64_t j = 0; j < count; ++j) {
-      if (names[static_cast<std::size_t>(j)] != options.target_name) continue;
-      if (found >= 0)
-        fail(where, j + 1,
-             fmt::format("target column name {} is ambiguous: columns {} and {} both have it",
-                         quote_text(options.target_name), found + 1, j + 1));
-      found = j;
-    }
-    if (found < 0)
-      fail(where, 1,
-           fmt::format("no column named {}; the columns are {}", quote_text(options.target_name),
-                       column_list(names)));
-    return found;
+/// The column called name (0-based), or a failure at the header line naming the columns there are.
+std::int64_t named_column(const std::vector<std::string>& names, const std::string& name,
+                          const Where& where) {
+  std::int64_t found = -1;
+  for (std::int64_t j = 0; j < static_cast<std::int64_t>(names.size()); ++j) {
+    if (names[static_cast<std::size_t>(j)] != name) continue;
+    if (found >= 0)
+      fail(where, j + 1,
+           fmt::format("target column name {} is ambiguous: columns {} and {} both have it", quote_text(name),
+                       found + 1, j + 1));
+    found = j;
   }
+  if (found < 0)
+    fail(where, 1,
+         fmt::format("no column named {}; the columns are {}", quote_text(name), column_list(names)));
+  return found;
+}
+
+/// Resolves the target columns from the options (0-based, in the options' order), or fails at the
+/// header line.
+std::vector<std::int64_t> target_columns(const std::vector<std::string>& names, const CsvOptions& options,
+                                         const Where& where) {
+  const auto count = static_cast<std::int64_t>(names.size());
+  if (!options.target_names.empty()) {
+    std::vector<std::int64_t> columns;
+    for (const std::string& name : options.target_names) {
+      const std::int64_t j = named_column(names, name, where);
+      if (std::find(columns.begin(), columns.end(), j) != columns.end())
+        fail(where, j + 1, fmt::format("target column {} is named twice", quote_text(name)));
+      columns.push_back(j);
+    }
+    if (static_cast<std::int64_t>(columns.size()) >= count)
+      fail(where, 1, "every column is a target: at least one feature column is needed");
+    return columns;
+  }
+  if (!options.target_name.empty()) return {named_column(names, options.target_name, where)};
   const std::int64_t j = options.target_index < 0 ? count + options.target_index : options.target_index;
   if (j < 0 || j >= count)
     fail(where, 1,
          fmt::format("target column index {} is out of range for {} columns", options.target_index, count));
-  return j;
+  return {j};
 }
 
 } // namespace
@@ -180,6 +196,8 @@ std::int64_t target_column(const std::vector<std::string>& names, const CsvOptio
 Dataset parse_csv(std::string_view text, std::string_view source_name, const CsvOptions& options) {
   using namespace detail;
   const char delim = options.delimiter;
+  if (options.target_names.size() > 1 && options.target != Target::values)
+    throw ValueError("CsvOptions: several target columns hold values (Target::values), not classes");
   if (delim == '"' || delim == '\n' || delim == '\r')
     throw ValueError(
         fmt::format("CsvOptions: delimiter {} is not allowed", quote_text(std::string_view(&delim, 1))));
@@ -219,13 +237,17 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
     fail(where, 1,
          fmt::format("missing header row: found numbers ({}, ...) where column names were expected",
                      quote_text(names[0])));
-  const std::int64_t target = target_column(names, options, where);
-  const auto t = static_cast<std::size_t>(target);
+  const std::vector<std::int64_t> target_list = target_columns(names, options, where);
+  // slot[j]: which target column j is (0, 1, ...), or -1 for a feature.
+  std::vector<std::int64_t> slot(names.size(), -1);
+  for (std::size_t k = 0; k < target_list.size(); ++k)
+    slot[static_cast<std::size_t>(target_list[k])] = static_cast<std::int64_t>(k);
+  const auto k_targets = static_cast<std::int64_t>(target_list.size());
 
   Dataset ds;
   for (std::size_t j = 0; j < names.size(); ++j)
-    if (j != t) ds.feature_names.push_back(names[j]);
-  const std::int64_t d = columns - 1;
+    if (slot[j] < 0) ds.feature_names.push_back(names[j]);
+  const std::int64_t d = columns - k_targets;
 
   std::vector<double> features;
   std::vector<double> targets;
@@ -236,14 +258,18 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
     const std::int64_t found = split_line(line, delim, fields, static_cast<std::size_t>(columns), where);
     if (found != columns)
       fail(where, std::min(found, columns) + 1, fmt::format("expected {} fields, found {}", columns, found));
+    const std::size_t row_start = targets.size();
+    targets.resize(row_start + static_cast<std::size_t>(k_targets));
     for (std::int64_t j = 0; j < columns; ++j) {
       const std::string& f = fields[static_cast<std::size_t>(j)];
-      if (j != target) {
+      const std::int64_t k = slot[static_cast<std::size_t>(j)];
+      if (k < 0) {
         features.push_back(number_or_fail(f, where, j + 1));
         continue;
       }
+      double& target = targets[row_start + static_cast<std::size_t>(k)];
       switch (options.target) {
-      case Target::values: targets.push_back(number_or_fail(f, where, j + 1)); break;
+      case Target::values: target = number_or_fail(f, where, j + 1); break;
       case Target::class_ids: {
         const double v = number_or_fail(f, where, j + 1);
         if (v != std::floor(v))
@@ -254,7 +280,7 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
         if (v >= static_cast<double>(max_csv_classes))
           fail(where, j + 1,
                fmt::format("class id {} is too large (at most {} classes)", quote_text(f), max_csv_classes));
-        targets.push_back(v);
+        target = v;
         break;
       }
       case Target::class_names: {
@@ -265,7 +291,7 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
             fail(where, j + 1, fmt::format("too many distinct class names (at most {})", max_csv_classes));
           it = label_ids.emplace(f, static_cast<std::int64_t>(label_ids.size())).first;
         }
-        targets.push_back(static_cast<double>(it->second));
+        target = static_cast<double>(it->second);
         break;
       }
       }
@@ -276,7 +302,7 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
     fail(where, 1, "no data rows after the header");
   }
 
-  const auto n = static_cast<std::int64_t>(targets.size());
+  const auto n = static_cast<std::int64_t>(targets.size()) / k_targets;
   ds.x = Tensor::empty(Shape{n, d}, f64);
   std::copy(features.begin(), features.end(), ds.x.data<double>());
   if (options.target == Target::class_names) {
@@ -292,7 +318,7 @@ Dataset parse_csv(std::string_view text, std::string_view source_name, const Csv
   } else if (options.target == Target::class_ids) {
     ds.num_classes = static_cast<std::int64_t>(*std::max_element(targets.begin(), targets.end())) + 1;
   }
-  ds.y = Tensor::empty(Shape{n}, f64);
+  ds.y = Tensor::empty(k_targets > 1 ? Shape{n, k_targets} : Shape{n}, f64);
   std::copy(targets.begin(), targets.end(), ds.y.data<double>());
   return ds;
 }

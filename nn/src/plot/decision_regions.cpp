@@ -59,7 +59,11 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
         if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
       }
       if (!std::isfinite(lo)) lo = -1, hi = 1;
-      const double pad = hi > lo ? 0.1 * (hi - lo) : 1;
+      // Points near ±DBL_MAX made hi - lo, and so every coordinate, infinite or NaN ("-nan" in the
+      // SVG): the area stops at ±1e300 (as nice_axis), and points beyond it are left out as clipped.
+      constexpr double limit = 1e300;
+      lo = std::clamp(lo, -limit, limit), hi = std::clamp(hi, -limit, limit);
+      const double pad = hi > lo ? 0.1 * (hi - lo) : std::max(1.0, 0.1 * std::abs(lo));
       b[2 * k] = lo - pad, b[2 * k + 1] = hi + pad;
     }
   }
@@ -173,7 +177,7 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
   svg += "<g class=\"points\" clip-path=\"url(#plot-area)\" stroke=\"#222\" stroke-width=\"0.7\">\n";
   for (std::int64_t i = 0; i < n; ++i) {
     const double u = xs[static_cast<std::size_t>(2 * i)], v = xs[static_cast<std::size_t>(2 * i + 1)];
-    if (!std::isfinite(u) || !std::isfinite(v)) continue;
+    if (!(u >= b[0] && u <= b[1] && v >= b[2] && v <= b[3])) continue; // outside the area, or NaN
     svg +=
         fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{}\"/>\n", px(f.map_x(u)), px(f.map_y(v)),
                     y.defined() ? color(static_cast<std::size_t>(ys[static_cast<std::size_t>(i)])) : "#444");

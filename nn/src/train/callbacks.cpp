@@ -157,11 +157,11 @@ SavedCheckpoint save_checkpoint_with_fallback(const Trainer& trainer, const std:
   const auto [tensors, meta] = trainer.checkpoint(metadata);
   std::vector<std::string> failures;
   const auto stamp = std::chrono::system_clock::now().time_since_epoch() / std::chrono::seconds(1);
-  std::vector<std::string> places{path, fmt::format("{}.rescue-{}.safetensors", path, ::getpid())};
+  const std::string name = fmt::format("gradgraph-rescue-{}-{}.safetensors", ::getpid(), stamp);
+  std::vector<std::string> places{path, (std::filesystem::path(path).parent_path() / name).string()};
   std::error_code ec;
   const std::filesystem::path temp = std::filesystem::temp_directory_path(ec);
-  if (!ec)
-    places.push_back((temp / fmt::format("gradgraph-rescue-{}-{}.safetensors", ::getpid(), stamp)).string());
+  if (!ec) places.push_back((temp / name).string());
   for (const std::string& place : places) {
     try {
       safetensors::save(place, tensors, meta);

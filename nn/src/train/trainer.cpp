@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include <fmt/format.h>
@@ -64,6 +65,45 @@ std::optional<std::string> first_non_finite(const nn::Module& model) {
   for (const auto& [name, t] : model.state_dict())
     if (!all_finite(t)) return name;
   return std::nullopt;
+}
+
+namespace {
+constexpr std::uint64_t k_prime1 = 0x9E3779B185EBCA87ULL, k_prime2 = 0xC2B2AE3D27D4EB4FULL;
+/// One 64-bit lane step (xxHash64's round).
+std::uint64_t round(std::uint64_t acc, std::uint64_t word) {
+  acc += word * k_prime2;
+  acc = (acc << 31) | (acc >> 33);
+  return acc * k_prime1;
+}
+} // namespace
+
+std::string fingerprint(const std::vector<Tensor>& tensors) {
+  // Four independent lanes over 8-byte words keep several multiplications in flight: ~10 GB/s, so
+  // Fashion-MNIST's 188 MB take ~20 ms.
+  std::uint64_t lanes[4] = {1, 2, 3, 4};
+  std::uint64_t total = 0;
+  for (const Tensor& t : tensors) {
+    lanes[0] = round(lanes[0], t.defined() ? static_cast<std::uint64_t>(t.dtype()) + 1 : 0);
+    if (!t.defined()) continue;
+    lanes[1] = round(lanes[1], static_cast<std::uint64_t>(t.rank()));
+    for (const std::int64_t d : t.shape()) lanes[2] = round(lanes[2], static_cast<std::uint64_t>(d));
+    const auto* bytes = t.dtype() == f32 ? reinterpret_cast<const unsigned char*>(t.data<float>())
+                                         : reinterpret_cast<const unsigned char*>(t.data<double>());
+    const std::size_t n = static_cast<std::size_t>(t.numel()) * (t.dtype() == f32 ? 4 : 8);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+      for (int k = 0; k < 4; ++k) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, bytes + i + 8 * k, 8);
+        lanes[k] = round(lanes[k], w);
+      }
+    for (; i < n; ++i) lanes[3] = round(lanes[3], bytes[i]);
+    total += n;
+  }
+  std::uint64_t h = total * k_prime1;
+  for (const std::uint64_t lane : lanes) h = round(h ^ lane, lane);
+  h ^= h >> 33, h *= k_prime2, h ^= h >> 29;
+  return fmt::format("{:016x}", h);
 }
 
 Trainer::Trainer(nn::Module& model, optim::Optimizer& optimizer, LossFn loss, TrainerOptions options)
