@@ -18,7 +18,9 @@ enum Exit : int {
   shape_error = 5,    ///< shapes that do not fit (layer sizes vs data, ...)
   value_error = 6,    ///< a value out of range (learning rate < 0, unknown name, ...)
   out_of_memory = 7,  ///< the data or the model does not fit in memory (std::bad_alloc)
-  interrupted = 130,  ///< Ctrl-C during training: a checkpoint was saved (128 + SIGINT, as shells report)
+  diverged = 8,       ///< training stopped on a NaN or infinite loss or weight; no model was saved
+  interrupted = 130,  ///< Ctrl-C during training: a checkpoint was saved (128 + SIGINT, as shells report;
+                      ///< SIGTERM gives 143, SIGHUP 129)
 };
 
 /// Runs `gradgraph args...` (args excludes the program name). Output that cannot be written (a

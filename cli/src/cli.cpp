@@ -27,7 +27,7 @@ const std::vector<Command>& commands() {
       {"explain", "differentiate a small program and show every chain-rule step", run_explain, true},
       {"summary", "an MLP's layers, output shapes and parameter counts (--layers 2,3,2)", run_summary},
       {"train", "train an MLP on a CSV file or a teaching dataset (every PyTorch optimizer)", run_train},
-      {"eval", "accuracy and confusion matrix of a saved model on data", run_eval},
+      {"eval", "accuracy and confusion matrix (regression: MSE, MAE, R²) of a saved model on data", run_eval},
       {"dot", "draw an MLP's graph as DOT, one cluster a layer (--backward adds gradients)", run_dot},
   };
   return list;
@@ -48,7 +48,9 @@ void print_help(std::ostream& out) {
                   "  5  shape error: sizes that do not fit\n"
                   "  6  value error: a value out of range or an unknown name\n"
                   "  7  out of memory: the data or the model does not fit in memory\n"
-                  "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n");
+                  "  8  training diverged: a loss or weight became NaN or infinite (no model saved)\n"
+                  "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n"
+                  "143  terminated (SIGTERM in train), 129 hung up (SIGHUP): the same as 130\n");
 }
 /// Boost.Program_options 1.74 loops forever formatting an error whose value holds its own placeholder
 /// (`gradgraph train --samples %value%`: found by fuzzing), so every '%' in the values it fills in

@@ -14,6 +14,7 @@
 
 #include "files.hpp"
 #include "model_spec.hpp"
+#include "options.hpp"
 
 namespace gg::cli {
 namespace {
@@ -28,8 +29,8 @@ po::options_description model_options(ModelOptions& o) {
   po::options_description d("model");
   d.add_options()("layers", po::value(&o.layers)->required(), "sizes from input to output, e.g. 2,3,2")(
       "activation", po::value(&o.activation)->default_value("sigmoid"),
-      "hidden activation: sigmoid, tanh, relu, leaky-relu")("seed", po::value(&o.seed)->default_value(0),
-                                                            "seed of the initial weights");
+      "hidden activation: sigmoid, tanh, relu, leaky-relu")(
+      "seed", number_value(&o.seed, "--seed")->default_value("0"), "seed of the initial weights");
   return d;
 }
 
@@ -38,13 +39,7 @@ bool parse(const std::vector<std::string>& args, po::options_description& desc, 
            const char* usage) {
   desc.add_options()("help,h", "this help");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    fmt::print(out, "{}\n\n{}", usage, fmt::streamed(desc));
-    return false;
-  }
-  po::notify(vm);
-  return true;
+  return parse_or_help(args, desc, usage, out, vm);
 }
 } // namespace
 

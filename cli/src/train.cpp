@@ -1,37 +1,39 @@
-// gradgraph train and gradgraph eval: an MLP trained on a CSV file or a teaching dataset, with
-// every PyTorch optimizer, a JSONL log of each step's loss, and a safetensors file PyTorch loads;
-// and the saved model evaluated on data (accuracy, confusion matrix).
+// gradgraph train: an MLP trained by gg::train::Trainer on a CSV file (classes, or numbers for
+// regression), IDX files or a teaching dataset, with every PyTorch optimizer, a JSONL log, and a
+// safetensors model PyTorch loads. A run never loses its model: it is saved before the secondary
+// outputs (log, plots), a failing --save falls back to a checkpoint elsewhere, SIGINT/SIGTERM/SIGHUP
+// checkpoint, and --resume refuses a checkpoint of other data or settings.
 #include <cli/cli.hpp>
 
 #include <nn/io/atomic_file.hpp>
 #include <nn/nn.hpp>
 
-#include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include "files.hpp"
+#include "json.hpp"
 #include "model_spec.hpp"
+#include "options.hpp"
+#include "train_data.hpp"
 
 namespace gg::cli {
 namespace {
 namespace po = boost::program_options;
 
 struct TrainOptions {
-  std::string data, labels, target, dataset, test, test_labels, layers, activation, loss, optimizer, dtype,
-      init, save, log, plots, checkpoint, resume, progress;
-  int threads = 0;
+  std::string data, labels, dataset, test, test_labels, layers, activation, loss, optimizer, dtype, init,
+      save, log, plots, checkpoint, resume, progress;
+  std::vector<std::string> targets;
+  int threads = 1;
   std::int64_t stop_after = 0; ///< testing: act as if Ctrl-C came after this many steps
   std::int64_t samples = 300, epochs = 100, batch_size = 32;
   double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
@@ -47,39 +49,28 @@ struct Data {
   std::string source;
 };
 
-/// CSV options for --target (empty: the last column).
-data::CsvOptions csv_options(const std::string& target) {
-  data::CsvOptions csv;
-  csv.target_name = target;
-  return csv;
+/// Settings as (option, value) pairs in --help's words, e.g. {"momentum", "0.9"}.
+using Record = std::vector<std::pair<std::string, std::string>>;
+
+std::string text(double v) {
+  return fmt::format("{}", v);
 }
 
-/// Whether a file starts as IDX files do: two zero bytes, or gzip's 1f 8b (a CSV starts with text).
-bool looks_like_idx(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char b[2] = {1, 1};
-  in.read(reinterpret_cast<char*>(b), 2);
-  return in.gcount() == 2 && ((b[0] == 0 && b[1] == 0) || (b[0] == 0x1f && b[1] == 0x8b));
-}
-
-/// A dataset from --data-like options: IDX examples with their labels file, or a CSV file.
-data::Dataset read_dataset(const std::string& option, const std::string& path,
-                           const std::string& labels_option, const std::string& labels,
-                           const std::string& target, DType dtype) {
-  if (!labels.empty()) return data::load_idx_dataset(path, labels, dtype);
-  if (looks_like_idx(path))
-    throw UsageError(
-        fmt::format("{} {}: this is an IDX (or gzip) file, not a CSV: give its labels with {} FILE", option,
-                    path, labels_option));
-  return data::read_csv(path, csv_options(target));
-}
-
-Data load_data(const TrainOptions& o, DType dtype) {
+Data load_data(const TrainOptions& o, std::int64_t outputs, DType dtype) {
   Data d;
   if (o.data.empty() == o.dataset.empty()) throw UsageError("give one of --data FILE or --dataset NAME");
   if (!o.labels.empty() && o.data.empty()) throw UsageError("--labels goes with --data (IDX examples)");
   if (!o.test_labels.empty() && o.test.empty())
     throw UsageError("--test-labels goes with --test (IDX examples)");
+  if (!o.targets.empty() && (o.data.empty() || !o.labels.empty()))
+    throw UsageError("--target names columns of a CSV given with --data");
+  if (o.targets.size() > 1 && o.loss != "mse")
+    throw UsageError(fmt::format("{} --target columns are a regression: use --loss mse", o.targets.size()));
+  if (o.given.count("split") && !(o.split >= 0 && o.split < 1))
+    throw ValueError(fmt::format("--split {}: use a fraction in (0, 1), or 0 for none", o.split));
+  if (!(o.noise >= 0 && std::isfinite(o.noise)))
+    throw ValueError(fmt::format("--noise {}: use a finite value >= 0", o.noise));
+  const TargetKind kind = o.loss == "mse" ? TargetKind::numbers : TargetKind::classes;
   if (o.dataset == "fashion-mnist") {
     d.train = data::load_fashion_mnist(std::string(data::fashion_mnist_dir), true, dtype);
     if (o.test.empty() && !(o.split > 0))
@@ -99,16 +90,23 @@ Data load_data(const TrainOptions& o, DType dtype) {
                         "--dataset '{}': use triangle, xor, moons, circles, spiral or fashion-mnist", n));
     d.source = n;
   } else {
-    d.train = read_dataset("--data", o.data, "--labels", o.labels, o.target, dtype);
+    d.train = read_dataset("--data", o.data, "--labels", o.labels, o.targets, kind, dtype);
     d.source = o.data;
+    // --loss mse reads the targets as numbers: whole numbers from 0 for a model with several
+    // outputs are classes (one-hot rows), anything else is regression.
+    if (kind == TargetKind::numbers && o.labels.empty()) as_classes(d.train, outputs);
   }
   if (!o.test.empty()) {
-    d.test = read_dataset("--test", o.test, "--test-labels", o.test_labels, o.target, dtype);
+    d.test = read_dataset("--test", o.test, "--test-labels", o.test_labels, o.targets, kind, dtype);
+    if (kind == TargetKind::numbers && o.test_labels.empty() && d.train.num_classes > 0 &&
+        !as_classes(d.test, outputs))
+      throw FormatError(
+          fmt::format("--test {}: its targets are not class ids, but those of {} are", o.test, d.source));
+    d.test.num_classes = d.train.num_classes;
     if (d.test.x.shape()[1] != d.train.x.shape()[1])
       throw ShapeError(fmt::format("--test {}: {} feature columns, but the training data has {}", o.test,
                                    d.test.x.shape()[1], d.train.x.shape()[1]));
   } else if (o.split > 0) {
-    if (!(o.split < 1)) throw ValueError(fmt::format("--split {}: use a fraction in (0, 1)", o.split));
     const data::Split s = data::train_test_split(d.train.x, d.train.y, o.split, o.seed);
     d.test = d.train;
     d.train.x = s.x_train, d.train.y = s.y_train, d.test.x = s.x_test, d.test.y = s.y_test;
@@ -116,49 +114,74 @@ Data load_data(const TrainOptions& o, DType dtype) {
   return d;
 }
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, std::vector<Var> params) {
+/// The optimizer and the settings it was given (for the checkpoint's run record).
+struct OptimizerChoice {
+  std::unique_ptr<optim::Optimizer> optimizer;
+  Record settings;
+};
+
+OptimizerChoice make_optimizer(const TrainOptions& o, std::vector<Var> params) {
   const std::string& n = o.optimizer;
+  Record settings;
   // An option not given takes the optimizer's PyTorch default; a given one is checked by the optimizer.
-  auto lr = [&](double fallback) { return o.given.count("lr") ? o.lr : fallback; };
-  auto wd = [&](double fallback) { return o.given.count("weight-decay") ? o.weight_decay : fallback; };
-  auto eps = [&](double fallback) { return o.given.count("eps") ? o.eps : fallback; };
-  const optim::Betas betas{o.beta1, o.beta2};
-  if (n == "gd") return std::make_unique<optim::GD>(params, optim::GDOptions(lr(0.01)));
-  if (n == "sgd" || n == "momentum" || n == "nesterov") {
-    const double m = o.given.count("momentum") ? o.momentum : n == "sgd" ? 0.0 : 0.9;
-    return std::make_unique<optim::SGD>(
-        params,
-        optim::SGDOptions(lr(0.01)).momentum(m).nesterov(n == "nesterov" || o.nesterov).weight_decay(wd(0)));
+  auto pick = [&](const char* option, double given, double fallback) {
+    const double v = o.given.count(option) ? given : fallback;
+    settings.emplace_back(option, text(v));
+    return v;
+  };
+  auto lr = [&](double fallback) { return pick("lr", o.lr, fallback); };
+  auto wd = [&](double fallback) { return pick("weight-decay", o.weight_decay, fallback); };
+  auto eps = [&](double fallback) { return pick("eps", o.eps, fallback); };
+  auto betas = [&] { return optim::Betas{pick("beta1", o.beta1, 0.9), pick("beta2", o.beta2, 0.999)}; };
+  std::unique_ptr<optim::Optimizer> opt;
+  if (n == "gd") {
+    opt = std::make_unique<optim::GD>(params, optim::GDOptions(lr(0.01)));
+  } else if (n == "sgd" || n == "momentum" || n == "nesterov") {
+    const double l = lr(0.01), m = pick("momentum", o.momentum, n == "sgd" ? 0.0 : 0.9);
+    const bool nesterov = n == "nesterov" || o.nesterov;
+    settings.emplace_back("nesterov", nesterov ? "true" : "false");
+    opt = std::make_unique<optim::SGD>(
+        params, optim::SGDOptions(l).momentum(m).nesterov(nesterov).weight_decay(wd(0)));
+  } else if (n == "rmsprop") {
+    const double l = lr(1e-2), a = pick("alpha", o.alpha, 0.99), e = eps(1e-8),
+                 m = pick("momentum", o.momentum, 0);
+    opt = std::make_unique<optim::RMSprop>(
+        params, optim::RMSpropOptions(l).alpha(a).eps(e).momentum(m).weight_decay(wd(0)));
+  } else if (n == "adam") {
+    const double l = lr(1e-3);
+    const optim::Betas b = betas();
+    const double e = eps(1e-8);
+    opt = std::make_unique<optim::Adam>(params, optim::AdamOptions(l).betas(b).eps(e).weight_decay(wd(0)));
+  } else if (n == "adamw") {
+    const double l = lr(1e-3);
+    const optim::Betas b = betas();
+    const double e = eps(1e-8);
+    opt =
+        std::make_unique<optim::AdamW>(params, optim::AdamWOptions(l).betas(b).eps(e).weight_decay(wd(1e-2)));
+  } else if (n == "adagrad") {
+    const double l = lr(1e-2), d = pick("lr-decay", o.lr_decay, 0), e = eps(1e-10);
+    opt = std::make_unique<optim::Adagrad>(params,
+                                           optim::AdagradOptions(l).lr_decay(d).eps(e).weight_decay(wd(0)));
+  } else if (n == "adadelta") {
+    const double l = lr(1.0), r = pick("rho", o.rho, 0.9), e = eps(1e-6);
+    opt = std::make_unique<optim::Adadelta>(params,
+                                            optim::AdadeltaOptions(l).rho(r).eps(e).weight_decay(wd(0)));
+  } else if (n == "nadam") {
+    const double l = lr(2e-3);
+    const optim::Betas b = betas();
+    const double e = eps(1e-8), w = wd(0), d = pick("momentum-decay", o.momentum_decay, 4e-3);
+    opt = std::make_unique<optim::NAdam>(
+        params, optim::NAdamOptions(l).betas(b).eps(e).weight_decay(w).momentum_decay(d));
+  } else {
+    throw ValueError(fmt::format(
+        "--optimizer '{}': use gd, sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta or nadam",
+        n));
   }
-  if (n == "rmsprop")
-    return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions(lr(1e-2))
-                                                        .alpha(o.alpha)
-                                                        .eps(eps(1e-8))
-                                                        .momentum(o.momentum)
-                                                        .weight_decay(wd(0)));
-  if (n == "adam")
-    return std::make_unique<optim::Adam>(
-        params, optim::AdamOptions(lr(1e-3)).betas(betas).eps(eps(1e-8)).weight_decay(wd(0)));
-  if (n == "adamw")
-    return std::make_unique<optim::AdamW>(
-        params, optim::AdamWOptions(lr(1e-3)).betas(betas).eps(eps(1e-8)).weight_decay(wd(1e-2)));
-  if (n == "adagrad")
-    return std::make_unique<optim::Adagrad>(
-        params, optim::AdagradOptions(lr(1e-2)).lr_decay(o.lr_decay).eps(eps(1e-10)).weight_decay(wd(0)));
-  if (n == "adadelta")
-    return std::make_unique<optim::Adadelta>(
-        params, optim::AdadeltaOptions(lr(1.0)).rho(o.rho).eps(eps(1e-6)).weight_decay(wd(0)));
-  if (n == "nadam")
-    return std::make_unique<optim::NAdam>(
-        params, optim::NAdamOptions(lr(2e-3)).betas(betas).eps(eps(1e-8)).weight_decay(wd(0)).momentum_decay(
-                    o.momentum_decay));
-  throw ValueError(fmt::format(
-      "--optimizer '{}': use gd, sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta or nadam",
-      n));
+  return {std::move(opt), std::move(settings)};
 }
 
 /// Loss of a batch: cross-entropy from logits against class ids, or mse (one-hot rows for
-/// classification, the value itself for regression).
+/// classification, the values themselves for regression).
 Var batch_loss(const std::string& loss, const Var& out, const Tensor& y, std::int64_t classes) {
   if (loss == "cross-entropy") return nn::cross_entropy(out, y);
   if (classes > 0) {
@@ -170,7 +193,14 @@ Var batch_loss(const std::string& loss, const Var& out, const Tensor& y, std::in
   return nn::mse_loss(out, Var::constant(y.reshape(out.shape()).to(out.dtype())));
 }
 
-/// --stop-after N (for tests): stops the run as a signal would, before the step after step N.
+/// One record of the log as the command line writes JSON (json.hpp: the same numbers as explain --json).
+std::string json_line(const train::Logs& fields) {
+  json::Value line = json::Value::object();
+  for (const auto& [name, value] : fields) json::append(line, name, value);
+  return json::dump(line);
+}
+
+/// --stop-after N (for tests): stops the run as SIGINT would, before the step after step N.
 class StopAfter : public train::Callback {
 public:
   explicit StopAfter(std::int64_t steps) : steps_(steps) {}
@@ -187,97 +217,231 @@ std::string join(const Tensor& t) {
   for (std::int64_t i = 0; i < t.numel(); ++i) s += fmt::format("{}{}", i ? "," : "", t.flat(i));
   return s;
 }
-/// A number written in a file's metadata; a FormatError naming the file and entry when it is not one.
-template <class T> T metadata_number(const std::string& text, const std::string& where) {
-  T v{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    throw FormatError(fmt::format("{}: '{}' is not a number", where, text));
-  return v;
-}
-Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& what) {
-  std::vector<double> v;
-  std::istringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) v.push_back(metadata_number<double>(item, what));
-  if (static_cast<std::int64_t>(v.size()) != n)
-    throw FormatError(fmt::format("{}: {} numbers for {} features", what, v.size(), n));
-  return Tensor(v, {n});
+
+/// The paths a run writes and reads, by option; two outputs on one file, or an output on an input,
+/// are refused before any work (a checkpoint may be the file it resumes from: it is read first).
+void check_paths(const TrainOptions& o) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, std::string>> outputs{{"--checkpoint", o.checkpoint}}, inputs;
+  if (!o.save.empty()) outputs.emplace_back("--save", o.save);
+  if (!o.log.empty()) outputs.emplace_back("--log", o.log);
+  if (!o.plots.empty())
+    for (const char* name : {"loss.svg", "accuracy.svg", "regions.svg"})
+      outputs.emplace_back("--plots", (fs::path(o.plots) / name).string());
+  for (const auto& [option, path] : {std::pair<const char*, const std::string&>{"--data", o.data},
+                                     {"--labels", o.labels},
+                                     {"--test", o.test},
+                                     {"--test-labels", o.test_labels},
+                                     {"--init", o.init},
+                                     {"--resume", o.resume}})
+    if (!path.empty()) inputs.emplace_back(option, path);
+  // The same file: equal after resolving symbolic links and "..", or hard links to one inode.
+  // Devices (/dev/null) may take several outputs.
+  auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    const fs::file_status s = fs::status(a, ec);
+    if (!ec && fs::exists(s) && !fs::is_regular_file(s)) return false;
+    if (fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec) && !ec) return true;
+    return fs::equivalent(a, b, ec) && !ec;
+  };
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    for (std::size_t j = i + 1; j < outputs.size(); ++j)
+      if (same(outputs[i].second, outputs[j].second))
+        throw UsageError(fmt::format("{} and {} name the same file '{}': give each output its own path",
+                                     outputs[i].first, outputs[j].first, outputs[i].second));
+    for (const auto& [option, path] : inputs)
+      if (same(outputs[i].second, path) && !(outputs[i].first == "--checkpoint" && option == "--resume"))
+        throw UsageError(fmt::format("{} '{}' is the file of {}: writing it would replace what the run reads",
+                                     outputs[i].first, outputs[i].second, option));
+  }
 }
 
-/// What a checkpoint must agree on to be resumed: the data, model, loss, optimizer and batches.
-std::string run_signature(const TrainOptions& o) {
-  return fmt::format(
-      "data={}{} layers={} activation={} loss={} optimizer={} lr={} batch={} shuffle={} seed={} "
-      "dtype={}",
-      o.data, o.dataset, o.layers, o.activation, o.loss, o.optimizer, o.lr, o.batch_size, !o.no_shuffle,
-      o.seed, o.dtype);
+/// What a checkpoint must agree on to be resumed: the data (its options and a fingerprint of its
+/// contents), the model, the loss, the optimizer and its settings, the batches and the seed.
+Record run_record(const TrainOptions& o, const Record& optimizer_settings, const Data& d) {
+  Record r;
+  if (!o.dataset.empty()) {
+    r.emplace_back("dataset", o.dataset);
+    if (o.dataset != "fashion-mnist") r.emplace_back("samples", std::to_string(o.samples));
+    if (o.dataset != "fashion-mnist" && o.dataset != "triangle") r.emplace_back("noise", text(o.noise));
+  } else {
+    r.emplace_back("data", o.data);
+  }
+  r.emplace_back("split", text(o.split));
+  r.emplace_back("standardize", o.standardize ? "true" : "false");
+  r.emplace_back("layers", o.layers);
+  r.emplace_back("activation", o.activation);
+  r.emplace_back("loss", o.loss);
+  r.emplace_back("optimizer", o.optimizer);
+  r.insert(r.end(), optimizer_settings.begin(), optimizer_settings.end());
+  r.emplace_back("batch-size", std::to_string(o.batch_size));
+  r.emplace_back("shuffle", o.no_shuffle ? "false" : "true");
+  r.emplace_back("seed", std::to_string(o.seed));
+  r.emplace_back("dtype", o.dtype);
+  r.emplace_back("data contents", train::fingerprint({d.train.x, d.train.y, d.test.x, d.test.y}));
+  return r;
 }
 
-} // namespace
+std::map<std::string, std::string> record_metadata(const Record& r) {
+  std::map<std::string, std::string> meta;
+  for (const auto& [name, value] : r) meta["gradgraph.run." + name] = value;
+  return meta;
+}
 
-int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
-  TrainOptions o;
+/// Refuses a checkpoint whose run record differs from this run's, naming every difference.
+void check_resume(const std::string& path, const std::map<std::string, std::string>& meta,
+                  const Record& mine) {
+  if (std::none_of(meta.begin(), meta.end(),
+                   [](const auto& e) { return e.first.starts_with("gradgraph.run."); }))
+    throw ValueError(
+        fmt::format("--resume {}: it records no run to compare with (made by an older gradgraph, "
+                    "or not by train): start again without --resume",
+                    path));
+  std::string diffs;
+  std::set<std::string> seen;
+  auto differ = [&](const std::string& name, const std::string& there, const std::string& here) {
+    diffs += fmt::format("{}{}", diffs.empty() ? "" : "; ",
+                         name == "data contents" ? "the data's contents differ"
+                                                 : fmt::format("--{} {} there, {} here", name, there, here));
+  };
+  for (const auto& [name, value] : mine) {
+    seen.insert(name);
+    const auto it = meta.find("gradgraph.run." + name);
+    const std::string there = it == meta.end() ? "(none)" : it->second;
+    if (there != value) differ(name, there, value);
+  }
+  for (const auto& [key, value] : meta)
+    if (key.starts_with("gradgraph.run.") && !seen.count(key.substr(14)))
+      differ(key.substr(14), value, "(none)");
+  if (!diffs.empty())
+    throw ValueError(
+        fmt::format("--resume {}: it was made by a run with other data or settings: {}", path, diffs));
+}
+
+/// Writes the --plots charts; returns what was written.
+std::string write_plots(const TrainOptions& o, const Data& d, const train::History& history,
+                        nn::Module& model, DType dtype) {
+  const std::string dir = o.plots + "/";
+  const bool classes = d.train.num_classes > 0;
+  const std::vector<double>& epochs = history.epochs();
+  plot::LineChart loss_chart(fmt::format("{} loss, {} ({})", o.loss, d.source, o.optimizer), "epoch", "loss");
+  loss_chart.add("train", epochs, history.series("train_loss")).log_y();
+  if (history.has("test_loss")) loss_chart.add("test", epochs, history.series("test_loss"));
+  loss_chart.save(dir + "loss.svg");
+  std::string wrote = dir + "loss.svg";
+  if (classes) {
+    plot::LineChart acc(fmt::format("accuracy, {} ({})", d.source, o.optimizer), "epoch", "accuracy");
+    acc.add("train", epochs, history.series("train_accuracy"));
+    if (history.has("test_accuracy")) acc.add("test", epochs, history.series("test_accuracy"));
+    acc.save(dir + "accuracy.svg");
+    wrote += ", " + dir + "accuracy.svg";
+  }
+  if (classes && d.train.x.shape()[1] == 2) {
+    model.eval();
+    plot::RegionOptions look;
+    look.title = fmt::format("{} on {}: decision regions", o.layers, d.source);
+    plot::decision_regions(
+        dir + "regions.svg",
+        [&](const Tensor& points) { return model(Var::constant(points.to(dtype))).value(); }, d.train.x,
+        d.train.y, look);
+    wrote += ", " + dir + "regions.svg";
+  }
+  return wrote;
+}
+
+/// The metadata of the saved model: how to rebuild it and what data it takes.
+std::map<std::string, std::string> model_metadata(const TrainOptions& o, const Data& d,
+                                                  const data::Standardizer& standardizer) {
+  std::map<std::string, std::string> meta{
+      {keys::layers, o.layers},
+      {keys::activation, o.activation},
+      {keys::loss, o.loss},
+      {keys::task, d.train.num_classes > 0 ? "classification" : "regression"}};
+  if (!d.train.feature_names.empty()) meta[keys::features] = names_to_json(d.train.feature_names);
+  if (!o.targets.empty()) meta[keys::targets] = names_to_json(o.targets);
+  if (o.standardize)
+    meta[keys::mean] = join(standardizer.mean()), meta[keys::stddev] = join(standardizer.std());
+  return meta;
+}
+
+/// Parses the command line into o; false after printing --help.
+bool parse_options(const std::vector<std::string>& args, std::ostream& out, TrainOptions& o) {
   po::options_description desc("gradgraph train");
   desc.add_options()("help,h", "this help")("data", po::value(&o.data),
                                             "training data: a CSV file, or IDX examples (with --labels)")(
       "labels", po::value(&o.labels), "the IDX labels of --data (e.g. train-labels-idx1-ubyte.gz)")(
-      "target", po::value(&o.target), "the CSV's target column (default: the last)")(
-      "dataset", po::value(&o.dataset),
-      "or a built-in dataset: triangle, xor, moons, circles, spiral (generated), fashion-mnist (Debian's "
-      "dataset-fashion-mnist, with its test set)")("samples", po::value(&o.samples)->default_value(300),
-                                                   "points a generated dataset has")(
-      "noise", po::value(&o.noise)->default_value(0.1), "noise of a generated dataset")(
+      "target", po::value(&o.targets)->composing(),
+      "the CSV's target column (default: the last); give it several times for several regression targets "
+      "(with --loss mse)")("dataset", po::value(&o.dataset),
+                           "or a built-in dataset: triangle, xor, moons, circles, spiral (generated), "
+                           "fashion-mnist (Debian's dataset-fashion-mnist, with its test set)")(
+      "samples", number_value(&o.samples, "--samples")->default_value("300"),
+      "points a generated dataset has")("noise", number_value(&o.noise, "--noise")->default_value("0.1"),
+                                        "noise of a generated dataset")(
       "test", po::value(&o.test), "test data, like --data")("test-labels", po::value(&o.test_labels),
                                                             "the IDX labels of --test")(
-      "split", po::value(&o.split)->default_value(0), "or hold out this fraction of the data for testing")(
+      "split", number_value(&o.split, "--split")->default_value("0"),
+      "or hold out this fraction of the data for testing (0 < fraction < 1; 0: none)")(
       "standardize", po::bool_switch(&o.standardize),
       "scale features to mean 0, std 1 (fitted on training data)")("layers", po::value(&o.layers)->required(),
                                                                    "sizes from input to output, e.g. 4,16,3")(
       "activation", po::value(&o.activation)->default_value("sigmoid"), "sigmoid, tanh, relu or leaky-relu")(
-      "loss", po::value(&o.loss)->default_value("cross-entropy"), "cross-entropy or mse")(
-      "optimizer", po::value(&o.optimizer)->default_value("adam"),
-      "gd (full batch), sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta, nadam")(
-      "lr", po::value(&o.lr), "learning rate (default: PyTorch's for the optimizer; 0.01 for gd/sgd)")(
-      "momentum", po::value(&o.momentum), "SGD/RMSprop momentum (momentum and nesterov: 0.9)")(
-      "nesterov", po::bool_switch(&o.nesterov), "Nesterov momentum for sgd")(
-      "beta1", po::value(&o.beta1)->default_value(0.9),
-      "Adam/AdamW/NAdam beta1")("beta2", po::value(&o.beta2)->default_value(0.999), "Adam/AdamW/NAdam beta2")(
-      "eps", po::value(&o.eps), "epsilon (default: PyTorch's for the optimizer)")(
-      "rho", po::value(&o.rho)->default_value(0.9),
-      "Adadelta rho")("alpha", po::value(&o.alpha)->default_value(0.99), "RMSprop alpha")(
-      "weight-decay", po::value(&o.weight_decay), "weight decay (AdamW: 0.01, others: 0)")(
-      "lr-decay", po::value(&o.lr_decay)->default_value(0), "Adagrad lr_decay")(
-      "momentum-decay", po::value(&o.momentum_decay)->default_value(4e-3), "NAdam momentum_decay")(
-      "epochs", po::value(&o.epochs)->default_value(100), "passes over the training data")(
-      "batch-size", po::value(&o.batch_size)->default_value(32),
+      "loss", po::value(&o.loss)->default_value("cross-entropy"),
+      "cross-entropy (classes), or mse: a CSV's targets are then numbers (regression; one output per target "
+      "column), or class ids (one-hot rows) when they are whole numbers from 0 and the model has several "
+      "outputs")("optimizer", po::value(&o.optimizer)->default_value("adam"),
+                 "gd (full batch), sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta, nadam")(
+      "lr", number_value(&o.lr, "--lr"),
+      "learning rate (default: PyTorch's for the optimizer; 0.01 for gd/sgd)")(
+      "momentum", number_value(&o.momentum, "--momentum"),
+      "SGD/RMSprop momentum (momentum and nesterov: 0.9)")("nesterov", po::bool_switch(&o.nesterov),
+                                                           "Nesterov momentum for sgd")(
+      "beta1", number_value(&o.beta1, "--beta1")->default_value("0.9"), "Adam/AdamW/NAdam beta1")(
+      "beta2", number_value(&o.beta2, "--beta2")->default_value("0.999"), "Adam/AdamW/NAdam beta2")(
+      "eps", number_value(&o.eps, "--eps"), "epsilon (default: PyTorch's for the optimizer)")(
+      "rho", number_value(&o.rho, "--rho")->default_value("0.9"),
+      "Adadelta rho")("alpha", number_value(&o.alpha, "--alpha")->default_value("0.99"),
+                      "RMSprop alpha")("weight-decay", number_value(&o.weight_decay, "--weight-decay"),
+                                       "weight decay (AdamW: 0.01, others: 0)")(
+      "lr-decay", number_value(&o.lr_decay, "--lr-decay")->default_value("0"), "Adagrad lr_decay")(
+      "momentum-decay", number_value(&o.momentum_decay, "--momentum-decay")->default_value("0.004"),
+      "NAdam momentum_decay")("epochs", number_value(&o.epochs, "--epochs")->default_value("100"),
+                              "passes over the training data")(
+      "batch-size", number_value(&o.batch_size, "--batch-size")->default_value("32"),
       "examples per step (gd: all)")("no-shuffle", po::bool_switch(&o.no_shuffle), "batches in file order")(
-      "seed", po::value(&o.seed)->default_value(0), "seed of initial weights, shuffling and generated data")(
+      "seed", number_value(&o.seed, "--seed")->default_value("0"),
+      "seed of initial weights, shuffling and generated data (0 to 18446744073709551615)")(
       "dtype", po::value(&o.dtype)->default_value("f64"),
-      "f32 or f64")("threads", po::value(&o.threads)->default_value(1),
+      "f32 or f64")("threads", number_value(&o.threads, "--threads")->default_value("1"),
                     "threads for matrix products and large elementwise kernels")(
       "progress", po::value(&o.progress)->default_value("auto"),
       "auto (a progress bar when output is a terminal), bar, or lines (one line per reported epoch)")(
-      "init", po::value(&o.init), "start from these weights (safetensors)")(
-      "save", po::value(&o.save), "write the trained model here (safetensors, PyTorch's names)")(
+      "init", po::value(&o.init), "start from these weights (a model or a checkpoint)")(
+      "save", po::value(&o.save),
+      "write the trained model here (safetensors, PyTorch's names); if it cannot be written, a checkpoint "
+      "goes "
+      "beside it or into the temporary folder, and the exit code is 4")(
       "log", po::value(&o.log), "write one JSON line per step and per epoch here")(
       "checkpoint", po::value(&o.checkpoint)->default_value("gradgraph-checkpoint.safetensors"),
-      "where Ctrl-C saves the model, optimizer state and position (then exit code 130)")(
-      "resume", po::value(&o.resume), "continue exactly where a checkpoint stopped (same data and options)")(
-      "stop-after", po::value(&o.stop_after)->default_value(0),
+      "where Ctrl-C, SIGTERM or SIGHUP saves the model, optimizer state and position (then exit code 128 + "
+      "the "
+      "signal's number: 130, 143, 129)")(
+      "resume", po::value(&o.resume),
+      "continue exactly where a checkpoint stopped (refused when the data or settings differ)")(
+      "stop-after", number_value(&o.stop_after, "--stop-after")->default_value("0"),
       "testing: stop as Ctrl-C would after N steps")(
       "detect-anomaly", po::bool_switch(&o.detect_anomaly),
       "stop at the first NaN or infinity in a value or gradient, naming the op and its path (slower)")(
       "plots", po::value(&o.plots),
       "write loss.svg, accuracy.svg and, for 2-D data, regions.svg (decision regions) into this folder");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    fmt::print(out,
-               "usage: gradgraph train (--data FILE.csv | --dataset NAME) --layers 2,8,2 [options]\n\n{}",
-               fmt::streamed(desc));
-    return ok;
-  }
-  po::notify(vm);
+  if (!parse_or_help(args, desc,
+                     "usage: gradgraph train (--data FILE.csv | --dataset NAME) --layers 2,8,2 [options]\n\n"
+                     "The model is saved before the log and the plots are finished: a secondary output that\n"
+                     "fails is reported after it, with exit code 4. A loss or weight that becomes NaN or\n"
+                     "infinite stops the run (exit code 8), and nothing is saved as a model.",
+                     out, vm))
+    return false;
   for (const auto& [name, value] : vm)
     if (!value.defaulted()) o.given.insert(name);
   if (o.dtype != "f32" && o.dtype != "f64")
@@ -289,8 +453,55 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (o.batch_size < 1) throw ValueError(fmt::format("--batch-size {}: must be at least 1", o.batch_size));
   if (o.threads < 1 || o.threads > 1024)
     throw ValueError(fmt::format("--threads {}: use 1 to 1024", o.threads));
+  if (o.stop_after < 0) throw ValueError(fmt::format("--stop-after {}: must be >= 0", o.stop_after));
   if (o.progress != "auto" && o.progress != "bar" && o.progress != "lines")
     throw UsageError(fmt::format("--progress '{}': use auto, bar or lines", o.progress));
+  if (o.checkpoint.empty()) throw UsageError("--checkpoint: give a file name");
+  return true;
+}
+
+/// Checks the data against the model before any training: sizes, and a classifier's classes.
+void check_data(const TrainOptions& o, const Data& d, const std::vector<std::int64_t>& sizes) {
+  const std::int64_t features = d.train.x.shape()[1], classes = d.train.num_classes;
+  if (sizes.front() != features)
+    throw ShapeError(fmt::format("--layers {}: the input size {} must equal the {} features of {}", o.layers,
+                                 sizes.front(), features, d.source));
+  if (classes == 0 && o.loss == "cross-entropy")
+    throw UsageError(fmt::format("{}: the target holds numbers, not classes: use --loss mse", d.source));
+  if (classes > metrics::max_classes)
+    throw ValueError(fmt::format("{}: {} classes; gradgraph trains and evaluates at most {}", d.source,
+                                 classes, metrics::max_classes));
+  if (classes > 0 && distinct_classes(d.train.y) < 2)
+    throw ValueError(
+        fmt::format("{}: every training example is of class {}: a classifier needs examples of two "
+                    "classes or more",
+                    d.source, d.train.y.flat(0)));
+  const std::int64_t want = classes > 0 ? classes : d.train.y.rank() == 2 ? d.train.y.shape()[1] : 1;
+  if (sizes.back() != want)
+    throw ShapeError(fmt::format("--layers {}: the output size {} must equal the {} {} of {}", o.layers,
+                                 sizes.back(), want,
+                                 classes > 0 ? "classes"
+                                 : want == 1 ? "target value"
+                                             : "target columns",
+                                 d.source));
+}
+
+/// Where a run's model went when --save failed: a checkpoint elsewhere. Prints where, on err.
+void rescue(const train::Trainer& trainer, const TrainOptions& o, const std::string& why,
+            const std::map<std::string, std::string>& metadata, std::ostream& err) {
+  const train::SavedCheckpoint s =
+      train::save_checkpoint_with_fallback(trainer, o.save + ".checkpoint.safetensors", metadata);
+  fmt::print(err,
+             "gradgraph train: {}\ngradgraph train: the trained model is saved as a checkpoint in {} instead "
+             "(eval reads it; --init or --resume {} continues from it)\n",
+             why, s.path, s.path);
+}
+
+} // namespace
+
+int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  TrainOptions o;
+  if (!parse_options(args, out, o)) return ok;
   const DType dtype = o.dtype == "f32" ? f32 : f64;
   const struct RestoreThreads { // the thread count is process-wide: tests run many commands in one process
     int n = kernel::num_threads();
@@ -298,18 +509,11 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   } restore_threads;
   kernel::set_num_threads(o.threads);
 
-  Data d = load_data(o, dtype);
   const std::vector<std::int64_t> sizes = parse_layers(o.layers);
-  const std::int64_t features = d.train.x.shape()[1], classes = d.train.num_classes;
-  if (sizes.front() != features)
-    throw ShapeError(fmt::format("--layers {}: the input size {} must equal the {} features of {}", o.layers,
-                                 sizes.front(), features, d.source));
-  if (classes == 0 && o.loss == "cross-entropy")
-    throw UsageError(fmt::format("{}: the target holds numbers, not classes: use --loss mse", d.source));
-  const std::int64_t want = classes > 0 ? classes : 1;
-  if (sizes.back() != want)
-    throw ShapeError(fmt::format("--layers {}: the output size {} must equal the {} {} of {}", o.layers,
-                                 sizes.back(), want, classes > 0 ? "classes" : "target value", d.source));
+  check_paths(o);
+  Data d = load_data(o, sizes.back(), dtype);
+  check_data(o, d, sizes);
+  const std::int64_t classes = d.train.num_classes;
   data::Standardizer standardizer;
   if (o.standardize) {
     d.train.x = standardizer.fit_transform(d.train.x);
@@ -320,8 +524,12 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
 
   nn::manual_seed(o.seed);
   auto model = build_mlp(sizes, parse_activation(o.activation), dtype);
-  if (!o.init.empty()) nn::load(*model, o.init);
-  auto opt = make_optimizer(o, model->parameters());
+  if (!o.init.empty()) {
+    safetensors::File init = safetensors::load(o.init);
+    load_weights(*model, init);
+  }
+  OptimizerChoice choice = make_optimizer(o, model->parameters());
+  optim::Optimizer& opt = *choice.optimizer;
 
   // Outputs that cannot be written are found now, not after the training they were to keep.
   // (A probe creates, then removes, a temporary file next to the path.)
@@ -341,32 +549,41 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   const std::int64_t batch = o.optimizer == "gd" ? n : std::min(o.batch_size, n);
   data::DataLoader loader(d.train.x, d.train.y,
                           {.batch_size = batch, .shuffle = !o.no_shuffle, .seed = o.seed});
-  fmt::print(out,
-             "training {} on {} ({} examples, {} features{}), {} epochs of {} steps, optimizer {} (lr {})\n",
-             o.layers, d.source, n, features, classes ? fmt::format(", {} classes", classes) : "", o.epochs,
-             loader.size(), o.optimizer, opt->lr());
+  const std::string what = classes > 0             ? fmt::format(", {} classes", classes)
+                           : d.train.y.rank() == 2 ? fmt::format(", {} targets", d.train.y.shape()[1])
+                                                   : ", regression";
+  fmt::print(
+      out, "training {} on {} ({} examples, {} features{}), {} epochs of {} steps, optimizer {} (lr {})\n",
+      o.layers, d.source, n, d.train.x.shape()[1], what, o.epochs, loader.size(), o.optimizer, opt.lr());
   train::Trainer trainer(
-      *model, *opt,
-      [&](const Var& output, const Tensor& y) { return batch_loss(o.loss, output, y, classes); },
+      *model, opt, [&](const Var& output, const Tensor& y) { return batch_loss(o.loss, output, y, classes); },
       {.epochs = o.epochs});
-  if (classes) trainer.add_metric("accuracy", metrics::accuracy);
-  // Where to start: the beginning, or a checkpoint's epoch and batch (its options must match ours).
+  if (classes > 0) {
+    trainer.add_metric("accuracy", metrics::accuracy);
+  } else {
+    trainer.add_metric("mae", metrics::mean_absolute_error);
+    trainer.add_metric("r2", metrics::r2_score);
+  }
+  const Record record = run_record(o, choice.settings, d);
+  // Where to start: the beginning, or a checkpoint's epoch and batch (its run must be this one).
   if (!o.resume.empty()) {
     const safetensors::File file = safetensors::load(o.resume);
-    const std::string mine = run_signature(o);
-    const auto& meta = file.metadata;
-    if (meta.count("gradgraph.run") == 0 || meta.at("gradgraph.run") != mine)
-      throw ValueError(
-          fmt::format("--resume {}: it was made by a different run ({}); this one is {}", o.resume,
-                      meta.count("gradgraph.run") ? meta.at("gradgraph.run") : "no run recorded", mine));
+    check_resume(o.resume, file.metadata, record);
     trainer.load_checkpoint(file);
     const train::Position& p = trainer.position();
     if (p.epoch > o.epochs)
-      throw ValueError(
-          fmt::format("--resume {}: it stopped in epoch {}, past --epochs {}", o.resume, p.epoch, o.epochs));
+      throw ValueError(p.batch == 0
+                           ? fmt::format("--resume {}: its run ended with epoch {}: give --epochs above {} "
+                                         "to go on",
+                                         o.resume, p.epoch - 1, p.epoch - 1)
+                           : fmt::format("--resume {}: it stopped in epoch {}, past --epochs {}", o.resume,
+                                         p.epoch, o.epochs));
     fmt::print(out, "resuming from {}: epoch {}, batch {}, step {}\n", o.resume, p.epoch, p.batch + 1,
                p.step);
   }
+  std::map<std::string, std::string> checkpoint_meta = record_metadata(record);
+  for (const auto& [key, value] : model_metadata(o, d, standardizer)) checkpoint_meta[key] = value;
+
   train::StopOnSignal interrupt;
   StopAfter stop_after(o.stop_after);
   std::optional<DetectAnomaly> anomaly;
@@ -376,106 +593,65 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   train::ProgressLogger progress(out, {.bar = bar_on, .width = bar_on ? train::terminal_width() : 80});
   train::History history; // for --plots
   std::optional<train::JsonLinesLogger> logger;
-  if (log) logger.emplace([&](std::string_view line) { log->write(line); });
+  if (log)
+    logger.emplace([&](std::string_view line) { log->write(line); },
+                   train::JsonLinesOptions{.format = json_line, .on_error = [&](const std::string& e) {
+                                             progress.clear();
+                                             fmt::print(
+                                                 err,
+                                                 "gradgraph train: --log {}: {}; training goes on without "
+                                                 "the log\n",
+                                                 o.log, e);
+                                           }});
   trainer.add_callback(interrupt).add_callback(stop_after).add_callback(progress).add_callback(history);
   if (logger) trainer.add_callback(*logger);
-  const train::FitResult result = trainer.fit(loader, d.test.x, d.test.y);
-  if (result.reason == train::StopReason::signal || result.reason == train::StopReason::requested) {
-    trainer.save_checkpoint(o.checkpoint, {{"gradgraph.run", run_signature(o)}});
-    if (log) log->commit();
-    fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", result.position.step,
-               o.checkpoint, o.checkpoint);
-    return interrupted;
-  }
-  if (log) log->commit();
-  if (!o.plots.empty()) {
-    const std::string dir = o.plots + "/";
-    const std::vector<double>& epochs = history.epochs();
-    plot::LineChart loss_chart(fmt::format("{} loss, {} ({})", o.loss, d.source, o.optimizer), "epoch",
-                               "loss");
-    loss_chart.add("train", epochs, history.series("train_loss")).log_y();
-    if (history.has("test_loss")) loss_chart.add("test", epochs, history.series("test_loss"));
-    loss_chart.save(dir + "loss.svg");
-    std::string wrote = dir + "loss.svg";
-    if (classes) {
-      plot::LineChart acc(fmt::format("accuracy, {} ({})", d.source, o.optimizer), "epoch", "accuracy");
-      acc.add("train", epochs, history.series("train_accuracy"));
-      if (history.has("test_accuracy")) acc.add("test", epochs, history.series("test_accuracy"));
-      acc.save(dir + "accuracy.svg");
-      wrote += ", " + dir + "accuracy.svg";
-    }
-    if (classes && features == 2) {
-      model->eval();
-      plot::RegionOptions look;
-      look.title = fmt::format("{} on {}: decision regions", o.layers, d.source);
-      plot::decision_regions(
-          dir + "regions.svg",
-          [&](const Tensor& points) { return (*model)(Var::constant(points.to(dtype))).value(); }, d.train.x,
-          d.train.y, look);
-      wrote += ", " + dir + "regions.svg";
-    }
-    fmt::print(out, "plots: {}\n", wrote);
-  }
-  if (!o.save.empty()) {
-    std::map<std::string, std::string> meta{
-        {"gradgraph.layers", o.layers}, {"gradgraph.activation", o.activation}, {"gradgraph.loss", o.loss}};
-    if (o.standardize)
-      meta["gradgraph.standardize.mean"] = join(standardizer.mean()),
-      meta["gradgraph.standardize.std"] = join(standardizer.std());
-    nn::save(*model, o.save, meta);
-    fmt::print(out, "saved {}\n", o.save);
-  }
-  return ok;
-}
 
-int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
-  std::string model_path, data_path, labels, target;
-  po::options_description desc("gradgraph eval");
-  desc.add_options()("help,h", "this help")("model", po::value(&model_path)->required(),
-                                            "a model saved by gradgraph train --save")(
-      "data", po::value(&data_path)->required(),
-      "a CSV file with the training data's columns, or IDX examples (with --labels)")(
-      "labels", po::value(&labels), "the IDX labels of --data")(
-      "target", po::value(&target), "the CSV's target column (default: the last)");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    fmt::print(out, "usage: gradgraph eval --model FILE.safetensors --data FILE [--labels FILE]\n\n{}",
-               fmt::streamed(desc));
-    return ok;
+  train::FitResult result;
+  try {
+    result = trainer.fit(loader, d.test.x, d.test.y);
+  } catch (const train::DivergedError& e) {
+    progress.clear();
+    fmt::print(err, "gradgraph train: {}; nothing was saved as a model\n", e.what());
+    return diverged;
   }
-  po::notify(vm);
-  const safetensors::File file = safetensors::load(model_path);
-  auto meta = [&](const std::string& key) {
-    auto it = file.metadata.find(key);
-    if (it == file.metadata.end())
-      throw FormatError(
-          fmt::format("{}: no '{}' in its metadata: was it saved by gradgraph train?", model_path, key));
-    return it->second;
-  };
-  const std::vector<std::int64_t> sizes = parse_layers(meta("gradgraph.layers"));
-  if (file.tensors.empty()) throw FormatError(fmt::format("{}: the file holds no weights", model_path));
-  const DType dtype = file.tensors.front().second.dtype();
-  auto model = build_mlp(sizes, parse_activation(meta("gradgraph.activation")), dtype);
-  nn::load(*model, model_path);
-  data::Dataset d = read_dataset("--data", data_path, "--labels", labels, target, dtype);
-  if (d.x.shape()[1] != sizes.front())
-    throw ShapeError(fmt::format("{}: {} feature columns, but the model takes {}", data_path, d.x.shape()[1],
-                                 sizes.front()));
-  if (file.metadata.count("gradgraph.standardize.mean"))
-    d.x = data::Standardizer(split_numbers(meta("gradgraph.standardize.mean"), sizes.front(), model_path),
-                             split_numbers(meta("gradgraph.standardize.std"), sizes.front(), model_path))
-              .transform(d.x);
-  NoGrad no_grad;
-  model->eval();
-  const Tensor scores = (*model)(Var::constant(d.x.to(dtype))).value();
-  const std::int64_t k = sizes.back();
-  fmt::print(
-      out, "{}: {} examples, accuracy {:.4f}\n\nconfusion matrix (rows: true class, columns: predicted)\n{}",
-      data_path, d.x.shape()[0], metrics::accuracy(scores, d.y),
-      metrics::format_confusion_matrix(metrics::confusion_matrix(metrics::class_ids(scores), d.y, k),
-                                       d.class_names));
-  return ok;
+  int code = ok;
+  std::vector<std::string> failures; // of secondary outputs, reported once the model is safe
+  if (result.reason == train::StopReason::signal) {
+    // The checkpoint first: it is what the run has to show.
+    const train::SavedCheckpoint s =
+        train::save_checkpoint_with_fallback(trainer, o.checkpoint, checkpoint_meta);
+    if (!s.failure.empty()) failures.push_back(s.failure);
+    fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", result.position.step,
+               s.path, s.path);
+    code = interrupt.signal() != 0 ? 128 + interrupt.signal() : interrupted;
+  } else if (!o.save.empty()) {
+    try {
+      nn::save(*model, o.save, model_metadata(o, d, standardizer));
+      fmt::print(out, "saved {}\n", o.save);
+    } catch (const IOError& e) {
+      rescue(trainer, o, e.what(), checkpoint_meta, err);
+      code = io_error;
+    }
+  }
+  if (log && (!logger || logger->error().empty())) {
+    try {
+      log->commit();
+    } catch (const IOError& e) {
+      failures.emplace_back(e.what());
+    }
+  } else if (logger && !logger->error().empty()) {
+    failures.push_back(fmt::format("--log {}: {}", o.log, logger->error()));
+  }
+  if (!o.plots.empty() && result.reason != train::StopReason::signal) {
+    try {
+      fmt::print(out, "plots: {}\n", write_plots(o, d, history, *model, dtype));
+    } catch (const Error& e) {
+      failures.emplace_back(e.what());
+    }
+  }
+  for (const std::string& f : failures) fmt::print(err, "gradgraph train: {}\n", f);
+  if (!failures.empty() && code == ok) code = io_error;
+  return code;
 }
 
 } // namespace gg::cli

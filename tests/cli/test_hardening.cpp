@@ -62,6 +62,19 @@ const fs::path& bad_dir() {
     file("empty.csv", "");
     file("header_only.csv", "x,label\n");
     file("class_id.csv", "x,label\n1,1000000000\n");
+    file("one_class.csv", "x,label\n1,0\n2,0\n3,0\n");
+    file("many_classes.csv", "x,label\n1,0\n2,20000\n");
+    file("swapped.csv", "x2,x1,label\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n");
+    file("renamed.csv", "x1,y2,label\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n");
+    // A 2-2 model of ok.csv's columns, and one whose weights are NaN.
+    const std::string meta = R"("__metadata__":{"gradgraph.layers":"2,2","gradgraph.activation":"relu",)"
+                             R"("gradgraph.features":"[\"x1\",\"x2\"]"},)";
+    const std::string entries = R"("0.weight":{"dtype":"F64","shape":[2,2],"data_offsets":[0,32]},)"
+                                R"("0.bias":{"dtype":"F64","shape":[2],"data_offsets":[32,48]}})";
+    file("named.safetensors", safetensors("{" + meta + entries, std::string(48, '\0')));
+    std::string nan_bytes(48, '\0');
+    nan_bytes[6] = '\xf8', nan_bytes[7] = '\x7f'; // the first weight: a quiet NaN
+    file("nan.safetensors", safetensors("{" + meta + entries, nan_bytes));
     file("quote.csv", "x,label\n\"1,0\n");
     file("huge.idx", std::string("\0\0\x08\x03", 4) + u32(100000) + u32(100000) + u32(100000) + "0123456789");
     file("overflow.idx", std::string("\0\0\x0e\x04", 4) + u32(0xffffffff) + u32(0xffffffff) +
@@ -197,6 +210,73 @@ std::vector<BadInput> bad_inputs() {
       {"gradgraph train ... --lr nan", "a NaN learning rate",
        [=] {
          return cli(train({"--lr", "nan"}));
+       },
+       gg::cli::usage_error},
+      {"gradgraph train ... --seed -1", "a negative seed (it wrapped to 2^64 - 1)",
+       [=] {
+         return cli(train({"--seed", "-1"}));
+       },
+       gg::cli::usage_error},
+      {"gradgraph train ... --split nan", "a NaN fraction (it meant no split)",
+       [=] {
+         return cli(train({"--split", "nan"}));
+       },
+       gg::cli::usage_error},
+      {"gradgraph train ... --split -0.5", "a negative fraction (it meant no split)",
+       [=] {
+         return cli(train({"--split", "-0.5"}));
+       },
+       gg::cli::value_error},
+      {"gradgraph train ... --epochs 1e3", "an exponent for a whole number",
+       [=] {
+         return cli(train({"--epochs", "1e3"}));
+       },
+       gg::cli::usage_error},
+      {"gradgraph train ... --log run.out --checkpoint run.out", "two outputs on one file",
+       [=] {
+         return cli(train({"--log", bad("run.out"), "--checkpoint", bad("run.out")}));
+       },
+       gg::cli::usage_error},
+      {"gradgraph train --data ok.csv --save ok.csv ...", "an output that is the input",
+       [] {
+         return cli({"train", "--data", bad("ok.csv"), "--layers", "2,2", "--save", bad("ok.csv")});
+       },
+       gg::cli::usage_error},
+      {"gradgraph train --data one_class.csv --layers 1,2", "a single-class data set",
+       [] {
+         return cli({"train", "--data", bad("one_class.csv"), "--layers", "1,2"});
+       },
+       gg::cli::value_error},
+      {"gradgraph train --data many_classes.csv --layers 1,20001", "20,001 classes (eval's limit is 10,000)",
+       [] {
+         return cli({"train", "--data", bad("many_classes.csv"), "--layers", "1,20001"});
+       },
+       gg::cli::value_error},
+      {"gradgraph train --data ok.csv --layers 2,2 --target x1 --target x2",
+       "two target columns, cross-entropy",
+       [] {
+         return cli(
+             {"train", "--data", bad("ok.csv"), "--layers", "2,2", "--target", "x1", "--target", "x2"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph train ... --lr inf", "a learning rate that makes the weights infinite",
+       [=] {
+         return cli(train({"--lr", "inf", "--epochs", "2"}));
+       },
+       gg::cli::diverged},
+      {"gradgraph eval --model nan.safetensors --data ok.csv", "a model with NaN weights",
+       [] {
+         return cli({"eval", "--model", bad("nan.safetensors"), "--data", bad("ok.csv")});
+       },
+       gg::cli::value_error},
+      {"gradgraph eval --model m.safetensors --data swapped.csv", "feature columns swapped since training",
+       [] {
+         return cli({"eval", "--model", bad("named.safetensors"), "--data", bad("swapped.csv")});
+       },
+       gg::cli::value_error},
+      {"gradgraph eval --model m.safetensors --data renamed.csv", "a feature column renamed since training",
+       [] {
+         return cli({"eval", "--model", bad("named.safetensors"), "--data", bad("renamed.csv")});
        },
        gg::cli::value_error},
       {"gradgraph train ... --split 1", "nothing left to train on",
@@ -383,6 +463,7 @@ const char* kind_name(int code) {
   case gg::cli::io_error: return "I/O";
   case gg::cli::shape_error: return "shape";
   case gg::cli::value_error: return "value";
+  case gg::cli::diverged: return "diverged";
   case gg::cli::ok: return "none";
   default: return "internal";
   }
@@ -440,8 +521,9 @@ TEST_CASE(
 TEST_CASE("hardening: --help documents one exit code per error kind") {
   const Result r = run({"--help"});
   CHECK(r.code == 0);
-  for (const char* line : {"  1  internal error", "  2  usage error", "  3  format error", "  4  I/O error",
-                           "  5  shape error", "  6  value error", "  7  out of memory", "130  interrupted"})
+  for (const char* line :
+       {"  1  internal error", "  2  usage error", "  3  format error", "  4  I/O error", "  5  shape error",
+        "  6  value error", "  7  out of memory", "  8  training diverged", "130  interrupted"})
     CHECK(r.out.find(line) != std::string::npos);
 }
 
@@ -473,7 +555,7 @@ TEST_CASE(
   for (const char* value : {"%value%", "x%canonical_option%y", "%original_token%", "%prefix_option%"}) {
     const Result r = run({"train", "--dataset", "xor", "--layers", "2,2,2", "--samples", value});
     CHECK(r.code == gg::cli::usage_error);
-    CHECK_THAT(r.err, Catch::Contains("for option '--samples' is invalid"));
+    CHECK_THAT(r.err, Catch::Contains("--samples '" + std::string(value) + "': not a whole number"));
   }
   CHECK(run({"train", "\n--epochs", "%value%"}).code == gg::cli::usage_error);
   // A program that starts with '-' is taken for an option, and its text is the message's token.

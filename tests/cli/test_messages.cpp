@@ -60,11 +60,10 @@ TEST_CASE("messages: every command's errors pass through them") {
   CHECK(r.err.find("a': not a number\n") != std::string::npos);
   r = run({"train", "--dataset", "xor", "--layers", "2,2,2", "--lr", "0,5"});
   CHECK(r.code == gg::cli::usage_error);
-  CHECK(r.err ==
-        "gradgraph train: the argument ('0,5') for option '--lr' is invalid (use a dot for decimals: 0.5)\n");
+  CHECK(r.err == "gradgraph train: --lr '0,5': not a number (use a dot for decimals: 0.5)\n");
   r = run({"summary", "--layers", "2,3,2", "--seed", "\xff"});
   CHECK(r.code == gg::cli::usage_error);
-  CHECK(r.err.find("('\\xff')") != std::string::npos);
+  CHECK(r.err.find("'\\xff'") != std::string::npos);
 }
 
 TEST_CASE("messages: under --json an error is also one JSON object on standard output") {

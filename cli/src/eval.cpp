@@ -1,0 +1,126 @@
+// gradgraph eval: a model saved by gradgraph train (or a checkpoint) scored on data: accuracy and
+// the confusion matrix for a classifier, MSE, MAE and R² for regression. The file is read once; a
+// model holding NaN or infinite weights, data with other feature columns, or more classes than the
+// metrics take are refused before any scoring.
+#include <cli/cli.hpp>
+
+#include <nn/nn.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "model_spec.hpp"
+#include "options.hpp"
+#include "train_data.hpp"
+
+namespace gg::cli {
+namespace {
+namespace po = boost::program_options;
+
+/// A number written in a file's metadata; a FormatError naming the file and entry when it is not one.
+double metadata_number(const std::string& text, const std::string& where) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v))
+    throw FormatError(fmt::format("{}: '{}' is not a number", where, text));
+  return v;
+}
+
+Tensor split_numbers(const std::string& s, std::int64_t n, const std::string& what) {
+  std::vector<double> v;
+  std::istringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) v.push_back(metadata_number(item, what));
+  if (static_cast<std::int64_t>(v.size()) != n)
+    throw FormatError(fmt::format("{}: {} numbers for {} features", what, v.size(), n));
+  return Tensor(v, {n});
+}
+
+} // namespace
+
+int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
+  std::string model_path, data_path, labels;
+  std::vector<std::string> targets;
+  po::options_description desc("gradgraph eval");
+  desc.add_options()("help,h",
+                     "this help")("model", po::value(&model_path)->required(),
+                                  "a model saved by gradgraph train --save (or a checkpoint of train)")(
+      "data", po::value(&data_path)->required(),
+      "a CSV file with the training data's columns, or IDX examples (with --labels)")(
+      "labels", po::value(&labels), "the IDX labels of --data")(
+      "target", po::value(&targets)->composing(),
+      "the CSV's target column(s) (default: those the model was trained on, else the last)");
+  po::variables_map vm;
+  if (!parse_or_help(
+          args, desc,
+          "usage: gradgraph eval --model FILE.safetensors --data FILE [--labels FILE]\n\n"
+          "A classifier's accuracy and confusion matrix, or a regression model's MSE, MAE and R²,\n"
+          "on the data. Refused: a model whose weights are not finite, and data whose feature\n"
+          "columns are not the ones the model was trained on.",
+          out, vm))
+    return ok;
+  safetensors::File file = safetensors::load(model_path); // once: the weights are moved out of it
+  const auto meta = [&](const char* key) {
+    const auto it = file.metadata.find(key);
+    if (it == file.metadata.end())
+      throw FormatError(
+          fmt::format("{}: no '{}' in its metadata: was it saved by gradgraph train?", model_path, key));
+    return it->second;
+  };
+  const auto optional_meta = [&](const char* key) {
+    const auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? std::string() : it->second;
+  };
+  const std::vector<std::int64_t> sizes = parse_layers(meta(keys::layers));
+  const bool regression = optional_meta(keys::task) == "regression";
+  if (!regression && sizes.back() > metrics::max_classes)
+    throw ValueError(fmt::format("{}: {} classes; gradgraph trains and evaluates at most {}", model_path,
+                                 sizes.back(), metrics::max_classes));
+  if (file.tensors.empty()) throw FormatError(fmt::format("{}: the file holds no weights", model_path));
+  const DType dtype = file.tensors.front().second.dtype();
+  auto model = build_mlp(sizes, parse_activation(meta(keys::activation)), dtype);
+  load_weights(*model, file);
+  if (const auto bad = train::first_non_finite(*model))
+    throw ValueError(fmt::format("{}: '{}' holds NaN or infinite values: this is not a usable model (did its "
+                                 "training diverge?)",
+                                 model_path, *bad));
+  if (targets.empty() && !optional_meta(keys::targets).empty())
+    targets = names_from_json(optional_meta(keys::targets), model_path + ": " + keys::targets);
+  data::Dataset d = read_dataset("--data", data_path, "--labels", labels, targets,
+                                 regression ? TargetKind::numbers : TargetKind::classes, dtype);
+  if (d.x.shape()[1] != sizes.front())
+    throw ShapeError(fmt::format("{}: {} feature columns, but the model takes {}", data_path, d.x.shape()[1],
+                                 sizes.front()));
+  if (!optional_meta(keys::features).empty())
+    check_feature_names(names_from_json(optional_meta(keys::features), model_path + ": " + keys::features),
+                        d.feature_names, model_path, data_path);
+  if (file.metadata.count(keys::mean))
+    d.x = data::Standardizer(split_numbers(meta(keys::mean), sizes.front(), model_path),
+                             split_numbers(meta(keys::stddev), sizes.front(), model_path))
+              .transform(d.x);
+  NoGrad no_grad;
+  model->eval();
+  const Tensor scores = (*model)(Var::constant(d.x.to(dtype))).value();
+  if (regression) {
+    if (scores.numel() != d.y.numel())
+      throw ShapeError(fmt::format("{}: {} target columns, but the model predicts {}", data_path,
+                                   d.y.rank() == 2 ? d.y.shape()[1] : 1, sizes.back()));
+    fmt::print(out, "{}: {} examples, MSE {:.6g}, MAE {:.6g}, R² {:.4f}\n", data_path, d.x.shape()[0],
+               metrics::mean_squared_error(scores, d.y), metrics::mean_absolute_error(scores, d.y),
+               metrics::r2_score(scores, d.y));
+    return ok;
+  }
+  const std::int64_t k = sizes.back();
+  fmt::print(
+      out, "{}: {} examples, accuracy {:.4f}\n\nconfusion matrix (rows: true class, columns: predicted)\n{}",
+      data_path, d.x.shape()[0], metrics::accuracy(scores, d.y),
+      metrics::format_confusion_matrix(metrics::confusion_matrix(metrics::class_ids(scores), d.y, k),
+                                       d.class_names));
+  return ok;
+}
+
+} // namespace gg::cli
