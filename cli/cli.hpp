@@ -23,6 +23,12 @@ enum Exit : int {
                       ///< SIGTERM gives 143, SIGHUP 129)
 };
 
+/// Under an address-space limit (ulimit -v), the gradgraph program restarts itself before any library
+/// loads with OPENBLAS_NUM_THREADS=1, so that OpenBLAS starts no worker thread that would spin on a
+/// buffer the limit does not leave (cli/src/blas_restart.cpp). main() calls this first: it removes
+/// that setting from the environment the program's children get.
+void end_blas_restart();
+
 /// Runs `gradgraph args...` (args excludes the program name). Output that cannot be written (a
 /// full disk, /dev/full) is an I/O error: `out` is flushed and checked before returning.
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -2,7 +2,7 @@
 // 128 + the signal; a full disk under --save puts a checkpoint elsewhere and says where, and under
 // --log or --plots fails the run only after the model is saved; --resume refuses a checkpoint of
 // other data or settings. Also: regression from a CSV (one or several targets), the feature names
-// a model records.
+// a model records, and a run under an address-space limit that ends instead of spinning.
 #include "cli_test.hpp"
 
 #include <nn/io/safetensors.hpp>
@@ -25,6 +25,18 @@ namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using gg::cli::test::Result;
 using gg::cli::test::run;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool k_sanitized = true; // the sanitizers' shadow memory does not run under ulimit -v
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool k_sanitized = true;
+#else
+constexpr bool k_sanitized = false;
+#endif
+#else
+constexpr bool k_sanitized = false;
+#endif
 
 fs::path temp_dir(const std::string& name) {
   const fs::path d = fs::temp_directory_path() / fmt::format("gg_cli_robust_{}_{}", name, ::getpid());
@@ -252,4 +264,16 @@ TEST_CASE("train: the model records its feature names, and eval refuses columns 
   CHECK(r.code == gg::cli::value_error);
   CHECK_THAT(r.err, Contains("another order"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("train: under an address-space limit a run trains or ends with exit 7, never spins") {
+  if (k_sanitized) {
+    WARN("sanitizer build: its shadow memory does not fit under ulimit -v; skipped");
+    return;
+  }
+  // 300 MB: OpenBLAS's threads would each want a 128 MiB buffer (the run spun at 100% CPU forever).
+  const std::string limited = "ulimit -v 300000 && exec timeout 60 " + quote(k_bin) +
+                              " train --dataset moons --layers 2,64,2 --epochs 1 --threads 2 ";
+  CHECK(shell("sh -c " + quote(limited + "--samples 2000 > /dev/null")) == 0);
+  CHECK(shell("sh -c " + quote(limited + "--samples 5000000 > /dev/null 2>&1")) == gg::cli::out_of_memory);
 }

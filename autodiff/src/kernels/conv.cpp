@@ -286,7 +286,7 @@ public:
   }
   ~SingleThreadedBlas() {
     const std::lock_guard lock(mutex());
-    if (--inside() == 0) set(detail::g_num_threads.load());
+    if (--inside() == 0) set(detail::g_blas_threads.load());
   }
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;

@@ -2,6 +2,7 @@
 // plain loops, OpenBLAS or Eigen, and what the convolution needs to know of OpenBLAS's threads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace gg::kernel::detail {
@@ -21,5 +22,10 @@ extern template void gemm_any<double>(const double*, bool, std::int64_t, const d
 bool blas_threads_in_use();
 /// Sets OpenBLAS's (global) thread count; nothing without OpenBLAS.
 void set_blas_threads(int threads);
+/// The threads set_num_threads gave OpenBLAS (what SingleThreadedBlas restores).
+extern std::atomic<int> g_blas_threads;
+/// The threads OpenBLAS gets for a request of n: no more than the cores (more never speeds up its
+/// products, and each costs a buffer), and no more than the address space has buffers for.
+int blas_threads_for(int n);
 
 } // namespace gg::kernel::detail

@@ -18,6 +18,8 @@
 #include <fmt/format.h>
 #ifdef GG_HAVE_OPENBLAS
 #include <cblas.h>
+#include <sys/mman.h>
+#include <thread>
 #endif
 
 #include "gemm.hpp"
@@ -84,8 +86,23 @@ bool blas_fits_cpu(const std::string& core) {
   return true;
 }
 
+/// OpenBLAS's work buffer, one per thread that runs its kernels (this build: 128 MiB, mapped on first
+/// use). When the address space cannot take one (ulimit -v), OpenBLAS retries the mapping forever at
+/// 100% CPU instead of failing, so whether `threads` of them fit is tried here first, by reserving
+/// the space (nothing is touched) and giving it back.
+constexpr std::size_t k_blas_buffer = (std::size_t{128} << 20) + (std::size_t{1} << 20);
+bool blas_buffers_fit(int threads) {
+  const std::size_t bytes = k_blas_buffer * static_cast<std::size_t>(threads);
+  void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  ::munmap(p, bytes);
+  return true;
+}
+
 GemmChoice choose_gemm() {
   const std::string core = openblas_get_corename();
+  if (!blas_buffers_fit(1))
+    return {false, "Eigen (OpenBLAS's 128 MiB buffer does not fit in the address-space limit)"};
   if (blas_fits_cpu(core)) return {true, fmt::format("OpenBLAS ({} kernels)", core)};
   return {false,
           fmt::format("Eigen (OpenBLAS chose its {} kernels, narrower than this CPU's vectors)", core)};
@@ -102,6 +119,16 @@ const GemmChoice& gemm_choice() {
 }
 std::atomic<bool> g_blas_allowed{true};
 } // namespace
+
+std::atomic<int> g_blas_threads{1};
+
+#ifdef GG_HAVE_OPENBLAS
+int blas_threads_for(int n) {
+  int t = std::clamp(n, 1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  while (t > 1 && !blas_buffers_fit(t)) --t;
+  return t;
+}
+#endif
 
 bool blas_threads_in_use() {
   return gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed) &&
@@ -340,7 +367,8 @@ void set_num_threads(int n) {
   detail::g_num_threads.store(n);
   Eigen::setNbThreads(n);
 #ifdef GG_HAVE_OPENBLAS
-  openblas_set_num_threads(n);
+  detail::g_blas_threads.store(detail::blas_threads_for(n));
+  openblas_set_num_threads(detail::g_blas_threads.load());
 #endif
 }
 
