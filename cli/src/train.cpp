@@ -259,13 +259,13 @@ void check_paths(const TrainOptions& o) {
 /// What a checkpoint must agree on to be resumed: the data (its options and a fingerprint of its
 /// contents), the model, the loss, the optimizer and its settings, the batches and the seed.
 Record run_record(const TrainOptions& o, const Record& optimizer_settings, const Data& d) {
+  // Files are known by their contents (the fingerprint below), not their paths: a moved CSV is the
+  // same data, an edited one is not.
   Record r;
   if (!o.dataset.empty()) {
     r.emplace_back("dataset", o.dataset);
     if (o.dataset != "fashion-mnist") r.emplace_back("samples", std::to_string(o.samples));
     if (o.dataset != "fashion-mnist" && o.dataset != "triangle") r.emplace_back("noise", text(o.noise));
-  } else {
-    r.emplace_back("data", o.data);
   }
   r.emplace_back("split", text(o.split));
   r.emplace_back("standardize", o.standardize ? "true" : "false");

@@ -191,6 +191,12 @@ TEST_CASE("train: --resume refuses a checkpoint made with other data or settings
     return run(a);
   };
   REQUIRE(csv_with({"--stop-after", "5"}).code == gg::cli::interrupted);
+  // The same contents under another path are the same data.
+  const std::string moved = (dir / "moved.csv").string();
+  fs::copy_file(data, moved);
+  CHECK(run({"train", "--data", moved, "--layers", "2,4,2", "--epochs", "3", "--checkpoint", ck, "--resume",
+             ck})
+            .code == 0);
   std::string text = read_file(data);
   text.replace(text.find("\n") + 1, 1, "0"); // the first value's sign
   std::ofstream(data) << text;
