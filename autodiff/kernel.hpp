@@ -120,6 +120,14 @@ int num_threads();
 /// The library doing the large matrix products: "OpenBLAS (Zen kernels)", or "Eigen (...)" with
 /// the reason (built without OpenBLAS; OpenBLAS chose kernels narrower than this CPU's vectors).
 std::string gemm_library();
+/// The library doing an [n, k] x [k, m] product: "plain loops" for products too small for a GEMM
+/// library's blocking and packing, gemm_library() otherwise.
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m);
+/// How conv2d and its gradients run with the current threads: "im2col + GEMM (library)", and how
+/// the work is split across threads.
+std::string conv2d_library();
+/// The library computing elementwise exp, log, tanh, sigmoid, erf, ...: "glibc 2.36 libm (scalar)".
+std::string math_library();
 /// Lets OpenBLAS do the large products (the default, when it is usable) or makes Eigen do them.
 void use_blas(bool on);
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -158,6 +159,20 @@ TEST_CASE("gemm: the small-product loops, OpenBLAS and Eigen agree with the defi
               CHECK(worst <= tol);
             }
         }
+}
+
+TEST_CASE("The kernels say which library runs them, as the products and threads change") {
+  const KernelDefaults restore;
+  CHECK(gg::kernel::gemm_library(2, 3, 2) == "plain loops");
+  CHECK(gg::kernel::gemm_library(64, 784, 128) == gg::kernel::gemm_library());
+  gg::kernel::use_blas(false);
+  CHECK(gg::kernel::gemm_library(64, 784, 128).rfind("Eigen", 0) == 0);
+  CHECK(gg::kernel::conv2d_library() == "im2col + GEMM (" + gg::kernel::gemm_library() + ")");
+  gg::kernel::use_blas(true);
+  gg::kernel::set_num_threads(2);
+  const bool openblas = gg::kernel::gemm_library().rfind("OpenBLAS", 0) == 0;
+  CHECK((gg::kernel::conv2d_library().find("batch split across 2 threads") != std::string::npos) == openblas);
+  CHECK(gg::kernel::math_library().find("libm") != std::string::npos);
 }
 
 TEST_CASE(

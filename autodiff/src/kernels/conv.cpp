@@ -443,4 +443,11 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
   });
   return out;
 }
+
+std::string conv2d_library() {
+  std::string s = "im2col + GEMM (" + gemm_library() + ")";
+  if (detail::blas_threads_in_use())
+    s += fmt::format(", the batch split across {} threads with single-threaded products", num_threads());
+  return s;
+}
 } // namespace gg::kernel

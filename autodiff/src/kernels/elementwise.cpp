@@ -5,6 +5,9 @@
 #include <vector>
 
 #include <fmt/format.h>
+#if __has_include(<gnu/libc-version.h>)
+#include <gnu/libc-version.h>
+#endif
 
 #include "../ops/elementwise.hpp"
 #include "loops.hpp"
@@ -243,5 +246,14 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
     for (std::size_t i = 0; i < acc.size(); ++i) po[i] = static_cast<T>(acc[i]);
   });
   return out;
+}
+
+std::string math_library() {
+  // The kernels call std::exp, std::tanh, ... one element at a time (no -ffast-math, so no libmvec).
+#if __has_include(<gnu/libc-version.h>)
+  return fmt::format("glibc {} libm (scalar)", gnu_get_libc_version());
+#else
+  return "the C library's libm (scalar)";
+#endif
 }
 } // namespace gg::kernel

@@ -319,6 +319,11 @@ std::string gemm_library() {
   return c.description;
 }
 
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m) {
+  if (n * k * m <= detail::k_small_gemm) return "plain loops";
+  return gemm_library();
+}
+
 void use_blas(bool on) {
   detail::g_blas_allowed.store(on);
 }
