@@ -3,13 +3,18 @@
 optimizers, steps) timed the same way, printing the same "result ..." line.
 
     bench/torch_train.py WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] [--threads N]
-                                  [--seconds S] [--repeats R] [--epochs E] [--data DIR]
+                                  [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]
+                                  [--blas-threads] [--onednn-verbose]
     bench/torch_train.py --serve   # one JSON request per input line ({"workload": ..., "threads": ...})
 
 --serve keeps one process (and one `import torch`, ~1.5 s of CPU) for many runs: bench/run starts
 one server per PyTorch configuration and alternates requests with gradgraph's runs. Each request's
 peak RSS is measured from a reset high-water mark (/proc/self/clear_refs). With "blas_threads": true
 the OpenBLAS thread count is set too (torch.set_num_threads does not reach Debian's OpenBLAS).
+Each run prints a "kernels: ..." line (the BLAS and its core type, ATen's CPU capability, oneDNN's
+version, the vector-math library loaded); with "onednn_verbose": true (and a few "steps") it also
+prints the "onednn_verbose,..." lines of the primitives oneDNN ran, as bench_libtorch_train does
+with DNNL_VERBOSE=1.
 """
 import argparse
 import ctypes
@@ -18,6 +23,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -62,6 +68,42 @@ def blas_description():
     return os.path.basename(os.path.dirname(BLAS_PATH)) + "/" + os.path.basename(BLAS_PATH)
 
 
+def kernels_line():
+    """Which kernels this process's torch runs, in bench_libtorch_train's words."""
+    config = torch.__config__.show()
+    capability = re.search(r"CPU capability usage:\s*(\S+)", config)
+    onednn = re.search(r"MKL-DNN (v[0-9.]+)", config)
+    with open("/proc/self/maps") as f:
+        sleef = "libsleef" in f.read()
+    products = blas_description()
+    if products.startswith("OpenBLAS "):
+        products = "OpenBLAS (%s kernels)" % products.split(" ", 1)[1]
+    return "kernels: products: %s; ATen CPU capability: %s; oneDNN %s; elementwise math: %s" % (
+        products, capability.group(1) if capability else "unknown", onednn.group(1) if onednn else "not built in",
+        "SLEEF (vectorised)" if sleef else "no SLEEF loaded")
+
+
+def with_onednn_verbose(fn):
+    """fn() with oneDNN's verbose mode on; its lines (written by C to file descriptor 1) are caught
+    in a file and printed after, so they cannot interleave with this process's own output."""
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                result = fn()
+        finally:
+            libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+        tmp.seek(0)
+        lines = [l for l in tmp.read().splitlines() if l.startswith(("onednn_verbose", "dnnl_verbose"))]
+    print("\n".join(lines), flush=True)
+    return result
+
+
 def set_threads(n, blas_threads):
     """n threads for torch (and OpenBLAS with blas_threads); n <= 0 keeps the defaults."""
     if n <= 0:
@@ -71,8 +113,15 @@ def set_threads(n, blas_threads):
         BLAS.openblas_set_num_threads(n)
 
 
-def time_steps(step, seconds, repeats):
-    """Best and median seconds per step, as bench_util.hpp's time_steps."""
+def time_steps(step, seconds, repeats, steps=0):
+    """Best and median seconds per step, as bench_util.hpp's time_steps; with steps > 0, that many
+    steps timed once (as bench_train --steps)."""
+    if steps > 0:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        t = (time.perf_counter() - t0) / steps
+        return t, t, steps
     t0 = time.perf_counter()
     warm = 0
     while warm < 3 or time.perf_counter() - t0 < 0.05:
@@ -120,7 +169,7 @@ def run_steps(o, model, x, loss_of):
         loss.backward()
         opt.step()
 
-    return time_steps(step, o["seconds"], o["repeats"])
+    return time_steps(step, o["seconds"], o["repeats"], o["steps"])
 
 
 def read_idx(path, offset):
@@ -168,6 +217,18 @@ def run(o):
     dtype = torch.float64 if o["dtype"] == "f64" else torch.float32
     set_threads(o["threads"], o.get("blas_threads", False))
     reset_peak_rss()
+    print(kernels_line(), flush=True)
+    if o["onednn_verbose"]:
+        fields, summary = with_onednn_verbose(lambda: measure(o, dtype))
+    else:
+        fields, summary = measure(o, dtype)
+    print(summary, file=sys.stderr)
+    print("result " + " ".join("%s=%s" % (k, ("%.6f" % v) if isinstance(v, float) else v)
+                               for k, v in fields.items()), flush=True)
+
+
+def measure(o, dtype):
+    """Runs the workload; returns the result line's fields and a readable summary."""
     w, b, extra = o["workload"], o["batch"], {}
     if w == "mlp_tiny":
         model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 2)).to(dtype)
@@ -194,15 +255,14 @@ def run(o):
               "peak_rss_mib": status_mib("VmHWM"), "threads": torch.get_num_threads(),
               "blas": blas_description().replace(" ", "_")}
     fields.update(extra)
-    print("%s batch=%d %s %s threads=%d: best %.4f ms/step, median %.4f ms (%d steps x %d)" %
-          (w, b, o["dtype"], o["optim"], torch.get_num_threads(), best * 1e3, median * 1e3, steps,
-           o["repeats"]), file=sys.stderr)
-    print("result " + " ".join("%s=%s" % (k, ("%.6f" % v) if isinstance(v, float) else v)
-                               for k, v in fields.items()), flush=True)
+    summary = "%s batch=%d %s %s threads=%d: best %.4f ms/step, median %.4f ms (%d steps x %d)" % (
+        w, b, o["dtype"], o["optim"], torch.get_num_threads(), best * 1e3, median * 1e3, steps, o["repeats"])
+    return fields, summary
 
 
 DEFAULTS = {"batch": 64, "dtype": "f32", "optim": "sgd", "threads": 1, "seconds": 1.0, "repeats": 5,
-            "epochs": 1, "data": "/usr/share/datasets/fashion-mnist", "blas_threads": False}
+            "epochs": 1, "data": "/usr/share/datasets/fashion-mnist", "steps": 0, "blas_threads": False,
+            "onednn_verbose": False}
 
 
 def main():

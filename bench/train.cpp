@@ -1,72 +1,35 @@
 // The end-to-end training workloads of the performance issue, in gradgraph; bench/torch_train.py
-// runs the same models, data sizes and steps in PyTorch. One workload per run; prints one result
-// line "result workload=... step_ms=... peak_rss_mib=..." for bench/run (and a readable summary).
+// and bench/libtorch_train.cpp run the same models, data sizes and steps in PyTorch and LibTorch.
+// One workload per run; prints a "kernels: ..." line (which libraries do its products, convolutions
+// and elementwise math) and one result line "result side=gradgraph workload=... step_ms=..." for
+// bench/run (and a readable summary).
 //
 //   bench_train WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] [--threads N]
 //                        [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]
 // Workloads: mlp_tiny (2-3-2 sigmoid, batch 1, MSE, SGD), mlp_mnist (784-128-10 ReLU, cross-entropy),
 // mlp_big (1024-1024-1024-10 ReLU), cnn (2 conv + 2 max-pool + linear on 1x28x28), fashion (one
 // epoch of Fashion-MNIST 784-128-10 ReLU, Adam, batch 128, data loading included); "info" prints
-// which library does the matrix products. Every step is gg::train::Trainer's, as programs take it.
+// which library does the large matrix products. Every step is gg::train::Trainer's, as programs take it.
 #include <autodiff/autodiff.hpp>
 #include <nn/nn.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "bench_util.hpp"
+#include "train_options.hpp"
 
 namespace {
 
 using namespace gg;
 
-struct Options {
-  std::string workload;
-  std::int64_t batch = 64;
-  DType dtype = f32;
-  std::string optim = "sgd";
-  int threads = 1;
-  double seconds = 1.0;
-  int repeats = 5;
-  int epochs = 1;
-  long steps = 0; ///< a fixed number of steps, timed once (for profilers); 0: timed by --seconds
-  std::string data = std::string(data::fashion_mnist_dir);
-};
+using bench::TrainOptions;
 
-Options parse(int argc, char** argv) {
-  if (argc < 2)
-    throw UsageError("usage: bench_train WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] "
-                     "[--threads N] [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]");
-  Options o;
-  o.workload = argv[1];
-  std::map<std::string, std::string> kv;
-  for (int i = 2; i + 1 < argc; i += 2) kv[argv[i]] = argv[i + 1];
-  for (const auto& [k, v] : kv) {
-    if (k == "--batch")
-      o.batch = std::stoll(v);
-    else if (k == "--dtype")
-      o.dtype = v == "f64" ? f64 : f32;
-    else if (k == "--optim")
-      o.optim = v;
-    else if (k == "--threads")
-      o.threads = std::stoi(v);
-    else if (k == "--seconds")
-      o.seconds = std::stod(v);
-    else if (k == "--repeats")
-      o.repeats = std::stoi(v);
-    else if (k == "--epochs")
-      o.epochs = std::stoi(v);
-    else if (k == "--steps")
-      o.steps = std::stol(v);
-    else if (k == "--data")
-      o.data = v;
-    else
-      throw UsageError("bench_train: unknown option " + k);
-  }
-  return o;
+DType dtype_of(const TrainOptions& o) {
+  return o.dtype == "f64" ? f64 : f32;
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const nn::Module& model, const std::string& name) {
@@ -93,29 +56,37 @@ double mlp_flops(const std::vector<std::int64_t>& widths, std::int64_t batch) {
   return f;
 }
 
-void print_result(const Options& o, const bench::Timing& t, double flops_per_step,
+/// Which libraries run a workload: the products of its Linear layers [in -> out ...] for a batch,
+/// its convolutions when it has any, and the elementwise math.
+void print_kernels(const TrainOptions& o, const std::vector<std::int64_t>& widths, bool conv = false) {
+  std::vector<std::string> products;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    const std::string lib = kernel::gemm_library(o.batch, widths[i], widths[i + 1]);
+    if (std::find(products.begin(), products.end(), lib) == products.end()) products.push_back(lib);
+  }
+  std::string line = "kernels: products: ";
+  for (std::size_t i = 0; i < products.size(); ++i) line += (i ? ", " : "") + products[i];
+  if (conv) line += "; conv2d: " + kernel::conv2d_library();
+  std::printf("%s; elementwise math: %s\n", line.c_str(), kernel::math_library().c_str());
+}
+
+void print_result(const TrainOptions& o, const bench::Timing& t, double flops_per_step,
                   const std::string& extra = "") {
-  const double gflops = flops_per_step > 0 ? flops_per_step / t.best * 1e-9 : 0;
-  std::printf("%s batch=%lld %s %s threads=%d: best %.4f ms/step, median %.4f ms (%ld steps x %d)%s\n",
-              o.workload.c_str(), static_cast<long long>(o.batch), std::string(dtype_name(o.dtype)).c_str(),
-              o.optim.c_str(), kernel::num_threads(), t.best * 1e3, t.median * 1e3, t.steps, o.repeats,
-              gflops > 0 ? (" " + std::to_string(gflops) + " GFLOP/s").c_str() : "");
-  std::printf(
-      "result side=gradgraph workload=%s step_ms=%.6f median_ms=%.6f gflops=%.3f peak_rss_mib=%.1f%s\n",
-      o.workload.c_str(), t.best * 1e3, t.median * 1e3, gflops, bench::peak_rss_mib(), extra.c_str());
+  bench::print_train_result("gradgraph", o, kernel::num_threads(), t, flops_per_step, extra);
 }
 
 /// The time of the matrix products of one MLP training step alone, called directly through
 /// kernel::gemm (the library and threads of the step): for every layer the forward product and the
 /// weight gradient, and the input gradient for all but the first. No framework can train the step
 /// faster than this with the same GEMM library: it bounds the speed-up over PyTorch.
-bench::Timing mlp_gemm_floor(const Options& o, const std::vector<std::int64_t>& widths) {
+bench::Timing mlp_gemm_floor(const TrainOptions& o, const std::vector<std::int64_t>& widths) {
+  const DType dt = dtype_of(o);
   Rng rng(2);
   std::vector<Tensor> acts, grads, weights;
   for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
-    acts.push_back(Tensor::rand({o.batch, widths[i]}, rng, o.dtype));
-    grads.push_back(Tensor::rand({o.batch, widths[i + 1]}, rng, o.dtype));
-    weights.push_back(Tensor::rand({widths[i + 1], widths[i]}, rng, o.dtype));
+    acts.push_back(Tensor::rand({o.batch, widths[i]}, rng, dt));
+    grads.push_back(Tensor::rand({o.batch, widths[i + 1]}, rng, dt));
+    weights.push_back(Tensor::rand({widths[i + 1], widths[i]}, rng, dt));
   }
   double sink = 0;
   const auto products = [&] {
@@ -132,41 +103,39 @@ bench::Timing mlp_gemm_floor(const Options& o, const std::vector<std::int64_t>& 
 
 /// Times one training step of `model` on (x, y) — gg::train::Trainer::train_step: zero_grad, forward,
 /// loss, backward, update — as a program training with the library's trainer takes it.
-void run_steps(const Options& o, nn::Module& model, const Tensor& x, const Tensor& y,
+void run_steps(const TrainOptions& o, nn::Module& model, const Tensor& x, const Tensor& y,
                const train::LossFn& loss, double flops_per_step, const std::string& extra = "") {
   auto opt = make_optimizer(model, o.optim);
   train::Trainer trainer(model, *opt, loss);
   const auto step = [&] { trainer.train_step(x, y); };
-  if (o.steps > 0) {
-    const auto t0 = bench::clock_type::now();
-    for (long i = 0; i < o.steps; ++i) step();
-    const double s = bench::seconds_since(t0) / static_cast<double>(o.steps);
-    return print_result(o, bench::Timing{s, s, o.steps}, flops_per_step, extra);
-  }
-  print_result(o, bench::time_steps(step, o.seconds, o.repeats), flops_per_step, extra);
+  print_result(o, bench::time_train_steps(o, step), flops_per_step, extra);
 }
 
 Var cross_entropy(const Var& out, const Tensor& y) {
   return nn::cross_entropy(out, y);
 }
 
-void mlp_tiny(const Options& o) {
-  nn::Sequential model(nn::Linear(2, 3, true, o.dtype), nn::Sigmoid(), nn::Linear(3, 2, true, o.dtype));
-  const Tensor x({0.5, -0.3}, {1, 2}, o.dtype), y({1, 0}, {1, 2}, o.dtype);
+void mlp_tiny(const TrainOptions& o) {
+  const DType dt = dtype_of(o);
+  nn::Sequential model(nn::Linear(2, 3, true, dt), nn::Sigmoid(), nn::Linear(3, 2, true, dt));
+  const Tensor x({0.5, -0.3}, {1, 2}, dt), y({1, 0}, {1, 2}, dt);
   const Var target = Var::constant(y);
+  print_kernels(o, {2, 3, 2});
   run_steps(
       o, model, x, y, [&](const Var& out, const Tensor&) { return nn::mse_loss(out, target); }, 0);
 }
 
-void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
+void mlp(const TrainOptions& o, const std::vector<std::int64_t>& widths) {
+  const DType dt = dtype_of(o);
   nn::Sequential model;
   for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
     if (i > 0) model.push_back(std::make_shared<nn::ReLU>());
-    model.push_back(std::make_shared<nn::Linear>(widths[i], widths[i + 1], true, o.dtype));
+    model.push_back(std::make_shared<nn::Linear>(widths[i], widths[i + 1], true, dt));
   }
   Rng rng(1);
-  const Tensor x = Tensor::rand({o.batch, widths.front()}, rng, o.dtype);
+  const Tensor x = Tensor::rand({o.batch, widths.front()}, rng, dt);
   const Tensor y = random_labels(o.batch, widths.back(), rng);
+  print_kernels(o, widths);
   std::string floor_field; // not with --steps: a profile of the steps should hold only them
   if (o.steps == 0) {
     const bench::Timing floor = mlp_gemm_floor(o, widths);
@@ -176,13 +145,15 @@ void mlp(const Options& o, const std::vector<std::int64_t>& widths) {
   run_steps(o, model, x, y, cross_entropy, mlp_flops(widths, o.batch), floor_field);
 }
 
-void cnn(const Options& o) {
-  nn::Sequential model(nn::Conv2d(1, 16, 5, 1, 2, true, o.dtype), nn::ReLU(), nn::MaxPool2d(2),
-                       nn::Conv2d(16, 32, 5, 1, 2, true, o.dtype), nn::ReLU(), nn::MaxPool2d(2),
-                       nn::Flatten(), nn::Linear(32 * 7 * 7, 10, true, o.dtype));
+void cnn(const TrainOptions& o) {
+  const DType dt = dtype_of(o);
+  nn::Sequential model(nn::Conv2d(1, 16, 5, 1, 2, true, dt), nn::ReLU(), nn::MaxPool2d(2),
+                       nn::Conv2d(16, 32, 5, 1, 2, true, dt), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                       nn::Linear(32 * 7 * 7, 10, true, dt));
   Rng rng(1);
-  const Tensor x = Tensor::rand({o.batch, 1, 28, 28}, rng, o.dtype);
+  const Tensor x = Tensor::rand({o.batch, 1, 28, 28}, rng, dt);
   const Tensor y = random_labels(o.batch, 10, rng);
+  print_kernels(o, {32 * 7 * 7, 10}, true);
   // conv1 forward + weight gradient; conv2 forward, weight and input gradients; the linear layer.
   const double b = static_cast<double>(o.batch);
   const double flops =
@@ -205,22 +176,24 @@ struct EpochClock : train::Callback {
   }
 };
 
-void fashion(Options o) {
+void fashion(TrainOptions o) {
   o.batch = 128;
   o.optim = "adam";
-  nn::Sequential model(nn::Linear(784, 128, true, o.dtype), nn::ReLU(), nn::Linear(128, 10, true, o.dtype));
+  const DType dt = dtype_of(o);
+  print_kernels(o, {784, 128, 10});
+  nn::Sequential model(nn::Linear(784, 128, true, dt), nn::ReLU(), nn::Linear(128, 10, true, dt));
   auto opt = make_optimizer(model, o.optim);
   // The first epoch's time includes reading the data; later epochs train on the loaded data, and
   // the resident size after each shows whether training memory grows from epoch to epoch. No
   // evaluation between epochs: the times are the training's.
   EpochClock clock;
   clock.start = bench::clock_type::now();
-  const data::Dataset train_set = data::load_fashion_mnist(o.data, true, o.dtype);
+  const data::Dataset train_set = data::load_fashion_mnist(o.data, true, dt);
   train::Trainer trainer(model, *opt, cross_entropy, {.epochs = o.epochs, .evaluate_train = false});
   trainer.add_metric("accuracy", metrics::accuracy).add_callback(clock);
   data::DataLoader loader(train_set.x, train_set.y, {.batch_size = o.batch, .shuffle = true, .seed = 0});
   trainer.fit(loader);
-  const data::Dataset test = data::load_fashion_mnist(o.data, false, o.dtype);
+  const data::Dataset test = data::load_fashion_mnist(o.data, false, dt);
   const double acc = *train::find(trainer.evaluate(test.x, test.y), "accuracy");
   bench::Timing t{clock.seconds.front(), clock.seconds.front(), 1};
   o.repeats = o.epochs;
@@ -233,26 +206,11 @@ void fashion(Options o) {
 } // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const Options o = parse(argc, argv);
-    kernel::set_num_threads(o.threads);
-    if (o.workload == "info")
-      std::printf("gemm library: %s\n", kernel::gemm_library().c_str());
-    else if (o.workload == "mlp_tiny")
-      mlp_tiny(o);
-    else if (o.workload == "mlp_mnist")
-      mlp(o, {784, 128, 10});
-    else if (o.workload == "mlp_big")
-      mlp(o, {1024, 1024, 1024, 10});
-    else if (o.workload == "cnn")
-      cnn(o);
-    else if (o.workload == "fashion")
-      fashion(o);
-    else
-      throw UsageError("bench_train: unknown workload " + o.workload);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_train: %s\n", e.what());
-    return 2;
-  }
-  return 0;
+  return bench::train_main(
+      argc, argv, "bench_train", std::string(data::fashion_mnist_dir), kernel::set_num_threads,
+      {.info = [](const TrainOptions&) { std::printf("gemm library: %s\n", kernel::gemm_library().c_str()); },
+       .mlp_tiny = mlp_tiny,
+       .cnn = cnn,
+       .fashion = fashion,
+       .mlp = mlp});
 }

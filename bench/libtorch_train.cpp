@@ -1,0 +1,222 @@
+// The LibTorch (C++) side of bench/train.cpp: the same workloads (models, shapes, dtypes, losses,
+// optimizers, steps) on Debian's libtorch-dev, timed the same way, printing the same "result ..."
+// line, so a C++ user sees gradgraph against the C++ API without Python's overhead per op.
+//
+//   bench_libtorch_train WORKLOAD [the options of bench_train]
+// Threads as bench/torch_train.py's tuned side: torch::set_num_threads and OpenBLAS's own count
+// (Debian's torch calls OpenBLAS, which torch's setting does not reach). The "kernels: ..." line
+// names the BLAS and its core type, ATen's CPU capability (its vectorised kernels), oneDNN's version
+// and the vector-math library loaded; run with DNNL_VERBOSE=1, oneDNN prints every primitive it
+// executes (bench/run reads which convolution kernels ran from it).
+#include <torch/torch.h>
+
+#include <dlfcn.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "train_options.hpp"
+
+namespace {
+
+using bench::TrainOptions;
+
+/// An OpenBLAS function, when the BLAS that torch loaded is OpenBLAS; null otherwise.
+template <class F> F openblas_function(const char* name) {
+  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
+
+void set_threads(int n) {
+  torch::set_num_threads(n);
+  if (const auto set = openblas_function<void (*)(int)>("openblas_set_num_threads")) set(n);
+}
+
+/// "name: value" from at::show_config() (e.g. "CPU capability usage"), or "unknown".
+std::string config_field(const std::string& name) {
+  const std::regex re(name + ":\\s*([^\\n]+)");
+  const std::string config = at::show_config();
+  std::smatch m;
+  return std::regex_search(config, m, re) ? m[1].str() : "unknown";
+}
+
+/// Whether a shared library whose file name contains `part` is mapped into this process.
+bool library_loaded(const std::string& part) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find(part) != std::string::npos) return true;
+  return false;
+}
+
+void print_kernels() {
+  const auto core = openblas_function<char* (*)()>("openblas_get_corename");
+  const std::regex onednn("MKL-DNN (v[0-9.]+)");
+  const std::string config = at::show_config();
+  std::smatch m;
+  std::printf("kernels: products: %s; ATen CPU capability: %s; oneDNN %s; elementwise math: %s\n",
+              core ? ("OpenBLAS (" + std::string(core()) + " kernels)").c_str()
+                   : "a BLAS other than OpenBLAS",
+              config_field("CPU capability usage").c_str(),
+              std::regex_search(config, m, onednn) ? m[1].str().c_str() : "not built in",
+              library_loaded("libsleef") ? "SLEEF (vectorised)" : "no SLEEF loaded");
+}
+
+torch::ScalarType dtype_of(const TrainOptions& o) {
+  return o.dtype == "f64" ? torch::kFloat64 : torch::kFloat32;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Sequential& model,
+                                                        const std::string& name) {
+  if (name == "adam")
+    return std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-3));
+  return std::make_unique<torch::optim::SGD>(model->parameters(), torch::optim::SGDOptions(0.01));
+}
+
+/// Gradients set to none, as the Python side's zero_grad(set_to_none=True).
+void clear_grads(torch::nn::Sequential& model) {
+  for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+}
+
+void print_result(const TrainOptions& o, const bench::Timing& t, const std::string& extra = "") {
+  bench::print_train_result("libtorch", o, torch::get_num_threads(), t, 0, extra);
+}
+
+/// Times one training step (zero_grad, forward, loss, backward, update) of `model` on x.
+template <class Loss>
+void run_steps(const TrainOptions& o, torch::nn::Sequential& model, const torch::Tensor& x, Loss&& loss_of) {
+  auto opt = make_optimizer(model, o.optim);
+  const auto step = [&] {
+    clear_grads(model);
+    loss_of(model->forward(x)).backward();
+    opt->step();
+  };
+  print_result(o, bench::time_train_steps(o, step));
+}
+
+torch::nn::Sequential mlp(const std::vector<std::int64_t>& widths, torch::ScalarType dtype) {
+  torch::nn::Sequential model;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    if (i > 0) model->push_back(torch::nn::ReLU());
+    model->push_back(torch::nn::Linear(widths[i], widths[i + 1]));
+  }
+  model->to(dtype);
+  return model;
+}
+
+void mlp_tiny(const TrainOptions& o) {
+  const auto dt = dtype_of(o);
+  torch::nn::Sequential model(torch::nn::Linear(2, 3), torch::nn::Sigmoid(), torch::nn::Linear(3, 2));
+  model->to(dt);
+  const auto x = torch::tensor({0.5, -0.3}, dt).reshape({1, 2});
+  const auto target = torch::tensor({1.0, 0.0}, dt).reshape({1, 2});
+  run_steps(o, model, x,
+            [&](const torch::Tensor& out) { return torch::nn::functional::mse_loss(out, target); });
+}
+
+void mlp_train(const TrainOptions& o, const std::vector<std::int64_t>& widths) {
+  const auto dt = dtype_of(o);
+  auto model = mlp(widths, dt);
+  const auto x = torch::rand({o.batch, widths.front()}, dt);
+  const auto y = torch::randint(widths.back(), {o.batch}, torch::kInt64);
+  run_steps(o, model, x,
+            [&](const torch::Tensor& out) { return torch::nn::functional::cross_entropy(out, y); });
+}
+
+void cnn(const TrainOptions& o) {
+  namespace nn = torch::nn;
+  const auto dt = dtype_of(o);
+  nn::Sequential model(nn::Conv2d(nn::Conv2dOptions(1, 16, 5).stride(1).padding(2)), nn::ReLU(),
+                       nn::MaxPool2d(nn::MaxPool2dOptions(2)),
+                       nn::Conv2d(nn::Conv2dOptions(16, 32, 5).stride(1).padding(2)), nn::ReLU(),
+                       nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(), nn::Linear(32 * 7 * 7, 10));
+  model->to(dt);
+  const auto x = torch::rand({o.batch, 1, 28, 28}, dt);
+  const auto y = torch::randint(10, {o.batch}, torch::kInt64);
+  run_steps(o, model, x,
+            [&](const torch::Tensor& out) { return torch::nn::functional::cross_entropy(out, y); });
+}
+
+/// The bytes of a gzip'd IDX file after its header.
+std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t header) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error("cannot open " + path);
+  std::vector<std::uint8_t> bytes;
+  std::uint8_t buffer[1 << 16];
+  int got;
+  while ((got = gzread(f, buffer, sizeof buffer)) > 0) bytes.insert(bytes.end(), buffer, buffer + got);
+  gzclose(f);
+  if (got < 0 || bytes.size() < header) throw std::runtime_error("cannot read " + path);
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+  return bytes;
+}
+
+/// Fashion-MNIST's images [n, 784] scaled to [0, 1] and labels [n] (int64), as bench/torch_train.py.
+std::pair<torch::Tensor, torch::Tensor> load_fashion(const std::string& dir, bool train,
+                                                     torch::ScalarType dt) {
+  const std::string prefix = dir + "/" + (train ? "train" : "t10k");
+  auto images = read_idx(prefix + "-images-idx3-ubyte.gz", 16);
+  auto labels = read_idx(prefix + "-labels-idx1-ubyte.gz", 8);
+  const auto n = static_cast<std::int64_t>(labels.size());
+  if (images.size() != static_cast<std::size_t>(n * 784))
+    throw std::runtime_error("bad Fashion-MNIST in " + dir);
+  auto x = torch::from_blob(images.data(), {n, 784}, torch::kUInt8).to(dt) / 255.0;
+  auto y = torch::from_blob(labels.data(), {n}, torch::kUInt8).to(torch::kInt64);
+  return {x, y};
+}
+
+void fashion(TrainOptions o) {
+  o.batch = 128;
+  o.optim = "adam";
+  const auto dt = dtype_of(o);
+  torch::manual_seed(0);
+  auto model = mlp({784, 128, 10}, dt);
+  auto opt = make_optimizer(model, o.optim);
+  // As bench/train.cpp: the first epoch includes reading the data, later ones train on it.
+  double first = 0, rss_first = 0, rss_last = 0;
+  auto t0 = bench::clock_type::now();
+  const auto [x, y] = load_fashion(o.data, true, dt);
+  const std::int64_t n = x.size(0);
+  for (int e = 0; e < o.epochs; ++e) {
+    if (e > 0) t0 = bench::clock_type::now();
+    const auto order = torch::randperm(n, torch::kInt64);
+    for (std::int64_t i = 0; i < n; i += o.batch) {
+      const auto idx = order.slice(0, i, std::min(i + o.batch, n));
+      clear_grads(model);
+      torch::nn::functional::cross_entropy(model->forward(x.index_select(0, idx)), y.index_select(0, idx))
+          .backward();
+      opt->step();
+    }
+    const double s = bench::seconds_since(t0), rss = bench::current_rss_mib();
+    if (e == 0) first = s, rss_first = rss;
+    rss_last = rss;
+  }
+  const auto [tx, ty] = load_fashion(o.data, false, dt);
+  double acc = 0;
+  {
+    torch::NoGradGuard no_grad;
+    acc = model->forward(tx).argmax(1).eq(ty).to(torch::kFloat64).mean().item<double>();
+  }
+  o.repeats = o.epochs;
+  print_result(o, bench::Timing{first, first, 1},
+               " test_accuracy=" + std::to_string(acc) + " rss_first_epoch_mib=" + std::to_string(rss_first) +
+                   " rss_last_epoch_mib=" + std::to_string(rss_last));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  torch::manual_seed(1);
+  print_kernels();
+  return bench::train_main(argc, argv, "bench_libtorch_train", "/usr/share/datasets/fashion-mnist",
+                           set_threads,
+                           {.info = [](const TrainOptions&) {}, // the kernels line says it all
+                            .mlp_tiny = mlp_tiny,
+                            .cnn = cnn,
+                            .fashion = fashion,
+                            .mlp = mlp_train});
+}
