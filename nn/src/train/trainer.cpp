@@ -336,8 +336,9 @@ std::map<std::string, std::string> Trainer::load_checkpoint(const safetensors::F
   try {
     const auto own = model_->state_dict();
     for (const auto& [name, t] : own) {
-      const auto it =
-          std::find_if(model.begin(), model.end(), [&](const auto& e) { return e.first == name; });
+      // By name, not by a lambda capturing the binding: clang before 16 refuses that capture.
+      auto it = model.begin();
+      while (it != model.end() && it->first != name) ++it;
       if (it == model.end()) throw ValueError(fmt::format("no model entry '{}'", name));
       if (it->second.shape() != t.shape())
         throw ShapeError(fmt::format("model entry '{}' has shape {}, the model's is {}", name,
