@@ -44,6 +44,7 @@ enum NodeFlags : std::uint8_t {
 enum NodeMarks : std::uint8_t {
   k_has_grad = 1, ///< grad holds a gradient from a backward pass
   k_reached = 2,  ///< reached by the running backward sweep and not yet processed (tape nodes)
+  k_spent = 4,    ///< visited by a backward pass that did not retain the graph (tape nodes)
 };
 
 struct Node {

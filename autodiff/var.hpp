@@ -11,6 +11,13 @@
 
 namespace gg {
 
+/// Options of Var::backward().
+struct BackwardOptions {
+  /// Keep the graph for another backward pass through it, as PyTorch's retain_graph. Without it, a
+  /// second pass through the same nodes is a UsageError (it would add the same gradients again).
+  bool retain_graph = false;
+};
+
 class Var {
 public:
   /// An undefined Var (no value); defined() is false.
@@ -55,10 +62,11 @@ public:
   /// Replaces a leaf's gradient (gradient clipping, hand-written updates); shape must match.
   void set_grad(const Tensor& grad);
 
-  /// Reverse sweep from this scalar: d(this)/d(v) for every v it depends on.
-  void backward() const;
+  /// Reverse sweep from this scalar: d(this)/d(v) for every v it depends on, added to the leaves'
+  /// grad(). Once per graph unless options.retain_graph (a UsageError the second time).
+  void backward(BackwardOptions options = {}) const;
   /// Reverse sweep seeded with d(loss)/d(this) = seed (any shape equal to this Var's).
-  void backward(const Tensor& seed) const;
+  void backward(const Tensor& seed, BackwardOptions options = {}) const;
 
   /// Gives this value a name shown in DOT, traces and errors; returns *this.
   Var& name(std::string name);
@@ -108,6 +116,8 @@ struct GradOptions {
   bool create_graph = false;
   /// Inputs the outputs do not depend on get a zero gradient (otherwise an undefined Var).
   bool materialize_zeros = true;
+  /// Keep the graph for another pass through it (create_graph keeps it anyway), as PyTorch.
+  bool retain_graph = false;
 };
 
 /// d(sum of outputs[i] * grad_outputs[i])/d(inputs[j]), returned without touching leaves' .grad()

@@ -1,8 +1,8 @@
 // The chain rule: one reverse sweep over the tape, chain_rule() below, serves backward(), gg::grad
 // (plain and create_graph) and the printed trace. What differs is the Pass: what a gradient is and
 // where it is kept (numbers in the nodes, recorded Vars, a trace's steps). Around the sweep, as named
-// helpers: the version check of leaves changed in place, anomaly mode and the leaf-gradient cache.
-// Each op's rule is in its family's file (src/ops/).
+// helpers: the version check of leaves changed in place, anomaly mode, the leaf-gradient cache and
+// the refusal of a second pass through a graph. Each op's rule is in its family's file (src/ops/).
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
@@ -13,6 +13,7 @@
 #include <iterator>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -80,6 +81,15 @@ struct LeafGradients {
   Tensor total(const Node* n) const;
 };
 
+/// Refusing a second pass: a pass that does not retain the graph marks every node it visits spent;
+/// a later pass reaching a spent node throws this (a second backward would add the same gradients to
+/// the leaves again; PyTorch refuses it too).
+[[noreturn]] void throw_second_pass(const Node* n);
+/// After a pass failed: takes the spent mark off the nodes it visited (those reachable from the
+/// seeds through visited nodes, whose reached mark it had cleared), so that a failed pass leaves the
+/// graph as it found it. Nodes spent by an earlier pass stay spent: this pass stopped at them.
+void unspend_visited(const std::vector<std::pair<Node*, Tensor>>& seeds);
+
 // ---------------------------------------------------------------------------------------------
 // The chain rule
 
@@ -105,17 +115,20 @@ template <class Pass> void chain_rule(Pass& pass, Node* top, std::size_t pending
 /// backward() and grad(): gradients as numbers, kept in the nodes (scalar: Node::grad; tensor:
 /// ext->grad), the leaves' in a LeafGradients. Scalar nodes take the inlined local derivatives
 /// (ops/elementwise.hpp); tensor nodes the op's fast tensor rule, else its VJP with recording off.
-/// Anomaly mode is a template argument: a node's marks are bytes, and a byte store may alias any
-/// member, so a member flag would be reloaded after every node (callgrind, scalar chain: 81
-/// instructions per node, against 64 with the count of pending nodes in chain_rule's local and this
-/// flag constant).
-template <bool Anomaly> struct ValuePass {
+/// Anomaly mode and Retain (the graph may be differentiated again) are template arguments: a node's
+/// marks are bytes, and a byte store may alias any member, so a member flag would be reloaded after
+/// every node (callgrind, scalar chain: 81 instructions per node, against 64 with the count of
+/// pending nodes in chain_rule's local and these flags constant).
+template <bool Anomaly, bool Retain> struct ValuePass {
   LeafGradients leaves; // a member, not a reference: reloading a pointer after every byte store costs
   AnomalyTrail& trail;
 
   bool take(Node* n) {
-    if (!(n->marks_ & k_reached)) return false;
-    n->marks_ &= ~k_reached;
+    const std::uint8_t marks = n->marks_;
+    if (!(marks & k_reached)) return false;
+    if (marks & k_spent) [[unlikely]]
+      throw_second_pass(n);
+    n->marks_ = static_cast<std::uint8_t>(Retain ? marks & ~k_reached : (marks & ~k_reached) | k_spent);
     if constexpr (Anomaly) trail.visiting = n;
     return true;
   }
@@ -192,7 +205,8 @@ template <bool Anomaly> struct ValuePass {
 };
 
 /// grad(..., {.create_graph = true}): gradients as Vars recorded on the tape (through the ops'
-/// VJPs), so that they can be differentiated again. Retains the graph, as in PyTorch.
+/// VJPs), so that they can be differentiated again. Retains the graph, as in PyTorch, and refuses one
+/// a backward pass spent.
 struct GraphPass {
   std::unordered_map<Node*, Var> grads;
   AnomalyTrail* trail = nullptr; ///< anomaly mode on
@@ -201,6 +215,7 @@ struct GraphPass {
   bool take(Node* n) {
     const auto it = grads.find(n);
     if (it == grads.end()) return false;
+    if (n->marks_ & k_spent) throw_second_pass(n); // as PyTorch: a spent graph is not gone through again
     current = it->second;
     if (trail) trail->visiting = n;
     return true;
@@ -278,11 +293,11 @@ Node* newest(const std::vector<std::pair<Node*, Tensor>>& seeds) {
   return top;
 }
 
-/// Runs ValuePass<Anomaly> from the seeds; the leaves' gradients are left in `leaves`.
-template <bool Anomaly>
+/// Runs ValuePass<Anomaly, Retain> from the seeds; the leaves' gradients are left in `leaves`.
+template <bool Anomaly, bool Retain>
 void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
                     AnomalyTrail& trail) {
-  ValuePass<Anomaly> pass{{}, trail};
+  ValuePass<Anomaly, Retain> pass{{}, trail};
   std::swap(pass.leaves, leaves); // the caller's buffers, with their capacity
   struct Back {
     LeafGradients &from, &to;
@@ -294,7 +309,7 @@ void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGrad
 }
 
 /// A value pass (backward(), grad() without create_graph) from the seeds.
-void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves) {
+void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves, bool retain) {
   // The reached-marks live in the nodes, so two value passes on one thread would corrupt each other
   // (a custom backward calling backward() or grad() on another graph): refuse clearly.
   thread_local bool sweeping = false;
@@ -313,11 +328,15 @@ void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradient
       if (!all_finite(seed)) throw_seed_anomaly(n, seed);
   try {
     if (anomaly) [[unlikely]]
-      run_value_pass<true>(seeds, leaves, trail);
+      retain ? run_value_pass<true, true>(seeds, leaves, trail)
+             : run_value_pass<true, false>(seeds, leaves, trail);
     else
-      run_value_pass<false>(seeds, leaves, trail);
-  } catch (...) { // a custom op's backward or a check threw: unmark what this pass reached (the whole
-    // tape below the newest seed: the count of marked nodes is not known after a throw)
+      retain ? run_value_pass<false, true>(seeds, leaves, trail)
+             : run_value_pass<false, false>(seeds, leaves, trail);
+  } catch (...) { // a custom op's backward or a check threw: the graph is left as this pass found it
+    if (!retain) unspend_visited(seeds);
+    // Unmark what this pass reached (the whole tape below the newest seed: the count of marked
+    // nodes is not known after a throw).
     if (Node* top = newest(seeds))
       for_each_node_down(top, [](Node* n) {
         n->marks_ &= ~k_reached;
@@ -368,11 +387,11 @@ Tensor default_seed(const Var& v, std::string_view what) {
 }
 
 /// backward() on the thread that owns the graph (or under the lock of a closed tape).
-void backward_here(Node* n, const Tensor& seed) {
+void backward_here(Node* n, const Tensor& seed, bool retain) {
   if (t_tape) t_tape->drain_foreign();
   thread_local LeafGradients leaves; // buffers reused from one backward to the next
   leaves.clear();
-  value_pass({{n, seed}}, leaves);
+  value_pass({{n, seed}}, leaves, retain);
   leaves.apply();
 }
 
@@ -390,7 +409,7 @@ std::vector<Var> grad_here(const std::vector<Var>& outputs, const std::vector<Va
     for (const Var& x : inputs) // inputs on the tape: has_grad marks which ones this pass reached
       if (!x.node()->on_heap()) x.node()->marks_ &= ~k_has_grad;
     LeafGradients leaves;
-    value_pass(s, leaves);
+    value_pass(s, leaves, options.retain_graph);
     for (const Var& x : inputs) {
       const Node* n = x.node();
       Tensor g;
@@ -452,6 +471,12 @@ std::uint64_t recorded_at(const Node* n) {
   const auto after = std::upper_bound(s->stamps.begin(), s->stamps.end(), slot,
                                       [](std::uint32_t i, const auto& stamp) { return i < stamp.first; });
   return after == s->stamps.begin() ? 0 : std::prev(after)->second;
+}
+
+/// "'q' (mul)", "mul": a node as messages name it.
+std::string describe(const Node* n) {
+  const Var v = ref(const_cast<Node*>(n));
+  return v.name().empty() ? v.op_name() : fmt::format("'{}' ({})", v.name(), v.op_name());
 }
 
 void check_inputs_unchanged_slow(const Node* n) {
@@ -550,6 +575,29 @@ Tensor LeafGradients::total(const Node* n) const {
   return acc;
 }
 
+void unspend_visited(const std::vector<std::pair<Node*, Tensor>>& seeds) {
+  std::vector<Node*> todo;
+  std::unordered_set<const Node*> seen;
+  for (const auto& [n, seed] : seeds)
+    if (!n->on_heap()) todo.push_back(n);
+  while (!todo.empty()) {
+    Node* m = todo.back();
+    todo.pop_back();
+    if (!seen.insert(m).second || (m->marks_ & k_reached)) continue; // reached, not visited: untouched
+    m->marks_ &= ~k_spent;
+    for (int i = 0; i < m->num_inputs(); ++i)
+      if (!m->input(i)->on_heap()) todo.push_back(m->input(i));
+  }
+}
+
+void throw_second_pass(const Node* n) {
+  throw UsageError(fmt::format(
+      "backward: the graph through {} was already differentiated by a backward pass; a second pass would add "
+      "its gradients to the leaves again. Record the forward pass again, or keep the graph for another pass "
+      "with backward({{.retain_graph = true}}) (grad(..., {{.retain_graph = true}})) the first time",
+      describe(n)));
+}
+
 } // namespace
 
 } // namespace gg::detail
@@ -557,16 +605,16 @@ Tensor LeafGradients::total(const Node* n) const {
 namespace gg {
 using namespace detail;
 
-void Var::backward() const {
-  backward(default_seed(*this, "backward"));
+void Var::backward(BackwardOptions options) const {
+  backward(default_seed(*this, "backward"), options);
 }
 
-void Var::backward(const Tensor& seed) const {
+void Var::backward(const Tensor& seed, BackwardOptions options) const {
   check_seed(*this, seed, "backward");
   if (!requires_grad())
     throw UsageError("backward: this value does not require grad (no input requires grad, or it was "
                      "computed under NoGrad)");
-  on_graph(n_, "backward", [&] { backward_here(n_, seed); });
+  on_graph(n_, "backward", [&] { backward_here(n_, seed, options.retain_graph); });
 }
 
 std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& inputs,

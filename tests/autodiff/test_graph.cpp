@@ -104,7 +104,7 @@ TEST_CASE("graph: second derivative of tanh through create_graph") {
   Var dy = gg::grad({y}, {x}, {}, {.create_graph = true})[0];
   const double t = std::tanh(x0);
   CHECK(dy.item() == Approx(1 - t * t).epsilon(1e-14));
-  Var d2y = gg::grad({dy}, {x})[0];
+  Var d2y = gg::grad({dy}, {x}, {}, {.retain_graph = true})[0]; // dy's graph serves again below
   CHECK(d2y.item() == Approx(-2 * t * (1 - t * t)).epsilon(1e-12));
   Var d3y = gg::grad({gg::grad({dy}, {x}, {}, {.create_graph = true})[0]}, {x})[0];
   CHECK(d3y.item() == Approx(-2 * (1 - t * t) * (1 - 3 * t * t)).epsilon(1e-12));

@@ -54,7 +54,7 @@ TEST_CASE("hardening: with mixed dtypes, gradients have their input's dtype, wit
   const Var w = Var::constant(Tensor({1.5, 2.0, -0.25}, {3}, gg::f64));
   const Var y = gg::sum(x * x * w); // f32 * f64 promotes to f64
   CHECK(y.dtype() == gg::f64);
-  const std::vector<Var> plain = gg::grad({y}, {x});
+  const std::vector<Var> plain = gg::grad({y}, {x}, {}, {.retain_graph = true}); // y serves again below
   const std::vector<Var> graph = gg::grad({y}, {x}, {}, {.create_graph = true});
   CHECK(plain[0].dtype() == gg::f32);
   CHECK(graph[0].dtype() == gg::f32);
@@ -143,4 +143,45 @@ TEST_CASE("hardening: hostile sizes are errors or right answers, never undefined
   CHECK_THROWS_AS(gg::max_pool2d(image, 2, 1, INT64_MAX / 4), gg::ValueError);
   CHECK(Tensor::zeros({0}).to_vector().empty());
   CHECK(Tensor::zeros({3, 0}, gg::f32).to_vector().empty());
+}
+
+TEST_CASE("hardening: a second backward through the same graph is refused unless the first retained it") {
+  using Catch::Contains;
+  Var x = 2.0;
+  x.name("x");
+  const Var y = (x * x).name("y");
+  y.backward();
+  CHECK(x.grad().item() == 4);
+  CHECK_THROWS_AS(y.backward(), gg::UsageError);
+  CHECK_THROWS_WITH(y.backward(),
+                    Contains("already differentiated") && Contains("'y' (mul)") && Contains("retain_graph"));
+  CHECK(x.grad().item() == 4); // nothing was added the second time
+  // A new op on top of a spent graph cannot go back through it either (as PyTorch).
+  CHECK_THROWS_AS((y + 1.0).backward(), gg::UsageError);
+  // retain_graph keeps the graph for one more pass; the last pass need not retain it.
+  Var w(Tensor({1.0, -2.0}, {2}));
+  const Var loss = gg::sum(w * w);
+  loss.backward({.retain_graph = true});
+  loss.backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{4, -8});
+  CHECK_THROWS_AS(loss.backward(), gg::UsageError);
+  // grad() spends a graph as backward() does, unless retain_graph or create_graph keeps it.
+  Var a = 3.0;
+  const Var b = a * a * a;
+  CHECK(gg::grad({b}, {a}, {}, {.create_graph = true})[0].item() == 27);
+  CHECK(gg::grad({b}, {a}, {}, {.retain_graph = true})[0].item() == 27);
+  CHECK(gg::grad({b}, {a})[0].item() == 27);
+  CHECK_THROWS_AS(gg::grad({b}, {a}), gg::UsageError);
+  CHECK_THROWS_AS(gg::grad({b}, {a}, {}, {.create_graph = true}), gg::UsageError); // spent, as PyTorch
+  // A fresh forward pass is a fresh graph.
+  const Var b2 = a * a * a;
+  CHECK(gg::grad({b2}, {a})[0].item() == 27);
+}
+
+TEST_CASE("hardening: a backward pass that fails leaves its graph as it found it") {
+  Var x(Tensor({1.0, 4.0}, {2}));
+  const Var y = gg::sum(gg::sqrt(x) * 2.0);
+  x.set_value(Tensor({9.0, 16.0}, {2})); // changed in place after sqrt used it: backward refuses
+  CHECK_THROWS_AS(y.backward(), gg::UsageError);
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("changed in place")); // not "already differentiated"
 }
