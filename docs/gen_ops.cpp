@@ -9,10 +9,19 @@
 #include <string>
 
 namespace {
-std::string cell(std::string_view s) {
+/// s with each '|' escaped: a bare bar would end the table's cell (abs computes |a|).
+std::string text(std::string_view s) {
   std::string out;
   for (char ch : s) out += ch == '|' ? std::string("\\|") : std::string(1, ch);
-  return out.empty() ? "" : "`" + out + "`";
+  return out;
+}
+/// s as code in a cell.
+std::string cell(std::string_view s) {
+  if (s.empty()) return {};
+  std::string out(1, '`');
+  out += text(s);
+  out += '`';
+  return out;
 }
 
 std::string page() {
@@ -29,7 +38,7 @@ std::string page() {
         "| op | C++ | computes | d out / d a | d out / d b |\n| --- | --- | --- | --- | --- |\n";
   for (int i = 0; i < static_cast<int>(gg::Op::count_); ++i) {
     const gg::OpInfo& info = gg::op_info(static_cast<gg::Op>(i));
-    os << "| " << info.name << " | " << cell(info.api) << " | " << info.value << " | " << cell(info.d0)
+    os << "| " << info.name << " | " << cell(info.api) << " | " << text(info.value) << " | " << cell(info.d0)
        << " | " << cell(info.d1) << " |\n";
   }
   return os.str();
