@@ -5,6 +5,8 @@
 // errors bad shapes and axes raise; float32.
 #include <autodiff/autodiff.hpp>
 
+#include "inputs.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -17,22 +19,9 @@ using gg::Tensor;
 using gg::Var;
 
 namespace {
-
-using Fn = std::function<Var(const std::vector<Var>&)>;
-
-/// Values uniform in [lo, hi), reproducibly seeded.
-Tensor rnd(const Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {
-  gg::Rng rng(seed);
-  return Tensor::rand(shape, rng, gg::f64, lo, hi);
-}
-
-/// Values in [lo, hi) whose magnitude is at least 0.1: away from the kinks of abs, relu, ...
-Tensor away_from_zero(const Shape& shape, std::uint64_t seed) {
-  Tensor t = rnd(shape, seed, 0.15, 1.5);
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    if (i % 2 == 1) t.set_flat(i, -t.flat(i));
-  return t;
-}
+using gg::test::away_from_zero;
+using gg::test::Fn;
+using gg::test::rnd;
 
 void check_grad(const Fn& f, const std::vector<Tensor>& inputs) {
   const gg::GradcheckResult r = gg::gradcheck(f, inputs);
