@@ -20,6 +20,7 @@ namespace gg {
   X(add) X(sub) X(mul) X(div) X(pow) X(neg)                                                              \
   X(add_c) X(mul_c) X(div_c) X(rsub_c) X(rdiv_c) X(pow_c) X(rpow_c)                                      \
   X(exp) X(log) X(sqrt) X(abs) X(tanh) X(sigmoid) X(relu) X(leaky_relu) X(sin) X(cos) X(clamp)          \
+  X(erf) X(gelu) X(gelu_tanh)                                                                            \
   /* reductions */                                                                                       \
   X(sum) X(sum_axis) X(mean) X(mean_axis) X(max) X(max_axis)                                             \
   /* linear algebra */                                                                                   \

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include <autodiff/var.hpp>
@@ -49,6 +50,11 @@ Var relu(const Var& x);
 Var leaky_relu(const Var& x, double negative_slope = 0.01);
 Var sin(const Var& x);
 Var cos(const Var& x);
+/// The error function, 2/sqrt(pi) times the integral of exp(-t^2) from 0 to x.
+Var erf(const Var& x);
+/// x·Φ(x), Φ the standard normal distribution function, as torch.nn.functional.gelu; approximate
+/// "tanh" is PyTorch's tanh approximation (op gelu_tanh). Another approximate is a ValueError.
+Var gelu(const Var& x, std::string_view approximate = "none");
 /// min(max(x, lo), hi); the gradient passes where lo <= x <= hi, as in PyTorch.
 Var clamp(const Var& x, double lo, double hi);
 

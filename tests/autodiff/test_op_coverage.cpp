@@ -97,6 +97,15 @@ const std::vector<OpCase>& op_cases() {
        {away_from_zero({2, 3}, 26)}},
       {Op::sin, un(gg::sin), {num(0.4)}, {rnd({2, 3}, 27)}},
       {Op::cos, un(gg::cos), {num(0.4)}, {rnd({2, 3}, 28)}},
+      {Op::erf, un(gg::erf), {num(0.4)}, {rnd({2, 3}, 65, -2, 2)}},
+      {Op::gelu,
+       [](const std::vector<Var>& v) { return gg::gelu(v[0]); },
+       {num(-0.4)},
+       {rnd({2, 3}, 66, -3, 3)}},
+      {Op::gelu_tanh,
+       [](const std::vector<Var>& v) { return gg::gelu(v[0], "tanh"); },
+       {num(-0.4)},
+       {rnd({2, 3}, 67, -3, 3)}},
       {Op::clamp, // inputs 0.05 or more away from the bounds
        [](const std::vector<Var>& v) { return gg::clamp(v[0], -0.5, 0.5); },
        {num(0.3)},
@@ -144,9 +153,7 @@ const std::vector<OpCase>& op_cases() {
        {rnd({2, 3}, 44)},
        tensor_only},
       {Op::reshape,
-       [](const std::vector<Var>& v) {
-         return gg::reshape(v[0], {3, -1});
-       },
+       [](const std::vector<Var>& v) { return gg::reshape(v[0], {3, -1}); },
        {},
        {rnd({2, 3}, 45)},
        tensor_only},

@@ -2,7 +2,7 @@
 // tolerance 1e-6, which also compares the create_graph backward with the plain one): binary ops
 // with broadcasting and on scalar leaves, unary ops, reductions, matrix products, shape ops,
 // softmax family, adjoint ops, composites and second derivatives; numerical stability; the
-// errors bad shapes and axes raise; float32.
+// errors bad shapes and axes raise; float32; erf and gelu against PyTorch-computed values (data/).
 #include <autodiff/autodiff.hpp>
 
 #include "inputs.hpp"
@@ -227,6 +227,56 @@ TEST_CASE("ops: unary op values on the scalar and tensor paths agree") {
   CHECK(values(gg::leaky_relu(x, 0.5)) == std::vector<double>{-1, -0.25, 0.5, 2});
   CHECK(values(gg::relu(x)) == std::vector<double>{0, 0, 0.5, 2});
   CHECK_THROWS_AS(gg::clamp(x, 1, -1), gg::ValueError);
+}
+
+TEST_CASE("ops: erf and gelu (exact and approximate tanh) equal PyTorch's values and derivatives") {
+  // tests/autodiff/data/make_erf_gelu_reference.py -> erf_gelu_reference.txt
+  const auto ref = gg::test::read_reference("erf_gelu_reference.txt");
+  REQUIRE(ref.count("x") == 1);
+  const Tensor x = ref.at("x");
+  // |a - b| / max(1, |b|) over the elements; float32 and float64 alike.
+  const auto worst = [](const Tensor& a, const Tensor& b) {
+    REQUIRE(a.shape() == b.shape());
+    double w = 0;
+    for (std::int64_t i = 0; i < a.numel(); ++i)
+      w = std::max(w, std::fabs(a.flat(i) - b.flat(i)) / std::max(1.0, std::fabs(b.flat(i))));
+    return w;
+  };
+  const std::vector<std::pair<std::string, Var (*)(const Var&)>> fs = {
+      {"erf", [](const Var& v) { return gg::erf(v); }},
+      {"gelu", [](const Var& v) { return gg::gelu(v); }},
+      {"gelu_tanh", [](const Var& v) { return gg::gelu(v, "tanh"); }},
+  };
+  for (const auto& [name, f] : fs) {
+    INFO(name);
+    const Var v(x.clone(), true);
+    const Var y = f(v);
+    CHECK(y.op_name() == name);
+    const Var g = gg::grad({gg::sum(y)}, {v}, {}, {.create_graph = true})[0];
+    const Var g2 = gg::grad({gg::sum(g)}, {v})[0];
+    CHECK(worst(y.value(), ref.at(name + ".value")) < 1e-15);
+    CHECK(worst(g.value(), ref.at(name + ".grad")) < 1e-15);
+    CHECK(worst(g2.value(), ref.at(name + ".grad2")) < 1e-14);
+    // The fast tensor backward, and scalar nodes, give the same.
+    const Var w(x.clone(), true);
+    gg::sum(f(w)).backward();
+    CHECK(worst(w.grad(), ref.at(name + ".grad")) < 1e-15);
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const Var s = x.flat(i);
+      const Var ys = f(s);
+      ys.backward();
+      CHECK(ys.item() == Approx(ref.at(name + ".value").flat(i)).margin(1e-15).epsilon(1e-15));
+      CHECK(s.grad().item() == Approx(ref.at(name + ".grad").flat(i)).margin(1e-15).epsilon(1e-15));
+    }
+    // float32 kernels, against PyTorch's float32.
+    const Var v32(x.to(gg::f32), true);
+    const Var y32 = f(v32);
+    gg::sum(y32).backward();
+    CHECK(y32.dtype() == gg::f32);
+    CHECK(worst(y32.value(), ref.at(name + ".value_f32")) < 1e-6);
+    CHECK(worst(v32.grad(), ref.at(name + ".grad_f32")) < 1e-6);
+  }
+  CHECK_THROWS_WITH(gg::gelu(Var(1.0), "sigmoid"), Catch::Contains("gelu") && Catch::Contains("sigmoid"));
 }
 
 TEST_CASE("ops: gradients at clamp's bounds pass, as in PyTorch, outside they are 0") {

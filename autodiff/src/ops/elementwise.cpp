@@ -165,6 +165,14 @@ Var sin(const Var& x) {
 Var cos(const Var& x) {
   return record_unary<Op::cos>(x);
 }
+Var erf(const Var& x) {
+  return record_unary<Op::erf>(x);
+}
+Var gelu(const Var& x, std::string_view approximate) {
+  if (approximate == "none") return record_unary<Op::gelu>(x);
+  if (approximate == "tanh") return record_unary<Op::gelu_tanh>(x);
+  throw ValueError(fmt::format("gelu: approximate is \"none\" or \"tanh\", not \"{}\"", approximate));
+}
 Var clamp(const Var& x, double lo, double hi) {
   need(x, Op::clamp);
   if (lo > hi) throw ValueError(fmt::format("clamp: lo ({}) is greater than hi ({})", lo, hi));

@@ -287,6 +287,67 @@ template <> struct Math<Op::clamp> : OneInput {
   template <class T> static T vjp(T g, T a, T, Consts<T> k) { return a >= k.c && a <= k.hi ? g : T(0); }
 };
 
+template <> struct Math<Op::erf> : OneInput {
+  static constexpr OpInfo info{"erf",
+                               "erf(a)",
+                               1,
+                               "2/sqrt(pi)*exp(-a^2)",
+                               "",
+                               "erf(a)",
+                               "the error function, 2/sqrt(pi) times the integral of exp(-t^2) from 0 to a"};
+  template <class T> static T f(T a, Consts<T>) { return std::erf(a); }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T>) {
+    using std::exp;
+    return g * (Num<T>(2 * std::numbers::inv_sqrtpi) * exp(-(a * a)));
+  }
+};
+
+/// GELU as PyTorch computes it, a·Φ(a) with Φ the standard normal distribution function.
+template <> struct Math<Op::gelu> : OneInput {
+  static constexpr OpInfo info{"gelu",
+                               "gelu(a)",
+                               1,
+                               "Phi(a) + a*exp(-a^2/2)/sqrt(2*pi)",
+                               "",
+                               "gelu(a)",
+                               "a*Phi(a), Phi(a) = (1 + erf(a/sqrt(2)))/2 the normal distribution function"};
+  static constexpr double k_inv_sqrt2 = std::numbers::sqrt2 / 2,
+                          k_inv_sqrt_2pi = std::numbers::inv_sqrtpi / std::numbers::sqrt2;
+  template <class T> static T f(T a, Consts<T>) {
+    return Num<T>(0.5) * a * (1 + std::erf(a * Num<T>(k_inv_sqrt2)));
+  }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T>) {
+    using std::erf, std::exp;
+    const T cdf = Num<T>(0.5) * (1 + erf(a * Num<T>(k_inv_sqrt2)));
+    return g * (cdf + a * (Num<T>(k_inv_sqrt_2pi) * exp(Num<T>(-0.5) * (a * a))));
+  }
+};
+
+/// GELU's tanh approximation, PyTorch's gelu(a, approximate="tanh"): a/2·(1 + tanh(u)) with
+/// u = sqrt(2/pi)·(a + 0.044715·a³).
+template <> struct Math<Op::gelu_tanh> : OneInput {
+  static constexpr OpInfo info{
+      "gelu_tanh",
+      "gelu_tanh(a)",
+      1,
+      "(1+t)/2 + a*(1-t^2)*sqrt(2/pi)*(1+3*0.044715*a^2)/2, t = tanh(sqrt(2/pi)*(a+0.044715*a^3))",
+      "",
+      "gelu(a, \"tanh\")",
+      "a*(1 + tanh(sqrt(2/pi)*(a + 0.044715*a^3)))/2"};
+  static constexpr double k_beta = std::numbers::sqrt2 * std::numbers::inv_sqrtpi, k_kappa = 0.044715;
+  template <class T> static T f(T a, Consts<T>) {
+    const T u = Num<T>(k_beta) * (a + Num<T>(k_kappa) * a * a * a);
+    return Num<T>(0.5) * a * (1 + std::tanh(u));
+  }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T>) {
+    using std::tanh;
+    const T a2 = a * a;
+    const T t = tanh(Num<T>(k_beta) * (a + Num<T>(k_kappa) * a2 * a));
+    const T du = Num<T>(k_beta) * (1 + Num<T>(3 * k_kappa) * a2);
+    return g * (Num<T>(0.5) * (1 + t) + Num<T>(0.5) * a * (1 - t * t) * du);
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // The generic parts: everything below serves every row.
 
