@@ -16,6 +16,9 @@ namespace gg::data {
 struct Batch {
   Tensor x;
   Tensor y;
+  /// The rows of the whole batch, on every rank of a data-parallel run (x's rows with one process):
+  /// a rank's share of the batch's mean gradient is its rows / global_rows.
+  std::int64_t global_rows = 0;
 };
 
 /// Options of DataLoader, as torch.utils.data.DataLoader's.
@@ -27,6 +30,12 @@ struct DataLoaderOptions {
   std::uint64_t seed = 0;
   /// Leave out the last batch when it is smaller than batch_size.
   bool drop_last = false;
+  /// Data-parallel runs (gg::distributed): this process's rank and the number of ranks. Every rank
+  /// draws the same order and cuts it into the same batches of batch_size rows (the global batch);
+  /// rank r takes the rows [r·b/N, (r+1)·b/N) of each batch of b rows, so that the ranks' shares
+  /// together are exactly the batch one process would take, for any world size and any timing.
+  int rank = 0;
+  int world_size = 1;
 };
 
 /// Mini-batches over the rows (first dimension) of x and y. Each range-for (each begin()) is one

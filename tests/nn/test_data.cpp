@@ -657,6 +657,44 @@ TEST_CASE("data: dataloader shuffles with Fisher-Yates, anew each epoch, reprodu
   CHECK(std::vector<double>(p.begin(), p.end()) == expected);
 }
 
+TEST_CASE("data: dataloader shards each batch across data-parallel ranks, together the one-process batch") {
+  const Tensor x = Tensor::arange(0, 11).reshape({11, 1});
+  const Tensor y = Tensor::arange(0, 110, 10);
+  for (const int world : {1, 2, 3, 4, 5}) {
+    DataLoader whole(x, y, {.batch_size = 4, .shuffle = true, .seed = 3});
+    std::vector<DataLoader> ranks;
+    for (int r = 0; r < world; ++r)
+      ranks.emplace_back(
+          x, y,
+          DataLoaderOptions{.batch_size = 4, .shuffle = true, .seed = 3, .rank = r, .world_size = world});
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      std::vector<std::vector<double>> together(3);
+      std::vector<std::int64_t> global_rows;
+      for (DataLoader& loader : ranks) {
+        CHECK(loader.size() == 3);
+        std::size_t i = 0;
+        for (const Batch& b : loader) {
+          const auto bx = b.x.to_vector(), by = b.y.to_vector();
+          for (std::size_t k = 0; k < bx.size(); ++k) CHECK(by[k] == 10 * bx[k]);
+          together[i].insert(together[i].end(), bx.begin(), bx.end());
+          if (&loader == &ranks.front()) global_rows.push_back(b.global_rows);
+          ++i;
+        }
+      }
+      std::vector<std::vector<double>> expected;
+      for (const Batch& b : whole) expected.push_back(b.x.to_vector());
+      CHECK(together == expected); // the ranks' shares in rank order are the batch, row for row
+      CHECK(global_rows == std::vector<std::int64_t>{4, 4, 3});
+    }
+  }
+  // The last batch of 3 rows over 4 ranks: one rank gets none (a zero share of the mean gradient).
+  DataLoader r0(x, y, {.batch_size = 4, .rank = 0, .world_size = 4});
+  CHECK(r0.batch(2).x.shape() == Shape{0, 1});
+  CHECK(r0.batch(2).global_rows == 3);
+  CHECK_THROWS_MATCHES(DataLoader(x, y, {.batch_size = 4, .rank = 2, .world_size = 2}), ValueError,
+                       What(Contains("rank 2 is not one of the 2 ranks of world_size (0 to 1)")));
+}
+
 TEST_CASE("data: train_test_split takes ceil of the test fraction, disjoint and reproducible") {
   const Tensor x = Tensor::arange(0, 20).reshape({10, 2});
   const Tensor y = Tensor::arange(0, 10);

@@ -53,6 +53,10 @@ DataLoader::DataLoader(Tensor x, Tensor y, DataLoaderOptions options)
   if (options_.batch_size < 1)
     throw ValueError(
         fmt::format("DataLoaderOptions: batch_size must be positive, got {}", options_.batch_size));
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+    throw ValueError(
+        fmt::format("DataLoaderOptions: rank {} is not one of the {} ranks of world_size (0 to {})",
+                    options_.rank, options_.world_size, options_.world_size - 1));
   detail::check_same_rows(x_, y_, "DataLoader");
   n_ = x_.shape()[0];
   order_.resize(static_cast<std::size_t>(n_));
@@ -81,9 +85,11 @@ Batch DataLoader::batch(std::int64_t i) const {
   if (i < 0 || i >= size())
     throw ValueError(fmt::format("DataLoader::batch: index {} is out of range for {} batches", i, size()));
   const std::int64_t start = i * options_.batch_size;
-  const std::int64_t stop = std::min(n_, start + options_.batch_size);
-  const std::vector<std::int64_t> index(order_.begin() + start, order_.begin() + stop);
-  return {detail::rows(x_, index), detail::rows(y_, index)};
+  const std::int64_t rows = std::min(n_, start + options_.batch_size) - start;
+  const std::int64_t r = options_.rank, world = options_.world_size;
+  const std::vector<std::int64_t> index(order_.begin() + start + r * rows / world,
+                                        order_.begin() + start + (r + 1) * rows / world);
+  return {detail::rows(x_, index), detail::rows(y_, index), rows};
 }
 
 DataLoader::Iterator::Iterator(const DataLoader* loader, std::int64_t index)
