@@ -1,6 +1,7 @@
 // The course's triangle problem: the points inside a triangle (class 1) are not linearly separable,
-// but three logistic units — one line each — and one unit on top of them separate them. A 2-3-2 MLP
-// with sigmoid hidden units learns exactly that; prints its lines and writes pictures to a folder.
+// but three logistic units — one line each — and one logistic unit on top of them separate them. The
+// course's 2-3-1 sigmoid MLP (13 parameters) learns exactly that; prints its lines and writes pictures
+// to a folder.
 #include <nn/nn.hpp>
 #include <nn/plot/plot.hpp>
 
@@ -44,11 +45,12 @@ int run(const std::string& dir, std::uint64_t seed) {
   for (std::int64_t i = 0; i < train.y.numel(); ++i) inside += train.y.flat(i) == 1;
   std::cout << "triangle: " << train.y.numel() << " points, " << inside << " inside the triangle\n";
 
-  // The course's network: three logistic (sigmoid) units as features, then a layer on top. With two
-  // outputs and softmax, the top layer is one logistic unit on the difference of its two rows.
+  // The course's network: three logistic (sigmoid) units as features, then one logistic unit on top,
+  // a(x) = σ(w0 + w1 h1 + w2 h2 + w3 h3). The model gives the top unit's weighted sum (its logit); the
+  // loss applies the sigmoid (binary cross-entropy from logits, PyTorch's BCEWithLogitsLoss).
   nn::manual_seed(seed);
   auto hidden = std::make_shared<nn::Linear>(2, 3);
-  auto top = std::make_shared<nn::Linear>(3, 2);
+  auto top = std::make_shared<nn::Linear>(3, 1);
   nn::Sequential model{hidden, std::make_shared<nn::Sigmoid>(), top};
   std::cout << nn::summary(model, {1, 2}) << "\n";
 
@@ -59,29 +61,34 @@ int run(const std::string& dir, std::uint64_t seed) {
   gg::optim::Adam opt(model.parameters(), gg::optim::AdamOptions(lr));
   std::vector<double> losses;
   const auto start = std::chrono::steady_clock::now();
-  std::cout << "training: full batch, cross-entropy, Adam lr " << lr << ", " << steps << " steps\n";
+  std::cout << "training: full batch, binary cross-entropy, Adam lr " << lr << ", " << steps << " steps\n";
   // The library's loop with one batch of all points (an epoch is a step); a callback prints every
   // 250th step's loss and accuracy (of the scores the step computed, before its update).
-  gg::train::Trainer trainer(model, opt,
-                             [](const Var& scores, const Tensor& y) { return nn::cross_entropy(scores, y); },
-                             {.epochs = steps, .evaluate_train = false});
+  // The targets 0/1 as [n, 1] numbers, the shape of the output; a point is "inside" where σ > 0.5.
+  const auto loss = [](const Var& logit, const Tensor& y) {
+    return nn::binary_cross_entropy_with_logits(logit, y.reshape(logit.shape()));
+  };
+  const auto predicted = [](const Tensor& logit) {
+    gg::NoGrad no_grad;
+    return gg::metrics::binary_class_ids(gg::sigmoid(Var::constant(logit)).value());
+  };
+  gg::train::Trainer trainer(model, opt, loss, {.epochs = steps, .evaluate_train = false});
   gg::train::LambdaCallback report({.batch_end = [&](gg::train::Trainer&, const gg::train::StepInfo& s) {
     losses.push_back(s.loss);
     if (s.step == 1 || s.step % 250 == 0)
       std::cout << fmt::format("  step {:5d}  loss {:.4f}  accuracy {:.3f}\n", s.step, s.loss,
-                               gg::metrics::accuracy(s.output.value(), s.data.y));
+                               gg::metrics::accuracy(predicted(s.output.value()), s.data.y));
   }});
   trainer.add_callback(report);
   gg::data::DataLoader loader(train.x, train.y, {.batch_size = train.x.shape()[0]});
   trainer.fit(loader);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const Tensor scores = trainer.predict(train.x);
-  const double accuracy = gg::metrics::accuracy(scores, train.y);
+  const Tensor classes = predicted(trainer.predict(train.x));
+  const double accuracy = gg::metrics::accuracy(classes, train.y);
   std::cout << fmt::format("final training accuracy {:.3f} ({} steps in {:.2f} s)\n\n", accuracy, steps,
                            seconds);
-  std::cout << gg::metrics::format_confusion_matrix(
-                   gg::metrics::confusion_matrix(gg::metrics::class_ids(scores), train.y, 2),
-                   {"outside", "inside"})
+  std::cout << gg::metrics::format_confusion_matrix(gg::metrics::confusion_matrix(classes, train.y, 2),
+                                                    {"outside", "inside"})
             << "\n";
 
   // Each hidden unit is a logistic regression sigmoid(w·x + b): its line w·x + b = 0 splits the plane.
@@ -95,31 +102,32 @@ int run(const std::string& dir, std::uint64_t seed) {
   }
   std::cout << "the triangle's edges, for comparison:\n"
             << "      bottom: x2 = -0.6,  left: x2 = 1.75*x1 + 0.8,  right: x2 = -1.75*x1 + 0.8\n";
-  // softmax of two logits is the sigmoid of their difference: one logistic unit on h1, h2, h3.
+  // The unit on top: σ(v·h + d) > 0.5 exactly where v·h + d > 0.
   const Tensor v = top->weight.value(), d = top->bias.value();
   std::cout << fmt::format(
-      "the unit on top: inside when {:.2f}*h1 {} {:.2f}*h2 {} {:.2f}*h3 {} {:.2f} > 0\n\n",
-      v.flat(3) - v.flat(0), sign(v.flat(4) - v.flat(1)), std::abs(v.flat(4) - v.flat(1)),
-      sign(v.flat(5) - v.flat(2)), std::abs(v.flat(5) - v.flat(2)), sign(d.flat(1) - d.flat(0)),
-      std::abs(d.flat(1) - d.flat(0)));
+      "the unit on top: inside when {:.2f}*h1 {} {:.2f}*h2 {} {:.2f}*h3 {} {:.2f} > 0\n\n", v.flat(0),
+      sign(v.flat(1)), std::abs(v.flat(1)), sign(v.flat(2)), std::abs(v.flat(2)), sign(d.flat(0)),
+      std::abs(d.flat(0)));
 
   // Pictures: the decision regions with the points and the hidden lines, the loss curve, the graph.
   gg::plot::RegionOptions regions;
-  regions.title = fmt::format("Triangle: 2-3-2 sigmoid MLP, training accuracy {:.3f}", accuracy);
+  regions.title = fmt::format("Triangle: 2-3-1 sigmoid MLP, training accuracy {:.3f}", accuracy);
   regions.class_names = {"outside (0)", "inside (1)"};
   regions.bounds = std::array<double, 4>{-1.1, 1.1, -1.1, 1.1};
   regions.lines = lines;
-  const auto classify = [&](const Tensor& points) { return model(Var::constant(points)).value(); };
+  const auto classify = [&](const Tensor& points) { return predicted(model(Var::constant(points)).value()); };
   gg::plot::decision_regions(dir + "/triangle_regions.svg", classify, train.x, train.y, regions);
 
-  gg::plot::LineChart chart("Triangle: training loss (full batch, Adam)", "step", "cross-entropy");
+  gg::plot::LineChart chart("Triangle: training loss (full batch, Adam)", "step", "binary cross-entropy");
   chart.add(fmt::format("Adam lr {}", lr), losses).log_y();
   chart.save(dir + "/triangle_loss.svg");
 
-  // The loss of one input as a graph; each layer is a cluster, the gradients from backward on it.
+  // The loss of one input as a graph: the top unit's sigmoid p, then -(y log p + (1 - y) log(1 - p));
+  // each layer is a cluster, the gradients from backward on it.
   const Var x0 = Var::constant(gg::kernel::slice(train.x, 0, 0, 1)).name("x");
+  const Var p0 = gg::sigmoid(model(x0).name("logit")).name("p");
   const Var loss0 =
-      nn::cross_entropy(model(x0).name("logits"), gg::kernel::slice(train.y, 0, 0, 1)).name("loss");
+      nn::binary_cross_entropy(p0, gg::kernel::slice(train.y, 0, 0, 1).reshape({1, 1})).name("loss");
   model.zero_grad();
   loss0.backward();
   std::ostringstream dot;

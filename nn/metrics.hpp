@@ -19,6 +19,11 @@ inline constexpr std::int64_t max_classes = 10'000;
 /// along the last axis. [n, 1] scores are ambiguous (threshold them first) and refused.
 Tensor class_ids(const Tensor& predictions_or_scores);
 
+/// Class ids of a binary classifier with one output per row: 1 where the probability of class 1
+/// ([n] or [n, 1], e.g. σ of a logit) is above `threshold`, else 0 (Keras' BinaryAccuracy, and
+/// sklearn's predict of a logistic model: p > 0.5).
+Tensor binary_class_ids(const Tensor& probabilities, double threshold = 0.5);
+
 /// Fraction of rows whose predicted class equals the target; either argument may be [n] class ids
 /// or [n, k] scores / one-hot rows.
 double accuracy(const Tensor& predictions, const Tensor& targets);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the main demo: builds gradgraph and runs the course's triangle problem (a 2-3-2 sigmoid MLP
+# Runs the main demo: builds gradgraph and runs the course's triangle problem (its 2-3-1 sigmoid MLP
 # learns the points inside a triangle; its three hidden units are the triangle's three edges),
 # writing the decision regions, the loss curve and the model's graph to out/.
 set -euo pipefail

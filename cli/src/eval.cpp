@@ -6,6 +6,7 @@
 
 #include <nn/nn.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <sstream>
@@ -58,7 +59,8 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!parse_or_help(
           args, desc,
           "usage: gradgraph eval --model FILE.safetensors --data FILE [--labels FILE]\n\n"
-          "A classifier's accuracy and confusion matrix, or a regression model's MSE, MAE and R²,\n"
+          "A classifier's accuracy and confusion matrix (a model with one output unit predicts class 1\n"
+          "where the sigmoid of its output is above 0.5), or a regression model's MSE, MAE and R²,\n"
           "on the data. Refused: a model whose weights are not finite, and data whose feature\n"
           "columns are not the ones the model was trained on.",
           out, vm))
@@ -114,12 +116,13 @@ int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostre
                metrics::r2_score(scores, d.y));
     return ok;
   }
-  const std::int64_t k = sizes.back();
+  // One output unit is a binary classifier: class 1 where σ(output) > 0.5.
+  const std::int64_t k = std::max<std::int64_t>(sizes.back(), 2);
+  const Tensor predicted = predicted_classes(scores);
   fmt::print(
       out, "{}: {} examples, accuracy {:.4f}\n\nconfusion matrix (rows: true class, columns: predicted)\n{}",
-      data_path, d.x.shape()[0], metrics::accuracy(scores, d.y),
-      metrics::format_confusion_matrix(metrics::confusion_matrix(metrics::class_ids(scores), d.y, k),
-                                       d.class_names));
+      data_path, d.x.shape()[0], metrics::accuracy(predicted, d.y),
+      metrics::format_confusion_matrix(metrics::confusion_matrix(predicted, d.y, k), d.class_names));
   return ok;
 }
 

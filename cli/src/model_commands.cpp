@@ -64,14 +64,17 @@ int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   po::options_description desc = model_options(o);
   desc.add_options()("output,o", po::value(&path)->required(), "the DOT file to write")(
       "backward", po::bool_switch(&backward),
-      "also run backward (cross-entropy against class 0) and show gradients")(
-      "render", po::value(&format), "also run Graphviz: svg or png")(
+      "also run backward (cross-entropy against class 0; with one output unit, binary cross-entropy of its "
+      "sigmoid p against class 0) and show gradients")("render", po::value(&format),
+                                                       "also run Graphviz: svg or png")(
       "rankdir", po::value(&rankdir)->default_value("LR"),
       "layout: LR (input on the left) or TB (input on top, fits a page better)");
-  if (!parse(args, desc, out,
-             "usage: gradgraph dot --layers 2,3,2 [--activation sigmoid] -o mlp.dot [--backward] [--render "
-             "svg] [--rankdir TB]\n"
-             "Draws the model's forward graph for one input, each layer as a cluster with its parameters."))
+  if (!parse(
+          args, desc, out,
+          "usage: gradgraph dot --layers 2,3,2 [--activation sigmoid] -o mlp.dot [--backward] [--render "
+          "svg] [--rankdir TB]\n"
+          "Draws the model's forward graph for one input, each layer as a cluster with its parameters; one\n"
+          "output unit (--layers 2,3,1) is a logistic unit, drawn with its sigmoid p on top."))
     return ok;
   if (!format.empty() && format != "svg" && format != "png")
     throw UsageError(fmt::format("--render '{}': use svg or png", format));
@@ -85,8 +88,13 @@ int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     x.set_flat(i,
                sizes[0] == 1 ? 0.5 : -1 + 2.0 * static_cast<double>(i) / static_cast<double>(sizes[0] - 1));
   Var root = (*model)(Var::constant(x).name("x")).name("output");
+  // One output unit is a logistic unit: its sigmoid, the probability of class 1, is drawn on top.
+  const bool one_unit = sizes.back() == 1;
+  if (one_unit) root = sigmoid(root).name("p");
   if (backward) {
-    root = nn::cross_entropy(root, Tensor::zeros({1})).name("loss");
+    root = (one_unit ? nn::binary_cross_entropy(root, Tensor::zeros({1, 1}))
+                     : nn::cross_entropy(root, Tensor::zeros({1})))
+               .name("loss");
     root.backward();
   }
   std::ostringstream dot;

@@ -180,10 +180,17 @@ OptimizerChoice make_optimizer(const TrainOptions& o, std::vector<Var> params) {
   return {std::move(opt), std::move(settings)};
 }
 
-/// Loss of a batch: cross-entropy from logits against class ids, or mse (one-hot rows for
-/// classification, the values themselves for regression).
+/// Loss of a batch: cross-entropy from logits against class ids; for one output unit on two classes,
+/// binary cross-entropy of σ(output) (PyTorch's BCEWithLogitsLoss) or the squared error of σ(output)
+/// against 0/1 (the 1986 paper's E); or mse (one-hot rows for classification, the values themselves
+/// for regression).
 Var batch_loss(const std::string& loss, const Var& out, const Tensor& y, std::int64_t classes) {
   if (loss == "cross-entropy") return nn::cross_entropy(out, y);
+  if (classes == 2 && out.shape()[1] == 1) {
+    const Tensor target = y.reshape(out.shape()).to(out.dtype());
+    if (loss == "bce") return nn::binary_cross_entropy_with_logits(out, target);
+    return nn::mse_loss(sigmoid(out), Var::constant(target));
+  }
   if (classes > 0) {
     Tensor onehot = Tensor::zeros(out.shape(), out.dtype());
     for (std::int64_t i = 0; i < y.numel(); ++i)
@@ -342,8 +349,10 @@ std::string write_plots(const TrainOptions& o, const Data& d, const train::Histo
     look.title = fmt::format("{} on {}: decision regions", o.layers, d.source);
     plot::decision_regions(
         dir + "regions.svg",
-        [&](const Tensor& points) { return model(Var::constant(points.to(dtype))).value(); }, d.train.x,
-        d.train.y, look);
+        [&](const Tensor& points) {
+          return predicted_classes(model(Var::constant(points.to(dtype))).value());
+        },
+        d.train.x, d.train.y, look);
     wrote += ", " + dir + "regions.svg";
   }
   return wrote;
@@ -387,10 +396,14 @@ bool parse_options(const std::vector<std::string>& args, std::ostream& out, Trai
                                                                    "sizes from input to output, e.g. 4,16,3")(
       "activation", po::value(&o.activation)->default_value("sigmoid"), "sigmoid, tanh, relu or leaky-relu")(
       "loss", po::value(&o.loss)->default_value("cross-entropy"),
-      "cross-entropy (classes), or mse: a CSV's targets are then numbers (regression; one output per target "
-      "column), or class ids (one-hot rows) when they are whole numbers from 0 and the model has several "
-      "outputs")("optimizer", po::value(&o.optimizer)->default_value("adam"),
-                 "gd (full batch), sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta, nadam")(
+      "cross-entropy (classes, one output each); bce: two classes and one output unit, binary "
+      "cross-entropy of its sigmoid (PyTorch's BCEWithLogitsLoss); or mse: a CSV's targets are then "
+      "numbers (regression; one output per target column), or class ids when they are whole numbers "
+      "from 0 and the model has several outputs (one-hot rows), or only 0 and 1 and one output unit "
+      "(two classes, the squared error of its sigmoid). With one output unit, accuracy counts "
+      "sigmoid > 0.5 as class 1")(
+      "optimizer", po::value(&o.optimizer)->default_value("adam"),
+      "gd (full batch), sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta, nadam")(
       "lr", number_value(&o.lr, "--lr"),
       "learning rate (default: PyTorch's for the optimizer; 0.01 for gd/sgd)")(
       "momentum", number_value(&o.momentum, "--momentum"),
@@ -446,8 +459,8 @@ bool parse_options(const std::vector<std::string>& args, std::ostream& out, Trai
     if (!value.defaulted()) o.given.insert(name);
   if (o.dtype != "f32" && o.dtype != "f64")
     throw UsageError(fmt::format("--dtype '{}': use f32 or f64", o.dtype));
-  if (o.loss != "cross-entropy" && o.loss != "mse")
-    throw UsageError(fmt::format("--loss '{}': use cross-entropy or mse", o.loss));
+  if (o.loss != "cross-entropy" && o.loss != "bce" && o.loss != "mse")
+    throw UsageError(fmt::format("--loss '{}': use cross-entropy, bce or mse", o.loss));
   if (o.epochs < 1 || o.epochs > 1'000'000)
     throw ValueError(fmt::format("--epochs {}: use 1 to 1000000", o.epochs));
   if (o.batch_size < 1) throw ValueError(fmt::format("--batch-size {}: must be at least 1", o.batch_size));
@@ -476,7 +489,24 @@ void check_data(const TrainOptions& o, const Data& d, const std::vector<std::int
         fmt::format("{}: every training example is of class {}: a classifier needs examples of two "
                     "classes or more",
                     d.source, d.train.y.flat(0)));
-  const std::int64_t want = classes > 0 ? classes : d.train.y.rank() == 2 ? d.train.y.shape()[1] : 1;
+  // One output unit for two classes: its σ is the probability of class 1 (--loss bce or mse).
+  const bool one_unit = classes == 2 && sizes.back() == 1;
+  if (o.loss == "bce" && classes != 2)
+    throw ValueError(fmt::format("--loss bce: {} has {} classes; binary cross-entropy takes two (for more, "
+                                 "use cross-entropy with one output per class)",
+                                 d.source, classes));
+  if (o.loss == "bce" && !one_unit)
+    throw ShapeError(fmt::format("--layers {}: --loss bce takes one output unit for the two classes (its "
+                                 "sigmoid is the probability of class 1): end --layers with 1",
+                                 o.layers));
+  if (o.loss == "cross-entropy" && one_unit)
+    throw ShapeError(fmt::format("--layers {}: one output unit for two classes takes --loss bce or mse (a "
+                                 "sigmoid output); cross-entropy needs one output per class (2)",
+                                 o.layers));
+  const std::int64_t want = one_unit                ? 1
+                            : classes > 0           ? classes
+                            : d.train.y.rank() == 2 ? d.train.y.shape()[1]
+                                                    : 1;
   if (sizes.back() != want)
     throw ShapeError(fmt::format("--layers {}: the output size {} must equal the {} {} of {}", o.layers,
                                  sizes.back(), want,
@@ -559,7 +589,9 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
       *model, opt, [&](const Var& output, const Tensor& y) { return batch_loss(o.loss, output, y, classes); },
       {.epochs = o.epochs});
   if (classes > 0) {
-    trainer.add_metric("accuracy", metrics::accuracy);
+    trainer.add_metric("accuracy", [](const Tensor& output, const Tensor& y) {
+      return metrics::accuracy(predicted_classes(output), y);
+    });
   } else {
     trainer.add_metric("mae", metrics::mean_absolute_error);
     trainer.add_metric("r2", metrics::r2_score);

@@ -3,6 +3,9 @@
 // feature-name check.
 #include "train_data.hpp"
 
+#include <autodiff/autodiff.hpp>
+#include <nn/metrics.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -52,15 +55,23 @@ data::Dataset read_dataset(const std::string& option, const std::string& path,
 
 bool as_classes(data::Dataset& d, std::int64_t outputs) {
   d.num_classes = 0;
-  if (d.y.rank() != 1 || outputs < 2) return false;
+  if (d.y.rank() != 1) return false;
+  // One output unit takes two classes, 0 and 1 (the unit's σ is the probability of class 1).
+  const double limit = outputs == 1 ? 2 : static_cast<double>(data::max_csv_classes);
   double largest = 0;
   for (std::int64_t i = 0; i < d.y.numel(); ++i) {
     const double v = d.y.flat(i);
-    if (!(v >= 0 && v == std::floor(v) && v < static_cast<double>(data::max_csv_classes))) return false;
+    if (!(v >= 0 && v == std::floor(v) && v < limit)) return false;
     largest = std::max(largest, v);
   }
-  d.num_classes = static_cast<std::int64_t>(largest) + 1;
+  d.num_classes = outputs == 1 ? 2 : static_cast<std::int64_t>(largest) + 1;
   return true;
+}
+
+Tensor predicted_classes(const Tensor& output) {
+  if (output.rank() != 2 || output.shape()[1] != 1) return metrics::class_ids(output);
+  NoGrad no_grad;
+  return metrics::binary_class_ids(sigmoid(Var::constant(output)).value());
 }
 
 std::int64_t distinct_classes(const Tensor& y) {

@@ -26,9 +26,14 @@ data::Dataset read_dataset(const std::string& option, const std::string& path,
                            const std::vector<std::string>& targets, TargetKind kind, DType dtype);
 
 /// For numbers read with TargetKind::numbers: whether they are class ids (one target column of
-/// whole numbers from 0 and a model with more than one output: --loss mse on classes, one-hot rows)
-/// or regression targets. Sets num_classes accordingly (0 for regression).
+/// whole numbers from 0 and a model with more than one output: --loss mse on classes, one-hot rows;
+/// or only 0s and 1s and one output: two classes, a logistic output unit against 0/1 targets) or
+/// regression targets. Sets num_classes accordingly (0 for regression).
 bool as_classes(data::Dataset& d, std::int64_t outputs);
+
+/// The classes a classifier's outputs predict: the argmax of [n, k] scores, or, for one output unit
+/// ([n, 1]: the logit of class 1, as the course's triangle network), class 1 where σ(output) > 0.5.
+Tensor predicted_classes(const Tensor& output);
 
 /// The number of distinct classes among class ids y.
 std::int64_t distinct_classes(const Tensor& y);

@@ -50,6 +50,16 @@ Tensor class_ids(const Tensor& t) {
   return kernel::argmax(t, -1);
 }
 
+Tensor binary_class_ids(const Tensor& p, double threshold) {
+  if (!p.defined() || p.rank() < 1 || p.rank() > 2 || (p.rank() == 2 && p.shape()[1] != 1))
+    throw ShapeError(fmt::format("binary_class_ids: expected [n] or [n, 1] probabilities, got shape {}",
+                                 detail::shape_of(p)));
+  const std::int64_t n = p.shape()[0];
+  Tensor ids = Tensor::zeros(Shape{n}, f64);
+  for (std::int64_t i = 0; i < n; ++i) ids.set_flat(i, p.flat(i) > threshold ? 1 : 0);
+  return ids;
+}
+
 double accuracy(const Tensor& predictions, const Tensor& targets) {
   const auto [p, t] = detail::ids_pair(predictions, targets, "accuracy");
   const std::int64_t n = p.numel();

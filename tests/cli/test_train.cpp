@@ -6,6 +6,7 @@
 #include <nn/io/safetensors.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <filesystem>
@@ -77,6 +78,105 @@ TEST_CASE("train: per-step losses equal PyTorch's for every optimizer in float64
     ++configs;
   }
   CHECK(configs >= 10);
+}
+
+TEST_CASE("train: one output unit for two classes: bce and mse losses and eval's accuracy equal PyTorch's") {
+  // tests/cli/data/make_train_reference.py: "flags : losses... : accuracy" (class 1 where σ > 0.5).
+  std::ifstream ref(data("train_binary_reference.txt"));
+  REQUIRE(ref.good());
+  int configs = 0;
+  for (std::string line; std::getline(ref, line);) {
+    const auto sep = line.find(" : "), last = line.rfind(" : ");
+    const std::string flags = line.substr(0, sep);
+    std::vector<double> expected;
+    for (const std::string& w : words(line.substr(sep + 3, last - sep - 3))) expected.push_back(std::stod(w));
+    const double accuracy = std::stod(line.substr(last + 3));
+    INFO(flags);
+    const std::string log = temp("binary.jsonl"), model = temp("binary.safetensors");
+    std::vector<std::string> args{"train",
+                                  "--data",
+                                  data("train_binary.csv"),
+                                  "--layers",
+                                  "3,5,1",
+                                  "--activation",
+                                  "tanh",
+                                  "--init",
+                                  data("train_binary_init.safetensors"),
+                                  "--no-shuffle",
+                                  "--batch-size",
+                                  "8",
+                                  "--epochs",
+                                  "3",
+                                  "--log",
+                                  log,
+                                  "--save",
+                                  model};
+    for (const std::string& w : words(flags)) args.push_back(w);
+    const Result r = run(args);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("2 classes"));
+    const std::vector<double> got = step_losses(log);
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+      CHECK(std::fabs(got[i] - expected[i]) <= 1e-9 * std::fabs(expected[i]));
+    const Result e = run({"eval", "--model", model, "--data", data("train_binary.csv")});
+    REQUIRE(e.code == 0);
+    CHECK_THAT(e.out, Catch::Contains(fmt::format("accuracy {:.4f}", accuracy)));
+    std::filesystem::remove(log);
+    std::filesystem::remove(model);
+    ++configs;
+  }
+  CHECK(configs == 4);
+}
+
+TEST_CASE("train: the course's 2-3-1 triangle network learns with --loss bce and mse, and eval, dot and the "
+          "plots take it") {
+  const auto dir = std::filesystem::temp_directory_path() / "gg_cli_train_231";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (const char* loss : {"bce", "mse"}) {
+    INFO(loss);
+    const std::string model = (dir / (std::string(loss) + ".safetensors")).string();
+    const Result r = run({"train", "--dataset", "triangle", "--layers", "2,3,1", "--loss", loss, "--lr",
+                          "0.05", "--epochs", "100", "--save", model, "--plots", (dir / loss).string()});
+    REQUIRE(r.code == 0);
+    const auto pos = r.out.rfind("accuracy ");
+    REQUIRE(pos != std::string::npos);
+    CHECK(std::stod(r.out.substr(pos + 9)) >= 0.95);
+    std::ifstream regions(dir / loss / "regions.svg");
+    std::stringstream svg;
+    svg << regions.rdbuf();
+    CHECK(svg.str().find("</svg>") != std::string::npos);
+    const auto file = gg::safetensors::load(model);
+    CHECK(file.metadata.at("gradgraph.layers") == "2,3,1");
+    CHECK(file.metadata.at("gradgraph.task") == "classification");
+  }
+  // eval thresholds σ(output) at 0.5: a point far inside the triangle is class 1, far outside class 0
+  const std::string csv = (dir / "two.csv").string();
+  std::ofstream(csv) << "x1,x2,label\n0,0,1\n0.9,0.9,0\n";
+  const Result e = run({"eval", "--model", (dir / "bce.safetensors").string(), "--data", csv});
+  REQUIRE(e.code == 0);
+  CHECK_THAT(e.out, Catch::Contains("2 examples, accuracy 1.0000"));
+  // one output unit with a loss that needs one output per class, or bce on other shapes: named
+  const Result ce = run({"train", "--dataset", "triangle", "--layers", "2,3,1", "--epochs", "1"});
+  CHECK(ce.code == gg::cli::shape_error);
+  CHECK_THAT(ce.err, Catch::Contains("--loss bce or mse"));
+  const Result two = run({"train", "--dataset", "triangle", "--layers", "2,3,2", "--loss", "bce"});
+  CHECK(two.code == gg::cli::shape_error);
+  CHECK_THAT(two.err, Catch::Contains("end --layers with 1"));
+  const Result three = run({"train", "--dataset", "spiral", "--layers", "2,3,1", "--loss", "bce"});
+  CHECK(three.code == gg::cli::value_error);
+  CHECK_THAT(three.err, Catch::Contains("3 classes"));
+  CHECK(run({"train", "--dataset", "xor", "--layers", "2,3,1", "--loss", "hinge"}).code ==
+        gg::cli::usage_error);
+  // dot draws the logistic unit on top, p = σ(output), and backward through binary cross-entropy
+  const std::string dot = (dir / "mlp.dot").string();
+  REQUIRE(run({"dot", "--layers", "2,3,1", "--backward", "-o", dot}).code == 0);
+  std::ifstream in(dot);
+  std::stringstream graph;
+  graph << in.rdbuf();
+  CHECK_THAT(graph.str(), Catch::Contains("label=\"p\\nsigmoid") && Catch::Contains("label=\"loss"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("train: a small run learns, saves, and eval reads the model back") {
