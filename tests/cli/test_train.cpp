@@ -179,6 +179,40 @@ TEST_CASE("train: the course's 2-3-1 triangle network learns with --loss bce and
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("train: with default flags, every generated dataset learns with the tutorial's layer sizes") {
+  // The tutorial's networks (and the issue's): a learner runs these without choosing a learning rate.
+  const std::vector<std::vector<std::string>> runs{{"triangle", "2,3,1", "--loss", "bce"},
+                                                   {"triangle", "2,3,1", "--loss", "mse"},
+                                                   {"triangle", "2,3,2"},
+                                                   {"xor", "2,4,2"},
+                                                   {"xor", "2,3,1", "--loss", "bce"},
+                                                   {"moons", "2,16,2"},
+                                                   {"circles", "2,8,2"},
+                                                   {"spiral", "2,16,16,3"}};
+  for (const auto& r : runs) {
+    std::vector<std::string> args{"train", "--dataset", r[0], "--layers", r[1]};
+    args.insert(args.end(), r.begin() + 2, r.end());
+    INFO(r[0] << " " << r[1]);
+    const Result t = run(args);
+    REQUIRE(t.code == 0);
+    const auto pos = t.out.rfind("accuracy ");
+    REQUIRE(pos != std::string::npos);
+    CHECK(std::stod(t.out.substr(pos + 9)) >= 0.95);
+  }
+  // The header says what the defaults were; a given --lr or --epochs is kept.
+  const Result g = run({"train", "--dataset", "xor", "--layers", "2,4,2", "--optimizer", "gd"});
+  CHECK_THAT(g.out, Catch::Contains("2000 epochs of 1 steps, optimizer gd (lr 3)"));
+  const Result given =
+      run({"train", "--dataset", "xor", "--layers", "2,4,2", "--lr", "0.01", "--epochs", "3"});
+  CHECK_THAT(given.out, Catch::Contains("3 epochs of 10 steps, optimizer adam (lr 0.01)"));
+  // CSV data keeps PyTorch's defaults
+  const Result csv = run({"train", "--data", data("train_small.csv"), "--layers", "3,5,3", "--epochs", "1"});
+  CHECK_THAT(csv.out, Catch::Contains("optimizer adam (lr 0.001)"));
+  // --help prints its numbers as written, without binary float noise (0.90000000000000002)
+  const Result help = run({"train", "--help"});
+  CHECK_THAT(help.out, Catch::Contains("(=0.9)") && !Catch::Contains("0000000"));
+}
+
 TEST_CASE("train: a small run learns, saves, and eval reads the model back") {
   const std::string model = temp("moons.safetensors"), log = temp("moons.jsonl");
   const Result r =
