@@ -16,8 +16,8 @@ namespace gg::train {
 struct Progress {
   std::int64_t epoch = 1, epochs = 1; ///< current epoch (from 1) and the last one
   std::int64_t step = 0, steps = 1;   ///< steps done in this epoch, of steps per epoch
-  double loss = 0;                    ///< mean mini-batch loss so far this epoch
-  double accuracy = -1;               ///< mean mini-batch accuracy so far this epoch (< 0: none)
+  double loss = 0;                    ///< mean loss over the examples so far this epoch
+  double accuracy = -1;               ///< accuracy over the examples so far this epoch (< 0: none)
   double samples_per_second = 0;      ///< since training (or resuming) started
   double eta_seconds = -1;            ///< time left for all epochs (< 0: not known yet)
 };
@@ -76,6 +76,9 @@ public:
   void on_fit_end(Trainer&, const FitResult&) override;
   /// Erases the bar, so that other output can be printed.
   void clear() { bar_.clear(); }
+  /// Examples trained on since fit() began: the batches' real sizes (a last, smaller batch counts its
+  /// rows), which samples/s divides by the time.
+  std::int64_t samples() const { return samples_; }
 
 private:
   double seconds() const;
@@ -84,7 +87,10 @@ private:
   ProgressBar bar_;
   std::chrono::steady_clock::time_point start_{};
   std::int64_t first_epoch_ = 1, first_step_ = 0, samples_ = 0;
-  std::int64_t seen_ = 0; ///< steps of this epoch run by this fit
+  /// Examples of this epoch's steps run by this fit, and their losses and accuracies weighted by
+  /// their batch's size: the running means are means over examples, as the epoch's are (batches of
+  /// 32, 32, 32 and 24 rows weigh 32:32:32:24, not 1:1:1:1).
+  std::int64_t rows_ = 0;
   double loss_sum_ = 0, accuracy_sum_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <nn/nn.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <csignal>
@@ -338,6 +339,28 @@ TEST_CASE("train: the progress output: a bar on terminals, a line per reported e
   CHECK_THAT(lines.str(), Contains("samples/s\n"));
   CHECK_THAT(bar.str(), Contains("\repoch 5/5 [") && Contains("3/3  loss ") && Contains("acc "));
   CHECK_THAT(bar.str(), Catch::EndsWith("\r\x1b[K")); // erased at the end
+}
+
+TEST_CASE("train: the progress bar's loss and accuracy are means over examples, samples count real batches") {
+  // 5 rows in batches of 4 and 1; a model that always predicts class 1 (logits [0, 1]) and never
+  // moves (lr 0). The first batch (targets 1, 1, 0, 0) scores 0.5, the second (target 1) 1: over the
+  // examples that is 3/5 = 0.6000 (the mean of the batch means, 0.75, is no accuracy 5 rows can have).
+  nn::Linear top(1, 2);
+  top.load_state_dict({{"weight", Tensor::zeros({2, 1})}, {"bias", Tensor({0.0, 1.0}, {2})}});
+  optim::SGD opt(top.parameters(), optim::SGDOptions(0));
+  const Tensor x = Tensor::zeros({5, 1}), y({1, 1, 0, 0, 1}, {5});
+  std::ostringstream bar;
+  train::ProgressLogger progress(bar, {.bar = true, .width = 100, .lines = false});
+  train::Trainer t(top, opt, ce, {.epochs = 2});
+  t.add_metric("accuracy", gg::metrics::accuracy).add_callback(progress);
+  gg::data::DataLoader loader(x, y, {.batch_size = 4});
+  t.fit(loader);
+  // Cross-entropy of logits [0, 1]: -log σ(1) = 0.3133 for class 1, 1.3133 for class 0; over the
+  // examples (3 × 0.3133 + 2 × 1.3133) / 5 = 0.7133 (the batch means' mean would be 0.5633).
+  const double right = std::log1p(std::exp(-1.0)), wrong = 1 + right;
+  CHECK_THAT(bar.str(), Contains(fmt::format("2/2  loss {:.4f}  acc 0.6000", (3 * right + 2 * wrong) / 5)));
+  CHECK_THAT(bar.str(), Contains("1/2  loss") && Contains("acc 0.5000"));
+  CHECK(progress.samples() == 10); // 2 epochs of 4 + 1 rows
 }
 
 TEST_CASE("train: fingerprint changes with any value, shape or dtype of the data, and only then") {

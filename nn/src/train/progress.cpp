@@ -112,22 +112,23 @@ void ProgressLogger::on_fit_begin(Trainer& trainer) {
 }
 
 void ProgressLogger::on_epoch_begin(Trainer&, std::int64_t) {
-  seen_ = 0, loss_sum_ = 0, accuracy_sum_ = 0;
+  rows_ = 0, loss_sum_ = 0, accuracy_sum_ = 0;
 }
 
 void ProgressLogger::on_batch_end(Trainer& trainer, const StepInfo& s) {
-  samples_ += s.data.x.shape()[0];
+  const std::int64_t n = s.data.x.shape()[0];
+  samples_ += n;
   if (!bar_.enabled()) return;
-  ++seen_;
-  loss_sum_ += s.loss;
+  rows_ += n;
+  loss_sum_ += s.loss * static_cast<double>(n);
   Progress p;
   p.epoch = s.epoch, p.epochs = trainer.options().epochs;
   p.step = s.batch + 1, p.steps = s.batches;
-  p.loss = loss_sum_ / static_cast<double>(seen_);
+  p.loss = loss_sum_ / static_cast<double>(rows_);
   for (const auto& [name, metric] : trainer.metrics())
     if (name == "accuracy") {
-      accuracy_sum_ += metric(s.output.value(), s.data.y);
-      p.accuracy = accuracy_sum_ / static_cast<double>(seen_);
+      accuracy_sum_ += metric(s.output.value(), s.data.y) * static_cast<double>(n);
+      p.accuracy = accuracy_sum_ / static_cast<double>(rows_);
     }
   const double secs = std::max(seconds(), 1e-9);
   const auto done = static_cast<double>(s.step - first_step_);
