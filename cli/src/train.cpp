@@ -47,6 +47,7 @@ struct TrainOptions {
 struct Data {
   data::Dataset train, test;
   std::string source;
+  std::string fingerprint; ///< of the features before --split (features_fingerprint)
 };
 
 /// Settings as (option, value) pairs in --help's words, e.g. {"momentum", "0.9"}.
@@ -103,16 +104,8 @@ Data load_data(const TrainOptions& o, std::int64_t outputs, DType dtype) {
   } else if (!o.dataset.empty()) {
     if (o.samples < 4 || o.samples > 10'000'000)
       throw ValueError(fmt::format("--samples {}: use 4 to 10000000", o.samples));
-    const std::string& n = o.dataset;
-    d.train = n == "triangle"  ? data::triangle(o.samples, o.seed)
-              : n == "xor"     ? data::xor_dataset(o.samples, o.noise, o.seed)
-              : n == "moons"   ? data::two_moons(o.samples, o.noise, o.seed)
-              : n == "circles" ? data::circles(o.samples, o.noise, 0.5, o.seed)
-              : n == "spiral"
-                  ? data::spiral(o.samples / 3, 3, o.noise, o.seed)
-                  : throw ValueError(fmt::format(
-                        "--dataset '{}': use triangle, xor, moons, circles, spiral or fashion-mnist", n));
-    d.source = n;
+    d.train = generated_dataset(o.dataset, o.samples, o.noise, o.seed);
+    d.source = o.dataset;
   } else {
     d.train = read_dataset("--data", o.data, "--labels", o.labels, o.targets, kind, dtype);
     d.source = o.data;
@@ -131,6 +124,7 @@ Data load_data(const TrainOptions& o, std::int64_t outputs, DType dtype) {
       throw ShapeError(fmt::format("--test {}: {} feature columns, but the training data has {}", o.test,
                                    d.test.x.shape()[1], d.train.x.shape()[1]));
   } else if (o.split > 0) {
+    d.fingerprint = features_fingerprint(d.train.x);
     const data::Split s = data::train_test_split(d.train.x, d.train.y, o.split, o.seed);
     d.test = d.train;
     d.train.x = s.x_train, d.train.y = s.y_train, d.test.x = s.x_test, d.test.y = s.y_test;
@@ -354,32 +348,36 @@ void check_resume(const std::string& path, const std::map<std::string, std::stri
 /// Writes the --plots charts; returns what was written.
 std::string write_plots(const TrainOptions& o, const Data& d, const train::History& history,
                         nn::Module& model, DType dtype) {
-  const std::string dir = o.plots + "/";
+  const auto path = [&](const char* name) { return (std::filesystem::path(o.plots) / name).string(); };
   const bool classes = d.train.num_classes > 0;
   const std::vector<double>& epochs = history.epochs();
   plot::LineChart loss_chart(fmt::format("{} loss, {} ({})", o.loss, d.source, o.optimizer), "epoch", "loss");
   loss_chart.add("train", epochs, history.series("train_loss")).log_y();
   if (history.has("test_loss")) loss_chart.add("test", epochs, history.series("test_loss"));
-  loss_chart.save(dir + "loss.svg");
-  std::string wrote = dir + "loss.svg";
+  loss_chart.save(path("loss.svg"));
+  std::string wrote = path("loss.svg");
   if (classes) {
     plot::LineChart acc(fmt::format("accuracy, {} ({})", d.source, o.optimizer), "epoch", "accuracy");
     acc.add("train", epochs, history.series("train_accuracy"));
     if (history.has("test_accuracy")) acc.add("test", epochs, history.series("test_accuracy"));
-    acc.save(dir + "accuracy.svg");
-    wrote += ", " + dir + "accuracy.svg";
+    acc.save(path("accuracy.svg"));
+    wrote += ", " + path("accuracy.svg");
   }
   if (classes && d.train.x.shape()[1] == 2) {
     model.eval();
     plot::RegionOptions look;
     look.title = fmt::format("{} on {}: decision regions", o.layers, d.source);
+    if (d.test.x.defined()) {
+      look.test_x = d.test.x, look.test_y = d.test.y;
+      look.title += " (diamonds: test points)";
+    }
     plot::decision_regions(
-        dir + "regions.svg",
+        path("regions.svg"),
         [&](const Tensor& points) {
           return predicted_classes(model(Var::constant(points.to(dtype))).value());
         },
         d.train.x, d.train.y, look);
-    wrote += ", " + dir + "regions.svg";
+    wrote += ", " + path("regions.svg");
   }
   return wrote;
 }
@@ -392,6 +390,14 @@ std::map<std::string, std::string> model_metadata(const TrainOptions& o, const D
       {keys::activation, o.activation},
       {keys::loss, o.loss},
       {keys::task, d.train.num_classes > 0 ? "classification" : "regression"}};
+  // How the data was split, so that eval can score the held-out part (the same rows: the same
+  // features, split with the same fraction and seed).
+  meta[keys::split] = text(o.split);
+  meta[keys::seed] = std::to_string(o.seed);
+  if (!d.fingerprint.empty()) meta[keys::data] = d.fingerprint;
+  if (!o.dataset.empty() && o.dataset != "fashion-mnist")
+    meta[keys::dataset] = o.dataset, meta[keys::samples] = std::to_string(o.samples),
+    meta[keys::noise] = text(o.noise);
   if (!d.train.feature_names.empty()) meta[keys::features] = names_to_json(d.train.feature_names);
   if (!o.targets.empty()) meta[keys::targets] = names_to_json(o.targets);
   if (o.standardize)

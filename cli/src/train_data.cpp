@@ -4,7 +4,9 @@
 #include "train_data.hpp"
 
 #include <autodiff/autodiff.hpp>
+#include <nn/data/datasets.hpp>
 #include <nn/metrics.hpp>
+#include <nn/train/trainer.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -51,6 +53,23 @@ data::Dataset read_dataset(const std::string& option, const std::string& path,
   if (targets.size() == 1) csv.target_name = targets.front();
   if (targets.size() > 1) csv.target_names = targets;
   return data::read_csv(path, csv);
+}
+
+data::Dataset generated_dataset(const std::string& name, std::int64_t samples, double noise,
+                                std::uint64_t seed) {
+  if (name == "triangle") return data::triangle(samples, seed);
+  if (name == "xor") return data::xor_dataset(samples, noise, seed);
+  if (name == "moons") return data::two_moons(samples, noise, seed);
+  if (name == "circles") return data::circles(samples, noise, 0.5, seed);
+  if (name == "spiral") return data::spiral(samples / 3, 3, noise, seed);
+  throw ValueError(
+      fmt::format("--dataset '{}': use triangle, xor, moons, circles, spiral or fashion-mnist", name));
+}
+
+std::string features_fingerprint(const Tensor& x) {
+  // As read: train and eval read a file with the same dtype (the model's), so no float64 copy (376 MB
+  // for Fashion-MNIST) is needed.
+  return train::fingerprint({x});
 }
 
 bool as_classes(data::Dataset& d, std::int64_t outputs) {

@@ -25,6 +25,15 @@ data::Dataset read_dataset(const std::string& option, const std::string& path,
                            const std::string& labels_option, const std::string& labels,
                            const std::vector<std::string>& targets, TargetKind kind, DType dtype);
 
+/// A generated dataset by name (triangle, xor, moons, circles, spiral) as `train --dataset` makes it;
+/// a ValueError naming the datasets otherwise (fashion-mnist is read, not generated).
+data::Dataset generated_dataset(const std::string& name, std::int64_t samples, double noise,
+                                std::uint64_t seed);
+
+/// A fingerprint of a dataset's feature rows as read (dtype, shape, values, in file order): a model
+/// records it, so that eval knows whether its data is the data the model's --split was made on.
+std::string features_fingerprint(const Tensor& x);
+
 /// For numbers read with TargetKind::numbers: whether they are class ids (one target column of
 /// whole numbers from 0 and a model with more than one output: --loss mse on classes, one-hot rows;
 /// or only 0s and 1s and one output: two classes, a logistic output unit against 0/1 targets) or
@@ -55,6 +64,13 @@ inline constexpr const char* loss = "gradgraph.loss";
 inline constexpr const char* task = "gradgraph.task";         ///< "classification" or "regression"
 inline constexpr const char* features = "gradgraph.features"; ///< JSON array of feature column names
 inline constexpr const char* targets = "gradgraph.targets";   ///< JSON array of target column names
+inline constexpr const char* split = "gradgraph.split";       ///< --split's fraction ("0": none)
+inline constexpr const char* seed = "gradgraph.seed";         ///< --seed, which made the split
+inline constexpr const char* data = "gradgraph.data"; ///< features_fingerprint of the data, before the split
+/// A generated dataset's name, --samples and --noise (eval makes the same points again).
+inline constexpr const char* dataset = "gradgraph.dataset";
+inline constexpr const char* samples = "gradgraph.samples";
+inline constexpr const char* noise = "gradgraph.noise";
 inline constexpr const char* mean = "gradgraph.standardize.mean";
 inline constexpr const char* stddev = "gradgraph.standardize.std";
 } // namespace keys

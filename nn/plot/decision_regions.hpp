@@ -36,12 +36,16 @@ struct RegionOptions {
   std::vector<std::string> class_names;
   /// Extra lines drawn dashed over the regions, listed in the legend.
   std::vector<RegionLine> lines;
+  /// Held-out points [m, 2] and their classes [m], drawn as diamonds over the (round) training points
+  /// and named in the legend; undefined: none.
+  Tensor test_x, test_y;
   int width = 700, height = 560;
 };
 
 /// The predicted class over a grid of options.grid × options.grid cells as SVG: light colours per
 /// class (each row merged into runs of equal class, one rect per run), the points x [n, 2] on top
-/// coloured by their class y [n] (undefined y: all in one colour), axes with ticks and a legend.
+/// coloured by their class y [n] (undefined y: all in one colour), options.test_x as diamonds, axes
+/// with ticks and a legend.
 /// ValueError when shapes do not fit or the classifier returns something else than n rows.
 std::string decision_regions_svg(const Classifier& classify, const Tensor& x, const Tensor& y,
                                  const RegionOptions& options = {});

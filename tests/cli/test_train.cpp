@@ -240,6 +240,64 @@ TEST_CASE("train: a small run learns, saves, and eval reads the model back") {
   std::filesystem::remove(log);
 }
 
+TEST_CASE("eval: a model trained with --split scores the rows it held out, unless --part says otherwise") {
+  const auto dir = std::filesystem::temp_directory_path() / "gg_cli_eval_split";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string model = (dir / "m.safetensors").string(), csv = data("train_small.csv");
+  const Result t =
+      run({"train", "--data", csv, "--layers", "3,5,3", "--split", "0.25", "--seed", "4", "--epochs", "20",
+           "--lr", "0.05", "--save", model, "--plots", (dir / "p").string() + "/"});
+  REQUIRE(t.code == 0);
+  // --plots DIR/ names its files DIR/loss.svg, not DIR//loss.svg
+  CHECK_THAT(t.out, Catch::Contains("plots: " + (dir / "p" / "loss.svg").string() + ", "));
+  CHECK_THAT(t.out, !Catch::Contains("//"));
+  // the held-out 6 of 24 rows by default: the same accuracy as train's last test accuracy
+  const std::string test_accuracy = t.out.substr(t.out.rfind("accuracy ") + 9, 6);
+  const Result e = run({"eval", "--model", model, "--data", csv});
+  REQUIRE(e.code == 0);
+  CHECK_THAT(e.out, Catch::Contains("the held-out rows of --split 0.25 (seed 4): 6 examples, accuracy " +
+                                    test_accuracy));
+  CHECK_THAT(run({"eval", "--model", model, "--data", csv, "--part", "train"}).out,
+             Catch::Contains("the training rows of --split 0.25 (seed 4): 18 examples"));
+  CHECK_THAT(run({"eval", "--model", model, "--data", csv, "--part", "all"}).out,
+             Catch::Contains("all rows (training and held-out): 24 examples"));
+  // other data: all its rows, said so; its held-out part is not known
+  const std::string other = (dir / "other.csv").string();
+  {
+    std::ifstream in(csv);
+    std::ofstream o(other);
+    std::string line;
+    for (int i = 0; i < 11 && std::getline(in, line); ++i) o << line << "\n";
+  }
+  CHECK_THAT(run({"eval", "--model", model, "--data", other}).out,
+             Catch::Contains("not the data the model's --split was made on): 10 examples"));
+  const Result unknown = run({"eval", "--model", model, "--data", other, "--part", "test"});
+  CHECK(unknown.code == gg::cli::value_error);
+  CHECK_THAT(unknown.err, Catch::Contains("use --part all"));
+  CHECK(run({"eval", "--model", model, "--data", csv, "--part", "half"}).code == gg::cli::usage_error);
+  CHECK(run({"eval", "--model", model}).code == gg::cli::usage_error); // a CSV's model needs --data
+  // a model trained without --split has no held-out part
+  const std::string whole = (dir / "whole.safetensors").string();
+  REQUIRE(run({"train", "--data", csv, "--layers", "3,5,3", "--epochs", "1", "--save", whole}).code == 0);
+  CHECK(run({"eval", "--model", whole, "--data", csv, "--part", "test"}).code == gg::cli::value_error);
+  CHECK_THAT(run({"eval", "--model", whole, "--data", csv}).out, Catch::Contains(csv + ": 24 examples"));
+  // a generated dataset is made again; the test points are drawn on the regions, as diamonds
+  const std::string circles = (dir / "c.safetensors").string();
+  REQUIRE(run({"train", "--dataset", "circles", "--samples", "120", "--layers", "2,8,2", "--epochs", "30",
+               "--split", "0.25", "--save", circles, "--plots", (dir / "c").string()})
+              .code == 0);
+  CHECK_THAT(
+      run({"eval", "--model", circles}).out,
+      Catch::Contains("circles (--samples 120 --seed 0), the held-out rows of --split 0.25 (seed 0): 30 "
+                      "examples"));
+  std::ifstream regions(dir / "c" / "regions.svg");
+  std::stringstream svg;
+  svg << regions.rdbuf();
+  CHECK_THAT(svg.str(), Catch::Contains("class=\"test-points\"") && Catch::Contains(">test point</text>"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("train: bad inputs are named, with distinct exit codes") {
   const std::string bad_csv = temp("bad.csv"), bad_model = temp("bad.safetensors");
   std::ofstream(bad_csv) << "a,b,label\n1,2,0\n3,x,1\n";

@@ -422,6 +422,28 @@ TEST_CASE("plot: decision regions of points near the largest doubles, or NaN, ho
   }
 }
 
+TEST_CASE("plot: decision regions draw held-out test points as diamonds, inside the area they widen") {
+  const Tensor x({-1, -1, 1, 1}, {2, 2}), y({0, 1}, {2});
+  const auto by_x1 = [](const Tensor& p) {
+    Tensor c = Tensor::empty({p.shape()[0]});
+    for (std::int64_t i = 0; i < p.shape()[0]; ++i) c.set_flat(i, p.flat(2 * i) > 0);
+    return c;
+  };
+  plot::RegionOptions o;
+  o.test_x = Tensor({3, 0, -0.5, 0.5, 0.5, -0.5}, {3, 2});
+  o.test_y = Tensor({1, 0, 1}, {3});
+  const std::string svg = plot::decision_regions_svg(by_x1, x, y, o);
+  CHECK(well_formed(svg).empty());
+  CHECK(count(group(svg, "points"), "<circle") == 2);
+  const std::string tests = group(svg, "test-points");
+  CHECK(count(tests, "<path") == 3); // x1 = 3 is inside: the area covers the test points too
+  CHECK(count(tests, "fill=\"" + plot::color(1) + "\"") == 2);
+  CHECK(svg.find(">test point</text>") != std::string::npos);
+  CHECK(plot::decision_regions_svg(by_x1, x, y, {}).find("test") == std::string::npos);
+  o.test_y = Tensor({1, 0}, {2});
+  CHECK_THROWS_AS(plot::decision_regions_svg(by_x1, x, y, o), gg::ValueError);
+}
+
 TEST_CASE("plot: decision regions reject points, classes and classifier results of the wrong shape") {
   const Tensor x = Tensor::zeros({3, 2}), y = Tensor::zeros({3});
   const auto ok = [](const Tensor& p) { return Tensor::zeros({p.shape()[0]}); };

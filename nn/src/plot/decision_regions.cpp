@@ -35,12 +35,27 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
   if (options.width < 200 || options.height < 150 || options.width > 20000 || options.height > 20000)
     throw ValueError(fmt::format("decision_regions: {} x {} pixels is outside 200 x 150 .. 20000 x 20000",
                                  options.width, options.height));
-  const std::vector<double> xs = x.to_vector();
+  const Tensor &tx = options.test_x, &ty = options.test_y;
+  const bool tests = tx.defined();
+  if (tests && (tx.rank() != 2 || tx.shape()[1] != 2 || !ty.defined() || ty.rank() != 1 ||
+                ty.shape()[0] != tx.shape()[0]))
+    throw ValueError(
+        fmt::format("decision_regions: test points must be [m, 2] with classes [m], got {} and {}",
+                    tx.shape().str(), ty.defined() ? ty.shape().str() : "none"));
+  // The training points, then the test points: their coordinates and classes.
+  std::vector<double> xs = x.to_vector();
   std::vector<double> ys = y.defined() ? y.to_vector() : std::vector<double>(static_cast<std::size_t>(n), 0);
-  for (std::int64_t i = 0; i < n; ++i) {
+  const std::int64_t all = n + (tests ? tx.shape()[0] : 0);
+  if (tests) {
+    const std::vector<double> more = tx.to_vector(), classes = ty.to_vector();
+    xs.insert(xs.end(), more.begin(), more.end());
+    ys.insert(ys.end(), classes.begin(), classes.end());
+  }
+  for (std::int64_t i = 0; i < all; ++i) {
     const double c = ys[static_cast<std::size_t>(i)];
     if (!(c >= 0 && c < 1e6 && c == std::floor(c)))
-      throw ValueError(fmt::format("decision_regions: class of point {} is {}, not a class id", i, c));
+      throw ValueError(fmt::format("decision_regions: class of {} point {} is {}, not a class id",
+                                   i < n ? "" : "test", i < n ? i : i - n, c));
   }
 
   // The area: given bounds, or the points' range plus 10% on each side.
@@ -51,10 +66,10 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
       if (!std::isfinite(b[2 * k]) || !std::isfinite(b[2 * k + 1]) || !(b[2 * k] < b[2 * k + 1]))
         throw ValueError(fmt::format("decision_regions: bounds of x{} are [{}, {}], not a finite range",
                                      k + 1, b[2 * k], b[2 * k + 1]));
-  } else if (n > 0) {
+  } else if (all > 0) {
     for (int k = 0; k < 2; ++k) {
       double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-      for (std::int64_t i = 0; i < n; ++i) {
+      for (std::int64_t i = 0; i < all; ++i) {
         const double v = xs[static_cast<std::size_t>(2 * i + k)];
         if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
       }
@@ -105,7 +120,7 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
                                    grid.flat(2 * static_cast<std::int64_t>(c) + 1)));
     if (c == 0 || ids[c] != ids[c - 1]) occurs(ids[c]);
   }
-  if (y.defined())
+  if (y.defined() || tests)
     for (double c : ys) occurs(c);
 
   std::vector<LegendEntry> entries;
@@ -122,6 +137,14 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
                                    "stroke-width=\"2\" stroke-dasharray=\"6 3\"/>",
                                    color(classes + l)),
                        options.lines[l].label});
+  if (tests) {
+    entries.push_back({"<circle cx=\"12\" cy=\"6\" r=\"3.5\" fill=\"#fff\" stroke=\"#222\" "
+                       "stroke-width=\"0.7\"/>",
+                       "training point"});
+    entries.push_back({"<path d=\"M12 0.5L17.5 6L12 11.5L6.5 6Z\" fill=\"#fff\" stroke=\"#222\" "
+                       "stroke-width=\"1.2\"/>",
+                       "test point"});
+  }
 
   Frame f = layout(options.width, options.height, !options.title.empty(), legend_width(entries));
   const auto inner_ticks = [](double lo, double hi, double pixels) {
@@ -175,12 +198,20 @@ std::string decision_regions_svg(const Classifier& classify, const Tensor& x, co
     svg += "</g>\n";
   }
   svg += "<g class=\"points\" clip-path=\"url(#plot-area)\" stroke=\"#222\" stroke-width=\"0.7\">\n";
-  for (std::int64_t i = 0; i < n; ++i) {
+  for (std::int64_t i = 0; i < all; ++i) {
     const double u = xs[static_cast<std::size_t>(2 * i)], v = xs[static_cast<std::size_t>(2 * i + 1)];
     if (!(u >= b[0] && u <= b[1] && v >= b[2] && v <= b[3])) continue; // outside the area, or NaN
-    svg +=
-        fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{}\"/>\n", px(f.map_x(u)), px(f.map_y(v)),
-                    y.defined() ? color(static_cast<std::size_t>(ys[static_cast<std::size_t>(i)])) : "#444");
+    const std::string fill =
+        y.defined() || i >= n ? color(static_cast<std::size_t>(ys[static_cast<std::size_t>(i)])) : "#444";
+    if (i == n)
+      svg += "</g>\n<g class=\"test-points\" clip-path=\"url(#plot-area)\" stroke=\"#222\" "
+             "stroke-width=\"1.2\">\n";
+    const double cx = f.map_x(u), cy = f.map_y(v);
+    if (i < n)
+      svg += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{}\"/>\n", px(cx), px(cy), fill);
+    else // a diamond a little larger than the circles
+      svg += fmt::format("<path d=\"M{} {}L{} {}L{} {}L{} {}Z\" fill=\"{}\"/>\n", px(cx), px(cy - 5.5),
+                         px(cx + 5.5), px(cy), px(cx), px(cy + 5.5), px(cx - 5.5), px(cy), fill);
   }
   svg += "</g>\n";
   axes(svg, f, options.x_label, options.y_label);
