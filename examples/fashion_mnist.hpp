@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct Settings {
   std::int64_t batch_size = 128;
   double lr = 1e-3;
   std::uint64_t seed = 1;
+  /// Anneal the learning rate from lr to 0 over the epochs (CosineAnnealingLR, stepped per epoch).
+  bool cosine_lr = false;
   bool images = false; ///< give the model [n, 1, 28, 28] images instead of [n, 784] rows
 };
 
@@ -63,14 +66,18 @@ inline double train(gg::nn::Module& model, const Settings& s) {
   gg::optim::Adam opt(model.parameters(), gg::optim::AdamOptions(s.lr));
   gg::data::DataLoader loader(x_train, y_train,
                               {.batch_size = s.batch_size, .shuffle = true, .seed = s.seed});
-  std::cout << fmt::format("training: Adam lr {}, cross-entropy, batches of {}, {} epochs, {} thread(s)\n",
-                           s.lr, s.batch_size, s.epochs, s.threads);
+  std::cout << fmt::format(
+      "training: Adam lr {}{}, cross-entropy, batches of {}, {} epochs, {} thread(s), seed {}\n", s.lr,
+      s.cosine_lr ? " (cosine-annealed to 0 over the epochs)" : "", s.batch_size, s.epochs, s.threads,
+      s.seed);
   // The library's loop, the test set evaluated 1000 images at a time after every epoch; each
   // epoch's training time (without the evaluation) is kept for the summary.
   gg::train::Trainer trainer(
       model, opt, [](const gg::Var& out, const gg::Tensor& y) { return nn::cross_entropy(out, y); },
       {.epochs = s.epochs, .evaluate_train = false, .eval_batch_size = 1000});
   trainer.add_metric("accuracy", gg::metrics::accuracy);
+  std::optional<gg::optim::CosineAnnealingLR> schedule;
+  if (s.cosine_lr) trainer.add_scheduler(schedule.emplace(opt, s.epochs));
   std::vector<double> seconds;
   std::chrono::steady_clock::time_point start, last;
   gg::train::LambdaCallback clock(
@@ -94,18 +101,20 @@ inline double train(gg::nn::Module& model, const Settings& s) {
   return accuracy;
 }
 
-/// The main() of these examples: `name [EPOCHS] [LIMIT] [THREADS]` trains make_model()'s model. A full
+/// The main() of these examples: `name [EPOCHS] [LIMIT] [THREADS] [SEED]` trains make_model()'s model
+/// (SEED: initial weights and shuffling, default s.seed). A full
 /// run (all 60,000 images, at least s.epochs epochs) must reach `target` test accuracy; a reduced one
 /// (a test) only has to learn something (0.5; chance is 0.1). Exit 77 when the dataset is not installed, 2 on
 /// errors.
 inline int main_with(int argc, char** argv, const char* name, Settings s, double target,
                      const std::function<std::shared_ptr<gg::nn::Module>()>& make_model) {
   try {
-    if (argc > 4) throw gg::UsageError(fmt::format("usage: {} [EPOCHS] [LIMIT] [THREADS]", name));
+    if (argc > 5) throw gg::UsageError(fmt::format("usage: {} [EPOCHS] [LIMIT] [THREADS] [SEED]", name));
     const int full_epochs = s.epochs;
     if (argc > 1) s.epochs = std::stoi(argv[1]);
     if (argc > 2) s.limit = std::stoll(argv[2]);
     if (argc > 3) s.threads = std::stoi(argv[3]);
+    if (argc > 4) s.seed = std::stoull(argv[4]);
     if (s.epochs < 1 || s.limit < 1 || s.threads < 1)
       throw gg::UsageError("EPOCHS, LIMIT and THREADS must be at least 1");
     const std::string probe = std::string(gg::data::fashion_mnist_dir) + "/train-images-idx3-ubyte.gz";
