@@ -68,6 +68,12 @@ private:
   int start_, end_;
 };
 
+namespace detail {
+/// x with each element zeroed with probability p and the rest scaled by 1/(1-p) (a constant mask
+/// drawn from rng); the dropout of Dropout, the recurrent layers and attention.
+Var dropout(const Var& x, double p, Rng& rng);
+} // namespace detail
+
 /// In training, zeroes each element with probability p and scales the rest by 1/(1-p).
 class Dropout : public Module {
 public:

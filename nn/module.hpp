@@ -60,6 +60,13 @@ public:
   void zero_grad();
 
 protected:
+  /// f() inside a gg::Scope named as this module is in its parent, as operator() runs forward: for
+  /// the call operators of modules with several inputs.
+  template <class F> auto scoped(F&& f) {
+    if (scope_name_.empty()) return f();
+    Scope scope(scope_name_, describe());
+    return f();
+  }
   /// Adds a trainable parameter (a leaf requiring grad) and returns it.
   Var register_parameter(std::string name, const Tensor& value);
   /// Adds a buffer (state saved with the model but not trained) and returns it (shared storage).

@@ -1,5 +1,6 @@
-// Umbrella header of gradgraph's nn library: modules and layers, losses, metrics, initialisers,
-// optimizers, data, plotting, input/output, and the trainer with its callbacks.
+// Umbrella header of gradgraph's nn library: modules and layers (dense, convolution, recurrent),
+// losses, metrics, initialisers, optimizers, data, plotting, input/output, and the trainer with its
+// callbacks.
 #pragma once
 
 #include <autodiff/autodiff.hpp>
@@ -14,6 +15,7 @@
 #include <nn/module.hpp>
 #include <nn/optim/optim.hpp>
 #include <nn/plot/plot.hpp>
+#include <nn/recurrent.hpp>
 #include <nn/train/callbacks.hpp>
 #include <nn/train/progress.hpp>
 #include <nn/train/trainer.hpp>

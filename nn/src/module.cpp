@@ -36,13 +36,7 @@ std::string Module::describe() const {
 }
 
 Var Module::operator()(const Var& x) {
-  Var y;
-  if (scope_name_.empty()) {
-    y = forward(x);
-  } else {
-    Scope scope(scope_name_, describe());
-    y = forward(x);
-  }
+  Var y = scoped([&] { return forward(x); });
   if (recorded_shapes != nullptr) (*recorded_shapes)[this].push_back(y.shape());
   return y;
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""Reference numbers for gradgraph's sequence layers (recurrent layers and cells), computed with PyTorch
+in float64 and written as safetensors, so that tests/nn/test_recurrent.cpp loads each case's weights
+into the equivalent gradgraph module by their state-dict names.
+
+Run with Debian's PyTorch:  /usr/bin/python3 tests/nn/data/make_seq_reference.py
+(writes recurrent_reference.safetensors next to this script).
+
+Each case is one entry of the file's metadata: name -> "kind=lstm input=2 hidden=3 ..." (its
+options), and tensors named <case>.<what>:
+  p.<name>       the module's state dict (PyTorch's initialisation from a fixed seed)
+  x, h0, c0      input and initial states (h0/c0 only for cases with initial=1)
+  y, h_n, c_n    output and final states (cells: y is h', c_n is c')
+  r_y, r_h, r_c  random weights of the loss sum(y * r_y) + sum(h_n * r_h) + sum(c_n * r_c)
+  g.<name>       the loss's gradient with respect to x, h0, c0 and every parameter
+Cases with train=1 run in training mode with dropout=1 between layers (deterministic: the next layer
+sees zeros), the others in eval mode.
+"""
+import os
+
+import torch
+
+from make_safetensors_fixture import official_bytes
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+torch.set_default_dtype(torch.float64)
+gen = torch.Generator().manual_seed(2024)
+
+
+def rnd(*shape):
+    return torch.randn(*shape, generator=gen)
+
+
+LAYERS = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+CELLS = {"rnn_tanh_cell": torch.nn.RNNCell, "rnn_relu_cell": torch.nn.RNNCell, "lstm_cell": torch.nn.LSTMCell,
+         "gru_cell": torch.nn.GRUCell}
+
+INPUT, HIDDEN, STEPS, BATCH = 2, 3, 4, 2
+
+
+def case(kind, num_layers=1, bias=1, batch_first=0, bidirectional=0, train=0, initial=0, unbatched=0):
+    return dict(kind=kind, input=INPUT, hidden=HIDDEN, num_layers=num_layers, bias=bias,
+                batch_first=batch_first, dropout=1 if train else 0, bidirectional=bidirectional, train=train,
+                initial=initial, unbatched=unbatched, steps=STEPS, batch=BATCH)
+
+
+CASES = {}
+for kind in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
+    CASES[f"{kind}_bf_nobias"] = case(kind, batch_first=1, bias=0)
+    CASES[f"{kind}_2l_bi_h0"] = case(kind, num_layers=2, bidirectional=1, initial=1)
+    CASES[f"{kind}_unbatched_bi_h0"] = case(kind, bidirectional=1, initial=1, unbatched=1)
+    CASES[f"{kind}_2l_dropout_train"] = case(kind, num_layers=2, train=1, initial=1)
+    CASES[f"{kind}_cell"] = case(kind + "_cell")
+    CASES[f"{kind}_cell_unbatched_nobias_h0"] = case(kind + "_cell", bias=0, initial=1, unbatched=1)
+
+
+def make_module(c):
+    torch.manual_seed(7)
+    kind = c["kind"]
+    extra = {}
+    if kind.startswith("rnn_"):
+        extra["nonlinearity"] = "relu" if kind.startswith("rnn_relu") else "tanh"
+    if kind in CELLS:
+        return CELLS[kind](c["input"], c["hidden"], bias=bool(c["bias"]), **extra)
+    return LAYERS[kind](c["input"], c["hidden"], num_layers=c["num_layers"], bias=bool(c["bias"]),
+                        batch_first=bool(c["batch_first"]), dropout=float(c["dropout"]),
+                        bidirectional=bool(c["bidirectional"]), **extra)
+
+
+def run_case(name, c, out):
+    m = make_module(c)
+    m.train(bool(c["train"]))
+    cell = c["kind"] in CELLS
+    lstm = c["kind"].startswith("lstm")
+    dirs = 2 if c["bidirectional"] else 1
+    if cell:
+        x_shape = (c["input"],) if c["unbatched"] else (c["batch"], c["input"])
+        s_shape = (c["hidden"],) if c["unbatched"] else (c["batch"], c["hidden"])
+    else:
+        if c["unbatched"]:
+            x_shape = (c["steps"], c["input"])
+        elif c["batch_first"]:
+            x_shape = (c["batch"], c["steps"], c["input"])
+        else:
+            x_shape = (c["steps"], c["batch"], c["input"])
+        stacked = c["num_layers"] * dirs
+        s_shape = (stacked, c["hidden"]) if c["unbatched"] else (stacked, c["batch"], c["hidden"])
+    x = rnd(*x_shape).requires_grad_()
+    leaves = {"x": x}
+    state = None
+    if c["initial"]:
+        h0 = rnd(*s_shape).requires_grad_()
+        leaves["h0"] = h0
+        state = h0
+        if lstm:
+            c0 = rnd(*s_shape).requires_grad_()
+            leaves["c0"] = c0
+            state = (h0, c0)
+    if cell:
+        res = m(x, state)
+        if lstm:
+            y, h_n, c_n = res[0], res[0], res[1]
+        else:
+            y, h_n, c_n = res, res, None
+        results = {"y": y} if not lstm else {"y": y, "c_n": c_n}
+    else:
+        y, hs = m(x, state)
+        h_n, c_n = (hs[0], hs[1]) if lstm else (hs, None)
+        results = {"y": y, "h_n": h_n}
+        if lstm:
+            results["c_n"] = c_n
+    for k, v in m.state_dict().items():
+        out[f"{name}.p.{k}"] = v.detach().clone()
+    for k, v in leaves.items():
+        out[f"{name}.{k}"] = v.detach().clone()
+    loss = 0
+    for k, v in results.items():
+        r = rnd(*v.shape)
+        out[f"{name}.{k}"] = v.detach().clone()
+        out[f"{name}.r_{k[0]}"] = r
+        loss = loss + (v * r).sum()
+    loss.backward()
+    for k, v in leaves.items():
+        out[f"{name}.g.{k}"] = v.grad.clone()
+    for k, p in m.named_parameters():
+        out[f"{name}.g.{k}"] = p.grad.clone()
+    return describe(c)
+
+
+def describe(c):
+    return " ".join(f"{k}={v}" for k, v in c.items())
+
+
+def write(file, tensors, metadata):
+    path = os.path.join(HERE, file)
+    with open(path, "wb") as f:
+        f.write(official_bytes(tensors, metadata))
+    print(f"{path}: {len(metadata)} cases, {len(tensors)} tensors, {os.path.getsize(path)} bytes")
+
+
+def main():
+    tensors, metadata = {}, {}
+    for name, c in CASES.items():
+        metadata[name] = run_case(name, c, tensors)
+    write("recurrent_reference.safetensors", tensors, metadata)
+
+
+if __name__ == "__main__":
+    main()
