@@ -1,4 +1,4 @@
-// Umbrella header of gradgraph's nn library: modules and layers (dense, convolution, recurrent),
+// Umbrella header of gradgraph's nn library: modules and layers (dense, convolution, recurrent, transformer),
 // losses, metrics, initialisers, optimizers, data, plotting, input/output, and the trainer with its
 // callbacks.
 #pragma once
@@ -19,3 +19,4 @@
 #include <nn/train/callbacks.hpp>
 #include <nn/train/progress.hpp>
 #include <nn/train/trainer.hpp>
+#include <nn/transformer.hpp>

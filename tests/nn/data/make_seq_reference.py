@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Reference numbers for gradgraph's sequence layers (recurrent layers and cells), computed with PyTorch
-in float64 and written as safetensors, so that tests/nn/test_recurrent.cpp loads each case's weights
-into the equivalent gradgraph module by their state-dict names.
+"""Reference numbers for gradgraph's sequence layers (recurrent layers and cells, LayerNorm), computed
+with PyTorch in float64 and written as safetensors, so that tests/nn/test_recurrent.cpp and
+test_transformer.cpp load each case's weights into the equivalent gradgraph module by their
+state-dict names.
 
 Run with Debian's PyTorch:  /usr/bin/python3 tests/nn/data/make_seq_reference.py
-(writes recurrent_reference.safetensors next to this script).
+(writes recurrent_reference.safetensors and transformer_reference.safetensors next to this script).
 
 Each case is one entry of the file's metadata: name -> "kind=lstm input=2 hidden=3 ..." (its
 options), and tensors named <case>.<what>:
@@ -131,6 +132,29 @@ def describe(c):
     return " ".join(f"{k}={v}" for k, v in c.items())
 
 
+def layer_norm_cases(out, metadata):
+    """LayerNorm: loss sum(y * r_y); weight and bias random (PyTorch starts them at ones and zeros)."""
+    for name, shape, x_shape, eps, affine in [("ln_last", [4], (2, 3, 4), 1e-5, 1),
+                                              ("ln_two_dims", [3, 4], (2, 3, 4), 1e-3, 1),
+                                              ("ln_no_affine", [5], (3, 5), 1e-5, 0),
+                                              ("ln_unbatched", [2, 3], (2, 3), 1e-5, 1)]:
+        m = torch.nn.LayerNorm(shape, eps=eps, elementwise_affine=bool(affine))
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(rnd(*p.shape))
+        x = rnd(*x_shape).requires_grad_()
+        y = m(x)
+        r = rnd(*y.shape)
+        (y * r).sum().backward()
+        metadata[name] = describe(dict(kind="layer_norm", shape=",".join(map(str, shape)), eps=eps, affine=affine))
+        for k, v in m.state_dict().items():
+            out[f"{name}.p.{k}"] = v.detach().clone()
+        out[f"{name}.x"], out[f"{name}.y"], out[f"{name}.r_y"] = x.detach().clone(), y.detach().clone(), r
+        out[f"{name}.g.x"] = x.grad.clone()
+        for k, p in m.named_parameters():
+            out[f"{name}.g.{k}"] = p.grad.clone()
+
+
 def write(file, tensors, metadata):
     path = os.path.join(HERE, file)
     with open(path, "wb") as f:
@@ -143,6 +167,9 @@ def main():
     for name, c in CASES.items():
         metadata[name] = run_case(name, c, tensors)
     write("recurrent_reference.safetensors", tensors, metadata)
+    tensors, metadata = {}, {}
+    layer_norm_cases(tensors, metadata)
+    write("transformer_reference.safetensors", tensors, metadata)
 
 
 if __name__ == "__main__":
