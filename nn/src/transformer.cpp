@@ -1,6 +1,11 @@
 // The transformer's layers written with autodiff's ops, so that backward comes for free: LayerNorm
-// as mean and variance over the trailing dimensions.
+// as mean and variance over the trailing dimensions, attention as projections, batched matrix
+// products, a constant additive mask and softmax.
+#include <nn/init.hpp>
 #include <nn/transformer.hpp>
+
+#include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -47,6 +52,167 @@ Var LayerNorm::forward(const Var& x) {
 std::string LayerNorm::describe() const {
   return fmt::format("LayerNorm([{}], eps={}{})", fmt::join(shape_, ", "), eps_,
                      weight.defined() ? "" : ", elementwise_affine=false");
+}
+
+namespace {
+
+/// [rows, cols] with 1 where j > i: causal attention's boolean mask, top-left aligned as
+/// torch.nn.functional.scaled_dot_product_attention's is_causal.
+Tensor causal_values(std::int64_t rows, std::int64_t cols, DType dtype) {
+  Tensor m = Tensor::zeros({rows, cols}, dtype);
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = i + 1; j < cols; ++j) m.set_flat(i * cols + j, 1);
+  return m;
+}
+
+} // namespace
+
+Mask causal_mask(std::int64_t length) {
+  if (length < 0) throw ValueError(fmt::format("causal_mask: length must be >= 0, got {}", length));
+  return Mask::boolean(causal_values(length, length, f64));
+}
+
+MultiheadAttention::MultiheadAttention(std::int64_t embed_dim, std::int64_t num_heads, double dropout,
+                                       bool bias, bool batch_first, DType dtype, std::uint64_t seed)
+    : embed_dim(embed_dim), num_heads(num_heads), dropout_(dropout), batch_first_(batch_first), rng_(seed) {
+  if (embed_dim <= 0 || num_heads <= 0)
+    throw ValueError(fmt::format(
+        "MultiheadAttention: embed_dim and num_heads must be positive, got {} and {}", embed_dim, num_heads));
+  if (embed_dim % num_heads != 0)
+    throw ValueError(fmt::format("MultiheadAttention: embed_dim {} is not divisible by num_heads {}",
+                                 embed_dim, num_heads));
+  if (!(dropout >= 0 && dropout <= 1))
+    throw ValueError(fmt::format("MultiheadAttention: dropout must be in [0, 1], got {}", dropout));
+  // PyTorch's order of drawing: out_proj as a Linear, then in_proj_weight by xavier_uniform; both
+  // biases start at zero.
+  auto out = std::make_shared<Linear>(embed_dim, embed_dim, bias, dtype);
+  Tensor w = Tensor::empty({3 * embed_dim, embed_dim}, dtype);
+  init::xavier_uniform(w);
+  in_proj_weight = register_parameter("in_proj_weight", w);
+  if (bias) {
+    in_proj_bias = register_parameter("in_proj_bias", Tensor::zeros({3 * embed_dim}, dtype));
+    out->bias.value().fill(0);
+  }
+  out_proj = register_module("out_proj", out);
+}
+
+std::string MultiheadAttention::describe() const {
+  return fmt::format("MultiheadAttention(embed_dim={}, num_heads={}{}{}{})", embed_dim, num_heads,
+                     dropout_ != 0 ? fmt::format(", dropout={}", dropout_) : "",
+                     in_proj_bias.defined() ? "" : ", bias=false", batch_first_ ? ", batch_first=true" : "");
+}
+
+Var MultiheadAttention::forward(const Var& x) {
+  return attend(x, x, x, {.need_weights = false}).first;
+}
+
+std::pair<Var, Var> MultiheadAttention::operator()(const Var& query, const Var& key, const Var& value,
+                                                   const AttentionArgs& args) {
+  return scoped([&] { return attend(query, key, value, args); });
+}
+
+namespace {
+
+/// A mask as an additive constant of dtype: boolean 1 -> -inf, 0 -> 0 (its values checked);
+/// additive as given (its dtype checked against the query's).
+Tensor additive(const Mask& mask, DType dtype, std::string_view what, const std::string& layer) {
+  if (mask.kind == Mask::Kind::additive) {
+    if (mask.values.dtype() != dtype)
+      throw ValueError(fmt::format("{}: {} is an additive {} mask but the query is {} (convert it, or use a "
+                                   "boolean mask)",
+                                   layer, what, dtype_name(mask.values.dtype()), dtype_name(dtype)));
+    return mask.values;
+  }
+  Tensor out = Tensor::empty(mask.values.shape(), dtype);
+  for (std::int64_t i = 0; i < out.numel(); ++i) {
+    const double v = mask.values.flat(i);
+    if (v != 0 && v != 1)
+      throw ValueError(fmt::format("{}: {} is boolean but holds {} at element {} (a boolean mask holds 0 to "
+                                   "attend, 1 to mask out)",
+                                   layer, what, v, i));
+    out.set_flat(i, v != 0 ? -std::numeric_limits<double>::infinity() : 0.0);
+  }
+  return out;
+}
+
+} // namespace
+
+std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key, const Var& value,
+                                               const AttentionArgs& args) {
+  const std::string name = describe();
+  const std::int64_t e = embed_dim, heads = num_heads, d = e / heads;
+  const Shape qs = query.shape(), ks = key.shape(), vs = value.shape();
+  const bool batched = qs.rank() == 3;
+  if ((qs.rank() != 2 && qs.rank() != 3) || qs[qs.rank() - 1] != e)
+    throw ShapeError(fmt::format("{}: expected query {} (or [L, {}] unbatched), got shape {}", name,
+                                 batch_first_ ? fmt::format("[N, L, {}]", e) : fmt::format("[L, N, {}]", e),
+                                 e, qs.str()));
+  const int b = batch_first_ ? 0 : 1; // the batch axis of batched inputs
+  const bool keys_fit =
+      ks.rank() == qs.rank() && ks == vs && ks[ks.rank() - 1] == e && (!batched || ks[b] == qs[b]);
+  if (!keys_fit)
+    throw ShapeError(
+        fmt::format("{}: key of shape {} and value of shape {} do not fit query of shape {}: both "
+                    "must be {}",
+                    name, ks.str(), vs.str(), qs.str(),
+                    !batched       ? fmt::format("[S, {}]", e)
+                    : batch_first_ ? fmt::format("[{}, S, {}]", qs[0], e)
+                                   : fmt::format("[S, {}, {}]", qs[1], e)));
+  const DType dtype = in_proj_weight.dtype();
+  for (const auto& [v, what] :
+       {std::pair{&query, "query"}, std::pair{&key, "key"}, std::pair{&value, "value"}})
+    if (v->dtype() != dtype)
+      throw ValueError(fmt::format("{}: the {} is {} but the parameters are {}", name, what,
+                                   dtype_name(v->dtype()), dtype_name(dtype)));
+  const std::int64_t n = batched ? qs[b] : 1, l = qs[batched ? 1 - b : 0], s = ks[batched ? 1 - b : 0];
+
+  // The masks as additive constants that broadcast against the scores [N, heads, L, S].
+  std::vector<Tensor> masks;
+  const Mask attn_mask = args.attn_mask.defined() || !args.is_causal
+                             ? args.attn_mask
+                             : Mask::boolean(causal_values(l, s, dtype));
+  if (attn_mask.defined()) {
+    const Shape ms = attn_mask.values.shape();
+    const Shape per_head = batched ? Shape{n * heads, l, s} : Shape{heads, l, s};
+    if (!(ms == Shape{l, s}) && !(ms == per_head))
+      throw ShapeError(
+          fmt::format("{}: attn_mask of shape {} does not fit query of shape {} and key of shape {}: "
+                      "expected [L, S] = {} or {} = {}",
+                      name, ms.str(), qs.str(), ks.str(), Shape{l, s}.str(),
+                      batched ? "[N * num_heads, L, S]" : "[num_heads, L, S]", per_head.str()));
+    masks.push_back(additive(attn_mask, dtype, "attn_mask", name)
+                        .reshape({ms.rank() == 2 ? 1 : n, ms.rank() == 2 ? 1 : heads, l, s}));
+  }
+  if (args.key_padding_mask.defined()) {
+    const Shape ms = args.key_padding_mask.values.shape();
+    const Shape want = batched ? Shape{n, s} : Shape{s};
+    if (!(ms == want))
+      throw ShapeError(
+          fmt::format("{}: key_padding_mask of shape {} does not fit key of shape {}: expected {}", name,
+                      ms.str(), ks.str(), want.str()));
+    masks.push_back(additive(args.key_padding_mask, dtype, "key_padding_mask", name).reshape({n, 1, 1, s}));
+  }
+
+  // [N, heads, rows, d] from an input laid out as given: project, split the heads.
+  const auto heads_of = [&](const Var& x, std::int64_t rows, std::int64_t part) {
+    const Var bm = batched ? (batch_first_ ? x : transpose(x, 0, 1)) : reshape(x, {1, rows, e});
+    const Var w = slice(in_proj_weight, 0, part * e, (part + 1) * e);
+    const Var bias = in_proj_bias.defined() ? slice(in_proj_bias, 0, part * e, (part + 1) * e) : Var();
+    return transpose(reshape(linear(bm, w, bias), {n, rows, heads, d}), 1, 2);
+  };
+  const Var q = heads_of(query, l, 0), k = heads_of(key, s, 1), v = heads_of(value, s, 2);
+  Var scores = matmul(q / std::sqrt(static_cast<double>(d)), transpose(k, -2, -1));
+  for (const Tensor& m : masks) scores = scores + Var::constant(m);
+  Var attn = softmax(scores, -1);
+  if (is_training() && dropout_ > 0) attn = detail::dropout(attn, dropout_, rng_);
+  const Var context = reshape(transpose(matmul(attn, v), 1, 2), {n, l, e});
+  const Var out = (*out_proj)(context);
+  const Var output = batched ? (batch_first_ ? out : transpose(out, 0, 1)) : reshape(out, {l, e});
+  if (!args.need_weights) return {output, Var()};
+  Var weights = args.average_attn_weights ? mean(attn, 1) : attn;
+  if (!batched)
+    weights = args.average_attn_weights ? reshape(weights, {l, s}) : reshape(weights, {heads, l, s});
+  return {output, weights};
 }
 
 } // namespace gg::nn

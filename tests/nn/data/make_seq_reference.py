@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Reference numbers for gradgraph's sequence layers (recurrent layers and cells, LayerNorm), computed
-with PyTorch in float64 and written as safetensors, so that tests/nn/test_recurrent.cpp and
-test_transformer.cpp load each case's weights into the equivalent gradgraph module by their
-state-dict names.
+"""Reference numbers for gradgraph's sequence layers (recurrent layers and cells, LayerNorm,
+MultiheadAttention), computed with PyTorch in float64 and written as safetensors, so that
+tests/nn/test_recurrent.cpp and test_transformer.cpp load each case's weights into the equivalent
+gradgraph module by their state-dict names.
 
 Run with Debian's PyTorch:  /usr/bin/python3 tests/nn/data/make_seq_reference.py
 (writes recurrent_reference.safetensors and transformer_reference.safetensors next to this script).
@@ -155,6 +155,78 @@ def layer_norm_cases(out, metadata):
             out[f"{name}.g.{k}"] = p.grad.clone()
 
 
+def attention_cases(out, metadata):
+    """MultiheadAttention (E=4, 2 heads, L=3, S=5, N=2): loss sum(y * r_y) + sum(w * r_w) over the output
+    y and the attention weights w; weights and biases random (PyTorch starts the biases at zero)."""
+    E, H, L, S, N = 4, 2, 3, 5, 2
+    causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)
+    pad = torch.zeros(N, S, dtype=torch.bool)
+    pad[0, 3:] = True
+    pad[1, 4] = True
+    for name, c in {
+        "mha_self": dict(self=1),
+        "mha_cross_bool_masks": dict(attn_mask="bool2d", key_padding_mask="bool"),
+        "mha_batch_first_float3d_nobias": dict(batch_first=1, bias=0, attn_mask="float3d"),
+        "mha_causal_per_head": dict(self=1, is_causal=1, average=0),
+        "mha_unbatched_kpm": dict(key_padding_mask="bool", unbatched=1),
+        "mha_float_kpm": dict(key_padding_mask="float"),
+        "mha_dropout_train": dict(dropout=1.0, train=1),
+    }.items():
+        c = dict(kind="mha", embed_dim=E, num_heads=H, dropout=c.get("dropout", 0), bias=c.get("bias", 1),
+                 batch_first=c.get("batch_first", 0), self=c.get("self", 0), unbatched=c.get("unbatched", 0),
+                 attn_mask=c.get("attn_mask", "none"), key_padding_mask=c.get("key_padding_mask", "none"),
+                 is_causal=c.get("is_causal", 0), average=c.get("average", 1), train=c.get("train", 0))
+        m = torch.nn.MultiheadAttention(E, H, dropout=c["dropout"], bias=bool(c["bias"]),
+                                        batch_first=bool(c["batch_first"]))
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(rnd(*p.shape) * 0.5)
+        m.train(bool(c["train"]))
+        s = L if c["self"] else S
+
+        def shape(rows):
+            if c["unbatched"]:
+                return (rows, E)
+            return (N, rows, E) if c["batch_first"] else (rows, N, E)
+        leaves = {}
+        if c["self"]:
+            x = rnd(*shape(L)).requires_grad_()
+            leaves["x"] = x
+            q = k = v = x
+        else:
+            q, k, v = (rnd(*shape(L)).requires_grad_(), rnd(*shape(S)).requires_grad_(),
+                       rnd(*shape(S)).requires_grad_())
+            leaves.update(query=q, key=k, value=v)
+        masks = {}
+        if c["attn_mask"] == "bool2d":
+            masks["attn_mask"] = torch.rand(L, s, generator=gen) < 0.3
+            masks["attn_mask"][:, 0] = False  # no row fully masked
+        elif c["attn_mask"] == "float3d":
+            masks["attn_mask"] = rnd(N * H, L, s)
+        if c["is_causal"]:
+            masks["attn_mask"] = causal  # PyTorch 1.13 has no is_causal: the mask it stands for
+        if c["key_padding_mask"] == "bool":
+            masks["key_padding_mask"] = pad[0] if c["unbatched"] else pad
+        elif c["key_padding_mask"] == "float":
+            masks["key_padding_mask"] = pad.to(torch.float64) * -1e9 + rnd(N, S) * 0.1
+        y, w = m(q, k, v, need_weights=True, average_attn_weights=bool(c["average"]), **masks)
+        r_y, r_w = rnd(*y.shape), rnd(*w.shape)
+        ((y * r_y).sum() + (w * r_w).sum()).backward()
+        metadata[name] = describe(c)
+        for k_, t in m.state_dict().items():
+            out[f"{name}.p.{k_}"] = t.detach().clone()
+        for k_, t in leaves.items():
+            out[f"{name}.{k_}"] = t.detach().clone()
+            out[f"{name}.g.{k_}"] = t.grad.clone()
+        for k_, t in masks.items():
+            if not c["is_causal"]:
+                out[f"{name}.{k_}"] = t
+        out[f"{name}.y"], out[f"{name}.w"] = y.detach().clone(), w.detach().clone()
+        out[f"{name}.r_y"], out[f"{name}.r_w"] = r_y, r_w
+        for k_, p in m.named_parameters():
+            out[f"{name}.g.{k_}"] = p.grad.clone()
+
+
 def write(file, tensors, metadata):
     path = os.path.join(HERE, file)
     with open(path, "wb") as f:
@@ -169,6 +241,7 @@ def main():
     write("recurrent_reference.safetensors", tensors, metadata)
     tensors, metadata = {}, {}
     layer_norm_cases(tensors, metadata)
+    attention_cases(tensors, metadata)
     write("transformer_reference.safetensors", tensors, metadata)
 
 
