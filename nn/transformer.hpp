@@ -1,6 +1,6 @@
-// The transformer's layers as torch.nn: LayerNorm and MultiheadAttention (with attention masks as
-// PyTorch's, boolean or additive). Constructor arguments, defaults, state-dict names and
-// initialisation are PyTorch's.
+// The transformer's layers as torch.nn: LayerNorm, MultiheadAttention (with attention masks as
+// PyTorch's, boolean or additive), TransformerEncoderLayer and TransformerEncoder. Constructor
+// arguments, defaults, state-dict names and initialisation are PyTorch's.
 #pragma once
 
 #include <cstdint>
@@ -99,6 +99,63 @@ private:
   double dropout_;
   bool batch_first_;
   Rng rng_;
+};
+
+/// A transformer encoder block as torch.nn.TransformerEncoderLayer: self-attention then a
+/// feed-forward network (linear1, activation, dropout, linear2), each added to its input and
+/// normalised after (post-norm, PyTorch's default) or normalised before (norm_first). Children and
+/// state-dict names are PyTorch's: self_attn.*, linear1, dropout, linear2, norm1, norm2, dropout1,
+/// dropout2. The activation is "relu" (GELU arrives with the gelu op).
+class TransformerEncoderLayer : public Module {
+public:
+  TransformerEncoderLayer(std::int64_t d_model, std::int64_t nhead, std::int64_t dim_feedforward = 2048,
+                          double dropout = 0.1, std::string activation = "relu", double layer_norm_eps = 1e-5,
+                          bool batch_first = false, bool norm_first = false, DType dtype = f64,
+                          std::uint64_t seed = 0);
+  using Module::operator();
+  /// The block applied to src [L, N, d_model] ([N, L, d_model] with batch_first, [L, d_model]
+  /// unbatched) without masks.
+  Var forward(const Var& src) override;
+  /// The block with src_mask (as MultiheadAttention's attn_mask), src_key_padding_mask and is_causal.
+  Var operator()(const Var& src, const Mask& src_mask, const Mask& src_key_padding_mask = {},
+                 bool is_causal = false);
+  std::string describe() const override;
+  /// A new layer with the same arguments, weights and mode (PyTorch's copy.deepcopy of a layer).
+  std::shared_ptr<TransformerEncoderLayer> clone() const;
+
+  std::shared_ptr<MultiheadAttention> self_attn;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+
+private:
+  Var encode(const Var& src, const Mask& src_mask, const Mask& src_key_padding_mask, bool is_causal);
+  std::int64_t d_model_, nhead_, dim_feedforward_;
+  double dropout_p_, eps_;
+  std::string activation_;
+  bool batch_first_, norm_first_;
+  DType dtype_;
+  std::uint64_t seed_;
+};
+
+/// num_layers copies of an encoder layer applied in turn (layers.0.*, layers.1.*, ...: each starts
+/// with the given layer's weights, as PyTorch's deep copies), then an optional final norm ("norm").
+class TransformerEncoder : public Module {
+public:
+  TransformerEncoder(const TransformerEncoderLayer& encoder_layer, std::int64_t num_layers,
+                     std::shared_ptr<LayerNorm> norm = nullptr);
+  using Module::operator();
+  Var forward(const Var& src) override;
+  /// The layers with a mask, a key padding mask and is_causal, as TransformerEncoderLayer's call.
+  Var operator()(const Var& src, const Mask& mask, const Mask& src_key_padding_mask = {},
+                 bool is_causal = false);
+  std::string describe() const override;
+
+  std::shared_ptr<Sequential> layers; ///< a container here (PyTorch's ModuleList): called with the masks
+  std::shared_ptr<LayerNorm> norm;    ///< null without a final norm
+
+private:
+  Var encode(const Var& src, const Mask& mask, const Mask& src_key_padding_mask, bool is_causal);
 };
 
 } // namespace gg::nn

@@ -1,6 +1,6 @@
 // The transformer's layers written with autodiff's ops, so that backward comes for free: LayerNorm
 // as mean and variance over the trailing dimensions, attention as projections, batched matrix
-// products, a constant additive mask and softmax.
+// products, a constant additive mask and softmax, and the encoder blocks made of them.
 #include <nn/init.hpp>
 #include <nn/transformer.hpp>
 
@@ -213,6 +213,109 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
   if (!batched)
     weights = args.average_attn_weights ? reshape(weights, {l, s}) : reshape(weights, {heads, l, s});
   return {output, weights};
+}
+
+TransformerEncoderLayer::TransformerEncoderLayer(std::int64_t d_model, std::int64_t nhead,
+                                                 std::int64_t dim_feedforward, double dropout_p,
+                                                 std::string activation, double layer_norm_eps,
+                                                 bool batch_first, bool norm_first, DType dtype,
+                                                 std::uint64_t seed)
+    : d_model_(d_model), nhead_(nhead), dim_feedforward_(dim_feedforward), dropout_p_(dropout_p),
+      eps_(layer_norm_eps), activation_(std::move(activation)), batch_first_(batch_first),
+      norm_first_(norm_first), dtype_(dtype), seed_(seed) {
+  if (activation_ != "relu")
+    throw ValueError(
+        fmt::format("TransformerEncoderLayer: activation '{}' is not available (relu; gelu comes "
+                    "with the gelu op)",
+                    activation_));
+  // PyTorch's order of children (and of drawing initial weights).
+  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(
+                                               d_model, nhead, dropout_p, true, batch_first, dtype, seed));
+  linear1 = register_module("linear1", std::make_shared<Linear>(d_model, dim_feedforward, true, dtype));
+  dropout = register_module("dropout", std::make_shared<Dropout>(dropout_p, seed + 1));
+  linear2 = register_module("linear2", std::make_shared<Linear>(dim_feedforward, d_model, true, dtype));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(d_model, layer_norm_eps, true, dtype));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(d_model, layer_norm_eps, true, dtype));
+  dropout1 = register_module("dropout1", std::make_shared<Dropout>(dropout_p, seed + 2));
+  dropout2 = register_module("dropout2", std::make_shared<Dropout>(dropout_p, seed + 3));
+}
+
+std::string TransformerEncoderLayer::describe() const {
+  return fmt::format("TransformerEncoderLayer(d_model={}, nhead={}, dim_feedforward={}, dropout={}{}{})",
+                     d_model_, nhead_, dim_feedforward_, dropout_p_, batch_first_ ? ", batch_first=true" : "",
+                     norm_first_ ? ", norm_first=true" : "");
+}
+
+std::shared_ptr<TransformerEncoderLayer> TransformerEncoderLayer::clone() const {
+  auto copy =
+      std::make_shared<TransformerEncoderLayer>(d_model_, nhead_, dim_feedforward_, dropout_p_, activation_,
+                                                eps_, batch_first_, norm_first_, dtype_, seed_);
+  copy->load_state_dict(state_dict());
+  copy->train(is_training());
+  return copy;
+}
+
+Var TransformerEncoderLayer::forward(const Var& src) {
+  return encode(src, {}, {}, false);
+}
+
+Var TransformerEncoderLayer::operator()(const Var& src, const Mask& src_mask,
+                                        const Mask& src_key_padding_mask, bool is_causal) {
+  return scoped([&] { return encode(src, src_mask, src_key_padding_mask, is_causal); });
+}
+
+Var TransformerEncoderLayer::encode(const Var& src, const Mask& src_mask, const Mask& src_key_padding_mask,
+                                    bool is_causal) {
+  const Shape s = src.shape();
+  if ((s.rank() != 2 && s.rank() != 3) || s[s.rank() - 1] != d_model_)
+    throw ShapeError(
+        fmt::format("{}: expected src {} (or [L, {}] unbatched), got shape {}", describe(),
+                    batch_first_ ? fmt::format("[N, L, {}]", d_model_) : fmt::format("[L, N, {}]", d_model_),
+                    d_model_, s.str()));
+  const AttentionArgs args{.key_padding_mask = src_key_padding_mask,
+                           .need_weights = false,
+                           .attn_mask = src_mask,
+                           .is_causal = is_causal};
+  const auto attention = [&](const Var& x) { return (*dropout1)((*self_attn)(x, x, x, args).first); };
+  const auto feed_forward = [&](const Var& x) {
+    return (*dropout2)((*linear2)((*dropout)(relu((*linear1)(x)))));
+  };
+  if (norm_first_) {
+    const Var x = src + attention((*norm1)(src));
+    return x + feed_forward((*norm2)(x));
+  }
+  const Var x = (*norm1)(src + attention(src));
+  return (*norm2)(x + feed_forward(x));
+}
+
+TransformerEncoder::TransformerEncoder(const TransformerEncoderLayer& encoder_layer, std::int64_t num_layers,
+                                       std::shared_ptr<LayerNorm> final_norm) {
+  if (num_layers <= 0)
+    throw ValueError(fmt::format("TransformerEncoder: num_layers must be positive, got {}", num_layers));
+  layers = register_module("layers", std::make_shared<Sequential>());
+  for (std::int64_t i = 0; i < num_layers; ++i) layers->push_back(encoder_layer.clone());
+  if (final_norm) norm = register_module("norm", std::move(final_norm));
+}
+
+std::string TransformerEncoder::describe() const {
+  return fmt::format("TransformerEncoder(num_layers={}{})", layers->size(), norm ? ", norm" : "");
+}
+
+Var TransformerEncoder::forward(const Var& src) {
+  return encode(src, {}, {}, false);
+}
+
+Var TransformerEncoder::operator()(const Var& src, const Mask& mask, const Mask& src_key_padding_mask,
+                                   bool is_causal) {
+  return scoped([&] { return encode(src, mask, src_key_padding_mask, is_causal); });
+}
+
+Var TransformerEncoder::encode(const Var& src, const Mask& mask, const Mask& src_key_padding_mask,
+                               bool is_causal) {
+  Var x = src;
+  for (const auto& [name, layer] : layers->children())
+    x = static_cast<TransformerEncoderLayer&>(*layer)(x, mask, src_key_padding_mask, is_causal);
+  return norm ? (*norm)(x) : x;
 }
 
 } // namespace gg::nn

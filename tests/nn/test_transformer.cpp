@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 using gg::Tensor;
@@ -258,4 +259,97 @@ TEST_CASE("transformer: MultiheadAttention's bad input names the shapes, the mas
       mha(Var::constant(Tensor::zeros({3, 2, 4}, gg::f32))),
       "MultiheadAttention(embed_dim=4, num_heads=2): the query is float32 but the parameters are "
       "float64");
+}
+
+namespace {
+
+/// Runs an encoder reference case in dtype against PyTorch's numbers (tolerance > 0), or checks its
+/// gradients against finite differences (tolerance 0, float64).
+void check_encoder_case(const Case& c, gg::DType dtype, double tolerance) {
+  INFO("case " << c.name << " (" << c.options << ") in " << gg::dtype_name(dtype));
+  nn::TransformerEncoderLayer layer(c.integer("d_model"), c.integer("nhead"), c.integer("dim_feedforward"),
+                                    c.number("dropout"), "relu", c.number("eps"), c.flag("batch_first"),
+                                    c.flag("norm_first"), dtype);
+  std::shared_ptr<nn::Module> m;
+  std::function<Var(const Var&)> call;
+  const nn::Mask mask = mask_of(c, "src_mask", dtype), padding = mask_of(c, "key_padding_mask", dtype);
+  if (c.text("kind") == "encoder") {
+    auto encoder = std::make_shared<nn::TransformerEncoder>(
+        layer, c.integer("num_layers"),
+        c.flag("final_norm") ? std::make_shared<nn::LayerNorm>(c.integer("d_model"), 1e-5, true, dtype)
+                             : nullptr);
+    call = [=, &c](const Var& x) { return (*encoder)(x, mask, padding, c.flag("is_causal")); };
+    m = encoder;
+  } else {
+    auto one = layer.clone();
+    call = [=, &c](const Var& x) { return (*one)(x, mask, padding, c.flag("is_causal")); };
+    m = one;
+  }
+  m->load_state_dict(c.state_dict(dtype));
+  m->train();
+  Var x(c.tensor("x").to(dtype).clone());
+  const auto loss = [&] { return gg::sum(call(x) * Var::constant(c.tensor("r_y").to(dtype))); };
+  if (tolerance == 0) {
+    std::vector<std::pair<std::string, Var>> leaves{{"x", x}};
+    for (auto& named : m->named_parameters()) leaves.push_back(named);
+    check_gradients(loss, leaves);
+    return;
+  }
+  CHECK(max_relative_error(call(x).value(), c.tensor("y")) < tolerance);
+  loss().backward();
+  CHECK(max_relative_error(x.grad(), c.tensor("g.x")) < tolerance);
+  for (const auto& [k, p] : m->named_parameters()) {
+    INFO("gradient of " << k);
+    CHECK(max_relative_error(p.grad(), c.tensor("g." + k)) < tolerance);
+  }
+}
+
+} // namespace
+
+TEST_CASE("transformer: TransformerEncoderLayer and TransformerEncoder equal PyTorch's output and gradients, "
+          "and finite differences") {
+  std::vector<Case> cases = cases_of("encoder_layer");
+  REQUIRE(cases.size() == 4);
+  cases.push_back(cases_of("encoder").at(0));
+  for (const Case& c : cases) {
+    check_encoder_case(c, gg::f64, 1e-10);
+    check_encoder_case(c, gg::f32, 1e-4);
+    if (c.number("dropout") == 0) check_encoder_case(c, gg::f64, 0);
+  }
+}
+
+TEST_CASE("transformer: TransformerEncoderLayer's and TransformerEncoder's names, copies and bad input") {
+  nn::TransformerEncoderLayer layer(8, 2, 16);
+  std::vector<std::string> names;
+  for (const auto& [name, p] : layer.named_parameters()) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"self_attn.in_proj_weight", "self_attn.in_proj_bias",
+                                          "self_attn.out_proj.weight", "self_attn.out_proj.bias",
+                                          "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
+                                          "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"});
+  CHECK(layer.describe() == "TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.1)");
+  nn::TransformerEncoder encoder(layer, 3, std::make_shared<nn::LayerNorm>(8));
+  const auto named = encoder.named_parameters();
+  CHECK(named.size() == 3 * 12 + 2);
+  CHECK(named[0].first == "layers.0.self_attn.in_proj_weight");
+  CHECK(named[12].first == "layers.1.self_attn.in_proj_weight");
+  CHECK(named.back().first == "norm.bias");
+  // Each layer starts as a copy of the given one, with its own storage.
+  CHECK(max_relative_error(named[12].second.value(), layer.self_attn->in_proj_weight.value()) == 0);
+  CHECK(named[12].second.node() != named[0].second.node());
+  gg::Rng rng(2);
+  const Var x = Var::constant(Tensor::randn({5, 3, 8}, rng));
+  encoder.eval();
+  CHECK(encoder(x).shape() == gg::Shape{5, 3, 8});
+  CHECK(max_relative_error(encoder(x).value(), encoder(x, {}).value()) == 0);
+  CHECK_THROWS_WITH(
+      layer(Var::constant(Tensor::zeros({5, 3, 4}))),
+      "TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.1): expected src "
+      "[L, N, 8] (or [L, 8] unbatched), got shape [5, 3, 4]");
+  CHECK_THROWS_WITH(nn::TransformerEncoderLayer(8, 3),
+                    "MultiheadAttention: embed_dim 8 is not divisible by num_heads 3");
+  CHECK_THROWS_WITH(
+      nn::TransformerEncoderLayer(8, 2, 16, 0.1, "tanh"),
+      "TransformerEncoderLayer: activation 'tanh' is not available (relu; gelu comes with the gelu op)");
+  CHECK_THROWS_WITH(nn::TransformerEncoder(layer, 0),
+                    "TransformerEncoder: num_layers must be positive, got 0");
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Reference numbers for gradgraph's sequence layers (recurrent layers and cells, LayerNorm,
-MultiheadAttention), computed with PyTorch in float64 and written as safetensors, so that
-tests/nn/test_recurrent.cpp and test_transformer.cpp load each case's weights into the equivalent
-gradgraph module by their state-dict names.
+MultiheadAttention, TransformerEncoderLayer, TransformerEncoder), computed with PyTorch in float64
+and written as safetensors, so that tests/nn/test_recurrent.cpp and test_transformer.cpp load each
+case's weights into the equivalent gradgraph module by their state-dict names.
 
 Run with Debian's PyTorch:  /usr/bin/python3 tests/nn/data/make_seq_reference.py
 (writes recurrent_reference.safetensors and transformer_reference.safetensors next to this script).
@@ -227,6 +227,66 @@ def attention_cases(out, metadata):
             out[f"{name}.g.{k_}"] = p.grad.clone()
 
 
+def encoder_cases(out, metadata):
+    """TransformerEncoderLayer and TransformerEncoder (d_model 4, 2 heads, feed-forward 6, L=3, N=2): loss
+    sum(y * r_y); every weight random. Training mode with dropout 0 (or 1, which drops everything) keeps
+    PyTorch off its inference fast path."""
+    D, H, F, L, N = 4, 2, 6, 3, 2
+    causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)
+    pad = torch.zeros(N, L, dtype=torch.bool)
+    pad[1, 2] = True
+    for name, c in {
+        "enc_layer_post": dict(src_mask="float2d"),
+        "enc_layer_pre_batch_first_kpm": dict(norm_first=1, batch_first=1, key_padding_mask="bool"),
+        "enc_layer_causal_unbatched": dict(is_causal=1, unbatched=1),
+        "enc_layer_dropout_train": dict(dropout=1.0),
+        "encoder_2_layers_norm": dict(num_layers=2, final_norm=1, key_padding_mask="bool", is_causal=1),
+    }.items():
+        c = dict(kind="encoder" if "num_layers" in c else "encoder_layer", d_model=D, nhead=H, dim_feedforward=F,
+                 dropout=c.get("dropout", 0.0), eps=1e-5, batch_first=c.get("batch_first", 0),
+                 norm_first=c.get("norm_first", 0), num_layers=c.get("num_layers", 1),
+                 final_norm=c.get("final_norm", 0), unbatched=c.get("unbatched", 0),
+                 src_mask=c.get("src_mask", "none"), key_padding_mask=c.get("key_padding_mask", "none"),
+                 is_causal=c.get("is_causal", 0))
+        layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=c["dropout"], batch_first=bool(c["batch_first"]),
+                                                 norm_first=bool(c["norm_first"]))
+        if c["kind"] == "encoder":
+            m = torch.nn.TransformerEncoder(layer, c["num_layers"], norm=torch.nn.LayerNorm(D),
+                                            enable_nested_tensor=False)
+        else:
+            m = layer
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(rnd(*p.shape) * 0.5)
+        m.train()
+        x_shape = (L, D) if c["unbatched"] else ((N, L, D) if c["batch_first"] else (L, N, D))
+        x = rnd(*x_shape).requires_grad_()
+        masks = {}
+        if c["src_mask"] == "float2d":
+            masks["src_mask"] = rnd(L, L)
+        if c["is_causal"]:
+            masks["src_mask"] = causal  # PyTorch 1.13 has no is_causal: the mask it stands for
+        if c["key_padding_mask"] == "bool":
+            masks["src_key_padding_mask"] = pad
+        if c["kind"] == "encoder":
+            y = m(x, mask=masks.get("src_mask"), src_key_padding_mask=masks.get("src_key_padding_mask"))
+        else:
+            y = m(x, **masks)
+        r = rnd(*y.shape)
+        (y * r).sum().backward()
+        metadata[name] = describe(c)
+        for k, t in m.state_dict().items():
+            out[f"{name}.p.{k}"] = t.detach().clone()
+        out[f"{name}.x"], out[f"{name}.g.x"] = x.detach().clone(), x.grad.clone()
+        if c["src_mask"] != "none" and not c["is_causal"]:
+            out[f"{name}.src_mask"] = masks["src_mask"]
+        if c["key_padding_mask"] != "none":
+            out[f"{name}.key_padding_mask"] = pad
+        out[f"{name}.y"], out[f"{name}.r_y"] = y.detach().clone(), r
+        for k, p in m.named_parameters():
+            out[f"{name}.g.{k}"] = p.grad.clone()
+
+
 def write(file, tensors, metadata):
     path = os.path.join(HERE, file)
     with open(path, "wb") as f:
@@ -242,6 +302,7 @@ def main():
     tensors, metadata = {}, {}
     layer_norm_cases(tensors, metadata)
     attention_cases(tensors, metadata)
+    encoder_cases(tensors, metadata)
     write("transformer_reference.safetensors", tensors, metadata)
 
 
