@@ -165,6 +165,8 @@ std::pair<Var, LSTMState> RNNBase::run(const Var& x_in, const LSTMState& initial
   // Time first and batched from here on: [L, N, features].
   Var x = batched ? (options_.batch_first ? transpose(x_in, 0, 1) : x_in) : reshape(x_in, {xs[0], 1, xs[1]});
   const std::int64_t steps = x.shape()[0], batch = x.shape()[1], hidden = hidden_size_;
+  if (steps == 0) // as PyTorch: a recurrence needs a first step
+    throw ShapeError(fmt::format("{}: the input sequence of shape {} has no steps", name, xs.str()));
   const std::int64_t dirs = options_.bidirectional ? 2 : 1, stacked = options_.num_layers * dirs;
   const Shape state_shape = batched ? Shape{stacked, batch, hidden} : Shape{stacked, hidden};
   const bool lstm = kind_ == Kind::lstm;

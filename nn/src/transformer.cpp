@@ -41,7 +41,7 @@ Var LayerNorm::forward(const Var& x) {
                                  fmt::join(shape_, ", "), s.str()));
   // The normalised dimensions as one: statistics per row of [rows, M].
   std::vector<std::int64_t> rows(s.begin(), s.begin() + (s.rank() - k));
-  rows.push_back(-1);
+  rows.push_back(Shape(shape_).numel()); // not -1: there may be no rows
   const Var flat = reshape(x, rows);
   const Var xc = flat - mean(flat, -1, true);
   const Var var = mean(xc * xc, -1, true);

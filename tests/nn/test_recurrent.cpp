@@ -265,3 +265,16 @@ TEST_CASE("recurrent: bad input names the layer and the shapes") {
   CHECK_THROWS_WITH(nn::LSTM(2, 3, 0), "LSTM: num_layers must be positive, got 0");
   CHECK_THROWS_AS(nn::GRUCell(0, 3), gg::ValueError);
 }
+
+TEST_CASE("recurrent: an empty sequence is refused, an empty batch gives empty outputs") {
+  nn::GRU gru(2, 3, {.bidirectional = true});
+  CHECK_THROWS_WITH(gru(Var::constant(Tensor::zeros({0, 4, 2}))),
+                    "GRU(2, 3, bidirectional=true): the input sequence of shape [0, 4, 2] has no steps");
+  CHECK_THROWS_AS(gru(Var::constant(Tensor::zeros({0, 2}))), gg::ShapeError);
+  nn::LSTM lstm(2, 3);
+  auto [y, s] = lstm(Var(Tensor::zeros({5, 0, 2})), {});
+  CHECK(y.shape() == gg::Shape{5, 0, 3});
+  CHECK(s.c.shape() == gg::Shape{1, 0, 3});
+  gg::sum(y).backward();
+  CHECK(lstm.named_parameters()[0].second.grad().to_vector() == std::vector<double>(24, 0.0));
+}

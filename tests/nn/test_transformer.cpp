@@ -353,3 +353,20 @@ TEST_CASE("transformer: TransformerEncoderLayer's and TransformerEncoder's names
   CHECK_THROWS_WITH(nn::TransformerEncoder(layer, 0),
                     "TransformerEncoder: num_layers must be positive, got 0");
 }
+
+TEST_CASE("transformer: attention over empty sequences gives empty outputs or the output bias, as PyTorch") {
+  nn::MultiheadAttention mha(4, 2);
+  mha.out_proj->bias.set_value(Tensor({1, 2, 3, 4}, {4}));
+  const Var q = Var::constant(Tensor::ones({3, 2, 4}));
+  auto [none, w0] = mha(Var::constant(Tensor::zeros({0, 2, 4})), q, q);
+  CHECK(none.shape() == gg::Shape{0, 2, 4});
+  CHECK(w0.shape() == gg::Shape{2, 0, 3});
+  // No keys: nothing to attend to, so the context is zero and the output is out_proj's bias.
+  auto [bias_only, w] =
+      mha(q, Var::constant(Tensor::zeros({0, 2, 4})), Var::constant(Tensor::zeros({0, 2, 4})));
+  CHECK(bias_only.shape() == gg::Shape{3, 2, 4});
+  CHECK(bias_only.value().flat(5) == 2);
+  CHECK(w.shape() == gg::Shape{2, 3, 0});
+  nn::LayerNorm ln(4);
+  CHECK(ln(Var::constant(Tensor::zeros({0, 4}))).shape() == gg::Shape{0, 4});
+}
