@@ -40,8 +40,8 @@ struct LSTMState {
 /// What RNN, LSTM and GRU share: the stacked, optionally bidirectional recurrence over a sequence.
 /// Input [L, N, input_size] ([N, L, input_size] with batch_first, or [L, input_size] unbatched);
 /// output [L, N, directions * hidden_size] (laid out as the input). Each step is recorded with the
-/// ordinary ops (linear, sigmoid, tanh, slices): the input's projection is one op per layer and
-/// direction over the whole sequence, the hidden state's one per step.
+/// ordinary ops (two linear ops, sigmoid, tanh, slices of the gates), so backward, grad and the
+/// pictures see the unrolled graph.
 class RNNBase : public Module {
 public:
   using Module::operator();

@@ -182,39 +182,41 @@ std::pair<Var, LSTMState> RNNBase::run(const Var& x_in, const LSTMState& initial
   const Var c0 = lstm ? initial_state(initial.c, "c_0") : Var();
   if (!lstm && initial.c.defined()) throw UsageError(fmt::format("{}: only an LSTM has a cell state", name));
 
-  {
-    std::vector<Var> h_n, c_n;
-    Var layer_in = x;
-    for (std::int64_t layer = 0; layer < options_.num_layers; ++layer) {
-      std::vector<Var> outputs;
-      for (std::int64_t dir = 0; dir < dirs; ++dir) {
-        const std::int64_t k = layer * dirs + dir;
-        const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
-        const Var xw = linear(layer_in, w[0], w[2]); // every step's input projection in one op
-        LSTMState s{or_zeros(h0.defined() ? select(h0, 0, k) : Var(), {batch, hidden}, dtype),
-                    lstm ? or_zeros(c0.defined() ? select(c0, 0, k) : Var(), {batch, hidden}, dtype) : Var()};
-        std::vector<Var> hs(static_cast<std::size_t>(steps));
-        for (std::int64_t i = 0; i < steps; ++i) {
-          const std::int64_t t = dir == 0 ? i : steps - 1 - i;
-          s = cell_step(kind_, select(xw, 0, t), s, w[1], w[3], hidden);
-          hs[static_cast<std::size_t>(t)] = s.h;
-        }
-        outputs.push_back(stack(hs, 0));
-        h_n.push_back(s.h);
-        if (lstm) c_n.push_back(s.c);
+  // Each step's input is its own Var, split from x once and passed from layer to layer, so that
+  // backward never scatters a step's gradient into a zero tensor the size of the whole sequence (a
+  // slice's adjoint): that made a sequence's backward quadratic in its length.
+  std::vector<Var> inputs(static_cast<std::size_t>(steps));
+  for (std::int64_t t = 0; t < steps; ++t) inputs[static_cast<std::size_t>(t)] = select(x, 0, t);
+  std::vector<Var> h_n, c_n;
+  for (std::int64_t layer = 0; layer < options_.num_layers; ++layer) {
+    std::vector<std::vector<Var>> outputs(static_cast<std::size_t>(dirs), std::vector<Var>(inputs.size()));
+    for (std::int64_t dir = 0; dir < dirs; ++dir) {
+      const std::int64_t k = layer * dirs + dir;
+      const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
+      LSTMState s{or_zeros(h0.defined() ? select(h0, 0, k) : Var(), {batch, hidden}, dtype),
+                  lstm ? or_zeros(c0.defined() ? select(c0, 0, k) : Var(), {batch, hidden}, dtype) : Var()};
+      for (std::int64_t i = 0; i < steps; ++i) {
+        const auto t = static_cast<std::size_t>(dir == 0 ? i : steps - 1 - i);
+        s = cell_step(kind_, linear(inputs[t], w[0], w[2]), s, w[1], w[3], hidden);
+        outputs[static_cast<std::size_t>(dir)][t] = s.h;
       }
-      layer_in = dirs == 1 ? outputs[0] : concat(outputs, 2);
-      if (is_training() && options_.dropout > 0 && layer + 1 < options_.num_layers)
-        layer_in = detail::dropout(layer_in, options_.dropout, rng_);
+      h_n.push_back(s.h);
+      if (lstm) c_n.push_back(s.c);
     }
-    Var out = batched ? (options_.batch_first ? transpose(layer_in, 0, 1) : layer_in)
-                      : reshape(layer_in, {steps, dirs * hidden});
-    auto final_state = [&](const std::vector<Var>& parts) {
-      const Var s = stack(parts, 0);
-      return batched ? s : reshape(s, {stacked, hidden});
-    };
-    return {out, {final_state(h_n), lstm ? final_state(c_n) : Var()}};
+    const bool drop = is_training() && options_.dropout > 0 && layer + 1 < options_.num_layers;
+    for (std::size_t t = 0; t < inputs.size(); ++t) {
+      inputs[t] = dirs == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, -1);
+      if (drop) inputs[t] = detail::dropout(inputs[t], options_.dropout, rng_);
+    }
   }
+  const Var y = stack(inputs, 0);
+  const Var out =
+      batched ? (options_.batch_first ? transpose(y, 0, 1) : y) : reshape(y, {steps, dirs * hidden});
+  auto final_state = [&](const std::vector<Var>& parts) {
+    const Var s = stack(parts, 0);
+    return batched ? s : reshape(s, {stacked, hidden});
+  };
+  return {out, {final_state(h_n), lstm ? final_state(c_n) : Var()}};
 }
 
 RNN::RNN(std::int64_t input_size, std::int64_t hidden_size, RecurrentOptions options)
