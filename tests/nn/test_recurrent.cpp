@@ -1,11 +1,14 @@
 // The recurrent layers and cells: outputs, final states and every gradient against PyTorch
 // (tests/nn/data/make_seq_reference.py -> recurrent_reference.safetensors, weights loaded by name) in
-// float64 and float32, against finite differences, PyTorch's names and initialisation, bad input.
+// float64 and float32, against finite differences, PyTorch's names and initialisation, bad input,
+// and the unrolled graph as DOT draws it.
 #include "seq_reference.hpp"
 
 #include <nn/nn.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <sstream>
 
 using gg::Tensor;
 using gg::Var;
@@ -277,4 +280,27 @@ TEST_CASE("recurrent: an empty sequence is refused, an empty batch gives empty o
   CHECK(s.c.shape() == gg::Shape{1, 0, 3});
   gg::sum(y).backward();
   CHECK(lstm.named_parameters()[0].second.grad().to_vector() == std::vector<double>(24, 0.0));
+}
+
+TEST_CASE("recurrent: the DOT picture shows the unrolled steps, each weight one node feeding every step") {
+  nn::Sequential model;
+  model.push_back(std::make_shared<nn::LSTM>(2, 3));
+  const Var y = model(Var::constant(Tensor::ones({4, 1, 2}))); // 4 steps
+  std::ostringstream dot;
+  gg::write_dot(dot, gg::sum(y));
+  const std::string text = dot.str();
+  CHECK_THAT(text, Catch::Contains("label=\"0: LSTM(2, 3)\"")); // the layer is a cluster
+  for (const std::string name : {"weight_ih_l0", "weight_hh_l0", "bias_hh_l0"}) {
+    INFO(name);
+    const auto at = text.find("label=\"" + name + "\\n");
+    REQUIRE(at != std::string::npos);
+    CHECK(text.find("label=\"" + name + "\\n", at + 1) == std::string::npos); // one node
+    const std::size_t line = text.rfind('\n', at) + 1;
+    const std::string id = text.substr(line, text.find('[', line) - line);
+    std::size_t edges = 0;
+    for (auto p = text.find("\n" + id + " -> "); p != std::string::npos;
+         p = text.find("\n" + id + " -> ", p + 1))
+      ++edges;
+    CHECK(edges == 4); // one use per step
+  }
 }
