@@ -56,9 +56,9 @@ Var gate(const Var& gates, std::int64_t k, std::int64_t hidden) {
   return slice(gates, -1, k * hidden, (k + 1) * hidden);
 }
 
-/// One step of the recurrence: xw is x W_ih^T + b_ih (computed for the whole sequence at once by
-/// the layers), s.h (and s.c for an LSTM) the state. Gate order as PyTorch: LSTM i, f, g, o; GRU
-/// r, z, n with the reset gate applied to W_hn h + b_hn.
+/// One step of the recurrence: xw is the step's x W_ih^T + b_ih, s.h (and s.c for an LSTM) the
+/// state. Gate order as PyTorch: LSTM i, f, g, o; GRU r, z, n with the reset gate applied to
+/// W_hn h + b_hn.
 LSTMState cell_step(CellKind kind, const Var& xw, const LSTMState& s, const Var& w_hh, const Var& b_hh,
                     std::int64_t hidden) {
   const Var hw = linear(s.h, w_hh, b_hh);
