@@ -6,10 +6,18 @@
 #include <string_view>
 #include <vector>
 
-#include <autodiff/node.hpp>
+#include <autodiff/op.hpp>
 #include <autodiff/tensor.hpp>
 
 namespace gg {
+
+namespace detail {
+struct Node; // a recorded value (autodiff/src/node.hpp, internal)
+/// A Var handle's copy and release: the node's reference count (out of line, so that the node's
+/// layout stays internal; the library's own code inlines them).
+void retain_handle(Node* n) noexcept;
+void release_handle(Node* n) noexcept;
+} // namespace detail
 
 /// Options of Var::backward().
 struct BackwardOptions {
@@ -31,7 +39,7 @@ public:
   static Var constant(const Tensor& value);
 
   Var(const Var& o) noexcept : n_(o.n_) {
-    if (n_) detail::retain(n_);
+    if (n_) detail::retain_handle(n_);
   }
   Var(Var&& o) noexcept : n_(o.n_) { o.n_ = nullptr; }
   Var& operator=(const Var& o) noexcept {
@@ -43,7 +51,7 @@ public:
     return *this;
   }
   ~Var() {
-    if (n_) detail::release(n_);
+    if (n_) detail::release_handle(n_);
   }
   void swap(Var& o) noexcept { std::swap(n_, o.n_); }
 
@@ -77,7 +85,9 @@ public:
   Shape shape() const;
   DType dtype() const;
   std::int64_t numel() const;
-  bool is_scalar_node() const { return n_ && !n_->is_tensor(); }
+  /// Whether this is a scalar node (a float64 number, not a tensor): scalar leaves and what scalar
+  /// ops on them record.
+  bool is_scalar_node() const;
   bool requires_grad() const;
   /// True for values made directly (not by an op).
   bool is_leaf() const;

@@ -8,7 +8,7 @@
 
 #include <boost/graph/adjacency_list.hpp>
 
-#include <autodiff/node.hpp>
+#include "node.hpp"
 
 namespace gg::detail {
 

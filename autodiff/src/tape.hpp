@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include <autodiff/node.hpp>
+#include "node.hpp"
 
 namespace gg::detail {
 

@@ -41,6 +41,19 @@ void mark_changed(Node* n) {
 }
 } // namespace
 
+namespace detail {
+void retain_handle(Node* n) noexcept {
+  retain(n);
+}
+void release_handle(Node* n) noexcept {
+  release(n);
+}
+} // namespace detail
+
+bool Var::is_scalar_node() const {
+  return n_ && !n_->is_tensor();
+}
+
 Var::Var(double value) : Var(heap_scalar(value, true)) {}
 Var::Var(const Tensor& value, bool requires_grad) : Var(heap_var(value, requires_grad)) {}
 Var Var::constant(double value) {

@@ -9,6 +9,10 @@ function(step)
   message("${out}")
 endfunction()
 step(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+# Internals stay out of the installed headers (the node's layout is autodiff/src/node.hpp).
+if(EXISTS "${WORK_DIR}/prefix/include/autodiff/node.hpp")
+  message(FATAL_ERROR "autodiff/node.hpp, an internal header, was installed")
+endif()
 step(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
      -DCMAKE_BUILD_TYPE=Release)
 step(${CMAKE_COMMAND} --build "${WORK_DIR}/build")

@@ -1,5 +1,6 @@
 // gg::detail::Node — one recorded value of the graph: its op, inputs, value and gradient, in 48
-// bytes for scalars. Internal; public code uses gg::Var. docs/design.md explains the layout.
+// bytes for scalars. Internal (not installed); public code uses gg::Var, whose handles count
+// references through detail::retain_handle/release_handle. docs/design.md explains the layout.
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 
 #include <autodiff/op.hpp>
 #include <autodiff/tensor.hpp>
+#include <autodiff/var.hpp>
 
 namespace gg {
 class Function;
