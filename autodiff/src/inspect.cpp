@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 
@@ -110,12 +111,10 @@ std::string expr_of(const GraphView& g, ViewVertexId v) {
   return fmt::format("{}({})", kind_of(g[v].node), fmt::join(args, ", "));
 }
 
-/// The op table's formula for d(node)/d(input slot), with a, b, out, c (lo, hi) replaced by the
-/// graph's names and constants: mul's "b" becomes "z".
-std::string formula_of(const GraphView& g, ViewVertexId v, int slot) {
+/// Text of the op table (a formula, a display) with a, b, out, c (lo, hi) replaced by the graph's
+/// names and constants: mul's "b" becomes "z".
+std::string substituted(const GraphView& g, ViewVertexId v, std::string_view f) {
   const Node* n = g[v].node;
-  const OpInfo& info = op_info(n->op);
-  const std::string_view f = slot == 0 ? info.d0 : info.d1;
   std::vector<std::string> in;
   for (const auto e : boost::make_iterator_range(boost::in_edges(v, g)))
     in.push_back(name_of(g, boost::source(e, g)));
@@ -142,6 +141,21 @@ std::string formula_of(const GraphView& g, ViewVertexId v, int slot) {
       r += word;
     i = j;
   }
+  return r;
+}
+
+/// The op table's formula for d(node)/d(input slot), in the graph's names and constants.
+std::string formula_of(const GraphView& g, ViewVertexId v, int slot) {
+  const OpInfo& info = op_info(g[v].node->op);
+  return substituted(g, v, slot == 0 ? info.d0 : info.d1);
+}
+
+/// A node with constants as the learner wrote it, from its row's display text: "x − 3" for x - 3
+/// (add_c, c = -3), "2·x", "x^3", "clamp(x, 0, 1)".
+std::string display_of(const GraphView& g, ViewVertexId v) {
+  std::string r = substituted(g, v, op_info(g[v].node->op).display);
+  for (const auto& [from, to] : {std::pair{"+ -", "− "}, std::pair{"− -", "+ "}})
+    if (const std::size_t at = r.find(from); at != std::string::npos) r.replace(at, std::strlen(from), to);
   return r;
 }
 
@@ -173,11 +187,11 @@ std::string dot_line(std::string_view s) {
 std::string vertex_label(const GraphView& g, ViewVertexId v, const DotOptions& o) {
   const Node* n = g[v].node;
   std::vector<std::string> lines{name_of(g, v)};
-  const std::string c = constants_of(n, true);
-  if (n->ext && !n->ext->name.empty()) // a generated name already starts with the op
-    lines.push_back(c.empty() ? kind_of(n) : fmt::format("{} ({})", kind_of(n), c));
-  else if (!c.empty())
-    lines.push_back(c);
+  const bool constants = !constants_of(n, false).empty(); // drawn as written: "x − 3", "2·x"
+  if (constants)
+    lines.push_back(display_of(g, v));
+  else if (n->ext && !n->ext->name.empty()) // a generated name already starts with the op
+    lines.push_back(kind_of(n));
   if (!n->is_tensor()) {
     lines.push_back("value " + num(n->value));
     if (o.show_grad && detail::has_grad_mark(n)) lines.push_back("grad " + num(n->grad));
@@ -297,8 +311,7 @@ void write_dot(std::ostream& os, const Var& root, const DotOptions& options) {
     if (!options.edge_derivatives || out->is_tensor()) return std::string();
     double d[2];
     local_derivatives(out, d);
-    const std::string c = constants_of(out, true);
-    return num(d[g[e].slot]) + (c.empty() ? "" : fmt::format(" ({})", c));
+    return num(d[g[e].slot]); // the node shows its constants
   };
   bool scoped = false;
   for (std::size_t v = 0; v < boost::num_vertices(g) && !scoped; ++v) scoped = cluster_of(g, v) != 0;

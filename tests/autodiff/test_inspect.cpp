@@ -68,13 +68,30 @@ TEST_CASE("inspect: DOT options and constants and escaped names") {
   CHECK(has(dot, R"(label="say \"hi\" \\o/\nleaf\nvalue 2")")); // no gradient before backward
   CHECK(has(dot, "style=dashed"));                              // the constant 5
   CHECK(has(dot, R"(label="const#1\nvalue 5")"));
-  CHECK(has(dot, R"(label="mul_c#3\nc = 3\nvalue 6")"));
+  CHECK(has(dot, R"(label="mul_c#3\n3·say \"hi\" \\o/\nvalue 6")")); // x * 3 drawn as written
   REQUIRE_FALSE(statement(dot, "0->3").empty());
   CHECK_FALSE(has(statement(dot, "0->3"), "label")); // no edge labels asked for
   y.backward();
   CHECK_FALSE(has(dot_of(y, {.show_grad = false}), "grad"));
   CHECK(has(dot_of(y), R"(\ngrad 8")"));
-  CHECK(has(dot_of(y), "label=\"3 (c = 3)\"")); // d(x*3)/dx, with its constant
+  CHECK(has(dot_of(y), "label=3")); // d(x*3)/dx (the node shows its constant)
+}
+
+TEST_CASE("inspect: DOT draws an op with a number as the learner wrote it: x − 3, 2·d, e^3") {
+  Var x = 2.0;
+  x.name("x");
+  const Var d = (x - 3.0).name("d"); // recorded as add_c with c = -3
+  const Var e = (2.0 * d).name("e");
+  const Var f = gg::pow(e, 3.0).name("f");
+  f.backward();
+  const std::string dot = dot_of(f);
+  INFO(dot);
+  CHECK(has(dot, R"(label="d\nx − 3\nvalue -1)"));
+  CHECK(has(dot, R"(label="e\n2·d\nvalue -2)"));
+  CHECK(has(dot, R"(label="f\ne^3\nvalue -8)"));
+  CHECK_FALSE(has(dot, "add_c"));
+  CHECK_FALSE(has(dot, "c = "));
+  CHECK(has(statement(dot, "0->1"), "label=1")); // dd/dx, without "(c = -3)"
 }
 
 TEST_CASE("inspect: a tensor graph's DOT shows shapes and the first entries") {
