@@ -1,8 +1,9 @@
-// Layers: Linear, activations, Flatten, Dropout, BatchNorm1d/2d, Embedding, Conv2d, MaxPool2d,
-// AvgPool2d. Parameter names, shapes, defaults and initialisation rules are PyTorch's.
+// Layers: Linear, activations (GELU too), Flatten, Dropout, BatchNorm1d/2d, Embedding, Conv2d,
+// MaxPool2d, AvgPool2d. Parameter names, shapes, defaults and initialisation rules are PyTorch's.
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include <nn/module.hpp>
 
@@ -21,7 +22,7 @@ public:
 /// An elementwise activation as a module.
 class Activation : public Module {
 public:
-  enum class Kind { sigmoid, tanh, relu, leaky_relu, identity };
+  enum class Kind { sigmoid, tanh, relu, leaky_relu, gelu, gelu_tanh, identity };
   explicit Activation(Kind kind, double negative_slope = 0.01) : kind_(kind), slope_(negative_slope) {}
   Var forward(const Var& x) override;
   std::string describe() const override;
@@ -41,6 +42,10 @@ struct ReLU : Activation {
 };
 struct LeakyReLU : Activation {
   explicit LeakyReLU(double negative_slope = 0.01) : Activation(Kind::leaky_relu, negative_slope) {}
+};
+/// x·Φ(x) as torch.nn.GELU; approximate "tanh" is PyTorch's tanh approximation, another is refused.
+struct GELU : Activation {
+  explicit GELU(std::string_view approximate = "none");
 };
 struct Identity : Activation {
   Identity() : Activation(Kind::identity) {}

@@ -54,6 +54,8 @@ Var Activation::forward(const Var& x) {
   case Kind::tanh: return tanh(x);
   case Kind::relu: return relu(x);
   case Kind::leaky_relu: return leaky_relu(x, slope_);
+  case Kind::gelu: return gelu(x);
+  case Kind::gelu_tanh: return gelu(x, "tanh");
   case Kind::identity: break;
   }
   return x;
@@ -65,10 +67,23 @@ std::string Activation::describe() const {
   case Kind::tanh: return "Tanh";
   case Kind::relu: return "ReLU";
   case Kind::leaky_relu: return fmt::format("LeakyReLU(negative_slope={})", slope_);
+  case Kind::gelu: return "GELU(approximate='none')";
+  case Kind::gelu_tanh: return "GELU(approximate='tanh')";
   case Kind::identity: break;
   }
   return "Identity";
 }
+
+namespace {
+Activation::Kind gelu_kind(std::string_view approximate) {
+  if (approximate == "none") return Activation::Kind::gelu;
+  if (approximate == "tanh") return Activation::Kind::gelu_tanh;
+  throw ValueError(fmt::format("GELU: approximate is \"none\" or \"tanh\", not \"{}\"", approximate));
+}
+} // namespace
+
+// PyTorch accepts any approximate and refuses it on the first call; refusing it here names it sooner.
+GELU::GELU(std::string_view approximate) : Activation(gelu_kind(approximate)) {}
 
 std::string Softmax::describe() const {
   return fmt::format("Softmax(axis={})", axis_);

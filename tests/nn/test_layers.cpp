@@ -301,6 +301,27 @@ TEST_CASE("layers: BatchNorm matches PyTorch in training (with running statistic
   }
 }
 
+TEST_CASE("layers: GELU, exact and tanh-approximated, matches PyTorch in float64 and float32") {
+  for (const std::string approximate : {"none", "tanh"}) {
+    const std::string name = "gelu_" + approximate;
+    nn::GELU gelu(approximate);
+    CHECK(gelu.describe() == "GELU(approximate='" + approximate + "')");
+    for (auto [dtype, tolerance] : {std::pair{gg::f64, 1e-10}, std::pair{gg::f32, 1e-4}}) {
+      INFO(name << " in " << gg::dtype_name(dtype));
+      Var x(R(name + ".x").to(dtype));
+      const Var y = gelu(x);
+      CHECK(y.dtype() == dtype);
+      CHECK(max_error(y.value(), R(name + ".y")) < tolerance);
+      gg::sum(y * Var::constant(R(name + ".r").to(dtype))).backward();
+      CHECK(max_error(x.grad(), R(name + ".grad.x")) < tolerance);
+    }
+    check_module_gradients(gelu, R(name + ".x"));
+  }
+  CHECK(nn::GELU().describe() == "GELU(approximate='none')");
+  CHECK_THROWS_AS(nn::GELU("erf"), gg::ValueError);
+  CHECK_THROWS_WITH(nn::GELU("erf"), "GELU: approximate is \"none\" or \"tanh\", not \"erf\"");
+}
+
 TEST_CASE("losses: every loss and reduction matches PyTorch, with its gradient") {
   const Tensor& logits = R("loss.logits");
   const Tensor target = R("loss.target");

@@ -103,3 +103,13 @@ for name, (inp, fn) in cases.items():
     t = inp.clone().requires_grad_()
     fn(t, "mean").backward()
     emit(f"loss.{name}.grad", t.grad)
+
+# GELU, exact and with the tanh approximation: random inputs and both tails (where erf and tanh saturate)
+x = torch.cat([rnd(2, 5) * 2, torch.tensor([[-7.0, -3.0, 0.0, 3.0, 7.0]])])
+for approximate in ("none", "tanh"):
+    name = f"gelu_{approximate}"
+    xg = x.clone().requires_grad_()
+    emit(name + ".x", xg)
+    y = torch.nn.GELU(approximate=approximate)(xg)
+    emit(name + ".y", y)
+    weighted_backward(name, y, dict(x=xg))
