@@ -105,7 +105,7 @@ private:
 /// feed-forward network (linear1, activation, dropout, linear2), each added to its input and
 /// normalised after (post-norm, PyTorch's default) or normalised before (norm_first). Children and
 /// state-dict names are PyTorch's: self_attn.*, linear1, dropout, linear2, norm1, norm2, dropout1,
-/// dropout2. The activation is "relu" (GELU arrives with the gelu op).
+/// dropout2. The activation is "relu" or "gelu" (exact, as PyTorch's F.gelu); another is refused.
 class TransformerEncoderLayer : public Module {
 public:
   TransformerEncoderLayer(std::int64_t d_model, std::int64_t nhead, std::int64_t dim_feedforward = 2048,

@@ -223,11 +223,9 @@ TransformerEncoderLayer::TransformerEncoderLayer(std::int64_t d_model, std::int6
     : d_model_(d_model), nhead_(nhead), dim_feedforward_(dim_feedforward), dropout_p_(dropout_p),
       eps_(layer_norm_eps), activation_(std::move(activation)), batch_first_(batch_first),
       norm_first_(norm_first), dtype_(dtype), seed_(seed) {
-  if (activation_ != "relu")
+  if (activation_ != "relu" && activation_ != "gelu")
     throw ValueError(
-        fmt::format("TransformerEncoderLayer: activation '{}' is not available (relu; gelu comes "
-                    "with the gelu op)",
-                    activation_));
+        fmt::format("TransformerEncoderLayer: activation '{}' is not available (relu or gelu)", activation_));
   // PyTorch's order of children (and of drawing initial weights).
   self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(
                                                d_model, nhead, dropout_p, true, batch_first, dtype, seed));
@@ -241,9 +239,10 @@ TransformerEncoderLayer::TransformerEncoderLayer(std::int64_t d_model, std::int6
 }
 
 std::string TransformerEncoderLayer::describe() const {
-  return fmt::format("TransformerEncoderLayer(d_model={}, nhead={}, dim_feedforward={}, dropout={}{}{})",
-                     d_model_, nhead_, dim_feedforward_, dropout_p_, batch_first_ ? ", batch_first=true" : "",
-                     norm_first_ ? ", norm_first=true" : "");
+  return fmt::format("TransformerEncoderLayer(d_model={}, nhead={}, dim_feedforward={}, dropout={}{}{}{})",
+                     d_model_, nhead_, dim_feedforward_, dropout_p_,
+                     activation_ == "relu" ? "" : ", activation=" + activation_,
+                     batch_first_ ? ", batch_first=true" : "", norm_first_ ? ", norm_first=true" : "");
 }
 
 std::shared_ptr<TransformerEncoderLayer> TransformerEncoderLayer::clone() const {
@@ -278,7 +277,8 @@ Var TransformerEncoderLayer::encode(const Var& src, const Mask& src_mask, const 
                            .is_causal = is_causal};
   const auto attention = [&](const Var& x) { return (*dropout1)((*self_attn)(x, x, x, args).first); };
   const auto feed_forward = [&](const Var& x) {
-    return (*dropout2)((*linear2)((*dropout)(relu((*linear1)(x)))));
+    const Var h = (*linear1)(x);
+    return (*dropout2)((*linear2)((*dropout)(activation_ == "gelu" ? gelu(h) : relu(h))));
   };
   if (norm_first_) {
     const Var x = src + attention((*norm1)(src));

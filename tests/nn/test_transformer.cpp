@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <sstream>
@@ -268,8 +269,8 @@ namespace {
 void check_encoder_case(const Case& c, gg::DType dtype, double tolerance) {
   INFO("case " << c.name << " (" << c.options << ") in " << gg::dtype_name(dtype));
   nn::TransformerEncoderLayer layer(c.integer("d_model"), c.integer("nhead"), c.integer("dim_feedforward"),
-                                    c.number("dropout"), "relu", c.number("eps"), c.flag("batch_first"),
-                                    c.flag("norm_first"), dtype);
+                                    c.number("dropout"), c.text("activation"), c.number("eps"),
+                                    c.flag("batch_first"), c.flag("norm_first"), dtype);
   std::shared_ptr<nn::Module> m;
   std::function<Var(const Var&)> call;
   const nn::Mask mask = mask_of(c, "src_mask", dtype), padding = mask_of(c, "key_padding_mask", dtype);
@@ -309,7 +310,9 @@ void check_encoder_case(const Case& c, gg::DType dtype, double tolerance) {
 TEST_CASE("transformer: TransformerEncoderLayer and TransformerEncoder equal PyTorch's output and gradients, "
           "and finite differences") {
   std::vector<Case> cases = cases_of("encoder_layer");
-  REQUIRE(cases.size() == 4);
+  REQUIRE(cases.size() == 6);
+  CHECK(std::count_if(cases.begin(), cases.end(),
+                      [](const Case& c) { return c.text("activation") == "gelu"; }) == 2);
   cases.push_back(cases_of("encoder").at(0));
   for (const Case& c : cases) {
     check_encoder_case(c, gg::f64, 1e-10);
@@ -347,9 +350,12 @@ TEST_CASE("transformer: TransformerEncoderLayer's and TransformerEncoder's names
       "[L, N, 8] (or [L, 8] unbatched), got shape [5, 3, 4]");
   CHECK_THROWS_WITH(nn::TransformerEncoderLayer(8, 3),
                     "MultiheadAttention: embed_dim 8 is not divisible by num_heads 3");
-  CHECK_THROWS_WITH(
-      nn::TransformerEncoderLayer(8, 2, 16, 0.1, "tanh"),
-      "TransformerEncoderLayer: activation 'tanh' is not available (relu; gelu comes with the gelu op)");
+  CHECK_THROWS_WITH(nn::TransformerEncoderLayer(8, 2, 16, 0.1, "tanh"),
+                    "TransformerEncoderLayer: activation 'tanh' is not available (relu or gelu)");
+  const nn::TransformerEncoderLayer with_gelu(8, 2, 16, 0.0, "gelu", 1e-5, false, true);
+  CHECK(with_gelu.describe() == "TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0, "
+                                "activation=gelu, norm_first=true)");
+  CHECK(with_gelu.clone()->describe() == with_gelu.describe());
   CHECK_THROWS_WITH(nn::TransformerEncoder(layer, 0),
                     "TransformerEncoder: num_layers must be positive, got 0");
 }

@@ -228,8 +228,8 @@ def attention_cases(out, metadata):
 
 
 def encoder_cases(out, metadata):
-    """TransformerEncoderLayer and TransformerEncoder (d_model 4, 2 heads, feed-forward 6, L=3, N=2): loss
-    sum(y * r_y); every weight random. Training mode with dropout 0 (or 1, which drops everything) keeps
+    """TransformerEncoderLayer (relu or gelu) and TransformerEncoder (d_model 4, 2 heads, feed-forward 6, L=3,
+    N=2): loss sum(y * r_y); every weight random. Training mode with dropout 0 (or 1, which drops everything) keeps
     PyTorch off its inference fast path."""
     D, H, F, L, N = 4, 2, 6, 3, 2
     causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)
@@ -241,15 +241,19 @@ def encoder_cases(out, metadata):
         "enc_layer_causal_unbatched": dict(is_causal=1, unbatched=1),
         "enc_layer_dropout_train": dict(dropout=1.0),
         "encoder_2_layers_norm": dict(num_layers=2, final_norm=1, key_padding_mask="bool", is_causal=1),
+        "enc_layer_gelu_post": dict(activation="gelu", src_mask="float2d"),
+        "enc_layer_gelu_pre_batch_first_kpm": dict(activation="gelu", norm_first=1, batch_first=1,
+                                                   key_padding_mask="bool"),
     }.items():
         c = dict(kind="encoder" if "num_layers" in c else "encoder_layer", d_model=D, nhead=H, dim_feedforward=F,
-                 dropout=c.get("dropout", 0.0), eps=1e-5, batch_first=c.get("batch_first", 0),
+                 dropout=c.get("dropout", 0.0), activation=c.get("activation", "relu"), eps=1e-5,
+                 batch_first=c.get("batch_first", 0),
                  norm_first=c.get("norm_first", 0), num_layers=c.get("num_layers", 1),
                  final_norm=c.get("final_norm", 0), unbatched=c.get("unbatched", 0),
                  src_mask=c.get("src_mask", "none"), key_padding_mask=c.get("key_padding_mask", "none"),
                  is_causal=c.get("is_causal", 0))
-        layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=c["dropout"], batch_first=bool(c["batch_first"]),
-                                                 norm_first=bool(c["norm_first"]))
+        layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=c["dropout"], activation=c["activation"],
+                                                 batch_first=bool(c["batch_first"]), norm_first=bool(c["norm_first"]))
         if c["kind"] == "encoder":
             m = torch.nn.TransformerEncoder(layer, c["num_layers"], norm=torch.nn.LayerNorm(D),
                                             enable_nested_tensor=False)
