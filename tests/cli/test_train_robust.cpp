@@ -86,11 +86,12 @@ TEST_CASE("train: SIGTERM, SIGHUP and SIGINT checkpoint the run and exit with 12
     INFO(name);
     const std::string ck = (dir / fmt::format("{}.safetensors", name)).string(),
                       out = (dir / "out.txt").string(), rc = (dir / "rc.txt").string();
+    fs::remove(out); // the previous signal's epoch line must not pass for this run's
     const std::string args =
         "train --dataset moons --samples 300 --layers 2,16,2 --epochs 1000000 --checkpoint " + quote(ck);
     // Started in the background; signalled once its first epoch line is out (at most ~10 s of waiting).
     const std::string script = fmt::format(
-        "{} {} > {} 2>&1 & pid=$!; i=0; until grep -q '^epoch' {} || [ $i -ge 200 ]; do sleep 0.05; "
+        "{} {} > {} 2>&1 & pid=$!; i=0; until grep -qs '^epoch' {} || [ $i -ge 200 ]; do sleep 0.05; "
         "i=$((i+1)); done; kill -{} $pid; wait $pid; echo $? > {}",
         quote(k_bin), args, quote(out), quote(out), name, quote(rc));
     REQUIRE(shell("sh -c " + quote(script)) == 0);
