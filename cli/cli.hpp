@@ -2,6 +2,7 @@
 // returns its exit code, so tests drive every subcommand in-process; cli/main.cpp only calls it.
 #pragma once
 
+#include <cstddef>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -45,7 +46,13 @@ struct Command {
   /// It has --json: with it, an error is also printed to `out` as one JSON object
   /// {"error": {"kind": "format", "exit_code": 3, "message": "..."}}.
   bool json_errors = false;
+  /// It takes any number of NAME=VALUE arguments, which do not count towards max_arguments.
+  bool takes_inputs = false;
 };
+
+/// Most arguments a command accepts (options and their values; explain's NAME=VALUE inputs are not
+/// counted): Boost.Program_options parses in time quadratic in their number.
+inline constexpr std::size_t max_arguments = 1000;
 
 /// The subcommands, in the order --help lists them.
 const std::vector<Command>& commands();

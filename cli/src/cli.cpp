@@ -24,7 +24,7 @@ namespace gg::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list{
-      {"explain", "differentiate a small program and show every chain-rule step", run_explain, true},
+      {"explain", "differentiate a small program and show every chain-rule step", run_explain, true, true},
       {"summary", "an MLP's layers, output shapes and parameter counts (--layers 2,3,2)", run_summary},
       {"train", "train an MLP on a CSV file or a teaching dataset (every PyTorch optimizer)", run_train},
       {"eval", "accuracy and confusion matrix (regression: MSE, MAE, R²) of a saved model on data", run_eval},
@@ -174,9 +174,23 @@ bool wants_json(const std::vector<std::string>& args) {
 } // namespace
 
 namespace {
+/// Refuses more than max_arguments arguments (with explain, more than that many options).
+void check_argument_count(const Command& c, const std::vector<std::string>& args) {
+  std::size_t counted = 0;
+  for (const std::string& a : args) {
+    if (c.takes_inputs && a == "--") break;
+    counted += !c.takes_inputs || (a.size() > 1 && a[0] == '-');
+  }
+  if (counted > max_arguments)
+    throw UsageError(fmt::format("{} {}: at most {} are accepted", counted,
+                                 c.takes_inputs ? "options (arguments starting with '-')" : "arguments",
+                                 max_arguments));
+}
+
 int run_command(const Command& c, const std::vector<std::string>& args, std::ostream& out,
                 std::ostream& err) {
   try {
+    check_argument_count(c, args);
     return c.run(args, out, err);
   } catch (std::exception& e) {
     std::string hint;

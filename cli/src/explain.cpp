@@ -155,7 +155,39 @@ struct Report {
   std::vector<std::string> sources;
   std::size_t inputs = 0;
   std::optional<std::vector<double>> check;
+  std::vector<std::string> notes; ///< per name: a kink the check stepped on, a non-finite way to the output
 };
+
+/// Most op evaluations --check may take (Numeric::cost, each of 16 lanes): about 2 s of work, a
+/// chain of 28,000 statements.
+constexpr double k_max_check_cost = 1e8;
+
+/// What the gradient of a name needs said: a kink its finite difference stepped on (the first),
+/// or that backward's gradient came through a value that is not finite; "" when neither.
+std::string note_of(const expr::Program& p, const std::vector<const expr::Step*>& step_of,
+                    const std::vector<expr::Kink>& kinks, std::int64_t nonfinite) {
+  const auto shown = [&](std::size_t node) {
+    const expr::Step* s = step_of[node];
+    return !s ? p.nodes[node].name : s->is_statement ? s->name + " = " + s->definition : s->name;
+  };
+  if (!kinks.empty()) {
+    const expr::Kink& k = kinks.front();
+    const std::string slopes =
+        fmt::format("slope {} to the left, {} to the right", num(k.left), num(k.right));
+    const std::string more = kinks.size() > 1 ? fmt::format(" (and {} more kinks)", kinks.size() - 1) : "";
+    if (k.input == 0)
+      return fmt::format("{} has a kink here (its input is 0): {}; backward used the subgradient {}{}",
+                         shown(k.node), slopes, num(expr::local_derivative(p.nodes[k.node].name, 0)), more);
+    return fmt::format("{} has a kink within h of here (its input is {}): {}; the difference straddles it{}",
+                       shown(k.node), num(k.input), slopes, more);
+  }
+  if (nonfinite >= 0) {
+    const auto node = static_cast<std::size_t>(nonfinite);
+    return fmt::format("through a value that is not finite, {} = {}: not a meaningful gradient", shown(node),
+                       step_of[node] ? num(step_of[node]->var.item()) : "?");
+  }
+  return {};
+}
 
 std::string forward_text(const Report& r, const expr::Evaluation& ev) {
   // The unnamed op nodes of each statement (their names appear in the backward pass).
@@ -238,6 +270,10 @@ std::string gradients_text(const Report& r) {
     std::string note;
     if (!r.reached[i]) note = fmt::format("({} does not depend on {})", r.output, r.names[i]);
     if (!std::isfinite(r.grads[i])) note = "(not finite)";
+    if (!r.notes[i].empty() && r.check)
+      row.back() += ": " + r.notes[i];
+    else if (!r.notes[i].empty())
+      note = "(" + r.notes[i] + ")";
     if (!note.empty()) row.push_back(note);
     t.add(std::move(row));
   }
@@ -255,7 +291,26 @@ std::string json_text(const Report& r) {
   };
   json::Value j{{"output", r.output}, {"values", object(r.values)}, {"grads", object(r.grads)}};
   if (r.check) j["check"] = object(*r.check);
+  json::Value notes = json::Value::object();
+  for (std::size_t i = 0; i < r.names.size(); ++i)
+    if (!r.notes[i].empty()) json::append(notes, r.names[i], r.notes[i]);
+  if (!notes.empty()) j["notes"] = std::move(notes);
   return json::dump(j) + "\n";
+}
+
+/// Boost.Program_options takes each parsed argument off the front of a vector, so a command line
+/// of n NAME=VALUE inputs took time in n^2 (130k inputs: 20 s before a trivial error). Tried before
+/// Boost's own parsers, this one takes a whole run of arguments that are not options at once.
+std::vector<po::option> take_positionals(std::vector<std::string>& args) {
+  std::size_t n = 0;
+  while (n < args.size() && (args[n].size() < 2 || args[n][0] != '-')) ++n;
+  std::vector<po::option> taken(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    taken[i].original_tokens.push_back(args[i]);
+    taken[i].value.push_back(std::move(args[i]));
+  }
+  args.erase(args.begin(), args.begin() + static_cast<std::ptrdiff_t>(n));
+  return taken;
 }
 
 } // namespace
@@ -286,7 +341,12 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   po::positional_options_description positional;
   positional.add("program", 1).add("input", -1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+  po::store(po::command_line_parser(args)
+                .options(all)
+                .positional(positional)
+                .extra_style_parser(take_positionals)
+                .run(),
+            vm);
   if (vm.count("help")) {
     fmt::print(out, "{}\n", k_usage);
     out << visible;
@@ -319,6 +379,14 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   std::vector<std::pair<std::string, double>> inputs;
   for (const std::string& name : order) inputs.emplace_back(name, values.at(name));
 
+  expr::Numeric numeric(p, inputs);
+  if (check && numeric.cost() > k_max_check_cost)
+    throw UsageError(fmt::format(
+        "--check: finite differences of all {} names would take {:.2g} op evaluations (each name "
+        "re-evaluates the ops after its first use: n statements in a chain take about n²/8), more than "
+        "the {:.0e} allowed: check a shorter program",
+        inputs.size() + p.statements.size(), numeric.cost(), k_max_check_cost));
+
   std::optional<DetectAnomaly> anomaly;
   if (detect_anomaly) anomaly.emplace();
   const expr::Evaluation ev = expr::evaluate(p, inputs);
@@ -338,14 +406,19 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
       r.flags.push_back(n.flag);
       r.sources.push_back(n.source);
     }
+  std::vector<const expr::Step*> step_of(p.nodes.size(), nullptr);
+  for (const expr::Step& s : ev.steps) step_of[s.node] = &s;
+  const std::vector<std::int64_t> nonfinite = numeric.through_nonfinite();
+  std::vector<expr::Difference> differences;
   if (check) {
+    differences = numeric.differences();
     r.check.emplace();
-    for (std::size_t i = 0; i < r.names.size(); ++i) {
-      const double v = r.values[i], h = 1e-6 * std::max(1.0, std::abs(v));
-      (*r.check).push_back((expr::evaluate_with(p, inputs, r.names[i], v + h) -
-                            expr::evaluate_with(p, inputs, r.names[i], v - h)) /
-                           (2 * h));
-    }
+    for (const expr::Difference& d : differences) r.check->push_back(d.value);
+  }
+  for (std::size_t i = 0; i < r.names.size(); ++i) {
+    const std::vector<expr::Kink> kinks = check ? differences[i].kinks : std::vector<expr::Kink>();
+    r.notes.push_back(
+        note_of(p, step_of, kinks, std::isfinite(r.grads[i]) && r.reached[i] ? nonfinite[i] : -1));
   }
 
   std::string graph_note;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -579,26 +580,23 @@ std::string definition(const Node& n, const Value& a, const Value& b) {
   }
 }
 
-/// Evaluates the program. With `out`, names every node and records steps and flags; without,
-/// computes the output alone with `replaced` (an input or statement) set to `value`.
-double run(const Program& p, const std::vector<std::pair<std::string, double>>& inputs, Evaluation* out,
-           std::string_view replaced = {}, double value = 0) {
-  const bool explain = out != nullptr;
+/// Evaluates the program onto named Vars, recording steps and the reasons for non-finite values.
+/// An operand's Value is released once its node is computed (each AST node has one user), so a
+/// statement of a million ops holds only the values still waiting for their user.
+void run(const Program& p, const std::vector<std::pair<std::string, double>>& inputs, Evaluation& out) {
   std::unordered_map<std::string, Value> names;
   for (const auto& [name, v] : inputs) {
     Value x;
     x.is_const = false;
-    x.v = Var(name == replaced ? value : v);
+    x.v = Var(v);
     x.label = name;
-    if (explain) {
-      x.v.name(name);
-      out->inputs.push_back({name, x.v, name, ""});
-    }
+    x.v.name(name);
+    out.inputs.push_back({name, x.v, name, ""});
     names.emplace(name, std::move(x));
   }
   std::unordered_map<std::string, int> taken; // temporary names used so far, to number repeats
   std::vector<Value> vals(p.nodes.size());
-  Var last;
+  Value none = constant(0); // the second operand of a one-operand op
   for (std::size_t s = 0; s < p.statements.size(); ++s) {
     const Statement& st = p.statements[s];
     for (std::size_t i = st.first_node; i <= st.root; ++i) {
@@ -611,23 +609,18 @@ double run(const Program& p, const std::vector<std::pair<std::string, double>>& 
       if (n.kind == Kind::name) {
         r = names.at(n.name);
         r.label = n.name;
-        if (explain && !std::isfinite(r.number())) r.why.clear(), r.at = n.name;
+        if (!std::isfinite(r.number())) r.why.clear(), r.at = n.name;
         continue;
       }
-      const Value& a = vals[static_cast<std::size_t>(n.a)];
-      static const Value none = constant(0);
-      const Value& b = n.b >= 0 ? vals[static_cast<std::size_t>(n.b)] : none;
+      Value& a = vals[static_cast<std::size_t>(n.a)];
+      Value& b = n.b >= 0 ? vals[static_cast<std::size_t>(n.b)] : none;
       const Var v = n.kind == Kind::call ? call_function(n.name, a.is_const ? Var::constant(a.c) : a.v)
                                          : compute(n.kind, a, b);
-      r = Value();
       if (a.is_const && b.is_const) {
         r = constant(v.item());
       } else {
         r.is_const = false;
         r.v = v;
-      }
-      if (!explain) continue;
-      if (!r.is_const) {
         std::string name;
         if (i == st.root) {
           name = st.name;
@@ -637,7 +630,7 @@ double run(const Program& p, const std::vector<std::pair<std::string, double>>& 
         }
         r.v.name(name);
         r.label = name;
-        out->steps.push_back({name, definition(n, a, b), r.v, s, i == st.root});
+        out.steps.push_back({name, definition(n, a, b), r.v, s, i == st.root, i});
       }
       if (!std::isfinite(r.number())) {
         // Propagated from a non-finite operand, unless infinities made a NaN here (inf - inf).
@@ -652,38 +645,34 @@ double run(const Program& p, const std::vector<std::pair<std::string, double>>& 
           r.at = r.is_const ? text_name(p.text, n) : r.label;
         }
       }
+      a = Value();
+      if (n.b >= 0) b = Value();
     }
     // The statement's own Var: a fresh op node, or one made for it (b = a, c = 2).
-    Value result = vals[st.root];
+    Value result = std::move(vals[st.root]);
+    vals[st.root] = Value();
     if (result.is_const) {
       result.v = Var(result.c);
       result.is_const = false;
-      if (explain) result.v.name(st.name);
+      result.v.name(st.name);
     } else if (p.nodes[st.root].kind == Kind::name) {
       const std::string def = result.label;
       result.v = result.v + 0.0;
-      if (explain) {
-        result.v.name(st.name);
-        out->steps.push_back({st.name, def, result.v, s, true});
-      }
+      result.v.name(st.name);
+      out.steps.push_back({st.name, def, result.v, s, true, st.root});
     }
-    if (st.name == replaced) result.v = Var::constant(value);
     result.label = st.name;
-    if (explain) {
-      std::string flag;
-      if (!result.why.empty() || !result.at.empty())
-        flag = result.why.empty()                    ? "from " + result.at
-               : result.at == st.name                ? result.why
-               : result.at == "(" + result.why + ")" ? result.why // "0/0", not "0/0 in (0/0)"
-                                                     : fmt::format("{} in {}", result.why, result.at);
-      const std::string source = collapse(std::string_view(p.text).substr(st.name_at, st.end - st.name_at));
-      out->statements.push_back({st.name, result.v, source, flag});
-    }
-    last = result.v;
+    std::string flag;
+    if (!result.why.empty() || !result.at.empty())
+      flag = result.why.empty()                    ? "from " + result.at
+             : result.at == st.name                ? result.why
+             : result.at == "(" + result.why + ")" ? result.why // "0/0", not "0/0 in (0/0)"
+                                                   : fmt::format("{} in {}", result.why, result.at);
+    const std::string source = collapse(std::string_view(p.text).substr(st.name_at, st.end - st.name_at));
+    out.statements.push_back({st.name, result.v, source, flag});
+    out.output = result.v;
     names.insert_or_assign(st.name, std::move(result));
   }
-  if (explain) out->output = last;
-  return last.item();
 }
 
 } // namespace detail
@@ -771,14 +760,243 @@ std::vector<std::string> resolve(const Program& p, const std::vector<std::pair<s
 
 Evaluation evaluate(const Program& program, const std::vector<std::pair<std::string, double>>& inputs) {
   Evaluation ev;
-  detail::run(program, inputs, &ev);
+  detail::run(program, inputs, ev);
   return ev;
 }
 
-double evaluate_with(const Program& program, const std::vector<std::pair<std::string, double>>& inputs,
-                     std::string_view replaced, double value) {
-  const NoGrad no_grad;
-  return detail::run(program, inputs, nullptr, replaced, value);
+namespace detail {
+
+/// f(x) on doubles for the function with index f in k_functions, as the scalar ops compute it.
+double function_value(std::size_t f, double x) {
+  switch (k_functions[f].second) {
+  case Func::exp: return std::exp(x);
+  case Func::log: return std::log(x);
+  case Func::sqrt: return std::sqrt(x);
+  case Func::abs: return std::fabs(x);
+  case Func::tanh: return std::tanh(x);
+  case Func::sigmoid: {
+    if (x >= 0) return 1 / (1 + std::exp(-x));
+    const double e = std::exp(x);
+    return e / (1 + e);
+  }
+  case Func::relu: return x > 0 ? x : 0.0;
+  case Func::sin: return std::sin(x);
+  case Func::cos: return std::cos(x);
+  }
+  return x;
+}
+
+bool has_kink(std::size_t f) {
+  return k_functions[f].second == Func::relu || k_functions[f].second == Func::abs;
+}
+
+} // namespace detail
+
+Numeric::Numeric(const Program& p, const std::vector<std::pair<std::string, double>>& inputs) {
+  using namespace detail;
+  std::unordered_map<std::string_view, std::uint32_t> slot_of_name;
+  const auto new_slot = [&](double v) {
+    base_.push_back(v);
+    return static_cast<std::uint32_t>(base_.size() - 1);
+  };
+  const auto add_op = [&](Kind kind, std::uint8_t function, std::uint32_t a, std::uint32_t b,
+                          std::size_t node) {
+    const std::uint32_t out = new_slot(0);
+    ops_.push_back({kind, function, a, b, out, static_cast<std::uint32_t>(node)});
+    base_[out] = apply(ops_.back(), base_);
+    return out;
+  };
+  for (const auto& [name, v] : inputs) name_slot_.push_back(slot_of_name[name] = new_slot(v));
+  std::vector<std::uint32_t> slot(p.nodes.size());
+  for (const Statement& st : p.statements) {
+    for (std::size_t i = st.first_node; i <= st.root; ++i) {
+      const Node& n = p.nodes[i];
+      if (n.kind == Kind::number) {
+        slot[i] = new_slot(n.number);
+      } else if (n.kind == Kind::name) {
+        slot[i] = slot_of_name.at(n.name);
+      } else {
+        std::uint8_t function = 0;
+        if (n.kind == Kind::call)
+          while (k_functions[function].first != n.name) ++function;
+        const std::uint32_t a = slot[static_cast<std::size_t>(n.a)];
+        slot[i] = add_op(n.kind, function, a, n.b >= 0 ? slot[static_cast<std::size_t>(n.b)] : a, i);
+      }
+    }
+    // A statement that is a bare name gets a slot of its own, so that it can be changed alone.
+    const std::uint32_t root = slot[st.root];
+    const std::uint32_t own =
+        p.nodes[st.root].kind == Kind::name ? add_op(Kind::name, 0, root, root, st.root) : root;
+    name_slot_.push_back(slot_of_name[st.name] = own);
+  }
+  output_ = name_slot_.back();
+  first_use_.assign(base_.size(), static_cast<std::uint32_t>(ops_.size()));
+  for (std::size_t k = ops_.size(); k-- > 0;)
+    first_use_[ops_[k].a] = first_use_[ops_[k].b] = static_cast<std::uint32_t>(k);
+}
+
+double Numeric::apply(const Op& op, const std::vector<double>& v) {
+  const double a = v[op.a], b = v[op.b];
+  switch (op.kind) {
+  case Kind::add: return a + b;
+  case Kind::sub: return a - b;
+  case Kind::mul: return a * b;
+  case Kind::div: return a / b;
+  case Kind::pow: return std::pow(a, b);
+  case Kind::neg: return -a;
+  case Kind::call: return detail::function_value(op.function, a);
+  default: return a; // Kind::name: a copy
+  }
+}
+
+std::vector<std::vector<std::size_t>> Numeric::batches() const {
+  std::vector<std::size_t> order(name_slot_.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Latest first use first: a batch recomputes every op from its earliest first use, which then
+  // also overwrites all that the batches before it changed.
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    return first_use_[name_slot_[x]] > first_use_[name_slot_[y]];
+  });
+  std::vector<std::vector<std::size_t>> r;
+  for (std::size_t i = 0; i < order.size(); i += k_names)
+    r.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
+                   order.begin() + static_cast<std::ptrdiff_t>(std::min(i + k_names, order.size())));
+  return r;
+}
+
+double Numeric::cost() const {
+  double total = 0;
+  for (const auto& batch : batches())
+    total += static_cast<double>(ops_.size() - first_use_[name_slot_[batch.back()]]);
+  return total;
+}
+
+std::vector<Difference> Numeric::differences() {
+  constexpr std::size_t L = k_lanes;
+  // values[slot * L + lane]; every lane starts at the given values.
+  std::vector<double> values(base_.size() * L);
+  for (std::size_t s = 0; s < base_.size(); ++s)
+    std::fill_n(values.begin() + static_cast<std::ptrdiff_t>(s * L), L, base_[s]);
+  std::vector<char> pinned(base_.size(), 0); // slots a lane holds at v ± h: ops must not overwrite them
+  std::vector<double> steps(L);
+  std::vector<Difference> result(name_slot_.size());
+  for (const auto& batch : batches()) {
+    // Each name's two lanes get v + h and v - h; a slot holding several names of the batch
+    // (never: names have their own slots) would need more.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const std::uint32_t slot = name_slot_[batch[i]];
+      const double v = base_[slot], h = 1e-6 * std::max(1.0, std::abs(v));
+      steps[2 * i] = steps[2 * i + 1] = h;
+      values[slot * L + 2 * i] = v + h;
+      values[slot * L + 2 * i + 1] = v - h;
+      pinned[slot] = 1;
+    }
+    const std::size_t begin = first_use_[name_slot_[batch.back()]];
+    const auto lane_of_pinned = [&](std::uint32_t slot, std::size_t lane) {
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        if (name_slot_[batch[i]] == slot) return lane / 2 == i;
+      return false;
+    };
+    for (std::size_t k = begin; k < ops_.size(); ++k) {
+      const Op& op = ops_[k];
+      double* out = &values[op.out * L];
+      const double *a = &values[op.a * L], *b = &values[op.b * L];
+      double r[L];
+      switch (op.kind) {
+      case Kind::add:
+        for (std::size_t l = 0; l < L; ++l) r[l] = a[l] + b[l];
+        break;
+      case Kind::sub:
+        for (std::size_t l = 0; l < L; ++l) r[l] = a[l] - b[l];
+        break;
+      case Kind::mul:
+        for (std::size_t l = 0; l < L; ++l) r[l] = a[l] * b[l];
+        break;
+      case Kind::div:
+        for (std::size_t l = 0; l < L; ++l) r[l] = a[l] / b[l];
+        break;
+      case Kind::neg:
+        for (std::size_t l = 0; l < L; ++l) r[l] = -a[l];
+        break;
+      case Kind::pow:
+        for (std::size_t l = 0; l < L; ++l) r[l] = std::pow(a[l], b[l]);
+        break;
+      case Kind::call:
+        for (std::size_t l = 0; l < L; ++l) r[l] = detail::function_value(op.function, a[l]);
+        if (detail::has_kink(op.function)) {
+          // A lane whose perturbation moved this op's input across relu's or abs's kink at 0, or
+          // moved it off the kink, stepped on it.
+          const double before = base_[op.a];
+          for (std::size_t l = 0; l < L; ++l) {
+            const double now = a[l];
+            if (now == before || !(before == 0 || (before > 0) != (now > 0) || (before < 0) != (now < 0)))
+              continue;
+            std::vector<Kink>& kinks = result[batch[l / 2]].kinks;
+            if (std::any_of(kinks.begin(), kinks.end(), [&](const Kink& x) { return x.node == op.node; }))
+              continue;
+            const double f0 = detail::function_value(op.function, 0);
+            kinks.push_back({op.node, before, (f0 - detail::function_value(op.function, -1e-6)) / 1e-6,
+                             (detail::function_value(op.function, 1e-6) - f0) / 1e-6});
+          }
+        }
+        break;
+      default:
+        for (std::size_t l = 0; l < L; ++l) r[l] = a[l];
+        break; // a copy (b = a)
+      }
+      if (!pinned[op.out]) {
+        std::copy_n(r, L, out);
+      } else {
+        for (std::size_t l = 0; l < L; ++l)
+          if (!lane_of_pinned(op.out, l)) out[l] = r[l];
+      }
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const double* f = &values[output_ * L + 2 * i];
+      result[batch[i]].value = (f[0] - f[1]) / (2 * steps[2 * i]);
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const std::uint32_t slot = name_slot_[batch[i]];
+      std::fill_n(values.begin() + static_cast<std::ptrdiff_t>(slot * L), L, base_[slot]);
+      pinned[slot] = 0;
+    }
+  }
+  return result;
+}
+
+std::vector<std::int64_t> Numeric::through_nonfinite() const {
+  // Backwards from the output, for each slot on the way: the non-finite op its gradient passes
+  // through, preferring one where the values became non-finite (finite operands: log(-2)) to one
+  // that only passes a NaN on, and then the nearest.
+  struct Via {
+    std::int64_t node = -1;
+    int rank = 0; ///< 0 none, 1 passes a non-finite value on, 2 made one
+  };
+  std::vector<Via> via(base_.size());
+  std::vector<char> reaches(base_.size(), 0);
+  reaches[output_] = 1;
+  for (std::size_t k = ops_.size(); k-- > 0;) {
+    const Op& op = ops_[k];
+    if (!reaches[op.out]) continue;
+    Via here = via[op.out];
+    if (!std::isfinite(base_[op.out])) {
+      const int rank = std::isfinite(base_[op.a]) && std::isfinite(base_[op.b]) ? 2 : 1;
+      if (rank >= here.rank) here = {op.node, rank};
+    }
+    for (const std::uint32_t in : {op.a, op.b}) {
+      reaches[in] = 1;
+      if (here.rank >= via[in].rank && here.rank > 0) via[in] = here;
+    }
+  }
+  std::vector<std::int64_t> r;
+  for (const std::uint32_t slot : name_slot_) r.push_back(slot == output_ ? -1 : via[slot].node);
+  return r;
+}
+
+double local_derivative(std::string_view fn, double x) {
+  Var t(x);
+  detail::call_function(fn, t).backward();
+  return t.grad().item();
 }
 
 } // namespace gg::cli::expr

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,6 +71,7 @@ struct Step {
   gg::Var var;
   std::size_t statement; ///< which statement it belongs to (0-based)
   bool is_statement;     ///< the statement's top node
+  std::size_t node;      ///< its AST node in Program::nodes
 };
 
 /// A name (input or statement) and its value.
@@ -91,9 +93,61 @@ struct Evaluation {
 /// bare name gets its own node (b = a records a + 0), one that is constant becomes a leaf.
 Evaluation evaluate(const Program& program, const std::vector<std::pair<std::string, double>>& inputs);
 
-/// The output's value with one name's value replaced (an input's, or a statement's result), for
-/// finite differences; records nothing.
-double evaluate_with(const Program& program, const std::vector<std::pair<std::string, double>>& inputs,
-                     std::string_view replaced, double value);
+/// A kink a finite difference stepped on: a relu or abs whose input is 0 here, or changes sign
+/// between v - h and v + h, so the one-sided slopes differ and a central difference averages them.
+struct Kink {
+  std::size_t node;   ///< the call's AST node in Program::nodes
+  double input;       ///< the call's input at the given values
+  double left, right; ///< its slopes left and right of the kink
+};
+
+/// A central finite difference (f(v + h) - f(v - h)) / 2h of the output, h = 1e-6·max(1, |v|).
+struct Difference {
+  double value;
+  std::vector<Kink> kinks; ///< kinks the two evaluations stepped on, in evaluation order
+};
+
+/// The program compiled to plain doubles (no graph) for `explain --check`: central finite
+/// differences of the output with respect to every name, and, from the values alone, which names'
+/// gradients flow through values that are not finite.
+///
+/// A difference re-evaluates the ops from the name's first use on. Names are taken eight at a time,
+/// both steps of each at once: sixteen lanes per value, which the compiler turns into vector
+/// instructions. A chain of n statements still costs about n^2 / 16 lane-op steps: the limit
+/// explain puts on cost() bounds it.
+class Numeric {
+public:
+  /// inputs in resolve's order, with their values.
+  Numeric(const Program& program, const std::vector<std::pair<std::string, double>>& inputs);
+  /// Op evaluations (of all lanes at once) differences() takes.
+  double cost() const;
+  /// The difference for every name: the inputs in resolve's order, then the statements.
+  std::vector<Difference> differences();
+  /// For each name: the first op on its way to the output whose value is not finite (its AST node),
+  /// or -1 when the way holds none (backward's gradient then flows through finite values only).
+  std::vector<std::int64_t> through_nonfinite() const;
+
+private:
+  static constexpr std::size_t k_names = 8, k_lanes = 2 * k_names; ///< lane 2i: name i + h; 2i+1: - h
+  struct Op {
+    Kind kind;             ///< Kind::name copies its operand (a statement `b = a`)
+    std::uint8_t function; ///< for Kind::call: the index in function_names()
+    std::uint32_t a, b;    ///< operand slots (b = a for one operand)
+    std::uint32_t out;     ///< result slot
+    std::uint32_t node;    ///< AST node
+  };
+  static double apply(const Op& op, const std::vector<double>& values);
+  /// The names taken together, each batch's names in order of first use, last batch first.
+  std::vector<std::vector<std::size_t>> batches() const;
+  std::vector<Op> ops_;
+  std::vector<double> base_;             ///< slot values at the given inputs
+  std::vector<std::uint32_t> name_slot_; ///< inputs, then statements
+  std::vector<std::uint32_t> first_use_; ///< per slot: the first op using it (ops_.size(): none)
+  std::uint32_t output_ = 0;
+};
+
+/// d f(x)/dx as backward computes it for the function named fn at x: at a kink, the subgradient it
+/// uses (relu and abs at 0: 0).
+double local_derivative(std::string_view fn, double x);
 
 } // namespace gg::cli::expr

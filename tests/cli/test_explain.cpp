@@ -12,6 +12,8 @@
 #include <cli/cli.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +51,27 @@ std::string read_file(const std::string& path) {
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+/// Text with lines wrapped at the width joined again: a newline and the spaces after it become one
+/// space (for checking a long note, wherever it was wrapped).
+std::string unwrapped(const std::string& text) {
+  std::string r;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n') {
+      r += text[i];
+      continue;
+    }
+    std::size_t j = i + 1;
+    while (j < text.size() && text[j] == ' ') ++j;
+    if (j - i > 5) { // a continuation line (indented deeper than any row)
+      r += ' ';
+      i = j - 1;
+    } else {
+      r += '\n';
+    }
+  }
+  return r;
 }
 
 /// The numbers of one member object of a JSON line ("values", "grads", "check"), by name.
@@ -244,7 +267,64 @@ TEST_CASE("explain: --check puts a finite difference next to each gradient") {
   }
   // At relu's kink the one-sided derivatives differ: the check says so.
   r = explain({"--check", "f = relu(x)", "x=0"});
-  CHECK(has(r.out, "df/dx = 0   finite difference 0.5   differs"));
+  CHECK(has(r.out, "df/dx = 0   finite difference 0.5   differs:"));
+}
+
+TEST_CASE("explain: --check of many names (eight at a time) agrees with backward everywhere") {
+  std::string program = "a0 = x * y + sin(z)";
+  for (int i = 1; i < 40; ++i)
+    program += fmt::format("; a{} = a{} * 0.5 + tanh(x) / {} - y^2 * exp(-a{}^2)", i, i - 1, i + 1, i - 1);
+  const Result r = explain({"--check", "--json", program, "x=0.3", "y=-1.1", "z=2"});
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["check"].size() == 43);
+  for (const auto& [name, g] : j["grads"].items()) {
+    INFO(name);
+    CHECK(j["check"][name].get<double>() == Approx(g.get<double>()).epsilon(1e-6).margin(1e-9));
+  }
+  CHECK_FALSE(j.contains("notes"));
+}
+
+TEST_CASE("explain: --check says where the function has a kink and which subgradient backward used") {
+  Result r = explain({"--check", "f = relu(x) + abs(y)", "x=0", "y=0"});
+  CHECK(r.code == 0);
+  const std::string flat = unwrapped(r.out);
+  CHECK(has(flat, "df/dx = 0   finite difference 0.5   differs: relu(x) has a kink here (its input is 0): "
+                  "slope 0 to the left, 1 to the right; backward used the subgradient 0"));
+  CHECK(has(flat, "df/dy = 0   finite difference 0     agrees: abs(y) has a kink here (its input is 0): "
+                  "slope -1 to the left, 1 to the right; backward used the subgradient 0"));
+  // A step of h across a kink near the point.
+  r = explain({"--check", "f = relu(x - 1e-7)", "x=0"});
+  CHECK(has(unwrapped(r.out), "f = relu(x - 1e-7) has a kink within h of here (its input is -1e-07): slope 0 "
+                              "to the left, 1 to the right; the difference straddles it"));
+  // Only names whose difference reaches the kink are told; away from it nothing is said.
+  r = explain({"--check", "--json", "f = relu(y) + x", "y=0", "x=1"});
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["notes"].size() == 1);
+  CHECK(j["notes"]["y"].get<std::string>().rfind("relu(y) has a kink here", 0) == 0);
+  CHECK_FALSE(has(explain({"--check", "f = relu(x) + abs(x)", "x=1"}).out, "kink"));
+}
+
+TEST_CASE("explain: a gradient that flows through a value that is not finite is flagged") {
+  Result r = explain({"f = log(x - 3)", "x=1"});
+  CHECK(r.code == 0);
+  CHECK(has(r.out, "df/dx = -0.5   (through a value that is not finite, f = log(x - 3) = nan: not a "
+                   "meaningful gradient)"));
+  CHECK(has(r.out, "df/df = 1\n"));
+  r = explain({"--json", "y = log(x - 3); g = y * 0 + x", "x=1"});
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["notes"]["x"] ==
+        "through a value that is not finite, y = log(x - 3) = nan: not a meaningful gradient");
+  CHECK_FALSE(has(explain({"f = log(x - 3)", "x=5"}).out, "not finite"));
+}
+
+TEST_CASE("explain: --check refuses a program whose differences would take too long") {
+  std::string program = "a0 = x";
+  for (int i = 1; i < 30'000; ++i) program += fmt::format(";a{}=a{}*x+x", i, i - 1);
+  const Result r = explain({"--check", program, "x=1"});
+  CHECK(r.code == gg::cli::usage_error);
+  CHECK(has(r.err, "--check: finite differences of all 30001 names would take"));
+  CHECK(explain({"--json", program, "x=1"}).code == 0); // without --check it is fine
 }
 
 TEST_CASE("explain: parse errors show the program with a caret and exit 3") {
