@@ -9,7 +9,7 @@
 //   $B explain "b = a + a; c = b + b" a=1 > $D/explain_fan_out.txt
 //   $B explain "z = 2*x + 2 + x; q = relu(z) + z*x; h = relu(z*z); y = h + q + q*x" x=-4
 //   >$D/explain_micrograd.txt
-#include <cli/cli.hpp>
+#include "cli_test.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -479,6 +479,29 @@ TEST_CASE("explain: long chains evaluate without recursion") {
                  "\n");
   const Result text = explain({"f = x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x", "x=1"});
   CHECK(has(text.out, "(x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+x+…)")); // long names are cut
+}
+
+TEST_CASE("explain: ten thousand inputs, with options among them, parse") {
+  std::string program = "f = x0";
+  std::vector<std::string> args{"explain", "--rankdir", "TB", "x0=0"};
+  for (int i = 1; i < 10'000; ++i) {
+    program += fmt::format(" + {}*x{}", i % 7, i);
+    args.push_back(fmt::format("x{}={}", i, i));
+    if (i == 5'000) args.emplace_back("--json"); // options may come between the inputs
+  }
+  args.insert(args.begin() + 3, program);
+  const auto r = gg::cli::test::run(args);
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["values"].size() == 10'001);
+  CHECK(j["grads"]["x9999"] == 9999 % 7);
+  // Boost's parser is quadratic in what it parses itself: options are capped.
+  std::vector<std::string> options(1'002, "--json");
+  options.front() = "explain";
+  const auto many = gg::cli::test::run(options);
+  CHECK(many.code == gg::cli::usage_error);
+  CHECK(many.err ==
+        "gradgraph explain: 1001 options (arguments starting with '-'): at most 1000 are accepted\n");
 }
 
 TEST_CASE("explain: repeated subexpressions get numbered names") {
