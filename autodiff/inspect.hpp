@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,22 +26,28 @@ void write_dot(std::ostream& os, const Var& root, const DotOptions& options = {}
 
 /// One application of the chain rule: the gradient flowing along the edge input -> node.
 struct TraceStep {
-  std::string node;    ///< the node's name: its user name, or a generated one like "mul#3"
-  std::string input;   ///< the input's name
-  std::string op;      ///< the node's op name ("mul")
-  std::string formula; ///< d(node)/d(input) from the op table, in the graph's names ("z")
-  double local;        ///< d(node)/d(input) at the recorded values
-  double upstream;     ///< d(root)/d(node), complete when the node is visited
-  double product;      ///< upstream * local: what this edge adds to the input's gradient
-  double accumulated;  ///< the input's gradient after adding product (a running sum under fan-in)
-  bool fan_in;         ///< the input receives contributions from more than one edge
-  std::string expr;    ///< the node's expression, "mul(q, z)"
+  std::string node;              ///< the node's name: its user name, or a generated one like "mul#3"
+  std::string input;             ///< the input's name
+  std::string op;                ///< the node's op name ("mul")
+  std::string formula;           ///< d(node)/d(input) from the op table, in the graph's names ("z")
+  double local;                  ///< d(node)/d(input) at the recorded values
+  double upstream;               ///< d(root)/d(node), complete when the node is visited
+  double product;                ///< upstream * local: what this edge adds to the input's gradient
+  double accumulated;            ///< the input's gradient after adding product (a running sum under fan-in)
+  bool fan_in;                   ///< the input receives contributions from more than one edge
+  std::string expr;              ///< the node's expression, "mul(q, z)"
+  double previous = 0;           ///< the input's gradient before adding product (0 for the first)
+  std::size_t contribution = 1;  ///< which of the input's contributions this is, from 1 ...
+  std::size_t contributions = 1; ///< ... of how many (its uses in the graph)
 };
 
 /// The chain-rule steps backward performs from root, in its order (newest node first, each node's
 /// inputs in order); edges into constants are skipped, as backward skips them. Computed from the
 /// recorded values alone (no backward() needed). UsageError if the graph holds a tensor.
 std::vector<TraceStep> trace_backward(const Var& root);
+/// The same steps handed to visit one at a time (the step is reused: copy what you keep), so a
+/// trace of a million steps needs no memory of its own beyond the graph's view.
+void trace_backward(const Var& root, const std::function<void(const TraceStep&)>& visit);
 
 /// The steps as an aligned table, one line per step:
 /// `f = mul(q, z)   df/dq = z = -4   upstream 1 × local -4 = -4   → dq = -4`.

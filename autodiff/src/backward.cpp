@@ -249,7 +249,7 @@ struct GraphPass {
 /// (the nodes are not touched), each edge recorded.
 struct TracePass {
   std::unordered_map<const Node*, double> grads;
-  std::vector<ChainStep> steps;
+  const std::function<void(const ChainStep&)>& visit;
   ChainStep step{}; ///< the edge being passed: node, slot, local, upstream
 
   bool take(Node* n) {
@@ -273,11 +273,12 @@ struct TracePass {
   int add(Node* m, double product) {
     if (!m->requires_grad()) return 0; // a constant: backward sends it nothing
     const auto [it, fresh] = grads.try_emplace(m, 0.0);
+    step.previous = it->second;
     it->second += product;
     step.input = m;
     step.product = product;
     step.accumulated = it->second;
-    steps.push_back(step);
+    visit(step);
     return fresh && !m->on_heap() ? 1 : 0;
   }
 };
@@ -428,12 +429,11 @@ std::vector<Var> grad_here(const std::vector<Var>& outputs, const std::vector<Va
 
 } // namespace
 
-std::vector<ChainStep> trace_chain_rule(Node* root) {
-  TracePass pass;
-  if (root->on_heap()) return {};
+void trace_chain_rule(Node* root, const std::function<void(const ChainStep&)>& visit) {
+  if (root->on_heap()) return;
+  TracePass pass{{}, visit};
   pass.grads.emplace(root, 1.0);
   chain_rule(pass, root, 1);
-  return pass.steps;
 }
 
 std::mutex& leaf_grad_mutex() {

@@ -330,7 +330,7 @@ void write_dot(std::ostream& os, const Var& root, const DotOptions& options) {
   boost::write_graphviz_dp(os, g, dp, "node_id", boost::get(boost::vertex_index, g));
 }
 
-std::vector<TraceStep> trace_backward(const Var& root) {
+void trace_backward(const Var& root, const std::function<void(const TraceStep&)>& visit) {
   const GraphView g = build_graph_view(need(root, "trace_backward"));
   const std::size_t n = boost::num_vertices(g);
   for (std::size_t v = 0; v < n; ++v)
@@ -342,12 +342,34 @@ std::vector<TraceStep> trace_backward(const Var& root) {
   // The steps of the chain rule as backward takes them (backward.cpp), named as the view names them.
   std::unordered_map<const Node*, ViewVertexId> vertex;
   for (std::size_t v = 0; v < n; ++v) vertex.emplace(g[v].node, v);
-  std::vector<TraceStep> steps;
-  for (const ChainStep& s : trace_chain_rule(const_cast<Node*>(g[n - 1].node))) {
+  std::vector<std::size_t> seen(n, 0); // contributions each vertex received so far
+  TraceStep step{};
+  const Node* last = nullptr; // the node whose step fields (name, op, expression) are filled
+  trace_chain_rule(const_cast<Node*>(g[n - 1].node), [&](const ChainStep& s) {
     const ViewVertexId v = vertex.at(s.node), u = vertex.at(s.input);
-    steps.push_back({name_of(g, v), name_of(g, u), kind_of(s.node), formula_of(g, v, s.slot), s.local,
-                     s.upstream, s.product, s.accumulated, boost::out_degree(u, g) > 1, expr_of(g, v)});
-  }
+    if (s.node != last) {
+      step.node = name_of(g, v);
+      step.op = kind_of(s.node);
+      step.expr = expr_of(g, v);
+      last = s.node;
+    }
+    step.input = name_of(g, u);
+    step.formula = formula_of(g, v, s.slot);
+    step.local = s.local;
+    step.upstream = s.upstream;
+    step.product = s.product;
+    step.previous = s.previous;
+    step.accumulated = s.accumulated;
+    step.contributions = boost::out_degree(u, g);
+    step.fan_in = step.contributions > 1;
+    step.contribution = ++seen[u];
+    visit(step);
+  });
+}
+
+std::vector<TraceStep> trace_backward(const Var& root) {
+  std::vector<TraceStep> steps;
+  trace_backward(root, [&](const TraceStep& s) { steps.push_back(s); });
   return steps;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -63,11 +64,13 @@ struct ChainStep {
   const Node* node;
   const Node* input;
   int slot;
-  double local, upstream, product, accumulated;
+  double local, upstream, product;
+  double previous, accumulated; ///< the input's gradient before and after adding product
 };
-/// The chain rule's steps from root (a scalar graph), in backward's order, computed from the
-/// recorded values by the same sweep as backward (backward.cpp); nothing is written into the nodes.
-std::vector<ChainStep> trace_chain_rule(Node* root);
+/// The chain rule's steps from root (a scalar graph), handed to visit in backward's order (the
+/// step is reused), computed from the recorded values by the same sweep as backward (backward.cpp);
+/// nothing is written into the nodes, and nothing kept per step: a trace of 10^6 steps streams.
+void trace_chain_rule(Node* root, const std::function<void(const ChainStep&)>& visit);
 /// Product of all dimensions but the last (the rows of a [..., features] tensor).
 inline std::int64_t leading_numel(const Shape& s) {
   std::int64_t rows = 1;

@@ -39,18 +39,21 @@ void print_help(std::ostream& out) {
                   "usage: gradgraph COMMAND [options]     (gradgraph COMMAND --help for its options)\n\n"
                   "commands:\n");
   for (const Command& c : commands()) fmt::print(out, "  {:<10} {}\n", c.name, c.summary);
-  fmt::print(out, "\nexit codes:\n"
-                  "  0  success\n"
-                  "  1  internal error (a bug: please report it)\n"
-                  "  2  usage error: bad command line\n"
-                  "  3  format error: malformed program or data file\n"
-                  "  4  I/O error: a file cannot be read or written, or standard output cannot be written\n"
-                  "  5  shape error: sizes that do not fit\n"
-                  "  6  value error: a value out of range or an unknown name\n"
-                  "  7  out of memory: the data or the model does not fit in memory\n"
-                  "  8  training diverged: a loss or weight became NaN or infinite (no model saved)\n"
-                  "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n"
-                  "143  terminated (SIGTERM in train), 129 hung up (SIGHUP): the same as 130\n");
+  fmt::print(out,
+             "\nexit codes:\n"
+             "  0  success\n"
+             "  1  internal error (a bug: please report it)\n"
+             "  2  usage error: bad command line\n"
+             "  3  format error: malformed program or data file\n"
+             "  4  I/O error: a file cannot be read or written, or standard output cannot be written\n"
+             "  5  shape error: sizes that do not fit\n"
+             "  6  value error: a value out of range or an unknown name\n"
+             "  7  out of memory: the data or the model does not fit in memory\n"
+             "  8  training diverged: a loss or weight became NaN or infinite (no model saved)\n"
+             "130  interrupted (Ctrl-C in train): a checkpoint was saved, continue with --resume\n"
+             "143  terminated (SIGTERM in train), 129 hung up (SIGHUP): the same as 130\n"
+             "\nA command takes at most {} arguments (explain's NAME=VALUE inputs are not counted).\n",
+             max_arguments);
 }
 /// Boost.Program_options 1.74 loops forever formatting an error whose value holds its own placeholder
 /// (`gradgraph train --samples %value%`: found by fuzzing), so every '%' in the values it fills in

@@ -6,6 +6,7 @@
 #include <autodiff/error.hpp>
 #include <autodiff/inspect.hpp>
 #include <autodiff/ops.hpp>
+#include <nn/train/progress.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <unordered_map>
@@ -24,6 +26,7 @@
 #include "expr.hpp"
 #include "files.hpp"
 #include "json.hpp"
+#include "layout.hpp"
 #include "messages.hpp"
 
 namespace gg::cli {
@@ -46,14 +49,25 @@ given as NAME=VALUE after the program (inf and nan are accepted), or an earlier 
 Non-finite values follow IEEE arithmetic and are flagged.
 
 Names are listed (and --json keys ordered) inputs first, in the order they first appear in the
-program, then statements in order.
+program, then statements in order. The text wraps at the terminal's width (--width).
+
+--check puts a central finite difference next to each gradient; where it differs because of a kink
+(relu or abs at 0) it says so and which subgradient backward used. A gradient that flows through a
+value that is not finite (log(x - 3) at x = 1) is flagged.
+
+limits (beyond them, a message instead of a long wait):
+  the program and the inputs: 1 MB each; nesting: 256 levels; options: 1000 (inputs not counted)
+  --check: each name re-evaluates the ops after its first use, eight names at a time; a chain of
+    n statements takes about n^2/8 op evaluations (10,000 statements: 0.3 s); refused beyond 10^8
+  the text output is written as it is made: a program of 10^6 ops takes about 1.1 GB of memory,
+    nearly all of it the recorded graph (--json: 0.9 GB)
 )";
 
 constexpr const char* k_exit_codes = R"(
 exit codes:
   0  success (also when --render finds no Graphviz: a note says so)
   2  usage error: bad option, malformed NAME=VALUE, an input missing, given twice or unused,
-     a program or inputs over 1 MB
+     a program or inputs over 1 MB, more than 1000 options, a --check over its limit
   3  format error: the program does not parse (shown with a caret), or nests deeper than 256
   4  I/O error: the --dot file or standard output cannot be written, or Graphviz's dot fails
   6  value error: an unknown name or function, a wrong argument count, a name assigned twice,
@@ -106,41 +120,6 @@ std::vector<std::pair<std::string, double>> parse_inputs(const std::vector<std::
   return inputs;
 }
 
-/// Display width: UTF-8 continuation bytes take no column.
-std::size_t width(const std::string& s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-}
-
-/// Rows of cells printed with aligned columns; cells wider than 60 columns do not widen theirs.
-class Table {
-public:
-  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-  std::string str(const std::string& indent) const {
-    std::vector<std::size_t> widths;
-    for (const auto& row : rows_)
-      for (std::size_t c = 0; c + 1 < row.size(); ++c) {
-        if (widths.size() <= c) widths.resize(c + 1, 0);
-        if (width(row[c]) <= 60) widths[c] = std::max(widths[c], width(row[c]));
-      }
-    std::string out;
-    for (const auto& row : rows_) {
-      std::string line = indent;
-      for (std::size_t c = 0; c < row.size(); ++c) {
-        line += row[c];
-        if (c + 1 < row.size())
-          line += std::string(std::max(widths[c], width(row[c])) - width(row[c]) + 3, ' ');
-      }
-      while (!line.empty() && line.back() == ' ') line.pop_back();
-      out += line + '\n';
-    }
-    return out;
-  }
-
-private:
-  std::vector<std::vector<std::string>> rows_;
-};
-
 /// A name as a derivative's denominator: "dq", "d(2*x)", "d(relu(z))".
 std::string d_of(const std::string& name) {
   return is_name(name) || name.front() == '(' ? name : "(" + name + ")";
@@ -189,98 +168,117 @@ std::string note_of(const expr::Program& p, const std::vector<const expr::Step*>
   return {};
 }
 
-std::string forward_text(const Report& r, const expr::Evaluation& ev) {
-  // The unnamed op nodes of each statement (their names appear in the backward pass).
-  constexpr std::size_t k_shown = 8;
-  std::vector<std::vector<std::string>> parts(ev.statements.size());
-  std::vector<std::size_t> counts(ev.statements.size(), 0);
-  for (const expr::Step& s : ev.steps)
-    if (!s.is_statement && counts[s.statement]++ < k_shown)
-      parts[s.statement].push_back(fmt::format("{} = {}", s.name, num(s.var.item())));
-  Table t;
-  for (std::size_t i = 0; i < r.names.size(); ++i) {
-    std::vector<std::string> notes;
-    if (i < r.inputs) notes.emplace_back("input");
-    if (i + 1 == r.names.size()) notes.emplace_back("output");
-    if (!std::isfinite(r.values[i]))
-      notes.push_back(r.flags[i].empty() ? "not finite" : "not finite: " + r.flags[i]);
-    t.add({r.sources[i], "= " + num(r.values[i]), fmt::format("{}", fmt::join(notes, ", "))});
-    if (i < r.inputs) continue;
-    const std::size_t s = i - r.inputs;
-    if (counts[s] > k_shown) parts[s].push_back(fmt::format("… ({} more)", counts[s] - k_shown));
-    if (!parts[s].empty()) t.add({fmt::format("    where {}", fmt::join(parts[s], ", "))});
+void print_forward(Layout& out, const Report& r, const expr::Evaluation& ev) {
+  out.paragraph("forward pass (inputs, then each statement in order):");
+  // Each statement's op nodes are consecutive in ev.steps: where they begin.
+  std::vector<std::size_t> begin(ev.statements.size() + 1);
+  for (std::size_t s = 0, k = 0; s <= ev.statements.size(); ++s) {
+    while (k < ev.steps.size() && ev.steps[k].statement < s) ++k;
+    begin[s] = k;
   }
-  return "forward pass (inputs, then each statement in order):\n" + t.str("  ");
+  out.table(
+      [&](const auto& emit) {
+        for (std::size_t i = 0; i < r.names.size(); ++i) {
+          std::vector<std::string> notes;
+          if (i < r.inputs) notes.emplace_back("input");
+          if (i + 1 == r.names.size()) notes.emplace_back("output");
+          if (!std::isfinite(r.values[i]))
+            notes.push_back(r.flags[i].empty() ? "not finite" : "not finite: " + r.flags[i]);
+          emit({r.sources[i], "= " + num(r.values[i]), fmt::format("{}", fmt::join(notes, ", "))});
+          if (i < r.inputs) continue;
+          // The statement's unnamed op nodes (their names appear in the backward pass).
+          constexpr std::size_t k_shown = 8;
+          const std::size_t s = i - r.inputs;
+          std::vector<std::string> parts;
+          std::size_t count = 0;
+          for (std::size_t k = begin[s]; k < begin[s + 1]; ++k)
+            if (!ev.steps[k].is_statement && count++ < k_shown)
+              parts.push_back(fmt::format("{}{}={}{}", ev.steps[k].name, Layout::glue, Layout::glue,
+                                          num(ev.steps[k].var.item())));
+          if (count > k_shown) parts.push_back(fmt::format("… ({} more)", count - k_shown));
+          if (!parts.empty()) emit({fmt::format("    where {}", fmt::join(parts, ", "))});
+        }
+      },
+      2);
 }
 
-std::string backward_text(const Report& r, const expr::Evaluation& ev, const std::vector<TraceStep>& steps) {
+void print_backward(Layout& out, const Report& r, const expr::Evaluation& ev) {
   const std::string& f = r.output;
-  if (steps.empty())
-    return fmt::format("backward pass: {} depends on no input, so there is no chain rule to apply\n", f);
-  std::unordered_map<std::string, const expr::Step*> defs;
-  for (const expr::Step& s : ev.steps) defs.emplace(s.name, &s);
-  std::unordered_map<std::string, std::size_t> uses, seen;
-  std::unordered_map<std::string, double> sum;
-  for (const TraceStep& s : steps) ++uses[s.input];
-
-  Table t;
-  t.add({"", "upstream × local = product", "input's gradient"});
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    const TraceStep& s = steps[i];
-    if (i == 0 || steps[i - 1].node != s.node) {
-      const auto it = defs.find(s.node);
-      const std::string def = it != defs.end() ? it->second->definition : s.expr;
-      t.add({def == s.node ? def : fmt::format("{} = {}", s.node, def),
-             fmt::format("d{}/d{} = {}{}", f, d_of(s.node), num(s.upstream), i == 0 ? " (the seed)" : "")});
-    }
-    std::string local = fmt::format("∂{}/∂{} = {}", d_of(s.node), d_of(s.input), s.formula);
-    if (s.formula != num(s.local) && s.formula != fmt::format("{:.4g}", s.local))
-      local += " = " + num(s.local);
-    const std::string grad = fmt::format("d{}/d{} = ", f, d_of(s.input));
-    std::string total;
-    const std::size_t n = uses[s.input], k = ++seen[s.input];
-    if (n == 1)
-      total = grad + num(s.accumulated);
-    else if (k == 1)
-      total = fmt::format("{}{}   (1 of {} contributions)", grad, num(s.accumulated), n);
-    else
-      total = fmt::format("{}{} + {} = {}   ({} of {}{})", grad, num(sum[s.input]),
-                          num(s.product).front() == '-' ? "(" + num(s.product) + ")" : num(s.product),
-                          num(s.accumulated), k, n, k == n ? ": complete" : "");
-    sum[s.input] = s.accumulated;
-    t.add({"  " + local, fmt::format("{} × {} = {}", num(s.upstream), num(s.local), num(s.product)), total});
+  if (ev.output.op_name() == "leaf") {
+    out.paragraph(
+        fmt::format("backward pass: {} depends on no input, so there is no chain rule to apply", f));
+    return;
   }
-  return "backward pass (the chain rule, in the order backprop visits the graph): each node passes its\n"
-         "gradient back along its edges; an edge adds upstream × local derivative to its input's "
-         "gradient.\n" +
-         t.str("  ");
+  out.paragraph(
+      "backward pass (the chain rule, in the order backprop visits the graph): each node passes its "
+      "gradient back along its edges; an edge adds upstream × local derivative to its input's "
+      "gradient.");
+  std::unordered_map<std::string_view, const expr::Step*> defs;
+  for (const expr::Step& s : ev.steps) defs.emplace(s.name, &s);
+  // The trace is walked twice, to measure and to print, and never stored: a million steps print in
+  // the memory of the graph alone.
+  out.table(
+      [&](const auto& emit) {
+        emit({"", "upstream × local = product", "input's gradient"});
+        std::string node;
+        bool first = true;
+        trace_backward(ev.output, [&](const TraceStep& s) {
+          if (first || s.node != node) {
+            const auto it = defs.find(s.node);
+            const std::string def = it != defs.end() ? it->second->definition : s.expr;
+            emit({def == s.node ? def : fmt::format("{} = {}", s.node, def),
+                  fmt::format("d{}/d{} = {}{}", f, d_of(s.node), num(s.upstream),
+                              first ? " (the seed)" : "")});
+            node = s.node;
+            first = false;
+          }
+          std::string local = fmt::format("∂{}/∂{} = {}", d_of(s.node), d_of(s.input), s.formula);
+          if (s.formula != num(s.local) && s.formula != fmt::format("{:.4g}", s.local))
+            local += " = " + num(s.local);
+          const std::string grad = fmt::format("d{}/d{} = ", f, d_of(s.input));
+          const std::size_t n = s.contributions, k = s.contribution;
+          std::string total;
+          if (n == 1)
+            total = grad + num(s.accumulated);
+          else if (k == 1)
+            total = fmt::format("{}{}   (1 of {} contributions)", grad, num(s.accumulated), n);
+          else
+            total = fmt::format("{}{} + {} = {}   ({} of {}{})", grad, num(s.previous),
+                                num(s.product).front() == '-' ? "(" + num(s.product) + ")" : num(s.product),
+                                num(s.accumulated), k, n, k == n ? ": complete" : "");
+          emit({"  " + local, fmt::format("{} × {} = {}", num(s.upstream), num(s.local), num(s.product)),
+                total});
+        });
+      },
+      2);
 }
 
-std::string gradients_text(const Report& r) {
-  Table t;
-  for (std::size_t i = 0; i < r.names.size(); ++i) {
-    std::vector<std::string> row{fmt::format("d{}/d{} = {}", r.output, r.names[i], num(r.grads[i]))};
-    if (r.check) {
-      const double a = r.grads[i], n = (*r.check)[i];
-      const bool agree = std::abs(a - n) <= 1e-5 * std::max({1.0, std::abs(a), std::abs(n)}) ||
-                         (!std::isfinite(a) && !std::isfinite(n));
-      row.push_back("finite difference " + num(n));
-      row.emplace_back(agree ? "agrees" : "differs");
-    }
-    std::string note;
-    if (!r.reached[i]) note = fmt::format("({} does not depend on {})", r.output, r.names[i]);
-    if (!std::isfinite(r.grads[i])) note = "(not finite)";
-    if (!r.notes[i].empty() && r.check)
-      row.back() += ": " + r.notes[i];
-    else if (!r.notes[i].empty())
-      note = "(" + r.notes[i] + ")";
-    if (!note.empty()) row.push_back(note);
-    t.add(std::move(row));
-  }
-  std::string head =
-      fmt::format("gradients of {}{}:\n", r.output,
-                  r.check ? " (and central finite differences, h = 1e-6·max(1, |value|))" : "");
-  return head + t.str("  ");
+void print_gradients(Layout& out, const Report& r) {
+  out.paragraph(fmt::format("gradients of {}{}:", r.output,
+                            r.check ? " (and central finite differences, h = 1e-6·max(1, |value|))" : ""));
+  out.table(
+      [&](const auto& emit) {
+        for (std::size_t i = 0; i < r.names.size(); ++i) {
+          std::vector<std::string> row{fmt::format("d{}/d{} = {}", r.output, r.names[i], num(r.grads[i]))};
+          if (r.check) {
+            const double a = r.grads[i], n = (*r.check)[i];
+            const bool agree = std::abs(a - n) <= 1e-5 * std::max({1.0, std::abs(a), std::abs(n)}) ||
+                               (!std::isfinite(a) && !std::isfinite(n));
+            row.push_back("finite difference " + num(n));
+            row.emplace_back(agree ? "agrees" : "differs");
+          }
+          std::string note;
+          if (!r.reached[i]) note = fmt::format("({} does not depend on {})", r.output, r.names[i]);
+          if (!std::isfinite(r.grads[i])) note = "(not finite)";
+          if (!r.notes[i].empty() && r.check)
+            row.back() += ": " + r.notes[i];
+          else if (!r.notes[i].empty())
+            note = "(" + r.notes[i] + ")";
+          if (!note.empty()) row.push_back(note);
+          emit(row);
+        }
+      },
+      2);
 }
 
 std::string json_text(const Report& r) {
@@ -317,6 +315,7 @@ std::vector<po::option> take_positionals(std::vector<std::string>& args) {
 
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   bool as_json = false, check = false, detect_anomaly = false;
+  std::size_t width = 80;
   std::string program, dot, format, rankdir;
   std::vector<std::string> input_args;
   po::options_description visible("options", 100, 50);
@@ -332,8 +331,10 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
       "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg)")(
       "rankdir", po::value(&rankdir)->value_name("LR|TB")->default_value("LR"),
       "the picture's direction: LR (inputs on the left) or TB (inputs on top)")(
-      "detect-anomaly", po::bool_switch(&detect_anomaly),
-      "stop with an error (exit 6) at the first op whose value or gradient is NaN or infinite");
+      "width", po::value(&width)->value_name("N"),
+      "wrap the text at N columns (default: the terminal's width, 80 when the output is not a terminal; 0: "
+      "no limit)")("detect-anomaly", po::bool_switch(&detect_anomaly),
+                   "stop with an error (exit 6) at the first op whose value or gradient is NaN or infinite");
   po::options_description hidden;
   hidden.add_options()("program", po::value(&program))("input", po::value(&input_args));
   po::options_description all;
@@ -390,8 +391,6 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   std::optional<DetectAnomaly> anomaly;
   if (detect_anomaly) anomaly.emplace();
   const expr::Evaluation ev = expr::evaluate(p, inputs);
-  std::vector<TraceStep> steps;
-  if (!as_json) steps = trace_backward(ev.output); // from the recorded values, before backward
   ev.output.backward();
 
   Report r;
@@ -433,8 +432,17 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
     if (!graph_note.empty()) fmt::print(err, "gradgraph explain: {}\n", graph_note);
     return ok;
   }
-  fmt::print(out, "{}\n{}\n{}", forward_text(r, ev), backward_text(r, ev, steps), gradients_text(r));
-  if (!graph_note.empty()) fmt::print(out, "\n{}\n", graph_note);
+  if (!vm.count("width"))
+    width = &out == &std::cout && train::stdout_is_terminal()
+                ? static_cast<std::size_t>(train::terminal_width())
+                : 80;
+  Layout text(out, width);
+  print_forward(text, r, ev);
+  text.paragraph("");
+  print_backward(text, r, ev);
+  text.paragraph("");
+  print_gradients(text, r);
+  if (!graph_note.empty()) fmt::print(out, "\n{}\n", graph_note); // not wrapped: paths are copied from it
   return ok;
 }
 

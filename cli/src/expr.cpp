@@ -581,8 +581,9 @@ std::string definition(const Node& n, const Value& a, const Value& b) {
 }
 
 /// Evaluates the program onto named Vars, recording steps and the reasons for non-finite values.
-/// An operand's Value is released once its node is computed (each AST node has one user), so a
-/// statement of a million ops holds only the values still waiting for their user.
+/// The AST is in post-order, so operands are the values most recently computed and not yet used: a
+/// stack, which holds only the values still waiting for their user (a statement of a million ops
+/// needs no million Values).
 void run(const Program& p, const std::vector<std::pair<std::string, double>>& inputs, Evaluation& out) {
   std::unordered_map<std::string, Value> names;
   for (const auto& [name, v] : inputs) {
@@ -595,25 +596,26 @@ void run(const Program& p, const std::vector<std::pair<std::string, double>>& in
     names.emplace(name, std::move(x));
   }
   std::unordered_map<std::string, int> taken; // temporary names used so far, to number repeats
-  std::vector<Value> vals(p.nodes.size());
-  Value none = constant(0); // the second operand of a one-operand op
+  std::vector<Value> stack;
+  const Value none = constant(0); // the second operand of a one-operand op
   for (std::size_t s = 0; s < p.statements.size(); ++s) {
     const Statement& st = p.statements[s];
     for (std::size_t i = st.first_node; i <= st.root; ++i) {
       const Node& n = p.nodes[i];
-      Value& r = vals[i];
       if (n.kind == Kind::number) {
-        r = constant(n.number);
+        stack.push_back(constant(n.number));
         continue;
       }
       if (n.kind == Kind::name) {
-        r = names.at(n.name);
+        Value& r = stack.emplace_back(names.at(n.name));
         r.label = n.name;
         if (!std::isfinite(r.number())) r.why.clear(), r.at = n.name;
         continue;
       }
-      Value& a = vals[static_cast<std::size_t>(n.a)];
-      Value& b = n.b >= 0 ? vals[static_cast<std::size_t>(n.b)] : none;
+      const std::size_t operands = n.b >= 0 ? 2 : 1;
+      const Value& a = stack[stack.size() - operands];
+      const Value& b = n.b >= 0 ? stack.back() : none;
+      Value r;
       const Var v = n.kind == Kind::call ? call_function(n.name, a.is_const ? Var::constant(a.c) : a.v)
                                          : compute(n.kind, a, b);
       if (a.is_const && b.is_const) {
@@ -645,12 +647,12 @@ void run(const Program& p, const std::vector<std::pair<std::string, double>>& in
           r.at = r.is_const ? text_name(p.text, n) : r.label;
         }
       }
-      a = Value();
-      if (n.b >= 0) b = Value();
+      stack.resize(stack.size() - operands);
+      stack.push_back(std::move(r));
     }
     // The statement's own Var: a fresh op node, or one made for it (b = a, c = 2).
-    Value result = std::move(vals[st.root]);
-    vals[st.root] = Value();
+    Value result = std::move(stack.back());
+    stack.pop_back();
     if (result.is_const) {
       result.v = Var(result.c);
       result.is_const = false;

@@ -166,6 +166,25 @@ TEST_CASE("inspect: trace of c = b + b with b = a + a shows gradients accumulati
   for (const gg::TraceStep& s : steps) CHECK(s.fan_in);
   CHECK(has(gg::format_trace(steps), "→ da = 4 (running sum)"));
 
+  // Each step says which of its input's contributions it is, and the sum before it.
+  CHECK(steps[1].contribution == 2);
+  CHECK(steps[1].contributions == 2);
+  CHECK(steps[1].previous == 1);
+  CHECK(steps[2].contribution == 1);
+  CHECK(steps[2].previous == 0);
+
+  // The visiting form hands over the same steps one at a time.
+  std::size_t i = 0;
+  gg::trace_backward(c, [&](const gg::TraceStep& s) {
+    REQUIRE(i < steps.size());
+    CHECK(s.node == steps[i].node);
+    CHECK(s.input == steps[i].input);
+    CHECK(s.accumulated == steps[i].accumulated);
+    CHECK(s.contribution == steps[i].contribution);
+    ++i;
+  });
+  CHECK(i == steps.size());
+
   c.backward(); // the trace agrees with backward
   CHECK(b.grad().item() == steps[1].accumulated);
   CHECK(a.grad().item() == steps[3].accumulated);
