@@ -19,9 +19,11 @@ struct DotOptions {
   bool show_grad = true;        ///< show gradients of nodes a backward pass has reached
   bool edge_derivatives = true; ///< label edges into scalar nodes with d(output)/d(input)
   int max_entries = 4;          ///< tensor entries shown per value before "…"
+  bool legend = true;           ///< a legend under the picture: what shapes, lines and edge labels mean
 };
 
-/// Writes the graph of everything root depends on as Graphviz DOT (render with `dot -Tsvg`).
+/// Writes the graph of everything root depends on as Graphviz DOT (render with `dot -Tsvg`): a
+/// cluster per module call, NaN and infinities in red, a legend. Time and memory linear in the graph.
 void write_dot(std::ostream& os, const Var& root, const DotOptions& options = {});
 
 /// One application of the chain rule: the gradient flowing along the edge input -> node.

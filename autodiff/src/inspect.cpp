@@ -1,11 +1,7 @@
 // Graph inspection: the Boost.Graph view of a recorded graph, and on it the DOT writer
-// (boost::write_graphviz_dp), the chain-rule trace and the statistics. Nothing here recurses: graphs
-// can be a million nodes deep.
-// GCC 12 reports false -Wmaybe-uninitialized inside boost::subgraph's edge iterators (boost::optional
-// storage); they surface after inlining, so the whole file needs it.
-#if !defined(__clang__) // clang has no such warning (and warns about the unknown name)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+// (boost::write_graphviz, with a cluster per module call), the chain-rule trace and the
+// statistics. Nothing here recurses, and everything is linear in the graph: graphs can be a million
+// nodes deep.
 #include <autodiff/error.hpp>
 #include <autodiff/function.hpp>
 #include <autodiff/inspect.hpp>
@@ -13,14 +9,15 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <map>
+#include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include <boost/graph/graphviz.hpp>
-#include <boost/graph/subgraph.hpp>
 #include <boost/graph/topological_sort.hpp>
-#include <boost/property_map/function_property_map.hpp>
 #include <fmt/format.h>
 
 #include "graph_view.hpp"
@@ -65,6 +62,7 @@ GraphView build_graph_view(const Node* root) {
 namespace {
 
 std::string num(double v) {
+  if (std::isnan(v)) return "nan";                // not "-nan"
   return fmt::format("{:.4g}", v == 0 ? 0.0 : v); // no "-0"
 }
 
@@ -183,10 +181,40 @@ std::string dot_line(std::string_view s) {
   return r;
 }
 
+/// A DOT ID as Boost's escape_dot_string writes it, without its regular expression: bare when it is
+/// a name or a number, else in double quotes (inner quotes escaped; backslashes are dot_line's).
+std::string dot_id(std::string_view s) {
+  const auto alpha = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; };
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  bool bare = !s.empty();
+  if (bare && alpha(s[0])) {
+    bare = std::all_of(s.begin(), s.end(), [&](char c) { return alpha(c) || digit(c); });
+  } else if (bare) { // -?(\.[0-9]*|[0-9]+(\.[0-9]*)?)
+    std::size_t i = s[0] == '-' ? 1 : 0;
+    const auto digits = [&] {
+      const std::size_t from = i;
+      while (i < s.size() && digit(s[i])) ++i;
+      return i - from;
+    };
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    } else if (digits() > 0 && i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+    bare = i == s.size() && i > (s[0] == '-' ? 1u : 0u) && s.back() != '-';
+  }
+  if (bare) return std::string(s);
+  std::string r = "\"";
+  for (const char c : s) r += c == '"' ? std::string("\\\"") : std::string(1, c);
+  return r + "\"";
+}
+
 /// Name, op (with its constants), value and gradient, one per line.
-std::string vertex_label(const GraphView& g, ViewVertexId v, const DotOptions& o) {
+std::string vertex_label(const GraphView& g, ViewVertexId v, const DotOptions& o, const std::string& shown) {
   const Node* n = g[v].node;
-  std::vector<std::string> lines{name_of(g, v)};
+  std::vector<std::string> lines{shown.empty() ? name_of(g, v) : shown};
   const bool constants = !constants_of(n, false).empty(); // drawn as written: "x − 3", "2·x"
   if (constants)
     lines.push_back(display_of(g, v));
@@ -211,16 +239,172 @@ std::string vertex_label(const GraphView& g, ViewVertexId v, const DotOptions& o
   return r;
 }
 
-/// Looks of a node: parameters and inputs (leaves that require grad), constants, op results.
-struct Look {
-  const char *shape, *style, *fillcolor, *color;
-};
-Look look_of(const GraphView& g, ViewVertexId v) {
+/// Whether a tensor holds a NaN or an infinity.
+bool has_nonfinite(const Tensor& t) {
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(t.flat(i))) return true;
+  return false;
+}
+
+/// Whether a node's value, or its gradient when shown, holds a NaN or an infinity.
+bool nonfinite(const Node* n, const DotOptions& o) {
+  if (!n->is_tensor())
+    return !std::isfinite(n->value) || (o.show_grad && has_grad_mark(n) && !std::isfinite(n->grad));
+  return has_nonfinite(n->ext->value) ||
+         (o.show_grad && n->ext->grad.defined() && has_nonfinite(n->ext->grad));
+}
+
+/// Looks of a node: parameters and inputs (leaves that require grad), constants, op results; red
+/// where a value or gradient is not finite.
+std::map<std::string, std::string> look_of(const GraphView& g, ViewVertexId v, const DotOptions& o) {
   const Node* n = g[v].node;
-  if (n->op == Op::leaf)
-    return n->requires_grad() ? Look{"box", "filled", "lightblue", "black"}
-                              : Look{"box", "dashed", "white", "grey50"};
-  return Look{"ellipse", v + 1 == boost::num_vertices(g) ? "bold" : "solid", "white", "black"};
+  std::map<std::string, std::string> a;
+  if (n->op == Op::leaf && n->requires_grad())
+    a = {{"shape", "box"}, {"style", "filled"}, {"fillcolor", "lightblue"}, {"color", "black"}};
+  else if (n->op == Op::leaf)
+    a = {{"shape", "box"}, {"style", "dashed"}, {"fillcolor", "white"}, {"color", "grey50"}};
+  else
+    a = {{"shape", "ellipse"},
+         {"style", v + 1 == boost::num_vertices(g) ? "bold" : "solid"},
+         {"fillcolor", "white"},
+         {"color", "black"}};
+  if (nonfinite(n, o)) {
+    a["color"] = "red";
+    a["fillcolor"] = n->op == Op::leaf && n->requires_grad() ? "lightpink" : "mistyrose";
+    if (a["style"] != "filled") a["style"] += ",filled";
+    a["penwidth"] = "2";
+  }
+  a["fontcolor"] = a["color"];
+  return a;
+}
+
+/// The legend under the picture: what the shapes, the lines of a label and the edge labels mean
+/// (only what this picture shows).
+std::string legend_of(const GraphView& g, const DotOptions& o, bool edge_labels, bool any_nonfinite) {
+  bool tensors = false, grads = false;
+  for (std::size_t v = 0; v < boost::num_vertices(g); ++v) {
+    const Node* n = g[v].node;
+    tensors = tensors || (n->is_tensor() && n->ext->value.rank() > 0);
+    grads = grads || has_grad_mark(n) || (n->is_tensor() && n->ext->grad.defined());
+  }
+  std::string r = "boxes: inputs and parameters (filled: gradients flow to them; dashed: constants)\\l"
+                  "ellipses: operations (bold: the output)\\l";
+  if (o.show_grad && grads) r += "grad: d(output)/d(this node), from backward\\l";
+  if (tensors) r += fmt::format("tensors: their shape and first {} entries\\l", std::max(o.max_entries, 0));
+  if (edge_labels)
+    r += "edge label: the local derivative d(node)/d(input) at these values;\\l"
+         "  backward multiplies the gradient by it along the edge\\l";
+  if (any_nonfinite) r += "red: a value or gradient that is NaN or infinite\\l";
+  return r;
+}
+
+/// Clusters of the picture: one per call of a scope (a module's forward), nested as the calls are.
+/// Nodes recorded in one scope belong to one call when they are connected through nodes of that
+/// scope; an RNN cell called at every step so gets a cluster per step instead of one cluster for
+/// all steps. A parameter goes into the one call that uses it, else into the innermost cluster
+/// holding all its uses, named in full ("rnn.hh.weight") when its uses are in several calls.
+struct Clusters {
+  struct Cluster {
+    std::uint32_t scope;
+    std::int64_t parent; ///< enclosing cluster, -1 for none
+    std::vector<ViewVertexId> vertices;
+  };
+  std::vector<Cluster> clusters;
+  std::unordered_map<ViewVertexId, std::string> full_names; ///< parameters shared by several calls
+};
+
+/// A disjoint-set forest with path halving.
+struct DisjointSets {
+  std::vector<std::size_t> up;
+  explicit DisjointSets(std::size_t n) : up(n) {
+    for (std::size_t i = 0; i < n; ++i) up[i] = i;
+  }
+  std::size_t find(std::size_t x) {
+    while (up[x] != x) x = up[x] = up[up[x]];
+    return x;
+  }
+  void unite(std::size_t a, std::size_t b) { up[find(a)] = find(b); }
+};
+
+Clusters clusters_of(const GraphView& g) {
+  const std::size_t n = boost::num_vertices(g);
+  // Each scope's chain of scopes from the outermost, and each op vertex's place in the forest.
+  std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> chains;
+  const auto chain = [&](std::uint32_t scope) -> const std::vector<std::uint32_t>& {
+    auto [it, fresh] = chains.try_emplace(scope);
+    if (fresh)
+      for (std::uint32_t s = scope; s != 0; s = scope_parent(s)) it->second.insert(it->second.begin(), s);
+    return it->second;
+  };
+  const auto scope_of = [&](ViewVertexId v) -> std::uint32_t {
+    const Node* node = g[v].node;
+    return node->op != Op::leaf && node->ext ? node->ext->scope : 0;
+  };
+  std::vector<std::size_t> first(n + 1, 0); // vertex v's levels are [first[v], first[v + 1])
+  for (std::size_t v = 0; v < n; ++v) first[v + 1] = first[v] + chain(scope_of(v)).size();
+  DisjointSets sets(first[n]);
+  for (auto [e, end] = boost::edges(g); e != end; ++e) {
+    const ViewVertexId u = boost::source(*e, g), v = boost::target(*e, g);
+    const auto &cu = chain(scope_of(u)), &cv = chain(scope_of(v));
+    for (std::size_t l = 0; l < std::min(cu.size(), cv.size()) && cu[l] == cv[l]; ++l)
+      sets.unite(first[u] + l, first[v] + l);
+  }
+  Clusters r;
+  std::unordered_map<std::size_t, std::size_t> cluster_of_set;
+  std::vector<std::int64_t> innermost(n, -1); // each op vertex's innermost cluster
+  for (std::size_t v = 0; v < n; ++v) {
+    const auto& c = chain(scope_of(v));
+    std::int64_t parent = -1;
+    for (std::size_t l = 0; l < c.size(); ++l) {
+      const auto [it, fresh] = cluster_of_set.try_emplace(sets.find(first[v] + l), r.clusters.size());
+      if (fresh) r.clusters.push_back({c[l], parent, {}});
+      parent = static_cast<std::int64_t>(it->second);
+    }
+    innermost[v] = parent;
+    if (parent >= 0) r.clusters[static_cast<std::size_t>(parent)].vertices.push_back(v);
+  }
+  // Parameters: named leaves that require grad.
+  const auto depth = [&](std::int64_t c) {
+    std::size_t d = 0;
+    for (; c >= 0; c = r.clusters[static_cast<std::size_t>(c)].parent) ++d;
+    return d;
+  };
+  const auto common = [&](std::int64_t a, std::int64_t b) {
+    std::size_t da = depth(a), db = depth(b);
+    for (; da > db; --da) a = r.clusters[static_cast<std::size_t>(a)].parent;
+    for (; db > da; --db) b = r.clusters[static_cast<std::size_t>(b)].parent;
+    while (a != b)
+      a = r.clusters[static_cast<std::size_t>(a)].parent, b = r.clusters[static_cast<std::size_t>(b)].parent;
+    return a;
+  };
+  for (std::size_t v = 0; v < n; ++v) {
+    const Node* node = g[v].node;
+    if (node->op != Op::leaf || !node->requires_grad() || !node->ext || node->ext->name.empty()) continue;
+    std::int64_t home = -2;            // -2: no use seen yet
+    std::vector<std::uint32_t> scopes; // the scopes common to all uses, from the outermost
+    bool shared = false;
+    for (auto [e, end] = boost::out_edges(v, g); e != end; ++e) {
+      const ViewVertexId user = boost::target(*e, g);
+      const std::int64_t c = innermost[user];
+      shared = shared || (home != -2 && c != home);
+      home = home == -2 ? c : common(home, c);
+      const auto& uc = chain(scope_of(user));
+      if (e == boost::out_edges(v, g).first) {
+        scopes = uc;
+      } else {
+        std::size_t l = 0;
+        while (l < scopes.size() && l < uc.size() && scopes[l] == uc[l]) ++l;
+        scopes.resize(l);
+      }
+    }
+    if (home >= 0) r.clusters[static_cast<std::size_t>(home)].vertices.push_back(v);
+    if (shared && !scopes.empty()) {
+      std::string path = scope_path(scopes.back());
+      std::replace(path.begin(), path.end(), '/', '.');
+      r.full_names.emplace(v, path + "." + node->ext->name);
+    }
+  }
+  return r;
 }
 
 } // namespace
@@ -229,83 +413,22 @@ Look look_of(const GraphView& g, ViewVertexId v) {
 namespace gg {
 using namespace detail;
 
-namespace {
-
-using Attrs = std::map<std::string, std::string>;
-/// The Boost.Graph type write_graphviz draws clusters from: one subgraph per scope.
-using ClusterGraph = boost::subgraph<boost::adjacency_list<
-    boost::vecS, boost::vecS, boost::directedS, boost::property<boost::vertex_attribute_t, Attrs>,
-    boost::property<boost::edge_index_t, int, boost::property<boost::edge_attribute_t, Attrs>>,
-    boost::property<
-        boost::graph_name_t, std::string,
-        boost::property<boost::graph_graph_attribute_t, Attrs,
-                        boost::property<boost::graph_vertex_attribute_t, Attrs,
-                                        boost::property<boost::graph_edge_attribute_t, Attrs>>>>>>;
-
-/// The scope a vertex is drawn in (an id, 0 for none): where it was recorded; a parameter (a named
-/// leaf that requires grad) goes with the layer that uses it when all its uses are in one scope.
-std::uint32_t cluster_of(const GraphView& g, ViewVertexId v) {
-  const Node* n = g[v].node;
-  if (n->op != Op::leaf) return n->ext ? n->ext->scope : 0;
-  if (!n->requires_grad() || !n->ext || n->ext->name.empty()) return 0;
-  std::uint32_t common = 0;
-  bool first = true;
-  for (auto [e, end] = boost::out_edges(v, g); e != end; ++e) {
-    const std::uint32_t s = cluster_of(g, boost::target(*e, g));
-    if (!first && s != common) return 0;
-    common = s, first = false;
-  }
-  return common;
-}
-
-/// Writes g with one DOT cluster per scope (nested as the scopes are), vertices and edges
-/// attributed by the given functions.
-template <class VertexAttrs, class EdgeLabel>
-void write_clustered(std::ostream& os, const GraphView& g, const DotOptions& o, VertexAttrs vertex_attrs,
-                     EdgeLabel edge_label) {
-  const std::size_t n = boost::num_vertices(g);
-  ClusterGraph root(n);
-  boost::get_property(root, boost::graph_name) = "G";
-  boost::get_property(root, boost::graph_graph_attribute)["rankdir"] = o.rankdir;
-  for (std::size_t v = 0; v < n; ++v) boost::put(boost::vertex_attribute, root, v, vertex_attrs(v));
-  for (auto [e, end] = boost::edges(g); e != end; ++e) {
-    auto added = boost::add_edge(boost::source(*e, g), boost::target(*e, g), root).first;
-    const std::string label = edge_label(*e);
-    if (!label.empty()) boost::put(boost::edge_attribute, root, added, Attrs{{"label", label}});
-  }
-  std::map<std::uint32_t, ClusterGraph*> clusters;
-  int next_id = 0;
-  // The cluster of a scope, created inside its parent's ("0/fc1" inside "0").
-  auto cluster = [&](auto&& self, std::uint32_t id) -> ClusterGraph& {
-    if (auto it = clusters.find(id); it != clusters.end()) return *it->second;
-    const std::uint32_t up = scope_parent(id);
-    ClusterGraph& c = (up ? self(self, up) : root).create_subgraph();
-    boost::get_property(c, boost::graph_name) = "cluster_" + std::to_string(next_id++);
-    const std::string path = scope_path(id), label = scope_label(id);
-    Attrs& a = boost::get_property(c, boost::graph_graph_attribute);
-    a["label"] = dot_line(label.empty() ? path : path + ": " + label);
-    a["style"] = "rounded";
-    a["color"] = "grey50";
-    clusters.emplace(id, &c);
-    return c;
-  };
-  for (std::size_t v = 0; v < n; ++v)
-    if (const std::uint32_t id = cluster_of(g, v)) boost::add_vertex(v, cluster(cluster, id));
-  boost::write_graphviz(os, root);
-}
-
-} // namespace
-
 void write_dot(std::ostream& os, const Var& root, const DotOptions& options) {
   GraphView g = build_graph_view(need(root, "write_dot"));
   using Vertex = ViewVertexId;
   using Edge = boost::graph_traits<GraphView>::edge_descriptor;
-  const auto attrs = [&](Vertex v) {
-    const Look look = look_of(g, v);
-    return Attrs{{"label", vertex_label(g, v, options)}, {"shape", look.shape}, {"style", look.style},
-                 {"fillcolor", look.fillcolor},          {"color", look.color}, {"fontcolor", look.color}};
-  };
+  const Clusters clusters = clusters_of(g);
+  const std::size_t n = boost::num_vertices(g);
+  std::vector<std::map<std::string, std::string>> attrs(n);
+  bool any_nonfinite = false;
+  for (std::size_t v = 0; v < n; ++v) {
+    const auto full = clusters.full_names.find(v);
+    attrs[v] = look_of(g, v, options);
+    attrs[v]["label"] = vertex_label(g, v, options, full == clusters.full_names.end() ? "" : full->second);
+    any_nonfinite = any_nonfinite || attrs[v]["color"] == "red";
+  }
   // Edges into scalar nodes carry the local derivative from the backward rules.
+  bool edge_labels = false;
   const auto edge_label = [&](Edge e) {
     const Node* out = g[boost::target(e, g)].node;
     if (!options.edge_derivatives || out->is_tensor()) return std::string();
@@ -313,21 +436,105 @@ void write_dot(std::ostream& os, const Var& root, const DotOptions& options) {
     local_derivatives(out, d);
     return num(d[g[e].slot]); // the node shows its constants
   };
-  bool scoped = false;
-  for (std::size_t v = 0; v < boost::num_vertices(g) && !scoped; ++v) scoped = cluster_of(g, v) != 0;
-  if (scoped) return write_clustered(os, g, options, attrs, edge_label);
-
-  const auto per_vertex = [&](const char* key) {
-    return boost::make_function_property_map<Vertex, std::string>(
-        [&, key](Vertex v) { return attrs(v).at(key); });
+  for (auto [e, end] = boost::edges(g); e != end && !edge_labels; ++e) edge_labels = !edge_label(*e).empty();
+  const auto edge_color = [&](Edge e) {
+    const std::string label = edge_label(e);
+    return label.find("nan") != std::string::npos || label.find("inf") != std::string::npos ? "red" : "black";
   };
-  boost::dynamic_properties dp;
-  dp.property("rankdir", boost::make_constant_property<GraphView*>(options.rankdir));
-  for (const char* key : {"label", "shape", "style", "fillcolor", "color", "fontcolor"})
-    dp.property(key, per_vertex(key));
-  if (options.edge_derivatives)
-    dp.property("label", boost::make_function_property_map<Edge, std::string>(edge_label));
-  boost::write_graphviz_dp(os, g, dp, "node_id", boost::get(boost::vertex_index, g));
+
+  std::map<std::string, std::string> graph{{"rankdir", options.rankdir},
+                                           // One ranking of all nodes, clusters ignored: ranked
+                                           // cluster by cluster, dot drew an RNN's later steps above
+                                           // its first ones.
+                                           {"newrank", "true"}};
+  if (options.legend) {
+    graph["label"] = legend_of(g, options, edge_labels, any_nonfinite);
+    graph["labelloc"] = "b";
+    graph["labeljust"] = "l";
+    graph["fontsize"] = "10";
+  }
+  // Boost writes the graph; the attributes are written here, as write_graphviz_dp writes them but
+  // without its regular expression per value (three quarters of the time of a large graph).
+  const auto write_attributes = [](std::ostream& out, const std::map<std::string, std::string>& a,
+                                   const char* separator) {
+    bool first = true;
+    for (const auto& [key, value] : a) {
+      out << (first ? "" : separator) << key << "=" << dot_id(value);
+      first = false;
+    }
+  };
+  std::ostringstream flat;
+  boost::write_graphviz(
+      flat, g,
+      [&](std::ostream& out, Vertex v) {
+        out << " [";
+        write_attributes(out, attrs[v], ", ");
+        out << "]";
+      },
+      [&](std::ostream& out, Edge e) {
+        if (!edge_labels) return;
+        out << " [";
+        write_attributes(out, {{"color", edge_color(e)}, {"label", edge_label(e)}}, ", ");
+        out << "]";
+      },
+      [&](std::ostream& out) {
+        write_attributes(out, graph, ";\n");
+        out << ";\n";
+      },
+      boost::get(boost::vertex_index, g));
+
+  // Boost writes clusters only from a boost::subgraph, whose every vertex and edge insertion scans
+  // all vertices or all clusters (a 60,000-layer MLP took 94 s): the graph is written flat by
+  // Boost, and each cluster is a subgraph naming its nodes, which Graphviz moves into it.
+  std::string text = std::move(flat).str();
+  const std::size_t close = text.rfind('}');
+  os << std::string_view(text).substr(0, close);
+  std::vector<std::vector<std::size_t>> children(clusters.clusters.size());
+  std::vector<std::size_t> top;
+  for (std::size_t c = 0; c < clusters.clusters.size(); ++c) {
+    const std::int64_t p = clusters.clusters[c].parent;
+    (p < 0 ? top : children[static_cast<std::size_t>(p)]).push_back(c);
+  }
+  // Depth first without recursion: (cluster, whether its block is open).
+  std::vector<std::pair<std::size_t, bool>> stack;
+  for (auto it = top.rbegin(); it != top.rend(); ++it) stack.emplace_back(*it, false);
+  while (!stack.empty()) {
+    auto [c, open] = stack.back();
+    stack.pop_back();
+    if (open) {
+      os << "}\n";
+      continue;
+    }
+    const auto& cluster = clusters.clusters[c];
+    const std::string path = scope_path(cluster.scope), label = scope_label(cluster.scope);
+    os << "subgraph cluster_" << c << " {\n"
+       << "label=" << dot_id(dot_line(label.empty() ? path : path + ": " + label))
+       << "; labelloc=t; labeljust=c; style=rounded; color=grey50; fontsize=14;\n";
+    for (const ViewVertexId v : cluster.vertices) os << v << ";\n";
+    stack.emplace_back(c, true);
+    for (auto it = children[c].rbegin(); it != children[c].rend(); ++it) stack.emplace_back(*it, false);
+  }
+  // An op computed from leaves alone (an RNN's input projection W x_t) would be drawn first, with
+  // every step's such ops side by side above the first step; an invisible edge from the node before
+  // its sibling operand (h_{t-1}, before W h_{t-1}) puts it beside that sibling, in its step.
+  std::vector<std::size_t> depth(n, 0); // longest path from a leaf; vertices are in topological order
+  for (std::size_t v = 0; v < n; ++v)
+    for (const auto e : boost::make_iterator_range(boost::in_edges(v, g)))
+      depth[v] = std::max(depth[v], depth[boost::source(e, g)] + 1);
+  for (std::size_t v = 0; v < n; ++v) {
+    if (depth[v] != 1 || boost::out_degree(v, g) != 1) continue;
+    const ViewVertexId user = boost::target(*boost::out_edges(v, g).first, g);
+    ViewVertexId sibling = v;
+    for (const auto e : boost::make_iterator_range(boost::in_edges(user, g)))
+      if (depth[boost::source(e, g)] > depth[sibling]) sibling = boost::source(e, g);
+    if (depth[sibling] < 2) continue;
+    for (const auto e : boost::make_iterator_range(boost::in_edges(sibling, g)))
+      if (depth[boost::source(e, g)] + 1 == depth[sibling]) {
+        os << boost::source(e, g) << "->" << v << " [style=invis];\n";
+        break;
+      }
+  }
+  os << std::string_view(text).substr(close);
 }
 
 void trace_backward(const Var& root, const std::function<void(const TraceStep&)>& visit) {

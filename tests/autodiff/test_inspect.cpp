@@ -4,8 +4,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <sstream>
 #include <string>
+
+#include "../dot_reader.hpp"
 
 using gg::Tensor;
 using gg::Var;
@@ -72,7 +75,7 @@ TEST_CASE("inspect: DOT options and constants and escaped names") {
   REQUIRE_FALSE(statement(dot, "0->3").empty());
   CHECK_FALSE(has(statement(dot, "0->3"), "label")); // no edge labels asked for
   y.backward();
-  CHECK_FALSE(has(dot_of(y, {.show_grad = false}), "grad"));
+  CHECK_FALSE(has(dot_of(y, {.show_grad = false}), "\\ngrad"));
   CHECK(has(dot_of(y), R"(\ngrad 8")"));
   CHECK(has(dot_of(y), "label=3")); // d(x*3)/dx (the node shows its constant)
 }
@@ -236,4 +239,113 @@ TEST_CASE("inspect: graph_stats of a million-op chain does not recurse") {
   CHECK(s.leaves == 1);
   CHECK(s.depth == n);
   CHECK(s.max_fan_out == 1);
+}
+
+TEST_CASE("inspect: DOT draws NaN as nan and highlights values and gradients that are not finite") {
+  Var x = -1.0, a = 0.0;
+  x.name("x"), a.name("a");
+  Var y = gg::log(x).name("y");  // NaN (the sign bit set: printf writes "-nan")
+  Var s = gg::sqrt(x).name("s"); // NaN, and its local derivative 0.5/sqrt(x) too
+  Var l = gg::log(a).name("l");  // -inf
+  Var f = (y * 2.0 + s + l).name("f");
+  f.backward();
+  const std::string dot = dot_of(f);
+  const gg::test::DotGraph g = gg::test::read_dot(dot);
+  INFO(dot);
+  CHECK(has(g.labels.at(g.id_of("y\\n")), "value nan"));
+  CHECK_FALSE(has(dot, "-nan"));
+  CHECK(has(g.labels.at(g.id_of("l\\n")), "value -inf"));
+  for (const char* name : {"y\\n", "s\\n", "l\\n", "f\\n", "a\\n"}) { // a: its gradient is 1/0 = inf
+    INFO(name);
+    CHECK(has(g.lines.at(g.id_of(name)), "color=red"));
+    CHECK(has(g.lines.at(g.id_of(name)), "penwidth=2"));
+  }
+  CHECK(has(g.labels.at(g.id_of("x\\n")), "grad nan")); // through sqrt's NaN derivative: red too
+  CHECK(has(g.lines.at(g.id_of("x\\n")), "color=red"));
+  CHECK(has(g.graph_attributes, "red: a value or gradient that is NaN or infinite"));
+  // The edge x -> s carries the NaN local derivative: red.
+  CHECK(has(statement(dot, g.id_of("x\\n") + "->" + g.id_of("s\\n")), "color=red"));
+}
+
+TEST_CASE("inspect: DOT has a legend saying what edge labels mean, and options to leave it out") {
+  Var x = 2.0;
+  x.name("x");
+  Var y = (x * x).name("y");
+  y.backward();
+  std::string dot = dot_of(y);
+  CHECK(has(dot, "edge label: the local derivative d(node)/d(input) at these values"));
+  CHECK(has(dot, "grad: d(output)/d(this node), from backward"));
+  CHECK(has(dot, "labelloc=b"));
+  CHECK_FALSE(has(dot, "tensors:")); // only what the picture shows
+  dot = dot_of(y, {.edge_derivatives = false});
+  CHECK_FALSE(has(dot, "edge label"));
+  CHECK_FALSE(has(dot_of(y, {.legend = false}), "boxes:"));
+  Var w(Tensor({1, 2, 3, 4, 5, 6, 7, 8}, {8}));
+  Var loss = gg::sum(w * w);
+  CHECK(has(dot_of(loss, {.max_entries = 6}), "tensors: their shape and first 6 entries"));
+  CHECK(has(dot_of(loss, {.max_entries = 8}), "[1, 2, 3, 4, 5, 6, 7, 8]"));
+}
+
+TEST_CASE("inspect: DOT draws a cluster per call of a scope, and a parameter shared by calls with "
+          "its full name") {
+  Var w = 0.5, u = 0.25, v = 2.0;
+  w.name("w"), u.name("u"), v.name("v");
+  Var h = Var::constant(1.0).name("h0");
+  constexpr std::size_t steps = 3;
+  {
+    const gg::Scope rnn("rnn", "RNN");
+    for (std::size_t t = 0; t < steps; ++t) {
+      Var a, b;
+      {
+        const gg::Scope cell("cell", "Cell");
+        a = w * h;
+      }
+      {
+        const gg::Scope input("input", "Input");
+        b = u * Var::constant(static_cast<double>(t));
+      }
+      h = gg::tanh(a + b);
+    }
+  }
+  Var out;
+  {
+    const gg::Scope head("head", "Head"); // one call: its parameter stays inside, short name
+    out = h * v;
+  }
+  out.backward();
+  const std::string dot = dot_of(out);
+  const gg::test::DotGraph g = gg::test::read_dot(dot);
+  INFO(dot);
+  std::map<std::string, int> calls;
+  for (const auto& c : g.clusters) ++calls[c.label];
+  CHECK(calls == std::map<std::string, int>{
+                     {"rnn: RNN", 1}, {"rnn/cell: Cell", 3}, {"rnn/input: Input", 3}, {"head: Head", 1}});
+  const std::string shared = g.id_of("rnn.cell.w\\n");
+  REQUIRE(!shared.empty());
+  CHECK(g.clusters[static_cast<std::size_t>(g.cluster_of(shared))].label == "rnn: RNN");
+  CHECK(g.out_degree(shared) == steps);
+  CHECK(!g.id_of("rnn.input.u\\n").empty());
+  const std::string alone = g.id_of("v\\n");
+  REQUIRE(!alone.empty());
+  CHECK(g.clusters[static_cast<std::size_t>(g.cluster_of(alone))].label == "head: Head");
+  // Each step's input projection (from leaves alone) is tied to its step by an invisible edge.
+  CHECK(g.invisible.size() == steps - 1);
+}
+
+TEST_CASE("inspect: DOT of 5,000 calls of a scope writes 5,000 clusters") {
+  Var w = 1.0;
+  w.name("w");
+  Var h = w;
+  for (int i = 0; i < 5'000; ++i) {
+    Var a;
+    {
+      const gg::Scope layer("layer");
+      a = h * 1.0;
+    }
+    h = a + 0.0; // outside the scope: each call its own cluster
+  }
+  const std::string dot = dot_of(h, {.edge_derivatives = false, .legend = false});
+  std::size_t clusters = 0;
+  for (std::size_t at = 0; (at = dot.find("subgraph cluster_", at)) != std::string::npos; ++at) ++clusters;
+  CHECK(clusters == 5'000);
 }

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../dot_reader.hpp"
+
 #include <sstream>
 
 using gg::Tensor;
@@ -120,12 +122,85 @@ TEST_CASE("models: write_dot of a model's loss draws each layer as a cluster wit
   std::ostringstream dot;
   gg::write_dot(dot, loss);
   const std::string s = dot.str();
-  CHECK_THAT(
-      s, Catch::Contains("subgraph cluster_0") && Catch::Contains("label=\"0: Linear(in=2, out=3)\"") &&
-             Catch::Contains("label=\"1: Sigmoid\"") && Catch::Contains("label=\"2: Linear(in=3, out=2)\""));
-  // the first layer's weight is drawn inside the first cluster, before the second one opens
-  const auto weight = s.find("label=\"weight"), second = s.find("subgraph cluster_1");
-  CHECK(weight != std::string::npos);
-  CHECK(weight < second);
-  CHECK(s.find("log_softmax") > s.rfind("subgraph cluster_")); // the loss is outside the layers
+  const gg::test::DotGraph g = gg::test::read_dot(s);
+  std::vector<std::string> labels;
+  for (const auto& c : g.clusters) labels.push_back(c.label);
+  CHECK(labels == std::vector<std::string>{"0: Linear(in=2, out=3)", "1: Sigmoid", "2: Linear(in=3, out=2)"});
+  // Each layer's weight is drawn inside its layer's cluster, under its own short name; the loss
+  // is outside the layers.
+  const std::string linear = g.id_of("linear#");
+  REQUIRE(!linear.empty());
+  const int first = g.cluster_of(linear);
+  REQUIRE(first >= 0);
+  CHECK(g.clusters[static_cast<std::size_t>(first)].label == "0: Linear(in=2, out=3)");
+  std::size_t weights = 0;
+  for (const auto& [id, label] : g.labels)
+    if (label.rfind("weight\\n", 0) == 0) {
+      ++weights;
+      CHECK(g.cluster_of(id) >= 0);
+    }
+  CHECK(weights == 2);
+  CHECK(g.cluster_of(g.id_of("log_softmax")) == -1);
+}
+
+namespace {
+/// An Elman RNN unrolled by hand: h_t = tanh(ih(x_t) + hh(h_{t-1})), two Linear layers called at
+/// every step.
+class UnrolledRNN : public nn::Module {
+public:
+  UnrolledRNN()
+      : ih(register_module("ih", std::make_shared<nn::Linear>(2, 3))),
+        hh(register_module("hh", std::make_shared<nn::Linear>(3, 3))) {}
+  std::string describe() const override { return "RNN"; }
+  Var run(const std::vector<Var>& xs) {
+    const gg::Scope scope("rnn", describe());
+    Var h = Var::constant(Tensor::zeros({1, 3})).name("h0");
+    for (const Var& x : xs) h = gg::tanh((*ih)(x) + (*hh)(h));
+    return h;
+  }
+  std::shared_ptr<nn::Linear> ih, hh;
+};
+} // namespace
+
+TEST_CASE("models: an RNN unrolled by hand is drawn step by step, each shared weight one node with its "
+          "full name") {
+  nn::manual_seed(0);
+  UnrolledRNN rnn;
+  constexpr std::size_t steps = 4;
+  std::vector<Var> xs;
+  for (std::size_t t = 0; t < steps; ++t)
+    xs.push_back(Var::constant(Tensor::full({1, 2}, 0.1 * static_cast<double>(t + 1))));
+  Var loss = gg::sum(rnn.run(xs)).name("loss");
+  loss.backward();
+  std::ostringstream os;
+  gg::write_dot(os, loss);
+  const gg::test::DotGraph g = gg::test::read_dot(os.str());
+  INFO(os.str());
+  // One cluster for the RNN's call, and in it one per call of each Linear: a step's calls are not
+  // joined into one cluster of all steps.
+  std::size_t ih_calls = 0, hh_calls = 0;
+  int rnn_cluster = -1;
+  for (std::size_t c = 0; c < g.clusters.size(); ++c) {
+    const auto& cluster = g.clusters[c];
+    if (cluster.label == "rnn: RNN") rnn_cluster = static_cast<int>(c);
+    ih_calls += cluster.label == "rnn/ih: Linear(in=2, out=3)";
+    hh_calls += cluster.label == "rnn/hh: Linear(in=3, out=3)";
+  }
+  CHECK(ih_calls == steps);
+  CHECK(hh_calls == steps);
+  REQUIRE(rnn_cluster >= 0);
+  // Each shared parameter: one node named as in the state dict, in the RNN's cluster, fanning out
+  // to every step.
+  for (const char* name : {"rnn.ih.weight", "rnn.ih.bias", "rnn.hh.weight", "rnn.hh.bias"}) {
+    INFO(name);
+    const std::string id = g.id_of(std::string(name) + "\\n");
+    REQUIRE(!id.empty());
+    CHECK(g.cluster_of(id) == rnn_cluster);
+    CHECK(g.out_degree(id) == steps);
+  }
+  CHECK(g.id_of("weight\\n").empty()); // no parameter left with its short name
+  // One ranking for the whole picture, and each step's input projection placed beside the step's
+  // recurrent one (an invisible edge from the step before).
+  CHECK(g.graph_attributes.find("newrank=true") != std::string::npos);
+  CHECK(g.invisible.size() == steps - 1);
 }
