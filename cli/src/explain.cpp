@@ -61,15 +61,19 @@ limits (beyond them, a message instead of a long wait):
     n statements takes about n^2/8 op evaluations (10,000 statements: 0.3 s); refused beyond 10^8
   the text output is written as it is made: a program of 10^6 ops takes about 1.1 GB of memory,
     nearly all of it the recorded graph (--json: 0.9 GB)
+  --render: graphs of at most 2000 nodes (Graphviz's time grows much faster than the graph), and
+    Graphviz is stopped after 30 s (many long edges with labels can take it hours)
 )";
 
 constexpr const char* k_exit_codes = R"(
 exit codes:
   0  success (also when --render finds no Graphviz: a note says so)
   2  usage error: bad option, malformed NAME=VALUE, an input missing, given twice or unused,
-     a program or inputs over 1 MB, more than 1000 options, a --check over its limit
+     a program or inputs over 1 MB, more than 1000 options, a --check over its limit,
+     --render of a graph over 2000 nodes (nothing is written)
   3  format error: the program does not parse (shown with a caret), or nests deeper than 256
-  4  I/O error: the --dot file or standard output cannot be written, or Graphviz's dot fails
+  4  I/O error: the --dot file or standard output cannot be written, or Graphviz's dot fails or
+     runs over 30 s
   6  value error: an unknown name or function, a wrong argument count, a name assigned twice,
      a statement assigning an input, or with --detect-anomaly a NaN or an infinity
 )";
@@ -328,7 +332,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
       "dot", po::value(&dot)->value_name("FILE"),
       "write the graph as Graphviz DOT (values, gradients, local derivatives on the edges)")(
       "render", po::value(&format)->value_name("svg|png"),
-      "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg)")(
+      "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg), written whole or not at all")(
       "rankdir", po::value(&rankdir)->value_name("LR|TB")->default_value("LR"),
       "the picture's direction: LR (inputs on the left) or TB (inputs on top)")(
       "width", po::value(&width)->value_name("N"),
@@ -422,6 +426,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
 
   std::string graph_note;
   if (!dot.empty()) {
+    check_render_size(format, graph_stats(ev.output).nodes);
     std::ostringstream os;
     write_dot(os, ev.output, DotOptions{.rankdir = rankdir});
     graph_note = save_graph("explain", dot, os.str(), format, err);

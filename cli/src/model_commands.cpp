@@ -20,6 +20,9 @@ namespace gg::cli {
 namespace {
 namespace po = boost::program_options;
 
+/// Most tensor entries --entries shows per node (a node's label grows with them).
+constexpr int k_max_entries = 1000;
+
 struct ModelOptions {
   std::string layers, activation;
   std::uint64_t seed = 0;
@@ -61,24 +64,31 @@ int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   ModelOptions o;
   std::string path, format, rankdir;
   bool backward = false;
+  int entries = DotOptions{}.max_entries;
   po::options_description desc = model_options(o);
   desc.add_options()("output,o", po::value(&path)->required(), "the DOT file to write")(
       "backward", po::bool_switch(&backward),
       "also run backward (cross-entropy against class 0; with one output unit, binary cross-entropy of its "
-      "sigmoid p against class 0) and show gradients")("render", po::value(&format),
-                                                       "also run Graphviz: svg or png")(
+      "sigmoid p against class 0) and show gradients")(
+      "render", po::value(&format),
+      "also run Graphviz: svg or png (the picture written whole or not at all; at most 2000 nodes, about "
+      "500 layers of width 1, as Graphviz takes minutes beyond; it is stopped after 30 s)")(
       "rankdir", po::value(&rankdir)->default_value("LR"),
-      "layout: LR (input on the left) or TB (input on top, fits a page better)");
+      "layout: LR (input on the left) or TB (input on top, fits a page better)")(
+      "entries", po::value(&entries)->default_value(entries),
+      "tensor entries shown in each node before \"…\" (0 to 1000)");
   if (!parse(
           args, desc, out,
           "usage: gradgraph dot --layers 2,3,2 [--activation sigmoid] -o mlp.dot [--backward] [--render "
-          "svg] [--rankdir TB]\n"
+          "svg] [--rankdir TB] [--entries 4]\n"
           "Draws the model's forward graph for one input, each layer as a cluster with its parameters; one\n"
           "output unit (--layers 2,3,1) is a logistic unit, drawn with its sigmoid p on top."))
     return ok;
   if (!format.empty() && format != "svg" && format != "png")
     throw UsageError(fmt::format("--render '{}': use svg or png", format));
   check_rankdir(rankdir);
+  if (entries < 0 || entries > k_max_entries)
+    throw UsageError(fmt::format("--entries {}: give 0 to {}", entries, k_max_entries));
   const auto sizes = parse_layers(o.layers);
   nn::manual_seed(o.seed);
   auto model = build_mlp(sizes, parse_activation(o.activation));
@@ -97,8 +107,9 @@ int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                .name("loss");
     root.backward();
   }
+  check_render_size(format, graph_stats(root).nodes);
   std::ostringstream dot;
-  write_dot(dot, root, DotOptions{.rankdir = rankdir, .show_grad = backward});
+  write_dot(dot, root, DotOptions{.rankdir = rankdir, .show_grad = backward, .max_entries = entries});
   fmt::print(out, "{}\n", save_graph("dot", path, dot.str(), format, err));
   return ok;
 }

@@ -11,10 +11,15 @@
 //   >$D/explain_micrograd.txt
 #include "cli_test.hpp"
 
+#include <autodiff/error.hpp>
+#include <cli/src/files.hpp>
+
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -592,6 +597,91 @@ TEST_CASE("explain: --render without Graphviz on PATH says so and succeeds") {
       has(read_file(err), "Graphviz's dot is not on PATH, so " + (dir / "g.svg").string() + " was not made"));
   CHECK(std::filesystem::exists(file));
   CHECK_FALSE(std::filesystem::exists(dir / "g.svg"));
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+/// A directory holding a stand-in for Graphviz's dot: a shell script writing `picture` into the
+/// file after -o (its 4th argument: -Tsvg IN -o OUT) and exiting with `status`.
+std::filesystem::path fake_dot(const std::string& name, const std::string& picture, int status) {
+  const auto dir = temp_dir(name);
+  std::filesystem::create_directories(dir / "bin");
+  std::ofstream(dir / "bin" / "dot") << "#!/bin/sh\nprintf '%s' " << quote(picture) << " > \"$4\"\nexit "
+                                     << status << "\n";
+  std::filesystem::permissions(dir / "bin" / "dot", std::filesystem::perms::owner_all);
+  std::ofstream(dir / "g.svg") << "the old picture";
+  return dir;
+}
+/// The names of the files in dir (not folders).
+std::vector<std::string> files_in(const std::filesystem::path& dir) {
+  std::vector<std::string> r;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) r.push_back(e.path().filename().string());
+  std::sort(r.begin(), r.end());
+  return r;
+}
+} // namespace
+
+TEST_CASE("explain: --render that fails leaves the old picture whole, and one that succeeds replaces it") {
+  for (const int status : {1, 0}) {
+    INFO("dot's exit status " << status);
+    const auto dir = fake_dot("render_atomic", "half a new pict", status);
+    const std::string err = (dir / "err.txt").string();
+    const int code = shell("PATH=" + quote((dir / "bin").string()) + " " + quote(GG_CLI_BINARY) +
+                           " explain --dot " + quote((dir / "g.dot").string()) + " --render svg " +
+                           quote(k_cs231n) + " x=-2 y=5 z=-4 >/dev/null 2>" + quote(err));
+    CHECK(files_in(dir) == std::vector<std::string>{"err.txt", "g.dot", "g.svg"}); // no temporary file left
+    if (status != 0) {
+      CHECK(code == gg::cli::io_error);
+      CHECK(has(read_file(err), "Graphviz's dot failed (exit status 1)"));
+      CHECK(read_file((dir / "g.svg").string()) == "the old picture");
+    } else {
+      CHECK(code == 0);
+      CHECK(read_file((dir / "g.svg").string()) == "half a new pict");
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("explain: --render of a graph over 2000 nodes is refused before anything is written") {
+  std::string program = "a0 = x"; // 2000 statements and x: 2001 nodes
+  for (int i = 1; i < 2000; ++i) program += fmt::format("; a{} = a{} * x", i, i - 1);
+  const auto dir = temp_dir("render_limit");
+  const std::string file = (dir / "g.dot").string();
+  const Result r = explain({"--dot", file, "--render", "svg", program, "x=1"});
+  CHECK(r.code == gg::cli::usage_error);
+  CHECK(has(r.err, "--render: the graph has 2001 nodes, and Graphviz's dot is given at most 2000"));
+  CHECK_FALSE(std::filesystem::exists(file));
+  CHECK(explain({"--dot", file, program, "x=1"}).code == 0); // without --render, the DOT file is written
+  CHECK(std::filesystem::exists(file));
+  CHECK_NOTHROW(gg::cli::check_render_size("svg", 2000));
+  CHECK_NOTHROW(gg::cli::check_render_size("", 2001));
+  CHECK_THROWS_AS(gg::cli::check_render_size("svg", 2001), gg::UsageError);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("explain: a Graphviz that runs past its time is stopped, and the old picture stays") {
+  const auto dir = fake_dot("render_timeout", "", 0);
+  std::ofstream(dir / "bin" / "dot") << "#!/bin/sh\nprintf 'half' > \"$4\"\nexec /bin/sleep 20\n";
+  const char* old_path = std::getenv("PATH");
+  const std::string saved = old_path ? old_path : "";
+  ::setenv("PATH", (dir / "bin").string().c_str(), 1);
+  const auto start = std::chrono::steady_clock::now();
+  std::ostringstream err;
+  std::string message;
+  try {
+    gg::cli::save_graph("explain", (dir / "g.dot").string(), "digraph G {}\n", "svg", err,
+                        std::chrono::milliseconds(300));
+  } catch (const gg::IOError& e) {
+    message = e.what();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ::setenv("PATH", saved.c_str(), 1);
+  CHECK(has(message, "did not finish rendering"));
+  CHECK(has(message, "in 0.3 s and was stopped"));
+  CHECK(seconds < 10); // not the 20 s the stand-in sleeps
+  CHECK(read_file((dir / "g.svg").string()) == "the old picture");
+  CHECK(files_in(dir) == std::vector<std::string>{"g.dot", "g.svg"});
   std::filesystem::remove_all(dir);
 }
 

@@ -63,6 +63,29 @@ TEST_CASE("models: dot draws each layer as a cluster, and --backward adds the gr
   std::filesystem::remove(back);
 }
 
+TEST_CASE("models: dot --entries shows more of each tensor, and --render refuses a graph too large") {
+  const std::string path = (std::filesystem::temp_directory_path() / "gg_cli_entries.dot").string();
+  REQUIRE(run({"dot", "--layers", "6,1", "-o", path}).code == 0);
+  CHECK_THAT(slurp(path), Catch::Contains("tensors: their shape and first 4 entries") &&
+                              Catch::Contains("…]")); // the 6 weights cut after 4
+  REQUIRE(run({"dot", "--layers", "6,1", "-o", path, "--entries", "6"}).code == 0);
+  const std::string all = slurp(path);
+  CHECK_THAT(all, Catch::Contains("first 6 entries") && !Catch::Contains("…]"));
+  for (const char* bad : {"-1", "1001", "x"}) {
+    INFO(bad);
+    CHECK(run({"dot", "--layers", "6,1", "-o", path, "--entries", bad}).code == gg::cli::usage_error);
+  }
+  std::filesystem::remove(path);
+  // 4 nodes a layer of width 1 and the output unit's sigmoid: 501 layers are 2005 nodes, refused
+  // before the DOT file is written.
+  std::string layers = "1";
+  for (int i = 0; i < 501; ++i) layers += ",1";
+  const Result big = run({"dot", "--layers", layers, "-o", path, "--render", "svg"});
+  CHECK(big.code == gg::cli::usage_error);
+  CHECK_THAT(big.err, Catch::Contains("2005 nodes") && Catch::Contains("at most 2000"));
+  CHECK_FALSE(std::filesystem::exists(path));
+}
+
 TEST_CASE("models: dot --rankdir TB stacks the layers top to bottom for a page") {
   const std::string file = (std::filesystem::temp_directory_path() / "gg_cli_mlp_tb.dot").string();
   REQUIRE(run({"dot", "--layers", "2,3,2", "-o", file}).code == 0);
