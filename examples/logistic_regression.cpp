@@ -3,12 +3,22 @@
 // decision line d(x) = 0 and the accuracy, and writes the graph of one prediction as DOT.
 #include <nn/nn.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <sstream>
+#include <string>
 
 using gg::Tensor;
 using gg::Var;
+
+/// A term of a sum with its sign as the operator: " + 2.5*x1", " - 1.5*x1" (not " + -1.5*x1").
+std::string term(double w, const char* name) {
+  std::ostringstream s;
+  s << (std::signbit(w) ? " - " : " + ") << std::abs(w) << "*" << name;
+  return s.str();
+}
 
 int main(int argc, char** argv) {
   // Two clouds of 100 points: class 0 around (-1, -1), class 1 around (1, 1).
@@ -38,9 +48,9 @@ int main(int argc, char** argv) {
   const Tensor d = (w0 + w1 * x1 + w2 * x2).value();
   std::int64_t right = 0;
   for (std::int64_t i = 0; i < n; ++i) right += (d.flat(i) > 0) == (y.flat(i) == 1);
-  std::cout << "\nd(x) = " << w0.item() << " + " << w1.item() << "*x1 + " << w2.item() << "*x2\n"
-            << "decision line d(x) = 0:  x2 = " << -w0.item() / w2.item() << " + " << -w1.item() / w2.item()
-            << "*x1\naccuracy " << static_cast<double>(right) / n << "\n";
+  std::cout << "\nd(x) = " << w0.item() << term(w1.item(), "x1") << term(w2.item(), "x2") << "\n"
+            << "decision line d(x) = 0:  x2 = " << -w0.item() / w2.item()
+            << term(-w1.item() / w2.item(), "x1") << "\naccuracy " << static_cast<double>(right) / n << "\n";
 
   // One prediction as a graph: d = w0 + w1*x1 + w2*x2, p = sigmoid(d), for the first point. The
   // weights' gradients are cleared first, so the picture shows this prediction's gradients only.
