@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -116,6 +117,16 @@ struct BadInput {
 Result cli(std::vector<std::string> args) {
   return run(args);
 }
+/// Runs the gradgraph binary (args already shell words) with its standard output on /dev/full: its
+/// exit code and what it said on standard error.
+Result into_dev_full(const std::string& args) {
+  const std::string err = (bad_dir() / "dev_full_err.txt").string();
+  const int status = std::system(fmt::format("'{}' {} >/dev/full 2>'{}'", GG_CLI_BINARY, args, err).c_str());
+  std::ifstream in(err);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, "", text.str()};
+}
 /// Runs a library call and reports its gg::Error as the CLI would (exit code, message).
 Result library(const std::function<void()>& f) {
   try {
@@ -146,6 +157,10 @@ std::vector<BadInput> bad_inputs() {
   };
   const std::string deep = "f = " + std::string(300, '(') + "x" + std::string(300, ')');
   const std::string big(2'000'000, ' ');
+  std::string layers = "1"; // 501 layers of width 1 and a sigmoid: 2005 nodes
+  for (int i = 0; i < 501; ++i) layers += ",1";
+  std::string chain = "a0 = x"; // 40,000 statements: just over 10^8 op evaluations for --check
+  for (int i = 1; i < 40'000; ++i) chain += fmt::format("; a{} = a{} * x", i, i - 1);
   return {
       {"gradgraph summary --layers 1000000000000,1000000000000", "a model of 10^24 parameters",
        [] {
@@ -419,6 +434,20 @@ std::vector<BadInput> bad_inputs() {
        "a 400 KB value echoed in the message (cut in its middle)",
        [=] {
          return cli({"explain", "f = x", "x=" + std::string(400'000, '7') + "a"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph explain \"f = x\" x=1 >/dev/full", "a standard output that cannot be written",
+       [] { return into_dev_full("explain 'f = x' x=1"); }, gg::cli::io_error},
+      {"gradgraph explain --check \"a0 = x; a1 = a0 * x; …; a39999 = a39998 * x\" x=1",
+       "finite differences of 40,000 chained statements (n²/8 op evaluations)",
+       [=] {
+         return cli({"explain", "--check", chain, "x=1"});
+       },
+       gg::cli::usage_error},
+      {"gradgraph dot --layers 1,1,…,1 (501 layers) -o g.dot --render svg",
+       "a picture too large for Graphviz",
+       [=] {
+         return cli({"dot", "--layers", layers, "-o", bad("g.dot"), "--render", "svg"});
        },
        gg::cli::usage_error},
       {"gradgraph train ... --lr 0,5", "a decimal comma in an option",
