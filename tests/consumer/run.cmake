@@ -9,8 +9,19 @@ function(step)
   message("${out}")
 endfunction()
 step(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
-# Internals stay out of the installed headers (the node's layout is autodiff/src/node.hpp).
-if(EXISTS "${WORK_DIR}/prefix/include/autodiff/node.hpp")
+# The headers sit under include/gradgraph/, where their short folder names (autodiff, nn) cannot
+# collide with another package's; internals stay out (the node's layout is autodiff/src/node.hpp).
+foreach(header gradgraph/autodiff/autodiff.hpp gradgraph/nn/nn.hpp)
+  if(NOT EXISTS "${WORK_DIR}/prefix/include/${header}")
+    message(FATAL_ERROR "include/${header} was not installed")
+  endif()
+endforeach()
+foreach(folder autodiff nn distributed)
+  if(EXISTS "${WORK_DIR}/prefix/include/${folder}")
+    message(FATAL_ERROR "include/${folder}: gradgraph's headers belong under include/gradgraph/")
+  endif()
+endforeach()
+if(EXISTS "${WORK_DIR}/prefix/include/gradgraph/autodiff/node.hpp")
   message(FATAL_ERROR "autodiff/node.hpp, an internal header, was installed")
 endif()
 step(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
