@@ -72,6 +72,12 @@ struct LeafGradients {
     slot = {m, v};
   }
   void add(Node* m, Tensor v) { tensor.emplace_back(m, std::move(v)); }
+  /// Exchanges the collected gradients with other's, not the table (empty between passes): the
+  /// table is 1 KB, and std::swap copied it three times each way, twice a pass.
+  void swap_buffers(LeafGradients& other) noexcept {
+    scalar.swap(other.scalar);
+    tensor.swap(other.tensor);
+  }
   /// Empties the table into `scalar`: the pass's gradients are complete.
   void flush();
   void clear();
@@ -299,14 +305,15 @@ template <bool Anomaly, bool Retain>
 void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
                     AnomalyTrail& trail) {
   ValuePass<Anomaly, Retain> pass{{}, trail};
-  std::swap(pass.leaves, leaves); // the caller's buffers, with their capacity
+  pass.leaves.swap_buffers(leaves); // the caller's buffers, with their capacity
   struct Back {
     LeafGradients &from, &to;
-    ~Back() { std::swap(from, to); }
+    ~Back() { from.swap_buffers(to); }
   } back{pass.leaves, leaves};
   std::size_t pending = 0;
   for (const auto& [n, seed] : seeds) pending += static_cast<std::size_t>(pass.add(n, seed));
   if (Node* top = newest(seeds)) chain_rule(pass, top, pending);
+  pass.leaves.flush(); // the table's gradients into the buffers handed back
 }
 
 /// A value pass (backward(), grad() without create_graph) from the seeds.
@@ -346,7 +353,6 @@ void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradient
     leaves.clear();
     throw;
   }
-  leaves.flush();
 }
 
 /// gg::grad with create_graph: gradients are Vars recorded on the tape.
