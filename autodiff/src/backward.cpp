@@ -55,12 +55,15 @@ struct AnomalyTrail {
 
 /// The leaf-gradient cache: the leaves' gradients collected during a pass and added to their .grad()
 /// afterwards under one lock (threads share parameters). A scalar leaf is typically hit by many
-/// edges: its contributions are summed in a small direct-mapped table first.
+/// edges: its contributions are summed in a small direct-mapped table first. `used` says whether
+/// any slot was filled, so a pass that never reaches a scalar leaf (a tensor model) does not scan
+/// the table (callgrind, 2-3-2 MLP step through the Trainer: 340 of its 29k instructions).
 struct LeafGradients {
   std::vector<std::pair<Node*, double>> scalar;
   std::vector<std::pair<Node*, Tensor>> tensor;
   static constexpr std::size_t k_slots = 64;
   std::array<std::pair<Node*, double>, k_slots> cache{};
+  bool used = false;
 
   void add(Node* m, double v) {
     auto& slot = cache[(reinterpret_cast<std::uintptr_t>(m) >> 6) % k_slots];
@@ -68,7 +71,10 @@ struct LeafGradients {
       slot.second += v;
       return;
     }
-    if (slot.first) scalar.push_back(slot);
+    if (slot.first)
+      scalar.push_back(slot);
+    else
+      used = true;
     slot = {m, v};
   }
   void add(Node* m, Tensor v) { tensor.emplace_back(m, std::move(v)); }
@@ -527,13 +533,16 @@ void AnomalyTrail::check(const Node* n, int i, const Tensor& share, const Tensor
 }
 
 void LeafGradients::flush() {
+  if (!used) return;
   for (auto& slot : cache)
     if (slot.first) scalar.push_back(slot), slot = {nullptr, 0.0};
+  used = false;
 }
 void LeafGradients::clear() {
   scalar.clear();
   tensor.clear();
-  cache.fill({nullptr, 0.0});
+  if (used) cache.fill({nullptr, 0.0});
+  used = false;
 }
 
 /// dst += src elementwise (same shape), converting src to dst's dtype.
