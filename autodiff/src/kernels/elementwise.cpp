@@ -5,9 +5,6 @@
 #include <vector>
 
 #include <fmt/format.h>
-#if __has_include(<gnu/libc-version.h>)
-#include <gnu/libc-version.h>
-#endif
 
 #include "../ops/elementwise.hpp"
 #include "loops.hpp"
@@ -249,11 +246,6 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 }
 
 std::string math_library() {
-  // The kernels call std::exp, std::tanh, ... one element at a time (no -ffast-math, so no libmvec).
-#if __has_include(<gnu/libc-version.h>)
-  return fmt::format("glibc {} libm (scalar)", gnu_get_libc_version());
-#else
-  return "the C library's libm (scalar)";
-#endif
+  return detail::vec_math_library();
 }
 } // namespace gg::kernel

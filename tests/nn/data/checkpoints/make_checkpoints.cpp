@@ -1,7 +1,8 @@
 // Writes the checkpoints of this folder: one per optimizer configuration of configs.hpp, a 2-5-2 MLP
 // trained 3 steps on XOR (float64), saved with nn::save_checkpoint; and expected.safetensors, the
 // weights after 3 more steps ("<config>.<name>"). tests/nn/test_optim_state.cpp loads them into
-// today's code and resumes: files of an older gradgraph must keep loading, and resume bit-exactly.
+// today's code and resumes: files of an older gradgraph must keep loading, and resume to the same
+// weights (bit-exactly until the kernels took SLEEF's tanh, 1 ULP from libm's: now within 1e-13).
 // Made by main at 4863a89 (before the optimizers' typed state), not by the test suite:
 //   c++ -std=c++20 -O2 -I. -isystem /usr/include/eigen3 tests/nn/data/checkpoints/make_checkpoints.cpp \
 //       build/nn/libgradgraph_nn.a build/autodiff/libgradgraph_autodiff.a -lfmt -lgomp -lopenblas -lz \

@@ -1,0 +1,146 @@
+// Accuracy of the vector math (kernels/vecmath.hpp: SLEEF, or libm without it) against long double
+// references, in ULPs, on random inputs and the edges: ±0, denormals, ±inf, NaN and the bounds
+// where exp overflows or its result becomes denormal. Also the tails (lengths that are not a
+// multiple of the SIMD width), in-place use, and the rows built on it (sigmoid, GELU).
+#include <autodiff/autodiff.hpp>
+#include <autodiff/src/kernels/vecmath.hpp> // internal
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+using gg::kernel::detail::vec_math;
+using gg::kernel::detail::VecFn;
+
+namespace {
+
+long double reference(VecFn f, long double x) {
+  switch (f) {
+  case VecFn::exp: return std::exp(x);
+  case VecFn::log: return std::log(x);
+  case VecFn::tanh: return std::tanh(x);
+  case VecFn::erf: return std::erf(x);
+  }
+  return x;
+}
+
+/// |y - exact| in units of the last place of T at the exact value (rounded to T); 0 when both are
+/// the same infinity or NaN, a huge number when only one is.
+template <class T> double ulps(T y, long double exact) {
+  if (std::isnan(exact)) return std::isnan(y) ? 0 : 1e30;
+  const T rounded = static_cast<T>(exact);
+  if (std::isinf(rounded)) return y == rounded ? 0 : 1e30;
+  if (!std::isfinite(y)) return 1e30;
+  const T a = std::abs(rounded);
+  const long double ulp = a == 0 ? std::numeric_limits<T>::denorm_min()
+                                 : std::nextafter(a, std::numeric_limits<T>::infinity()) - a;
+  return static_cast<double>(std::abs(static_cast<long double>(y) - exact) / ulp);
+}
+
+/// The largest error over xs, computing all of them in one call (so through the vector loop and
+/// its tail).
+template <class T> double max_ulps(VecFn f, const std::vector<T>& xs) {
+  std::vector<T> y(xs.size());
+  vec_math(f, xs.data(), y.data(), static_cast<std::int64_t>(xs.size()));
+  double worst = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const double e = ulps(y[i], reference(f, xs[i]));
+    if (e > worst) {
+      worst = e;
+      INFO("x = " << xs[i] << ", got " << y[i]);
+      CHECK(e <= 1.0);
+    }
+  }
+  return worst;
+}
+
+template <class T> std::vector<T> inputs(VecFn f, std::uint64_t seed) {
+  using L = std::numeric_limits<T>;
+  std::mt19937_64 rng(seed);
+  // Ranges that cover each function's interesting part and its saturation.
+  const double lo = f == VecFn::log ? 0 : f == VecFn::exp ? (sizeof(T) == 4 ? -104 : -746) : -30;
+  const double hi = f == VecFn::log ? 1e30 : f == VecFn::exp ? (sizeof(T) == 4 ? 89 : 710) : 30;
+  std::uniform_real_distribution<double> wide(lo, hi), near(-3, 3);
+  std::vector<T> xs;
+  for (int i = 0; i < 20000; ++i) {
+    T x = static_cast<T>(i % 2 ? wide(rng) : near(rng));
+    if (f == VecFn::log) x = std::abs(x);
+    xs.push_back(x);
+  }
+  for (T x : {T(0), T(-0.0), L::infinity(), -L::infinity(), L::quiet_NaN(), L::denorm_min(), -L::denorm_min(),
+              L::min() / 3, -L::min() / 3, L::min(), L::max(), -L::max(), L::epsilon(), T(1), T(-1)})
+    xs.push_back(x);
+  // exp's edges: the largest finite result and the first infinite one; results near the smallest
+  // normal and the denormal ones.
+  const T top = std::log(L::max());
+  for (T x : {top, std::nextafter(top, T(0)), std::nextafter(top, L::infinity()), std::log(L::min()),
+              std::log(L::denorm_min()), T(std::log(L::denorm_min()) + 1)})
+    xs.push_back(x);
+  xs.push_back(T(0.5)); // an odd length: a tail after the last full vector
+  return xs;
+}
+
+} // namespace
+
+TEMPLATE_TEST_CASE("vecmath: exp, log, tanh and erf within 1 ULP on random inputs and the edges", "", float,
+                   double) {
+  for (VecFn f : {VecFn::exp, VecFn::log, VecFn::tanh, VecFn::erf}) {
+    INFO("function " << static_cast<int>(f) << ", " << gg::kernel::math_library());
+    max_ulps<TestType>(f, inputs<TestType>(f, 7));
+  }
+}
+
+TEMPLATE_TEST_CASE("vecmath: signs of zero, NaN and infinities as libm, every length, in place", "", float,
+                   double) {
+  using L = std::numeric_limits<TestType>;
+  const TestType in[] = {TestType(0), TestType(-0.0), L::infinity(), -L::infinity(), L::quiet_NaN()};
+  for (VecFn f : {VecFn::exp, VecFn::log, VecFn::tanh, VecFn::erf}) {
+    TestType out[5];
+    vec_math(f, in, out, 5);
+    for (int i = 0; i < 5; ++i) {
+      const auto exact = static_cast<TestType>(reference(f, in[i]));
+      INFO("function " << static_cast<int>(f) << ", x = " << in[i]);
+      CHECK(std::isnan(out[i]) == std::isnan(exact));
+      if (!std::isnan(exact)) {
+        CHECK(out[i] == exact);
+        CHECK(std::signbit(out[i]) == std::signbit(exact));
+      }
+    }
+  }
+  // Lengths 0 to 40 (every tail of every SIMD width), in place: each element as computed alone.
+  for (std::int64_t n = 0; n <= 40; ++n) {
+    std::vector<TestType> x(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) x[static_cast<std::size_t>(i)] = TestType(0.1) * TestType(i - 20);
+    std::vector<TestType> y = x;
+    vec_math(VecFn::tanh, y.data(), y.data(), n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      TestType one;
+      vec_math(VecFn::tanh, &x[static_cast<std::size_t>(i)], &one, 1);
+      CHECK(y[static_cast<std::size_t>(i)] == one);
+    }
+  }
+}
+
+TEST_CASE("vecmath: sigmoid and GELU through it stay accurate where their naive forms fail") {
+  // sigmoid(-100) = 3.7e-44 in double (its denormal-free stable form, exp(-|a|) / (1 + exp(-|a|))),
+  // sigmoid(40) rounds to 1, NaN stays NaN; GELU as torch.nn.functional.gelu in float64 (-0 at -10,
+  // where erf rounds to -1).
+  const gg::Tensor x({-100.0, -30.0, 0.0, 40.0, std::nan("")}, {5});
+  const std::vector<double> s = gg::sigmoid(gg::Var::constant(x)).value().to_vector();
+  CHECK(s[0] == Approx(3.7200759760208356e-44).epsilon(1e-15));
+  CHECK(s[1] == Approx(9.357622968839299e-14).epsilon(1e-15));
+  CHECK(s[2] == 0.5);
+  CHECK(s[3] == 1.0);
+  CHECK(std::isnan(s[4]));
+  const std::vector<double> g =
+      gg::gelu(gg::Var::constant(gg::Tensor({-10.0, -1.0, 0.0, 2.0}, {4}))).value().to_vector();
+  CHECK(g[0] == 0.0);
+  CHECK(std::signbit(g[0]));
+  CHECK(g[1] == Approx(-0.15865525393145702).epsilon(1e-15));
+  CHECK(g[2] == 0.0);
+  CHECK(g[3] == Approx(1.9544997361036416).epsilon(1e-15));
+}
