@@ -42,6 +42,60 @@ BENCHMARK(BM_unary<kernel::Unary::relu>)
     ->UseRealTime();
 BENCHMARK(BM_unary<kernel::Unary::exp>)->ArgsProduct({{1 << 10, 1 << 20}, {1, 2}})->UseRealTime();
 
+/// The vector-math functions on 65,536 elements, 1 thread: forward (range(1) == 0), or forward and
+/// backward through the graph with a ones seed (range(1) == 1), in CPU time (one thread: robust to
+/// other jobs on the machine); bench/vecmath runs PyTorch's same.
+template <DType D> void BM_math(benchmark::State& state, Var (*f)(const Var&)) {
+  const std::int64_t n = 1 << 16;
+  const bool backward = state.range(0) != 0;
+  Rng rng(1);
+  Tensor x = Tensor::randn({64, n / 64}, rng, D);
+  if (f == static_cast<Var (*)(const Var&)>(&gg::log)) x = kernel::unary(kernel::Unary::abs, x);
+  const Tensor seed = Tensor::ones(x.shape(), D);
+  Var v(x, true);
+  for (auto _ : state) {
+    if (backward) {
+      v.zero_grad();
+      f(v).backward(seed);
+    } else {
+      const NoGrad off;
+      benchmark::DoNotOptimize(f(v).value().raw());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+void BM_math_f32(benchmark::State& state, Var (*f)(const Var&)) {
+  BM_math<f32>(state, f);
+}
+void BM_math_f64(benchmark::State& state, Var (*f)(const Var&)) {
+  BM_math<f64>(state, f);
+}
+Var gelu_none(const Var& x) {
+  return gg::gelu(x);
+}
+Var gelu_tanh(const Var& x) {
+  return gg::gelu(x, "tanh");
+}
+Var softmax_last(const Var& x) {
+  return gg::softmax(x, -1);
+}
+Var log_softmax_last(const Var& x) {
+  return gg::log_softmax(x, -1);
+}
+#define GG_BM_MATH(name, fn)                                                                                 \
+  BENCHMARK_CAPTURE(BM_math_f32, name, fn)->Arg(0)->Arg(1);                                                  \
+  BENCHMARK_CAPTURE(BM_math_f64, name, fn)->Arg(0)->Arg(1);
+GG_BM_MATH(exp, static_cast<Var (*)(const Var&)>(&gg::exp))
+GG_BM_MATH(log, static_cast<Var (*)(const Var&)>(&gg::log))
+GG_BM_MATH(tanh, static_cast<Var (*)(const Var&)>(&gg::tanh))
+GG_BM_MATH(sigmoid, static_cast<Var (*)(const Var&)>(&gg::sigmoid))
+GG_BM_MATH(erf, static_cast<Var (*)(const Var&)>(&gg::erf))
+GG_BM_MATH(gelu, &gelu_none)
+GG_BM_MATH(gelu_tanh, &gelu_tanh)
+GG_BM_MATH(softmax, &softmax_last)
+GG_BM_MATH(log_softmax, &log_softmax_last)
+#undef GG_BM_MATH
+
 void BM_add_broadcast(benchmark::State& state) {
   const std::int64_t rows = state.range(0);
   const Threads threads(static_cast<int>(state.range(1)));

@@ -1,15 +1,41 @@
 // The softmax family along an axis, each lane with its maximum subtracted first (no overflow):
 // logsumexp, softmax, log_softmax, and the fused backward of the last two.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include <fmt/format.h>
 
 #include "loops.hpp"
+#include "vecmath.hpp"
 
 namespace gg::kernel {
 
 using detail::Index;
+
+namespace {
+/// visit(lo, e, len) for blocks [lo, lo + len) of [0, n), e[j] = exp(in[(lo + j) * stride] - shift):
+/// the exponentials by vec_math, a block at a time, in order.
+template <class T, class F> void for_each_exp(const T* in, Index stride, Index n, T shift, F&& visit) {
+  T buf[detail::k_vec_block];
+  for (Index lo = 0; lo < n; lo += detail::k_vec_block) {
+    const Index len = std::min(n - lo, detail::k_vec_block);
+    if (stride == 1)
+      for (Index k = 0; k < len; ++k) buf[k] = in[lo + k] - shift;
+    else
+      for (Index k = 0; k < len; ++k) buf[k] = in[(lo + k) * stride] - shift;
+    detail::vec_math(detail::VecFn::exp, buf, buf, len);
+    visit(lo, static_cast<const T*>(buf), len);
+  }
+}
+/// The sum of exp(in[k * stride] - shift) over the lane.
+template <class T> double sum_exp(const T* in, Index stride, Index n, T shift) {
+  double s = 0;
+  for_each_exp(in, stride, n, shift,
+               [&s](Index, const T* e, Index len) { s += detail::sum_contiguous(e, len); });
+  return s;
+}
+} // namespace
 
 Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
   detail::require_defined(x, "logsumexp");
@@ -30,8 +56,7 @@ Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
         o[oi] = m;
         return;
       }
-      double s = 0;
-      for (Index k = 0; k < v.n; ++k) s += static_cast<double>(std::exp(p[base + k * stride] - m));
+      const double s = sum_exp(p + base, stride, v.n, m);
       o[oi] = static_cast<T>(static_cast<double>(m) + std::log(s));
     });
   });
@@ -70,17 +95,19 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
       }
       double s = 0;
       if (log_space) {
-        for (Index k = 0; k < v.n; ++k) s += static_cast<double>(std::exp(in[k * stride] - m));
+        s = sum_exp(in, stride, v.n, m);
         const T log_s = static_cast<T>(std::log(s));
         for (Index k = 0; k < v.n; ++k) res[k * stride] = (in[k * stride] - m) - log_s;
       } else {
-        for (Index k = 0; k < v.n; ++k) {
-          const T e = std::exp(in[k * stride] - m);
-          res[k * stride] = e;
-          s += static_cast<double>(e);
-        }
+        for_each_exp(in, stride, v.n, m, [&](Index lo, const T* e, Index len) {
+          for (Index k = 0; k < len; ++k) res[(lo + k) * stride] = e[k];
+          s += detail::sum_contiguous(e, len);
+        });
         const T inv = static_cast<T>(1.0 / s);
-        for (Index k = 0; k < v.n; ++k) res[k * stride] *= inv;
+        if (stride == 1)
+          for (Index k = 0; k < v.n; ++k) res[k] *= inv;
+        else
+          for (Index k = 0; k < v.n; ++k) res[k * stride] *= inv;
       }
     });
   });
@@ -108,10 +135,12 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
       if (log_space) { // g - exp(out) * sum(g)
         for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
         const T st = static_cast<T>(s);
-        for (Index k = 0; k < v.n; ++k) {
-          const Index i = base + k * stride;
-          rp[i] = gp[i] - std::exp(op_[i]) * st;
-        }
+        for_each_exp(op_ + base, stride, v.n, T(0), [&](Index lo, const T* e, Index len) {
+          for (Index k = 0; k < len; ++k) {
+            const Index i = base + (lo + k) * stride;
+            rp[i] = gp[i] - e[k] * st;
+          }
+        });
       } else { // out * (g - sum(g * out))
         for (Index k = 0; k < v.n; ++k) {
           const Index i = base + k * stride;
