@@ -111,6 +111,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
 /// channel: [N, C, H, W] -> [N, C, Hout, Wout], in one pass (no window columns).
 Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int64_t padding);
 
+/// x with the elements above the diagonal-th diagonal of each matrix (the last two dimensions) set to
+/// 0, as torch.tril: kept where column - row <= diagonal.
+Tensor tril(const Tensor& x, std::int64_t diagonal = 0);
+/// x with the elements below the diagonal-th diagonal set to 0 (kept where column - row >= diagonal).
+Tensor triu(const Tensor& x, std::int64_t diagonal = 0);
+/// value where mask (0 or 1; broadcast with x) is 1, else x: torch.masked_fill; the result has the
+/// broadcast shape. Other mask values are a ValueError naming op.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value, std::string_view op = "masked_fill");
+/// Running sums along axis (accumulated in double); reverse: from the end (the gradient of cumsum).
+Tensor cumsum(const Tensor& x, int axis, bool reverse = false);
+
 /// Sets the number of threads the kernels may use (matrix products; large elementwise loops).
 /// 1 by default; small tensors never use more than one.
 void set_num_threads(int n);

@@ -32,6 +32,8 @@ namespace gg {
   X(where)                                                                                               \
   /* softmax family */                                                                                   \
   X(softmax) X(log_softmax) X(logsumexp)                                                                 \
+  /* sequence models: triangular masks, masked fill, running sums, dropout */                           \
+  X(tril) X(triu) X(masked_fill) X(cumsum) X(dropout)                                                    \
   /* adjoints and conversions */                                                                         \
   X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                      \
   /* a gg::Function */                                                                                   \

@@ -101,6 +101,38 @@ Var log_softmax(const Var& x, int axis = -1);
 /// log(sum(exp(x))) along axis, stable for large inputs.
 Var logsumexp(const Var& x, int axis = -1, bool keepdim = false);
 
+// Sequence models: masks, running sums, dropout, splitting, and sampling without a gradient.
+
+/// The lower triangle of each matrix (the last two dimensions), the rest 0, as torch.tril: kept where
+/// column - row <= diagonal.
+Var tril(const Var& x, std::int64_t diagonal = 0);
+/// The upper triangle of each matrix, the rest 0, as torch.triu: kept where column - row >= diagonal.
+Var triu(const Var& x, std::int64_t diagonal = 0);
+/// value where mask is 1, else x, as torch.masked_fill: mask a constant of 0 and 1 (a bool mask;
+/// other values are a ValueError) broadcasting with x. No gradient flows to the filled places.
+Var masked_fill(const Var& x, const Tensor& mask, double value);
+/// Running sums along dim, as torch.cumsum.
+Var cumsum(const Var& x, int dim);
+/// In training, each element zeroed with probability p and the rest scaled by 1/(1-p) (the mask
+/// drawn from generator), as torch.nn.functional.dropout; x itself when not training or p is 0.
+Var dropout(const Var& x, double p, bool training, Rng& generator);
+/// Pieces of split_size along dim (the last one smaller), as torch.split: slices of x.
+std::vector<Var> split(const Var& x, std::int64_t split_size, int dim = 0);
+/// Pieces of the given sizes along dim (they must add up to its size), as torch.split.
+std::vector<Var> split(const Var& x, const std::vector<std::int64_t>& split_sizes, int dim = 0);
+/// At most `chunks` equal pieces along dim (the last one smaller), as torch.chunk: slices of x.
+std::vector<Var> chunk(const Var& x, std::int64_t chunks, int dim = 0);
+/// Index of the largest element along dim (the first one on ties; NaN counts as largest), as
+/// torch.argmax: index values in float64, a constant (no gradient).
+Var argmax(const Var& x, int dim, bool keepdim = false);
+/// Index of the largest element of x flattened (0-d), as torch.argmax without dim.
+Var argmax(const Var& x);
+/// num_samples category indices drawn from each row of probs ([C] or [N, C]; weights, not
+/// necessarily normalised) with generator, as torch.multinomial: float64 index values, [num_samples]
+/// or [N, num_samples], a constant. Negative, NaN or infinite weights, a row adding up to 0, and
+/// more samples than categories without replacement are a ValueError.
+Var multinomial(const Var& probs, std::int64_t num_samples, bool replacement, Rng& generator);
+
 /// x repeated along broadcast dimensions to shape.
 Var broadcast_to(const Var& x, const Shape& shape);
 /// Sums the dimensions broadcasting stretched, back to shape (the adjoint of broadcast_to).

@@ -24,6 +24,23 @@ std::string cell(std::string_view s) {
   return out;
 }
 
+/// Public functions that record no node of their own: built from the ops of the table, or giving
+/// a constant (no gradient). Name, C++, what it computes, its gradient.
+struct Function {
+  std::string_view name, api, value, gradient;
+};
+constexpr Function k_functions[] = {
+    // Sequence models (issue 13).
+    {"split", "split(a, size or {sizes}, dim)", "pieces along an axis, as torch.split",
+     "each piece a `slice` of a"},
+    {"chunk", "chunk(a, chunks, dim)", "at most `chunks` equal pieces along an axis, as torch.chunk",
+     "each piece a `slice` of a"},
+    {"argmax", "argmax(a), argmax(a, dim, keepdim)", "index of the largest element (the first on ties)",
+     "none: a constant"},
+    {"multinomial", "multinomial(probs, n, replacement, generator)",
+     "n category indices drawn from each row's weights, as torch.multinomial", "none: a constant"},
+};
+
 std::string page() {
   std::ostringstream os;
   os << "# Operations and their derivative rules\n\n"
@@ -45,6 +62,11 @@ std::string page() {
     os << "| " << info.name << " | " << cell(info.api) << " | " << text(info.value) << " | " << cell(info.d0)
        << " | " << cell(info.d1) << " |\n";
   }
+  os << "\n## Functions without a node of their own\n\n"
+        "These record the ops above, or nothing: their gradient is those ops' rules, or none.\n\n"
+        "| function | C++ | computes | gradient |\n| --- | --- | --- | --- |\n";
+  for (const Function& f : k_functions)
+    os << "| " << f.name << " | " << cell(f.api) << " | " << text(f.value) << " | " << f.gradient << " |\n";
   return os.str();
 }
 } // namespace

@@ -73,13 +73,8 @@ private:
   int start_, end_;
 };
 
-namespace detail {
-/// x with each element zeroed with probability p and the rest scaled by 1/(1-p) (a constant mask
-/// drawn from rng); the dropout of Dropout, the recurrent layers and attention.
-Var dropout(const Var& x, double p, Rng& rng);
-} // namespace detail
-
-/// In training, zeroes each element with probability p and scales the rest by 1/(1-p).
+/// In training, zeroes each element with probability p and scales the rest by 1/(1-p) (gg::dropout,
+/// drawing from its own generator, seeded by seed).
 class Dropout : public Module {
 public:
   explicit Dropout(double p = 0.5, std::uint64_t seed = 0);

@@ -106,16 +106,8 @@ Dropout::Dropout(double p, std::uint64_t seed) : p_(p), rng_(seed) {
   if (!(p >= 0 && p <= 1)) throw ValueError(fmt::format("Dropout: p must be in [0, 1], got {}", p));
 }
 
-Var detail::dropout(const Var& x, double p, Rng& rng) {
-  Tensor mask = Tensor::empty(x.shape(), x.dtype());
-  const double scale = p < 1 ? 1 / (1 - p) : 0;
-  for (std::int64_t i = 0; i < mask.numel(); ++i) mask.set_flat(i, rng.uniform() >= p ? scale : 0.0);
-  return x * Var::constant(mask);
-}
-
 Var Dropout::forward(const Var& x) {
-  if (!is_training() || p_ == 0) return x;
-  return detail::dropout(x, p_, rng_);
+  return gg::dropout(x, p_, is_training(), rng_);
 }
 
 std::string Dropout::describe() const {

@@ -206,7 +206,7 @@ std::pair<Var, LSTMState> RNNBase::run(const Var& x_in, const LSTMState& initial
     const bool drop = is_training() && options_.dropout > 0 && layer + 1 < options_.num_layers;
     for (std::size_t t = 0; t < inputs.size(); ++t) {
       inputs[t] = dirs == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, -1);
-      if (drop) inputs[t] = detail::dropout(inputs[t], options_.dropout, rng_);
+      if (drop) inputs[t] = gg::dropout(inputs[t], options_.dropout, true, rng_);
     }
   }
   const Var y = stack(inputs, 0);

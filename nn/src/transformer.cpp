@@ -204,7 +204,7 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
   Var scores = matmul(q / std::sqrt(static_cast<double>(d)), transpose(k, -2, -1));
   for (const Tensor& m : masks) scores = scores + Var::constant(m);
   Var attn = softmax(scores, -1);
-  if (is_training() && dropout_ > 0) attn = detail::dropout(attn, dropout_, rng_);
+  attn = gg::dropout(attn, dropout_, is_training(), rng_);
   const Var context = reshape(transpose(matmul(attn, v), 1, 2), {n, l, e});
   const Var out = (*out_proj)(context);
   const Var output = batched ? (batch_first_ ? out : transpose(out, 0, 1)) : reshape(out, {l, e});

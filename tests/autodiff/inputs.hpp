@@ -42,7 +42,7 @@ inline std::map<std::string, Tensor> read_reference(const std::string& file) {
     std::vector<std::int64_t> dims;
     while (fields >> word && word != ":") dims.push_back(std::stoll(word));
     std::vector<double> values;
-    for (double v; fields >> v;) values.push_back(v);
+    for (std::string v; fields >> v;) values.push_back(std::stod(v)); // also "nan", "inf"
     tensors.emplace(name, Tensor(values, Shape(dims)));
   }
   return tensors;

@@ -206,6 +206,35 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 3}, 58)},
        tensor_only},
+      // Sequence models: masks, running sums, dropout (its mask drawn from a fixed seed every call).
+      {Op::tril,
+       [](const std::vector<Var>& v) { return gg::tril(v[0], -1); },
+       {},
+       {rnd({2, 3, 4}, 68)},
+       tensor_only},
+      {Op::triu,
+       [](const std::vector<Var>& v) { return gg::triu(v[0], 1); },
+       {},
+       {rnd({3, 4}, 69)},
+       tensor_only},
+      {Op::masked_fill, // x [3] against a mask [2, 3]: the gradient sums over the broadcast rows
+       [](const std::vector<Var>& v) { return gg::masked_fill(v[0], Tensor({1, 0, 0, 0, 1, 0}, {2, 3}), -2); },
+       {},
+       {rnd({3}, 70)},
+       tensor_only},
+      {Op::cumsum,
+       [](const std::vector<Var>& v) { return gg::cumsum(v[0], 1); },
+       {},
+       {rnd({2, 3}, 71)},
+       tensor_only},
+      {Op::dropout,
+       [](const std::vector<Var>& v) {
+         gg::Rng rng(7);
+         return gg::dropout(v[0], 0.4, true, rng);
+       },
+       {},
+       {rnd({2, 3}, 72)},
+       tensor_only},
       // Adjoints and conversions.
       {Op::broadcast_to,
        [](const std::vector<Var>& v) { return gg::broadcast_to(v[0], {2, 3}); },

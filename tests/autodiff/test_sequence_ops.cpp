@@ -1,0 +1,214 @@
+// The sequence-model ops against PyTorch's values and gradients (data/sequence_ops_reference.txt,
+// written by data/make_sequence_ops_reference.py): argmax, tril, triu, masked_fill, cumsum, split and
+// chunk; dropout and multinomial by their statistics (their random streams are our generator's); and
+// the errors bad input raises, naming the op and the shapes.
+#include <autodiff/autodiff.hpp>
+
+#include "inputs.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+using gg::Tensor;
+using gg::Var;
+
+namespace {
+const std::map<std::string, Tensor>& reference() {
+  static const auto ref = gg::test::read_reference("sequence_ops_reference.txt");
+  return ref;
+}
+const Tensor& expected(const std::string& name) {
+  INFO("reference tensor " << name);
+  REQUIRE(reference().count(name) == 1);
+  return reference().at(name);
+}
+/// max |a - b| / max(1, |b|), NaN equal to NaN; shapes must agree.
+double worst(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double w = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a.flat(i), y = b.flat(i);
+    if (std::isnan(x) && std::isnan(y)) continue;
+    if (x == y) continue; // equal infinities
+    w = std::max(w, std::isnan(x - y) ? INFINITY : std::fabs(x - y) / std::max(1.0, std::fabs(y)));
+  }
+  return w;
+}
+/// Checks f's value and its gradient d sum(w * f(x)) / dx against reference `name`, on backward's
+/// fast path and on the recorded (create_graph) rule.
+void check_against(const std::string& name, const std::function<Var(const Var&)>& f, const Tensor& x,
+                   double tolerance = 1e-15) {
+  INFO(name);
+  const Var v(x.clone(), true);
+  const Var y = f(v);
+  CHECK(worst(y.value(), expected(name + ".value")) <= tolerance);
+  gg::sum(y * Var::constant(expected(name + ".w").to(x.dtype()))).backward();
+  CHECK(worst(v.grad(), expected(name + ".grad")) <= tolerance);
+  const Var u(x.clone(), true);
+  const Var g = gg::grad({gg::sum(f(u) * Var::constant(expected(name + ".w").to(x.dtype())))}, {u}, {},
+                         {.create_graph = true})[0];
+  CHECK(worst(g.value(), expected(name + ".grad")) <= tolerance);
+}
+} // namespace
+
+TEST_CASE("sequence ops: argmax equals PyTorch's (first index on ties, NaN largest) without a gradient") {
+  const Var x(expected("argmax.x"), true);
+  CHECK(worst(gg::argmax(x, 0).value(), expected("argmax.dim0")) == 0);
+  CHECK(worst(gg::argmax(x, 1).value(), expected("argmax.dim1")) == 0);
+  CHECK(worst(gg::argmax(x, -1, true).value(), expected("argmax.dim1_keepdim")) == 0);
+  CHECK(worst(gg::argmax(x).value(), expected("argmax.flat")) == 0);
+  CHECK(worst(gg::argmax(gg::slice(x, 0, 2, 3)).value(), expected("argmax.flat_no_nan")) == 0);
+  CHECK(!gg::argmax(x, 0).requires_grad());
+  CHECK(gg::argmax(Var(Tensor::scalar(5.0)), 0).value().rank() == 0); // a 0-d tensor has one implicit axis
+  CHECK_THROWS_WITH(gg::argmax(x, 2), Catch::Contains("argmax"));
+  CHECK_THROWS_WITH(gg::argmax(Var(Tensor::zeros({2, 0}))),
+                    Catch::Contains("argmax") && Catch::Contains("[2, 0]"));
+}
+
+TEST_CASE("sequence ops: tril and triu equal PyTorch's values and gradients for any diagonal") {
+  const Tensor x = expected("tri.x");
+  for (const int d : {-1, 0, 2, -5, 5}) {
+    check_against(
+        "tril." + std::to_string(d), [d](const Var& v) { return gg::tril(v, d); }, x);
+    check_against(
+        "triu." + std::to_string(d), [d](const Var& v) { return gg::triu(v, d); }, x);
+  }
+  CHECK_THROWS_WITH(gg::tril(Var(Tensor::zeros({3}))), Catch::Contains("tril") && Catch::Contains("[3]"));
+  CHECK_THROWS_WITH(gg::triu(Var(3.0)), Catch::Contains("triu") && Catch::Contains("[]"));
+}
+
+TEST_CASE("sequence ops: masked_fill broadcasts as PyTorch's, and no gradient reaches the filled places") {
+  const Tensor mask = expected("masked_fill.mask"), mask2 = expected("masked_fill2.mask");
+  check_against(
+      "masked_fill", [&](const Var& v) { return gg::masked_fill(v, mask, -2.5); }, expected("masked_fill.x"));
+  check_against(
+      "masked_fill2", [&](const Var& v) { return gg::exp(gg::masked_fill(v, mask2, -INFINITY)); },
+      expected("masked_fill2.x"));
+  const Var x(Tensor::zeros({2, 3}));
+  CHECK_THROWS_WITH(gg::masked_fill(x, Tensor::zeros({4}), 1),
+                    Catch::Contains("masked_fill") && Catch::Contains("[2, 3]") && Catch::Contains("[4]"));
+  // An additive mask (-inf where masked) passed where a bool mask goes: named, with both shapes.
+  CHECK_THROWS_WITH(gg::masked_fill(x, Tensor({0, -INFINITY, 0}, {3}), 1),
+                    Catch::Contains("masked_fill") && Catch::Contains("0 and 1") && Catch::Contains("[3]"));
+}
+
+TEST_CASE("sequence ops: cumsum equals PyTorch's along every axis, in float64 and float32") {
+  const Tensor x = expected("cumsum.x");
+  for (const int d : {0, 1, -1})
+    check_against(
+        "cumsum." + std::to_string(d), [d](const Var& v) { return gg::cumsum(v, d); }, x);
+  check_against(
+      "cumsum_f32.1", [](const Var& v) { return gg::cumsum(v, 1); }, x.to(gg::f32), 1e-6);
+  const Var s(Tensor::scalar(2.5));
+  CHECK(gg::cumsum(s, 0).item() == 2.5);
+  CHECK_THROWS_WITH(gg::cumsum(Var(x), 2), Catch::Contains("cumsum"));
+}
+
+TEST_CASE("sequence ops: split and chunk cut the pieces PyTorch cuts, and the gradient reaches the input") {
+  for (const int n : {0, 1, 6, 7, 10}) {
+    const Var x(Tensor::zeros({2, n}));
+    for (const int k : {1, 3, 4}) {
+      INFO("n " << n << ", k " << k);
+      const auto sizes = [](const std::vector<Var>& parts) {
+        std::vector<double> s;
+        for (const Var& p : parts) s.push_back(static_cast<double>(p.shape()[1]));
+        return s;
+      };
+      CHECK(sizes(gg::split(x, k, 1)) ==
+            expected("split." + std::to_string(n) + "." + std::to_string(k)).to_vector());
+      CHECK(sizes(gg::chunk(x, k, -1)) ==
+            expected("chunk." + std::to_string(n) + "." + std::to_string(k)).to_vector());
+    }
+  }
+  // Each piece's gradient lands in its part of the input.
+  const Var x(Tensor::arange(0, 7), true);
+  const std::vector<Var> parts = gg::split(x, {2, 5});
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[1].value().to_vector() == std::vector<double>{2, 3, 4, 5, 6});
+  (gg::sum(parts[0]) * 2.0 + gg::sum(parts[1]) * 3.0).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 2, 3, 3, 3, 3, 3});
+  CHECK_THROWS_WITH(gg::split(x, {2, 4}), Catch::Contains("split") && Catch::Contains("[7]"));
+  CHECK_THROWS_WITH(gg::split(x, 0), Catch::Contains("split") && Catch::Contains("[7]"));
+  CHECK_THROWS_WITH(gg::chunk(x, 0), Catch::Contains("chunk") && Catch::Contains("[7]"));
+  CHECK_THROWS_WITH(gg::split(Var(1.0), 1), Catch::Contains("split"));
+}
+
+TEST_CASE(
+    "sequence ops: dropout zeroes a fraction p, scales the rest by 1/(1-p), and its gradient is its mask") {
+  gg::Rng rng(3);
+  const Var x(Tensor::ones({100, 100}), true);
+  const Var y = gg::dropout(x, 0.3, true, rng);
+  CHECK(y.op_name() == "dropout");
+  std::int64_t zeros = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) {
+    const double v = y.value().flat(i);
+    zeros += v == 0;
+    if (v != 0) CHECK(v == Approx(1 / 0.7).epsilon(1e-15));
+  }
+  CHECK(std::abs(static_cast<double>(zeros) / 10000 - 0.3) < 0.02);
+  gg::sum(y).backward();
+  CHECK(worst(x.grad(), y.value()) == 0); // d y / d x is the mask, the input being ones
+  // The same seed draws the same mask; not training (or p = 0) passes x itself through.
+  gg::Rng again(3);
+  CHECK(worst(gg::dropout(x, 0.3, true, again).value(), y.value()) == 0);
+  CHECK(gg::dropout(x, 0.3, false, rng).node() == x.node());
+  CHECK(gg::dropout(x, 0.0, true, rng).node() == x.node());
+  CHECK(gg::max(gg::abs(gg::dropout(x, 1.0, true, rng))).item() == 0);
+  const Var f(Tensor::ones({4}, gg::f32), true);
+  CHECK(gg::dropout(f, 0.5, true, rng).dtype() == gg::f32);
+  CHECK_THROWS_WITH(gg::dropout(x, 1.5, true, rng), Catch::Contains("dropout") && Catch::Contains("1.5"));
+  CHECK_THROWS_WITH(gg::dropout(x, -0.1, true, rng), Catch::Contains("dropout"));
+}
+
+TEST_CASE("sequence ops: multinomial draws each category by its weight, rows independently") {
+  gg::Rng rng(11);
+  const std::vector<double> p = {0.1, 0, 0.6, 0.3};
+  const Var probs(Tensor(p, {4}) * 5.0); // weights need not add up to 1
+  const Var draws = gg::multinomial(probs, 20000, true, rng);
+  CHECK(draws.shape() == gg::Shape{20000});
+  CHECK(!draws.requires_grad());
+  std::vector<double> count(4);
+  for (double d : draws.value().to_vector()) count[static_cast<std::size_t>(d)] += 1;
+  CHECK(count[1] == 0); // a category of weight 0 is never drawn
+  for (std::size_t k = 0; k < 4; ++k) CHECK(std::abs(count[k] / 20000 - p[k]) < 0.015);
+  // Rows independently: each row's one possible category.
+  const Var rows = gg::multinomial(Var(Tensor({0, 1, 0, 2, 0, 0}, {2, 3})), 5, true, rng);
+  CHECK(rows.shape() == gg::Shape{2, 5});
+  CHECK(rows.value().to_vector() == std::vector<double>{1, 1, 1, 1, 1, 0, 0, 0, 0, 0});
+  // Without replacement: distinct categories, weights 0 last; the first draw follows the weights.
+  double first_is_3 = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const std::vector<double> d =
+        gg::multinomial(Var(Tensor({0, 1, 0, 3}, {4})), 3, false, rng).value().to_vector();
+    CHECK(std::set<double>(d.begin(), d.end()).size() == 3);
+    CHECK(std::set<double>(d.begin(), d.begin() + 2) == std::set<double>{1, 3});
+    first_is_3 += d[0] == 3;
+  }
+  CHECK(std::abs(first_is_3 / 4000 - 0.75) < 0.03);
+  // The same seed, the same draws.
+  gg::Rng a(5), b(5);
+  CHECK(gg::multinomial(probs, 50, true, a).value().to_vector() ==
+        gg::multinomial(probs, 50, true, b).value().to_vector());
+}
+
+TEST_CASE("sequence ops: multinomial refuses what PyTorch refuses, naming the op and the shape") {
+  gg::Rng rng(1);
+  const auto refused = [&](const Tensor& probs, std::int64_t n, bool replacement, const std::string& what) {
+    INFO(what);
+    CHECK_THROWS_WITH(gg::multinomial(Var(probs), n, replacement, rng),
+                      Catch::Contains("multinomial") && Catch::Contains(what) &&
+                          Catch::Contains(probs.shape().str()));
+  };
+  refused(Tensor({-1, 2}, {2}), 1, true, "non-negative");
+  refused(Tensor({NAN, 1}, {2}), 1, true, "non-negative");
+  refused(Tensor({INFINITY, 1}, {2}), 1, true, "finite");
+  refused(Tensor({1, 1, 0, 0}, {2, 2}), 1, true, "row 1 add up to 0");
+  refused(Tensor({1, 1}, {2}), 3, false, "without replacement");
+  refused(Tensor({1, 1}, {2}), 0, true, "num_samples");
+  refused(Tensor::ones({2, 2, 2}), 1, true, "2-d");
+  refused(Tensor::ones({2, 0}), 1, true, "no categories");
+}
