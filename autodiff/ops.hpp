@@ -154,4 +154,11 @@ Var unfold(const Var& x, std::int64_t kh, std::int64_t kw, std::int64_t stride =
 Var fold(const Var& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw, std::int64_t stride = 1,
          std::int64_t padding = 0);
 
+// Parity with PyTorch (issue 13).
+
+/// PyTorch's elementwise binary cross-entropy of probabilities p and targets y (broadcasting),
+/// -(y log p + (1 - y) log(1 - p)) with each log at least -100, and PyTorch's gradient
+/// (p - y) / max(p (1 - p), 1e-12), finite at p = 0 and 1. nn::binary_cross_entropy reduces it.
+Var binary_cross_entropy(const Var& p, const Var& y);
+
 } // namespace gg

@@ -262,6 +262,11 @@ const std::vector<OpCase>& op_cases() {
        {rnd({2, 3}, 63)},
        "a scalar Var is float64 and converts to a 0-d float32 tensor",
        {.eps = 1e-2, .tolerance = 1e-5}},
+      // Parity with PyTorch (issue 13).
+      {Op::binary_cross_entropy, // probabilities inside (0, 1) against targets in [0, 1]
+       bin(gg::binary_cross_entropy),
+       {num(0.3), num(0.8)},
+       {rnd({2, 3}, 68, 0.1, 0.9), rnd({3}, 69, 0, 1)}},
       // A gg::Function.
       {Op::custom,
        [](const std::vector<Var>& v) { return gg::apply(std::make_shared<Cube>(), {v[0]}); },

@@ -1,6 +1,7 @@
-// Helpers of the sequence-layer tests: a case of a PyTorch reference file (its options from the
-// file's metadata, its tensors named "<case>.<what>", its weights as a state dict), a relative
-// error, and a finite-difference check of any loss's gradients with respect to named leaves.
+// Helpers of the tests against PyTorch: text reference files; a case of a safetensors reference file
+// (its options from the file's metadata, its tensors named "<case>.<what>", its weights as a state
+// dict), a relative error, and a finite-difference check of any loss's gradients with respect to
+// named leaves.
 #pragma once
 
 #include <autodiff/autodiff.hpp>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -18,6 +20,25 @@
 #include <vector>
 
 namespace gg::test {
+
+/// The tensors of a text reference file in tests/nn/data by name: a line each, `name dim0 ... : v0 v1
+/// ...`, as the make_*_reference.py scripts write them ("nan" read too).
+inline std::map<std::string, Tensor> read_text_reference(const std::string& file) {
+  std::map<std::string, Tensor> t;
+  std::ifstream in(std::string(GG_TEST_DATA) + "/" + file);
+  REQUIRE(in.good());
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::string name, tok;
+    ls >> name;
+    std::vector<std::int64_t> shape;
+    while (ls >> tok && tok != ":") shape.push_back(std::stoll(tok));
+    std::vector<double> v;
+    while (ls >> tok) v.push_back(std::stod(tok));
+    t.emplace(name, Tensor(v, Shape(shape)));
+  }
+  return t;
+}
 
 /// The reference file of that name in tests/nn/data, read once.
 inline const safetensors::File& reference_file(const std::string& name) {

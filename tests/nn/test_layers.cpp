@@ -3,6 +3,8 @@
 // PyTorch computed (tests/nn/data/make_nn_reference.py -> nn_reference.txt).
 #include <nn/nn.hpp>
 
+#include "seq_reference.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -18,23 +20,7 @@ namespace {
 
 /// The tensors of nn_reference.txt by name.
 const std::map<std::string, Tensor>& ref() {
-  static const std::map<std::string, Tensor> table = [] {
-    std::map<std::string, Tensor> t;
-    std::ifstream in(std::string(GG_TEST_DATA) + "/nn_reference.txt");
-    REQUIRE(in.good());
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream ls(line);
-      std::string name, tok;
-      ls >> name;
-      std::vector<std::int64_t> shape;
-      while (ls >> tok && tok != ":") shape.push_back(std::stoll(tok));
-      std::vector<double> v;
-      while (ls >> tok) v.push_back(std::stod(tok));
-      t.emplace(name, Tensor(v, gg::Shape(shape)));
-    }
-    return t;
-  }();
+  static const std::map<std::string, Tensor> table = gg::test::read_text_reference("nn_reference.txt");
   return table;
 }
 const Tensor& R(const std::string& name) {

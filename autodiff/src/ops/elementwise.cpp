@@ -173,6 +173,9 @@ Var gelu(const Var& x, std::string_view approximate) {
   if (approximate == "tanh") return record_unary<Op::gelu_tanh>(x);
   throw ValueError(fmt::format("gelu: approximate is \"none\" or \"tanh\", not \"{}\"", approximate));
 }
+Var binary_cross_entropy(const Var& p, const Var& y) {
+  return record_binary<Op::binary_cross_entropy>(p, y);
+}
 Var clamp(const Var& x, double lo, double hi) {
   need(x, Op::clamp);
   if (lo > hi) throw ValueError(fmt::format("clamp: lo ({}) is greater than hi ({})", lo, hi));

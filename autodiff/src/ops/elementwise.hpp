@@ -400,6 +400,40 @@ template <> struct Math<Op::gelu_tanh> : OneInput {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Parity with PyTorch (issue 13).
+
+/// The elementwise binary cross-entropy of probabilities a and targets b as PyTorch computes it, each
+/// log at least -100, with PyTorch's gradient (a - b) / max(a (1 - a), eps), eps = 1e-12 rounded to
+/// float as PyTorch's: finite at a = 0 and 1, where the clamped logs' own derivative is not.
+template <> struct Math<Op::binary_cross_entropy> : TwoInputs {
+  static constexpr OpInfo info{"binary_cross_entropy",
+                               "bce(a, b)",
+                               2,
+                               "(a-b)/max(a*(1-a), 1e-12)",
+                               "max(log(1-a), -100) - max(log(a), -100)",
+                               "binary_cross_entropy(p, y)",
+                               "-(b*log(a) + (1-b)*log(1-a)), each log at least -100"};
+  static constexpr bool tensor_vjp = false; // tensors take the Var rule
+  static constexpr double k_eps = static_cast<double>(1e-12f);
+  template <class T> static T f(const T& a, const T& b) {
+    const T lo = -100;
+    return (b - 1) * std::max(T(std::log(1 - a)), lo) - b * std::max(T(std::log(a)), lo);
+  }
+  template <class T> static T vjp_a(const T& g, const T& a, const T& b, const T&) {
+    if constexpr (std::is_same_v<T, Var>)
+      return g * (a - b) / clamp(a * (1.0 - a), k_eps, INFINITY);
+    else
+      return g * (a - b) / std::max(a * (1 - a), T(k_eps));
+  }
+  template <class T> static T vjp_b(const T& g, const T& a, const T&, const T&) {
+    if constexpr (std::is_same_v<T, Var>)
+      return g * (clamp(log(1.0 - a), -100, INFINITY) - clamp(log(a), -100, INFINITY));
+    else
+      return g * (std::max(T(std::log(1 - a)), T(-100)) - std::max(T(std::log(a)), T(-100)));
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // The generic parts: everything below serves every row.
 
 /// Whether op has a row here.

@@ -1,0 +1,159 @@
+// Losses against PyTorch beyond the basic cases of test_layers.cpp: cross_entropy and nll_loss on
+// [N, C, d1, ...], [N, C] and [C] inputs with ignore_index, label_smoothing and class weights, each
+// reduction, probabilities as targets, integer class ids; binary_cross_entropy's gradient at 0 and 1;
+// mse_loss broadcasting (tests/nn/data/make_loss_reference.py -> loss_reference.txt); bad input named.
+#include <nn/nn.hpp>
+
+#include "seq_reference.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+using gg::Tensor;
+using gg::Var;
+using gg::test::max_relative_error;
+namespace nn = gg::nn;
+
+namespace {
+
+/// The tensors of loss_reference.txt by name.
+const Tensor& R(const std::string& name) {
+  static const std::map<std::string, Tensor> table = gg::test::read_text_reference("loss_reference.txt");
+  INFO("reference " << name);
+  REQUIRE(table.count(name) == 1);
+  return table.at(name);
+}
+
+using LossFn = std::function<Var(const Var&, nn::Reduction)>;
+
+/// The loss of each reduction and the gradient of sum(loss * w) against PyTorch's, to 1e-10.
+void check_case(const std::string& name, const Tensor& x, const LossFn& fn) {
+  for (auto [red, r] : {std::pair<std::string, nn::Reduction>{"mean", nn::Reduction::mean},
+                        {"sum", nn::Reduction::sum},
+                        {"none", nn::Reduction::none}}) {
+    INFO(name << " reduction " << red);
+    const Var v(x.clone());
+    const Var loss = fn(v, r);
+    CHECK(max_relative_error(loss.value(), R(name + "." + red)) < 1e-10);
+    const Var w = r == nn::Reduction::none ? Var::constant(R(name + ".none.w")) : Var::constant(1.0);
+    gg::sum(loss * w).backward();
+    CHECK(max_relative_error(v.grad(), R(name + "." + red + ".grad")) < 1e-10);
+  }
+}
+
+std::string fmt_ls(double ls) {
+  return ls == 0 ? "0.0" : "0.2";
+}
+
+} // namespace
+
+TEST_CASE("losses: cross_entropy and nll_loss on [N, C, d1, d2], [N, C] and [C] with ignore_index, "
+          "label_smoothing and weights match PyTorch") {
+  for (const std::string key : {"nd", "2d", "1d"}) {
+    const Tensor& x = R(key + ".x");
+    const int cd = x.rank() == 1 ? 0 : 1;
+    for (const std::int64_t ii : {-100, 1}) {
+      const Tensor& target = R(key + ".target.ii" + std::to_string(ii));
+      for (const int use_w : {0, 1}) {
+        const Tensor weight = use_w ? R(key + ".weight") : Tensor();
+        const std::string tail = ".ii" + std::to_string(ii) + ".w" + std::to_string(use_w);
+        for (const double ls : {0.0, 0.2})
+          check_case(key + ".ce" + tail + ".ls" + fmt_ls(ls), x, [&](const Var& v, nn::Reduction r) {
+            return nn::cross_entropy(
+                v, target, {.reduction = r, .ignore_index = ii, .label_smoothing = ls, .weight = weight});
+          });
+        check_case(key + ".nll" + tail, x, [&](const Var& v, nn::Reduction r) {
+          return nn::nll_loss(gg::log_softmax(v, cd), target,
+                              {.reduction = r, .ignore_index = ii, .weight = weight});
+        });
+        // Integer class ids give the same numbers.
+        std::vector<std::int64_t> ids;
+        for (const double t : target.to_vector()) ids.push_back(static_cast<std::int64_t>(t));
+        check_case(key + ".ce" + tail + ".ls0.2", x, [&](const Var& v, nn::Reduction r) {
+          return nn::cross_entropy(
+              v, ids, {.reduction = r, .ignore_index = ii, .label_smoothing = 0.2, .weight = weight});
+        });
+        check_case(key + ".nll" + tail, x, [&](const Var& v, nn::Reduction r) {
+          return nn::nll_loss(gg::log_softmax(v, cd), ids,
+                              {.reduction = r, .ignore_index = ii, .weight = weight});
+        });
+      }
+    }
+  }
+  // Every target ignored: the mean is 0/0, NaN, as PyTorch's.
+  CHECK(std::isnan(R("all_ignored.ce.mean").item()));
+  CHECK(std::isnan(nn::cross_entropy(Var(R("all_ignored.x")), Tensor::full({3}, -100)).item()));
+  CHECK(nn::cross_entropy(Var(R("all_ignored.x")), Tensor::full({3}, -100), nn::Reduction::sum).item() == 0);
+}
+
+TEST_CASE("losses: cross_entropy with probabilities as targets, [N, C, d] and [N, C], smoothed and "
+          "weighted, matches PyTorch") {
+  for (const std::string key : {"pnd", "p2d"})
+    for (const int use_w : {0, 1})
+      for (const double ls : {0.0, 0.2})
+        check_case(key + ".ce.w" + std::to_string(use_w) + ".ls" + fmt_ls(ls), R(key + ".x"),
+                   [&](const Var& v, nn::Reduction r) {
+                     return nn::cross_entropy(v, R(key + ".target"),
+                                              {.reduction = r,
+                                               .label_smoothing = ls,
+                                               .weight = use_w ? R(key + ".weight") : Tensor()});
+                   });
+}
+
+TEST_CASE("losses: binary_cross_entropy's gradient at probabilities 0 and 1 is PyTorch's, one op") {
+  check_case("bce", R("bce.x"),
+             [](const Var& v, nn::Reduction r) { return nn::binary_cross_entropy(v, R("bce.target"), r); });
+  const Var p(Tensor({0.0, 1.0, 0.4}, {3}));
+  const Var loss = nn::binary_cross_entropy(p, Tensor({1.0, 1.0, 0.0}, {3}), nn::Reduction::none);
+  CHECK(loss.op_name() == "binary_cross_entropy");
+  CHECK(loss.value().flat(0) == 100); // -log(0) clamped
+}
+
+TEST_CASE("losses: mse_loss broadcasts input and target as PyTorch") {
+  for (const std::string key : {"mse_a", "mse_b"})
+    check_case(key, R(key + ".x"), [&](const Var& v, nn::Reduction r) {
+      return nn::mse_loss(v, Var::constant(R(key + ".target")), r);
+    });
+}
+
+TEST_CASE("losses: float32 logits give a float32 loss near the float64 one") {
+  const Var x(R("nd.x").to(gg::f32));
+  const Var loss =
+      nn::cross_entropy(x, R("nd.target.ii-100"), {.label_smoothing = 0.2, .weight = R("nd.weight")});
+  CHECK(loss.dtype() == gg::f32);
+  CHECK(loss.item() == Approx(R("nd.ce.ii-100.w1.ls0.2.mean").item()).epsilon(1e-5));
+}
+
+TEST_CASE("losses: bad targets and options name the loss called and the shapes") {
+  const Var x = Var::constant(Tensor::zeros({2, 3, 4}));
+  // A check inside the composite names cross_entropy, not nll_loss.
+  CHECK_THROWS_WITH(nn::cross_entropy(x, Tensor::full({2, 4}, 3)),
+                    Catch::StartsWith("cross_entropy: target 3 at [0, 0] is not a class id in [0, 3)"));
+  CHECK_THROWS_WITH(nn::cross_entropy(x, Tensor::zeros({2, 3})),
+                    Catch::StartsWith("cross_entropy:") && Catch::Contains("[2, 3, 4]") &&
+                        Catch::Contains("[2, 4]") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_AS(nn::cross_entropy(x, Tensor::zeros({2, 3})), gg::ShapeError);
+  CHECK_THROWS_WITH(nn::cross_entropy(x, Tensor::full({2, 4}, 0.5)),
+                    Catch::StartsWith("cross_entropy: target 0.5 at [0, 0] is not a class id"));
+  CHECK_THROWS_WITH(nn::cross_entropy(x, std::vector<std::int64_t>{0, 1}),
+                    Catch::StartsWith("cross_entropy:") && Catch::Contains("takes 8 class ids") &&
+                        Catch::Contains("got 2"));
+  CHECK_THROWS_AS(nn::cross_entropy(x, Tensor::zeros({2, 4}), {.label_smoothing = 1.5}), gg::ValueError);
+  CHECK_THROWS_WITH(nn::cross_entropy(x, Tensor::zeros({2, 4}), {.weight = Tensor::ones({4})}),
+                    Catch::StartsWith("cross_entropy: weight of shape [4] for 3 classes"));
+  CHECK_THROWS_WITH(nn::cross_entropy(x, Tensor::zeros({2, 3, 4}), {.ignore_index = 0}),
+                    Catch::StartsWith("cross_entropy: ignore_index (0) is not supported with probabilities"));
+  CHECK_THROWS_WITH(nn::cross_entropy(Var(1.0), Tensor::scalar(0)), Catch::StartsWith("cross_entropy:"));
+  CHECK_THROWS_WITH(nn::nll_loss(x, Tensor::full({2, 4}, -1)),
+                    Catch::StartsWith("nll_loss: target -1 at [0, 0] is not a class id in [0, 3)"));
+  CHECK_NOTHROW(nn::nll_loss(x, Tensor::full({2, 4}, -1), {.ignore_index = -1}));
+  CHECK_THROWS_WITH(nn::binary_cross_entropy(Var(Tensor({0.5, 1.5}, {2})), Tensor({0.0, 1.0}, {2})),
+                    Catch::StartsWith("binary_cross_entropy: input 1.5 at element 1 is not a probability"));
+  CHECK_THROWS_WITH(nn::mse_loss(Var(Tensor::zeros({3, 2})), Var::constant(Tensor::zeros({3}))),
+                    Catch::StartsWith("mse_loss") && Catch::Contains("[3, 2]") && Catch::Contains("[3]"));
+}
