@@ -2,6 +2,8 @@
 // thread's tape); backward() sweeps it in reverse and leaves gradients in the leaves.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +19,24 @@ struct Node; // a recorded value (autodiff/src/node.hpp, internal)
 /// layout stays internal; the library's own code inlines them).
 void retain_handle(Node* n) noexcept;
 void release_handle(Node* n) noexcept;
+struct HookRecord; // a registered gradient hook (autodiff/src/hooks.hpp, internal)
 } // namespace detail
+
+/// A gradient hook registered on a leaf (Var::register_hook): remove() unregisters it, as PyTorch's
+/// RemovableHandle. Letting the handle go does not remove the hook; the hook goes with its leaf.
+class HookHandle {
+public:
+  HookHandle() = default;
+  /// Unregisters the hook (nothing if it is already gone): no later pass calls it.
+  void remove();
+  /// Whether the hook is still registered (not removed, and its leaf alive).
+  bool active() const;
+
+private:
+  friend class Var;
+  explicit HookHandle(std::shared_ptr<detail::HookRecord> record) : record_(std::move(record)) {}
+  std::shared_ptr<detail::HookRecord> record_;
+};
 
 /// Options of Var::backward().
 struct BackwardOptions {
@@ -75,6 +94,18 @@ public:
   void backward(BackwardOptions options = {}) const;
   /// Reverse sweep seeded with d(loss)/d(this) = seed (any shape equal to this Var's).
   void backward(const Tensor& seed, BackwardOptions options = {}) const;
+
+  /// Calls hook(grad) with the gradient each backward(), grad() or grad(..., create_graph) pass
+  /// computes for this leaf, as soon as it is final in the sweep — every op of the graph that uses
+  /// the leaf has passed its share — while the pass goes on with the rest of the graph (PyTorch's
+  /// Tensor.register_hook; the hook observes, it does not replace the gradient). Not called by a pass
+  /// that does not reach the leaf. Hooks run in registration order on the thread running the pass;
+  /// one that throws ends the pass with its exception. Leaves that require grad only (UsageError).
+  HookHandle register_hook(std::function<void(const Tensor& grad)> hook);
+  /// Calls hook(leaf) in each backward() once this leaf's gradient is final and added to its grad(),
+  /// while the pass goes on (PyTorch's register_post_accumulate_grad_hook): where data-parallel
+  /// training starts averaging a gradient over the processes. The hook may read and set_grad() it.
+  HookHandle register_post_accumulate_grad_hook(std::function<void(Var& leaf)> hook);
 
   /// Gives this value a name shown in DOT, traces and errors; returns *this.
   Var& name(std::string name);

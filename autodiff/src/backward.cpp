@@ -1,8 +1,9 @@
 // The chain rule: one reverse sweep over the tape, chain_rule() below, serves backward(), gg::grad
 // (plain and create_graph) and the printed trace. What differs is the Pass: what a gradient is and
 // where it is kept (numbers in the nodes, recorded Vars, a trace's steps). Around the sweep, as named
-// helpers: the version check of leaves changed in place, anomaly mode, the leaf-gradient cache and
-// the refusal of a second pass through a graph. Each op's rule is in its family's file (src/ops/).
+// helpers: the version check of leaves changed in place, anomaly mode, the leaf-gradient cache, the
+// leaves' gradient hooks and the refusal of a second pass through a graph. Each op's rule is in its family's
+// file (src/ops/).
 #include <autodiff/function.hpp>
 #include <autodiff/ops.hpp>
 
@@ -12,11 +13,13 @@
 #include <cmath>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
+#include "hooks.hpp"
 #include "internal.hpp"
 #include "kernels/kernels.hpp"
 #include "ops/elementwise.hpp"
@@ -93,6 +96,85 @@ struct LeafGradients {
   Tensor total(const Node* n) const;
 };
 
+/// dst += src elementwise (same shape), converting src to dst's dtype.
+void add_into(Tensor& dst, const Tensor& src) {
+  const Tensor s = src.to(dst.dtype());
+  const std::int64_t n = dst.numel();
+  if (dst.dtype() == f64) {
+    double* d = dst.data<double>();
+    const double* p = s.data<double>();
+    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
+  } else {
+    float* d = dst.data<float>();
+    const float* p = s.data<float>();
+    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
+  }
+}
+
+/// Adds a pass's gradient to leaf's .grad() (the caller holds the leaf-gradient lock); v may be taken.
+inline void accumulate_leaf(Node* leaf, double v) {
+  leaf->grad = has_grad_mark(leaf) ? leaf->grad + v : v;
+  set_grad_mark(leaf, true);
+}
+inline void accumulate_leaf(Node* leaf, Tensor& v) {
+  Tensor& g = leaf->ext->grad;
+  if (g.defined())
+    add_into(g, v);
+  else if (v.use_count() == 1) // nothing else holds this gradient: it becomes .grad() as it is
+    g = std::move(v);
+  else
+    g = v.clone();
+}
+
+/// The gradient hooks of one pass, when some leaf has one (any_hooks()): the hooked leaves the seeds
+/// reach; for each, how many reached nodes that use it are still to be visited, and its gradient so
+/// far. When a leaf's count reaches zero its gradient is final: its hooks run then, while the sweep
+/// goes on (data-parallel training starts averaging it); a leaf whose last consumer passed it
+/// nothing, when the sweep ends. Counting needs a sweep before the pass that only marks the nodes a
+/// gradient will reach (k_counted): with no hook registered, none of this runs.
+struct HookedLeaves {
+  struct Leaf {
+    Node* node = nullptr;
+    HookList hooks;
+    std::int64_t consumers = 0; ///< reached nodes that use the leaf, not yet visited
+    bool reached = false;       ///< a gradient reached it
+    bool done = false;          ///< its hooks ran
+    double scalar = 0;          ///< the gradient of a scalar leaf, for value passes
+    Tensor tensor;              ///< of a tensor leaf
+    void add(double v) {
+      scalar += v;
+      reached = true;
+    }
+    void add(Tensor v) {
+      tensor = reached ? kernel::binary(kernel::Binary::add, tensor, v) : std::move(v);
+      reached = true;
+    }
+  };
+  static constexpr std::size_t k_none = SIZE_MAX; ///< index of a leaf whose hooks were all removed
+  std::vector<Leaf> leaves;
+  std::unordered_map<const Node*, std::size_t> index;
+
+  Leaf* find(const Node* m) {
+    if (!hooked(m)) return nullptr;
+    const auto it = index.find(m);
+    return it == index.end() || it->second == k_none ? nullptr : &leaves[it->second];
+  }
+  /// Finds the hooked leaves the seeds reach and counts their consumers.
+  void count(const std::vector<std::pair<Node*, Tensor>>& seeds);
+  /// After n's rule ran: fire(leaf) for each hooked input of n whose last consumer n was.
+  template <class Fire> void visited(const Node* n, Fire&& fire) {
+    for (int i = 0; i < n->num_inputs(); ++i) {
+      Leaf* l = find(n->input(i));
+      if (l && --l->consumers == 0 && l->reached && !l->done) l->done = true, fire(*l);
+    }
+  }
+  /// When the sweep ends: fire(leaf) for each reached leaf whose hooks have not run, in the order found.
+  template <class Fire> void finish(Fire&& fire) {
+    for (Leaf& l : leaves)
+      if (l.reached && !l.done) l.done = true, fire(l);
+  }
+};
+
 /// Refusing a second pass: a pass that does not retain the graph marks every node it visits spent;
 /// a later pass reaching a spent node throws this (a second backward would add the same gradients to
 /// the leaves again; PyTorch refuses it too).
@@ -117,6 +199,7 @@ template <class Pass> void chain_rule(Pass& pass, Node* top, std::size_t pending
     if (!pass.take(n)) return true;   // no gradient reached n
     check_inputs_unchanged(n);        // a leaf n used changed in place since: refuse
     pending += pass.backward(n, add); // the op's rule: each input's share of n's gradient, added
+    pass.visited(n);                  // leaves whose last consumer n was: their hooks (if any) run
     return --pending > 0;
   });
 }
@@ -131,9 +214,13 @@ template <class Pass> void chain_rule(Pass& pass, Node* top, std::size_t pending
 /// marks are bytes, and a byte store may alias any member, so a member flag would be reloaded after
 /// every node (callgrind, scalar chain: 81 instructions per node, against 64 with the count of
 /// pending nodes in chain_rule's local and these flags constant).
-template <bool Anomaly, bool Retain> struct ValuePass {
+/// With Hooks (some leaf the seeds reach has a hook), hooked leaves' gradients are kept in `hooks`,
+/// and given to their hooks (and, for backward(), added to their .grad()) as soon as they are final.
+template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
   LeafGradients leaves; // a member, not a reference: reloading a pointer after every byte store costs
   AnomalyTrail& trail;
+  HookedLeaves* hooks; ///< Hooks: the pass's hooked leaves
+  bool accumulate;     ///< Hooks: backward() (gradients go to the leaves' .grad()), not grad()
 
   bool take(Node* n) {
     const std::uint8_t marks = n->marks_;
@@ -181,10 +268,36 @@ template <bool Anomaly, bool Retain> struct ValuePass {
     return reached;
   }
 
+  void visited(const Node* n) {
+    if constexpr (Hooks) hooks->visited(n, [this](HookedLeaves::Leaf& l) { fire(l); });
+  }
+  /// Hooked leaf l's gradient is final: its hooks, and for backward() the leaf's .grad() between.
+  void fire(HookedLeaves::Leaf& l) {
+    Tensor g = l.node->is_tensor() ? std::move(l.tensor) : Tensor::scalar(l.scalar);
+    for (const auto& h : l.hooks)
+      if (h->on_grad && h->active.load()) h->on_grad(g);
+    if (!accumulate) { // grad(): the result
+      l.node->is_tensor() ? leaves.add(l.node, std::move(g)) : leaves.add(l.node, l.scalar);
+      return;
+    }
+    {
+      std::lock_guard lock(leaf_grad_mutex());
+      l.node->is_tensor() ? accumulate_leaf(l.node, g) : accumulate_leaf(l.node, l.scalar);
+    }
+    Var leaf = ref(l.node);
+    for (const auto& h : l.hooks)
+      if (h->after_accumulate && h->active.load()) h->after_accumulate(leaf);
+  }
+
   /// Adds v to m's gradient; 1 when m is a tape node reached for the first time (now pending).
   int add(Node* m, double v) {
     if (!m->requires_grad()) return 0;
     if (m->on_heap()) {
+      if constexpr (Hooks)
+        if (HookedLeaves::Leaf* l = hooks->find(m)) {
+          l->add(v);
+          return 0;
+        }
       leaves.add(m, v);
       return 0;
     }
@@ -202,6 +315,11 @@ template <bool Anomaly, bool Retain> struct ValuePass {
     if (!m->is_tensor()) return add(m, v.item());
     if (v.dtype() != m->ext->value.dtype()) v = v.to(m->ext->value.dtype());
     if (m->on_heap()) {
+      if constexpr (Hooks)
+        if (HookedLeaves::Leaf* l = hooks->find(m)) {
+          l->add(std::move(v));
+          return 0;
+        }
       leaves.add(m, std::move(v));
       return 0;
     }
@@ -222,6 +340,7 @@ template <bool Anomaly, bool Retain> struct ValuePass {
 struct GraphPass {
   std::unordered_map<Node*, Var> grads;
   AnomalyTrail* trail = nullptr; ///< anomaly mode on
+  HookedLeaves* hooks = nullptr; ///< hooks registered on leaves the seeds reach
   Var current;                   ///< the gradient of the node being visited
 
   bool take(Node* n) {
@@ -242,8 +361,18 @@ struct GraphPass {
     }
     return reached;
   }
+  void visited(const Node* n) {
+    if (hooks) hooks->visited(n, [this](HookedLeaves::Leaf& l) { fire(l); });
+  }
+  void fire(const HookedLeaves::Leaf& l) {
+    const Tensor g = grads.at(l.node).value();
+    for (const auto& h : l.hooks)
+      if (h->on_grad && h->active.load()) h->on_grad(g);
+  }
   int add(Node* m, Var v) {
     if (!m->requires_grad()) return 0;
+    if (hooks)
+      if (HookedLeaves::Leaf* l = hooks->find(m)) l->reached = true;
     // A gradient has its value's dtype (as backward() gives it): mixed-dtype ops promote to f64.
     const DType want = m->is_tensor() ? m->ext->value.dtype() : f64;
     if (v.dtype() != want) v = to(v, want);
@@ -282,6 +411,7 @@ struct TracePass {
     }
     return reached;
   }
+  void visited(const Node*) {} // a trace calls no hooks
   int add(Node* m, double product) {
     if (!m->requires_grad()) return 0; // a constant: backward sends it nothing
     const auto [it, fresh] = grads.try_emplace(m, 0.0);
@@ -306,11 +436,12 @@ Node* newest(const std::vector<std::pair<Node*, Tensor>>& seeds) {
   return top;
 }
 
-/// Runs ValuePass<Anomaly, Retain> from the seeds; the leaves' gradients are left in `leaves`.
-template <bool Anomaly, bool Retain>
+/// Runs ValuePass<Anomaly, Retain, Hooks> from the seeds; the leaves' gradients are left in `leaves`
+/// (but those of hooked leaves in backward(), already added to their .grad()).
+template <bool Anomaly, bool Retain, bool Hooks>
 void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
-                    AnomalyTrail& trail) {
-  ValuePass<Anomaly, Retain> pass{{}, trail};
+                    AnomalyTrail& trail, HookedLeaves* hooks, bool accumulate) {
+  ValuePass<Anomaly, Retain, Hooks> pass{{}, trail, hooks, accumulate};
   pass.leaves.swap_buffers(leaves); // the caller's buffers, with their capacity
   struct Back {
     LeafGradients &from, &to;
@@ -319,11 +450,46 @@ void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGrad
   std::size_t pending = 0;
   for (const auto& [n, seed] : seeds) pending += static_cast<std::size_t>(pass.add(n, seed));
   if (Node* top = newest(seeds)) chain_rule(pass, top, pending);
+  if constexpr (Hooks) hooks->finish([&pass](HookedLeaves::Leaf& l) { pass.fire(l); });
   pass.leaves.flush(); // the table's gradients into the buffers handed back
 }
+template <bool Hooks>
+void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
+                    AnomalyTrail& trail, bool anomaly, bool retain, HookedLeaves* hooks, bool accumulate) {
+  if (anomaly) [[unlikely]]
+    retain ? run_value_pass<true, true, Hooks>(seeds, leaves, trail, hooks, accumulate)
+           : run_value_pass<true, false, Hooks>(seeds, leaves, trail, hooks, accumulate);
+  else
+    retain ? run_value_pass<false, true, Hooks>(seeds, leaves, trail, hooks, accumulate)
+           : run_value_pass<false, false, Hooks>(seeds, leaves, trail, hooks, accumulate);
+}
+/// A value pass while some leaf has a hook: with hooks when the seeds reach a hooked leaf. Out of line:
+/// the pass without hooks pays one load and a branch for them.
+[[gnu::noinline]] void run_hooked_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds,
+                                             LeafGradients& leaves, AnomalyTrail& trail, bool anomaly,
+                                             bool retain, bool accumulate) {
+  HookedLeaves hooked;
+  hooked.count(seeds);
+  if (hooked.leaves.empty())
+    run_value_pass<false>(seeds, leaves, trail, anomaly, retain, nullptr, accumulate);
+  else
+    run_value_pass<true>(seeds, leaves, trail, anomaly, retain, &hooked, accumulate);
+}
 
-/// A value pass (backward(), grad() without create_graph) from the seeds.
-void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves, bool retain) {
+/// The hooked leaves the seeds reach, when some leaf has a hook (else none: the pass without hooks).
+std::optional<HookedLeaves> find_hooked(const std::vector<std::pair<Node*, Tensor>>& seeds) {
+  std::optional<HookedLeaves> hooked;
+  if (!any_hooks()) [[likely]]
+    return hooked;
+  hooked.emplace().count(seeds);
+  if (hooked->leaves.empty()) hooked.reset();
+  return hooked;
+}
+
+/// A value pass (backward(), grad() without create_graph) from the seeds; `accumulate` for backward():
+/// hooked leaves' gradients go to their .grad() as soon as they are final.
+void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves, bool retain,
+                bool accumulate) {
   // The reached-marks live in the nodes, so two value passes on one thread would corrupt each other
   // (a custom backward calling backward() or grad() on another graph): refuse clearly.
   thread_local bool sweeping = false;
@@ -341,12 +507,10 @@ void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradient
     for (const auto& [n, seed] : seeds)
       if (!all_finite(seed)) throw_seed_anomaly(n, seed);
   try {
-    if (anomaly) [[unlikely]]
-      retain ? run_value_pass<true, true>(seeds, leaves, trail)
-             : run_value_pass<true, false>(seeds, leaves, trail);
+    if (any_hooks()) [[unlikely]]
+      run_hooked_value_pass(seeds, leaves, trail, anomaly, retain, accumulate);
     else
-      retain ? run_value_pass<false, true>(seeds, leaves, trail)
-             : run_value_pass<false, false>(seeds, leaves, trail);
+      run_value_pass<false>(seeds, leaves, trail, anomaly, retain, nullptr, accumulate);
   } catch (...) { // a custom op's backward or a check threw: the graph is left as this pass found it
     if (!retain) unspend_visited(seeds);
     // Unmark what this pass reached (the whole tape below the newest seed: the count of marked
@@ -367,6 +531,8 @@ std::vector<Var> graph_pass(const std::vector<std::pair<Node*, Tensor>>& seeds,
   GraphPass pass;
   AnomalyTrail trail;
   if (t_anomaly) pass.trail = &trail;
+  std::optional<HookedLeaves> hooked = find_hooked(seeds);
+  if (hooked) pass.hooks = &*hooked;
   const DetectAnomaly forward_checks_off(false); // the rules' ops are checked as gradients instead
   std::size_t pending = 0;
   for (const auto& [n, seed] : seeds) {
@@ -375,6 +541,7 @@ std::vector<Var> graph_pass(const std::vector<std::pair<Node*, Tensor>>& seeds,
         n, n->is_tensor() ? Var::constant(seed) : Var::constant(seed.item()))); // scalars stay scalar
   }
   if (Node* top = newest(seeds)) chain_rule(pass, top, pending);
+  if (pass.hooks) pass.hooks->finish([&pass](const HookedLeaves::Leaf& l) { pass.fire(l); });
   std::vector<Var> r;
   for (const Var& x : inputs) {
     const auto it = pass.grads.find(x.node());
@@ -404,7 +571,7 @@ void backward_here(Node* n, const Tensor& seed, bool retain) {
   if (t_tape) t_tape->drain_foreign();
   thread_local LeafGradients leaves; // buffers reused from one backward to the next
   leaves.clear();
-  value_pass({{n, seed}}, leaves, retain);
+  value_pass({{n, seed}}, leaves, retain, true);
   leaves.apply();
 }
 
@@ -422,7 +589,7 @@ std::vector<Var> grad_here(const std::vector<Var>& outputs, const std::vector<Va
     for (const Var& x : inputs) // inputs on the tape: has_grad marks which ones this pass reached
       if (!x.node()->on_heap()) x.node()->marks_ &= ~k_has_grad;
     LeafGradients leaves;
-    value_pass(s, leaves, options.retain_graph);
+    value_pass(s, leaves, options.retain_graph, false);
     for (const Var& x : inputs) {
       const Node* n = x.node();
       Tensor g;
@@ -545,37 +712,45 @@ void LeafGradients::clear() {
   used = false;
 }
 
-/// dst += src elementwise (same shape), converting src to dst's dtype.
-void add_into(Tensor& dst, const Tensor& src) {
-  const Tensor s = src.to(dst.dtype());
-  const std::int64_t n = dst.numel();
-  if (dst.dtype() == f64) {
-    double* d = dst.data<double>();
-    const double* p = s.data<double>();
-    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
-  } else {
-    float* d = dst.data<float>();
-    const float* p = s.data<float>();
-    for (std::int64_t i = 0; i < n; ++i) d[i] += p[i];
-  }
-}
-
 void LeafGradients::apply() {
   std::lock_guard lock(leaf_grad_mutex());
-  for (const auto& [leaf, v] : scalar) {
-    leaf->grad = has_grad_mark(leaf) ? leaf->grad + v : v;
-    set_grad_mark(leaf, true);
-  }
-  for (auto& [leaf, v] : tensor) {
-    Tensor& g = leaf->ext->grad;
-    if (g.defined())
-      add_into(g, v);
-    else if (v.use_count() == 1) // nothing else holds this gradient: it becomes .grad() as it is
-      g = std::move(v);
-    else
-      g = v.clone();
-  }
+  for (const auto& [leaf, v] : scalar) accumulate_leaf(leaf, v);
+  for (auto& [leaf, v] : tensor) accumulate_leaf(leaf, v);
   tensor.clear(); // drop references to gradient tensors
+}
+
+void HookedLeaves::count(const std::vector<std::pair<Node*, Tensor>>& seeds) {
+  std::size_t pending = 0;
+  // A leaf's entry (null when it has no active hook), made when first met.
+  const auto entry = [this](Node* m) -> Leaf* {
+    const auto [it, fresh] = index.try_emplace(m, k_none);
+    if (fresh) {
+      HookList h = hooks_of(m);
+      if (h.empty()) return nullptr;
+      it->second = leaves.size();
+      leaves.emplace_back().node = m;
+      leaves.back().hooks = std::move(h);
+    }
+    return it->second == k_none ? nullptr : &leaves[it->second];
+  };
+  // m gets a gradient from a consumer (or, consumer false, as a seed).
+  const auto reach = [&](Node* m, bool consumer) {
+    if (!m->requires_grad()) return;
+    if (m->on_heap()) {
+      if (Leaf* l = hooked(m) ? entry(m) : nullptr; l && consumer) ++l->consumers;
+    } else if (!(m->marks_ & k_counted)) {
+      m->marks_ |= k_counted;
+      ++pending;
+    }
+  };
+  for (const auto& [n, seed] : seeds) reach(n, false);
+  if (pending == 0) return;
+  for_each_node_down(newest(seeds), [&](Node* n) {
+    if (!(n->marks_ & k_counted)) return true;
+    n->marks_ &= ~k_counted;
+    for (int i = 0; i < n->num_inputs(); ++i) reach(n->input(i), true);
+    return --pending > 0;
+  });
 }
 
 Tensor LeafGradients::total(const Node* n) const {

@@ -47,6 +47,7 @@ enum NodeMarks : std::uint8_t {
   k_has_grad = 1, ///< grad holds a gradient from a backward pass
   k_reached = 2,  ///< reached by the running backward sweep and not yet processed (tape nodes)
   k_spent = 4,    ///< visited by a backward pass that did not retain the graph (tape nodes)
+  k_counted = 8,  ///< reached by the count of hooked leaves' consumers before a sweep (hooks only)
 };
 
 struct Node {
@@ -66,7 +67,8 @@ struct Node {
   // NodeMarks. Tape nodes: written by the recording thread's backward passes. Heap leaves: the "has a
   // gradient" mark, written under the leaf-gradient lock (several threads' passes add to a leaf).
   std::uint8_t marks_;
-  std::uint8_t pad_;
+  /// Heap leaves: 1 once a gradient hook was registered (hooks.hpp; atomic accesses). Tape nodes: 0.
+  std::uint8_t hooked_;
 
   bool is_tensor() const { return flags & k_tensor; }
   bool requires_grad() const { return flags & k_requires_grad; }

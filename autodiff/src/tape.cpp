@@ -2,6 +2,8 @@
 // when its last Var goes away (iteratively, so a chain of a million ops cannot overflow the stack).
 #include "tape.hpp"
 
+#include "hooks.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -230,6 +232,7 @@ Ext& ext_of(Node* n) {
 }
 
 void free_heap_node(Node* n) noexcept {
+  if (n->hooked_) drop_hooks(n);
   if (n->ext) recycle(n->ext);
   delete n;
 }

@@ -181,7 +181,7 @@ inline Node* record_scalar(Op op, Node* a, Node* b, double value, double c) {
   n->op = op;
   n->flags = b ? k_requires_grad : k_requires_grad | k_constant;
   n->marks_ = 0;
-  n->pad_ = 0;
+  n->hooked_ = 0;
   if (a) link_input(s, a);
   if (b) link_input(s, b);
   if (t_scope) [[unlikely]]
