@@ -1,6 +1,6 @@
 // Umbrella header of gradgraph's nn library: modules and layers (dense, convolution, recurrent, transformer),
-// losses, metrics, initialisers, optimizers, data, plotting, input/output, and the trainer with its
-// callbacks.
+// character-level language models (nn::lm), losses, metrics, initialisers, optimizers, data, plotting,
+// input/output, and the trainer with its callbacks.
 #pragma once
 
 #include <autodiff/autodiff.hpp>
@@ -10,6 +10,7 @@
 #include <nn/io/safetensors.hpp>
 #include <nn/io/serialize.hpp>
 #include <nn/layers.hpp>
+#include <nn/lm.hpp>
 #include <nn/losses.hpp>
 #include <nn/metrics.hpp>
 #include <nn/module.hpp>
