@@ -63,5 +63,6 @@ int run_summary(const std::vector<std::string>& args, std::ostream& out, std::os
 int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int run_lm(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 } // namespace gg::cli

@@ -163,7 +163,7 @@ public:
   std::vector<std::int64_t> encode(std::string_view text) const;
   /// Tokens as text (the boundary token as "\n").
   std::string decode(const std::vector<std::int64_t>& tokens) const;
-  /// As JSON: {"boundary": true, "tokens": ["\n", "a", ...]}.
+  /// As JSON: {"boundary":true,"tokens":["\n","a",...]}.
   std::string to_json() const;
   /// The vocabulary to_json wrote; FormatError naming source when it is not one.
   static Vocabulary from_json(std::string_view json, const std::string& source);

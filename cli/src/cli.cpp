@@ -29,6 +29,7 @@ const std::vector<Command>& commands() {
       {"train", "train an MLP on a CSV file or a teaching dataset (every PyTorch optimizer)", run_train},
       {"eval", "accuracy and confusion matrix (regression: MSE, MAE, R²) of a saved model on data", run_eval},
       {"dot", "draw an MLP's graph as DOT, one cluster a layer (--backward adds gradients)", run_dot},
+      {"lm", "a character-level language model: lm train on a UTF-8 text, lm sample, lm dot", run_lm},
   };
   return list;
 }

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -111,6 +112,28 @@ std::string save_graph(const std::string& command, const std::string& path, cons
       "{} -o {})\n",
       command, image, format, path, image);
   return note;
+}
+
+void check_paths(const PathList& outputs, const PathList& inputs,
+                 const std::pair<std::string, std::string>& resumed) {
+  namespace fs = std::filesystem;
+  auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    const fs::file_status s = fs::status(a, ec);
+    if (!ec && fs::exists(s) && !fs::is_regular_file(s)) return false;
+    if (fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec) && !ec) return true;
+    return fs::equivalent(a, b, ec) && !ec;
+  };
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    for (std::size_t j = i + 1; j < outputs.size(); ++j)
+      if (same(outputs[i].second, outputs[j].second))
+        throw UsageError(fmt::format("{} and {} name the same file '{}': give each output its own path",
+                                     outputs[i].first, outputs[j].first, outputs[i].second));
+    for (const auto& [option, path] : inputs)
+      if (same(outputs[i].second, path) && std::pair(outputs[i].first, option) != resumed)
+        throw UsageError(fmt::format("{} '{}' is the file of {}: writing it would replace what the run reads",
+                                     outputs[i].first, outputs[i].second, option));
+  }
 }
 
 } // namespace gg::cli

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <iosfwd>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gg::cli {
 
@@ -35,5 +37,14 @@ void check_render_size(const std::string& format, std::size_t nodes);
 std::string save_graph(const std::string& command, const std::string& path, const std::string& dot_text,
                        const std::string& format, std::ostream& err,
                        std::chrono::milliseconds timeout = render_timeout);
+
+/// (option, path) pairs of the files a command writes or reads.
+using PathList = std::vector<std::pair<std::string, std::string>>;
+/// Refuses (UsageError) two outputs on one file, or an output on an input, before any work: the same
+/// file after resolving symbolic links and "..", or hard links to one inode; devices (/dev/null) may
+/// take several outputs. The output option `resumed.first` may be the file of the input option
+/// `resumed.second` (a checkpoint resumed from: it is read first).
+void check_paths(const PathList& outputs, const PathList& inputs,
+                 const std::pair<std::string, std::string>& resumed = {"--checkpoint", "--resume"});
 
 } // namespace gg::cli

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include "files.hpp"
 #include "json.hpp"
 #include "model_spec.hpp"
 #include "options.hpp"
@@ -262,25 +263,7 @@ void check_paths(const TrainOptions& o) {
                                      {"--init", o.init},
                                      {"--resume", o.resume}})
     if (!path.empty()) inputs.emplace_back(option, path);
-  // The same file: equal after resolving symbolic links and "..", or hard links to one inode.
-  // Devices (/dev/null) may take several outputs.
-  auto same = [](const std::string& a, const std::string& b) {
-    std::error_code ec;
-    const fs::file_status s = fs::status(a, ec);
-    if (!ec && fs::exists(s) && !fs::is_regular_file(s)) return false;
-    if (fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec) && !ec) return true;
-    return fs::equivalent(a, b, ec) && !ec;
-  };
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    for (std::size_t j = i + 1; j < outputs.size(); ++j)
-      if (same(outputs[i].second, outputs[j].second))
-        throw UsageError(fmt::format("{} and {} name the same file '{}': give each output its own path",
-                                     outputs[i].first, outputs[j].first, outputs[i].second));
-    for (const auto& [option, path] : inputs)
-      if (same(outputs[i].second, path) && !(outputs[i].first == "--checkpoint" && option == "--resume"))
-        throw UsageError(fmt::format("{} '{}' is the file of {}: writing it would replace what the run reads",
-                                     outputs[i].first, outputs[i].second, option));
-  }
+  cli::check_paths(outputs, inputs);
 }
 
 /// What a checkpoint must agree on to be resumed: the data (its options and a fingerprint of its

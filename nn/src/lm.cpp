@@ -623,16 +623,16 @@ Saved load(const std::string& path) {
   }
   for (const std::string& name : names)
     if (!wanted.count(name)) extra.push_back(name);
-  const auto list = [](const std::vector<std::string>& v) {
-    std::string out;
-    for (std::size_t i = 0; i < v.size() && i < 12; ++i) out += (i ? ", " : "") + v[i];
-    return v.size() > 12 ? fmt::format("{} and {} more", out, v.size() - 12) : out;
+  const auto list = [](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return std::string();
+    std::string out = fmt::format("\n  {}: ", what);
+    for (std::size_t i = 0; i < v.size() && i < 10; ++i) out += (i ? ", " : "") + v[i];
+    return v.size() > 10 ? fmt::format("{} and {} more", out, v.size() - 10) : out;
   };
   if (!missing.empty() || !extra.empty())
-    throw ValueError(fmt::format("{}: its tensors are not those of the {} its metadata describes ({}){}{}",
-                                 path, c.model, s.model->describe(),
-                                 missing.empty() ? "" : "; missing: " + list(missing),
-                                 extra.empty() ? "" : "; extra: " + list(extra)));
+    throw ValueError(fmt::format("{}: its tensors are not those of the {} its metadata describes ({}):{}{}",
+                                 path, c.model, s.model->describe(), list("missing", missing),
+                                 list("extra", extra)));
   s.model->load_state_dict(state);
   return s;
 }

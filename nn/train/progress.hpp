@@ -25,6 +25,8 @@ struct Progress {
 /// "epoch  3/20 [#######.....]  120/469  loss 0.4312  acc 0.8451  52.1k samples/s  ETA 1m23s",
 /// the bar sized so that the line fits in `width` columns (a bar of at least 10 cells).
 std::string format_progress(const Progress& p, int width);
+/// "[=====>    ]": `cells` cells between brackets, the share `done` (0 to 1) of them filled.
+std::string format_bar(double done, int cells);
 /// "45s", "1m23s", "2h05m", or "?" for a negative time.
 std::string format_duration(double seconds);
 /// An epoch end's logs as text: "train loss 0.41  accuracy 0.9000  test loss 0.52  accuracy
@@ -39,6 +41,9 @@ public:
   bool enabled() const { return enabled_; }
   /// Redraws the line (when due, or always with force).
   void update(const Progress& p, bool force = false);
+  /// Draws another line in its place (when due, or always with force): a bar of other units.
+  void draw(const std::string& line, bool force = false);
+  int width() const { return width_; }
   /// Erases the line, so that ordinary output can be printed where it was.
   void clear();
 

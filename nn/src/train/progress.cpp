@@ -44,24 +44,36 @@ std::string format_progress(const Progress& p, int width) {
       std::max(10, width - 1 - static_cast<int>(head.size()) - 2 - static_cast<int>(tail.size()));
   const double done =
       p.steps > 0 ? std::clamp(static_cast<double>(p.step) / static_cast<double>(p.steps), 0.0, 1.0) : 1.0;
-  const int full = static_cast<int>(done * cells);
+  return head + format_bar(p.step > 0 ? done : -1, cells) + tail;
+}
+
+std::string format_bar(double done, int cells) {
+  const int full = static_cast<int>(std::clamp(done, 0.0, 1.0) * cells);
   std::string bar(static_cast<std::size_t>(cells), ' ');
   std::fill_n(bar.begin(), full, '=');
-  if (full < cells && p.step > 0) bar[static_cast<std::size_t>(full)] = '>';
-  return head + "[" + bar + "]" + tail;
+  if (full < cells && done > 0) bar[static_cast<std::size_t>(full)] = '>';
+  return "[" + bar + "]";
 }
 
 ProgressBar::ProgressBar(std::ostream& out, bool enabled, int width)
     : out_(out), enabled_(enabled), width_(width) {}
 
 void ProgressBar::update(const Progress& p, bool force) {
+  // Checked here too, so that a line that is not due is not formatted.
+  if (!enabled_ ||
+      (!force && drawn_ && std::chrono::steady_clock::now() - last_ < std::chrono::milliseconds(100)))
+    return;
+  draw(format_progress(p, width_), true);
+}
+
+void ProgressBar::draw(const std::string& line, bool force) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   if (!force && drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
   drawn_ = true;
   // "\r" back to the start of the line, "\x1b[K" erases what a longer previous line left.
-  out_ << '\r' << format_progress(p, width_) << "\x1b[K" << std::flush;
+  out_ << '\r' << line << "\x1b[K" << std::flush;
 }
 
 void ProgressBar::clear() {

@@ -1,0 +1,210 @@
+// gradgraph lm train and lm sample: a short run that learns and saves a model carrying its vocabulary
+// and architecture; stopped as by Ctrl-C and resumed it gives the weights of an uninterrupted run
+// (with dropout); sampling reproducible with --seed; each bad input named with its exit code.
+#include "cli_test.hpp"
+
+#include "../temp_dir.hpp"
+
+#include <nn/io/safetensors.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+namespace {
+using gg::cli::test::Result;
+using gg::cli::test::run;
+
+const char* const k_names = "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\n"
+                            "abigail\nemily\nelizabeth\nmila\nella\navery\nsofia\ncamila\naria\nscarlett\n"
+                            "victoria\nmadison\nluna\ngrace\nchloe\npenelope\nlayla\nriley\nzoey\nnora\n";
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string prose() {
+  std::string s;
+  for (int i = 0; i < 12; ++i)
+    s += "The quick brown fox jumps over the lazy dog. A stitch in time saves nine. ";
+  return s;
+}
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+} // namespace
+
+TEST_CASE("lm: train on a word list learns, saves the model with its vocabulary, and sample makes words") {
+  gg::test::TempDir dir("lm_words");
+  write(dir / "names.txt", k_names);
+  const Result r = run({"lm",           "train",
+                        "--text",       dir / "names.txt",
+                        "--mode",       "words",
+                        "--model",      "mlp",
+                        "--embedding",  "8",
+                        "--hidden",     "32",
+                        "--steps",      "60",
+                        "--warmup",     "5",
+                        "--lr",         "0.01",
+                        "--eval-every", "30",
+                        "--save",       dir / "m.safetensors",
+                        "--log",        dir / "m.jsonl"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::StartsWith("training mlp (MLP(vocab=22, context=10, embedding=8, hidden=32)"));
+  CHECK_THAT(r.out, Catch::Contains("(words: 30 words, 22 tokens)"));
+  CHECK_THAT(r.out, Catch::Contains("step 30/60  train loss "));
+  CHECK_THAT(r.out, Catch::Contains("tokens/s\nsaved "));
+  // The loss falls between the two validations.
+  const auto loss_at = [&](const std::string& what) {
+    return std::stod(r.out.substr(r.out.find(what) + what.size()));
+  };
+  CHECK(loss_at("step 60/60  train loss ") < loss_at("step 30/60  train loss "));
+  CHECK(loss_at("step 60/60  train loss ") < 2.9);
+  const auto file = gg::safetensors::load(dir / "m.safetensors");
+  CHECK(file.metadata.at("gradgraph.lm.model") == "mlp");
+  CHECK(file.metadata.at("gradgraph.lm.mode") == "words");
+  CHECK_THAT(file.metadata.at("gradgraph.lm.vocab"), Catch::StartsWith("{\"boundary\":true"));
+  std::ifstream log(dir / "m.jsonl");
+  std::string first;
+  std::getline(log, first);
+  CHECK_THAT(first, Catch::StartsWith("{\"step\": 1, \"loss\": "));
+
+  const std::vector<std::string> sample{"lm",      "sample", "--model", dir / "m.safetensors",
+                                        "--count", "5",      "--seed",  "3"};
+  const Result a = run(sample), b = run(sample), c = run(with(sample, {"--seed", "4"}));
+  REQUIRE(a.code == 0);
+  CHECK(a.out == b.out);
+  CHECK(a.out != c.out);
+  CHECK(std::count(a.out.begin(), a.out.end(), '\n') == 5);
+  const Result greedy = run(with(sample, {"--top-k", "1"})),
+               cold = run(with(sample, {"--temperature", "0.01"}));
+  REQUIRE(greedy.code == 0);
+  CHECK(cold.out == greedy.out); // temperature near 0 is the most likely character
+  const Result prefixed = run(with(sample, {"--prompt", "em"}));
+  REQUIRE(prefixed.code == 0);
+  CHECK_THAT(prefixed.out, Catch::StartsWith("em"));
+}
+
+TEST_CASE("lm: a run stopped as by Ctrl-C and resumed gives exactly the weights of an uninterrupted one") {
+  gg::test::TempDir dir("lm_resume");
+  write(dir / "text.txt", prose());
+  for (const std::string model : {"gpt", "lstm"}) {
+    INFO(model);
+    const std::vector<std::string> common{"lm",           "train", "--text",       dir / "text.txt",
+                                          "--model",      model,   "--embedding",  "8",
+                                          "--hidden",     "8",     "--heads",      "2",
+                                          "--context",    "12",    "--steps",      "12",
+                                          "--warmup",     "3",     "--dropout",    "0.2",
+                                          "--seed",       "5",     "--batch-size", "4",
+                                          "--eval-every", "4",     "--dtype",      "f64"};
+    REQUIRE(run(with(common, {"--save", dir / "whole.safetensors", "--log", dir / "whole.jsonl"})).code == 0);
+    const Result stopped = run(with(
+        common, {"--checkpoint", dir / "ckpt.safetensors", "--stop-after", "7", "--log", dir / "a.jsonl"}));
+    CHECK(stopped.code == gg::cli::interrupted);
+    CHECK_THAT(stopped.out, Catch::Contains("stopped after step 7: saved"));
+    const Result resumed = run(with(common, {"--resume", dir / "ckpt.safetensors", "--save",
+                                             dir / "resumed.safetensors", "--log", dir / "b.jsonl"}));
+    INFO(resumed.err);
+    REQUIRE(resumed.code == 0);
+    CHECK_THAT(resumed.out, Catch::Contains("resuming from " + (dir / "ckpt.safetensors") + ": step 7"));
+    const auto a = gg::safetensors::load(dir / "whole.safetensors"),
+               b = gg::safetensors::load(dir / "resumed.safetensors");
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    for (std::size_t i = 0; i < a.tensors.size(); ++i) {
+      INFO(a.tensors[i].first);
+      CHECK(a.tensors[i].second.to_vector() == b.tensors[i].second.to_vector());
+    }
+    // The two logs' steps together are the whole run's (validation lines hold timings).
+    const auto lines = [](const std::string& path) {
+      std::ifstream in(path);
+      std::string all, l;
+      while (std::getline(in, l))
+        if (l.find("\"lr\"") != std::string::npos) all += l + "\n";
+      return all;
+    };
+    CHECK(lines(dir / "a.jsonl") + lines(dir / "b.jsonl") == lines(dir / "whole.jsonl"));
+    // Another setting is refused, naming it.
+    const Result other = run(with(common, {"--resume", dir / "ckpt.safetensors", "--lr", "0.01"}));
+    CHECK(other.code == gg::cli::value_error);
+    CHECK_THAT(other.err, Catch::Contains("--lr 0.001 there, 0.01 here"));
+  }
+  // A checkpoint samples as a model does.
+  CHECK(run({"lm", "sample", "--model", dir / "ckpt.safetensors", "--length", "20"}).code == 0);
+}
+
+TEST_CASE("lm: bad input is named with what and where, with the command line's exit codes") {
+  gg::test::TempDir dir("lm_bad");
+  write(dir / "names.txt", k_names);
+  write(dir / "text.txt", prose());
+  write(dir / "latin1.txt", "caf\xe9 au lait\n");
+  const std::string names = dir / "names.txt", text = dir / "text.txt";
+  const auto train = [&](const std::vector<std::string>& more) {
+    return run(
+        with({"lm", "train", "--text", text, "--steps", "2", "--embedding", "8", "--context", "8"}, more));
+  };
+  const Result latin1 = run({"lm", "train", "--text", dir / "latin1.txt"});
+  CHECK(latin1.code == gg::cli::format_error);
+  CHECK_THAT(latin1.err, Catch::Contains("latin1.txt: byte 3: not UTF-8"));
+  CHECK(run({"lm", "train", "--text", dir / "none.txt"}).code == gg::cli::io_error);
+  CHECK(train({"--model", "transformer"}).code == gg::cli::value_error);
+  CHECK_THAT(train({"--model", "transformer"}).err, Catch::Contains("model 'transformer': use bigram"));
+  CHECK_THAT(train({"--heads", "3"}).err, Catch::Contains("embedding size 8 is not divisible by 3 heads"));
+  CHECK(train({"--mode", "lines"}).code == gg::cli::usage_error);
+  CHECK(train({"--lr", "0"}).code == gg::cli::value_error);
+  CHECK(train({"--warmup", "5"}).code == gg::cli::value_error); // more than --steps
+  CHECK(run({"lm", "train", "--text", text, "--steps", "-1"}).code == gg::cli::value_error);
+  const Result long_context = run({"lm", "train", "--text", text, "--context", "2000"});
+  CHECK(long_context.code == gg::cli::value_error);
+  CHECK_THAT(long_context.err, Catch::Contains("fewer than the context"));
+  const Result short_context = run({"lm", "train", "--text", names, "--mode", "words", "--context", "5"});
+  CHECK(short_context.code == gg::cli::value_error);
+  CHECK_THAT(short_context.err, Catch::Contains("the longest word of " + names + " has 9 characters"));
+  CHECK(train({"--save", text}).code == gg::cli::usage_error);
+  CHECK(run({"lm"}).code == gg::cli::usage_error);
+  CHECK(run({"lm", "fit"}).code == gg::cli::usage_error);
+  CHECK(run({"lm", "--help"}).code == 0);
+  CHECK_THAT(run({"lm", "train", "--help"}).out, Catch::Contains("--context"));
+
+  // Sampling: a model without a vocabulary, with a different one, of another architecture.
+  REQUIRE(train({"--model", "lstm", "--save", dir / "m.safetensors"}).code == 0);
+  auto file = gg::safetensors::load(dir / "m.safetensors");
+  const auto rewrite = [&](const std::string& key, const std::string& value, const std::string& to) {
+    auto meta = file.metadata;
+    if (value.empty())
+      meta.erase(key);
+    else
+      meta[key] = value;
+    gg::safetensors::save(dir / to, file.tensors, meta);
+    return run({"lm", "sample", "--model", dir / to});
+  };
+  const Result no_vocab = rewrite("gradgraph.lm.vocab", "", "a.safetensors");
+  CHECK(no_vocab.code == gg::cli::value_error);
+  CHECK_THAT(no_vocab.err, Catch::Contains("it has no vocabulary"));
+  const Result other_vocab =
+      rewrite("gradgraph.lm.vocab", "{\"boundary\": false, \"tokens\": [\"a\", \"b\"]}", "b.safetensors");
+  CHECK(other_vocab.code == gg::cli::value_error);
+  CHECK_THAT(other_vocab.err, Catch::Contains("its vocabulary has 2 tokens, but the model is made for"));
+  const Result other_model = rewrite("gradgraph.lm.model", "gpt", "c.safetensors");
+  CHECK(other_model.code == gg::cli::value_error);
+  CHECK_THAT(other_model.err,
+             Catch::Contains("\n  missing: token_embedding.weight, position_embedding.weight, "));
+  CHECK_THAT(other_model.err,
+             Catch::Contains("\n  extra: embedding.weight, head.bias, head.weight, rnn.bias_hh_l0, "));
+  const Result mlp_file =
+      run({"lm", "sample", "--model", GG_TEST_DATA "/../../nn/data/sequential_f64.safetensors"});
+  CHECK(mlp_file.code == gg::cli::value_error);
+  CHECK_THAT(mlp_file.err, Catch::Contains("not a language model of gradgraph lm"));
+  CHECK(run({"lm", "sample", "--model", dir / "missing.safetensors"}).code == gg::cli::io_error);
+  const Result prompt = run({"lm", "sample", "--model", dir / "m.safetensors", "--prompt", "Z"});
+  CHECK(prompt.code == gg::cli::value_error);
+  CHECK_THAT(prompt.err, Catch::Contains("'Z' (U+005A) is not in the model's vocabulary"));
+  CHECK(run({"lm", "sample", "--model", dir / "m.safetensors", "--temperature", "0"}).code ==
+        gg::cli::value_error);
+  CHECK(run({"lm", "sample", "--model", dir / "m.safetensors", "--top-k", "-2"}).code ==
+        gg::cli::value_error);
+}
