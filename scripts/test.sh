@@ -13,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # clang, libclang-rt-dev (its sanitizer and libFuzzer runtimes), libomp-dev (its OpenMP): steps 2, 3.
 # dataset-fashion-mnist: the tutorials' CNN section and the Fashion-MNIST examples read it.
+# wamerican: the word list of the tutorials' language model (the tutorial tests); fortunes: examples/char_lm.
 # openmpi-bin, libopenmpi-dev: gradgraph::distributed and its tests under mpirun (step 1).
-bash scripts/deps.sh clang libclang-rt-dev libomp-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev
+bash scripts/deps.sh clang libclang-rt-dev libomp-dev dataset-fashion-mnist wamerican fortunes openmpi-bin libopenmpi-dev
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
