@@ -39,6 +39,8 @@ mlp_backward.svg                 mlp_backward.svg
 optimizers_loss.svg              optimizers_loss.svg
 optimizers_panels.svg            optimizers_panels.svg
 xor_regions.svg                  xor_regions.svg
+rnn.svg                          rnn_unrolled.svg
+gpt.svg                          gpt_block.svg
 symmetry_error.svg               symmetry_error.svg
 cnn.svg                          cnn.svg
 EOF
