@@ -664,7 +664,8 @@ void check_inputs_unchanged_slow(const Node* n) {
   for (int i = 0; i < n->num_inputs(); ++i) {
     const Node* x = n->input(i);
     if (!x->on_heap() || !x->ext) continue;
-    const auto changed = std::atomic_ref<std::uint64_t>(x->ext->changed_at).load(std::memory_order_relaxed);
+    const auto changed =
+        detail::atomic_ref<std::uint64_t>(x->ext->changed_at).load(std::memory_order_relaxed);
     if (changed == 0) continue;
     if (!known) recorded = recorded_at(n), known = true;
     if (changed <= recorded) continue;

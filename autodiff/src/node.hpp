@@ -17,6 +17,32 @@ namespace gg {
 class Function;
 namespace detail {
 
+#if defined(__cpp_lib_atomic_ref)
+template <class T> using atomic_ref = std::atomic_ref<T>;
+#else
+/// std::atomic_ref's operations used here, on the compiler's __atomic builtins, for a standard
+/// library without it (Emscripten's libc++ 14, which builds the WebAssembly engine).
+template <class T> class atomic_ref {
+public:
+  explicit atomic_ref(T& v) noexcept : p_(&v) {}
+  T load(std::memory_order o = std::memory_order_seq_cst) const noexcept {
+    return __atomic_load_n(p_, int(o));
+  }
+  void store(T v, std::memory_order o = std::memory_order_seq_cst) const noexcept {
+    __atomic_store_n(p_, v, int(o));
+  }
+  T fetch_add(T v, std::memory_order o = std::memory_order_seq_cst) const noexcept {
+    return __atomic_fetch_add(p_, v, int(o));
+  }
+  T fetch_sub(T v, std::memory_order o = std::memory_order_seq_cst) const noexcept {
+    return __atomic_fetch_sub(p_, v, int(o));
+  }
+
+private:
+  T* p_;
+};
+#endif
+
 struct Node;
 
 /// What a scalar node does not need: tensor value and gradient, inputs beyond two, attributes,
@@ -126,7 +152,7 @@ void release_foreign(Node* n) noexcept;
 
 inline void retain(Node* n) noexcept {
   if (n->on_heap())
-    std::atomic_ref<std::uint32_t>(n->refs).fetch_add(1, std::memory_order_relaxed);
+    atomic_ref<std::uint32_t>(n->refs).fetch_add(1, std::memory_order_relaxed);
   else if (owned_here(n)) [[likely]]
     ++n->refs;
   else
@@ -134,8 +160,7 @@ inline void retain(Node* n) noexcept {
 }
 inline void release(Node* n) noexcept {
   if (n->on_heap()) {
-    if (std::atomic_ref<std::uint32_t>(n->refs).fetch_sub(1, std::memory_order_acq_rel) == 1)
-      free_heap_node(n);
+    if (atomic_ref<std::uint32_t>(n->refs).fetch_sub(1, std::memory_order_acq_rel) == 1) free_heap_node(n);
   } else if (!owned_here(n)) [[unlikely]] {
     release_foreign(n);
   } else if (--n->refs == 0) {

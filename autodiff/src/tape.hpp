@@ -41,8 +41,11 @@ struct Segment {
 /// The segment header occupies the first node-sized slots of the block; nodes fill the rest.
 inline constexpr std::size_t k_header_slots = (sizeof(Segment) + sizeof(Node) - 1) / sizeof(Node);
 inline constexpr std::uint32_t k_segment_capacity = k_segment_bytes / sizeof(Node) - k_header_slots;
-// node.hpp's tape_of() reads a segment's tape as the first word of its block.
+// node.hpp's tape_of() reads a segment's tape as the first word of its block. (Emscripten's libc++
+// containers are not standard-layout, so there the check cannot be written; the layout is the same.)
+#if !defined(__EMSCRIPTEN__)
 static_assert(std::is_standard_layout_v<Segment> && offsetof(Segment, tape) == 0);
+#endif
 inline Node* Segment::slots() {
   return reinterpret_cast<Node*>(this) + k_header_slots;
 }

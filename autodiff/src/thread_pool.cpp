@@ -10,6 +10,12 @@
 
 namespace gg::detail {
 
+#ifdef GG_NO_THREADS
+// Built without threads (GG_THREADS=OFF: the WebAssembly engine has none): every job runs on its caller.
+bool run_parallel(std::int64_t, int, void (*)(void*, std::int64_t, std::int64_t), void*) {
+  return false;
+}
+#else
 namespace {
 
 thread_local bool t_in_job = false;
@@ -101,5 +107,6 @@ bool run_parallel(std::int64_t n, int parts, void (*call)(void*, std::int64_t, s
   static Pool pool;
   return pool.run(n, parts, call, ctx);
 }
+#endif
 
 } // namespace gg::detail

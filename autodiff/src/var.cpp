@@ -36,7 +36,7 @@ Node* need_leaf(const Var& v, std::string_view what) {
 
 /// Records that leaf n changed in place: graphs recorded before no longer give its gradient.
 void mark_changed(Node* n) {
-  std::atomic_ref<std::uint64_t>(ext_of(n).changed_at)
+  detail::atomic_ref<std::uint64_t>(ext_of(n).changed_at)
       .store(g_change_clock.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 } // namespace

@@ -142,29 +142,10 @@ std::string option_value_hint(const boost::program_options::error_with_option_na
   return it == values.end() ? std::string() : number_hint(it->second);
 }
 
-/// The exit code for an exception that ends a subcommand: one per gg::Error kind.
-int exit_code_of(const std::exception& e) {
-  if (dynamic_cast<const boost::program_options::error*>(&e) || dynamic_cast<const UsageError*>(&e))
-    return usage_error;
-  if (dynamic_cast<const FormatError*>(&e)) return format_error;
-  if (dynamic_cast<const IOError*>(&e)) return io_error;
-  if (dynamic_cast<const ShapeError*>(&e)) return shape_error;
-  if (dynamic_cast<const ValueError*>(&e)) return value_error;
-  if (dynamic_cast<const std::bad_alloc*>(&e)) return out_of_memory;
-  return internal_error;
-}
-
-/// The kind of failure an exit code stands for, as JSON error objects name it.
-const char* kind_of(int code) {
-  switch (code) {
-  case usage_error: return "usage";
-  case format_error: return "format";
-  case io_error: return "io";
-  case shape_error: return "shape";
-  case value_error: return "value";
-  case out_of_memory: return "out_of_memory";
-  default: return "internal";
-  }
+/// The exit code for an exception that ends a subcommand: Boost's option errors are usage errors.
+int command_exit_code(const std::exception& e) {
+  if (dynamic_cast<const boost::program_options::error*>(&e)) return usage_error;
+  return exit_code_of(e);
 }
 
 /// Whether the command line asks for JSON output (--json before any "--").
@@ -202,7 +183,7 @@ int run_command(const Command& c, const std::vector<std::string>& args, std::ost
       defuse_placeholders(*po_error);
       hint = option_value_hint(*po_error);
     }
-    const int code = exit_code_of(e);
+    const int code = command_exit_code(e);
     std::string message = code == out_of_memory    ? "out of memory: the data or the model does not fit (try "
                                                      "fewer examples, a smaller model or --dtype f32)"
                           : code == internal_error ? fmt::format("internal error: {}", e.what())

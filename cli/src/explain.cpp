@@ -104,19 +104,7 @@ std::vector<std::pair<std::string, double>> parse_inputs(const std::vector<std::
     const auto& functions = expr::function_names();
     if (std::find(functions.begin(), functions.end(), name) != functions.end())
       throw UsageError(fmt::format("'{}': '{}' is a function, not an input", arg, name));
-    std::string_view text = std::string_view(arg).substr(eq + 1);
-    if (!text.empty() && text[0] == '+') text.remove_prefix(1);
-    double value = 0;
-    const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || r.ptr != text.data() + text.size() ||
-        (r.ec != std::errc() && r.ec != std::errc::result_out_of_range)) {
-      const std::string hint = number_hint(text);
-      throw UsageError(fmt::format("'{}': not a number{}", arg, hint.empty() ? "" : " (" + hint + ")"));
-    }
-    if (r.ec == std::errc::result_out_of_range) {
-      value = std::strtod(std::string(text).c_str(), nullptr); // underflow: 0 or a subnormal
-      if (std::isinf(value)) throw UsageError(fmt::format("'{}': the number is too large for a double", arg));
-    }
+    const double value = parse_value(arg, std::string_view(arg).substr(eq + 1));
     if (const auto [it, fresh] = given.emplace(name, arg); !fresh)
       throw UsageError(fmt::format("input '{}' is given twice ({} and {})", name, it->second, arg));
     inputs.emplace_back(name, value);

@@ -2,8 +2,16 @@
 // the two spellings of numbers people copy from documents.
 #include "messages.hpp"
 
+#include <cli/cli.hpp>
+
+#include <autodiff/error.hpp>
+
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include <fmt/format.h>
@@ -110,6 +118,44 @@ std::string number_hint(std::string_view text) {
     return "use a dot for decimals: " + fixed;
   }
   return {};
+}
+
+double parse_value(const std::string& what, std::string_view text) {
+  if (!text.empty() && text[0] == '+') text.remove_prefix(1);
+  double value = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || r.ptr != text.data() + text.size() ||
+      (r.ec != std::errc() && r.ec != std::errc::result_out_of_range)) {
+    const std::string hint = number_hint(text);
+    throw UsageError(fmt::format("'{}': not a number{}", what, hint.empty() ? "" : " (" + hint + ")"));
+  }
+  if (r.ec == std::errc::result_out_of_range) {
+    value = std::strtod(std::string(text).c_str(), nullptr); // underflow: 0 or a subnormal
+    if (std::isinf(value)) throw UsageError(fmt::format("'{}': the number is too large for a double", what));
+  }
+  return value;
+}
+
+int exit_code_of(const std::exception& e) {
+  if (dynamic_cast<const UsageError*>(&e)) return usage_error;
+  if (dynamic_cast<const FormatError*>(&e)) return format_error;
+  if (dynamic_cast<const IOError*>(&e)) return io_error;
+  if (dynamic_cast<const ShapeError*>(&e)) return shape_error;
+  if (dynamic_cast<const ValueError*>(&e)) return value_error;
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return out_of_memory;
+  return internal_error;
+}
+
+const char* kind_of(int code) {
+  switch (code) {
+  case usage_error: return "usage";
+  case format_error: return "format";
+  case io_error: return "io";
+  case shape_error: return "shape";
+  case value_error: return "value";
+  case out_of_memory: return "out_of_memory";
+  default: return "internal";
+  }
 }
 
 } // namespace gg::cli

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,17 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t& code_poin
 /// A hint for a number that did not parse, or "": "use a dot for decimals: 0.5" for "0,5" and
 /// "use the ASCII '-' for minus: -2" for "−2" (U+2212 and the dashes a text editor puts there).
 std::string number_hint(std::string_view text);
+
+/// text as a double, read as explain reads an input's value (NAME=VALUE, a field of the browser
+/// page): decimal or exponent form, a leading '+', "inf", "nan"; an underflow gives 0 or a
+/// subnormal. UsageError "'what': not a number" (with number_hint's hint) or "'what': the number is
+/// too large for a double".
+double parse_value(const std::string& what, std::string_view text);
+
+/// The exit code (cli.hpp's Exit) for an exception that ends a command: one per gg::Error kind,
+/// out_of_memory for std::bad_alloc, internal_error for anything else.
+int exit_code_of(const std::exception& e);
+/// The kind of failure an exit code stands for, as JSON error objects name it ("usage", "format").
+const char* kind_of(int code);
 
 } // namespace gg::cli

@@ -145,9 +145,9 @@ template <class T>
 void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
               bool accumulate) {
   if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
-  const T beta = accumulate ? T(1) : T(0);
 #ifdef GG_HAVE_OPENBLAS
   if (gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed)) {
+    const T beta = accumulate ? T(1) : T(0);
     const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
     const auto bi = [](Index v) { return static_cast<blasint>(v); };
     if constexpr (std::is_same_v<T, float>)
