@@ -114,7 +114,7 @@ LanguageModel::LanguageModel(Config config) : config_(std::move(config)) {
 
 Var LanguageModel::drop(const Var& x) {
   if (!is_training() || config_.dropout == 0) return x;
-  return detail::dropout(x, config_.dropout, rng_);
+  return gg::dropout(x, config_.dropout, true, rng_);
 }
 
 void LanguageModel::check_input(const Var& x) const {
@@ -210,7 +210,7 @@ GPTBlock::GPTBlock(const Config& c, Rng& dropout_rng) : p_(c.dropout), rng_(&dro
 }
 
 Var GPTBlock::drop(const Var& x) {
-  return is_training() && p_ > 0 ? detail::dropout(x, p_, *rng_) : x;
+  return gg::dropout(x, p_, is_training(), *rng_);
 }
 
 Var GPTBlock::forward(const Var& x) {
