@@ -3,6 +3,7 @@
 // (with dropout); sampling reproducible with --seed; each bad input named with its exit code.
 #include "cli_test.hpp"
 
+#include "../dot_reader.hpp"
 #include "../temp_dir.hpp"
 
 #include <nn/io/safetensors.hpp>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 
 namespace {
 using gg::cli::test::Result;
@@ -207,4 +209,37 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
         gg::cli::value_error);
   CHECK(run({"lm", "sample", "--model", dir / "m.safetensors", "--top-k", "-2"}).code ==
         gg::cli::value_error);
+}
+
+TEST_CASE("lm: dot draws a transformer block's layers as clusters and an RNN's shared weights fanning out") {
+  gg::test::TempDir dir("lm_dot");
+  REQUIRE(run({"lm", "dot", "--model", "gpt", "--layers", "2", "-o", dir / "gpt.dot"}).code == 0);
+  std::ifstream in(dir / "gpt.dot");
+  const std::string gpt((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const gg::test::DotGraph g = gg::test::read_dot(gpt);
+  std::vector<std::string> labels;
+  for (const auto& c : g.clusters) labels.push_back(c.label.substr(0, c.label.find(':')));
+  for (const std::string block : {"blocks/0", "blocks/1"})
+    for (const std::string layer :
+         {"", "/norm1", "/self_attn", "/self_attn/out_proj", "/norm2", "/linear1", "/linear2"}) {
+      INFO(block + layer);
+      CHECK(std::count(labels.begin(), labels.end(), block + layer) == 1);
+    }
+  CHECK(std::count(labels.begin(), labels.end(), "norm") == 1);
+  // The tied weight: one node, used by the embedding and by the output layer.
+  CHECK(g.out_degree(g.id_of("weight\\nleaf\\nshape [5, 4]")) == 2);
+
+  REQUIRE(run({"lm", "dot", "--model", "rnn", "--context", "4", "--backward", "-o", dir / "rnn.dot"}).code ==
+          0);
+  std::ifstream rin(dir / "rnn.dot");
+  const std::string rnn((std::istreambuf_iterator<char>(rin)), std::istreambuf_iterator<char>());
+  const gg::test::DotGraph r = gg::test::read_dot(rnn);
+  for (const std::string name : {"weight_ih_l0", "weight_hh_l0"}) {
+    INFO(name);
+    CHECK(r.out_degree(r.id_of(name + "\\n")) == 4); // one node, an edge to each of the 4 steps
+  }
+  CHECK(run({"lm", "dot", "--model", "gpt", "--context", "100", "-o", dir / "x.dot"}).code ==
+        gg::cli::value_error);
+  CHECK(run({"lm", "dot", "--model", "gpt", "--render", "gif", "-o", dir / "x.dot"}).code ==
+        gg::cli::usage_error);
 }
