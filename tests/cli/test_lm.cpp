@@ -167,6 +167,10 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   CHECK(short_context.code == gg::cli::value_error);
   CHECK_THAT(short_context.err, Catch::Contains("the longest word of " + names + " has 9 characters"));
   CHECK(train({"--save", text}).code == gg::cli::usage_error);
+  const Result huge = run({"lm", "train", "--text", text, "--model", "mlp", "--embedding", "60000",
+                           "--hidden", "60000", "--context", "8"});
+  CHECK(huge.code == gg::cli::value_error);
+  CHECK_THAT(huge.err, Catch::Contains("--model mlp with these sizes has 2.88e+10 parameters"));
   CHECK(run({"lm"}).code == gg::cli::usage_error);
   CHECK(run({"lm", "fit"}).code == gg::cli::usage_error);
   CHECK(run({"lm", "--help"}).code == 0);
