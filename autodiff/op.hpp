@@ -32,8 +32,8 @@ namespace gg {
   X(where)                                                                                               \
   /* softmax family */                                                                                   \
   X(softmax) X(log_softmax) X(logsumexp)                                                                 \
-  /* sequence models: triangular masks, masked fill, running sums, dropout */                           \
-  X(tril) X(triu) X(masked_fill) X(cumsum) X(dropout)                                                    \
+  /* sequence models: masks, running sums, dropout, normalisation, attention */                          \
+  X(tril) X(triu) X(masked_fill) X(cumsum) X(dropout) X(layer_norm)                                      \
   /* adjoints and conversions */                                                                         \
   X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                      \
   /* parity with PyTorch (issue 13): a loss with PyTorch's gradient */                                   \

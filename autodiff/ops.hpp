@@ -116,6 +116,11 @@ Var cumsum(const Var& x, int dim);
 /// In training, each element zeroed with probability p and the rest scaled by 1/(1-p) (the mask
 /// drawn from generator), as torch.nn.functional.dropout; x itself when not training or p is 0.
 Var dropout(const Var& x, double p, bool training, Rng& generator);
+/// Layer normalisation over the trailing dimensions normalized_shape, as
+/// torch.nn.functional.layer_norm, in one op: (x - mean) / sqrt(var + eps) per row (biased
+/// variance), times weight and plus bias (each of normalized_shape, or undefined for none).
+Var layer_norm(const Var& x, const std::vector<std::int64_t>& normalized_shape, const Var& weight = Var(),
+               const Var& bias = Var(), double eps = 1e-5);
 /// Pieces of split_size along dim (the last one smaller), as torch.split: slices of x.
 std::vector<Var> split(const Var& x, std::int64_t split_size, int dim = 0);
 /// Pieces of the given sizes along dim (they must add up to its size), as torch.split.

@@ -16,8 +16,8 @@
 namespace gg::nn {
 
 /// Normalisation over the trailing dimensions given by normalized_shape (biased variance, as
-/// PyTorch), then weight (ones) and bias (zeros) of that shape when elementwise_affine. Written as
-/// the composition mean / subtract / mean of squares / divide by sqrt(var + eps).
+/// PyTorch), then weight (ones) and bias (zeros) of that shape when elementwise_affine: one
+/// gg::layer_norm node.
 class LayerNorm : public Module {
 public:
   LayerNorm(std::vector<std::int64_t> normalized_shape, double eps = 1e-5, bool elementwise_affine = true,

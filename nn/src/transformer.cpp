@@ -1,6 +1,6 @@
 // The transformer's layers written with autodiff's ops, so that backward comes for free: LayerNorm
-// as mean and variance over the trailing dimensions, attention as projections, batched matrix
-// products, a constant additive mask and softmax, and the encoder blocks made of them.
+// as the fused layer_norm op, attention as projections, batched matrix products, a constant additive
+// mask and softmax, and the encoder blocks made of them.
 #include <nn/init.hpp>
 #include <nn/transformer.hpp>
 
@@ -39,14 +39,7 @@ Var LayerNorm::forward(const Var& x) {
   if (!fits)
     throw ShapeError(fmt::format("{}: expected input [*, {}], got shape {}", describe(),
                                  fmt::join(shape_, ", "), s.str()));
-  // The normalised dimensions as one: statistics per row of [rows, M].
-  std::vector<std::int64_t> rows(s.begin(), s.begin() + (s.rank() - k));
-  rows.push_back(Shape(shape_).numel()); // not -1: there may be no rows
-  const Var flat = reshape(x, rows);
-  const Var xc = flat - mean(flat, -1, true);
-  const Var var = mean(xc * xc, -1, true);
-  const Var y = reshape(xc / sqrt(var + eps_), s.to_vector());
-  return weight.defined() ? y * weight + bias : y;
+  return layer_norm(x, shape_, weight, bias, eps_);
 }
 
 std::string LayerNorm::describe() const {

@@ -235,6 +235,11 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 3}, 72)},
        tensor_only},
+      {Op::layer_norm, // over the last two dimensions, with weight and bias
+       [](const std::vector<Var>& v) { return gg::layer_norm(v[0], {2, 3}, v[1], v[2], 1e-5); },
+       {},
+       {rnd({2, 2, 3}, 73), rnd({2, 3}, 74, 0.5, 1.5), rnd({2, 3}, 75)},
+       tensor_only},
       // Adjoints and conversions.
       {Op::broadcast_to,
        [](const std::vector<Var>& v) { return gg::broadcast_to(v[0], {2, 3}); },

@@ -1,7 +1,7 @@
 // The sequence-model ops against PyTorch's values and gradients (data/sequence_ops_reference.txt,
 // written by data/make_sequence_ops_reference.py): argmax, tril, triu, masked_fill, cumsum, split and
-// chunk; dropout and multinomial by their statistics (their random streams are our generator's); and
-// the errors bad input raises, naming the op and the shapes.
+// chunk, layer_norm (with finite differences); dropout and multinomial by their statistics (their random
+// streams are our generator's); and the errors bad input raises, naming the op and the shapes.
 #include <autodiff/autodiff.hpp>
 
 #include "inputs.hpp"
@@ -211,4 +211,56 @@ TEST_CASE("sequence ops: multinomial refuses what PyTorch refuses, naming the op
   refused(Tensor({1, 1}, {2}), 0, true, "num_samples");
   refused(Tensor::ones({2, 2, 2}), 1, true, "2-d");
   refused(Tensor::ones({2, 0}), 1, true, "no categories");
+}
+
+TEST_CASE("layer_norm: with and without weight and bias, first and second derivatives against finite "
+          "differences") {
+  using Fn = gg::test::Fn;
+  const Tensor x = gg::test::rnd({3, 4}, 80), w = gg::test::rnd({4}, 81, 0.5, 1.5),
+               b = gg::test::rnd({4}, 82);
+  const std::vector<std::pair<Fn, std::vector<Tensor>>> cases = {
+      {[](const std::vector<Var>& v) { return gg::layer_norm(v[0], {4}); }, {x}},
+      {[](const std::vector<Var>& v) { return gg::layer_norm(v[0], {4}, v[1]); }, {x, w}},
+      {[](const std::vector<Var>& v) { return gg::layer_norm(v[0], {4}, Var(), v[1], 0.1); }, {x, b}},
+      {[](const std::vector<Var>& v) {
+         return gg::layer_norm(v[0], {3, 4}, Var(), Var(), 0);
+       },
+       {x}},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i);
+    const Fn f = cases[i].first;
+    const std::vector<Tensor>& inputs = cases[i].second;
+    const gg::GradcheckResult first = gg::gradcheck(f, inputs);
+    INFO(first.message);
+    CHECK(first.ok);
+    const Fn gradient = [f](const std::vector<Var>& v) { // the recorded gradient, differentiated again
+      const Var y = f(v);
+      std::vector<Var> flat;
+      for (const Var& g : gg::grad({gg::sum(y * y * y)}, v, {}, {.create_graph = true}))
+        flat.push_back(gg::reshape(g, {-1}));
+      return gg::concat(flat);
+    };
+    const gg::GradcheckResult second = gg::gradcheck(gradient, inputs);
+    INFO(second.message);
+    CHECK(second.ok);
+  }
+  // Each row normalised: mean 0, biased variance 1 (eps 0).
+  const Var y = gg::layer_norm(Var(x), {4}, Var(), Var(), 0);
+  CHECK(gg::max(gg::abs(gg::mean(y, 1))).item() < 1e-15);
+  CHECK(gg::max(gg::abs(gg::mean(y * y, 1) - 1.0)).item() < 1e-14);
+  CHECK(y.op_name() == "layer_norm");
+}
+
+TEST_CASE("layer_norm: bad shapes and dtypes name the op and the shapes") {
+  const Var x(Tensor::zeros({2, 3}));
+  CHECK_THROWS_WITH(gg::layer_norm(x, {2}),
+                    Catch::Contains("layer_norm") && Catch::Contains("[2]") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_WITH(gg::layer_norm(x, {}), Catch::Contains("layer_norm"));
+  CHECK_THROWS_WITH(gg::layer_norm(x, {3}, Var(Tensor::ones({4}))), Catch::Contains("layer_norm: weight") &&
+                                                                        Catch::Contains("[4]") &&
+                                                                        Catch::Contains("[2, 3]"));
+  CHECK_THROWS_WITH(gg::layer_norm(x, {3}, Var(), Var(Tensor::ones({3}, gg::f32))),
+                    Catch::Contains("layer_norm: bias is float32"));
+  CHECK_THROWS_WITH(gg::layer_norm(x, {3}, Var(), Var(), -1), Catch::Contains("eps"));
 }

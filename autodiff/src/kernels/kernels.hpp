@@ -27,4 +27,14 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
 Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, std::int64_t k,
                            std::int64_t stride, std::int64_t padding);
 
+/// Layer normalisation of each row of x viewed as [rows, m] (m the normalised elements), then times
+/// weight and plus bias ([m] each, or undefined for none); stats receives [2, rows] in float64: each
+/// row's mean, then 1/sqrt(variance + eps) (the biased variance, computed in two passes).
+Tensor layer_norm(const Tensor& x, std::int64_t m, const Tensor& weight, const Tensor& bias, double eps,
+                  Tensor& stats);
+/// layer_norm's gradients for the output gradient g: {x's (x's shape), the weight's [m], the bias's
+/// [m]}, each computed only when its `needs` flag is set; stats as the forward gave them.
+std::array<Tensor, 3> layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
+                                          const Tensor& stats, std::int64_t m, std::array<bool, 3> needs);
+
 } // namespace gg::kernel
