@@ -36,8 +36,8 @@ namespace gg {
   X(tril) X(triu) X(masked_fill) X(cumsum) X(dropout) X(layer_norm)                                      \
   /* adjoints and conversions */                                                                         \
   X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                      \
-  /* parity with PyTorch (issue 13): a loss with PyTorch's gradient */                                   \
-  X(binary_cross_entropy)                                                                                \
+  /* parity with PyTorch (issue 13): a loss with PyTorch's gradient, extrema, softplus */               \
+  X(binary_cross_entropy) X(maximum) X(minimum) X(softplus) X(min) X(min_axis)                          \
   /* a gg::Function */                                                                                   \
   X(custom)
 // clang-format on

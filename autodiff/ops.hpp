@@ -82,6 +82,7 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias = Var(), std::int64_
 /// The largest element of each k x k window of every channel of x [N, C, H, W] (padding reads as
 /// -inf), as torch.nn.functional.max_pool2d, in one op; tied maxima share the gradient.
 Var max_pool2d(const Var& x, std::int64_t k, std::int64_t stride, std::int64_t padding = 0);
+/// Axes axis0 and axis1 swapped; a 0-d x (axes 0 or -1) is returned itself, as PyTorch.
 Var transpose(const Var& x, int axis0 = -2, int axis1 = -1);
 /// Same elements, new shape; one dimension may be -1.
 Var reshape(const Var& x, const std::vector<std::int64_t>& shape);
@@ -89,7 +90,8 @@ Var reshape(const Var& x, const std::vector<std::int64_t>& shape);
 Var slice(const Var& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
 /// Index i along axis, that dimension removed (x[i] for axis 0).
 Var select(const Var& x, int axis, std::int64_t index);
-/// Entries at the given indices along axis (gather; repeated indices allowed).
+/// Entries at the given indices along axis (repeated indices allowed; negative ones refused, as
+/// PyTorch). A 0-d x takes index 0 (any number of times) and is returned itself, as PyTorch.
 Var index_select(const Var& x, int axis, const std::vector<std::int64_t>& index);
 Var concat(const std::vector<Var>& xs, int axis = 0);
 Var stack(const std::vector<Var>& xs, int axis = 0);
@@ -145,7 +147,8 @@ Var sum_to(const Var& x, const Shape& shape);
 /// Zeros of shape with g at the positions of slice(.., axis, start, stop, step) (adjoint of slice).
 Var slice_scatter(const Var& g, const Shape& shape, int axis, std::int64_t start, std::int64_t stop,
                   std::int64_t step = 1);
-/// Zeros of shape with g's entries added at index along axis (adjoint of index_select).
+/// Zeros of shape with g's entries added at index along axis (adjoint of index_select; negative
+/// indices refused, as PyTorch).
 Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std::int64_t>& index);
 
 /// x converted to dtype (f32 or f64); its gradient is converted back to x's dtype. x itself when it
@@ -165,5 +168,34 @@ Var fold(const Var& cols, const Shape& image_shape, std::int64_t kh, std::int64_
 /// -(y log p + (1 - y) log(1 - p)) with each log at least -100, and PyTorch's gradient
 /// (p - y) / max(p (1 - p), 1e-12), finite at p = 0 and 1. nn::binary_cross_entropy reduces it.
 Var binary_cross_entropy(const Var& p, const Var& y);
+/// The larger of a and b elementwise (broadcasting; a NaN wins), as torch.maximum: at a tie each
+/// gets half the gradient.
+Var maximum(const Var& a, const Var& b);
+/// The smaller of a and b elementwise, as torch.minimum (ties split the gradient likewise).
+Var minimum(const Var& a, const Var& b);
+/// log(1 + exp(beta x)) / beta, and x itself where beta x > threshold, as
+/// torch.nn.functional.softplus.
+Var softplus(const Var& x, double beta = 1, double threshold = 20);
+/// Smallest element; the gradient is shared equally among tied minima (as torch.min(x)).
+Var min(const Var& x);
+/// Smallest along an axis; tied minima share the gradient, as torch.amin (torch.min(x, dim) gives it
+/// all to the index it returns).
+Var min(const Var& x, int axis, bool keepdim = false);
+/// min(x, axis, keepdim), PyTorch's name.
+Var amin(const Var& x, int axis, bool keepdim = false);
+/// max(x, axis, keepdim), PyTorch's name.
+Var amax(const Var& x, int axis, bool keepdim = false);
+/// out[i][j] = x[index[i][j]][j] for axis 0, x[i][index[i][j]] for axis 1 (and so on), as
+/// torch.gather: index (whole numbers in [0, size of axis)) has x's rank and in every other dimension
+/// a size at most x's; the result has index's shape. Its gradient adds g back at the indices.
+Var gather(const Var& x, int axis, const Tensor& index);
+/// x without its dimensions of size 1, as torch.squeeze.
+Var squeeze(const Var& x);
+/// x without dimension axis if its size is 1 (x itself otherwise), as torch.squeeze(x, dim).
+Var squeeze(const Var& x, int axis);
+/// x with a dimension of size 1 inserted at axis (in [-rank - 1, rank]), as torch.unsqueeze.
+Var unsqueeze(const Var& x, int axis);
+/// cond != 0 ? a : b elementwise with the condition's value as a constant mask.
+Var where(const Var& cond, const Var& a, const Var& b);
 
 } // namespace gg

@@ -272,6 +272,18 @@ const std::vector<OpCase>& op_cases() {
        bin(gg::binary_cross_entropy),
        {num(0.3), num(0.8)},
        {rnd({2, 3}, 68, 0.1, 0.9), rnd({3}, 69, 0, 1)}},
+      {Op::maximum, bin(gg::maximum), {num(0.7), num(-1.3)}, {rnd({2, 3}, 70), rnd({3}, 71)}},
+      {Op::minimum, bin(gg::minimum), {num(0.7), num(-1.3)}, {rnd({2, 3}, 72), rnd({3}, 73)}},
+      {Op::softplus, // beta 2, threshold 1.5: inputs on both sides, away from beta*x = 1.5
+       [](const std::vector<Var>& v) { return gg::softplus(v[0], 2, 1.5); },
+       {num(-0.4)},
+       {Tensor({-2.0, -0.3, 0.1, 0.5, 0.9, 2.0}, {2, 3})}},
+      {Op::min, un(gg::min), {num(0.4)}, {rnd({2, 3}, 74)}},
+      {Op::min_axis,
+       [](const std::vector<Var>& v) { return gg::min(v[0], 1); },
+       {},
+       {rnd({2, 3}, 75)},
+       tensor_only},
       // A gg::Function.
       {Op::custom,
        [](const std::vector<Var>& v) { return gg::apply(std::make_shared<Cube>(), {v[0]}); },

@@ -176,6 +176,15 @@ Var gelu(const Var& x, std::string_view approximate) {
 Var binary_cross_entropy(const Var& p, const Var& y) {
   return record_binary<Op::binary_cross_entropy>(p, y);
 }
+Var maximum(const Var& a, const Var& b) {
+  return record_binary<Op::maximum>(a, b);
+}
+Var minimum(const Var& a, const Var& b) {
+  return record_binary<Op::minimum>(a, b);
+}
+Var softplus(const Var& x, double beta, double threshold) {
+  return record_unary<Op::softplus>(x, {beta, threshold});
+}
 Var clamp(const Var& x, double lo, double hi) {
   need(x, Op::clamp);
   if (lo > hi) throw ValueError(fmt::format("clamp: lo ({}) is greater than hi ({})", lo, hi));

@@ -433,6 +433,85 @@ template <> struct Math<Op::binary_cross_entropy> : TwoInputs {
   }
 };
 
+/// maximum's and minimum's split of the gradient: 1 where a wins against b (a > b for wins = gt, a < b
+/// for lt), 1/2 at a tie, 0 where it loses, as PyTorch. A constant for T = Var (in g's dtype).
+template <class T> T tie_split(const T& g, const T& a, const T& b, kernel::Binary wins) {
+  if constexpr (std::is_same_v<T, Var>) {
+    using kernel::Binary;
+    const Tensor av = a.value(), bv = b.value();
+    const Tensor half_ties = kernel::binary_scalar(Binary::mul, kernel::binary(Binary::eq, av, bv), 0.5);
+    return Var::constant(kernel::binary(Binary::add, kernel::binary(wins, av, bv), half_ties).to(g.dtype()));
+  } else {
+    const bool win = wins == kernel::Binary::gt ? a > b : a < b;
+    return win ? T(1) : a == b ? T(0.5) : T(0);
+  }
+}
+
+/// maximum (wins = gt) and minimum (lt): a where it wins or ties or is NaN, else b; each input's
+/// share of the gradient from tie_split.
+template <kernel::Binary wins> struct Extremum : TwoInputs {
+  static constexpr bool tensor_vjp = false; // tensors take the Var rule
+  template <class T> static T f(const T& a, const T& b) {
+    return (a != a || a == b || (wins == kernel::Binary::gt ? a > b : a < b)) ? a : b;
+  }
+  template <class T> static T vjp_a(const T& g, const T& a, const T& b, const T&) {
+    return g * tie_split(g, a, b, wins);
+  }
+  template <class T> static T vjp_b(const T& g, const T& a, const T& b, const T&) {
+    return g * tie_split(g, b, a, wins);
+  }
+};
+
+/// The larger of a and b (a NaN wins), as torch.maximum; at a tie each gets half the gradient.
+template <> struct Math<Op::maximum> : Extremum<kernel::Binary::gt> {
+  static constexpr OpInfo info{"maximum",
+                               "maximum(a, b)",
+                               2,
+                               "(a>b ? 1 : a==b ? 1/2 : 0)",
+                               "(b>a ? 1 : a==b ? 1/2 : 0)",
+                               "maximum(a, b)",
+                               "the larger of a and b (broadcasting); ties split the gradient"};
+};
+
+/// The smaller of a and b (a NaN wins), as torch.minimum; at a tie each gets half the gradient.
+template <> struct Math<Op::minimum> : Extremum<kernel::Binary::lt> {
+  static constexpr OpInfo info{"minimum",
+                               "minimum(a, b)",
+                               2,
+                               "(a<b ? 1 : a==b ? 1/2 : 0)",
+                               "(b<a ? 1 : a==b ? 1/2 : 0)",
+                               "minimum(a, b)",
+                               "the smaller of a and b (broadcasting); ties split the gradient"};
+};
+
+/// log(1 + exp(c a)) / c, as torch.nn.functional.softplus(a, beta = c, threshold = hi): a itself
+/// where c a > hi, and there a gradient of 1.
+template <> struct Math<Op::softplus> : OneInput {
+  static constexpr OpInfo info{"softplus",
+                               "softplus(a, c, hi)",
+                               1,
+                               "(c*a > hi ? 1 : sigmoid(c*a))",
+                               "",
+                               "softplus(a, beta, threshold)",
+                               "log(1 + exp(beta*a))/beta; a where beta*a > threshold"};
+  static constexpr int constants = 2;
+  template <class T> static T f(T a, Consts<T> k) {
+    const T z = a * k.c;
+    return z > k.hi ? a : T(std::log1p(std::exp(z))) / k.c;
+  }
+  template <class T> static T vjp(const T& g, const T& a, const T&, Consts<T> k) {
+    if constexpr (std::is_same_v<T, Var>) {
+      using kernel::Binary;
+      const Tensor over =
+          kernel::binary_scalar(Binary::gt, kernel::binary_scalar(Binary::mul, a.value(), k.c), k.hi);
+      return where(over, g, g * sigmoid(a * k.c));
+    } else {
+      const T z = std::exp(a * k.c);
+      return a * k.c > k.hi ? g : g * z / (z + 1);
+    }
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // The generic parts: everything below serves every row.
 

@@ -164,4 +164,47 @@ template <> const OpRule& detail::rule<Op::max_axis>() {
   return r;
 }
 
+// min(a): the smallest element; tied minima share the gradient equally (the mask is max's: where the
+// input equals the result).
+Var min(const Var& x) {
+  return detail::reduce_all(Op::min, x, [](const Tensor& v) {
+    if (v.numel() == 0) throw ValueError("min: the tensor is empty");
+    return kernel::min(v);
+  });
+}
+template <> const OpRule& detail::rule<Op::min>() {
+  static const OpRule r{{"min", "min(a)", 1, "(a==out ? 1/ties : 0)", "", "min(a)",
+                         "smallest element; ties share the gradient"},
+                        rule<Op::max>().vjp};
+  return r;
+}
+
+namespace detail {
+namespace {
+/// The minima along an axis, as -max(-x).
+Tensor min_along(const Tensor& v, int axis, bool keepdim) {
+  using kernel::Unary;
+  return kernel::unary(Unary::neg, kernel::max(kernel::unary(Unary::neg, v), axis, keepdim));
+}
+} // namespace
+} // namespace detail
+
+// min(a, axis, keepdim), amin: tied minima share the gradient equally (max_axis's rule).
+Var min(const Var& x, int axis, bool keepdim) {
+  return detail::record_along_axis(Op::min_axis, x, axis, keepdim, &detail::min_along);
+}
+Var amin(const Var& x, int axis, bool keepdim) {
+  return min(x, axis, keepdim);
+}
+Var amax(const Var& x, int axis, bool keepdim) {
+  return max(x, axis, keepdim);
+}
+template <> const OpRule& detail::rule<Op::min_axis>() {
+  static const OpRule r{{"min_axis", "", 1, "(a==out ? 1/ties : 0)", "", "min(a, axis, keepdim), amin",
+                         "smallest along an axis; ties share the gradient"},
+                        rule<Op::max_axis>().vjp,
+                        rule<Op::max_axis>().vjp_values};
+  return r;
+}
+
 } // namespace gg

@@ -4,6 +4,8 @@
 // the differentiable VJP, the fast tensor backward where the common ops have one).
 #include <autodiff/ops.hpp>
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "../kernels/kernels.hpp"
@@ -30,12 +32,30 @@ int axis_of(const Node* n, std::size_t i = 0) {
 Shape input_shape(const Node* n, int i = 0) {
   return value_of(n->input(i)).shape();
 }
+/// Negative indices are refused, as PyTorch does (no counting from the end).
+void refuse_negative(const std::vector<std::int64_t>& index, std::string_view op) {
+  for (std::size_t i = 0; i < index.size(); ++i)
+    if (index[i] < 0)
+      throw ValueError(fmt::format("{}: index {} at position {} is negative (indices along an axis of size n "
+                                   "are 0 to n - 1)",
+                                   op, index[i], i));
+}
+/// A 0-d tensor's axis, as PyTorch takes it: 0 or -1 (its one implicit axis).
+void check_0d_axis(int axis, std::string_view op) {
+  if (axis != 0 && axis != -1)
+    throw ValueError(fmt::format("{}: axis {} is out of range for a 0-d tensor (0 or -1)", op, axis));
+}
 } // namespace
 
 // transpose(a, i, j): axes i and j swapped.
 Var transpose(const Var& a, int axis0, int axis1) {
   Node* x = need(a, Op::transpose);
   const Tensor v = value_of(x);
+  if (v.rank() == 0) { // as PyTorch: the input itself
+    check_0d_axis(axis0, "transpose");
+    check_0d_axis(axis1, "transpose");
+    return a;
+  }
   const int a0 = kernel::normalize_axis(axis0, v.rank(), "transpose");
   const int a1 = kernel::normalize_axis(axis1, v.rank(), "transpose");
   auto e = detail::emit(Op::transpose, x, nullptr, kernel::transpose(v, a0, a1));
@@ -125,6 +145,15 @@ template <> const OpRule& detail::rule<Op::slice_scatter>() {
 Var index_select(const Var& a, int axis, const std::vector<std::int64_t>& index) {
   Node* x = need(a, Op::index_select);
   const Tensor v = value_of(x);
+  refuse_negative(index, "index_select");
+  if (v.rank() == 0) { // as PyTorch: index 0 (any number of times) of a 0-d tensor is the tensor
+    check_0d_axis(axis, "index_select");
+    for (const std::int64_t i : index)
+      if (i != 0)
+        throw ValueError(fmt::format("index_select: index {} is out of range for a 0-d tensor (0)", i));
+    if (index.empty()) throw ValueError("index_select: a 0-d tensor takes index 0, got no index");
+    return a;
+  }
   const int ax = kernel::normalize_axis(axis, v.rank(), "index_select");
   auto e = detail::emit(Op::index_select, x, nullptr, kernel::index_select(v, ax, index));
   if (e.n) {
@@ -149,6 +178,7 @@ template <> const OpRule& detail::rule<Op::index_select>() {
 // index_add(g, shape, axis, indices): zeros of shape with g's entries added at the indices.
 Var index_add(const Var& g, const Shape& shape, int axis, const std::vector<std::int64_t>& index) {
   Node* x = need(g, Op::index_add);
+  refuse_negative(index, "index_add");
   const int ax = kernel::normalize_axis(axis, shape.rank(), "index_add");
   auto e = detail::emit(Op::index_add, x, nullptr, kernel::index_add(value_of(x), shape, ax, index));
   if (e.n) {
@@ -235,6 +265,72 @@ template <> const OpRule& detail::rule<Op::where>() {
                 sum_to(where(cond, zero, g), input_shape(n, 1))};
       }};
   return r;
+}
+
+Var where(const Var& cond, const Var& a, const Var& b) {
+  need(cond, Op::where);
+  return where(cond.value(), a, b);
+}
+
+// squeeze and unsqueeze: reshapes, as PyTorch's views.
+Var squeeze(const Var& x) {
+  std::vector<std::int64_t> s;
+  for (const std::int64_t d : x.shape())
+    if (d != 1) s.push_back(d);
+  return static_cast<int>(s.size()) == x.shape().rank() ? x : reshape(x, s);
+}
+Var squeeze(const Var& x, int axis) {
+  const Shape s = x.shape();
+  if (s.rank() == 0) {
+    check_0d_axis(axis, "squeeze");
+    return x;
+  }
+  const int ax = kernel::normalize_axis(axis, s.rank(), "squeeze");
+  if (s[ax] != 1) return x;
+  std::vector<std::int64_t> r = s.to_vector();
+  r.erase(r.begin() + ax);
+  return reshape(x, r);
+}
+Var unsqueeze(const Var& x, int axis) {
+  const Shape s = x.shape();
+  const int ax = kernel::normalize_axis(axis, s.rank() + 1, "unsqueeze");
+  std::vector<std::int64_t> r = s.to_vector();
+  r.insert(r.begin() + ax, 1);
+  return reshape(x, r);
+}
+
+// gather(a, axis, index): index_select of the flattened input at each index's element offset.
+Var gather(const Var& x, int axis, const Tensor& index) {
+  const Shape s = x.shape(), si = index.shape();
+  const int rank = s.rank();
+  if (rank == 0) check_0d_axis(axis, "gather");
+  const int ax = rank == 0 ? 0 : kernel::normalize_axis(axis, rank, "gather");
+  if (si.rank() != rank)
+    throw ShapeError(fmt::format("gather: index of shape {} must have the rank of the input, of shape {}",
+                                 si.str(), s.str()));
+  for (int d = 0; d < rank; ++d)
+    if (d != ax && si[d] > s[d])
+      throw ShapeError(fmt::format("gather: index of shape {} is larger than the input, of shape {}, in "
+                                   "dimension {}",
+                                   si.str(), s.str(), d));
+  const std::int64_t size = rank == 0 ? 1 : s[ax];
+  std::vector<std::int64_t> offsets(static_cast<std::size_t>(si.numel()));
+  std::vector<std::int64_t> at(static_cast<std::size_t>(rank), 0); // index's multi-index, row-major
+  for (std::int64_t i = 0; i < si.numel(); ++i) {
+    const double t = index.flat(i);
+    if (!(t >= 0 && t < static_cast<double>(size)) || t != std::floor(t))
+      throw ValueError(fmt::format("gather: index {} at [{}] is out of range for axis {} of size {}", t,
+                                   fmt::join(at, ", "), ax, size));
+    std::int64_t offset = 0;
+    for (int d = 0; d < rank; ++d)
+      offset = offset * s[d] + (d == ax ? static_cast<std::int64_t>(t) : at[static_cast<std::size_t>(d)]);
+    offsets[static_cast<std::size_t>(i)] = offset;
+    for (int d = rank - 1; d >= 0; --d) { // next multi-index
+      if (++at[static_cast<std::size_t>(d)] < si[d]) break;
+      at[static_cast<std::size_t>(d)] = 0;
+    }
+  }
+  return reshape(index_select(reshape(x, {-1}), 0, offsets), si.to_vector());
 }
 
 // broadcast_to(a, shape): a repeated along the dimensions broadcasting adds or stretches.

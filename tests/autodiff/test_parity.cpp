@@ -1,0 +1,133 @@
+// Ops that outside checks (random tensor programs against torch) found missing or different, against
+// PyTorch's values and gradients (data/make_parity_reference.py -> parity_reference.txt): min and
+// amin, maximum and minimum with ties, softplus, gather; and PyTorch's answers for squeeze,
+// unsqueeze, where with a Var condition, index_select's negative indices, and 0-d transpose and
+// index_select.
+#include <autodiff/autodiff.hpp>
+
+#include "inputs.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+
+using gg::Tensor;
+using gg::Var;
+
+namespace {
+
+const std::map<std::string, Tensor>& ref() {
+  static const auto r = gg::test::read_reference("parity_reference.txt");
+  return r;
+}
+const Tensor& R(const std::string& name) {
+  INFO("reference " << name);
+  REQUIRE(ref().count(name) == 1);
+  return ref().at(name);
+}
+
+/// |a - b| / max(1, |b|) over the elements (shapes must match).
+double worst(const Tensor& a, const Tensor& b) {
+  INFO("shapes " << a.shape().str() << " and " << b.shape().str());
+  REQUIRE(a.shape() == b.shape());
+  double w = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i)
+    w = std::max(w, std::fabs(a.flat(i) - b.flat(i)) / std::max(1.0, std::fabs(b.flat(i))));
+  return w;
+}
+
+/// The case's value and its inputs' gradients of sum(value * w) against PyTorch's, to 1e-12.
+void check_case(const std::string& name, const std::vector<std::string>& inputs,
+                const std::function<Var(const std::vector<Var>&)>& f) {
+  INFO(name);
+  std::vector<Var> leaves;
+  for (const std::string& in : inputs) leaves.emplace_back(R(name + "." + in).clone());
+  const Var y = f(leaves);
+  CHECK(worst(y.value(), R(name + ".value")) < 1e-12);
+  gg::sum(y * Var::constant(R(name + ".w"))).backward();
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    CHECK(worst(leaves[i].grad(), R(name + ".grad." + inputs[i])) < 1e-12);
+}
+
+} // namespace
+
+TEST_CASE("parity: maximum and minimum split the gradient in half at ties, as PyTorch") {
+  check_case("maximum", {"a", "b"}, [](const std::vector<Var>& v) { return gg::maximum(v[0], v[1]); });
+  check_case("minimum", {"a", "b"}, [](const std::vector<Var>& v) { return gg::minimum(v[0], v[1]); });
+  // Scalar nodes too, and a NaN wins as in PyTorch.
+  Var a = 2.0, b = 2.0;
+  const Var m = gg::maximum(a, b);
+  m.backward();
+  CHECK(a.grad().item() == 0.5);
+  CHECK(b.grad().item() == 0.5);
+  CHECK(std::isnan(gg::maximum(Var(NAN), Var(1.0)).item()));
+  CHECK(std::isnan(gg::minimum(Var(1.0), Var(NAN)).item()));
+}
+
+TEST_CASE("parity: min and amin, whole and along an axis, as PyTorch") {
+  check_case("min", {"x"}, [](const std::vector<Var>& v) { return gg::min(v[0]); });
+  check_case("amin1", {"x"}, [](const std::vector<Var>& v) { return gg::amin(v[0], 1); });
+  check_case("amin0_keepdim", {"x"}, [](const std::vector<Var>& v) { return gg::min(v[0], 0, true); });
+  CHECK(gg::amax(Var(R("min.x")), 1).value().to_vector() == gg::max(Var(R("min.x")), 1).value().to_vector());
+  CHECK_THROWS_WITH(gg::min(Var(Tensor::zeros({0}))), Catch::StartsWith("min: "));
+}
+
+TEST_CASE("parity: softplus with beta and threshold, as PyTorch") {
+  check_case("softplus", {"x"}, [](const std::vector<Var>& v) { return gg::softplus(v[0]); });
+  check_case("softplus_b2_t1.5", {"x"}, [](const std::vector<Var>& v) { return gg::softplus(v[0], 2, 1.5); });
+  Var s = 0.3; // a scalar node
+  const Var y = gg::softplus(s, 2, 1.5);
+  y.backward();
+  CHECK(y.item() == Approx(std::log1p(std::exp(0.6)) / 2).epsilon(1e-15));
+  CHECK(s.grad().item() == Approx(1 / (1 + std::exp(-0.6))).epsilon(1e-15));
+}
+
+TEST_CASE("parity: gather along each axis, as PyTorch, and its bad indices named") {
+  check_case("gather1", {"x"},
+             [](const std::vector<Var>& v) { return gg::gather(v[0], 1, R("gather1.index")); });
+  check_case("gather0", {"x"},
+             [](const std::vector<Var>& v) { return gg::gather(v[0], -2, R("gather0.index")); });
+  const Var x(Tensor::zeros({2, 3}));
+  CHECK_THROWS_WITH(gg::gather(x, 1, Tensor({0, -1}, {1, 2})),
+                    Catch::StartsWith("gather: index -1 at [0, 1] is out of range for axis 1 of size 3"));
+  CHECK_THROWS_WITH(gg::gather(x, 1, Tensor({0, 3}, {1, 2})), Catch::Contains("index 3"));
+  CHECK_THROWS_WITH(gg::gather(x, 1, Tensor({0, 1}, {2})), Catch::StartsWith("gather: index of shape [2]"));
+  CHECK_THROWS_WITH(gg::gather(x, 1, Tensor::zeros({3, 1})),
+                    Catch::StartsWith("gather: index of shape [3, 1]") && Catch::Contains("[2, 3]"));
+  CHECK(gg::gather(Var(Tensor::scalar(4)), 0, Tensor::scalar(0)).item() == 4);
+}
+
+TEST_CASE("parity: squeeze and unsqueeze as PyTorch") {
+  const Var x(Tensor::zeros({1, 3, 1, 2}));
+  CHECK(gg::squeeze(x).shape() == gg::Shape{3, 2});
+  CHECK(gg::squeeze(x, 2).shape() == gg::Shape{1, 3, 2});
+  CHECK(gg::squeeze(x, -3).shape() == gg::Shape{1, 3, 1, 2}); // size 3: unchanged
+  CHECK(gg::unsqueeze(x, 0).shape() == gg::Shape{1, 1, 3, 1, 2});
+  CHECK(gg::unsqueeze(x, -1).shape() == gg::Shape{1, 3, 1, 2, 1});
+  CHECK(gg::unsqueeze(x, 4).shape() == gg::Shape{1, 3, 1, 2, 1});
+  CHECK_THROWS_AS(gg::unsqueeze(x, 5), gg::ValueError);
+  CHECK(gg::unsqueeze(Var(2.0), 0).shape() == gg::Shape{1});
+  CHECK(gg::squeeze(Var(Tensor::scalar(2)), 0).shape() == gg::Shape{});
+  Var y(Tensor({1, 2}, {1, 2}));
+  gg::sum(gg::squeeze(y) * Var::constant(Tensor({3, 4}, {2}))).backward();
+  CHECK(y.grad().to_vector() == std::vector<double>{3, 4});
+}
+
+TEST_CASE("parity: where takes a condition Var, index_select refuses negative indices, 0-d transpose "
+          "and index_select return the input") {
+  const Var cond(Tensor({1, 0, 1}, {3}));
+  Var a(Tensor({1, 2, 3}, {3})), b(Tensor({4, 5, 6}, {3}));
+  const Var w = gg::where(cond, a, b);
+  CHECK(w.value().to_vector() == std::vector<double>{1, 5, 3});
+  gg::sum(w).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{1, 0, 1});
+  CHECK_THROWS_WITH(gg::index_select(a, 0, {0, -1}),
+                    Catch::StartsWith("index_select: index -1 at position 1 is negative"));
+  const Var s(Tensor::scalar(5));
+  CHECK(gg::transpose(s, 0, -1).node() == s.node());
+  CHECK_THROWS_AS(gg::transpose(s, 0, 1), gg::ValueError);
+  CHECK(gg::index_select(s, 0, {0, 0}).node() == s.node());
+  CHECK_THROWS_AS(gg::index_select(s, 0, {1}), gg::ValueError);
+  CHECK_THROWS_AS(gg::index_select(s, 0, {}), gg::ValueError);
+}
