@@ -8,18 +8,21 @@
 #include <cstdlib>
 #include <vector>
 
+#include "mpi.hpp"
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <mpi.h>
 
 namespace gg::distributed {
 
 namespace {
-
 /// Whether this program's Environment initialised MPI (and has not finalised it).
 bool g_initialized = false;
+} // namespace
 
-/// Throws an IOError naming the MPI call when rc is not MPI_SUCCESS.
+namespace detail {
+bool mpi_running() {
+  return g_initialized;
+}
 void check(int rc, std::string_view call) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
@@ -28,6 +31,11 @@ void check(int rc, std::string_view call) {
   throw IOError(fmt::format("{} failed on rank {}: {}", call, rank(),
                             std::string_view(text, static_cast<std::size_t>(length))));
 }
+} // namespace detail
+
+namespace {
+using detail::check;
+using detail::mpi_type;
 
 /// World size and rank once MPI runs; refuses a launched process whose Environment does not exist.
 void require_environment(std::string_view who) {
@@ -35,10 +43,6 @@ void require_environment(std::string_view who) {
     throw UsageError(fmt::format("gg::distributed::{}: this process was started by mpirun but no "
                                  "gg::distributed::Environment exists: create one at the start of main()",
                                  who));
-}
-
-MPI_Datatype mpi_type(DType dtype) {
-  return dtype == f64 ? MPI_DOUBLE : MPI_FLOAT;
 }
 
 /// FNV-1a, 64 bits: the same on every machine and build (std::hash is not).
