@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ struct Command {
 /// Most arguments a command accepts (options and their values; explain's NAME=VALUE inputs are not
 /// counted): Boost.Program_options parses in time quadratic in their number.
 inline constexpr std::size_t max_arguments = 1000;
+
+/// The exit code for an exception that ends a subcommand: one per gg::Error kind (messages.cpp).
+int exit_code_of(const std::exception& e);
+/// What `gradgraph <command>: ` is followed by for that exception (escaped for printing; an option's
+/// placeholders in it are defused).
+std::string error_message(std::exception& e);
 
 /// The subcommands, in the order --help lists them.
 const std::vector<Command>& commands();

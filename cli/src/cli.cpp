@@ -148,6 +148,26 @@ int command_exit_code(const std::exception& e) {
   return exit_code_of(e);
 }
 
+} // namespace
+
+std::string error_message(std::exception& e) {
+  std::string hint;
+  if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e)) {
+    defuse_placeholders(*po_error);
+    hint = option_value_hint(*po_error);
+  }
+  const int code = command_exit_code(e);
+  std::string message = code == out_of_memory    ? "out of memory: the data or the model does not fit (try "
+                                                   "fewer examples, a smaller model or --dtype f32)"
+                        : code == internal_error ? fmt::format("internal error: {}", e.what())
+                                                 : std::string(e.what());
+  if (!hint.empty()) message += " (" + hint + ")";
+  // Messages echo what the user typed: escaped and cut here, once for every command.
+  return printable(message);
+}
+
+namespace {
+
 /// Whether the command line asks for JSON output (--json before any "--").
 bool wants_json(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
@@ -178,19 +198,8 @@ int run_command(const Command& c, const std::vector<std::string>& args, std::ost
     check_argument_count(c, args);
     return c.run(args, out, err);
   } catch (std::exception& e) {
-    std::string hint;
-    if (auto* po_error = dynamic_cast<boost::program_options::error_with_option_name*>(&e)) {
-      defuse_placeholders(*po_error);
-      hint = option_value_hint(*po_error);
-    }
     const int code = command_exit_code(e);
-    std::string message = code == out_of_memory    ? "out of memory: the data or the model does not fit (try "
-                                                     "fewer examples, a smaller model or --dtype f32)"
-                          : code == internal_error ? fmt::format("internal error: {}", e.what())
-                                                   : std::string(e.what());
-    if (!hint.empty()) message += " (" + hint + ")";
-    // Messages echo what the user typed: escaped and cut here, once for every command.
-    message = printable(message);
+    const std::string message = error_message(e);
     fmt::print(err, "gradgraph {}: {}\n", c.name, message);
     if (c.json_errors && wants_json(args))
       fmt::print(

@@ -2,17 +2,20 @@
 // regression), IDX files or a teaching dataset, with every PyTorch optimizer, a JSONL log, and a
 // safetensors model PyTorch loads. A run never loses its model: it is saved before the secondary
 // outputs (log, plots), a failing --save falls back to a checkpoint elsewhere, SIGINT/SIGTERM/SIGHUP
-// checkpoint, and --resume refuses a checkpoint of other data or settings.
+// checkpoint, and --resume refuses a checkpoint of other data or settings. Started by mpirun (in a
+// build with MPI), the processes train data-parallel: each its share of every batch, rank 0 writing.
 #include <cli/cli.hpp>
 
 #include <nn/io/atomic_file.hpp>
 #include <nn/nn.hpp>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <set>
 
@@ -26,16 +29,21 @@
 #include "options.hpp"
 #include "train_data.hpp"
 
+#ifdef GG_CLI_MPI
+#include <distributed/data_parallel.hpp>
+#endif
+
 namespace gg::cli {
 namespace {
 namespace po = boost::program_options;
 
 struct TrainOptions {
   std::string data, labels, dataset, test, test_labels, layers, activation, loss, optimizer, dtype, init,
-      save, log, plots, checkpoint, resume, progress;
+      save, log, plots, checkpoint, resume, progress, test_fault;
   std::vector<std::string> targets;
   int threads = 1;
   std::int64_t stop_after = 0; ///< testing: act as if Ctrl-C came after this many steps
+  std::int64_t checkpoint_every = 0;
   std::int64_t samples = 300, epochs = 100, batch_size = 32;
   double noise = 0.1, split = 0, lr = 0, momentum = 0, beta1 = 0.9, beta2 = 0.999, eps = 0, rho = 0.9,
          alpha = 0.99, weight_decay = 0, lr_decay = 0, momentum_decay = 4e-3;
@@ -227,6 +235,65 @@ std::string json_line(const train::Logs& fields) {
   for (const auto& [name, value] : fields) json::append(line, name, value);
   return json::dump(line);
 }
+
+/// The processes of this run: rank and number (0 and 1 unless started by mpirun with MPI built in).
+struct Processes {
+  int rank = 0, world = 1;
+};
+Processes processes() {
+#ifdef GG_CLI_MPI
+  return {distributed::rank(), distributed::world_size()};
+#else
+  return {};
+#endif
+}
+
+/// Refuses ranks started differently (another command line, other data): every rank says so.
+void check_same_on_every_rank([[maybe_unused]] const std::string& text, [[maybe_unused]] const char* what) {
+#ifdef GG_CLI_MPI
+  distributed::check_same(text, what);
+#endif
+}
+
+/// The command line as every rank must have it: the paths of files left out (a file may be elsewhere
+/// on another machine: data files are compared by their contents, checkpoints by theirs).
+std::string options_text(const std::vector<std::string>& args) {
+  static const std::set<std::string> paths{"--data",   "--labels", "--test", "--test-labels", "--init",
+                                           "--resume", "--save",   "--log",  "--plots",       "--checkpoint"};
+  std::string text;
+  bool path_next = false;
+  for (const std::string& a : args) {
+    const std::string name = a.substr(0, a.find('='));
+    text += path_next ? "<path>" : paths.count(name) ? name : a;
+    text += '\n';
+    path_next = !path_next && paths.count(name) && a.find('=') == std::string::npos;
+  }
+  return text;
+}
+
+/// --test-fault kill:N or oom:N (for tests): the last rank dies (SIGKILL, as a crashed machine) or
+/// runs out of memory (std::bad_alloc, as a failed allocation) before step N + 1.
+class InjectFault : public train::Callback {
+public:
+  InjectFault(const std::string& spec, bool last_rank) : last_(last_rank) {
+    if (spec.empty()) return;
+    const auto colon = spec.find(':');
+    kind_ = spec.substr(0, colon);
+    if ((kind_ != "kill" && kind_ != "oom") || colon == std::string::npos)
+      throw UsageError(fmt::format("--test-fault '{}': use kill:STEP or oom:STEP", spec));
+    step_ = parse_number<std::int64_t>("--test-fault", spec.substr(colon + 1));
+  }
+  void on_batch_begin(train::Trainer&, const train::Position& p) override {
+    if (!last_ || kind_.empty() || p.step != step_) return;
+    if (kind_ == "kill") std::raise(SIGKILL);
+    throw std::bad_alloc();
+  }
+
+private:
+  bool last_;
+  std::string kind_;
+  std::int64_t step_ = 0;
+};
 
 /// --stop-after N (for tests): stops the run as SIGINT would, before the step after step N.
 class StopAfter : public train::Callback {
@@ -459,19 +526,34 @@ bool parse_options(const std::vector<std::string>& args, std::ostream& out, Trai
       "signal's number: 130, 143, 129)")(
       "resume", po::value(&o.resume),
       "continue exactly where a checkpoint stopped (refused when the data or settings differ)")(
+      "checkpoint-every", number_value(&o.checkpoint_every, "--checkpoint-every")->default_value("0"),
+      "also save the checkpoint at the end of every N-th epoch (0: only on a signal), each replacing the "
+      "last "
+      "atomically: a run whose process or machine dies goes on with --resume from the last one")(
       "stop-after", number_value(&o.stop_after, "--stop-after")->default_value("0"),
       "testing: stop as Ctrl-C would after N steps")(
+      "test-fault", po::value(&o.test_fault),
+      "testing: the last process is killed (kill:N) or runs out of memory (oom:N) before step N + 1")(
       "detect-anomaly", po::bool_switch(&o.detect_anomaly),
       "stop at the first NaN or infinity in a value or gradient, naming the op and its path (slower)")(
       "plots", po::value(&o.plots),
       "write loss.svg, accuracy.svg and, for 2-D data, regions.svg (decision regions) into this folder");
   po::variables_map vm;
-  if (!parse_or_help(args, desc,
-                     "usage: gradgraph train (--data FILE.csv | --dataset NAME) --layers 2,8,2 [options]\n\n"
-                     "The model is saved before the log and the plots are finished: a secondary output that\n"
-                     "fails is reported after it, with exit code 4. A loss or weight that becomes NaN or\n"
-                     "infinite stops the run (exit code 8), and nothing is saved as a model.",
-                     out, vm))
+  if (!parse_or_help(
+          args, desc,
+          "usage: gradgraph train (--data FILE.csv | --dataset NAME) --layers 2,8,2 [options]\n\n"
+          "The model is saved before the log and the plots are finished: a secondary output that\n"
+          "fails is reported after it, with exit code 4. A loss or weight that becomes NaN or\n"
+          "infinite stops the run (exit code 8), and nothing is saved as a model.\n\n"
+          "Data-parallel training (a build with MPI: openmpi-bin, libopenmpi-dev) runs the same\n"
+          "command as N processes, each on its share of every batch, rank 0 printing and writing:\n"
+          "  mpirun -n 4 gradgraph train <options>                    (one machine)\n"
+          "  mpirun -n 16 --hostfile hosts gradgraph train <options>  (lines 'node1 slots=8')\n"
+          "--batch-size is the global batch: a multiple of N. As root (a container), Open MPI\n"
+          "needs OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 in the environment,\n"
+          "and OMPI_MCA_rmaps_base_oversubscribe=1 for more processes than cores\n"
+          "(docs/distributed.md).",
+          out, vm))
     return false;
   for (const auto& [name, value] : vm)
     if (!value.defaulted()) o.given.insert(name);
@@ -486,6 +568,8 @@ bool parse_options(const std::vector<std::string>& args, std::ostream& out, Trai
   if (o.threads < 1 || o.threads > 1024)
     throw ValueError(fmt::format("--threads {}: use 1 to 1024", o.threads));
   if (o.stop_after < 0) throw ValueError(fmt::format("--stop-after {}: must be >= 0", o.stop_after));
+  if (o.checkpoint_every < 0)
+    throw ValueError(fmt::format("--checkpoint-every {}: must be >= 0", o.checkpoint_every));
   if (o.progress != "auto" && o.progress != "bar" && o.progress != "lines")
     throw UsageError(fmt::format("--progress '{}': use auto, bar or lines", o.progress));
   if (o.checkpoint.empty()) throw UsageError("--checkpoint: give a file name");
@@ -546,11 +630,18 @@ void rescue(const train::Trainer& trainer, const TrainOptions& o, const std::str
              why, s.path, s.path);
 }
 
-} // namespace
-
-int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int train(const std::vector<std::string>& args, std::ostream& any_out, std::ostream& err) {
+  // Data-parallel: rank 0 prints, logs and saves; the others write nothing but errors.
+  const Processes ranks = processes();
+  std::ostream no_out(nullptr);
+  std::ostream& out = ranks.rank == 0 ? any_out : no_out;
   TrainOptions o;
   if (!parse_options(args, out, o)) return ok;
+  check_same_on_every_rank(options_text(args), "options (the command lines differ)");
+  if (ranks.world > 1 && o.optimizer != "gd" && o.batch_size % ranks.world != 0)
+    throw UsageError(fmt::format("--batch-size {}: the global batch is split evenly over the {} processes: "
+                                 "give a multiple of {}",
+                                 o.batch_size, ranks.world, ranks.world));
   const DType dtype = o.dtype == "f32" ? f32 : f64;
   const struct RestoreThreads { // the thread count is process-wide: tests run many commands in one process
     int n = kernel::num_threads();
@@ -580,11 +671,12 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   OptimizerChoice choice = make_optimizer(o, model->parameters());
   optim::Optimizer& opt = *choice.optimizer;
 
+  const bool writer = ranks.rank == 0;
   // Outputs that cannot be written are found now, not after the training they were to keep.
   // (A probe creates, then removes, a temporary file next to the path.)
-  if (!o.save.empty()) AtomicFile probe(o.save);
-  if (o.given.count("checkpoint")) AtomicFile probe(o.checkpoint);
-  if (!o.plots.empty()) {
+  if (!o.save.empty() && writer) AtomicFile probe(o.save);
+  if (o.given.count("checkpoint") && writer) AtomicFile probe(o.checkpoint);
+  if (!o.plots.empty() && writer) {
     std::error_code ec;
     std::filesystem::create_directories(o.plots, ec);
     if (ec) throw IOError(fmt::format("--plots {}: cannot make the folder: {}", o.plots, ec.message()));
@@ -593,17 +685,29 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   // written, which replaces --log when the run ends, however it ends (an error too); a killed
   // process leaves the old log (docs/reliability.md).
   std::optional<AtomicFile> log;
-  if (!o.log.empty()) log.emplace(o.log, /*keep_unfinished=*/true);
+  if (!o.log.empty() && writer) log.emplace(o.log, /*keep_unfinished=*/true);
   const std::int64_t n = d.train.x.shape()[0];
   const std::int64_t batch = o.optimizer == "gd" ? n : std::min(o.batch_size, n);
   data::DataLoader loader(d.train.x, d.train.y,
-                          {.batch_size = batch, .shuffle = !o.no_shuffle, .seed = o.seed});
+                          {.batch_size = batch,
+                           .shuffle = !o.no_shuffle,
+                           .seed = o.seed,
+                           .rank = ranks.rank,
+                           .world_size = ranks.world});
   const std::string what = classes > 0             ? fmt::format(", {} classes", classes)
                            : d.train.y.rank() == 2 ? fmt::format(", {} targets", d.train.y.shape()[1])
                                                    : ", regression";
   fmt::print(
       out, "training {} on {} ({} examples, {} features{}), {} epochs of {} steps, optimizer {} (lr {})\n",
       o.layers, d.source, n, d.train.x.shape()[1], what, o.epochs, loader.size(), o.optimizer, opt.lr());
+  if (ranks.world > 1)
+    fmt::print(out, "data-parallel: {} processes, each {} rows of every batch of {}\n", ranks.world,
+               batch / ranks.world, batch);
+#ifdef GG_CLI_MPI
+  // Started by mpirun: rank 0's weights everywhere, gradients averaged over the processes.
+  std::optional<distributed::DistributedDataParallel> parallel;
+  if (distributed::launched()) parallel.emplace(*model);
+#endif
   train::Trainer trainer(
       *model, opt, [&](const Var& output, const Tensor& y) { return batch_loss(o.loss, output, y, classes); },
       {.epochs = o.epochs});
@@ -615,10 +719,18 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     trainer.add_metric("mae", metrics::mean_absolute_error);
     trainer.add_metric("r2", metrics::r2_score);
   }
+#ifdef GG_CLI_MPI
+  if (parallel) trainer.set_data_parallel(*parallel);
+#endif
   const Record record = run_record(o, choice.settings, d);
+  for (const auto& [name, value] : record)
+    if (name == "data contents") check_same_on_every_rank(value, "data (its contents differ)");
   // Where to start: the beginning, or a checkpoint's epoch and batch (its run must be this one).
   if (!o.resume.empty()) {
     const safetensors::File file = safetensors::load(o.resume);
+    std::vector<Tensor> contents;
+    for (const auto& [name, t] : file.tensors) contents.push_back(t);
+    check_same_on_every_rank(train::fingerprint(contents), "--resume checkpoints (their contents differ)");
     check_resume(o.resume, file.metadata, record);
     trainer.load_checkpoint(file);
     const train::Position& p = trainer.position();
@@ -637,6 +749,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
 
   train::StopOnSignal interrupt;
   StopAfter stop_after(o.stop_after);
+  InjectFault fault(o.test_fault, ranks.rank == ranks.world - 1);
   std::optional<DetectAnomaly> anomaly;
   if (o.detect_anomaly) anomaly.emplace();
   const bool bar_on =
@@ -645,24 +758,44 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   train::History history; // for --plots
   std::optional<train::JsonLinesLogger> logger;
   if (log)
-    logger.emplace([&](std::string_view line) { log->write(line); },
-                   train::JsonLinesOptions{.format = json_line, .on_error = [&](const std::string& e) {
-                                             progress.clear();
-                                             fmt::print(
-                                                 err,
+    logger.emplace(
+        [&](std::string_view line) { log->write(line); },
+        train::JsonLinesOptions{.format =
+                                    [&](const train::Logs& fields) {
+                                      // How the run was made: 1 process, or mpirun's N.
+                                      train::Logs line = fields;
+                                      line.emplace_back("world_size", ranks.world);
+                                      return json_line(line);
+                                    },
+                                .on_error =
+                                    [&](const std::string& e) {
+                                      progress.clear();
+                                      fmt::print(err,
                                                  "gradgraph train: --log {}: {}; training goes on without "
                                                  "the log\n",
                                                  o.log, e);
-                                           }});
-  trainer.add_callback(interrupt).add_callback(stop_after).add_callback(progress).add_callback(history);
+                                    }});
+  trainer.add_callback(interrupt)
+      .add_callback(stop_after)
+      .add_callback(fault)
+      .add_callback(progress)
+      .add_callback(history);
   if (logger) trainer.add_callback(*logger);
+  // Last: it saves the others' state as their epoch ends left it. A signal's checkpoint is below.
+  std::optional<train::ModelCheckpoint> every;
+  if (o.checkpoint_every > 0)
+    every.emplace(train::CheckpointOptions{
+        .path = o.checkpoint, .every_epochs = o.checkpoint_every, .on_stop = false, .metadata = [&] {
+          return checkpoint_meta;
+        }});
+  if (every) trainer.add_callback(*every);
 
   train::FitResult result;
   try {
     result = trainer.fit(loader, d.test.x, d.test.y);
   } catch (const train::DivergedError& e) {
     progress.clear();
-    fmt::print(err, "gradgraph train: {}; nothing was saved as a model\n", e.what());
+    if (writer) fmt::print(err, "gradgraph train: {}; nothing was saved as a model\n", e.what());
     return diverged;
   }
   int code = ok;
@@ -675,7 +808,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", result.position.step,
                s.path, s.path);
     code = interrupt.signal() != 0 ? 128 + interrupt.signal() : interrupted;
-  } else if (!o.save.empty()) {
+  } else if (!o.save.empty() && writer) {
     try {
       nn::save(*model, o.save, model_metadata(o, d, standardizer));
       fmt::print(out, "saved {}\n", o.save);
@@ -693,7 +826,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   } else if (logger && !logger->error().empty()) {
     failures.push_back(fmt::format("--log {}: {}", o.log, logger->error()));
   }
-  if (!o.plots.empty() && result.reason != train::StopReason::signal) {
+  if (!o.plots.empty() && writer && result.reason != train::StopReason::signal) {
     try {
       fmt::print(out, "plots: {}\n", write_plots(o, d, history, *model, dtype));
     } catch (const Error& e) {
@@ -703,6 +836,26 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   for (const std::string& f : failures) fmt::print(err, "gradgraph train: {}\n", f);
   if (!failures.empty() && code == ok) code = io_error;
   return code;
+}
+
+} // namespace
+
+int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+#ifdef GG_CLI_MPI
+  // Started by mpirun: MPI starts with the first train command of the process and ends at its exit.
+  static int argc = 0;
+  static char** argv = nullptr;
+  static const distributed::Environment environment(argc, argv);
+  if (distributed::world_size() > 1) {
+    try {
+      return train(args, out, err);
+    } catch (std::exception& e) {
+      // One rank's error ends every rank with its message (MPI_Finalize would wait for the others).
+      distributed::abort_all(fmt::format("gradgraph train: {}", error_message(e)), exit_code_of(e));
+    }
+  }
+#endif
+  return train(args, out, err);
 }
 
 } // namespace gg::cli

@@ -94,8 +94,9 @@ private:
   std::int64_t first_epoch_ = 1, first_step_ = 0, samples_ = 0;
   /// Examples of this epoch's steps run by this fit, and their losses and accuracies weighted by
   /// their batch's size: the running means are means over examples, as the epoch's are (batches of
-  /// 32, 32, 32 and 24 rows weigh 32:32:32:24, not 1:1:1:1).
-  std::int64_t rows_ = 0;
+  /// 32, 32, 32 and 24 rows weigh 32:32:32:24, not 1:1:1:1). In a data-parallel run the loss is the
+  /// whole batch's and the accuracy that of rank 0's share of it (accuracy_rows_).
+  std::int64_t rows_ = 0, accuracy_rows_ = 0;
   double loss_sum_ = 0, accuracy_sum_ = 0;
 };
 

@@ -21,6 +21,7 @@
 #include <nn/module.hpp>
 #include <nn/optim/lr_scheduler.hpp>
 #include <nn/optim/optimizer.hpp>
+#include <nn/train/data_parallel.hpp>
 
 namespace gg::train {
 
@@ -151,6 +152,16 @@ public:
                          SchedulerInterval interval = SchedulerInterval::epoch);
   /// ReduceLROnPlateau: step(logs[monitor]) at each epoch end (ValueError there when it is missing).
   Trainer& add_scheduler(optim::ReduceLROnPlateau& scheduler, std::string monitor = "test_loss");
+  /// Trains as one of several processes (gg::distributed::DistributedDataParallel): each step's loss
+  /// is the whole batch's and its gradients are averaged over the processes before clipping and the
+  /// optimizer; evaluate() and predict() split the rows among them and gather the outputs, so the
+  /// logs are the whole data's, the same on every process; a stop asked for on one process stops all
+  /// at the same step; only rank 0's callbacks log, print and save (save_checkpoint writes on rank 0
+  /// only; every rank reads one). fit()'s loader must have this rank and world size.
+  Trainer& set_data_parallel(DataParallel& data_parallel);
+  /// This process's rank and the number of processes (0 and 1 without set_data_parallel).
+  int rank() const { return data_parallel_ ? data_parallel_->rank() : 0; }
+  int world_size() const { return data_parallel_ ? data_parallel_->world_size() : 1; }
 
   /// Trains from position() to the end of options().epochs on the loader's batches, evaluating on
   /// (x_val, y_val) when given. Resuming (after load_checkpoint, or a stopped fit) replays the
@@ -179,6 +190,8 @@ public:
   /// Everything a resumed run needs, in one safetensors file written atomically: "model.<name>"
   /// (state dict), "optimizer.<name>", "scheduler.<i>.<name>", "callback.<name>.<key>", and in the
   /// metadata the position ("gradgraph.epoch", "gradgraph.batch", "gradgraph.step") with `metadata`.
+  /// In a data-parallel run only rank 0 writes it (the ranks' states are the same): a resumed run may
+  /// have another number of processes.
   void save_checkpoint(const std::string& path,
                        const std::map<std::string, std::string>& metadata = {}) const;
   /// The same as tensors and metadata (what save_checkpoint writes).
@@ -194,8 +207,10 @@ private:
     optim::ReduceLROnPlateau* scheduler;
     std::string monitor;
   };
-  /// The step itself; `output` receives the model's output.
+  /// The step itself; `output` receives the model's output (undefined on a process without rows).
   double step(const Tensor& x, const Tensor& y, Var& output);
+  /// Data-parallel: whether any process asked for a stop (then this one's stop_ says why).
+  bool agree_on_stop();
   void check_weights(std::int64_t epoch) const;
   /// Loads the optimizer, scheduler and callback entries of a checkpoint's tensors.
   void load_parts(const optim::StateList& all);
@@ -209,6 +224,7 @@ private:
   std::vector<Callback*> callbacks_;
   std::vector<std::pair<optim::LRScheduler*, SchedulerInterval>> schedulers_;
   std::vector<Plateau> plateaus_;
+  DataParallel* data_parallel_ = nullptr;
   Position position_;
   std::atomic<int> stop_{-1}; ///< the StopReason asked for, or -1
 };

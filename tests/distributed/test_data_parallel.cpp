@@ -1,4 +1,4 @@
-// DistributedDataParallel, run by CTest under mpirun with 1, 2 and 3
+// DistributedDataParallel and the data-parallel Trainer, run by CTest under mpirun with 1, 2 and 3
 // processes and once without mpirun: every rank checks its results against one process computing
 // the same step on the whole batch (float64, within 1e-12), and the ranks against each other (the
 // same bits everywhere).
@@ -151,4 +151,42 @@ TEST_CASE("data parallel: ranks with different models are refused on every rank"
                       Catch::Contains("different models") && Catch::Contains("from rank 0"));
   else
     CHECK_NOTHROW(dist::DistributedDataParallel(*model));
+}
+
+TEST_CASE("data parallel: the Trainer trains as one process would, and logs the whole data's numbers") {
+  const int world = dist::world_size(), rank = dist::rank();
+  const auto xy = data(23); // batches of 6, 6, 6 and 5 rows
+  const Tensor &x = xy.first, &y = xy.second;
+  const auto fit = [&](nn::Sequential& m, gg::train::DataParallel* dp) {
+    gg::optim::Adam opt(m.parameters(), gg::optim::AdamOptions(0.01));
+    gg::train::Trainer trainer(
+        m, opt, [](const Var& out, const Tensor& t) { return nn::mse_loss(out, Var::constant(t)); },
+        {.epochs = 3});
+    gg::data::DataLoaderOptions options{.batch_size = 6, .shuffle = true, .seed = 4};
+    if (dp) {
+      trainer.set_data_parallel(*dp);
+      options.rank = dp->rank(), options.world_size = dp->world_size();
+    }
+    gg::data::DataLoader loader(x, y, options);
+    return trainer.fit(loader, x, y);
+  };
+  auto model = mlp(11 + static_cast<std::uint64_t>(rank));
+  dist::DistributedDataParallel ddp(*model, {.bucket_bytes = 100});
+  const gg::train::FitResult r = fit(*model, &ddp);
+  auto alone = mlp(11);
+  const gg::train::FitResult ref = fit(*alone, nullptr);
+  CHECK(r.position.step == 12);
+  require_close(values(*model), values(*alone));
+  dist::check_same(bytes_of(values(*model)), "weights after training");
+  REQUIRE(r.logs.size() == ref.logs.size());
+  for (std::size_t i = 0; i < r.logs.size(); ++i) {
+    CHECK(r.logs[i].first == ref.logs[i].first);
+    CHECK(std::abs(r.logs[i].second - ref.logs[i].second) <= 1e-12 * std::abs(ref.logs[i].second));
+  }
+  gg::optim::Adam opt(model->parameters());
+  gg::train::Trainer trainer(
+      *model, opt, [](const Var& out, const Tensor& t) { return nn::mse_loss(out, Var::constant(t)); });
+  trainer.set_data_parallel(ddp);
+  gg::data::DataLoader wrong(x, y, {.batch_size = 6});
+  if (world > 1) CHECK_THROWS_AS(trainer.fit(wrong), gg::UsageError);
 }

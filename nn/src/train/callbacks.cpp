@@ -138,15 +138,16 @@ void JsonLinesLogger::emit(const std::string& line) {
   }
 }
 
-void JsonLinesLogger::on_batch_end(Trainer&, const StepInfo& step) {
-  if (options_.steps)
+void JsonLinesLogger::on_batch_end(Trainer& trainer, const StepInfo& step) {
+  if (options_.steps && trainer.rank() == 0)
     emit(options_.format({{"step", static_cast<double>(step.step)},
                           {"epoch", static_cast<double>(step.epoch)},
                           {"loss", step.loss}}) +
          "\n");
 }
 
-void JsonLinesLogger::on_epoch_end(Trainer&, std::int64_t epoch, const Logs& logs) {
+void JsonLinesLogger::on_epoch_end(Trainer& trainer, std::int64_t epoch, const Logs& logs) {
+  if (trainer.rank() != 0) return;
   Logs fields{{"epoch", static_cast<double>(epoch)}};
   fields.insert(fields.end(), logs.begin(), logs.end());
   emit(options_.format(fields) + "\n");
@@ -154,6 +155,7 @@ void JsonLinesLogger::on_epoch_end(Trainer&, std::int64_t epoch, const Logs& log
 
 SavedCheckpoint save_checkpoint_with_fallback(const Trainer& trainer, const std::string& path,
                                               const std::map<std::string, std::string>& metadata) {
+  if (trainer.rank() != 0) return {path, ""}; // data-parallel: rank 0 saves the ranks' common state
   const auto [tensors, meta] = trainer.checkpoint(metadata);
   std::vector<std::string> failures;
   const auto stamp = std::chrono::system_clock::now().time_since_epoch() / std::chrono::seconds(1);

@@ -124,11 +124,14 @@ void ProgressLogger::on_fit_begin(Trainer& trainer) {
 }
 
 void ProgressLogger::on_epoch_begin(Trainer&, std::int64_t) {
-  rows_ = 0, loss_sum_ = 0, accuracy_sum_ = 0;
+  rows_ = 0, accuracy_rows_ = 0, loss_sum_ = 0, accuracy_sum_ = 0;
 }
 
 void ProgressLogger::on_batch_end(Trainer& trainer, const StepInfo& s) {
-  const std::int64_t n = s.data.x.shape()[0];
+  if (trainer.rank() != 0) return;
+  // Data-parallel: s.loss is the whole batch's; the output is this rank's share of it.
+  const std::int64_t n = s.data.global_rows > 0 ? s.data.global_rows : s.data.x.shape()[0],
+                     mine = s.data.x.shape()[0];
   samples_ += n;
   if (!bar_.enabled()) return;
   rows_ += n;
@@ -139,8 +142,9 @@ void ProgressLogger::on_batch_end(Trainer& trainer, const StepInfo& s) {
   p.loss = loss_sum_ / static_cast<double>(rows_);
   for (const auto& [name, metric] : trainer.metrics())
     if (name == "accuracy") {
-      accuracy_sum_ += metric(s.output.value(), s.data.y) * static_cast<double>(n);
-      p.accuracy = accuracy_sum_ / static_cast<double>(rows_);
+      if (mine > 0) accuracy_sum_ += metric(s.output.value(), s.data.y) * static_cast<double>(mine);
+      accuracy_rows_ += mine;
+      p.accuracy = accuracy_sum_ / static_cast<double>(std::max<std::int64_t>(accuracy_rows_, 1));
     }
   const double secs = std::max(seconds(), 1e-9);
   const auto done = static_cast<double>(s.step - first_step_);
@@ -152,7 +156,9 @@ void ProgressLogger::on_batch_end(Trainer& trainer, const StepInfo& s) {
 void ProgressLogger::on_epoch_end(Trainer& trainer, std::int64_t epoch, const Logs& logs) {
   const std::int64_t epochs = trainer.options().epochs;
   const std::int64_t every = options_.every > 0 ? options_.every : std::max<std::int64_t>(1, epochs / 20);
-  if (!options_.lines || !(epoch == first_epoch_ || epoch == epochs || epoch % every == 0)) return;
+  if (trainer.rank() != 0 || !options_.lines ||
+      !(epoch == first_epoch_ || epoch == epochs || epoch % every == 0))
+    return;
   bar_.clear();
   fmt::print(out_, "epoch {:>4}  {}  {:.0f} samples/s\n", epoch, format_logs(logs),
              static_cast<double>(samples_) / std::max(seconds(), 1e-9));

@@ -141,20 +141,45 @@ Trainer& Trainer::add_scheduler(optim::ReduceLROnPlateau& scheduler, std::string
   return *this;
 }
 
+Trainer& Trainer::set_data_parallel(DataParallel& data_parallel) {
+  data_parallel_ = &data_parallel;
+  return *this;
+}
+
+bool Trainer::agree_on_stop() {
+  if (!data_parallel_) return stop_requested();
+  std::vector<double> reason{static_cast<double>(stop_.load())};
+  data_parallel_->all_reduce_max(reason);
+  if (reason[0] >= 0 && !stop_requested()) stop_.store(static_cast<int>(reason[0]));
+  return reason[0] >= 0;
+}
+
 void Trainer::stop(StopReason reason) {
   stop_.store(static_cast<int>(reason));
 }
 
 double Trainer::step(const Tensor& x, const Tensor& y, Var& output) {
   optimizer_->zero_grad();
-  output = (*model_)(Var::constant(x));
-  const Var loss = loss_(output, y);
-  const double value = loss.item();
+  const std::int64_t rows = x.shape().rank() > 0 ? x.shape()[0] : 1;
+  Var loss;
+  double value = 0;
+  if (!data_parallel_ || rows > 0) {
+    output = (*model_)(Var::constant(x));
+    loss = loss_(output, y);
+    value = loss.item();
+  }
+  if (data_parallel_) { // the whole batch's loss: the processes' mean losses weighted by their rows
+    std::vector<double> sums{value * static_cast<double>(rows), static_cast<double>(rows)};
+    data_parallel_->all_reduce_sum(sums);
+    value = sums[0] / sums[1];
+    data_parallel_->begin_step(rows, static_cast<std::int64_t>(sums[1]));
+  }
   if (options_.check_finite && !std::isfinite(value))
     throw DivergedError(fmt::format("training diverged: the loss is {} at epoch {}, step {}; the weights "
                                     "are those before this step (a smaller learning rate may help)",
                                     non_finite_name(value), position_.epoch, position_.step + 1));
-  loss.backward();
+  if (loss.defined()) loss.backward();
+  if (data_parallel_) data_parallel_->finish_gradients();
   for (Callback* c : callbacks_) c->on_after_backward(*this, position_);
   if (options_.clip_grad_norm > 0)
     optim::clip_grad_norm(optimizer_->parameters(), options_.clip_grad_norm, options_.clip_norm_type);
@@ -191,12 +216,23 @@ Tensor Trainer::predict(const Tensor& x) {
     bool on;
     ~Restore() { m.train(on); }
   } restore{*model_, was_training};
-  const std::int64_t n = x.shape().rank() > 0 ? x.shape()[0] : 1, b = options_.eval_batch_size;
-  if (b == 0 || b >= n) return (*model_)(Var::constant(x)).value();
-  std::vector<Tensor> parts;
-  for (std::int64_t i = 0; i < n; i += b)
-    parts.push_back((*model_)(Var::constant(kernel::slice(x, 0, i, std::min(n, i + b)))).value());
-  return kernel::concat(parts, 0);
+  const std::int64_t all = x.shape().rank() > 0 ? x.shape()[0] : 1, b = options_.eval_batch_size;
+  // Data-parallel: each process predicts its share of the rows, and every process gets all of them.
+  const auto [first, last] = data_parallel_ && x.shape().rank() > 0
+                                 ? shard_rows(all, data_parallel_->rank(), data_parallel_->world_size())
+                                 : std::pair<std::int64_t, std::int64_t>{0, all};
+  const auto forward = [&](std::int64_t i, std::int64_t j) {
+    return (*model_)(Var::constant(i == 0 && j == all ? x : kernel::slice(x, 0, i, j))).value();
+  };
+  Tensor out;
+  if (b == 0 || b >= last - first) {
+    out = forward(first, last);
+  } else {
+    std::vector<Tensor> parts;
+    for (std::int64_t i = first; i < last; i += b) parts.push_back(forward(i, std::min(last, i + b)));
+    out = kernel::concat(parts, 0);
+  }
+  return data_parallel_ && x.shape().rank() > 0 ? data_parallel_->all_gather_rows(out) : out;
 }
 
 Logs Trainer::evaluate(const Tensor& x, const Tensor& y, std::string_view prefix) {
@@ -218,6 +254,12 @@ FitResult Trainer::finish(FitResult result) {
 FitResult Trainer::fit(data::DataLoader& loader, const Tensor& x_val, const Tensor& y_val) {
   if (x_val.defined() != y_val.defined())
     throw ValueError("Trainer::fit: give both validation inputs and targets, or neither");
+  if (data_parallel_ && (loader.options().rank != data_parallel_->rank() ||
+                         loader.options().world_size != data_parallel_->world_size()))
+    throw UsageError(fmt::format("Trainer::fit: the loader takes the batches of rank {} of {}, but this "
+                                 "process is rank {} of {}: give the DataLoader this rank and world size",
+                                 loader.options().rank, loader.options().world_size, data_parallel_->rank(),
+                                 data_parallel_->world_size()));
   FitResult result;
   model_->train();
   const std::int64_t batches = loader.size();
@@ -226,7 +268,7 @@ FitResult Trainer::fit(data::DataLoader& loader, const Tensor& x_val, const Tens
   while (loader.epoch() < position_.epoch - 1) loader.begin();
   for (Callback* c : callbacks_) c->on_fit_begin(*this);
   for (std::int64_t epoch = position_.epoch; epoch <= options_.epochs; ++epoch) {
-    if (stop_requested())
+    if (agree_on_stop())
       return finish({static_cast<StopReason>(stop_.load()), {}, result.epochs_run, result.logs});
     if (loader.epoch() < epoch) loader.begin();
     for (Callback* c : callbacks_) c->on_epoch_begin(*this, epoch);
@@ -235,12 +277,12 @@ FitResult Trainer::fit(data::DataLoader& loader, const Tensor& x_val, const Tens
     for (std::int64_t i = position_.batch; i < batches; ++i) {
       position_.epoch = epoch, position_.batch = i;
       for (Callback* c : callbacks_) c->on_batch_begin(*this, position_);
-      if (stop_requested())
+      if (agree_on_stop())
         return finish({static_cast<StopReason>(stop_.load()), {}, result.epochs_run, result.logs});
       const data::Batch b = loader.batch(i);
       Var output;
       const double loss = step(b.x, b.y, output);
-      const std::int64_t n = b.x.shape()[0];
+      const std::int64_t n = b.global_rows > 0 ? b.global_rows : b.x.shape()[0];
       loss_sum += loss * static_cast<double>(n), rows += n;
       const StepInfo info{epoch, i, position_.step, batches, loss, output, b};
       for (Callback* c : callbacks_) c->on_batch_end(*this, info);
@@ -305,6 +347,7 @@ Trainer::checkpoint(const std::map<std::string, std::string>& metadata) const {
 
 void Trainer::save_checkpoint(const std::string& path,
                               const std::map<std::string, std::string>& metadata) const {
+  if (rank() != 0) return;
   const auto [tensors, meta] = checkpoint(metadata);
   safetensors::save(path, tensors, meta);
 }
