@@ -1,14 +1,12 @@
 // Gradient hooks on leaves (Var::register_hook, register_post_accumulate_grad_hook): called once a
 // leaf's gradient is final in the sweep, once per pass, in the order the sweep finishes the leaves;
-// on backward(), grad() and grad(..., create_graph); removable; safe with threads.
+// on backward(), grad() and grad(..., create_graph); removable. With threads: tests/threads/.
 #include <autodiff/autodiff.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
 
 using gg::Tensor;
@@ -149,18 +147,4 @@ TEST_CASE("hooks: a hook ends with its leaf") {
   }
   CHECK_FALSE(h.active());
   h.remove(); // after the leaf: nothing
-}
-
-TEST_CASE("hooks: threads training on shared parameters each call the hooks of their own passes") {
-  Var w(Tensor({0.5, -1.0}, {2}, gg::f64));
-  std::atomic<int> calls{0};
-  w.register_post_accumulate_grad_hook([&](Var&) { ++calls; });
-  const auto work = [&] {
-    for (int i = 0; i < 100; ++i) gg::sum(w * w).backward();
-  };
-  std::thread t1(work), t2(work);
-  t1.join(), t2.join();
-  CHECK(calls == 200);
-  CHECK(w.grad().flat(0) == 200 * 1.0); // 2w each pass, exactly: every pass added once
-  CHECK(w.grad().flat(1) == 200 * -2.0);
 }

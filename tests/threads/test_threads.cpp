@@ -214,3 +214,24 @@ TEST_CASE("threads: the graph of a thread that has exited is any thread's, one a
   CHECK(w.grad().to_vector() == std::vector<double>{200, 400});
   loss = Var(); // frees the exited thread's tape
 }
+
+TEST_CASE(
+    "threads: gradient hooks run once per pass on each thread, while another registers and removes hooks") {
+  Var w(Tensor({0.5, -1.0}, {2}, gg::f64));
+  std::atomic<int> calls{0};
+  w.register_post_accumulate_grad_hook([&](Var&) { ++calls; });
+  const auto work = [&] {
+    for (int i = 0; i < 100; ++i) gg::sum(w * w).backward();
+  };
+  std::atomic<bool> done{false};
+  std::thread churn([&] { // the registry changes while passes read it
+    while (!done) w.register_hook([](const Tensor&) {}).remove();
+  });
+  std::thread t1(work), t2(work);
+  t1.join(), t2.join();
+  done = true;
+  churn.join();
+  CHECK(calls == 200);
+  CHECK(w.grad().flat(0) == 200 * 1.0); // 2w each pass, exactly: every pass added once
+  CHECK(w.grad().flat(1) == 200 * -2.0);
+}
