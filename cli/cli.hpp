@@ -68,6 +68,7 @@ const std::vector<Command>& commands();
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_summary(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_dot(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int run_serve(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_lm(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -30,6 +30,7 @@ const std::vector<Command>& commands() {
       {"eval", "accuracy and confusion matrix (regression: MSE, MAE, R²) of a saved model on data", run_eval},
       {"dot", "draw an MLP's graph as DOT, one cluster a layer (--backward adds gradients)", run_dot},
       {"lm", "a character-level language model: lm train on a UTF-8 text, lm sample, lm dot", run_lm},
+      {"serve", "serve the browser page (expression explorer, model playground) on this machine", run_serve},
   };
   return list;
 }

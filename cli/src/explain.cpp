@@ -28,6 +28,7 @@
 #include "json.hpp"
 #include "layout.hpp"
 #include "messages.hpp"
+#include "web_page.hpp"
 
 namespace gg::cli {
 namespace {
@@ -308,7 +309,7 @@ std::vector<po::option> take_positionals(std::vector<std::string>& args) {
 int run_explain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   bool as_json = false, check = false, detect_anomaly = false;
   std::size_t width = 80;
-  std::string program, dot, format, rankdir;
+  std::string program, dot, format, rankdir, html;
   std::vector<std::string> input_args;
   po::options_description visible("options", 100, 50);
   visible.add_options()("help,h", "show this help")(
@@ -323,6 +324,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
       "also run Graphviz's dot on FILE to make the picture (g.dot -> g.svg), written whole or not at all")(
       "rankdir", po::value(&rankdir)->value_name("LR|TB")->default_value("LR"),
       "the picture's direction: LR (inputs on the left) or TB (inputs on top)")(
+      "html", po::value(&html)->value_name("FILE"), k_html_help)(
       "width", po::value(&width)->value_name("N"),
       "wrap the text at N columns (default: the terminal's width, 80 when the output is not a terminal; 0: "
       "no limit)")("detect-anomaly", po::bool_switch(&detect_anomaly),
@@ -355,6 +357,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
     throw UsageError(fmt::format("--render: '{}' is not svg or png", format));
   if (!format.empty() && dot.empty()) throw UsageError("--render needs --dot FILE, the DOT file to render");
   if (vm.count("dot") && dot.empty()) throw UsageError("--dot: the file name is empty");
+  check_html_option(vm.count("html") > 0, html, dot);
   check_rankdir(rankdir);
   if (program.size() > expr::k_max_bytes)
     throw UsageError(fmt::format("the program is {} bytes: at most {} (1 MB) are accepted", program.size(),
@@ -412,6 +415,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
         note_of(p, step_of, kinks, std::isfinite(r.grads[i]) && r.reached[i] ? nonfinite[i] : -1));
   }
 
+  const std::string page_note = html.empty() ? "" : write_explorer_page(html, program, input_args);
   std::string graph_note;
   if (!dot.empty()) {
     check_render_size(format, graph_stats(ev.output).nodes);
@@ -422,7 +426,8 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
 
   if (as_json) {
     fmt::print(out, "{}", json_text(r));
-    if (!graph_note.empty()) fmt::print(err, "gradgraph explain: {}\n", graph_note);
+    for (const std::string& note : {graph_note, page_note})
+      if (!note.empty()) fmt::print(err, "gradgraph explain: {}\n", note);
     return ok;
   }
   if (!vm.count("width"))
@@ -436,6 +441,7 @@ int run_explain(const std::vector<std::string>& args, std::ostream& out, std::os
   text.paragraph("");
   print_gradients(text, r);
   if (!graph_note.empty()) fmt::print(out, "\n{}\n", graph_note); // not wrapped: paths are copied from it
+  if (!page_note.empty()) fmt::print(out, "{}{}\n", graph_note.empty() ? "\n" : "", page_note);
   return ok;
 }
 
