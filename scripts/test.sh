@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds gradgraph and runs the whole test suite (CTest) three ways: installs missing Debian
 # packages, then
-#   1. the Release build in build/: every test;
+#   0. the browser page in build-web/ (scripts/build_web.sh: emscripten, npm packages, chromium);
+#   1. the Release build in build/: every test, the page's browser tests (web_browser) among them;
 #   2. the sanitizer build in build-sanitize/ (clang, AddressSanitizer + UndefinedBehaviorSanitizer,
 #      -O1): the tests again, where any sanitizer report (memory error, leak, undefined behaviour)
 #      fails the test (not the examples: their training runs take minutes under the sanitizers);
@@ -16,15 +17,17 @@ cd "$(dirname "$0")/.."
 # wamerican: the word list of the tutorials' language model (the tutorial tests); fortunes: examples/char_lm.
 # openmpi-bin, libopenmpi-dev: gradgraph::distributed and its tests under mpirun (step 1).
 bash scripts/deps.sh clang libclang-rt-dev libomp-dev dataset-fashion-mnist wamerican fortunes openmpi-bin libopenmpi-dev
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+bash scripts/build_web.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGG_WEB_TESTS=ON >/dev/null
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
 
 bash scripts/build_sanitize.sh build-sanitize
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 # Left out here: package_consumer builds an uninstrumented project against the installed libraries
-# (packaging, tested by the Release build), and the tutorials run the examples, not built here.
-ctest --test-dir build-sanitize -j2 --output-on-failure -E '^(package_consumer|tutorial_en|tutorial_es)$'
+# (packaging, tested by the Release build), the tutorials run the examples, not built here, and
+# web_browser drives Chromium through the page (the engine in it is tested here by web_tests).
+ctest --test-dir build-sanitize -j2 --output-on-failure -E '^(package_consumer|tutorial_en|tutorial_es|web_browser)$'
 
 bash scripts/tsan.sh build-tsan --quick
 

@@ -99,6 +99,9 @@ double parse_value(const std::string& name, const std::string& text) {
   return cli::parse_value(fmt::format("{}={}", name, text), t);
 }
 
+/// Nodes beyond which the layout is tuned for speed (dot_text).
+constexpr std::size_t k_large_graph = 60;
+
 struct GraphNode {
   std::string key, id, label, shape, klass; ///< key: the DOT node name; id: the SVG element's id
 };
@@ -325,7 +328,18 @@ private:
     dp.property("shape", boost::get(&GraphNode::shape, g));
     dp.property("class", boost::get(&GraphNode::klass, g));
     dp.property("id", boost::get(&GraphEdge::id, g));
-    dp.property("label", boost::get(&GraphEdge::label, g));
+    // dot ranks a label as a node of its own and then minimises crossings at length: on a large
+    // graph whose inputs fan out far (a weight used by every unit) that took it minutes. There the
+    // labels are placed after the layout (xlabel) and the crossing and ranking passes are cut short.
+    const bool large = nodes_.size() > k_large_graph;
+    dp.property(large ? "xlabel" : "label", boost::get(&GraphEdge::label, g));
+    if (large)
+      for (const auto& [key, value] : {std::pair{"mclimit", "0.01"},
+                                       {"nslimit", "0.2"},
+                                       {"nslimit1", "0.2"},
+                                       {"searchsize", "5"},
+                                       {"remincross", "false"}})
+        dp.property(key, boost::make_constant_property<DotGraph*>(std::string(value)));
     std::ostringstream os;
     boost::write_graphviz_dp(os, g, dp, "node_id");
     return os.str();
