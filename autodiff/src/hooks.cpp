@@ -42,7 +42,7 @@ std::shared_ptr<HookRecord> add_hook(const Var& v, std::shared_ptr<HookRecord> r
   std::erase_if(list, [](const auto& r) { return !r->active.load(); }); // removed hooks go here
   list.push_back(record);
   g_active_hooks.fetch_add(1, std::memory_order_relaxed);
-  std::atomic_ref<std::uint8_t>(n->hooked_).store(1, std::memory_order_relaxed);
+  detail::atomic_ref<std::uint8_t>(n->hooked_).store(1, std::memory_order_relaxed);
   return record;
 }
 

@@ -35,7 +35,7 @@ inline bool any_hooks() {
 /// Whether leaf n has had a hook registered (Node::hooked_, set under hook_mutex(), read by any thread).
 inline bool hooked(const Node* n) {
   return n->on_heap() &&
-         std::atomic_ref<std::uint8_t>(const_cast<Node*>(n)->hooked_).load(std::memory_order_relaxed);
+         detail::atomic_ref<std::uint8_t>(const_cast<Node*>(n)->hooked_).load(std::memory_order_relaxed);
 }
 /// Leaf n's active hooks now, in registration order (a copy: hooks may be added while a pass runs).
 HookList hooks_of(const Node* n);
