@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -123,6 +124,28 @@ Var dropout(const Var& x, double p, bool training, Rng& generator);
 /// variance), times weight and plus bias (each of normalized_shape, or undefined for none).
 Var layer_norm(const Var& x, const std::vector<std::int64_t>& normalized_shape, const Var& weight = Var(),
                const Var& bias = Var(), double eps = 1e-5);
+/// The attn_mask of scaled_dot_product_attention, as PyTorch's: none; boolean, 1 where a query may
+/// attend to a key (PyTorch's True; nn::MultiheadAttention's masks mean the opposite, as torch.nn's);
+/// or additive, added to the scores (-inf forbids). Either broadcasts to the scores [..., L, S].
+struct AttentionMask {
+  enum class Kind : std::uint8_t { none, boolean, additive };
+  Kind kind = Kind::none;
+  Tensor values;
+  /// 1 (may attend) and 0 (may not) only.
+  static AttentionMask boolean(const Tensor& allowed) { return {Kind::boolean, allowed}; }
+  /// Added to the scores; the query's dtype.
+  static AttentionMask additive(const Tensor& values) { return {Kind::additive, values}; }
+};
+/// softmax(query key^T * scale + mask) value, as torch.nn.functional.scaled_dot_product_attention:
+/// query [..., L, E], key [..., S, E], value [..., S, Ev] with the same leading dimensions ->
+/// [..., L, Ev]; scale 1/sqrt(E) unless given; is_causal lets query i attend to keys j <= i only
+/// (top-left aligned; not with an attn_mask). One op (docs/performance.md has the measurement);
+/// with dropout_p > 0 the weights are dropped out (mask drawn from generator, which it then needs)
+/// and the call is the composition of ops.
+Var scaled_dot_product_attention(const Var& query, const Var& key, const Var& value,
+                                 const AttentionMask& attn_mask = {}, double dropout_p = 0,
+                                 bool is_causal = false, std::optional<double> scale = std::nullopt,
+                                 Rng* generator = nullptr);
 /// Pieces of split_size along dim (the last one smaller), as torch.split: slices of x.
 std::vector<Var> split(const Var& x, std::int64_t split_size, int dim = 0);
 /// Pieces of the given sizes along dim (they must add up to its size), as torch.split.

@@ -5,8 +5,11 @@
 //   bench_ops OP fused|composed [--steps N] [--threads N] [--seconds S]
 // OPs, float32, at the GPT row's sizes (batch 16, context 128, embedding 128, 4 heads):
 //   layer_norm  x [2048, 128] with weight and bias
+//   attention   causal self-attention's core, q, k, v [16, 4, 128, 32]: the fused
+//               scaled_dot_product_attention, or MultiheadAttention's former composition
 #include <autodiff/autodiff.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -38,6 +41,29 @@ std::function<void()> layer_norm_step(bool fused) {
   };
 }
 
+/// Causal attention as MultiheadAttention wrote it before the fused op: scaled query, transposed
+/// key, product, an additive mask constant, softmax, product.
+Var attention_composed(const Var& q, const Var& k, const Var& v, const Tensor& additive) {
+  const double d = static_cast<double>(q.shape()[q.shape().rank() - 1]);
+  return matmul(softmax(matmul(q / std::sqrt(d), transpose(k, -2, -1)) + Var::constant(additive), -1), v);
+}
+
+std::function<void()> attention_step(bool fused) {
+  Rng rng(1);
+  const Shape s{16, 4, 128, 32};
+  const Var q(Tensor::randn(s, rng, f32), true), k(Tensor::randn(s, rng, f32), true),
+      v(Tensor::randn(s, rng, f32), true);
+  const Var r = Var::constant(Tensor::randn(s, rng, f32));
+  Tensor additive = Tensor::zeros({128, 128}, f32);
+  for (std::int64_t i = 0; i < 128; ++i)
+    for (std::int64_t j = i + 1; j < 128; ++j) additive.set_flat(i * 128 + j, -INFINITY);
+  return [=] {
+    const Var y =
+        fused ? scaled_dot_product_attention(q, k, v, {}, 0, true) : attention_composed(q, k, v, additive);
+    sum(y * r).backward();
+  };
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -62,7 +88,7 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("unknown option " + k);
     }
     const std::map<std::string, std::function<std::function<void()>(bool)>> ops = {
-        {"layer_norm", layer_norm_step}};
+        {"layer_norm", layer_norm_step}, {"attention", attention_step}};
     const auto it = ops.find(op);
     if (it == ops.end()) throw std::invalid_argument("unknown op " + op);
     const std::function<void()> step = it->second(variant == "fused");

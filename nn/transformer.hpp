@@ -76,8 +76,9 @@ struct AttentionArgs {
 /// Multi-head scaled dot-product attention: in_proj_weight [3E, E] (xavier_uniform), in_proj_bias
 /// [3E] (zeros), out_proj.weight [E, E] (Linear's initialisation), out_proj.bias [E] (zeros).
 /// Query [L, N, E], key and value [S, N, E] ([N, L, E] with batch_first; [L, E] unbatched). Dropout
-/// (training only) applies to the attention weights. Written as a composition of linear, reshape,
-/// transpose, matmul, softmax and a constant additive mask.
+/// (training only) applies to the attention weights. Projections by linear, then one
+/// scaled_dot_product_attention op (its masks added into one constant, or its causal flag); with
+/// need_weights the weights are written out as matmul and softmax, as PyTorch's math path.
 class MultiheadAttention : public Module {
 public:
   MultiheadAttention(std::int64_t embed_dim, std::int64_t num_heads, double dropout = 0, bool bias = true,

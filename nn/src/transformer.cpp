@@ -1,6 +1,6 @@
 // The transformer's layers written with autodiff's ops, so that backward comes for free: LayerNorm
-// as the fused layer_norm op, attention as projections, batched matrix products, a constant additive
-// mask and softmax, and the encoder blocks made of them.
+// as the fused layer_norm op, attention as projections and the fused scaled_dot_product_attention op
+// (written out as products and softmax when the weights are wanted), and the encoder blocks.
 #include <nn/init.hpp>
 #include <nn/transformer.hpp>
 
@@ -161,6 +161,7 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
 
   // The masks as additive constants that broadcast against the scores [N, heads, L, S].
   std::vector<Tensor> masks;
+  const bool causal_only = !args.attn_mask.defined() && args.is_causal && !args.key_padding_mask.defined();
   const Mask attn_mask = args.attn_mask.defined() || !args.is_causal
                              ? args.attn_mask
                              : Mask::boolean(causal_values(l, s, dtype));
@@ -194,11 +195,23 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
     return transpose(reshape(linear(bm, w, bias), {n, rows, heads, d}), 1, 2);
   };
   const Var q = heads_of(query, l, 0), k = heads_of(key, s, 1), v = heads_of(value, s, 2);
-  Var scores = matmul(q / std::sqrt(static_cast<double>(d)), transpose(k, -2, -1));
-  for (const Tensor& m : masks) scores = scores + Var::constant(m);
-  Var attn = softmax(scores, -1);
-  attn = gg::dropout(attn, dropout_, is_training(), rng_);
-  const Var context = reshape(transpose(matmul(attn, v), 1, 2), {n, l, e});
+  const double p = is_training() ? dropout_ : 0;
+  Var attn, attended;
+  if (args.need_weights) { // the weights are wanted: written out
+    Var scores = matmul(q / std::sqrt(static_cast<double>(d)), transpose(k, -2, -1));
+    for (const Tensor& m : masks) scores = scores + Var::constant(m);
+    attn = gg::dropout(softmax(scores, -1), p, true, rng_);
+    attended = matmul(attn, v);
+  } else if (masks.size() == 1 && causal_only) { // one fused op, the causal triangle its flag
+    attended = scaled_dot_product_attention(q, k, v, {}, p, true, std::nullopt, &rng_);
+  } else { // one fused op, the masks added into one constant
+    Tensor mask;
+    for (const Tensor& m : masks) mask = mask.defined() ? kernel::binary(kernel::Binary::add, mask, m) : m;
+    attended = scaled_dot_product_attention(q, k, v,
+                                            mask.defined() ? AttentionMask::additive(mask) : AttentionMask{},
+                                            p, false, std::nullopt, &rng_);
+  }
+  const Var context = reshape(transpose(attended, 1, 2), {n, l, e});
   const Var out = (*out_proj)(context);
   const Var output = batched ? (batch_first_ ? out : transpose(out, 0, 1)) : reshape(out, {l, e});
   if (!args.need_weights) return {output, Var()};

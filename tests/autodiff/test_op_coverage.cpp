@@ -240,6 +240,14 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 2, 3}, 73), rnd({2, 3}, 74, 0.5, 1.5), rnd({2, 3}, 75)},
        tensor_only},
+      {Op::scaled_dot_product_attention, // with a boolean mask (each query attends to some key)
+       [](const std::vector<Var>& v) {
+         const Tensor allowed({1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1}, {3, 5});
+         return gg::scaled_dot_product_attention(v[0], v[1], v[2], gg::AttentionMask::boolean(allowed));
+       },
+       {},
+       {rnd({2, 3, 4}, 76), rnd({2, 5, 4}, 77), rnd({2, 5, 3}, 78)},
+       tensor_only},
       // Adjoints and conversions.
       {Op::broadcast_to,
        [](const std::vector<Var>& v) { return gg::broadcast_to(v[0], {2, 3}); },

@@ -1,7 +1,8 @@
 // The sequence-model ops against PyTorch's values and gradients (data/sequence_ops_reference.txt,
 // written by data/make_sequence_ops_reference.py): argmax, tril, triu, masked_fill, cumsum, split and
-// chunk, layer_norm (with finite differences); dropout and multinomial by their statistics (their random
-// streams are our generator's); and the errors bad input raises, naming the op and the shapes.
+// chunk, scaled_dot_product_attention; layer_norm (with finite differences); dropout and multinomial by their
+// statistics (their random streams are our generator's); and the errors bad input raises, naming the op and
+// the shapes.
 #include <autodiff/autodiff.hpp>
 
 #include "inputs.hpp"
@@ -9,6 +10,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -263,4 +266,80 @@ TEST_CASE("layer_norm: bad shapes and dtypes name the op and the shapes") {
   CHECK_THROWS_WITH(gg::layer_norm(x, {3}, Var(), Var(Tensor::ones({3}, gg::f32))),
                     Catch::Contains("layer_norm: bias is float32"));
   CHECK_THROWS_WITH(gg::layer_norm(x, {3}, Var(), Var(), -1), Catch::Contains("eps"));
+}
+
+TEST_CASE("scaled_dot_product_attention: equals PyTorch's definition with each kind of mask, in one op") {
+  const Tensor q = expected("sdpa.q"), k = expected("sdpa.k"), v = expected("sdpa.v");
+  const Tensor allowed = expected("sdpa.allowed"), additive = expected("sdpa.additive");
+  using Attention = std::function<Var(const Var&, const Var&, const Var&)>;
+  const std::vector<std::pair<std::string, Attention>> cases = {
+      {"plain",
+       [](const Var& a, const Var& b, const Var& c) { return gg::scaled_dot_product_attention(a, b, c); }},
+      {"boolean",
+       [&](const Var& a, const Var& b, const Var& c) {
+         return gg::scaled_dot_product_attention(a, b, c, gg::AttentionMask::boolean(allowed));
+       }},
+      {"additive",
+       [&](const Var& a, const Var& b, const Var& c) {
+         return gg::scaled_dot_product_attention(a, b, c, gg::AttentionMask::additive(additive.to(a.dtype())));
+       }},
+      {"causal", [](const Var& a, const Var& b,
+                    const Var& c) { return gg::scaled_dot_product_attention(a, b, c, {}, 0, true); }},
+      {"scaled", [](const Var& a, const Var& b,
+                    const Var& c) { return gg::scaled_dot_product_attention(a, b, c, {}, 0, false, 0.3); }},
+  };
+  for (const auto& [name, f] : cases) {
+    INFO(name);
+    const std::string base = "sdpa." + name;
+    const Tensor w = expected(base + ".w");
+    for (const bool recorded : {false, true}) { // backward's fast path, and the create_graph rule
+      INFO((recorded ? "create_graph" : "backward"));
+      const Var a(q.clone(), true), b(k.clone(), true), c(v.clone(), true);
+      const Var y = f(a, b, c);
+      CHECK(y.op_name() == "scaled_dot_product_attention");
+      CHECK(worst(y.value(), expected(base + ".value")) < 1e-14);
+      const Var loss = gg::sum(y * Var::constant(w));
+      std::vector<Tensor> g;
+      if (recorded) {
+        for (const Var& x : gg::grad({loss}, {a, b, c}, {}, {.create_graph = true})) g.push_back(x.value());
+      } else {
+        loss.backward();
+        g = {a.grad(), b.grad(), c.grad()};
+      }
+      CHECK(worst(g[0], expected(base + ".grad_q")) < 1e-13);
+      CHECK(worst(g[1], expected(base + ".grad_k")) < 1e-13);
+      CHECK(worst(g[2], expected(base + ".grad_v")) < 1e-13);
+    }
+    // float32, against the float64 numbers.
+    const Var y32 = f(Var(q.to(gg::f32)), Var(k.to(gg::f32)), Var(v.to(gg::f32)));
+    CHECK(y32.dtype() == gg::f32);
+    CHECK(worst(y32.value(), expected(base + ".value")) < 1e-5);
+  }
+}
+
+TEST_CASE("scaled_dot_product_attention: dropout on the weights, and bad input named with the shapes") {
+  const Var q(gg::test::rnd({2, 3, 4}, 90), true), k(gg::test::rnd({2, 5, 4}, 91), true),
+      v(gg::test::rnd({2, 5, 6}, 92), true);
+  gg::Rng a(4), b(4);
+  // With dropout: the composition, drawing its mask as dropout(softmax(...)) does.
+  const Var y = gg::scaled_dot_product_attention(q, k, v, {}, 0.5, false, std::nullopt, &a);
+  const Var weights = gg::softmax(gg::matmul(q, gg::transpose(k)) * 0.5, -1);
+  CHECK(worst(y.value(), gg::matmul(gg::dropout(weights, 0.5, true, b), v).value()) < 1e-15);
+  CHECK_THROWS_WITH(gg::scaled_dot_product_attention(q, k, v, {}, 0.5),
+                    Catch::Contains("scaled_dot_product_attention") && Catch::Contains("generator"));
+  CHECK_THROWS_WITH(gg::scaled_dot_product_attention(q, v, k),
+                    Catch::Contains("scaled_dot_product_attention") && Catch::Contains("[2, 5, 6]") &&
+                        Catch::Contains("[2, 3, 4]"));
+  CHECK_THROWS_WITH(
+      gg::scaled_dot_product_attention(q, k, v, gg::AttentionMask::boolean(Tensor::ones({3, 4}))),
+      Catch::Contains("attn_mask of shape [3, 4]") && Catch::Contains("[2, 3, 5]"));
+  CHECK_THROWS_WITH(
+      gg::scaled_dot_product_attention(q, k, v, gg::AttentionMask::boolean(Tensor::ones({3, 5})), 0, true),
+      Catch::Contains("is_causal"));
+  CHECK_THROWS_WITH(
+      gg::scaled_dot_product_attention(q, k, v, gg::AttentionMask::boolean(Tensor::full({3, 5}, 0.5))),
+      Catch::Contains("boolean attn_mask"));
+  CHECK_THROWS_WITH(
+      gg::scaled_dot_product_attention(q, k, v, gg::AttentionMask::additive(Tensor::zeros({3, 5}, gg::f32))),
+      Catch::Contains("float32"));
 }

@@ -37,4 +37,10 @@ Tensor layer_norm(const Tensor& x, std::int64_t m, const Tensor& weight, const T
 std::array<Tensor, 3> layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                           const Tensor& stats, std::int64_t m, std::array<bool, 3> needs);
 
+/// Attention's weights from its scores [batch, rows, cols] in place: each row scaled, the mask added
+/// ([rows, cols] for every item, or [batch, rows, cols]; undefined for none), with causal the entries
+/// right of the diagonal forbidden (0), then softmaxed (max first); a row with nothing to attend to
+/// becomes NaN, as PyTorch's softmax of an all -inf row.
+void scaled_masked_softmax(Tensor& scores, double scale, const Tensor& mask, bool causal);
+
 } // namespace gg::kernel

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Reference values of the sequence-model ops (argmax, tril, triu, masked_fill, cumsum, split, chunk),
-computed with PyTorch.
+"""Reference values of the sequence-model ops (argmax, tril, triu, masked_fill, cumsum, split, chunk,
+scaled_dot_product_attention by PyTorch 2's documented definition: Debian's PyTorch 1.13 has no such
+function), computed with PyTorch.
 
 Run with Debian's PyTorch:
     /usr/bin/python3 tests/autodiff/data/make_sequence_ops_reference.py > tests/autodiff/data/sequence_ops_reference.txt
@@ -78,3 +79,47 @@ for n in (0, 1, 6, 7, 10):
     for k in (1, 3, 4):
         emit(f"split.{n}.{k}", [p.shape[1] for p in torch.split(s, k, 1)])
         emit(f"chunk.{n}.{k}", [p.shape[1] for p in torch.chunk(s, k, 1)])
+
+# scaled_dot_product_attention: q [2, 3, L, 4], k [2, 3, S, 4], v [2, 3, S, 5], float64.
+import math
+
+
+def sdpa(query, key, value, attn_mask=None, is_causal=False, scale=None):
+    """torch.nn.functional.scaled_dot_product_attention (PyTorch 2) by its documented definition:
+    Debian's PyTorch 1.13 has no such function."""
+    L, S = query.size(-2), key.size(-2)
+    scale = 1 / math.sqrt(query.size(-1)) if scale is None else scale
+    bias = torch.zeros(L, S, dtype=query.dtype)
+    if is_causal:
+        bias.masked_fill_(~torch.ones(L, S, dtype=torch.bool).tril(0), float("-inf"))
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        bias = bias.masked_fill(~attn_mask, float("-inf"))
+    elif attn_mask is not None:
+        bias = bias + attn_mask
+    return torch.softmax(query @ key.transpose(-2, -1) * scale + bias, dim=-1) @ value
+
+q, k, v = rand(2, 3, 4, 4), rand(2, 3, 6, 4), rand(2, 3, 6, 5)
+emit("sdpa.q", q)
+emit("sdpa.k", k)
+emit("sdpa.v", v)
+allowed = torch.rand(4, 6, generator=gen) > 0.3
+allowed[:, 0] = True  # every query attends to something
+additive = rand(2, 1, 4, 6)
+emit("sdpa.allowed", allowed)
+emit("sdpa.additive", additive)
+SDPA = {
+    "plain": lambda a, b, c: sdpa(a, b, c),
+    "boolean": lambda a, b, c: sdpa(a, b, c, attn_mask=allowed),
+    "additive": lambda a, b, c: sdpa(a, b, c, attn_mask=additive),
+    "causal": lambda a, b, c: sdpa(a, b, c, is_causal=True),
+    "scaled": lambda a, b, c: sdpa(a, b, c, scale=0.3),
+}
+for name, f in SDPA.items():
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    y = f(*leaves)
+    w = rand(*y.shape)
+    grads = torch.autograd.grad((w * y).sum(), leaves)
+    emit(f"sdpa.{name}.value", y)
+    emit(f"sdpa.{name}.w", w)
+    for what, g in zip("qkv", grads):
+        emit(f"sdpa.{name}.grad_{what}", g)
