@@ -91,25 +91,51 @@ Tensor concat(const std::vector<Tensor>& xs, int axis);
 /// Joins equally shaped tensors along a new axis.
 Tensor stack(const std::vector<Tensor>& xs, int axis);
 
-/// im2col: [N, C, H, W] -> [N, C*kh*kw, Hout*Wout], row (c*kh + i)*kw + j holding x[n, c, oh*stride +
-/// i - padding, ow*stride + j - padding] (pad_value outside the image), as torch.nn.functional.unfold.
-Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
-              double pad_value = 0);
+/// Sliding windows over the height and width of image batches [N, C, H, W], as PyTorch's conv and
+/// pooling arguments: a kh x kw kernel, strides, zero padding, dilations (the kernel's taps dh, dw
+/// apart). Hout = (H + 2 ph - dh (kh - 1) - 1) / sh + 1, rounded down, or with ceil_mode (pooling) up,
+/// as long as the last window starts inside the image or its top/left padding (PyTorch's rule).
+struct Windows {
+  std::int64_t kh, kw, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  bool ceil_mode = false;
+};
+
+/// im2col: [N, C, H, W] -> [N, C*kh*kw, Hout*Wout], row (c*kh + i)*kw + j holding x[n, c, oh*sh +
+/// i*dh - ph, ow*sw + j*dw - pw] (pad_value outside the image), as torch.nn.functional.unfold.
+Tensor unfold(const Tensor& x, const Windows& windows, double pad_value = 0);
+/// unfold with square strides and padding.
+inline Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride,
+                     std::int64_t padding, double pad_value = 0) {
+  return unfold(x, Windows{kh, kw, stride, stride, padding, padding}, pad_value);
+}
 /// col2im: sums the columns of unfold's layout back into an image of `image_shape` [N, C, H, W]:
 /// the adjoint of unfold.
-Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
-            std::int64_t stride, std::int64_t padding);
+Tensor fold(const Tensor& cols, const Shape& image_shape, const Windows& windows);
+/// fold with square strides and padding.
+inline Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
+                   std::int64_t stride, std::int64_t padding) {
+  return fold(cols, image_shape, Windows{kh, kw, stride, stride, padding, padding});
+}
 
 /// 2-d convolution (cross-correlation) as torch.nn.functional.conv2d: x [N, C, H, W], weight
-/// [out, C, kh, kw], bias [out] or undefined -> [N, out, Hout, Wout]. Images are unfolded a
-/// cache-sized chunk at a time into one [C*kh*kw, images*Hout*Wout] column matrix, multiplied by the
-/// weight in one GEMM per chunk.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t stride,
-              std::int64_t padding);
+/// [out, C / groups, kh, kw], bias [out] or undefined -> [N, out, Hout, Wout] (windows' kh, kw are
+/// the weight's; no ceil_mode). Images are unfolded a cache-sized chunk at a time into one
+/// [C*kh*kw, images*Hout*Wout] column matrix, multiplied by the weight in one GEMM per chunk and group.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Windows& windows,
+              std::int64_t groups = 1);
+/// conv2d with square strides and padding.
+inline Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t stride,
+                     std::int64_t padding) {
+  return conv2d(x, weight, bias, Windows{0, 0, stride, stride, padding, padding});
+}
 
-/// The largest element of each k x k window (stride, zero-based padding reading as -inf) of every
-/// channel: [N, C, H, W] -> [N, C, Hout, Wout], in one pass (no window columns).
-Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int64_t padding);
+/// The largest element of each window (padding reading as -inf) of every channel:
+/// [N, C, H, W] -> [N, C, Hout, Wout], in one pass (no window columns).
+Tensor max_pool2d(const Tensor& x, const Windows& windows);
+/// max_pool2d over k x k windows with square strides and padding.
+inline Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int64_t padding) {
+  return max_pool2d(x, Windows{k, k, stride, stride, padding, padding});
+}
 
 /// x with the elements above the diagonal-th diagonal of each matrix (the last two dimensions) set to
 /// 0, as torch.tril: kept where column - row <= diagonal.

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include <autodiff/kernel.hpp>
 #include <autodiff/var.hpp>
 
 namespace gg {
@@ -74,15 +75,35 @@ Var matmul(const Var& a, const Var& b);
 /// [out, in], bias [out] or undefined for none. No transposed copy of the weight is made, forward or
 /// backward, and only the inputs that require grad get gradients computed.
 Var linear(const Var& x, const Var& weight, const Var& bias = Var());
-/// 2-d convolution (cross-correlation) in one op, as torch.nn.functional.conv2d: x [N, C, H, W],
-/// weight [out, C, kh, kw], bias [out] or undefined for none -> [N, out, Hout, Wout]. The batch
-/// becomes one column matrix and one matrix product, forward and backward; only the inputs that
-/// require grad get gradients computed.
-Var conv2d(const Var& x, const Var& weight, const Var& bias = Var(), std::int64_t stride = 1,
-           std::int64_t padding = 0);
-/// The largest element of each k x k window of every channel of x [N, C, H, W] (padding reads as
-/// -inf), as torch.nn.functional.max_pool2d, in one op; tied maxima share the gradient.
-Var max_pool2d(const Var& x, std::int64_t k, std::int64_t stride, std::int64_t padding = 0);
+/// A size along height and width, as PyTorch's int-or-pair arguments: one number for both, or
+/// {height, width}.
+struct Size2 {
+  std::int64_t h = 0, w = 0;
+  Size2(std::int64_t both) : h(both), w(both) {} // NOLINT: implicit, as PyTorch's ints
+  Size2(std::int64_t height, std::int64_t width) : h(height), w(width) {}
+};
+/// 2-d convolution (cross-correlation) in one op, as torch.nn.functional.conv2d: x [N, C, H, W] (or
+/// one image [C, H, W]), weight [out, C / groups, kh, kw], bias [out] or undefined for none ->
+/// [N, out, Hout, Wout]; stride, zero padding and dilation per axis. The batch becomes one column
+/// matrix and one matrix product per group, forward and backward; only the inputs that require grad
+/// get gradients computed.
+Var conv2d(const Var& x, const Var& weight, const Var& bias = Var(), Size2 stride = 1, Size2 padding = 0,
+           Size2 dilation = 1, std::int64_t groups = 1);
+/// 1-d convolution, as torch.nn.functional.conv1d: x [N, C, L] (or [C, L]), weight [out, C / groups,
+/// k], bias [out] -> [N, out, Lout]: conv2d over images one row high.
+Var conv1d(const Var& x, const Var& weight, const Var& bias = Var(), std::int64_t stride = 1,
+           std::int64_t padding = 0, std::int64_t dilation = 1, std::int64_t groups = 1);
+/// The largest element of each window of every channel of x [N, C, H, W] (or [C, H, W]; padding
+/// reads as -inf), as torch.nn.functional.max_pool2d, in one op; tied maxima share the gradient.
+/// Stride 0 is the kernel (PyTorch's None); padding at most half the kernel, as PyTorch; ceil_mode
+/// keeps a last, partial window.
+Var max_pool2d(const Var& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0, Size2 dilation = 1,
+               bool ceil_mode = false);
+/// The mean of each window of every channel, as torch.nn.functional.avg_pool2d: the divisor counts
+/// zero padding (count_include_pad) but not what a ceil_mode window reaches beyond it. Each plane's
+/// windows unfolded, weighted and summed.
+Var avg_pool2d(const Var& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0, bool ceil_mode = false,
+               bool count_include_pad = true);
 /// Axes axis0 and axis1 swapped; a 0-d x (axes 0 or -1) is returned itself, as PyTorch.
 Var transpose(const Var& x, int axis0 = -2, int axis1 = -1);
 /// Same elements, new shape; one dimension may be -1.
@@ -181,9 +202,12 @@ Var to(const Var& x, DType dtype);
 /// im2col of [N, C, H, W] for kh x kw windows: [N, C*kh*kw, Hout*Wout] (pad_value outside the image).
 Var unfold(const Var& x, std::int64_t kh, std::int64_t kw, std::int64_t stride = 1, std::int64_t padding = 0,
            double pad_value = 0);
+/// The same for any windows (per-axis stride and padding, dilation, ceil_mode).
+Var unfold(const Var& x, const kernel::Windows& windows, double pad_value = 0);
 /// col2im, the adjoint of unfold: columns summed back into an image of image_shape.
 Var fold(const Var& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw, std::int64_t stride = 1,
          std::int64_t padding = 0);
+Var fold(const Var& cols, const Shape& image_shape, const kernel::Windows& windows);
 
 // Parity with PyTorch (issue 13).
 

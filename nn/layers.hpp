@@ -126,39 +126,69 @@ private:
   std::int64_t num_, dim_;
 };
 
-/// 2-d convolution of [N, C, H, W] by weight [out, C, kh, kw] (+ bias [out]): one gg::conv2d op
-/// (im2col and a matrix product). Kaiming-uniform initialisation as PyTorch.
+/// 2-d convolution of [N, C, H, W] (or one image [C, H, W]) by weight [out, C / groups, kh, kw]
+/// (+ bias [out]): one gg::conv2d op (im2col and a matrix product per group), with
+/// torch.nn.Conv2d's arguments (a size is one number or {height, width}). Kaiming-uniform
+/// initialisation as PyTorch.
 class Conv2d : public Module {
 public:
-  Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
-         std::int64_t stride = 1, std::int64_t padding = 0, bool bias = true, DType dtype = f64);
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Size2 stride = 1,
+         Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1, bool bias = true, DType dtype = f64);
+  /// The earlier order, bias after padding: Conv2d(1, 32, 3, 1, 1, true, f32).
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Size2 stride, Size2 padding,
+         bool bias, DType dtype = f64);
   Var forward(const Var& x) override;
   std::string describe() const override;
   Var weight, bias;
 
 private:
-  std::int64_t in_, out_, k_, stride_, padding_;
+  std::int64_t in_, out_;
+  Size2 k_, stride_, padding_, dilation_;
+  std::int64_t groups_;
 };
 
-/// Max or average over k x k windows of [N, C, H, W] (stride defaults to k). Average pooling
-/// counts zero padding, as PyTorch's default; max pooling pads with -inf and is one gg::max_pool2d op.
+/// 1-d convolution of sequences [N, C, L] (or one [C, L]) by weight [out, C / groups, k] (+ bias
+/// [out]), as torch.nn.Conv1d: gg::conv1d, a conv2d over rows one high.
+class Conv1d : public Module {
+public:
+  Conv1d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
+         std::int64_t stride = 1, std::int64_t padding = 0, std::int64_t dilation = 1,
+         std::int64_t groups = 1, bool bias = true, DType dtype = f64);
+  Var forward(const Var& x) override;
+  std::string describe() const override;
+  Var weight, bias;
+
+private:
+  std::int64_t in_, out_, k_, stride_, padding_, dilation_, groups_;
+};
+
+/// Max or average over windows of [N, C, H, W] (or one image [C, H, W]); the stride defaults to the
+/// kernel. As PyTorch, padding is at most half the kernel (else a ValueError at construction) and
+/// ceil_mode keeps a last, partial window. Max pooling pads with -inf and is one gg::max_pool2d op;
+/// average pooling is gg::avg_pool2d, counting zero padding by default (count_include_pad).
 class Pool2d : public Module {
 public:
-  Pool2d(bool max, std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0);
+  Pool2d(bool max, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0, Size2 dilation = 1,
+         bool ceil_mode = false, bool count_include_pad = true);
   Var forward(const Var& x) override;
   std::string describe() const override;
 
 private:
   bool max_;
-  std::int64_t k_, stride_, padding_;
+  Size2 k_, stride_, padding_, dilation_;
+  bool ceil_mode_, count_include_pad_;
 };
+/// torch.nn.MaxPool2d(kernel_size, stride = kernel_size, padding, dilation, ceil_mode).
 struct MaxPool2d : Pool2d {
-  explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0)
-      : Pool2d(true, kernel_size, stride, padding) {}
+  explicit MaxPool2d(Size2 kernel_size, Size2 stride = 0, Size2 padding = 0, Size2 dilation = 1,
+                     bool ceil_mode = false)
+      : Pool2d(true, kernel_size, stride, padding, dilation, ceil_mode) {}
 };
+/// torch.nn.AvgPool2d(kernel_size, stride = kernel_size, padding, ceil_mode, count_include_pad).
 struct AvgPool2d : Pool2d {
-  explicit AvgPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0)
-      : Pool2d(false, kernel_size, stride, padding) {}
+  explicit AvgPool2d(Size2 kernel_size, Size2 stride = 0, Size2 padding = 0, bool ceil_mode = false,
+                     bool count_include_pad = true)
+      : Pool2d(false, kernel_size, stride, padding, 1, ceil_mode, count_include_pad) {}
 };
 
 } // namespace gg::nn

@@ -201,55 +201,124 @@ std::string Embedding::describe() const {
   return fmt::format("Embedding({}, {})", num_, dim_);
 }
 
-Conv2d::Conv2d(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride, std::int64_t padding,
-               bool with_bias, DType dtype)
-    : in_(in), out_(out), k_(k), stride_(stride), padding_(padding) {
+namespace {
+/// "3" for a square size, "(3, 5)" otherwise, as PyTorch prints them.
+std::string size_text(Size2 s) {
+  return s.h == s.w ? fmt::format("{}", s.h) : fmt::format("({}, {})", s.h, s.w);
+}
+void require_positive(Size2 s, std::string_view what, std::string_view layer) {
+  if (s.h < 1 || s.w < 1)
+    throw ValueError(fmt::format("{}: {} must be >= 1, got {}", layer, what, size_text(s)));
+}
+void require_padding(Size2 s, std::string_view layer) {
+  if (s.h < 0 || s.w < 0)
+    throw ValueError(fmt::format("{}: padding must be >= 0, got {}", layer, size_text(s)));
+}
+void require_groups(std::int64_t in, std::int64_t out, std::int64_t groups, std::string_view layer) {
+  require_positive(groups, "groups", layer);
+  if (in % groups != 0 || out % groups != 0)
+    throw ValueError(
+        fmt::format("{}: in_channels ({}) and out_channels ({}) must be divisible by groups ({})", layer, in,
+                    out, groups));
+}
+} // namespace
+
+Conv2d::Conv2d(std::int64_t in, std::int64_t out, Size2 k, Size2 stride, Size2 padding, Size2 dilation,
+               std::int64_t groups, bool with_bias, DType dtype)
+    : in_(in), out_(out), k_(k), stride_(stride), padding_(padding), dilation_(dilation), groups_(groups) {
   require_positive(in, "in_channels", "Conv2d");
   require_positive(out, "out_channels", "Conv2d");
   require_positive(k, "kernel_size", "Conv2d");
   require_positive(stride, "stride", "Conv2d");
-  if (padding < 0) throw ValueError(fmt::format("Conv2d: padding must be >= 0, got {}", padding));
-  weight = register_parameter("weight", default_uniform({out, in, k, k}, in * k * k, dtype));
-  if (with_bias) bias = register_parameter("bias", default_uniform({out}, in * k * k, dtype));
+  require_positive(dilation, "dilation", "Conv2d");
+  require_padding(padding, "Conv2d");
+  require_groups(in, out, groups, "Conv2d");
+  const std::int64_t fan_in = in / groups * k.h * k.w;
+  weight = register_parameter("weight", default_uniform({out, in / groups, k.h, k.w}, fan_in, dtype));
+  if (with_bias) bias = register_parameter("bias", default_uniform({out}, fan_in, dtype));
 }
+
+Conv2d::Conv2d(std::int64_t in, std::int64_t out, Size2 k, Size2 stride, Size2 padding, bool with_bias,
+               DType dtype)
+    : Conv2d(in, out, k, stride, padding, 1, 1, with_bias, dtype) {}
 
 Var Conv2d::forward(const Var& x) {
   const Shape s = x.shape();
-  if (s.rank() != 4 || s[1] != in_)
-    throw ShapeError(fmt::format("{}: expected input [N, {}, H, W], got shape {}", describe(), in_, s.str()));
-  return conv2d(x, weight, bias, stride_, padding_); // one op: a GEMM per cache-sized chunk of images
+  if ((s.rank() != 4 && s.rank() != 3) || s[s.rank() - 3] != in_)
+    throw ShapeError(fmt::format("{}: expected input [N, {}, H, W] or [{}, H, W], got shape {}", describe(),
+                                 in_, in_, s.str()));
+  // One op: a GEMM per cache-sized chunk of images and group.
+  return conv2d(x, weight, bias, stride_, padding_, dilation_, groups_);
 }
 
 std::string Conv2d::describe() const {
-  return fmt::format("Conv2d({}, {}, kernel={}, stride={}, padding={}{})", in_, out_, k_, stride_, padding_,
-                     bias.defined() ? "" : ", bias=false");
+  std::string s = fmt::format("Conv2d({}, {}, kernel={}, stride={}, padding={}", in_, out_, size_text(k_),
+                              size_text(stride_), size_text(padding_));
+  if (dilation_.h != 1 || dilation_.w != 1) s += fmt::format(", dilation={}", size_text(dilation_));
+  if (groups_ != 1) s += fmt::format(", groups={}", groups_);
+  return s + (bias.defined() ? ")" : ", bias=false)");
 }
 
-Pool2d::Pool2d(bool max, std::int64_t k, std::int64_t stride, std::int64_t padding)
-    : max_(max), k_(k), stride_(stride == 0 ? k : stride), padding_(padding) {
+Conv1d::Conv1d(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride, std::int64_t padding,
+               std::int64_t dilation, std::int64_t groups, bool with_bias, DType dtype)
+    : in_(in), out_(out), k_(k), stride_(stride), padding_(padding), dilation_(dilation), groups_(groups) {
+  require_positive(in, "in_channels", "Conv1d");
+  require_positive(out, "out_channels", "Conv1d");
+  require_positive(k, "kernel_size", "Conv1d");
+  require_positive(stride, "stride", "Conv1d");
+  require_positive(dilation, "dilation", "Conv1d");
+  require_padding(padding, "Conv1d");
+  require_groups(in, out, groups, "Conv1d");
+  const std::int64_t fan_in = in / groups * k;
+  weight = register_parameter("weight", default_uniform({out, in / groups, k}, fan_in, dtype));
+  if (with_bias) bias = register_parameter("bias", default_uniform({out}, fan_in, dtype));
+}
+
+Var Conv1d::forward(const Var& x) {
+  const Shape s = x.shape();
+  if ((s.rank() != 3 && s.rank() != 2) || s[s.rank() - 2] != in_)
+    throw ShapeError(
+        fmt::format("{}: expected input [N, {}, L] or [{}, L], got shape {}", describe(), in_, in_, s.str()));
+  return conv1d(x, weight, bias, stride_, padding_, dilation_, groups_);
+}
+
+std::string Conv1d::describe() const {
+  std::string s =
+      fmt::format("Conv1d({}, {}, kernel={}, stride={}, padding={}", in_, out_, k_, stride_, padding_);
+  if (dilation_ != 1) s += fmt::format(", dilation={}", dilation_);
+  if (groups_ != 1) s += fmt::format(", groups={}", groups_);
+  return s + (bias.defined() ? ")" : ", bias=false)");
+}
+
+Pool2d::Pool2d(bool max, Size2 k, Size2 stride, Size2 padding, Size2 dilation, bool ceil_mode,
+               bool count_include_pad)
+    : max_(max), k_(k), stride_(stride.h == 0 && stride.w == 0 ? k : stride), padding_(padding),
+      dilation_(dilation), ceil_mode_(ceil_mode), count_include_pad_(count_include_pad) {
   const char* name = max ? "MaxPool2d" : "AvgPool2d";
   require_positive(k, "kernel_size", name);
   require_positive(stride_, "stride", name);
-  if (padding < 0 || 2 * padding > k)
-    throw ValueError(fmt::format("{}: padding must be in [0, kernel_size/2], got {}", name, padding));
+  require_positive(dilation, "dilation", name);
+  if (padding.h < 0 || padding.w < 0 || 2 * padding.h > k.h || 2 * padding.w > k.w)
+    throw ValueError(fmt::format("{}: padding must be in [0, kernel_size/2], got {} for kernel_size {}", name,
+                                 size_text(padding), size_text(k)));
 }
 
 Var Pool2d::forward(const Var& x) {
   const Shape s = x.shape();
-  if (s.rank() != 4)
-    throw ShapeError(fmt::format("{}: expected input [N, C, H, W], got shape {}", describe(), s.str()));
-  if (max_) return max_pool2d(x, k_, stride_, padding_); // one op, no window columns
-  // Each channel is its own image: windows become columns, averaged along axis 1.
-  const Var cols = unfold(reshape(x, {s[0] * s[1], 1, s[2], s[3]}), k_, k_, stride_, padding_);
-  const Var r = mean(cols, 1);
-  const std::int64_t oh = (s[2] + 2 * padding_ - k_) / stride_ + 1,
-                     ow = (s[3] + 2 * padding_ - k_) / stride_ + 1;
-  return reshape(r, {s[0], s[1], oh, ow});
+  if (s.rank() != 4 && s.rank() != 3)
+    throw ShapeError(
+        fmt::format("{}: expected input [N, C, H, W] or [C, H, W], got shape {}", describe(), s.str()));
+  if (max_) return max_pool2d(x, k_, stride_, padding_, dilation_, ceil_mode_); // one op, no window columns
+  return avg_pool2d(x, k_, stride_, padding_, ceil_mode_, count_include_pad_);
 }
 
 std::string Pool2d::describe() const {
-  return fmt::format("{}(kernel={}, stride={}, padding={})", max_ ? "MaxPool2d" : "AvgPool2d", k_, stride_,
-                     padding_);
+  std::string s = fmt::format("{}(kernel={}, stride={}, padding={}", max_ ? "MaxPool2d" : "AvgPool2d",
+                              size_text(k_), size_text(stride_), size_text(padding_));
+  if (dilation_.h != 1 || dilation_.w != 1) s += fmt::format(", dilation={}", size_text(dilation_));
+  if (ceil_mode_) s += ", ceil_mode=true";
+  if (!count_include_pad_) s += ", count_include_pad=false";
+  return s + ")";
 }
 
 } // namespace gg::nn

@@ -1,12 +1,16 @@
 // Tests of the fused conv2d op: its value and gradients against the unfold + matmul composition it
 // replaces and against finite differences (both backward paths), chunked batches, threads, errors;
-// the fused max_pool2d op likewise against unfold + max.
+// the fused max_pool2d op likewise against unfold + max; PyTorch's full arguments (dilation, groups,
+// per-axis stride and padding, ceil_mode, unbatched inputs, conv1d, avg_pool2d) against its numbers.
 #include <autodiff/autodiff.hpp>
 
 #include <catch2/catch.hpp>
 
+#include "reference_case.hpp"
+
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -257,5 +261,52 @@ TEST_CASE("max_pool2d: errors name the op and the shape") {
   CHECK_THROWS_WITH(gg::max_pool2d(Var(Tensor::zeros({2, 3})), 2, 2),
                     Catch::Contains("max_pool2d") && Catch::Contains("[2, 3]"));
   CHECK_THROWS_AS(gg::max_pool2d(Var(Tensor::zeros({1, 1, 2, 2})), 3, 3), gg::ShapeError);
-  CHECK_THROWS_AS(gg::max_pool2d(Var(Tensor::zeros({1, 1, 4, 4})), 2, 0), gg::ValueError);
+  CHECK_THROWS_AS(gg::max_pool2d(Var(Tensor::zeros({1, 1, 4, 4})), 2, -1), gg::ValueError);
+  // Padding beyond half the kernel is refused, as PyTorch (and nn::MaxPool2d) refuse it.
+  CHECK_THROWS_WITH(gg::max_pool2d(Var(Tensor::zeros({1, 1, 5, 5})), 3, 1, 2),
+                    Catch::StartsWith("max_pool2d: padding (2, 2) must be at most half the kernel (3, 3)"));
+  CHECK_THROWS_WITH(gg::avg_pool2d(Var(Tensor::zeros({1, 1, 5, 5})), 3, 1, 2),
+                    Catch::StartsWith("avg_pool2d:"));
+  // An error of avg_pool2d names it, not the unfold inside it.
+  CHECK_THROWS_WITH(gg::avg_pool2d(Var(Tensor::zeros({1, 1, 2, 2})), 3), Catch::StartsWith("avg_pool2d:"));
+  CHECK_THROWS_WITH(gg::avg_pool2d(Var(Tensor::zeros({2, 2})), 1), Catch::StartsWith("avg_pool2d:"));
+}
+
+TEST_CASE("conv2d, conv1d, max_pool2d, avg_pool2d: PyTorch's full arguments (per-axis stride and padding, "
+          "dilation, groups, ceil_mode, unbatched inputs) give its values and gradients") {
+  // tests/autodiff/data/make_conv_reference.py -> conv_reference.txt
+  static const auto ref = gg::test::read_reference("conv_reference.txt");
+  using V = std::vector<Var>;
+  const auto check = [&](const std::string& name, const std::vector<std::string>& inputs,
+                         const std::function<Var(const V&)>& f) {
+    gg::test::check_reference_case(ref, name, inputs, f, "r");
+  };
+  check("conv_groups", {"x", "w", "b"}, [](const V& v) {
+    return gg::conv2d(v[0], v[1], v[2], {2, 1}, {1, 0}, {1, 2}, 2);
+  });
+  check("conv_dilated_same", {"x", "w"}, [](const V& v) { return gg::conv2d(v[0], v[1], Var(), 1, 2, 2); });
+  check("conv_depthwise", {"x", "w"}, [](const V& v) { return gg::conv2d(v[0], v[1], Var(), 1, 1, 1, 3); });
+  check("conv_unbatched", {"x", "w", "b"}, [](const V& v) {
+    return gg::conv2d(v[0], v[1], v[2], {1, 2}, 1);
+  });
+  check("conv1d", {"x", "w", "b"}, [](const V& v) { return gg::conv1d(v[0], v[1], v[2], 2, 1, 2); });
+  check("conv1d_groups_unbatched", {"x", "w"},
+        [](const V& v) { return gg::conv1d(v[0], v[1], Var(), 1, 1, 1, 3); });
+  check("maxpool_full", {"x"}, [](const V& v) {
+    return gg::max_pool2d(v[0], {3, 2}, {2, 1}, 1, {1, 2}, true);
+  });
+  check("maxpool_ceil_unbatched", {"x"}, [](const V& v) { return gg::max_pool2d(v[0], 3, 2, 0, 1, true); });
+  check("avgpool_ceil", {"x"}, [](const V& v) { return gg::avg_pool2d(v[0], {3, 2}, 2, 1, true); });
+  check("avgpool_ceil_nopad", {"x"}, [](const V& v) { return gg::avg_pool2d(v[0], 3, 2, 1, true, false); });
+  check("avgpool_unbatched", {"x"}, [](const V& v) { return gg::avg_pool2d(v[0], 2); });
+  // float32 kernels with groups and dilation against the float64 reference.
+  const Var x32(ref.at("conv_groups.x").to(gg::f32)), w32(ref.at("conv_groups.w").to(gg::f32));
+  const Var y32 = gg::conv2d(x32, w32, Var(ref.at("conv_groups.b").to(gg::f32)), {2, 1}, {1, 0}, {1, 2}, 2);
+  CHECK(y32.dtype() == gg::f32);
+  CHECK(gg::test::max_error(y32.value(), ref.at("conv_groups.value")) < 1e-5);
+  // Groups that do not divide the channels are named with both shapes.
+  CHECK_THROWS_WITH(
+      gg::conv2d(Var(Tensor::zeros({1, 4, 5, 5})), Var(Tensor::zeros({3, 2, 3, 3})), Var(), 1, 0, 1, 2),
+      Catch::StartsWith("conv2d:") && Catch::Contains("[1, 4, 5, 5]") && Catch::Contains("[3, 2, 3, 3]") &&
+          Catch::Contains("groups = 2"));
 }

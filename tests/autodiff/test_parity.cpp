@@ -5,7 +5,7 @@
 // index_select.
 #include <autodiff/autodiff.hpp>
 
-#include "inputs.hpp"
+#include "reference_case.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -27,27 +27,10 @@ const Tensor& R(const std::string& name) {
   return ref().at(name);
 }
 
-/// |a - b| / max(1, |b|) over the elements (shapes must match).
-double worst(const Tensor& a, const Tensor& b) {
-  INFO("shapes " << a.shape().str() << " and " << b.shape().str());
-  REQUIRE(a.shape() == b.shape());
-  double w = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i)
-    w = std::max(w, std::fabs(a.flat(i) - b.flat(i)) / std::max(1.0, std::fabs(b.flat(i))));
-  return w;
-}
-
 /// The case's value and its inputs' gradients of sum(value * w) against PyTorch's, to 1e-12.
 void check_case(const std::string& name, const std::vector<std::string>& inputs,
                 const std::function<Var(const std::vector<Var>&)>& f) {
-  INFO(name);
-  std::vector<Var> leaves;
-  for (const std::string& in : inputs) leaves.emplace_back(R(name + "." + in).clone());
-  const Var y = f(leaves);
-  CHECK(worst(y.value(), R(name + ".value")) < 1e-12);
-  gg::sum(y * Var::constant(R(name + ".w"))).backward();
-  for (std::size_t i = 0; i < inputs.size(); ++i)
-    CHECK(worst(leaves[i].grad(), R(name + ".grad." + inputs[i])) < 1e-12);
+  gg::test::check_reference_case(ref(), name, inputs, f);
 }
 
 } // namespace

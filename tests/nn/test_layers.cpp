@@ -405,3 +405,49 @@ TEST_CASE("layers: a module used twice lists its parameters once, and summary ke
   CHECK(model.is_training());
   CHECK_FALSE(model[1].is_training());
 }
+
+TEST_CASE("layers: Conv2d, Conv1d, MaxPool2d and AvgPool2d take PyTorch's arguments, and unbatched inputs") {
+  gg::Rng rng(5);
+  nn::Conv2d conv(4, 6, {3, 2}, {2, 1}, {1, 0}, {1, 2}, 2);
+  CHECK(conv.weight.shape() == gg::Shape{6, 2, 3, 2});
+  CHECK(conv.describe() ==
+        "Conv2d(4, 6, kernel=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)");
+  const Tensor x = Tensor::randn({2, 4, 7, 6}, rng);
+  CHECK(conv(Var::constant(x)).shape() == gg::Shape{2, 6, 4, 4});
+  CHECK(conv(Var::constant(Tensor::zeros({4, 7, 6}))).shape() == gg::Shape{6, 4, 4});
+  check_module_gradients(conv, x);
+  // The earlier argument order (bias after padding) still reads as it did.
+  CHECK(nn::Conv2d(1, 32, 3, 1, 1, true, gg::f32).describe() ==
+        "Conv2d(1, 32, kernel=3, stride=1, padding=1)");
+  CHECK_THROWS_WITH(nn::Conv2d(4, 6, 3, 1, 0, 1, 4), Catch::Contains("divisible by groups (4)"));
+  CHECK_THROWS_WITH(conv(Var::constant(Tensor::zeros({2, 3, 7, 6}))),
+                    Catch::StartsWith("Conv2d(4, 6") && Catch::Contains("[2, 3, 7, 6]"));
+
+  nn::Conv1d conv1(3, 4, 3, 2, 1, 2);
+  CHECK(conv1.weight.shape() == gg::Shape{4, 3, 3});
+  CHECK(conv1.describe() == "Conv1d(3, 4, kernel=3, stride=2, padding=1, dilation=2)");
+  const Tensor s = Tensor::randn({2, 3, 10}, rng);
+  CHECK(conv1(Var::constant(s)).shape() == gg::Shape{2, 4, 4});
+  CHECK(conv1(Var::constant(Tensor::zeros({3, 10}))).shape() == gg::Shape{4, 4});
+  check_module_gradients(conv1, s);
+  CHECK_THROWS_WITH(conv1(Var::constant(Tensor::zeros({2, 10}))), Catch::StartsWith("Conv1d(3, 4"));
+
+  nn::MaxPool2d max({3, 2}, {2, 1}, 1, {1, 2}, true);
+  CHECK(max.describe() ==
+        "MaxPool2d(kernel=(3, 2), stride=(2, 1), padding=1, dilation=(1, 2), ceil_mode=true)");
+  const Tensor p = Tensor::randn({2, 3, 7, 8}, rng);
+  CHECK(max(Var::constant(p)).shape() == gg::Shape{2, 3, 4, 8});
+  check_module_gradients(max, p);
+  CHECK(nn::MaxPool2d(2).describe() == "MaxPool2d(kernel=2, stride=2, padding=0)");
+  // As PyTorch (and gg::max_pool2d): padding at most half the kernel.
+  CHECK_THROWS_WITH(nn::MaxPool2d(3, 1, 2),
+                    Catch::StartsWith("MaxPool2d: padding must be in [0, kernel_size/2]"));
+
+  nn::AvgPool2d avg(3, 2, 1, true, false);
+  CHECK(avg.describe() ==
+        "AvgPool2d(kernel=3, stride=2, padding=1, ceil_mode=true, count_include_pad=false)");
+  const Tensor q = Tensor::randn({2, 2, 6, 6}, rng);
+  CHECK(avg(Var::constant(q)).shape() == gg::Shape{2, 2, 4, 4});
+  CHECK(avg(Var::constant(Tensor::zeros({2, 6, 6}))).shape() == gg::Shape{2, 4, 4});
+  check_module_gradients(avg, q);
+}

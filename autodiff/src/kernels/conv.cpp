@@ -15,33 +15,50 @@
 namespace gg::kernel {
 namespace detail {
 
-ConvGeometry conv_geometry(const Shape& image, std::int64_t kh, std::int64_t kw, std::int64_t stride,
-                           std::int64_t padding, std::string_view op) {
+namespace {
+/// The number of windows along one axis of length `in` (PyTorch's rule): -1 when the window does not
+/// fit the padded length, -2 when a size overflows.
+std::int64_t windows_along(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p, std::int64_t d,
+                           bool ceil_mode) {
+  std::int64_t padded = 0, reach = 0;
+  if (__builtin_mul_overflow(p, 2, &padded) || __builtin_add_overflow(padded, in, &padded) ||
+      __builtin_mul_overflow(d, k - 1, &reach) || __builtin_add_overflow(reach, 1, &reach))
+    return -2;
+  if (padded < reach) return -1;
+  std::int64_t out = (padded - reach) / s + 1;
+  if (ceil_mode && (padded - reach) % s != 0) ++out;
+  if (ceil_mode && (out - 1) * s >= in + p) --out; // the last window must start inside
+  return out;
+}
+} // namespace
+
+ConvGeometry conv_geometry(const Shape& image, const Windows& win, std::string_view op) {
   if (image.rank() != 4)
     throw ShapeError(fmt::format("{}: expected an image batch [N, C, H, W], got shape {}", op, image.str()));
-  if (kh < 1 || kw < 1 || stride < 1 || padding < 0)
-    throw ValueError(fmt::format("{}: kernel {}x{}, stride {}, padding {}: kernel and stride must be >= 1, "
-                                 "padding >= 0",
-                                 op, kh, kw, stride, padding));
-  ConvGeometry g{image[0], image[1], image[2], image[3], kh, kw, stride, padding, 0, 0};
-  // Every size the kernels derive (padded sides, columns [N, C*kh*kw, oh*ow], windows) must fit in
-  // 64 bits: hostile sizes are an error here, not an overflow later.
-  std::int64_t ph = 0, pw = 0, columns = 0;
-  const bool overflow = __builtin_mul_overflow(padding, 2, &ph) || __builtin_add_overflow(ph, g.h, &ph) ||
-                        __builtin_mul_overflow(padding, 2, &pw) || __builtin_add_overflow(pw, g.w, &pw);
-  if (!overflow && (ph < kh || pw < kw))
-    throw ShapeError(fmt::format("{}: a {}x{} window does not fit an image of shape {} with padding {}", op,
-                                 kh, kw, image.str(), padding));
-  if (!overflow) {
-    g.oh = (ph - kh) / stride + 1;
-    g.ow = (pw - kw) / stride + 1;
-  }
-  if (overflow || __builtin_mul_overflow(g.n * g.c, kh, &columns) ||
-      __builtin_mul_overflow(columns, kw, &columns) || __builtin_mul_overflow(columns, g.oh, &columns) ||
-      __builtin_mul_overflow(columns, g.ow, &columns) || columns > (std::int64_t{1} << 60))
-    throw ValueError(fmt::format("{}: kernel {}x{}, stride {}, padding {} on an image of shape {}: the "
-                                 "windows would hold more than 2^60 elements",
-                                 op, kh, kw, stride, padding, image.str()));
+  if (win.kh < 1 || win.kw < 1 || win.sh < 1 || win.sw < 1 || win.ph < 0 || win.pw < 0 || win.dh < 1 ||
+      win.dw < 1)
+    throw ValueError(fmt::format("{}: kernel {}x{}, stride ({}, {}), padding ({}, {}), dilation ({}, {}): "
+                                 "kernel, stride and dilation must be >= 1, padding >= 0",
+                                 op, win.kh, win.kw, win.sh, win.sw, win.ph, win.pw, win.dh, win.dw));
+  ConvGeometry g{image[0], image[1], image[2], image[3], win.kh, win.kw, win.sh,
+                 win.sw,   win.ph,   win.pw,   win.dh,   win.dw, 0,      0};
+  g.oh = windows_along(g.h, g.kh, g.sh, g.ph, g.dh, win.ceil_mode);
+  g.ow = windows_along(g.w, g.kw, g.sw, g.pw, g.dw, win.ceil_mode);
+  if (g.oh == -1 || g.ow == -1)
+    throw ShapeError(fmt::format("{}: a {}x{} window (dilation ({}, {})) does not fit an image of shape {} "
+                                 "with padding ({}, {})",
+                                 op, g.kh, g.kw, g.dh, g.dw, image.str(), g.ph, g.pw));
+  // Every size the kernels derive (columns [N, C*kh*kw, oh*ow], windows) must fit in 64 bits: hostile
+  // sizes are an error here, not an overflow later.
+  std::int64_t columns = 0;
+  if (g.oh < 0 || g.ow < 0 || __builtin_mul_overflow(g.n, g.c, &columns) ||
+      __builtin_mul_overflow(columns, g.kh, &columns) || __builtin_mul_overflow(columns, g.kw, &columns) ||
+      __builtin_mul_overflow(columns, g.oh, &columns) || __builtin_mul_overflow(columns, g.ow, &columns) ||
+      columns > (std::int64_t{1} << 60))
+    throw ValueError(
+        fmt::format("{}: kernel {}x{}, stride ({}, {}), padding ({}, {}) on an image of shape {}: "
+                    "the windows would hold more than 2^60 elements",
+                    op, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, image.str()));
   return g;
 }
 
@@ -114,17 +131,17 @@ struct ShiftedPlane {
   std::int64_t shift, q0, q1;
 };
 bool is_shifted_plane(const ConvGeometry& g) {
-  return g.stride == 1 && g.ow == g.w;
+  return g.sh == 1 && g.sw == 1 && g.ow == g.w;
 }
 ShiftedPlane shifted_plane(const ConvGeometry& g, std::int64_t i, std::int64_t j, std::int64_t y0,
                            std::int64_t y1) {
-  const std::int64_t shift = (i - g.padding) * g.w + (j - g.padding);
+  const std::int64_t shift = detail::window_origin(g, i, j);
   return {shift, std::max(y0 * g.w, -shift), std::max(y0 * g.w, std::min(y1 * g.w, g.h * g.w - shift))};
 }
 
 /// im2col of src (geometry g) into dst laid out as `layout` says.
 template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T pad) {
-  const std::int64_t stride = g.stride, ow = g.ow, l = g.oh * g.ow;
+  const std::int64_t sh = g.sh, sw = g.sw, ow = g.ow, l = g.oh * g.ow;
   const bool shifted = is_shifted_plane(g);
   for_each_window(
       g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
@@ -146,15 +163,15 @@ template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, 
             }
           return;
         }
-        const std::int64_t shift = j - g.padding;
+        const std::int64_t origin = detail::window_origin(g, i, j);
         for (std::int64_t y = y0; y < y1; ++y) {
           T* r = o + y * ow;
-          const T* ir = in + (y * stride + i - g.padding) * g.w + shift;
+          const T* ir = in + origin + y * sh * g.w;
           for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
-          if (stride == 1)
+          if (sw == 1)
             for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
           else
-            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * stride];
+            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * sw];
           for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
         }
       });
@@ -165,7 +182,7 @@ template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, 
 /// add each window offset as one contiguous range.
 template <class T>
 void fold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T* scratch = nullptr) {
-  const std::int64_t stride = g.stride, ow = g.ow;
+  const std::int64_t sh = g.sh, sw = g.sw, ow = g.ow;
   const bool shifted = scratch && is_shifted_plane(g);
   for_each_window(g, layout,
                   [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
@@ -185,24 +202,23 @@ void fold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst,
                       for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
                       return;
                     }
-                    const std::int64_t shift = j - g.padding;
+                    const std::int64_t origin = detail::window_origin(g, i, j);
                     for (std::int64_t y = y0; y < y1; ++y) {
-                      T* r = o + (y * stride + i - g.padding) * g.w + shift;
+                      T* r = o + origin + y * sh * g.w;
                       const T* ir = in + y * ow;
-                      if (stride == 1)
+                      if (sw == 1)
                         for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
                       else
-                        for (std::int64_t x = x0; x < x1; ++x) r[x * stride] += ir[x];
+                        for (std::int64_t x = x0; x < x1; ++x) r[x * sw] += ir[x];
                     }
                   });
 }
 } // namespace
 
-Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t padding,
-              double pad_value) {
+Tensor unfold(const Tensor& x, const Windows& windows, double pad_value) {
   detail::require_defined(x, "unfold");
-  const ConvGeometry g = conv_geometry(x.shape(), kh, kw, stride, padding, "unfold");
-  Tensor out = Tensor::empty({g.n, g.c * kh * kw, g.oh * g.ow}, x.dtype());
+  const ConvGeometry g = conv_geometry(x.shape(), windows, "unfold");
+  Tensor out = Tensor::empty({g.n, g.c * g.kh * g.kw, g.oh * g.ow}, x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     unfold_into(g, per_image_layout(g), x.data<T>(), out.data<T>(), static_cast<T>(pad_value));
@@ -210,11 +226,10 @@ Tensor unfold(const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t st
   return out;
 }
 
-Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::int64_t kw,
-            std::int64_t stride, std::int64_t padding) {
+Tensor fold(const Tensor& cols, const Shape& image_shape, const Windows& windows) {
   detail::require_defined(cols, "fold");
-  const ConvGeometry g = conv_geometry(image_shape, kh, kw, stride, padding, "fold");
-  const Shape expected{g.n, g.c * kh * kw, g.oh * g.ow};
+  const ConvGeometry g = conv_geometry(image_shape, windows, "fold");
+  const Shape expected{g.n, g.c * g.kh * g.kw, g.oh * g.ow};
   if (!(cols.shape() == expected))
     throw ShapeError(fmt::format("fold: columns of shape {} do not fit image shape {} (expected {})",
                                  cols.shape().str(), image_shape.str(), expected.str()));
@@ -228,17 +243,21 @@ Tensor fold(const Tensor& cols, const Shape& image_shape, std::int64_t kh, std::
 
 namespace {
 /// The geometry of conv2d(x, weight) after checking the shapes: x [N, C, H, W], weight
-/// [out, C, kh, kw], bias [out] or undefined.
-ConvGeometry conv2d_geometry(const Shape& xs, const Shape& ws, const Tensor& bias, std::int64_t stride,
-                             std::int64_t padding) {
-  if (xs.rank() != 4 || ws.rank() != 4 || xs[1] != ws[1])
-    throw ShapeError(fmt::format("conv2d: input of shape {} and weight of shape {} do not fit (expected an "
-                                 "input [N, C, H, W] and a weight [out, C, kh, kw] with the same C)",
-                                 xs.str(), ws.str()));
+/// [out, C / groups, kh, kw], bias [out] or undefined.
+ConvGeometry conv2d_geometry(const Shape& xs, const Shape& ws, const Tensor& bias, Windows windows,
+                             std::int64_t groups) {
+  if (groups < 1) throw ValueError(fmt::format("conv2d: groups must be >= 1, got {}", groups));
+  if (xs.rank() != 4 || ws.rank() != 4 || xs[1] != ws[1] * groups || ws[0] % groups != 0)
+    throw ShapeError(
+        fmt::format("conv2d: input of shape {} and weight of shape {} do not fit with groups = {} "
+                    "(expected an input [N, C, H, W] and a weight [out, C / groups, kh, kw], out "
+                    "divisible by groups)",
+                    xs.str(), ws.str(), groups));
   if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
     throw ShapeError(fmt::format("conv2d: bias of shape {} does not fit weight of shape {} (expected [{}])",
                                  bias.shape().str(), ws.str(), ws[0]));
-  return conv_geometry(xs, ws[2], ws[3], stride, padding, "conv2d");
+  windows.kh = ws[2], windows.kw = ws[3], windows.ceil_mode = false;
+  return conv_geometry(xs, windows, "conv2d");
 }
 } // namespace
 
@@ -318,15 +337,15 @@ template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
 }
 } // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::int64_t stride,
-              std::int64_t padding) {
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Windows& windows,
+              std::int64_t groups) {
   detail::require_defined(x, "conv2d");
   detail::require_defined(weight, "conv2d");
-  const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), bias, stride, padding);
+  const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), bias, windows, groups);
   DType dtype = promote(x.dtype(), weight.dtype());
   if (bias.defined()) dtype = promote(dtype, bias.dtype());
   const std::int64_t outc = weight.shape()[0], ckk = g.c * g.kh * g.kw, l = g.oh * g.ow,
-                     plane = g.c * g.h * g.w;
+                     plane = g.c * g.h * g.w, outg = outc / groups, cgkk = ckk / groups;
   const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
   Tensor y = Tensor::empty({g.n, outc, g.oh, g.ow}, dtype);
   if (y.numel() == 0) return y;
@@ -343,12 +362,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
       T* cp = cols[part].data<T>();
       T* tp = yt[part].data<T>();
       for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
-        // The chunk's images as one [C*kh*kw, nb*L] column matrix, one GEMM, then each image's rows
-        // moved into place with the bias added.
+        // The chunk's images as one [C*kh*kw, nb*L] column matrix, one GEMM per group (its rows of
+        // the columns and of the output), then each image's rows moved into place with the bias added.
         const std::int64_t nb = std::min(chunk, last - n0), m = nb * l;
         const ConvGeometry gc = images(g, nb, parts);
         unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
-        detail::gemm_any(pw.data<T>(), false, ckk, cp, false, m, tp, outc, ckk, m);
+        for (std::int64_t q = 0; q < groups; ++q)
+          detail::gemm_any(pw.data<T>() + q * outg * cgkk, false, cgkk, cp + q * cgkk * m, false, m,
+                           tp + q * outg * m, outg, cgkk, m);
         detail::parallel_range(
             nb,
             [&](std::int64_t lo, std::int64_t hi) {
@@ -368,12 +389,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::in
 }
 
 std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
-                                      std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs) {
+                                      const Windows& windows, std::int64_t groups,
+                                      std::array<bool, 3> needs) {
   detail::require_defined(g, "conv2d_backward");
   const Shape ws = weight.shape();
-  const ConvGeometry geo = conv2d_geometry(x.shape(), ws, Tensor(), stride, padding);
+  const ConvGeometry geo = conv2d_geometry(x.shape(), ws, Tensor(), windows, groups);
   const std::int64_t outc = ws[0], ckk = geo.c * geo.kh * geo.kw, l = geo.oh * geo.ow,
-                     plane = geo.c * geo.h * geo.w;
+                     plane = geo.c * geo.h * geo.w, outg = outc / groups, cgkk = ckk / groups;
   const Shape ys{geo.n, outc, geo.oh, geo.ow};
   if (!(g.shape() == ys))
     throw ShapeError(fmt::format("conv2d_backward: gradient of shape {} does not fit the output shape {}",
@@ -423,12 +445,16 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
                   std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
             },
             gc.threaded ? detail::k_window_cost * outc * l : 0);
-        if (needs[1]) { // dW += g' cols^T, the columns unfolded again (in cache) rather than kept
+        if (needs[1]) { // dW += g' cols^T per group, the columns unfolded again (in cache) rather than kept
           unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
-          detail::gemm_any(tp, false, m, cp, true, m, wp, outc, m, ckk, n0 > first);
+          for (std::int64_t q = 0; q < groups; ++q)
+            detail::gemm_any(tp + q * outg * m, false, m, cp + q * cgkk * m, true, m, wp + q * outg * cgkk,
+                             outg, m, cgkk, n0 > first);
         }
-        if (needs[0]) { // dx += fold(W^T g')
-          detail::gemm_any(pw.data<T>(), true, ckk, tp, false, m, cp, ckk, outc, m);
+        if (needs[0]) { // dx += fold(W^T g'), W^T g' per group
+          for (std::int64_t q = 0; q < groups; ++q)
+            detail::gemm_any(pw.data<T>() + q * outg * cgkk, true, cgkk, tp + q * outg * m, false, m,
+                             cp + q * cgkk * m, cgkk, outg, m);
           fold_into(gc, batch_layout(gc), cp, out[0].data<T>() + n0 * plane, cp);
         }
       }
@@ -437,7 +463,7 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
       T* w = out[1].data<T>();
       for (int p = 1; p < parts; ++p) {
         const T* d = dw[p].data<T>();
-        for (std::int64_t i = 0; i < outc * ckk; ++i) w[i] += d[i];
+        for (std::int64_t i = 0; i < outc * cgkk; ++i) w[i] += d[i];
       }
     }
   });

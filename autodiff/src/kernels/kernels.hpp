@@ -22,10 +22,9 @@ Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
 /// conv2d's gradients for the output gradient g: {x's, the weight's, the bias's}, each computed
 /// only when its `needs` flag is set (one GEMM each per chunk of images, the columns unfolded again).
 std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
-                                      std::int64_t stride, std::int64_t padding, std::array<bool, 3> needs);
+                                      const Windows& windows, std::int64_t groups, std::array<bool, 3> needs);
 /// max_pool2d's gradient: g [N, C, Hout, Wout] to each window's maxima, ties sharing it equally.
-Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, std::int64_t k,
-                           std::int64_t stride, std::int64_t padding);
+Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, const Windows& windows);
 
 /// Layer normalisation of each row of x viewed as [rows, m] (m the normalised elements), then times
 /// weight and plus bias ([m] each, or undefined for none); stats receives [2, rows] in float64: each

@@ -18,10 +18,11 @@ using detail::inside_columns;
 using detail::inside_rows;
 
 namespace {
-/// Windows that neither overlap nor reach into the padding (stride == kernel, no padding; the usual
-/// MaxPool2d(2)): each input element is in at most one window.
+/// Windows that neither overlap nor reach outside the image (stride == kernel, no padding, no
+/// dilation, no window past the edge; the usual MaxPool2d(2)): each input element is in at most one.
 bool disjoint_windows(const ConvGeometry& g) {
-  return g.stride == g.kh && g.kh == g.kw && g.padding == 0;
+  return g.sh == g.kh && g.sw == g.kw && g.kh == g.kw && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+         g.oh * g.kh <= g.h && g.ow * g.kw <= g.w;
 }
 
 /// f(std::integral_constant<int, K>) with K = k for the usual window sizes 2 and 3 (so that the
@@ -91,10 +92,10 @@ void disjoint_max_backward_rows(const ConvGeometry& g, const T* in, const T* mo,
 
 } // namespace
 
-Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int64_t padding) {
+Tensor max_pool2d(const Tensor& x, const Windows& windows) {
   detail::require_defined(x, "max_pool2d");
-  const ConvGeometry g = conv_geometry(x.shape(), k, k, stride, padding, "max_pool2d");
-  const std::int64_t l = g.oh * g.ow, hw = g.h * g.w;
+  const ConvGeometry g = conv_geometry(x.shape(), windows, "max_pool2d");
+  const std::int64_t l = g.oh * g.ow, hw = g.h * g.w, k = g.kh;
   Tensor out = Tensor::empty({g.n, g.c, g.oh, g.ow}, x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -115,15 +116,15 @@ Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int
             }
             // Padding reads as -inf; a NaN in a window is its maximum, as max() and unfold + max.
             std::fill(o, o + l, -std::numeric_limits<T>::infinity());
-            for (std::int64_t i = 0; i < k; ++i) {
+            for (std::int64_t i = 0; i < g.kh; ++i) {
               const auto [y0, y1] = inside_rows(g, i);
-              for (std::int64_t j = 0; j < k; ++j) {
+              for (std::int64_t j = 0; j < g.kw; ++j) {
                 const auto [x0, x1] = inside_columns(g, j);
                 for (std::int64_t y = y0; y < y1; ++y) {
-                  const T* r = in + (y * stride + i - padding) * g.w + j - padding;
+                  const T* r = in + detail::window_origin(g, i, j) + y * g.sh * g.w;
                   T* m = o + y * g.ow;
                   for (std::int64_t xo = x0; xo < x1; ++xo) {
-                    const T v = r[xo * stride];
+                    const T v = r[xo * g.sw];
                     m[xo] = (v > m[xo] || v != v) ? v : m[xo];
                   }
                 }
@@ -131,15 +132,15 @@ Tensor max_pool2d(const Tensor& x, std::int64_t k, std::int64_t stride, std::int
             }
           }
         },
-        detail::k_window_cost * l * k * k);
+        detail::k_window_cost * l * g.kh * g.kw);
   });
   return out;
 }
 
-Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, std::int64_t k,
-                           std::int64_t stride, std::int64_t padding) {
+Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, const Windows& windows) {
   detail::require_defined(x, "max_pool2d backward");
-  const ConvGeometry geo = conv_geometry(x.shape(), k, k, stride, padding, "max_pool2d backward");
+  const ConvGeometry geo = conv_geometry(x.shape(), windows, "max_pool2d backward");
+  const std::int64_t k = geo.kh;
   const Shape os{geo.n, geo.c, geo.oh, geo.ow};
   if (!(out.shape() == os) || !(g.shape() == os))
     throw ShapeError(fmt::format("max_pool2d backward: maximum of shape {} and gradient of shape {} do not "
@@ -154,13 +155,13 @@ Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, 
     T* rp = r.data<T>();
     // Calls f(output index, input element index) for every window position inside the image.
     const auto each = [&](auto&& f) {
-      for (std::int64_t i = 0; i < k; ++i) {
+      for (std::int64_t i = 0; i < geo.kh; ++i) {
         const auto [y0, y1] = inside_rows(geo, i);
-        for (std::int64_t j = 0; j < k; ++j) {
+        for (std::int64_t j = 0; j < geo.kw; ++j) {
           const auto [x0, x1] = inside_columns(geo, j);
           for (std::int64_t y = y0; y < y1; ++y) {
-            const std::int64_t row = (y * stride + i - padding) * geo.w + j - padding;
-            for (std::int64_t xo = x0; xo < x1; ++xo) f(y * geo.ow + xo, row + xo * stride);
+            const std::int64_t row = detail::window_origin(geo, i, j) + y * geo.sh * geo.w;
+            for (std::int64_t xo = x0; xo < x1; ++xo) f(y * geo.ow + xo, row + xo * geo.sw);
           }
         }
       }
@@ -193,7 +194,7 @@ Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, 
               // An all -inf window ties with its padding too (unfold pads with -inf); no tie at all
               // (a NaN maximum) gives NaN, as max()'s rule.
               if (m[o] == -std::numeric_limits<T>::infinity())
-                s += static_cast<T>(k * k) - inside[static_cast<std::size_t>(o)];
+                s += static_cast<T>(geo.kh * geo.kw) - inside[static_cast<std::size_t>(o)];
               s = s > 0 ? gi[o] / s : std::numeric_limits<T>::quiet_NaN();
             }
             each([&](std::int64_t o, std::int64_t e) {
@@ -202,7 +203,7 @@ Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, 
             });
           }
         },
-        detail::k_window_cost * l * k * k);
+        detail::k_window_cost * l * geo.kh * geo.kw);
   });
   return r;
 }
