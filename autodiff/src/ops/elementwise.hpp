@@ -61,6 +61,16 @@ std::array<T, N> evaluate(const std::array<VecFn, N>& f, const std::array<T, N>&
   return r;
 }
 
+/// f and vjp of a row that names its transcendentals, composed once for every such row: f(a) =
+/// post(a, vec(pre(a))), vjp = vjp_post(g, a, out, vjp_vec(vjp_pre(a))). A row defining its own f
+/// or vjp hides the composition (erf's value is plain erf; sigmoid's derivative needs none).
+template <class Row> struct ByVec {
+  template <class T> static T f(T a, Consts<T>) { return Row::post(a, evaluate(Row::vec, Row::pre(a))); }
+  template <class T> static T vjp(const T& g, const T& a, const T& out, Consts<T>) {
+    return Row::vjp_post(g, a, out, evaluate(Row::vjp_vec, Row::vjp_pre(a)));
+  }
+};
+
 /// The math of an elementwise op kind: specialised below for each one (empty for other ops). A row
 /// whose value is a transcendental function names it (`vec`), and when that function is applied to
 /// something other than the input, says so: f(a) = post(a, vec(pre(a))); a row whose derivative
@@ -262,7 +272,7 @@ template <> struct Math<Op::tanh> : OneInput {
   }
 };
 
-template <> struct Math<Op::sigmoid> : OneInput {
+template <> struct Math<Op::sigmoid> : OneInput, ByVec<Math<Op::sigmoid>> {
   static constexpr OpInfo info{
       "sigmoid", "sigmoid(a)", 1, "out*(1-out)", "", "sigmoid(a)", "1 / (1 + e^-a), computed stably"};
   static constexpr VecFn vec = VecFn::exp;
@@ -271,7 +281,6 @@ template <> struct Math<Op::sigmoid> : OneInput {
     const T num = a >= 0 ? T(1) : e; // a select of values, no arithmetic in it: vectorised
     return num / (1 + e);
   }
-  template <class T> static T f(T a, Consts<T>) { return post(a, evaluate(vec, pre(a))); }
   template <class T> static T vjp(const T& g, const T&, const T& out, Consts<T>) {
     return g * out * (1 - out);
   }
@@ -321,7 +330,7 @@ template <> struct Math<Op::clamp> : OneInput {
   template <class T> static T vjp(T g, T a, T, Consts<T> k) { return a >= k.c && a <= k.hi ? g : T(0); }
 };
 
-template <> struct Math<Op::erf> : OneInput {
+template <> struct Math<Op::erf> : OneInput, ByVec<Math<Op::erf>> {
   static constexpr OpInfo info{"erf",
                                "erf(a)",
                                1,
@@ -336,13 +345,10 @@ template <> struct Math<Op::erf> : OneInput {
   template <class T> static T vjp_post(const T& g, const T&, const T&, const std::array<T, 1>& e) {
     return g * (Num<T>(2 * std::numbers::inv_sqrtpi) * e[0]);
   }
-  template <class T> static T vjp(const T& g, const T& a, const T& out, Consts<T>) {
-    return vjp_post(g, a, out, evaluate(vjp_vec, vjp_pre(a)));
-  }
 };
 
 /// GELU as PyTorch computes it, a·Φ(a) with Φ the standard normal distribution function.
-template <> struct Math<Op::gelu> : OneInput {
+template <> struct Math<Op::gelu> : OneInput, ByVec<Math<Op::gelu>> {
   static constexpr OpInfo info{"gelu",
                                "gelu(a)",
                                1,
@@ -355,7 +361,6 @@ template <> struct Math<Op::gelu> : OneInput {
   static constexpr VecFn vec = VecFn::erf;
   template <class T> static T pre(T a) { return a * Num<T>(k_inv_sqrt2); }
   template <class T> static T post(T a, T e) { return Num<T>(0.5) * a * (1 + e); }
-  template <class T> static T f(T a, Consts<T>) { return post(a, evaluate(vec, pre(a))); }
   // Phi(a) + a phi(a): erf(a/sqrt(2)) and exp(-a^2/2).
   static constexpr std::array vjp_vec{VecFn::erf, VecFn::exp};
   template <class T> static std::array<T, 2> vjp_pre(const T& a) {
@@ -364,14 +369,11 @@ template <> struct Math<Op::gelu> : OneInput {
   template <class T> static T vjp_post(const T& g, const T& a, const T&, const std::array<T, 2>& v) {
     return g * (Num<T>(0.5) * (1 + v[0]) + a * (Num<T>(k_inv_sqrt_2pi) * v[1]));
   }
-  template <class T> static T vjp(const T& g, const T& a, const T& out, Consts<T>) {
-    return vjp_post(g, a, out, evaluate(vjp_vec, vjp_pre(a)));
-  }
 };
 
 /// GELU's tanh approximation, PyTorch's gelu(a, approximate="tanh"): a/2·(1 + tanh(u)) with
 /// u = sqrt(2/pi)·(a + 0.044715·a³).
-template <> struct Math<Op::gelu_tanh> : OneInput {
+template <> struct Math<Op::gelu_tanh> : OneInput, ByVec<Math<Op::gelu_tanh>> {
   static constexpr OpInfo info{
       "gelu_tanh",
       "gelu_tanh(a)",
@@ -384,7 +386,6 @@ template <> struct Math<Op::gelu_tanh> : OneInput {
   static constexpr VecFn vec = VecFn::tanh;
   template <class T> static T pre(T a) { return Num<T>(k_beta) * (a + Num<T>(k_kappa) * a * a * a); }
   template <class T> static T post(T a, T t) { return Num<T>(0.5) * a * (1 + t); }
-  template <class T> static T f(T a, Consts<T>) { return post(a, evaluate(vec, pre(a))); }
   static constexpr std::array vjp_vec{VecFn::tanh};
   template <class T> static std::array<T, 1> vjp_pre(const T& a) {
     return {Num<T>(k_beta) * (a + Num<T>(k_kappa) * (a * a) * a)};
@@ -393,9 +394,6 @@ template <> struct Math<Op::gelu_tanh> : OneInput {
     const T& t = v[0];
     const T du = Num<T>(k_beta) * (1 + Num<T>(3 * k_kappa) * (a * a));
     return g * (Num<T>(0.5) * (1 + t) + Num<T>(0.5) * a * (1 - t * t) * du);
-  }
-  template <class T> static T vjp(const T& g, const T& a, const T& out, Consts<T>) {
-    return vjp_post(g, a, out, evaluate(vjp_vec, vjp_pre(a)));
   }
 };
 
