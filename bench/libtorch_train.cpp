@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <regex>
 #include <string>
@@ -207,6 +208,101 @@ void fashion(TrainOptions o) {
                    " rss_last_epoch_mib=" + std::to_string(rss_last));
 }
 
+// ---- the sequence models (issue 13), as bench/train.cpp's gpt and lstm
+
+/// A pre-norm transformer block as gradgraph's nn::lm::GPTBlock and PyTorch's
+/// TransformerEncoderLayer(norm_first, GELU, 4E) — LibTorch's TransformerEncoderLayer has no
+/// norm_first, so the block is written from its layers; attention runs sequence-first as LibTorch's
+/// MultiheadAttention takes it (as Python's does inside with batch_first).
+struct GPTBlockImpl : torch::nn::Module {
+  GPTBlockImpl(std::int64_t e, std::int64_t heads)
+      : norm1(register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({e})))),
+        self_attn(register_module("self_attn", torch::nn::MultiheadAttention(e, heads))),
+        norm2(register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({e})))),
+        linear1(register_module("linear1", torch::nn::Linear(e, 4 * e))),
+        linear2(register_module("linear2", torch::nn::Linear(4 * e, e))) {}
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
+    const auto h = norm1(x).transpose(0, 1);
+    const auto a = x + std::get<0>(self_attn->forward(h, h, h, torch::Tensor(), false, mask)).transpose(0, 1);
+    return a + linear2(torch::gelu(linear1(norm2(a))));
+  }
+  torch::nn::LayerNorm norm1;
+  torch::nn::MultiheadAttention self_attn;
+  torch::nn::LayerNorm norm2;
+  torch::nn::Linear linear1, linear2;
+};
+TORCH_MODULE(GPTBlock);
+
+/// gradgraph's nn::lm::GPT: embeddings, blocks with a causal mask, final LayerNorm, tied output.
+struct GPTImpl : torch::nn::Module {
+  explicit GPTImpl(const bench::SequenceSizes& s)
+      : token_embedding(register_module("token_embedding", torch::nn::Embedding(s.vocab, s.gpt_embedding))),
+        position_embedding(
+            register_module("position_embedding", torch::nn::Embedding(s.gpt_context, s.gpt_embedding))),
+        norm(register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.gpt_embedding})))),
+        mask(torch::full({s.gpt_context, s.gpt_context}, -std::numeric_limits<float>::infinity()).triu(1)) {
+    for (std::int64_t i = 0; i < s.gpt_layers; ++i)
+      blocks.push_back(register_module("block" + std::to_string(i), GPTBlock(s.gpt_embedding, s.gpt_heads)));
+  }
+  torch::Tensor forward(const torch::Tensor& idx) {
+    const std::int64_t t = idx.size(1);
+    auto x = token_embedding(idx) + position_embedding(torch::arange(t, torch::kInt64));
+    const auto m = mask.slice(0, 0, t).slice(1, 0, t).to(x.scalar_type());
+    for (auto& b : blocks) x = b(x, m);
+    return torch::nn::functional::linear(norm(x), token_embedding->weight);
+  }
+  torch::nn::Embedding token_embedding, position_embedding;
+  std::vector<GPTBlock> blocks;
+  torch::nn::LayerNorm norm;
+  torch::Tensor mask;
+};
+TORCH_MODULE(GPT);
+
+/// gradgraph's nn::lm::Recurrent with an LSTM: embedding, LSTM (batch_first), Linear head.
+struct LSTMModelImpl : torch::nn::Module {
+  explicit LSTMModelImpl(const bench::SequenceSizes& s)
+      : embedding(register_module("embedding", torch::nn::Embedding(s.vocab, s.lstm_embedding))),
+        rnn(register_module("rnn", torch::nn::LSTM(torch::nn::LSTMOptions(s.lstm_embedding, s.lstm_hidden)
+                                                       .num_layers(s.lstm_layers)
+                                                       .batch_first(true)))),
+        head(register_module("head", torch::nn::Linear(s.lstm_hidden, s.vocab))) {}
+  torch::Tensor forward(const torch::Tensor& idx) { return head(std::get<0>(rnn(embedding(idx)))); }
+  torch::nn::Embedding embedding;
+  torch::nn::LSTM rnn;
+  torch::nn::Linear head;
+};
+TORCH_MODULE(LSTMModel);
+
+/// One training step of a character language model on random tokens (cross-entropy over every
+/// position), as bench/train.cpp's language_model_step.
+template <class Model> void language_model_step(const TrainOptions& o, Model& model, std::int64_t length) {
+  model->to(dtype_of(o));
+  const std::int64_t v = bench::sequence_sizes.vocab;
+  const auto x = torch::randint(v, {o.batch, length}, torch::kInt64);
+  const auto y = torch::randint(v, {o.batch * length}, torch::kInt64);
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  if (o.optim == "adamw")
+    opt = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  else
+    opt = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-3));
+  const auto step = [&] {
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    torch::nn::functional::cross_entropy(model->forward(x).reshape({-1, v}), y).backward();
+    opt->step();
+  };
+  print_result(o, bench::time_train_steps(o, step));
+}
+
+void gpt(const TrainOptions& o) {
+  GPT model(bench::sequence_sizes);
+  language_model_step(o, model, bench::sequence_sizes.gpt_context);
+}
+
+void lstm(const TrainOptions& o) {
+  LSTMModel model(bench::sequence_sizes);
+  language_model_step(o, model, bench::sequence_sizes.lstm_sequence);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -218,5 +314,7 @@ int main(int argc, char** argv) {
                             .mlp_tiny = mlp_tiny,
                             .cnn = cnn,
                             .fashion = fashion,
+                            .gpt = gpt,
+                            .lstm = lstm,
                             .mlp = mlp_train});
 }

@@ -2,7 +2,7 @@
 """The PyTorch side of bench/train.cpp: the same workloads (models, batch sizes, dtypes, losses,
 optimizers, steps) timed the same way, printing the same "result ..." line.
 
-    bench/torch_train.py WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] [--threads N]
+    bench/torch_train.py WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam|adamw] [--threads N]
                                   [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]
                                   [--blas-threads] [--onednn-verbose]
     bench/torch_train.py --serve   # one JSON request per input line ({"workload": ..., "threads": ...})
@@ -142,6 +142,8 @@ def time_steps(step, seconds, repeats, steps=0):
 def make_optimizer(model, name):
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=1e-3)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=1e-3)
     return torch.optim.SGD(model.parameters(), lr=0.01)
 
 
@@ -158,6 +160,59 @@ def cnn(dtype):
     return nn.Sequential(nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(16, 32, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(32 * 7 * 7, 10)).to(dtype)
+
+
+# The sequence models' rows (issue 13): bench/train_options.hpp's SequenceSizes.
+VOCAB = 65
+GPT_LAYERS, GPT_EMBEDDING, GPT_HEADS, GPT_CONTEXT = 4, 128, 4, 128
+LSTM_LAYERS, LSTM_EMBEDDING, LSTM_HIDDEN, LSTM_SEQUENCE = 2, 128, 256, 64
+
+
+class GPT(nn.Module):
+    """gradgraph's nn::lm::GPT (examples/char_lm/char_lm.py's, dropout 0): token and position
+    embeddings, pre-norm nn.TransformerEncoderLayer blocks (GELU, 4E) with a causal mask, a final
+    LayerNorm and the output tied to the token embedding."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        e = GPT_EMBEDDING
+        self.token_embedding = nn.Embedding(VOCAB, e)
+        self.position_embedding = nn.Embedding(GPT_CONTEXT, e)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(e, GPT_HEADS, 4 * e, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True) for _ in range(GPT_LAYERS))
+        self.norm = nn.LayerNorm(e)
+        self.to(dtype)
+        self.mask = nn.Transformer.generate_square_subsequent_mask(GPT_CONTEXT).to(dtype)
+
+    def forward(self, idx):
+        t = idx.shape[1]
+        x = self.token_embedding(idx) + self.position_embedding(torch.arange(t))
+        for b in self.blocks:
+            x = b(x, src_mask=self.mask[:t, :t])
+        return F.linear(self.norm(x), self.token_embedding.weight)
+
+
+class LSTMModel(nn.Module):
+    """gradgraph's nn::lm::Recurrent with an LSTM: embedding, nn.LSTM (batch_first), Linear head."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, LSTM_EMBEDDING)
+        self.rnn = nn.LSTM(LSTM_EMBEDDING, LSTM_HIDDEN, LSTM_LAYERS, batch_first=True)
+        self.head = nn.Linear(LSTM_HIDDEN, VOCAB)
+        self.to(dtype)
+
+    def forward(self, idx):
+        return self.head(self.rnn(self.embedding(idx))[0])
+
+
+def language_model_step(o, model, length):
+    """One training step of a character language model on random tokens, cross-entropy over every
+    position (as bench/train.cpp's language_model_step)."""
+    x = torch.randint(VOCAB, (o["batch"], length))
+    y = torch.randint(VOCAB, (o["batch"], length))
+    return run_steps(o, model, x, lambda out: F.cross_entropy(out.reshape(-1, VOCAB), y.reshape(-1)))
 
 
 def run_steps(o, model, x, loss_of):
@@ -248,6 +303,10 @@ def measure(o, dtype):
         timing = run_steps(o, model, x, lambda out: F.cross_entropy(out, y))
     elif w == "fashion":
         timing, extra = fashion(o, dtype)
+    elif w == "gpt":
+        timing = language_model_step(o, GPT(dtype), GPT_CONTEXT)
+    elif w == "lstm":
+        timing = language_model_step(o, LSTMModel(dtype), LSTM_SEQUENCE)
     else:
         raise SystemExit("torch_train.py: unknown workload " + w)
     best, median, steps = timing

@@ -8,12 +8,14 @@
 //                        [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]
 // Workloads: mlp_tiny (2-3-2 sigmoid, batch 1, MSE, SGD), mlp_mnist (784-128-10 ReLU, cross-entropy),
 // mlp_big (1024-1024-1024-10 ReLU), cnn (2 conv + 2 max-pool + linear on 1x28x28), fashion (one
-// epoch of Fashion-MNIST 784-128-10 ReLU, Adam, batch 128, data loading included); "info" prints
+// epoch of Fashion-MNIST 784-128-10 ReLU, Adam, batch 128, data loading included), gpt and lstm
+// (character language models' steps, nn::lm's GPT and LSTM; sizes in train_options.hpp); "info" prints
 // which library does the large matrix products. Every step is gg::train::Trainer's, as programs take it.
 #include <autodiff/autodiff.hpp>
 #include <nn/nn.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -34,6 +36,7 @@ DType dtype_of(const TrainOptions& o) {
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const nn::Module& model, const std::string& name) {
   if (name == "adam") return std::make_unique<optim::Adam>(model.parameters(), optim::AdamOptions(1e-3));
+  if (name == "adamw") return std::make_unique<optim::AdamW>(model.parameters(), optim::AdamWOptions(1e-3));
   return std::make_unique<optim::SGD>(model.parameters(), optim::SGDOptions(0.01));
 }
 
@@ -203,6 +206,69 @@ void fashion(TrainOptions o) {
                    " rss_last_epoch_mib=" + std::to_string(clock.rss.back()));
 }
 
+// ---- the sequence models (issue 13)
+
+/// The kernels line of a sequence model: the libraries of its products, as [n, k] x [k, m] triples.
+void print_sequence_kernels(const std::vector<std::array<std::int64_t, 3>>& products) {
+  std::string libs;
+  for (const auto& [n, k, m] : products) {
+    const std::string lib = kernel::gemm_library(n, k, m);
+    if (libs.find(lib) == std::string::npos) libs += (libs.empty() ? "" : ", ") + lib;
+  }
+  std::printf("kernels: products: %s; elementwise math: %s\n", libs.c_str(), kernel::math_library().c_str());
+}
+
+/// Random tokens x and next tokens y [batch, length] of the vocabulary, as indices in a float tensor.
+std::pair<Tensor, Tensor> random_tokens(std::int64_t batch, std::int64_t length, DType dt) {
+  Rng rng(1);
+  Tensor x = random_labels(batch * length, bench::sequence_sizes.vocab, rng).to(dt).reshape({batch, length});
+  Tensor y = random_labels(batch * length, bench::sequence_sizes.vocab, rng).reshape({batch, length});
+  return {x, y};
+}
+
+/// One step of a character language model (lm::loss over every position), as `gradgraph lm train`
+/// takes it: the library's model and loss, the trainer's step.
+void language_model_step(const TrainOptions& o, const nn::lm::Config& c, std::int64_t length) {
+  nn::manual_seed(1);
+  auto model = nn::lm::make_model(c);
+  const auto [x, y] = random_tokens(o.batch, length, c.dtype);
+  run_steps(
+      o, *model, x, y, [](const Var& logits, const Tensor& t) { return nn::lm::loss(logits, t); }, 0);
+}
+
+void gpt(const TrainOptions& o) {
+  const auto& s = bench::sequence_sizes;
+  const nn::lm::Config c{.model = "gpt",
+                         .vocab_size = s.vocab,
+                         .context = s.gpt_context,
+                         .embedding = s.gpt_embedding,
+                         .layers = s.gpt_layers,
+                         .heads = s.gpt_heads,
+                         .dtype = dtype_of(o)};
+  const std::int64_t rows = o.batch * s.gpt_context, e = s.gpt_embedding;
+  print_sequence_kernels({{rows, e, 3 * e},
+                          {rows, e, 4 * e},
+                          {rows, 4 * e, e},
+                          {rows, e, s.vocab},
+                          {s.gpt_context, e / s.gpt_heads, s.gpt_context}});
+  language_model_step(o, c, s.gpt_context);
+}
+
+void lstm(const TrainOptions& o) {
+  const auto& s = bench::sequence_sizes;
+  const nn::lm::Config c{.model = "lstm",
+                         .vocab_size = s.vocab,
+                         .context = s.lstm_sequence,
+                         .embedding = s.lstm_embedding,
+                         .hidden = s.lstm_hidden,
+                         .layers = s.lstm_layers,
+                         .dtype = dtype_of(o)};
+  print_sequence_kernels({{o.batch, s.lstm_embedding, 4 * s.lstm_hidden},
+                          {o.batch, s.lstm_hidden, 4 * s.lstm_hidden},
+                          {o.batch * s.lstm_sequence, s.lstm_hidden, s.vocab}});
+  language_model_step(o, c, s.lstm_sequence);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -212,5 +278,7 @@ int main(int argc, char** argv) {
        .mlp_tiny = mlp_tiny,
        .cnn = cnn,
        .fashion = fashion,
+       .gpt = gpt,
+       .lstm = lstm,
        .mlp = mlp});
 }

@@ -15,12 +15,22 @@
 
 namespace bench {
 
+/// The sizes of the sequence models' rows (issue 13), the same on every side (bench/torch_train.py
+/// repeats them): a character language model over a 65-token vocabulary (tiny Shakespeare's), fed
+/// random tokens; the batch is the options' (bench/run passes 16 for gpt, 32 for lstm).
+struct SequenceSizes {
+  std::int64_t vocab = 65;
+  std::int64_t gpt_layers = 4, gpt_embedding = 128, gpt_heads = 4, gpt_context = 128;
+  std::int64_t lstm_layers = 2, lstm_embedding = 128, lstm_hidden = 256, lstm_sequence = 64;
+};
+inline constexpr SequenceSizes sequence_sizes{};
+
 /// One training workload's options (see bench/train.cpp for the workloads).
 struct TrainOptions {
   std::string workload;
   std::int64_t batch = 64;
   std::string dtype = "f32"; ///< "f32" or "f64"
-  std::string optim = "sgd"; ///< "sgd" or "adam"
+  std::string optim = "sgd"; ///< "sgd", "adam" or "adamw"
   int threads = 1;
   double seconds = 1.0;
   int repeats = 5;
@@ -33,9 +43,10 @@ struct TrainOptions {
 inline TrainOptions parse_train_options(int argc, char** argv, const std::string& program,
                                         const std::string& default_data) {
   if (argc < 2)
-    throw std::invalid_argument("usage: " + program +
-                                " WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam] [--threads N] "
-                                "[--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]");
+    throw std::invalid_argument(
+        "usage: " + program +
+        " WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam|adamw] [--threads N] "
+        "[--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]");
   TrainOptions o;
   o.workload = argv[1];
   o.data = default_data;
@@ -49,7 +60,7 @@ inline TrainOptions parse_train_options(int argc, char** argv, const std::string
       o.batch = std::stoll(v);
     else if (k == "--dtype" && (v == "f32" || v == "f64"))
       o.dtype = v;
-    else if (k == "--optim" && (v == "sgd" || v == "adam"))
+    else if (k == "--optim" && (v == "sgd" || v == "adam" || v == "adamw"))
       o.optim = v;
     else if (k == "--threads")
       o.threads = std::stoi(v);
@@ -95,11 +106,13 @@ inline void print_train_result(const char* side, const TrainOptions& o, int thre
 /// One side's runners of the workloads (see bench/train.cpp).
 struct TrainWorkloads {
   std::function<void(const TrainOptions&)> info, mlp_tiny, cnn, fashion;
+  std::function<void(const TrainOptions&)> gpt, lstm; ///< the sequence models' steps (issue 13)
   std::function<void(const TrainOptions&, const std::vector<std::int64_t>& widths)> mlp;
 };
 
 /// A training benchmark's main(): parses the command line, sets the threads, runs the workload
 /// (mlp_mnist is a 784-128-10 MLP, mlp_big 1024-1024-1024-10); errors go to stderr with exit code 2.
+/// gpt and lstm are character language models' training steps (see bench/train.cpp).
 inline int train_main(int argc, char** argv, const std::string& program, const std::string& default_data,
                       const std::function<void(int threads)>& set_threads, const TrainWorkloads& run) {
   try {
@@ -117,6 +130,10 @@ inline int train_main(int argc, char** argv, const std::string& program, const s
       run.cnn(o);
     else if (o.workload == "fashion")
       run.fashion(o);
+    else if (o.workload == "gpt")
+      run.gpt(o);
+    else if (o.workload == "lstm")
+      run.lstm(o);
     else
       throw std::invalid_argument(program + ": unknown workload " + o.workload);
   } catch (const std::exception& e) {
