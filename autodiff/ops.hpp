@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <autodiff/kernel.hpp>
@@ -167,6 +168,11 @@ Var scaled_dot_product_attention(const Var& query, const Var& key, const Var& va
                                  const AttentionMask& attn_mask = {}, double dropout_p = 0,
                                  bool is_causal = false, std::optional<double> scale = std::nullopt,
                                  Rng* generator = nullptr);
+/// One LSTM cell's update, as torch.nn.LSTM's: from the pre-activation gates [..., 4H] (x W_ih^T +
+/// b_ih + h W_hh^T + b_hh, PyTorch's order i, f, g, o) and the cell state c [..., H], returns {h', c'}
+/// with c' = sigmoid(f) c + sigmoid(i) tanh(g) and h' = sigmoid(o) tanh(c'): two lstm_cell nodes in
+/// place of thirteen ops.
+std::pair<Var, Var> lstm_cell(const Var& gates, const Var& c);
 /// Pieces of split_size along dim (the last one smaller), as torch.split: slices of x.
 std::vector<Var> split(const Var& x, std::int64_t split_size, int dim = 0);
 /// Pieces of the given sizes along dim (they must add up to its size), as torch.split.

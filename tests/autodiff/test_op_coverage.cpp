@@ -240,6 +240,11 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 2, 3}, 73), rnd({2, 3}, 74, 0.5, 1.5), rnd({2, 3}, 75)},
        tensor_only},
+      {Op::lstm_cell, // h' (its node), through c' (the other part of the cell)
+       [](const std::vector<Var>& v) { return gg::lstm_cell(v[0], v[1]).first; },
+       {},
+       {rnd({2, 12}, 79), rnd({2, 3}, 80)},
+       tensor_only},
       {Op::scaled_dot_product_attention, // with a boolean mask (each query attends to some key)
        [](const std::vector<Var>& v) {
          const Tensor allowed({1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1}, {3, 5});

@@ -1,8 +1,8 @@
 // The sequence-model ops against PyTorch's values and gradients (data/sequence_ops_reference.txt,
 // written by data/make_sequence_ops_reference.py): argmax, tril, triu, masked_fill, cumsum, split and
-// chunk, scaled_dot_product_attention; layer_norm (with finite differences); dropout and multinomial by their
-// statistics (their random streams are our generator's); and the errors bad input raises, naming the op and
-// the shapes.
+// chunk, scaled_dot_product_attention; layer_norm and lstm_cell (with finite differences); dropout and
+// multinomial by their statistics (their random streams are our generator's); and the errors bad input
+// raises, naming the op and the shapes.
 #include <autodiff/autodiff.hpp>
 
 #include "inputs.hpp"
@@ -255,6 +255,44 @@ TEST_CASE("layer_norm: with and without weight and bias, first and second deriva
   CHECK(y.op_name() == "layer_norm");
 }
 
+TEST_CASE("lstm_cell: equals the composed cell; h' and c' with first and second derivatives against finite "
+          "differences") {
+  using Fn = gg::test::Fn;
+  const Tensor gates = gg::test::rnd({3, 8}, 83, -3, 3), c = gg::test::rnd({3, 2}, 84);
+  const Var gv(gates, true), cv(c, true);
+  const auto [h, c_next] = gg::lstm_cell(gv, cv);
+  const auto gate = [&](int k) { return gg::slice(gv, -1, 2 * k, 2 * k + 2); };
+  const Var c_ref = gg::sigmoid(gate(1)) * cv + gg::sigmoid(gate(0)) * gg::tanh(gate(2));
+  CHECK(worst(c_next.value(), c_ref.value()) <= 1e-15);
+  CHECK(worst(h.value(), (gg::sigmoid(gate(3)) * gg::tanh(c_ref)).value()) <= 1e-15);
+  const std::vector<Fn> parts = {[](const std::vector<Var>& v) { return gg::lstm_cell(v[0], v[1]).first; },
+                                 [](const std::vector<Var>& v) { return gg::lstm_cell(v[0], v[1]).second; }};
+  for (const Fn& f : parts) {
+    const gg::GradcheckResult first = gg::gradcheck(f, {gates, c});
+    INFO(first.message);
+    CHECK(first.ok);
+    const Fn gradient = [f](const std::vector<Var>& v) {
+      std::vector<Var> flat;
+      for (const Var& g : gg::grad({gg::sum(f(v) * f(v) * f(v))}, v, {}, {.create_graph = true}))
+        flat.push_back(gg::reshape(g, {-1}));
+      return gg::concat(flat);
+    };
+    const gg::GradcheckResult second = gg::gradcheck(gradient, {gates, c});
+    INFO(second.message);
+    CHECK(second.ok);
+  }
+  CHECK(h.op_name() == "lstm_cell");
+}
+
+TEST_CASE("lstm_cell: gates and cell state that do not fit name the op and both shapes") {
+  CHECK_THROWS_WITH(gg::lstm_cell(Var(Tensor::ones({2, 7})), Var(Tensor::ones({2, 2}))),
+                    Catch::Contains("lstm_cell") && Catch::Contains("[2, 7]") && Catch::Contains("[2, 2]"));
+  CHECK_THROWS_WITH(gg::lstm_cell(Var(Tensor::ones({3, 8})), Var(Tensor::ones({2, 2}))),
+                    Catch::Contains("lstm_cell") && Catch::Contains("[3, 8]"));
+  CHECK_THROWS_WITH(gg::lstm_cell(Var(Tensor::ones({2, 8}, gg::f32)), Var(Tensor::ones({2, 2}))),
+                    Catch::Contains("lstm_cell: the gates are float32"));
+}
+
 TEST_CASE("layer_norm: bad shapes and dtypes name the op and the shapes") {
   const Var x(Tensor::zeros({2, 3}));
   CHECK_THROWS_WITH(gg::layer_norm(x, {2}),
@@ -281,7 +319,8 @@ TEST_CASE("scaled_dot_product_attention: equals PyTorch's definition with each k
        }},
       {"additive",
        [&](const Var& a, const Var& b, const Var& c) {
-         return gg::scaled_dot_product_attention(a, b, c, gg::AttentionMask::additive(additive.to(a.dtype())));
+         return gg::scaled_dot_product_attention(a, b, c,
+                                                 gg::AttentionMask::additive(additive.to(a.dtype())));
        }},
       {"causal", [](const Var& a, const Var& b,
                     const Var& c) { return gg::scaled_dot_product_attention(a, b, c, {}, 0, true); }},

@@ -36,6 +36,15 @@ Tensor layer_norm(const Tensor& x, std::int64_t m, const Tensor& weight, const T
 std::array<Tensor, 3> layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                           const Tensor& stats, std::int64_t m, std::array<bool, 3> needs);
 
+/// The LSTM cell (lstm_cell) from its pre-activation gates [rows, 4H] (i, f, g, o) and a cell state
+/// c [rows, H], both contiguous: part 0 gives c' = sigmoid(f) c + sigmoid(i) tanh(g) (c the previous
+/// state), part 1 h' = sigmoid(o) tanh(c) (c the new state).
+Tensor lstm_cell(const Tensor& gates, const Tensor& c, int part);
+/// lstm_cell's gradients for the output gradient g: {the gates' (zero in the gates the part does not
+/// use), c's}, each computed only when its `needs` flag is set.
+std::array<Tensor, 2> lstm_cell_backward(const Tensor& g, const Tensor& gates, const Tensor& c, int part,
+                                         std::array<bool, 2> needs);
+
 /// Attention's weights from its scores [batch, rows, cols] in place: each row scaled, the mask added
 /// ([rows, cols] for every item, or [batch, rows, cols]; undefined for none), with causal the entries
 /// right of the diagonal forbidden (0), then softmaxed (max first); a row with nothing to attend to
