@@ -24,6 +24,11 @@ struct DataParallelOptions {
   /// Copy rank 0's buffers (BatchNorm's running statistics) to every rank before each step, as
   /// PyTorch's broadcast_buffers: the ranks' models stay identical.
   bool broadcast_buffers = true;
+  /// Run the all-reduces on a thread of their own, which starts each bucket's as the hooks hand it over
+  /// and keeps them moving while backward computes (Open MPI advances a collective only inside its
+  /// calls), as PyTorch's DDP leaves them to gloo's threads. Needs MPI_THREAD_MULTIPLE (Open MPI and
+  /// MPICH provide it); without it, or when false, the hooks start them and give them progress.
+  bool communication_thread = true;
 };
 
 /// Statistics of the gradient averaging since construction (bench/ reports them).
@@ -32,17 +37,19 @@ struct DataParallelStats {
   std::int64_t buckets = 0;             ///< buckets all-reduced
   std::int64_t buckets_in_backward = 0; ///< of which started by hooks while backward was running
   double wait_seconds = 0;              ///< time spent waiting for all-reduces to complete
+  bool threaded = false;                ///< whether a communication thread runs them
 };
 
 /// Trains a module on several processes as one. Each rank holds the whole model and runs forward and
 /// backward on its share of the batch; as backward finishes the gradients of a bucket of parameters
 /// (buckets in reverse registration order: the last layers' gradients are final first), the bucket
-/// is all-reduced (MPI_Iallreduce) while backward goes on with the earlier layers. Buckets start
-/// strictly in order (bucket k after bucket k - 1), so every rank issues the same collectives in the
-/// same order whatever the timing, and each bucket's sum is computed by the same MPI algorithm on
-/// every step: results never depend on timing. When every parameter's gradient has arrived, the
-/// averages are written into the parameters' .grad() before backward() returns; a parameter that got
-/// no gradient on some rank (a branch not taken) counts as zero there, once finish_gradients() runs.
+/// is all-reduced (MPI_Iallreduce, run by a communication thread) while backward goes on with the
+/// earlier layers. Buckets start strictly in order (bucket k after bucket k - 1), so every rank issues
+/// the same collectives in the same order whatever the timing, and each bucket's sum is computed by
+/// the same MPI algorithm on every step: results never depend on timing. When every parameter's
+/// gradient has arrived, the averages are written into the parameters' .grad() before backward()
+/// returns; a parameter that got no gradient on some rank (a branch not taken) counts as zero there,
+/// once finish_gradients() runs.
 ///
 ///     gg::distributed::Environment env(argc, argv);
 ///     auto model = ...;

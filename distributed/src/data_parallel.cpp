@@ -1,6 +1,7 @@
 // DistributedDataParallel: the buckets of gradients, filled by the parameters' post-accumulate-grad
-// hooks and all-reduced in order (MPI_Iallreduce on a communicator of its own) while backward goes
-// on; the broadcast of rank 0's model at the start; the trainer's small collectives.
+// hooks and all-reduced in order (MPI_Iallreduce on a communicator of its own, run by a communication
+// thread) while backward goes on; the broadcast of rank 0's model at the start; the trainer's small
+// collectives.
 #include <distributed/data_parallel.hpp>
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "mpi.hpp"
+#include "progress.hpp"
 
 namespace gg::distributed {
 
@@ -35,12 +37,37 @@ struct DistributedDataParallel::State {
   std::vector<Param> params;
   std::vector<Bucket> buckets;
   std::vector<MPI_Request> requests; ///< one per bucket (MPI_REQUEST_NULL when none is in flight)
+  /// Every collective on comm goes through it, in order: the buckets' and the trainer's numbers.
+  std::unique_ptr<detail::Progress> progress;
+  detail::Progress::Ticket last_bucket = 0; ///< the ticket of the last bucket started this step
   std::vector<HookHandle> hooks;
   std::size_t started = 0; ///< buckets whose all-reduce has started this step (always a prefix)
   bool collecting = false; ///< a step's gradients are arriving
   bool synced = false;     ///< this step's averages are in .grad()
   double scale = 1;        ///< this rank's weight in the sum (rows / global_rows, or 1 / world size)
 
+  /// Starts the all-reduce (op) of count elements at data, in place, after those posted before it.
+  detail::Progress::Ticket all_reduce(void* data, int count, MPI_Datatype type, MPI_Op op,
+                                      MPI_Request& request) {
+    return progress->post({[=, this, &request] {
+                             check(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, op, comm, &request),
+                                   "MPI_Iallreduce");
+                           },
+                           [&request] {
+                             int done = 0;
+                             check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+                             return done != 0;
+                           }});
+  }
+  /// values replaced on every rank by their combination over the ranks (op: MPI_SUM, MPI_MAX), through
+  /// the communication thread: a rank that waits for the others sleeps instead of spinning in MPI.
+  void reduce(std::vector<double>& values, MPI_Op op);
+  /// Starts bucket k's all-reduce.
+  void start_bucket(std::size_t k) {
+    Bucket& b = buckets[k];
+    last_bucket = all_reduce(b.buffer.raw(), static_cast<int>(b.buffer.numel()), mpi_type(b.dtype), MPI_SUM,
+                             requests[k]);
+  }
   void start_step() {
     for (Param& p : params) p.marked = false;
     for (Bucket& b : buckets) b.pending = b.params.size();
@@ -123,6 +150,8 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& module, DataParalle
   s.scale = 1.0 / world_size_;
   if (world_size_ == 1) return; // one process: its gradients are the batch's already
   check(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm), "MPI_Comm_dup");
+  stats_.threaded = options_.communication_thread && detail::threads_supported();
+  s.progress = std::make_unique<detail::Progress>(stats_.threaded);
   for (const auto& [name, v] : named) { // rank 0's model everywhere
     Tensor value = v.value();
     broadcast(value, 0);
@@ -143,12 +172,13 @@ DistributedDataParallel::~DistributedDataParallel() {
   if (finalized) return;
   if (std::uncaught_exceptions() > 0) {
     // An error unwinds: waiting for all-reduces in flight, or freeing the communicator, could wait for
-    // ranks that will never get there. The buffers must outlive MPI's use: leak them (the run is
-    // ending; abort_all follows).
+    // ranks that will never get there. The buffers must outlive MPI's use, and the communication
+    // thread may poll them: leave both (the run is ending; abort_all follows).
+    s.progress->abandon();
     (void)state_.release();
     return;
   }
-  MPI_Waitall(static_cast<int>(s.requests.size()), s.requests.data(), MPI_STATUSES_IGNORE);
+  s.progress.reset(); // completes what is in flight and ends the thread
   MPI_Comm_free(&s.comm);
 }
 
@@ -175,16 +205,11 @@ void DistributedDataParallel::ready(std::size_t param, const Var& leaf) {
   --s.buckets[p.bucket].pending;
   // Start the buckets now complete, in order: every rank starts the same all-reduces in the same order.
   while (s.started < s.buckets.size() && s.buckets[s.started].pending == 0) {
-    State::Bucket& b = s.buckets[s.started];
-    check(MPI_Iallreduce(MPI_IN_PLACE, b.buffer.raw(), static_cast<int>(b.buffer.numel()), mpi_type(b.dtype),
-                         MPI_SUM, s.comm, &s.requests[s.started]),
-          "MPI_Iallreduce");
+    s.start_bucket(s.started);
     ++s.started, ++stats_.buckets, ++stats_.buckets_in_backward;
   }
-  // MPI makes progress on started all-reduces only inside its calls: give it some at each hook.
-  int done = 0;
-  check(MPI_Testall(static_cast<int>(s.started), s.requests.data(), &done, MPI_STATUSES_IGNORE),
-        "MPI_Testall");
+  // Without the communication thread MPI progresses only inside its calls: give it some at each hook.
+  s.progress->pump();
   if (s.started == s.buckets.size()) finish_gradients();
 }
 
@@ -209,16 +234,12 @@ void DistributedDataParallel::finish_gradients() {
   for (std::size_t k = s.started; k < s.buckets.size(); ++k) {
     for (const std::size_t i : s.buckets[k].params)
       if (!s.params[i].marked) s.copy_in(s.params[i], Tensor()); // no gradient here: zero
-    State::Bucket& b = s.buckets[k];
-    check(MPI_Iallreduce(MPI_IN_PLACE, b.buffer.raw(), static_cast<int>(b.buffer.numel()), mpi_type(b.dtype),
-                         MPI_SUM, s.comm, &s.requests[k]),
-          "MPI_Iallreduce");
+    s.start_bucket(k);
     ++stats_.buckets;
   }
   s.started = s.buckets.size();
   const auto t0 = std::chrono::steady_clock::now();
-  check(MPI_Waitall(static_cast<int>(s.requests.size()), s.requests.data(), MPI_STATUSES_IGNORE),
-        "MPI_Waitall");
+  s.progress->wait(s.last_bucket);
   stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (State::Param& p : s.params) {
     const State::Bucket& b = s.buckets[p.bucket];
@@ -239,23 +260,19 @@ void DistributedDataParallel::finish_gradients() {
   ++stats_.steps;
 }
 
-namespace {
-/// values replaced on every rank by their combination over the ranks (op: MPI_SUM, MPI_MAX).
-void reduce_numbers(std::vector<double>& values, MPI_Op op, MPI_Comm comm) {
+void DistributedDataParallel::State::reduce(std::vector<double>& values, MPI_Op op) {
   if (comm == MPI_COMM_NULL || values.empty()) return; // one process
-  check(MPI_Allreduce(MPI_IN_PLACE, values.data(),
-                      count_of(static_cast<std::int64_t>(values.size()), "a reduction"), MPI_DOUBLE, op,
-                      comm),
-        "MPI_Allreduce");
+  MPI_Request request = MPI_REQUEST_NULL;
+  progress->wait(all_reduce(values.data(), count_of(static_cast<std::int64_t>(values.size()), "a reduction"),
+                            MPI_DOUBLE, op, request));
 }
-} // namespace
 
 void DistributedDataParallel::all_reduce_sum(std::vector<double>& values) {
-  reduce_numbers(values, MPI_SUM, state_->comm);
+  state_->reduce(values, MPI_SUM);
 }
 
 void DistributedDataParallel::all_reduce_max(std::vector<double>& values) {
-  reduce_numbers(values, MPI_MAX, state_->comm);
+  state_->reduce(values, MPI_MAX);
 }
 
 Tensor DistributedDataParallel::all_gather_rows(const Tensor& rows) {
@@ -267,6 +284,7 @@ Tensor DistributedDataParallel::all_gather_rows(const Tensor& rows) {
   check_same(fmt::format("{} {}", dtype_name(rows.dtype()), row.str()),
              "row layouts (dtype or trailing shape) in all_gather_rows");
   const std::int64_t per_row = row.numel();
+  state_->progress->wait_all(); // this thread's collectives on the communicator come after those posted
   std::int64_t mine = rows.shape()[0];
   std::vector<std::int64_t> counts(static_cast<std::size_t>(world_size_));
   check(MPI_Allgather(&mine, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T, state_->comm), "MPI_Allgather");

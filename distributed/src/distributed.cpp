@@ -17,11 +17,16 @@ namespace gg::distributed {
 namespace {
 /// Whether this program's Environment initialised MPI (and has not finalised it).
 bool g_initialized = false;
+/// The thread support MPI_Init_thread provided.
+int g_thread_level = MPI_THREAD_SINGLE;
 } // namespace
 
 namespace detail {
 bool mpi_running() {
   return g_initialized;
+}
+bool threads_supported() {
+  return g_initialized && g_thread_level == MPI_THREAD_MULTIPLE;
 }
 void check(int rc, std::string_view call) {
   if (rc == MPI_SUCCESS) return;
@@ -101,9 +106,11 @@ Environment::Environment(int& argc, char**& argv) {
   MPI_Initialized(&ready);
   if (ready) throw UsageError("gg::distributed::Environment: MPI was already initialised elsewhere");
   int provided = 0;
-  // Collectives come from the thread that runs the training (kernels may use more threads inside).
-  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+  // Any thread may call MPI: DistributedDataParallel's communication thread runs the all-reduces while
+  // the training thread computes (without this level it makes them progress from the training thread).
+  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
     throw IOError("gg::distributed::Environment: MPI_Init_thread failed");
+  g_thread_level = provided;
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   g_initialized = true;
 }

@@ -13,6 +13,8 @@ namespace gg::distributed::detail {
 
 /// Whether this program's Environment initialised MPI (and has not finalised it).
 bool mpi_running();
+/// Whether MPI runs with MPI_THREAD_MULTIPLE: any thread may call it at any time.
+bool threads_supported();
 /// Throws an IOError naming the MPI call and this rank when rc is not MPI_SUCCESS.
 void check(int rc, std::string_view call);
 /// MPI's element type of a dtype.

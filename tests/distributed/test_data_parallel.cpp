@@ -125,6 +125,29 @@ TEST_CASE("data parallel: buckets in reverse registration order, started during 
   CHECK_THROWS_AS(dist::DistributedDataParallel(*other, {.bucket_bytes = 0}), gg::ValueError);
 }
 
+TEST_CASE("data parallel: the communication thread gives the bits of all-reduces progressed by the hooks") {
+  const int world = dist::world_size(), rank = dist::rank();
+  const auto [x, y] = data(10);
+  const auto share = gg::train::shard_rows(10, rank, world);
+  std::vector<std::string> results;
+  for (const bool thread : {true, false}) {
+    auto model = mlp(11, 40);
+    dist::DistributedDataParallel ddp(*model, {.bucket_bytes = 64, .communication_thread = thread});
+    CHECK(ddp.stats().threaded == (thread && world > 1)); // Open MPI provides MPI_THREAD_MULTIPLE
+    for (int step = 0; step < 3; ++step) {
+      for (Var& p : model->parameters()) p.zero_grad();
+      ddp.begin_step(share.second - share.first, 10);
+      nn::mse_loss(ddp(Var::constant(rows(x, share))), Var::constant(rows(y, share))).backward();
+      ddp.finish_gradients();
+      std::vector<double> loss{static_cast<double>(step)};
+      ddp.all_reduce_sum(loss); // the trainer's numbers go through the same thread
+      CHECK(loss[0] == step * world);
+    }
+    results.push_back(bytes_of(grads(*model)));
+  }
+  CHECK(results[0] == results[1]);
+}
+
 TEST_CASE("data parallel: a parameter without a gradient on some rank counts as zero there") {
   const int world = dist::world_size(), rank = dist::rank();
   auto model = mlp(5);
