@@ -160,9 +160,13 @@ std::string gemm_library();
 /// The library doing an [n, k] x [k, m] product: "plain loops" for products too small for a GEMM
 /// library's blocking and packing, gemm_library() otherwise.
 std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m);
-/// How conv2d and its gradients run with the current threads: "im2col + GEMM (library)", and how
-/// the work is split across threads.
+/// How conv2d and its gradients run with the current threads: "oneDNN ... (implementation)" for
+/// float32 where oneDNN is built in and used, "im2col + GEMM (library)" with how the work is split
+/// across threads otherwise.
 std::string conv2d_library();
+/// Lets oneDNN do the float32 convolutions it measured faster on (the default, when built with it) or
+/// makes im2col + GEMM do them all.
+void use_dnnl(bool on);
 /// The library computing elementwise exp, log, tanh, sigmoid, erf, GELU and softmax's exponentials:
 /// "SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8 floats", or "glibc 2.36 libm (scalar)" without SLEEF.
 std::string math_library();

@@ -156,6 +156,9 @@ void cnn(const TrainOptions& o) {
   Rng rng(1);
   const Tensor x = Tensor::rand({o.batch, 1, 28, 28}, rng, dt);
   const Tensor y = random_labels(o.batch, 10, rng);
+  // One forward and backward first, so that the kernels line names the convolution paths that ran.
+  cross_entropy(model(Var::constant(x)), y).backward();
+  model.zero_grad();
   print_kernels(o, {32 * 7 * 7, 10}, true);
   // conv1 forward + weight gradient; conv2 forward, weight and input gradients; the linear layer.
   const double b = static_cast<double>(o.batch);

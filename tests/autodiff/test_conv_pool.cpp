@@ -12,6 +12,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 
 using gg::Shape;
@@ -143,6 +144,60 @@ TEST_CASE("conv2d: batches larger than one chunk of columns, float32 and float64
       for (std::size_t i = 0; i < results[0].size(); ++i)
         CHECK(max_abs_diff(results[0][i], results[r][i]) < tol);
   }
+}
+
+TEST_CASE("conv2d: float32 by oneDNN (where it runs) equals im2col + GEMM, all of PyTorch's arguments, "
+          "1 and 2 threads") {
+  struct Restore {
+    ~Restore() {
+      gg::kernel::set_num_threads(1);
+      gg::kernel::use_dnnl(true);
+    }
+  } restore;
+  struct Geometry {
+    Shape x, w;
+    gg::Size2 stride, padding, dilation;
+    std::int64_t groups;
+    bool bias;
+  };
+  // Few channels (oneDNN's forward on our layouts) and 8 or more per group (its blocked kernels),
+  // strides, asymmetric padding and dilation, groups (depthwise too), 1x1 kernels, a window that
+  // leaves the last input row unread (oneDNN's negative right padding) and a batch of one.
+  const std::vector<Geometry> cases{
+      {{2, 3, 9, 8}, {4, 3, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},
+      {{3, 16, 7, 7}, {8, 16, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1, true},
+      {{2, 16, 9, 10}, {12, 16, 3, 2}, {2, 1}, {1, 0}, {1, 2}, 1, false},
+      {{2, 16, 8, 8}, {16, 8, 3, 3}, {1, 1}, {2, 2}, {2, 2}, 2, true},
+      {{2, 8, 6, 6}, {8, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 8, true},
+      {{1, 8, 5, 5}, {4, 8, 2, 2}, {2, 2}, {0, 0}, {1, 1}, 1, true},
+      {{2, 32, 4, 4}, {16, 32, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, false},
+      {{1, 1, 6, 7}, {3, 1, 3, 3}, {2, 3}, {1, 2}, {1, 1}, 1, true},
+  };
+  for (const Geometry& c : cases)
+    for (const int threads : {1, 2}) {
+      INFO("x " << c.x.str() << " w " << c.w.str() << " groups " << c.groups << " threads " << threads);
+      gg::kernel::set_num_threads(threads);
+      const Var x(rnd(c.x, 31, gg::f32)), w(rnd(c.w, 32, gg::f32)),
+          b = c.bias ? Var(rnd({c.w[0]}, 33, gg::f32)) : Var();
+      const std::vector<Var> ins = c.bias ? std::vector<Var>{x, w, b} : std::vector<Var>{x, w};
+      std::vector<std::vector<Tensor>> results;
+      for (const bool dnnl : {true, false}) {
+        gg::kernel::use_dnnl(dnnl);
+        const Var y = gg::conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+        std::vector<Tensor> r{y.value()};
+        for (const Var& g : gg::grad({y}, ins, {rnd(y.shape(), 34, gg::f32)})) r.push_back(g.value());
+        results.push_back(r);
+      }
+      for (std::size_t i = 0; i < results[0].size(); ++i) {
+        INFO("result " << i << " (the value, then each input's gradient)");
+        CHECK(max_abs_diff(results[0][i], results[1][i]) < 1e-4);
+      }
+    }
+  // The kernels table names what ran: after float32 convolutions of 16 channels, oneDNN when built
+  // with it, im2col + GEMM otherwise.
+  const std::string ran = gg::kernel::conv2d_library();
+  CHECK((ran.find("oneDNN") != std::string::npos || ran.find("im2col") != std::string::npos));
+  if (ran.find("oneDNN") != std::string::npos) CHECK(ran.find("backward data") != std::string::npos);
 }
 
 TEST_CASE("conv2d: one graph node, and only the inputs that require grad get gradients") {

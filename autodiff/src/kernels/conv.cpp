@@ -1,13 +1,15 @@
 // Convolution: im2col (unfold) and col2im (fold), and conv2d forward and backward as one matrix
 // product per cache-sized chunk of images, the batch split across the kernel threads when OpenBLAS
-// runs single-threaded products.
+// runs single-threaded products; float32 passes by oneDNN where it is faster (conv_dnnl.cpp).
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "conv_dnnl.hpp"
 #include "gemm.hpp"
 #include "loops.hpp"
 #include "windows.hpp"
@@ -337,6 +339,15 @@ template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
 }
 } // namespace
 
+namespace {
+/// The passes im2col has run (bits by ConvPass), for conv2d_library.
+std::atomic<unsigned> g_im2col_passes{0};
+void ran_im2col(detail::ConvPass pass) {
+  const unsigned bit = 1u << static_cast<unsigned>(pass);
+  if (!(g_im2col_passes.load(std::memory_order_relaxed) & bit)) g_im2col_passes.fetch_or(bit);
+}
+} // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Windows& windows,
               std::int64_t groups) {
   detail::require_defined(x, "conv2d");
@@ -349,6 +360,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const W
   const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
   Tensor y = Tensor::empty({g.n, outc, g.oh, g.ow}, dtype);
   if (y.numel() == 0) return y;
+  if (dtype == f32 && detail::dnnl_conv_forward(g, outc, groups, px.data<float>(), pw.data<float>(),
+                                                pb.defined() ? pb.data<float>() : nullptr, y.data<float>()))
+    return y;
+  ran_im2col(detail::ConvPass::forward);
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t chunk = conv_chunk(g, sizeof(T));
@@ -403,14 +418,33 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
   const DType dtype = promote(g.dtype(), promote(x.dtype(), weight.dtype()));
   const Tensor pg = g.to(dtype), pw = weight.to(dtype), px = needs[1] ? x.to(dtype) : Tensor();
   std::array<Tensor, 3> out;
-  if (needs[0]) out[0] = Tensor::zeros(x.shape(), dtype);
-  if (needs[1]) out[1] = Tensor::zeros(ws, dtype);
-  if (needs[2]) out[2] = Tensor::zeros({outc}, dtype);
-  if (g.numel() == 0 || !(needs[0] || needs[1] || needs[2])) return out;
+  if (g.numel() > 0 && dtype == f32) { // oneDNN's passes where it takes them, writing every element
+    if (needs[1]) {
+      out[1] = Tensor::empty(ws, dtype);
+      if (needs[2]) out[2] = Tensor::empty({outc}, dtype);
+      if (!detail::dnnl_conv_backward_weights(geo, outc, groups, px.data<float>(), pg.data<float>(),
+                                              out[1].data<float>(),
+                                              needs[2] ? out[2].data<float>() : nullptr))
+        out[1] = Tensor(), out[2] = Tensor();
+    }
+    if (needs[0]) {
+      out[0] = Tensor::empty(x.shape(), dtype);
+      if (!detail::dnnl_conv_backward_data(geo, outc, groups, pg.data<float>(), pw.data<float>(),
+                                           out[0].data<float>()))
+        out[0] = Tensor();
+    }
+  }
+  // What is left for im2col: the passes oneDNN did not take.
+  const std::array<bool, 3> todo{needs[0] && !out[0].defined(), needs[1] && !out[1].defined(),
+                                 needs[2] && !out[2].defined()};
+  if (todo[0]) out[0] = Tensor::zeros(x.shape(), dtype), ran_im2col(detail::ConvPass::backward_data);
+  if (todo[1]) out[1] = Tensor::zeros(ws, dtype), ran_im2col(detail::ConvPass::backward_weights);
+  if (todo[2]) out[2] = Tensor::zeros({outc}, dtype);
+  if (g.numel() == 0 || !(todo[0] || todo[1] || todo[2])) return out;
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* gp = pg.data<T>();
-    if (needs[2]) {
+    if (todo[2]) {
       T* bp = out[2].data<T>();
       for (std::int64_t o = 0; o < outc; ++o) {
         double s = 0;
@@ -419,7 +453,7 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
         bp[o] = static_cast<T>(s);
       }
     }
-    if (!needs[0] && !needs[1]) return;
+    if (!todo[0] && !todo[1]) return;
     const std::int64_t chunk = conv_chunk(geo, sizeof(T));
     const int parts = image_parts(geo, chunk);
     // Per part: column and g' buffers, and (after the first part, which writes the result) its own
@@ -427,12 +461,12 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
     std::vector<Tensor> cols(parts), gt(parts), dw(parts);
     for (int p = 0; p < parts; ++p) {
       cols[p] = Tensor::empty({ckk, chunk * l}, dtype), gt[p] = Tensor::empty({outc, chunk * l}, dtype);
-      if (needs[1] && p > 0) dw[p] = Tensor::empty(ws, dtype);
+      if (todo[1] && p > 0) dw[p] = Tensor::empty(ws, dtype);
     }
     over_image_parts(geo.n, parts, [&](int part, std::int64_t first, std::int64_t last) {
       T* cp = cols[part].data<T>();
       T* tp = gt[part].data<T>();
-      T* wp = !needs[1] ? nullptr : part == 0 ? out[1].data<T>() : dw[part].data<T>();
+      T* wp = !todo[1] ? nullptr : part == 0 ? out[1].data<T>() : dw[part].data<T>();
       for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
         const std::int64_t nb = std::min(chunk, last - n0), m = nb * l;
         const ConvGeometry gc = images(geo, nb, parts);
@@ -445,13 +479,13 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
                   std::copy_n(gp + ((n0 + n) * outc + o) * l, l, tp + o * m + n * l);
             },
             gc.threaded ? detail::k_window_cost * outc * l : 0);
-        if (needs[1]) { // dW += g' cols^T per group, the columns unfolded again (in cache) rather than kept
+        if (todo[1]) { // dW += g' cols^T per group, the columns unfolded again (in cache) rather than kept
           unfold_into(gc, batch_layout(gc), px.data<T>() + n0 * plane, cp, T(0));
           for (std::int64_t q = 0; q < groups; ++q)
             detail::gemm_any(tp + q * outg * m, false, m, cp + q * cgkk * m, true, m, wp + q * outg * cgkk,
                              outg, m, cgkk, n0 > first);
         }
-        if (needs[0]) { // dx += fold(W^T g'), W^T g' per group
+        if (todo[0]) { // dx += fold(W^T g'), W^T g' per group
           for (std::int64_t q = 0; q < groups; ++q)
             detail::gemm_any(pw.data<T>() + q * outg * cgkk, true, cgkk, tp + q * outg * m, false, m,
                              cp + q * cgkk * m, cgkk, outg, m);
@@ -459,7 +493,7 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
         }
       }
     });
-    if (needs[1]) {
+    if (todo[1]) {
       T* w = out[1].data<T>();
       for (int p = 1; p < parts; ++p) {
         const T* d = dw[p].data<T>();
@@ -471,9 +505,21 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
 }
 
 std::string conv2d_library() {
-  std::string s = "im2col + GEMM (" + gemm_library() + ")";
+  std::string im2col = "im2col + GEMM (" + gemm_library() + ")";
   if (detail::blas_threads_in_use())
-    s += fmt::format(", the batch split across {} threads with single-threaded products", num_threads());
-  return s;
+    im2col += fmt::format(", the batch split across {} threads with single-threaded products", num_threads());
+  const std::string dnnl = detail::dnnl_conv_paths();
+  const unsigned ran = g_im2col_passes.load(std::memory_order_relaxed);
+  if (dnnl.empty() && ran == 0 && !detail::dnnl_version_text().empty())
+    return detail::dnnl_version_text() + " for float32 passes where measured faster, " + im2col +
+           " otherwise";
+  if (dnnl.empty()) return im2col;
+  if (ran == 0) return dnnl + "; " + im2col + " otherwise (none ran)";
+  std::string passes;
+  for (auto p :
+       {detail::ConvPass::forward, detail::ConvPass::backward_data, detail::ConvPass::backward_weights})
+    if (ran & (1u << static_cast<unsigned>(p)))
+      passes += (passes.empty() ? "" : ", ") + detail::conv_pass_name(p);
+  return dnnl + "; " + im2col + ": " + passes;
 }
 } // namespace gg::kernel
