@@ -83,8 +83,8 @@ double allreduce_seconds(dist::DistributedDataParallel& ddp) {
   return median(times);
 }
 
-/// The share of the gradient bytes outside the last bucket: what backward can hide at most.
-double hideable_share(const dist::DistributedDataParallel& ddp) {
+/// Each bucket's bytes, in the order they are all-reduced.
+std::vector<double> bucket_bytes(const dist::DistributedDataParallel& ddp) {
   std::vector<double> bytes;
   for (const auto& names : ddp.buckets()) {
     double b = 0;
@@ -93,9 +93,7 @@ double hideable_share(const dist::DistributedDataParallel& ddp) {
         b += static_cast<double>(p.numel() * static_cast<std::int64_t>(dtype_size(p.dtype())));
     bytes.push_back(b);
   }
-  double total = 0;
-  for (const double b : bytes) total += b;
-  return total > 0 ? 1 - bytes.back() / total : 0;
+  return bytes;
 }
 
 /// Prints the result line; `before` is the statistics when the timing began.
@@ -107,12 +105,17 @@ void report(const Options& o, dist::DistributedDataParallel& ddp, const dist::Da
   const double comm = dist::world_size() > 1 ? allreduce_seconds(ddp) : 0;
   const double exposed = std::max(0.0, median(times) - median(twin_times));
   const double hidden = comm > 0 ? std::clamp(1 - exposed / comm, 0.0, 1.0) : 0;
+  const std::vector<double> bytes = bucket_bytes(ddp);
+  double total = 0;
+  for (const double b : bytes) total += b;
+  // The share of the gradient bytes outside the last bucket: what backward can hide at most.
+  const double hideable = total > 0 ? 1 - bytes.back() / total : 0;
   if (dist::rank() != 0) return;
   std::printf("result side=gradgraph workload=%s processes=%d threads=%d comm_thread=%d step_ms=%.4f "
               "allreduce_ms=%.4f exposed_ms=%.4f wait_ms=%.4f hidden_share=%.3f hideable_share=%.3f "
-              "buckets_in_backward=%lld/%lld\n",
+              "allreduce_bytes=%.0f buckets_in_backward=%lld/%lld\n",
               o.workload.c_str(), dist::world_size(), o.threads, s.threaded ? 1 : 0, step_seconds * 1e3,
-              comm * 1e3, exposed * 1e3, wait * 1e3, hidden, hideable_share(ddp),
+              comm * 1e3, exposed * 1e3, wait * 1e3, hidden, hideable, total,
               static_cast<long long>(s.buckets_in_backward - before.buckets_in_backward),
               static_cast<long long>(s.buckets - before.buckets));
 }
