@@ -346,6 +346,41 @@ void ran_im2col(detail::ConvPass pass) {
   const unsigned bit = 1u << static_cast<unsigned>(pass);
   if (!(g_im2col_passes.load(std::memory_order_relaxed) & bit)) g_im2col_passes.fetch_or(bit);
 }
+
+/// Into how many parts a oneDNN pass splits the batch: one per kernel thread, each part's call on its
+/// own thread (conv_dnnl.hpp), when the convolution is large enough to be worth waking them.
+int dnnl_parts(const ConvGeometry& g, std::int64_t outc, std::int64_t groups) {
+  const int threads = detail::g_num_threads.load(std::memory_order_relaxed);
+  const std::int64_t macs = g.n * outc * g.oh * g.ow * (g.c / groups) * g.kh * g.kw;
+  if (threads <= 1 || g.n < 2 || macs < detail::k_parallel_min) return 1;
+  return static_cast<int>(std::min<std::int64_t>(threads, g.n));
+}
+
+/// sum += part, float32 tensors of one shape.
+void add_into(Tensor& sum, const Tensor& part) {
+  float* s = sum.data<float>();
+  const float* q = part.data<float>();
+  for (std::int64_t i = 0; i < sum.numel(); ++i) s[i] += q[i];
+}
+
+/// Runs pass(part, the geometry of its images, its first image) for each of `parts` parts of the
+/// batch, at once on the kernel threads: true when oneDNN ran every part.
+template <class F> bool dnnl_over_parts(const ConvGeometry& g, int parts, F&& pass) {
+  std::atomic<bool> ok{true};
+  const auto body = [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t p = lo; p < hi; ++p) {
+      const std::int64_t first = p * g.n / parts;
+      ConvGeometry part = g;
+      part.n = (p + 1) * g.n / parts - first;
+      if (!pass(static_cast<int>(p), part, first)) ok.store(false);
+    }
+  };
+  if (parts == 1)
+    body(0, 1);
+  else
+    detail::parallel_range(parts, body, detail::k_parallel_min);
+  return ok.load();
+}
 } // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Windows& windows,
@@ -360,9 +395,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const W
   const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
   Tensor y = Tensor::empty({g.n, outc, g.oh, g.ow}, dtype);
   if (y.numel() == 0) return y;
-  if (dtype == f32 && detail::dnnl_conv_forward(g, outc, groups, px.data<float>(), pw.data<float>(),
-                                                pb.defined() ? pb.data<float>() : nullptr, y.data<float>()))
-    return y;
+  if (dtype == f32 && detail::dnnl_conv_takes(g, groups, detail::ConvPass::forward)) {
+    const float *xp = px.data<float>(), *wp = pw.data<float>(),
+                *bp = pb.defined() ? pb.data<float>() : nullptr;
+    float* yp = y.data<float>();
+    if (dnnl_over_parts(g, dnnl_parts(g, outc, groups),
+                        [&](int, const ConvGeometry& part, std::int64_t first) {
+                          return detail::dnnl_conv_forward(part, outc, groups, xp + first * plane, wp, bp,
+                                                           yp + first * outc * l);
+                        }))
+      return y;
+  }
   ran_im2col(detail::ConvPass::forward);
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -419,19 +462,38 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
   const Tensor pg = g.to(dtype), pw = weight.to(dtype), px = needs[1] ? x.to(dtype) : Tensor();
   std::array<Tensor, 3> out;
   if (g.numel() > 0 && dtype == f32) { // oneDNN's passes where it takes them, writing every element
-    if (needs[1]) {
-      out[1] = Tensor::empty(ws, dtype);
-      if (needs[2]) out[2] = Tensor::empty({outc}, dtype);
-      if (!detail::dnnl_conv_backward_weights(geo, outc, groups, px.data<float>(), pg.data<float>(),
-                                              out[1].data<float>(),
-                                              needs[2] ? out[2].data<float>() : nullptr))
-        out[1] = Tensor(), out[2] = Tensor();
+    const int parts = dnnl_parts(geo, outc, groups);
+    const float* gp = pg.data<float>();
+    if (needs[1] && detail::dnnl_conv_takes(geo, groups, detail::ConvPass::backward_weights)) {
+      // Each part's weight (and bias) gradient, added in part order: deterministic for a thread count.
+      std::vector<Tensor> dw(static_cast<std::size_t>(parts)), db(dw.size());
+      for (std::size_t p = 0; p < dw.size(); ++p) {
+        dw[p] = Tensor::empty(ws, dtype);
+        if (needs[2]) db[p] = Tensor::empty({outc}, dtype);
+      }
+      const float* xp = px.data<float>();
+      if (dnnl_over_parts(geo, parts, [&](int p, const ConvGeometry& part, std::int64_t first) {
+            const auto i = static_cast<std::size_t>(p);
+            return detail::dnnl_conv_backward_weights(part, outc, groups, xp + first * plane,
+                                                      gp + first * outc * l, dw[i].data<float>(),
+                                                      needs[2] ? db[i].data<float>() : nullptr);
+          })) {
+        for (std::size_t p = 1; p < dw.size(); ++p) {
+          add_into(dw[0], dw[p]);
+          if (needs[2]) add_into(db[0], db[p]);
+        }
+        out[1] = dw[0], out[2] = db[0];
+      }
     }
-    if (needs[0]) {
-      out[0] = Tensor::empty(x.shape(), dtype);
-      if (!detail::dnnl_conv_backward_data(geo, outc, groups, pg.data<float>(), pw.data<float>(),
-                                           out[0].data<float>()))
-        out[0] = Tensor();
+    if (needs[0] && detail::dnnl_conv_takes(geo, groups, detail::ConvPass::backward_data)) {
+      Tensor dx = Tensor::empty(x.shape(), dtype);
+      float* dxp = dx.data<float>();
+      const float* wp = pw.data<float>();
+      if (dnnl_over_parts(geo, parts, [&](int, const ConvGeometry& part, std::int64_t first) {
+            return detail::dnnl_conv_backward_data(part, outc, groups, gp + first * outc * l, wp,
+                                                   dxp + first * plane);
+          }))
+        out[0] = dx;
     }
   }
   // What is left for im2col: the passes oneDNN did not take.

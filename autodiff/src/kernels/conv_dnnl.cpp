@@ -1,6 +1,6 @@
 // conv2d by oneDNN: which passes it takes (the rule bench/conv_choice measured), the primitives and
 // the reorders between our plain layouts and oneDNN's blocked ones, cached per shape (creating them
-// costs far more than a small convolution), and their threads (OpenMP's, set to set_num_threads').
+// costs far more than a small convolution), each run on the calling thread alone.
 #include "conv_dnnl.hpp"
 
 #include <atomic>
@@ -20,7 +20,6 @@
 
 #include <fmt/format.h>
 
-#include "loops.hpp"
 #endif
 
 namespace gg::kernel {
@@ -36,6 +35,9 @@ std::string conv_pass_name(ConvPass pass) {
 }
 
 #ifndef GG_HAVE_DNNL
+bool dnnl_conv_takes(const ConvGeometry&, std::int64_t, ConvPass) {
+  return false;
+}
 bool dnnl_conv_forward(const ConvGeometry&, std::int64_t, std::int64_t, const float*, const float*,
                        const float*, float*) {
   return false;
@@ -73,6 +75,14 @@ Layouts layouts_for(const ConvGeometry& g, std::int64_t groups, ConvPass pass) {
   if (!g_dnnl_allowed.load(std::memory_order_relaxed)) return Layouts::none;
   if (g.c / groups >= 8) return Layouts::blocked;
   return pass == ConvPass::forward ? Layouts::plain : Layouts::none;
+}
+
+/// oneDNN runs on one OpenMP thread per call (OpenMP's count is the calling thread's own): with
+/// several kernel threads, conv2d splits the batch across them and calls oneDNN once per part, so no
+/// OpenMP team is ever started, whose idle workers would spin between calls on the cores that the
+/// other kernels' threads need (libgomp's default wait policy).
+void one_openmp_thread() {
+  if (omp_get_max_threads() != 1) omp_set_num_threads(1);
 }
 
 const dnnl::engine& engine() {
@@ -220,6 +230,7 @@ std::shared_ptr<const Entry> entry(const ConvGeometry& g, std::int64_t outc, std
   Cache& c = cache();
   const std::lock_guard lock(c.mutex);
   if (auto it = c.entries.find(key); it != c.entries.end()) return it->second;
+  one_openmp_thread(); // oneDNN sizes a primitive's work split for the threads it sees at creation
   if (c.entries.size() >= 256) c.entries.clear(); // many shapes (varying batch sizes): start again
   std::string impl;
   auto e = create(g, outc, groups, pass, bias, layouts, impl);
@@ -236,10 +247,7 @@ std::shared_ptr<const Entry> entry(const ConvGeometry& g, std::int64_t outc, std
 /// Runs the pass on the data at ptrs (in the order of the entry's operands): inputs reordered into
 /// buffers of oneDNN's layouts where they differ, outputs reordered back. False when oneDNN failed.
 bool run(const Entry& e, const std::vector<void*>& ptrs) {
-  // OpenMP's thread count is per calling thread: set it to set_num_threads' here, as PyTorch's
-  // at::set_num_threads sets omp_set_num_threads for its oneDNN.
-  const int threads = g_num_threads.load(std::memory_order_relaxed);
-  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+  one_openmp_thread();
   try {
     thread_local dnnl::stream stream(engine());
     std::vector<Tensor> buffers; // recycled through the tensors' buffer cache
@@ -290,6 +298,10 @@ void* mut(const float* p) {
   return const_cast<float*>(p); // oneDNN's memory objects take non-const handles; inputs are only read
 }
 } // namespace
+
+bool dnnl_conv_takes(const ConvGeometry& g, std::int64_t groups, ConvPass pass) {
+  return layouts_for(g, groups, pass) != Layouts::none;
+}
 
 bool dnnl_conv_forward(const ConvGeometry& g, std::int64_t outc, std::int64_t groups, const float* x,
                        const float* w, const float* b, float* y) {

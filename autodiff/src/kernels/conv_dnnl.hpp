@@ -13,6 +13,9 @@ namespace gg::kernel::detail {
 /// The three passes of a convolution.
 enum class ConvPass : std::uint8_t { forward, backward_data, backward_weights };
 
+/// Whether oneDNN takes this pass of a float32 convolution (then the functions below compute it, unless
+/// oneDNN declines the shape). Each call runs on the calling thread alone: callers split the batch.
+bool dnnl_conv_takes(const ConvGeometry& g, std::int64_t groups, ConvPass pass);
 /// y = conv(x, w) + b (b may be null) for float32 x [N, C, H, W], w [out, C / groups, kh, kw] and y
 /// [N, out, oh, ow] of geometry g: true when oneDNN computed it, false when im2col must.
 bool dnnl_conv_forward(const ConvGeometry& g, std::int64_t outc, std::int64_t groups, const float* x,
