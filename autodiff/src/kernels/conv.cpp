@@ -126,6 +126,10 @@ template <class F> void for_each_window(const ConvGeometry& g, ColumnLayout layo
     planes(0, g.n * g.c);
 }
 
+/// unfold's and fold's per-window bodies are inlined into for_each_window's loop: GCC had stopped
+/// inlining fold's once its geometry was generalised (issue 13), +0.95% instructions on the CNN step.
+#define GG_INLINE_WINDOW __attribute__((always_inline))
+
 /// Stride 1 with the output as wide as the input ("same" padding, the usual Conv2d): the inside
 /// part of a window offset's columns is the image plane shifted by one offset, so one contiguous
 /// range [q0, q1) of the columns pairs with plane element q + shift.
@@ -145,38 +149,37 @@ ShiftedPlane shifted_plane(const ConvGeometry& g, std::int64_t i, std::int64_t j
 template <class T> void unfold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T pad) {
   const std::int64_t sh = g.sh, sw = g.sw, ow = g.ow, l = g.oh * g.ow;
   const bool shifted = is_shifted_plane(g);
-  for_each_window(
-      g, layout, [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
-        T* o = dst + col;
-        const T* in = src + img;
-        const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
-        std::fill(o, o + y0 * ow, pad);
-        std::fill(o + y1 * ow, o + l, pad);
-        if (shifted) { // one contiguous copy, then the columns that wrapped around to the next row
-          const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
-          std::fill(o + y0 * ow, o + sp.q0, pad);
-          std::copy(in + sp.q0 + sp.shift, in + sp.q1 + sp.shift, o + sp.q0);
-          std::fill(o + sp.q1, o + y1 * ow, pad);
-          if (x0 > 0 || x1 < ow)
-            for (std::int64_t y = y0; y < y1; ++y) {
-              T* row = o + y * ow;
-              for (std::int64_t x = 0; x < x0; ++x) row[x] = pad;
-              for (std::int64_t x = x1; x < ow; ++x) row[x] = pad;
-            }
-          return;
-        }
-        const std::int64_t origin = detail::window_origin(g, i, j);
+  for_each_window(g, layout, [&](Index col, Index img, Index i, Index j, InsideRange r) GG_INLINE_WINDOW {
+    T* o = dst + col;
+    const T* in = src + img;
+    const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
+    std::fill(o, o + y0 * ow, pad);
+    std::fill(o + y1 * ow, o + l, pad);
+    if (shifted) { // one contiguous copy, then the columns that wrapped around to the next row
+      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+      std::fill(o + y0 * ow, o + sp.q0, pad);
+      std::copy(in + sp.q0 + sp.shift, in + sp.q1 + sp.shift, o + sp.q0);
+      std::fill(o + sp.q1, o + y1 * ow, pad);
+      if (x0 > 0 || x1 < ow)
         for (std::int64_t y = y0; y < y1; ++y) {
-          T* r = o + y * ow;
-          const T* ir = in + origin + y * sh * g.w;
-          for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
-          if (sw == 1)
-            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
-          else
-            for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * sw];
-          for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
+          T* row = o + y * ow;
+          for (std::int64_t x = 0; x < x0; ++x) row[x] = pad;
+          for (std::int64_t x = x1; x < ow; ++x) row[x] = pad;
         }
-      });
+      return;
+    }
+    const std::int64_t origin = detail::window_origin(g, i, j);
+    for (std::int64_t y = y0; y < y1; ++y) {
+      T* r = o + y * ow;
+      const T* ir = in + origin + y * sh * g.w;
+      for (std::int64_t x = 0; x < x0; ++x) r[x] = pad;
+      if (sw == 1)
+        for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x];
+      else
+        for (std::int64_t x = x0; x < x1; ++x) r[x] = ir[x * sw];
+      for (std::int64_t x = x1; x < ow; ++x) r[x] = pad;
+    }
+  });
 }
 
 /// col2im: adds the columns of src (laid out as `layout` says) into the zeroed image dst. With
@@ -186,34 +189,33 @@ template <class T>
 void fold_into(const ConvGeometry& g, ColumnLayout layout, const T* src, T* dst, T* scratch = nullptr) {
   const std::int64_t sh = g.sh, sw = g.sw, ow = g.ow;
   const bool shifted = scratch && is_shifted_plane(g);
-  for_each_window(g, layout,
-                  [&](std::int64_t col, std::int64_t img, std::int64_t i, std::int64_t j, InsideRange r) {
-                    T* o = dst + img;
-                    const T* in = src + col;
-                    const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
-                    if (shifted) { // the columns that would wrap around to the next row are zeroed first
-                      T* z = scratch + col;
-                      if (x0 > 0 || x1 < ow)
-                        for (std::int64_t y = y0; y < y1; ++y) {
-                          T* row = z + y * ow;
-                          for (std::int64_t x = 0; x < x0; ++x) row[x] = T(0);
-                          for (std::int64_t x = x1; x < ow; ++x) row[x] = T(0);
-                        }
-                      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
-                      T* op = o + sp.shift;
-                      for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
-                      return;
-                    }
-                    const std::int64_t origin = detail::window_origin(g, i, j);
-                    for (std::int64_t y = y0; y < y1; ++y) {
-                      T* r = o + origin + y * sh * g.w;
-                      const T* ir = in + y * ow;
-                      if (sw == 1)
-                        for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
-                      else
-                        for (std::int64_t x = x0; x < x1; ++x) r[x * sw] += ir[x];
-                    }
-                  });
+  for_each_window(g, layout, [&](Index col, Index img, Index i, Index j, InsideRange r) GG_INLINE_WINDOW {
+    T* o = dst + img;
+    const T* in = src + col;
+    const std::int64_t x0 = r.x0, x1 = r.x1, y0 = r.y0, y1 = r.y1;
+    if (shifted) { // the columns that would wrap around to the next row are zeroed first
+      T* z = scratch + col;
+      if (x0 > 0 || x1 < ow)
+        for (std::int64_t y = y0; y < y1; ++y) {
+          T* row = z + y * ow;
+          for (std::int64_t x = 0; x < x0; ++x) row[x] = T(0);
+          for (std::int64_t x = x1; x < ow; ++x) row[x] = T(0);
+        }
+      const ShiftedPlane sp = shifted_plane(g, i, j, y0, y1);
+      T* op = o + sp.shift;
+      for (std::int64_t q = sp.q0; q < sp.q1; ++q) op[q] += z[q];
+      return;
+    }
+    const std::int64_t origin = detail::window_origin(g, i, j);
+    for (std::int64_t y = y0; y < y1; ++y) {
+      T* r = o + origin + y * sh * g.w;
+      const T* ir = in + y * ow;
+      if (sw == 1)
+        for (std::int64_t x = x0; x < x1; ++x) r[x] += ir[x];
+      else
+        for (std::int64_t x = x0; x < x1; ++x) r[x * sw] += ir[x];
+    }
+  });
 }
 } // namespace
 
