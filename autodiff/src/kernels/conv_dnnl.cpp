@@ -81,9 +81,22 @@ Layouts layouts_for(const ConvGeometry& g, std::int64_t groups, ConvPass pass) {
 /// several kernel threads, conv2d splits the batch across them and calls oneDNN once per part, so no
 /// OpenMP team is ever started, whose idle workers would spin between calls on the cores that the
 /// other kernels' threads need (libgomp's default wait policy).
-void one_openmp_thread() {
-  if (omp_get_max_threads() != 1) omp_set_num_threads(1);
-}
+/// The calling thread's OpenMP count is 1 while it lives, then what the program had set (a program's
+/// own OpenMP loops keep their threads).
+class OneOpenMpThread {
+public:
+  OneOpenMpThread() : before_(omp_get_max_threads()) {
+    if (before_ != 1) omp_set_num_threads(1);
+  }
+  ~OneOpenMpThread() {
+    if (before_ != 1) omp_set_num_threads(before_);
+  }
+  OneOpenMpThread(const OneOpenMpThread&) = delete;
+  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
+
+private:
+  int before_;
+};
 
 const dnnl::engine& engine() {
   static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -230,7 +243,7 @@ std::shared_ptr<const Entry> entry(const ConvGeometry& g, std::int64_t outc, std
   Cache& c = cache();
   const std::lock_guard lock(c.mutex);
   if (auto it = c.entries.find(key); it != c.entries.end()) return it->second;
-  one_openmp_thread(); // oneDNN sizes a primitive's work split for the threads it sees at creation
+  const OneOpenMpThread one; // oneDNN sizes a primitive's work split for the threads it sees at creation
   if (c.entries.size() >= 256) c.entries.clear(); // many shapes (varying batch sizes): start again
   std::string impl;
   auto e = create(g, outc, groups, pass, bias, layouts, impl);
@@ -247,7 +260,7 @@ std::shared_ptr<const Entry> entry(const ConvGeometry& g, std::int64_t outc, std
 /// Runs the pass on the data at ptrs (in the order of the entry's operands): inputs reordered into
 /// buffers of oneDNN's layouts where they differ, outputs reordered back. False when oneDNN failed.
 bool run(const Entry& e, const std::vector<void*>& ptrs) {
-  one_openmp_thread();
+  const OneOpenMpThread one;
   try {
     thread_local dnnl::stream stream(engine());
     std::vector<Tensor> buffers; // recycled through the tensors' buffer cache
