@@ -1,5 +1,6 @@
 // printable() and number_hint(): a UTF-8 decoder that escapes what a terminal would misread, and
-// the two spellings of numbers people copy from documents.
+// the two spellings of numbers people copy from documents; parse_number: std::from_chars over the
+// whole text (locale-independent), with messages that name what the option takes.
 #include "messages.hpp"
 
 #include <cli/cli.hpp>
@@ -11,14 +12,22 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
 
 namespace gg::cli {
 
-namespace {} // namespace
+namespace {
+/// " (use a dot for decimals: 0.5)" for a number spelled as documents spell it, or "".
+std::string hint(const std::string& text) {
+  const std::string h = number_hint(text);
+  return h.empty() ? h : " (" + h + ")";
+}
+} // namespace
 
 std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t& cp) {
   const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
@@ -135,6 +144,34 @@ double parse_value(const std::string& what, std::string_view text) {
   }
   return value;
 }
+
+template <class T> T parse_number(const std::string& option, const std::string& text) {
+  std::string_view body = text;
+  if (body.size() > 1 && body[0] == '+' && body[1] != '-' && body[1] != '+') body.remove_prefix(1);
+  T value{};
+  const auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), value);
+  const bool whole = !body.empty() && ec == std::errc() && end == body.data() + body.size();
+  if constexpr (std::is_floating_point_v<T>) {
+    if (whole && std::isnan(value))
+      throw UsageError(fmt::format("{} '{}': NaN is not a value this option takes", option, text));
+    if (ec == std::errc::result_out_of_range && end == body.data() + body.size())
+      throw UsageError(fmt::format("{} '{}': out of the range of a double", option, text));
+    if (!whole) throw UsageError(fmt::format("{} '{}': not a number{}", option, text, hint(text)));
+  } else {
+    if (!whole && std::is_unsigned_v<T>)
+      throw UsageError(fmt::format("{} '{}': not a whole number from 0 to {}", option, text,
+                                   std::numeric_limits<T>::max()));
+    if (!whole && ec == std::errc::result_out_of_range)
+      throw UsageError(fmt::format("{} '{}': out of the range of this option", option, text));
+    if (!whole) throw UsageError(fmt::format("{} '{}': not a whole number{}", option, text, hint(text)));
+  }
+  return value;
+}
+
+template int parse_number<int>(const std::string&, const std::string&);
+template std::int64_t parse_number<std::int64_t>(const std::string&, const std::string&);
+template std::uint64_t parse_number<std::uint64_t>(const std::string&, const std::string&);
+template double parse_number<double>(const std::string&, const std::string&);
 
 int exit_code_of(const std::exception& e) {
   if (dynamic_cast<const UsageError*>(&e)) return usage_error;

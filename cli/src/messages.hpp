@@ -34,6 +34,12 @@ std::string number_hint(std::string_view text);
 /// too large for a double".
 double parse_value(const std::string& what, std::string_view text);
 
+/// `text`, the value of `option` (e.g. "--seed"), as a T: int, std::int64_t, std::uint64_t or double.
+/// Whole numbers: digits only (no exponent, no fraction) within T's range; reals: decimal or
+/// exponent form, "inf" and "-inf" too (an option's own range check refuses them where they make
+/// no sense). A UsageError naming the option, the text and what it takes otherwise.
+template <class T> T parse_number(const std::string& option, const std::string& text);
+
 /// The exit code (cli.hpp's Exit) for an exception that ends a command: one per gg::Error kind,
 /// out_of_memory for std::bad_alloc, internal_error for anything else.
 int exit_code_of(const std::exception& e);

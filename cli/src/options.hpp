@@ -8,17 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "messages.hpp" // parse_number
+
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/value_semantic.hpp>
 #include <boost/program_options/variables_map.hpp>
 
 namespace gg::cli {
-
-/// `text`, the value of `option` (e.g. "--seed"), as a T: int, std::int64_t, std::uint64_t or double.
-/// Whole numbers: digits only (no exponent, no fraction) within T's range; reals: decimal or
-/// exponent form, "inf" and "-inf" too (an option's own range check refuses them where they make
-/// no sense). A UsageError naming the option, the text and what it takes otherwise.
-template <class T> T parse_number(const std::string& option, const std::string& text);
 
 /// A Boost.Program_options value whose text parse_number turns into *target when the options are
 /// notified: ("seed", number_value(&seed, "--seed")->default_value("0"), "...").

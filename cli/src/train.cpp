@@ -26,6 +26,7 @@
 #include "files.hpp"
 #include "json.hpp"
 #include "model_spec.hpp"
+#include "optimizers.hpp"
 #include "options.hpp"
 #include "train_data.hpp"
 
@@ -59,35 +60,14 @@ struct Data {
   std::string fingerprint; ///< of the features before --split (features_fingerprint)
 };
 
-/// Settings as (option, value) pairs in --help's words, e.g. {"momentum", "0.9"}.
-using Record = std::vector<std::pair<std::string, std::string>>;
-
 std::string text(double v) {
   return fmt::format("{}", v);
 }
 
-/// Defaults for the generated datasets (triangle, xor, moons, circles, spiral): a few hundred 2-D
-/// points and models of tens of parameters. PyTorch's learning rates are made for large models: with
-/// Adam's 0.001 the triangle's 2-3-2 stays at accuracy 0.72 after 1000 steps and 0.89 after 20,000.
-/// With these, every generated dataset with the tutorial's layer sizes reaches accuracy 0.95 or more
-/// (adam, its default optimizer: 0.977 at worst over seeds 0-2; tests/cli/test_train.cpp), in about
-/// a second. sgd and gd take no adaptive steps, so more epochs (gd: one step an epoch).
-struct GeneratedDefaults {
-  const char* optimizer;
-  double lr;
-  std::int64_t epochs;
-};
-constexpr GeneratedDefaults k_generated_defaults[] = {
-    {"gd", 3, 2000},        {"sgd", 1, 500},     {"momentum", 0.1, 500}, {"nesterov", 0.1, 500},
-    {"rmsprop", 0.03, 200}, {"adam", 0.05, 200}, {"adamw", 0.05, 200},   {"adagrad", 0.3, 200},
-    {"adadelta", 10, 200},  {"nadam", 0.05, 200}};
-
-/// The defaults of the run's optimizer when the data is a generated dataset, else none.
-const GeneratedDefaults* generated_defaults(const TrainOptions& o) {
-  if (o.dataset.empty() || o.dataset == "fashion-mnist") return nullptr;
-  for (const GeneratedDefaults& d : k_generated_defaults)
-    if (o.optimizer == d.optimizer) return &d;
-  return nullptr;
+/// Whether the data is a generated dataset, for which the optimizers' own defaults apply
+/// (OptimizerKind::generated_lr and generated_epochs: optimizers.hpp).
+bool generated_data(const TrainOptions& o) {
+  return !o.dataset.empty() && o.dataset != "fashion-mnist";
 }
 
 Data load_data(const TrainOptions& o, std::int64_t outputs, DType dtype) {
@@ -141,72 +121,24 @@ Data load_data(const TrainOptions& o, std::int64_t outputs, DType dtype) {
   return d;
 }
 
-/// The optimizer and the settings it was given (for the checkpoint's run record).
-struct OptimizerChoice {
-  std::unique_ptr<optim::Optimizer> optimizer;
-  Record settings;
-};
-
+/// The optimizer of --optimizer with the hyper-parameters given on the command line (the rest take
+/// its defaults: optimizers.hpp, shared with the browser page's playground).
 OptimizerChoice make_optimizer(const TrainOptions& o, std::vector<Var> params) {
-  const std::string& n = o.optimizer;
-  Record settings;
-  // An option not given takes the optimizer's PyTorch default (the learning rate: for a generated
-  // dataset, generated_defaults); a given one is checked by the optimizer.
-  auto pick = [&](const char* option, double given, double fallback) {
-    const double v = o.given.count(option) ? given : fallback;
-    settings.emplace_back(option, text(v));
-    return v;
-  };
-  const GeneratedDefaults* generated = generated_defaults(o);
-  auto lr = [&](double fallback) { return pick("lr", o.lr, generated ? generated->lr : fallback); };
-  auto wd = [&](double fallback) { return pick("weight-decay", o.weight_decay, fallback); };
-  auto eps = [&](double fallback) { return pick("eps", o.eps, fallback); };
-  auto betas = [&] { return optim::Betas{pick("beta1", o.beta1, 0.9), pick("beta2", o.beta2, 0.999)}; };
-  std::unique_ptr<optim::Optimizer> opt;
-  if (n == "gd") {
-    opt = std::make_unique<optim::GD>(params, optim::GDOptions(lr(0.01)));
-  } else if (n == "sgd" || n == "momentum" || n == "nesterov") {
-    const double l = lr(0.01), m = pick("momentum", o.momentum, n == "sgd" ? 0.0 : 0.9);
-    const bool nesterov = n == "nesterov" || o.nesterov;
-    settings.emplace_back("nesterov", nesterov ? "true" : "false");
-    opt = std::make_unique<optim::SGD>(
-        params, optim::SGDOptions(l).momentum(m).nesterov(nesterov).weight_decay(wd(0)));
-  } else if (n == "rmsprop") {
-    const double l = lr(1e-2), a = pick("alpha", o.alpha, 0.99), e = eps(1e-8),
-                 m = pick("momentum", o.momentum, 0);
-    opt = std::make_unique<optim::RMSprop>(
-        params, optim::RMSpropOptions(l).alpha(a).eps(e).momentum(m).weight_decay(wd(0)));
-  } else if (n == "adam") {
-    const double l = lr(1e-3);
-    const optim::Betas b = betas();
-    const double e = eps(1e-8);
-    opt = std::make_unique<optim::Adam>(params, optim::AdamOptions(l).betas(b).eps(e).weight_decay(wd(0)));
-  } else if (n == "adamw") {
-    const double l = lr(1e-3);
-    const optim::Betas b = betas();
-    const double e = eps(1e-8);
-    opt =
-        std::make_unique<optim::AdamW>(params, optim::AdamWOptions(l).betas(b).eps(e).weight_decay(wd(1e-2)));
-  } else if (n == "adagrad") {
-    const double l = lr(1e-2), d = pick("lr-decay", o.lr_decay, 0), e = eps(1e-10);
-    opt = std::make_unique<optim::Adagrad>(params,
-                                           optim::AdagradOptions(l).lr_decay(d).eps(e).weight_decay(wd(0)));
-  } else if (n == "adadelta") {
-    const double l = lr(1.0), r = pick("rho", o.rho, 0.9), e = eps(1e-6);
-    opt = std::make_unique<optim::Adadelta>(params,
-                                            optim::AdadeltaOptions(l).rho(r).eps(e).weight_decay(wd(0)));
-  } else if (n == "nadam") {
-    const double l = lr(2e-3);
-    const optim::Betas b = betas();
-    const double e = eps(1e-8), w = wd(0), d = pick("momentum-decay", o.momentum_decay, 4e-3);
-    opt = std::make_unique<optim::NAdam>(
-        params, optim::NAdamOptions(l).betas(b).eps(e).weight_decay(w).momentum_decay(d));
-  } else {
-    throw ValueError(fmt::format(
-        "--optimizer '{}': use gd, sgd, momentum, nesterov, rmsprop, adam, adamw, adagrad, adadelta or nadam",
-        n));
-  }
-  return {std::move(opt), std::move(settings)};
+  const std::map<std::string, double> options{{"lr", o.lr},
+                                              {"momentum", o.momentum},
+                                              {"nesterov", o.nesterov ? 1.0 : 0.0},
+                                              {"beta1", o.beta1},
+                                              {"beta2", o.beta2},
+                                              {"eps", o.eps},
+                                              {"rho", o.rho},
+                                              {"alpha", o.alpha},
+                                              {"weight-decay", o.weight_decay},
+                                              {"lr-decay", o.lr_decay},
+                                              {"momentum-decay", o.momentum_decay}};
+  std::map<std::string, double> given;
+  for (const auto& [name, value] : options)
+    if (o.given.count(name)) given.emplace(name, value);
+  return cli::make_optimizer(o.optimizer, std::move(params), given, generated_data(o));
 }
 
 /// Loss of a batch: cross-entropy from logits against class ids; for one output unit on two classes,
@@ -557,7 +489,9 @@ bool parse_options(const std::vector<std::string>& args, std::ostream& out, Trai
     return false;
   for (const auto& [name, value] : vm)
     if (!value.defaulted()) o.given.insert(name);
-  if (const GeneratedDefaults* d = generated_defaults(o); d && !o.given.count("epochs")) o.epochs = d->epochs;
+  if (generated_data(o) && !o.given.count("epochs"))
+    for (const OptimizerKind& k : optimizer_kinds())
+      if (o.optimizer == k.name) o.epochs = k.generated_epochs;
   if (o.dtype != "f32" && o.dtype != "f64")
     throw UsageError(fmt::format("--dtype '{}': use f32 or f64", o.dtype));
   if (o.loss != "cross-entropy" && o.loss != "bce" && o.loss != "mse")

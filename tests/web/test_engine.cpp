@@ -7,6 +7,7 @@
 #include <web/engine/engine.hpp>
 #include <web/engine/explorer.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 
 #include "../cli/cli_test.hpp"
 #include <cli/src/json.hpp>
+#include <cli/src/optimizers.hpp>
 
 using gg::cli::json::Value;
 
@@ -176,7 +178,6 @@ TEST_CASE("explain: a program over the page's size is refused before it is evalu
 
 TEST_CASE("playground: the triangle trains to at least 0.95 accuracy, with regions and one sample") {
   const Value opts = call("playground.options", Value::object());
-  CHECK(opts["optimizers"].size() == 8);
   const Value created = call("playground.create", {{"dataset", "triangle"},
                                                    {"activation", "tanh"},
                                                    {"loss", "cross-entropy"},
@@ -220,4 +221,62 @@ TEST_CASE("playground: absurd sizes and bad values are refused with a message") 
   bad_noise["noise"] = "lots";
   CHECK(call("playground.create", bad_noise)["error"]["kind"] == "usage");
   CHECK(call("playground.train", {{"steps", 1e9}})["error"].is_object());
+}
+
+TEST_CASE("playground: the optimizers, their hyper-parameters and defaults, and the messages for bad "
+          "values are gradgraph train's") {
+  const Value opts = call("playground.options", Value::object());
+  const auto& kinds = gg::cli::optimizer_kinds();
+  REQUIRE(opts["optimizers"].size() == kinds.size());
+  std::vector<std::string> names;
+  for (std::size_t k = 0; k < kinds.size(); ++k) {
+    const Value& o = opts["optimizers"][k];
+    names.push_back(o["name"].get<std::string>());
+    CHECK(names.back() == kinds[k].name);
+    std::vector<std::string> params, expected;
+    for (const Value& p : o["params"]) params.push_back(p["name"].get<std::string>());
+    for (const gg::cli::HyperParameter& p : kinds[k].parameters) expected.emplace_back(p.name);
+    if (names.back() != "gd") expected.emplace_back("batch-size"); // gd takes the whole data
+    CHECK(params == expected);
+    // the learning rate the page starts with is train's for a generated dataset (adam: 0.05)
+    CHECK(as_double(o["params"][0]["default"]) == kinds[k].generated_lr);
+  }
+  for (const char* course : {"gd", "sgd", "momentum", "rmsprop", "adam", "adagrad", "adadelta", "nadam"})
+    CHECK(std::count(names.begin(), names.end(), course) == 1);
+
+  // A value typed into a field is refused with the message train gives the same option's value.
+  const Value base{{"dataset", "xor"}, {"activation", "relu"}, {"loss", "cross-entropy"}, {"hidden", "4"}};
+  const std::vector<std::vector<std::string>> bad{{"adam", "lr", "abc"},
+                                                  {"adam", "lr", "0,5"},
+                                                  {"adam", "lr", "-1"},
+                                                  {"adam", "beta1", "1.5"},
+                                                  {"nadam", "eps", "nan"},
+                                                  {"rmsprop", "alpha", "-0.5"},
+                                                  {"sgd", "momentum", "-1"},
+                                                  {"adagrad", "lr-decay", "-1"},
+                                                  {"adadelta", "rho", "2"},
+                                                  {"adam", "weight-decay", "-1"},
+                                                  {"nadam", "momentum-decay", "-1"}};
+  for (const auto& b : bad) {
+    Value rq = base;
+    rq["optimizer"] = b[0];
+    rq["params"] = {{b[1], b[2]}};
+    const Value r = call("playground.create", rq);
+    REQUIRE(r.contains("error"));
+    const gg::cli::test::Result cli =
+        gg::cli::test::run({"train", "--dataset", "xor", "--layers", "2,4,2", "--epochs", "1", "--optimizer",
+                            b[0], "--" + b[1], b[2]});
+    CHECK(fmt::format("gradgraph train: {}\n", r["error"]["message"].get<std::string>()) == cli.err);
+    CHECK(r["error"]["exit_code"] == cli.code);
+  }
+  Value flag = base;
+  flag["optimizer"] = "sgd";
+  flag["params"] = {{"nesterov", "yes"}};
+  CHECK(call("playground.create", flag)["error"]["message"] == "--nesterov 'yes': use true or false");
+  flag["params"] = {{"nesterov", "true"}, {"momentum", "0.9"}};
+  CHECK_FALSE(call("playground.create", flag).contains("error"));
+  Value samples = base;
+  samples["optimizer"] = "adam";
+  samples["samples"] = "2.5";
+  CHECK(call("playground.create", samples)["error"]["message"] == "--samples '2.5': not a whole number");
 }

@@ -1,6 +1,7 @@
 // The playground: settings checked (sizes before any allocation), the dataset generated and the MLP
 // built as `gradgraph train` builds them (nn/data, cli/src/model_spec), training by minibatches with
-// nn's optimizers, decision regions on a grid, and one sample's graph through the explorer.
+// the optimizers `gradgraph train` makes (cli/src/optimizers), decision regions on a grid, and one sample's
+// graph through the explorer.
 #include "playground.hpp"
 
 #include "common.hpp"
@@ -13,7 +14,6 @@
 #include <nn/init.hpp>
 #include <nn/losses.hpp>
 #include <nn/metrics.hpp>
-#include <nn/optim/optim.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -24,57 +24,13 @@
 
 #include <cli/src/messages.hpp>
 #include <cli/src/model_spec.hpp>
+#include <cli/src/optimizers.hpp>
 
 namespace gg::web {
 
 namespace {
 
 using cli::json::Value;
-
-/// One hyper-parameter of an optimizer: its name in requests and its default (PyTorch's, as
-/// `gradgraph train` takes them).
-struct Param {
-  const char* name;
-  double fallback;
-};
-struct OptimizerSpec {
-  const char* name;
-  std::vector<Param> params;
-};
-
-/// The course's eight optimizers (momentum is SGD with momentum 0.9, gd is SGD on the whole data).
-const std::vector<OptimizerSpec>& optimizer_specs() {
-  static const std::vector<OptimizerSpec> specs{
-      {"gd", {{"lr", 0.01}}},
-      {"sgd", {{"lr", 0.01}, {"batch_size", 32}, {"weight_decay", 0}}},
-      {"momentum", {{"lr", 0.01}, {"momentum", 0.9}, {"batch_size", 32}, {"weight_decay", 0}}},
-      {"rmsprop",
-       {{"lr", 0.01},
-        {"alpha", 0.99},
-        {"eps", 1e-8},
-        {"momentum", 0},
-        {"batch_size", 32},
-        {"weight_decay", 0}}},
-      {"adam",
-       {{"lr", 0.001},
-        {"beta1", 0.9},
-        {"beta2", 0.999},
-        {"eps", 1e-8},
-        {"batch_size", 32},
-        {"weight_decay", 0}}},
-      {"adagrad", {{"lr", 0.01}, {"lr_decay", 0}, {"eps", 1e-10}, {"batch_size", 32}, {"weight_decay", 0}}},
-      {"adadelta", {{"lr", 1.0}, {"rho", 0.9}, {"eps", 1e-6}, {"batch_size", 32}, {"weight_decay", 0}}},
-      {"nadam",
-       {{"lr", 0.002},
-        {"beta1", 0.9},
-        {"beta2", 0.999},
-        {"eps", 1e-8},
-        {"momentum_decay", 4e-3},
-        {"batch_size", 32},
-        {"weight_decay", 0}}},
-  };
-  return specs;
-}
 
 const std::vector<std::string> k_datasets{"triangle", "xor", "moons", "circles", "spiral"};
 const std::vector<std::string> k_activations{"sigmoid", "tanh", "relu", "leaky-relu"};
@@ -83,26 +39,33 @@ const std::vector<std::string> k_losses{"cross-entropy", "mse"};
 /// What a "create" request asks for, checked.
 struct Settings {
   std::string dataset, activation, loss, optimizer;
-  std::int64_t samples = 200;
+  std::int64_t samples = 200, batch_size = 32;
   double noise = 0.1;
   std::uint64_t seed = 0;
   std::vector<std::int64_t> hidden;
-  std::map<std::string, double> params;
+  std::map<std::string, double> given; ///< the optimizer's hyper-parameters the request gives
 };
+
+/// The hyper-parameters a field of the page sets: the optimizer's (optimizers.hpp, as `gradgraph
+/// train` takes them) and, but for gd (the whole data each step), the batch size.
+std::vector<cli::HyperParameter> page_parameters(const cli::OptimizerKind& kind) {
+  std::vector<cli::HyperParameter> out = kind.parameters;
+  if (std::string_view(kind.name) != "gd") out.push_back({"batch-size", 32});
+  return out;
+}
+
+/// A field's default as the page shows it: the learning rate for the generated datasets (all of the
+/// page's), as `gradgraph train --dataset` takes it, else PyTorch's.
+std::string default_text(const cli::OptimizerKind& kind, const cli::HyperParameter& p) {
+  if (p.flag) return p.fallback != 0 ? "true" : "false";
+  return full_text(std::string_view(p.name) == "lr" ? kind.generated_lr : p.fallback);
+}
 
 std::string one_of(const Value& rq, const char* key, const std::vector<std::string>& choices) {
   const std::string v = string_member(rq, key);
   if (std::find(choices.begin(), choices.end(), v) == choices.end())
     throw ValueError(fmt::format("{} '{}': use {}", key, v, fmt::join(choices, ", ")));
   return v;
-}
-
-/// A whole number typed into a field ("samples", a layer size), in [lo, hi].
-std::int64_t whole(const std::string& what, const std::string& text, std::int64_t lo, std::int64_t hi) {
-  const double v = cli::parse_value(what, text);
-  if (v != std::floor(v) || v < static_cast<double>(lo) || v > static_cast<double>(hi))
-    throw ValueError(fmt::format("{}: use a whole number from {} to {}", what, lo, hi));
-  return static_cast<std::int64_t>(v);
 }
 
 /// A request member holding a number as text (the page's fields) or as a number.
@@ -118,15 +81,17 @@ Settings parse_settings(const Value& rq) {
   s.dataset = one_of(rq, "dataset", k_datasets);
   s.activation = one_of(rq, "activation", k_activations);
   s.loss = one_of(rq, "loss", k_losses);
-  std::vector<std::string> names;
-  for (const OptimizerSpec& o : optimizer_specs()) names.emplace_back(o.name);
-  s.optimizer = one_of(rq, "optimizer", names);
-  s.samples = whole("samples=" + field(rq, "samples", "200"), field(rq, "samples", "200"), 4, k_max_samples);
-  s.noise = cli::parse_value("noise=" + field(rq, "noise", "0.1"), field(rq, "noise", "0.1"));
-  if (!(s.noise >= 0 && s.noise <= 1))
-    throw ValueError(fmt::format("noise {}: use a number from 0 to 1", s.noise));
-  s.seed = static_cast<std::uint64_t>(
-      whole("seed=" + field(rq, "seed", "0"), field(rq, "seed", "0"), 0, 1'000'000'000));
+  s.optimizer = string_member(rq, "optimizer");
+  const cli::OptimizerKind& kind = cli::optimizer_kind(s.optimizer);
+  // The fields `gradgraph train` has as options are read as it reads them, with its messages.
+  s.samples = cli::parse_number<std::int64_t>("--samples", field(rq, "samples", "200"));
+  if (s.samples < 4 || s.samples > k_max_samples)
+    throw ValueError(fmt::format("--samples {}: use 4 to {} (the page's limit; gradgraph train takes more)",
+                                 s.samples, k_max_samples));
+  s.noise = cli::parse_number<double>("--noise", field(rq, "noise", "0.1"));
+  if (!(s.noise >= 0 && std::isfinite(s.noise)))
+    throw ValueError(fmt::format("--noise {}: use a finite value >= 0", s.noise));
+  s.seed = cli::parse_number<std::uint64_t>("--seed", field(rq, "seed", "0"));
   // Hidden layer sizes, "3" or "8,8" ("" for none: a linear model), refused before any allocation.
   const std::string hidden = field(rq, "hidden", "3");
   if (!hidden.empty()) {
@@ -146,53 +111,26 @@ Settings parse_settings(const Value& rq) {
       start = end + 1;
     }
   }
+  // The hyper-parameters' fields, read as `gradgraph train` reads its options (the same messages).
   const Value params = rq.contains("params") ? rq["params"] : Value::object();
   if (!params.is_object()) throw FormatError("the request's 'params' is not an object");
-  const auto spec = std::find_if(optimizer_specs().begin(), optimizer_specs().end(),
-                                 [&](const OptimizerSpec& o) { return o.name == s.optimizer; });
-  for (const Param& p : spec->params) {
-    const std::string text = field(params, p.name, full_text(p.fallback));
-    s.params[p.name] = cli::parse_value(fmt::format("{}={}", p.name, text), text);
+  for (const cli::HyperParameter& p : page_parameters(kind)) {
+    if (!params.contains(p.name)) continue;
+    const std::string text = field(params, p.name, "");
+    const std::string option = fmt::format("--{}", p.name);
+    if (p.flag) {
+      if (text != "true" && text != "false")
+        throw UsageError(fmt::format("{} '{}': use true or false", option, text));
+      s.given[p.name] = text == "true" ? 1 : 0;
+    } else if (std::string_view(p.name) == "batch-size") {
+      s.batch_size = cli::parse_number<std::int64_t>(option, text);
+      if (s.batch_size < 1 || s.batch_size > k_max_samples)
+        throw ValueError(fmt::format("{} {}: use 1 to {}", option, s.batch_size, k_max_samples));
+    } else {
+      s.given[p.name] = cli::parse_number<double>(option, text);
+    }
   }
-  if (s.params.count("batch_size"))
-    s.params["batch_size"] =
-        static_cast<double>(whole(fmt::format("batch_size={}", full_text(s.params["batch_size"])),
-                                  full_text(s.params["batch_size"]), 1, k_max_samples));
   return s;
-}
-
-std::unique_ptr<optim::Optimizer> make_optimizer(const Settings& s, std::vector<Var> params) {
-  const auto p = [&](const char* name) { return s.params.at(name); };
-  const std::string& n = s.optimizer;
-  // The options' constructors check each value (a negative lr, betas outside [0, 1)) with their message.
-  if (n == "gd") return std::make_unique<optim::GD>(params, optim::GDOptions(p("lr")));
-  if (n == "sgd" || n == "momentum")
-    return std::make_unique<optim::SGD>(params, optim::SGDOptions(p("lr"))
-                                                    .momentum(n == "sgd" ? 0.0 : p("momentum"))
-                                                    .weight_decay(p("weight_decay")));
-  if (n == "rmsprop")
-    return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions(p("lr"))
-                                                        .alpha(p("alpha"))
-                                                        .eps(p("eps"))
-                                                        .momentum(p("momentum"))
-                                                        .weight_decay(p("weight_decay")));
-  const optim::Betas betas{s.params.count("beta1") ? p("beta1") : 0.9,
-                           s.params.count("beta2") ? p("beta2") : 0.999};
-  if (n == "adam")
-    return std::make_unique<optim::Adam>(
-        params, optim::AdamOptions(p("lr")).betas(betas).eps(p("eps")).weight_decay(p("weight_decay")));
-  if (n == "adagrad")
-    return std::make_unique<optim::Adagrad>(
-        params,
-        optim::AdagradOptions(p("lr")).lr_decay(p("lr_decay")).eps(p("eps")).weight_decay(p("weight_decay")));
-  if (n == "adadelta")
-    return std::make_unique<optim::Adadelta>(
-        params, optim::AdadeltaOptions(p("lr")).rho(p("rho")).eps(p("eps")).weight_decay(p("weight_decay")));
-  return std::make_unique<optim::NAdam>(params, optim::NAdamOptions(p("lr"))
-                                                    .betas(betas)
-                                                    .eps(p("eps"))
-                                                    .weight_decay(p("weight_decay"))
-                                                    .momentum_decay(p("momentum_decay")));
 }
 
 data::Dataset make_dataset(const Settings& s) {
@@ -220,12 +158,9 @@ public:
     sizes.push_back(classes_);
     nn::manual_seed(s_.seed);
     model_ = cli::build_mlp(sizes, cli::parse_activation(s_.activation));
-    optimizer_ = make_optimizer(s_, model_->parameters());
+    optimizer_ = cli::make_optimizer(s_.optimizer, model_->parameters(), s_.given, true).optimizer;
     const std::int64_t n = data_.x.shape()[0];
-    const std::int64_t batch =
-        s_.optimizer == "gd"
-            ? n
-            : std::min<std::int64_t>(static_cast<std::int64_t>(s_.params.at("batch_size")), n);
+    const std::int64_t batch = s_.optimizer == "gd" ? n : std::min(s_.batch_size, n);
     loader_.emplace(data_.x, data_.y,
                     data::DataLoaderOptions{.batch_size = batch, .shuffle = true, .seed = s_.seed});
     loader_->begin();
@@ -413,10 +348,11 @@ Playground& current() {
 
 Value options() {
   Value optimizers = Value::array();
-  for (const OptimizerSpec& o : optimizer_specs()) {
+  for (const cli::OptimizerKind& kind : cli::optimizer_kinds()) {
     Value params = Value::array();
-    for (const Param& p : o.params) params.push_back({{"name", p.name}, {"default", full_text(p.fallback)}});
-    optimizers.push_back({{"name", o.name}, {"params", std::move(params)}});
+    for (const cli::HyperParameter& p : page_parameters(kind))
+      params.push_back({{"name", p.name}, {"default", default_text(kind, p)}, {"flag", p.flag}});
+    optimizers.push_back({{"name", kind.name}, {"params", std::move(params)}});
   }
   return {{"datasets", k_datasets},
           {"activations", k_activations},

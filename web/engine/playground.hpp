@@ -1,5 +1,5 @@
 // The model playground's engine: one of the course's 2-D problems, an MLP with the chosen layers,
-// activation and loss, any of the course's eight optimizers, trained a few steps per call by nn/;
+// activation and loss, any of `gradgraph train`'s optimizers, trained a few steps per call by nn/;
 // decision regions on a grid, and one sample's forward and backward as an explain program.
 #pragma once
 

@@ -179,7 +179,8 @@ let busy = false;
 
 function playgroundSettings() {
   const params = {};
-  for (const input of $("hyper").querySelectorAll("input")) params[input.dataset.param] = input.value;
+  for (const input of $("hyper").querySelectorAll("input"))
+    params[input.dataset.param] = input.type === "checkbox" ? String(input.checked) : input.value;
   return {
     dataset: $("dataset").value,
     samples: $("samples").value,
@@ -198,13 +199,19 @@ function fillSelect(select, values, chosen) {
   if (chosen && values.includes(chosen)) select.value = chosen;
 }
 
-/** The chosen optimizer's hyper-parameters as fields, with the engine's defaults. */
+/** The chosen optimizer's hyper-parameters as fields (a flag as a box), with the engine's defaults:
+ * those of `gradgraph train --dataset`, whose names they have. */
 function fillHyper(given = {}) {
   const spec = options.optimizers.find((o) => o.name === $("optimizer").value);
   $("hyper").replaceChildren(
-    ...spec.params.map((p) =>
-      el("label", {}, el("span", { text: p.name }),
-        el("input", { type: "text", "data-param": p.name, value: given[p.name] ?? p.default, spellcheck: "false" }))),
+    ...spec.params.map((p) => {
+      const value = given[p.name] ?? p.default;
+      const input = p.flag
+        ? el("input", { type: "checkbox", "data-param": p.name })
+        : el("input", { type: "text", "data-param": p.name, value, spellcheck: "false" });
+      if (p.flag) input.checked = value === "true";
+      return el("label", {}, el("span", { text: p.name }), input);
+    }),
   );
   for (const input of $("hyper").querySelectorAll("input")) input.addEventListener("change", resetPlayground);
 }
@@ -218,7 +225,7 @@ async function setupPlayground() {
   fillSelect($("optimizer"), options.optimizers.map((o) => o.name), g.optimizer ?? "adam");
   for (const key of ["samples", "noise", "seed", "hidden"]) if (g[key] !== undefined) $(key).value = g[key];
   if (g.sample !== undefined) $("sample-index").value = g.sample;
-  fillHyper(state.optimizerParams.lr === undefined && !g.optimizer ? { lr: "0.05" } : state.optimizerParams);
+  fillHyper(state.optimizerParams);
   $("optimizer").addEventListener("change", () => {
     fillHyper();
     resetPlayground();
@@ -233,6 +240,7 @@ async function resetPlayground() {
   updateRunButton();
   losses = [];
   const reply = await engine.playgroundCreate(playgroundSettings());
+  markField(reply.error ? reply.error.message : "");
   if (reply.error) {
     playground = null;
     $("playground-error").hidden = false;
@@ -247,6 +255,17 @@ async function resetPlayground() {
   drawLoss();
   await showSample();
   saveUrl();
+}
+
+/** Marks the field a message names ("--lr 'abc': not a number", "hidden layers '8,x': ..."): the
+ * messages are `gradgraph train`'s, which name its options. */
+function markField(message) {
+  const option = /^--([\w-]+)/.exec(message)?.[1];
+  const fields = [...$("hyper").querySelectorAll("input"), ...["samples", "noise", "seed", "hidden"].map($)];
+  for (const f of fields) {
+    const name = f.dataset.param ?? f.id;
+    f.classList.toggle("error-field", name === option || (name === "hidden" && message.startsWith("hidden layers")));
+  }
 }
 
 function showScores(reply) {

@@ -1,6 +1,7 @@
 // The page's browser tests (CTest's web_browser): the built page in headless Debian Chromium, every
 // number it shows checked against `gradgraph explain --json` of the same program, the parse error's
-// caret, the URL round trip, the playground training the triangle, refusals of absurd sizes, and the
+// caret, the URL round trip, the playground training the triangle (a bad field refused with train's
+// message), refusals of absurd sizes, and the
 // pinned check of `explain --html` (chromium --dump-dom of FILE#end, run literally). It also reports
 // how long a 1,000-node program takes to lay out and a step to render (measured, not asserted).
 // Usage: node web/test/run.mjs PAGE_DIR GRADGRAPH_BINARY
@@ -250,6 +251,25 @@ async function playground(browser) {
     }, { timeout: 30000, polling: 200 })
     .then((h) => h.jsonValue(), () => 0);
   check(grads > 0, "one sample's gradients are shown");
+  // a value typed into a field is refused with train's message for that option, the field marked
+  await page.$eval('#hyper input[data-param="lr"]', (e) => {
+    e.value = "abc";
+    e.dispatchEvent(new Event("change"));
+  });
+  await page.waitForSelector("#playground-error:not([hidden])", { timeout: 10000 });
+  let cli = "";
+  try {
+    execFileSync(gradgraph, ["train", "--dataset", "triangle", "--layers", "2,8,2", "--lr", "abc"], { encoding: "utf8", stdio: "pipe" });
+  } catch (e) {
+    cli = e.stderr;
+  }
+  equal(`gradgraph train: ${await page.$eval("#playground-error", (e) => e.textContent)}\n`, cli, "a bad lr: train's message");
+  check(await page.$eval('#hyper input[data-param="lr"]', (e) => e.classList.contains("error-field")), "the lr field is marked");
+  await page.$eval('#hyper input[data-param="lr"]', (e) => {
+    e.value = "0.05";
+    e.dispatchEvent(new Event("change"));
+  });
+  await page.waitForSelector("#playground-error[hidden]", { timeout: 10000 });
   // a 10,000-unit layer is refused with a message, the tab stays responsive
   await page.$eval("#hidden", (e) => {
     e.value = "10000";
