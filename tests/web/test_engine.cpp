@@ -280,3 +280,36 @@ TEST_CASE("playground: the optimizers, their hyper-parameters and defaults, and 
   samples["samples"] = "2.5";
   CHECK(call("playground.create", samples)["error"]["message"] == "--samples '2.5': not a whole number");
 }
+
+TEST_CASE("explain: in a large graph an input used by many nodes is drawn beside each of them") {
+  // 64 statements reading 5 weights and 3 biases (used 12 to 22 times each) and x (once)
+  std::string program;
+  for (int k = 1; k <= 64; ++k)
+    program += fmt::format("a{} = tanh({} * w{} + b{}); ", k, k == 1 ? "x" : fmt::format("a{}", k - 1), k % 5,
+                           k % 3);
+  program.resize(program.size() - 2);
+  const Value r = call("explain", {{"program", program}, {"inputs", {{"x", "0.5"}}}});
+  REQUIRE_FALSE(r.contains("error"));
+  const std::string dot = r["dot"].get<std::string>();
+  const Value& nodes = r["nodes"];
+  std::size_t copies = 0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    std::size_t uses = 0;
+    for (const Value& e : r["edges"]) uses += e["from"] == i;
+    const bool shared = nodes[i]["kind"] == "input" && uses > 3;
+    // a shared input: no node of its own, one copy per use, linked by their ids n<i>c<k>
+    CHECK((dot.find(fmt::format("\nn{} [", i)) == std::string::npos) == shared);
+    if (!shared) continue;
+    for (std::size_t k = 0; k < uses; ++k)
+      CHECK(dot.find(fmt::format("n{}c{} [", i, k)) != std::string::npos);
+    CHECK(dot.find(fmt::format("n{}c{} [", i, uses)) == std::string::npos);
+    copies += uses;
+  }
+  CHECK(copies == 64 * 2); // every use of the 8 weights and biases
+  // every edge keeps its id (the page finds its local derivative by it)
+  for (std::size_t k = 0; k < r["edges"].size(); ++k)
+    CHECK(dot.find(fmt::format("[id=e{},", k)) != std::string::npos);
+  // a small graph keeps one node per input (micrograd's x has four uses)
+  const Value small = call("explain", explain_request(examples()[2]));
+  CHECK(small["dot"].get<std::string>().find("c0 [") == std::string::npos);
+}

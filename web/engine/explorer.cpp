@@ -99,11 +99,14 @@ double parse_value(const std::string& name, const std::string& text) {
   return cli::parse_value(fmt::format("{}={}", name, text), t);
 }
 
-/// Nodes beyond which the layout is tuned for speed (dot_text).
+/// Nodes beyond which the layout is tuned for speed and shared inputs are drawn as copies (dot_text).
 constexpr std::size_t k_large_graph = 60;
+/// Uses beyond which an input of a large graph is drawn beside each node that uses it (dot_text).
+constexpr std::size_t k_shared_input_uses = 3;
 
 struct GraphNode {
   std::string key, id, label, shape, klass; ///< key: the DOT node name; id: the SVG element's id
+  std::string group;                        ///< dot keeps the edges within a group straight
 };
 struct GraphEdge {
   std::string id, label;
@@ -308,18 +311,38 @@ private:
   }
 
   /// The graph for the page's layout, written by Boost.Graph: node ids n0, n1, ... and edge ids e0,
-  /// e1, ... (kept by Graphviz in its SVG), labels with the widest text each line will hold.
+  /// e1, ... (kept by Graphviz in its SVG), labels with the widest text each line will hold. In a
+  /// large graph an input used by many nodes (a weight every unit reads) is drawn as one copy beside
+  /// each node that uses it (ids n4c0, n4c1, ...; the page links them), as TensorBoard draws
+  /// high-degree nodes: its edges no longer cross the whole drawing, and dot lays it out as a chain.
   std::string dot_text() const {
-    DotGraph g(nodes_.size());
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const bool large = nodes_.size() > k_large_graph;
+    std::vector<std::size_t> uses(nodes_.size(), 0);
+    for (const EdgeRef& e : edges_) ++uses[e.from];
+    const auto copied = [&](std::size_t i) {
+      return large && nodes_[i].kind == "input" && uses[i] > k_shared_input_uses;
+    };
+    DotGraph g;
+    std::vector<std::size_t> vertex(nodes_.size());
+    const auto add_vertex = [&](std::size_t i, const std::string& id, const std::string& klass) {
       const Node& n = nodes_[i];
       const std::string grad = n.var.has_grad() ? short_text(n.var.grad().item()) : "0";
-      g[i] = {fmt::format("n{}", i), fmt::format("n{}", i),
-              fmt::format("{}\\nvalue {}\\ngrad {}", n.name, short_text(n.var.item()), grad),
-              n.kind == "op" ? "ellipse" : "box", i + 1 == nodes_.size() ? "output" : n.kind};
+      return boost::add_vertex(
+          GraphNode{id, id, fmt::format("{}\\nvalue {}\\ngrad {}", n.name, short_text(n.var.item()), grad),
+                    n.kind == "op" ? "ellipse" : "box", klass, klass == "input copy" ? "" : "main"},
+          g);
+    };
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      if (!copied(i))
+        vertex[i] = add_vertex(i, fmt::format("n{}", i), i + 1 == nodes_.size() ? "output" : nodes_[i].kind);
+    std::vector<std::size_t> copies(nodes_.size(), 0);
+    for (std::size_t k = 0; k < edges_.size(); ++k) {
+      const EdgeRef& e = edges_[k];
+      const std::size_t from =
+          copied(e.from) ? add_vertex(e.from, fmt::format("n{}c{}", e.from, copies[e.from]++), "input copy")
+                         : vertex[e.from];
+      boost::add_edge(from, vertex[e.to], GraphEdge{fmt::format("e{}", k), e.label}, g);
     }
-    for (std::size_t k = 0; k < edges_.size(); ++k)
-      boost::add_edge(edges_[k].from, edges_[k].to, GraphEdge{fmt::format("e{}", k), edges_[k].label}, g);
     boost::dynamic_properties dp;
     dp.property("rankdir", boost::make_constant_property<DotGraph*>(std::string("LR")));
     dp.property("node_id", boost::get(&GraphNode::key, g));
@@ -328,18 +351,21 @@ private:
     dp.property("shape", boost::get(&GraphNode::shape, g));
     dp.property("class", boost::get(&GraphNode::klass, g));
     dp.property("id", boost::get(&GraphEdge::id, g));
-    // dot ranks a label as a node of its own and then minimises crossings at length: on a large
-    // graph whose inputs fan out far (a weight used by every unit) that took it minutes. There the
-    // labels are placed after the layout (xlabel) and the crossing and ranking passes are cut short.
-    const bool large = nodes_.size() > k_large_graph;
+    // dot ranks a label as a node of its own and then minimises crossings at length: a 1,001-node
+    // chain took it 9 s (19 s the first time). In a large graph the labels are placed after the
+    // layout (xlabel), the crossing and ranking passes are cut short (the chain: 1.9 s), and the
+    // nodes but the copies are one group, whose edges dot keeps straight: the 200-node program of
+    // docs/web.md is then a straight line with the copies beside it, not a diagonal 35 times as high.
     dp.property(large ? "xlabel" : "label", boost::get(&GraphEdge::label, g));
-    if (large)
+    if (large) {
+      dp.property("group", boost::get(&GraphNode::group, g));
       for (const auto& [key, value] : {std::pair{"mclimit", "0.01"},
                                        {"nslimit", "0.2"},
                                        {"nslimit1", "0.2"},
                                        {"searchsize", "5"},
                                        {"remincross", "false"}})
         dp.property(key, boost::make_constant_property<DotGraph*>(std::string(value)));
+    }
     std::ostringstream os;
     boost::write_graphviz_dp(os, g, dp, "node_id");
     return os.str();

@@ -90,11 +90,20 @@ export class StepView {
     svg.classList.add(this.reply.nodes.length > 60 ? "large" : "fit");
     this.parts.graph.replaceChildren(svg);
     this.activeEdges = [];
+    // n4, or n4c0, n4c1, ...: the copies of a widely shared input, one beside each node using it
+    // (drawn for large graphs by the engine), which are shown, stepped and highlighted together.
     for (const g of svg.querySelectorAll("g.node")) {
-      const i = Number(g.id.slice(1));
+      const i = Number(/^n(\d+)/.exec(g.id)[1]);
       g.dataset.name = this.reply.nodes[i].name;
       g.addEventListener("click", () => this.goToNode(i));
-      this.svgNodes.set(i, { g, texts: g.querySelectorAll("text") });
+      if (!this.svgNodes.has(i)) this.svgNodes.set(i, { groups: [], texts: [] });
+      const entry = this.svgNodes.get(i);
+      entry.groups.push(g);
+      entry.texts.push(g.querySelectorAll("text"));
+      if (g.classList.contains("copy")) {
+        g.addEventListener("mouseenter", () => entry.groups.forEach((c) => c.classList.add("linked")));
+        g.addEventListener("mouseleave", () => entry.groups.forEach((c) => c.classList.remove("linked")));
+      }
     }
     for (const g of svg.querySelectorAll("g.edge")) this.svgEdges.set(Number(g.id.slice(1)), g);
     svg.querySelector("title")?.remove();
@@ -144,27 +153,29 @@ export class StepView {
     const { node: cur, edges } = this.current();
     const t = this.texts();
     for (const [i, entry] of this.svgNodes) {
-      const { g, texts } = entry;
       const n = r.nodes[i];
       const grad = grads.get(i);
       // a step changes a few nodes: the others are left alone (a 1,000-node graph stays fast)
       const key = `${t.value}|${known[i]}|${i === cur}|${grad ? grad[0][1] : ""}`;
       if (entry.key === key) continue;
       entry.key = key;
-      g.classList.toggle("known", known[i]);
-      g.classList.toggle("current", i === cur);
-      g.classList.toggle("has-grad", !!grad);
-      g.classList.toggle("nonfinite", known[i] && !isFinitePair(n.value));
-      if (texts.length >= 3) {
-        texts[1].textContent = known[i] ? `${t.value} ${n.value[1]}` : "";
-        texts[2].textContent = grad ? `grad ${grad[0][1]}` : "";
-      }
+      entry.groups.forEach((g, k) => {
+        g.classList.toggle("known", known[i]);
+        g.classList.toggle("current", i === cur);
+        g.classList.toggle("has-grad", !!grad);
+        g.classList.toggle("nonfinite", known[i] && !isFinitePair(n.value));
+        const texts = entry.texts[k];
+        if (texts.length >= 3) {
+          texts[1].textContent = known[i] ? `${t.value} ${n.value[1]}` : "";
+          texts[2].textContent = grad ? `grad ${grad[0][1]}` : "";
+        }
+      });
     }
     for (const k of this.activeEdges ?? []) this.svgEdges.get(k)?.classList.remove("active");
     for (const k of edges) this.svgEdges.get(k)?.classList.add("active");
     this.activeEdges = edges;
     if (cur >= 0 && this.svgNodes.has(cur) && r.nodes.length > 60)
-      this.svgNodes.get(cur).g.scrollIntoView({ block: "nearest", inline: "nearest" });
+      this.svgNodes.get(cur).groups[0].scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
   renderPanel() {
