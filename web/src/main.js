@@ -72,7 +72,7 @@ const editor = $("program");
 const inputFields = new Map(); // name -> text input
 const explorerView = new StepView(
   engine,
-  { graph: $("graph"), panel: $("panel"), names: $("names"), status: $("graph-status") },
+  { graph: $("graph"), panel: $("panel"), names: $("names"), status: $("graph-status"), alert: $("nonfinite") },
   texts,
   saveUrl,
 );
@@ -168,7 +168,7 @@ function loadExample(example, step = 0) {
 
 const sampleView = new StepView(
   engine,
-  { graph: $("sample-graph"), panel: $("sample-panel"), names: $("sample-names"), status: $("sample-status") },
+  { graph: $("sample-graph"), panel: $("sample-panel"), names: $("sample-names"), status: $("sample-status"), alert: $("sample-nonfinite") },
   texts,
 );
 let options = null;

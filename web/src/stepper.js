@@ -32,7 +32,7 @@ const isFinitePair = (pair) => !["nan", "inf", "-inf"].includes(pair[0]);
 export class StepView {
   /**
    * @param engine the Engine (for the layout)
-   * @param parts {graph, panel, names, status}: the elements it fills
+   * @param parts {graph, panel, names, status, alert}: the elements it fills
    * @param texts a function returning the current language's texts
    * @param onStep called with the step after each change (for the URL)
    */
@@ -58,7 +58,9 @@ export class StepView {
     this.position = new Map(this.forward.map((node, k) => [node, k + 1]));
     this.svgNodes = new Map();
     this.svgEdges = new Map();
+    this.nameOf = new Map(reply.names.map((entry) => [entry.node, entry]));
     this.renderNames();
+    this.renderAlert();
     this.go(step === "end" ? this.total : Number(step) || 0);
     const token = ++this.layoutToken;
     delete this.parts.graph.dataset.layoutMs;
@@ -106,6 +108,8 @@ export class StepView {
       }
     }
     for (const g of svg.querySelectorAll("g.edge")) this.svgEdges.set(Number(g.id.slice(1)), g);
+    const bad = this.reply.nonfinite.value;
+    if (bad) for (const g of this.svgNodes.get(bad.node)?.groups ?? []) g.classList.add("first-nonfinite");
     svg.querySelector("title")?.remove();
   }
 
@@ -213,7 +217,7 @@ export class StepView {
     const head = node.definition && node.definition !== node.name ? `${node.name} = ${node.definition}` : node.name;
     panel.append(
       el("p", { class: "formula" }, `${head}:   d${out}/d${dOf(node.name)} = `, num(s.upstream, "upstream", node.name),
-        b === 0 ? ` (${t.seed})` : ""));
+        b === 0 ? ` (${t.seed})` : "", this.checkBeside(s.node)));
     const table = el("table", { class: "edges" });
     table.append(el("tr", {}, el("th", { text: t.local }), el("th", { text: t.product }), el("th", { text: t.grad })));
     for (const e of s.edges) {
@@ -226,12 +230,50 @@ export class StepView {
         grad.append(num(e.previous, "previous", input), " + ", num(e.product, "product", input), " = ");
       grad.append(num(e.accumulated, "accumulated", input));
       if (e.contributions > 1) grad.append(el("span", { class: "note", text: `  (${t.contribution(e.contribution, e.contributions)})` }));
+      if (e.contribution === e.contributions) grad.append(this.checkBeside(e.input));
       table.append(el("tr", { "data-input": input, "data-complete": String(e.contribution === e.contributions) }, local, product, grad));
     }
     panel.append(table);
     const bad = r.nonfinite.grad;
     if (bad && bad.step === b)
       panel.append(el("p", { class: "nonfinite", text: `${t.firstNonFiniteGrad}: d${out}/d${dOf(r.nodes[bad.node].name)}` }));
+  }
+
+  /** A complete gradient's finite-difference check (explain --check's), for a named node. */
+  checkBeside(i) {
+    const entry = this.nameOf.get(i);
+    if (!entry || !entry.check) return null;
+    const t = this.texts();
+    const name = this.reply.nodes[i].name;
+    return el("span", { class: "check-beside" }, `  ${t.check} `, num(entry.check, "check", name),
+      el("span", { class: `agree ${entry.agrees ? "yes" : "no"}`, text: ` ${entry.agrees ? t.agrees : t.differs}` }));
+  }
+
+  /** The first value and the first gradient that are not finite, named with their op, above the
+   * steps whatever the step, each with a button to its step. */
+  renderAlert() {
+    const box = this.parts.alert;
+    if (!box) return;
+    const r = this.reply;
+    const t = this.texts();
+    box.replaceChildren();
+    const { value, grad } = r.nonfinite;
+    if (value) {
+      const n = r.nodes[value.node];
+      const what = n.definition ? `${n.name} = ${n.definition}` : n.name;
+      const go = el("button", { class: "go", text: t.show });
+      go.addEventListener("click", () => this.goToNode(value.node));
+      box.append(el("p", { class: "first-value", "data-node": n.name, "data-op": n.op },
+        `${t.firstNonFinite}: ${what} = ${n.value[1]} (${n.op})${value.reason ? `: ${value.reason}` : ""} `, go));
+    }
+    if (grad) {
+      const n = r.nodes[grad.node];
+      const go = el("button", { class: "go", text: t.show });
+      go.addEventListener("click", () => this.go(this.forward.length + grad.step + 1));
+      box.append(el("p", { class: "first-grad", "data-node": n.name },
+        `${t.firstNonFiniteGrad}: d${r.output}/d${dOf(n.name)} `, go));
+    }
+    box.hidden = !value && !grad;
   }
 
   appendNonFinite(panel, i) {
@@ -304,6 +346,7 @@ export class StepView {
   relabel() {
     if (!this.reply) return;
     this.renderNames();
+    this.renderAlert();
     this.go(this.step);
   }
 }

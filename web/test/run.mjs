@@ -1,7 +1,7 @@
 // The page's browser tests (CTest's web_browser): the built page in headless Debian Chromium, every
 // number it shows checked against `gradgraph explain --json` of the same program, the parse error's
-// caret, the URL round trip, the playground training the triangle (a bad field refused with train's
-// message), refusals of absurd sizes, and the
+// caret, the first value and gradient that are not finite, the URL round trip, the playground training
+// the triangle (a bad field refused with train's message), refusals of absurd sizes, and the
 // pinned check of `explain --html` (chromium --dump-dom of FILE#end, run literally). It also reports
 // how long a 1,000-node program takes to lay out and a step to render (measured, not asserted).
 // Usage: node web/test/run.mjs PAGE_DIR GRADGRAPH_BINARY
@@ -138,7 +138,9 @@ async function stepThrough(browser, id) {
           equal(Number(accumulated), Number(previous) + Number(product), `${id}: step ${s.step}, ${e.input}: running sum`);
         if (e.complete && named.has(e.input)) {
           close(accumulated, expected.grads[e.input], `${id}: backward step ${s.step}, d/d${e.input}`);
-          ++checked;
+          // the finite-difference check beside the complete gradient, explain --check's
+          close(get("check"), expected.check[e.input], `${id}: backward step ${s.step}, check of d/d${e.input}`, 1e-8);
+          checked += 2;
         }
       }
     }
@@ -198,6 +200,31 @@ async function parseError(browser) {
   });
   await page.waitForFunction(() => document.getElementById("error").textContent.includes("use a dot for decimals"), { timeout: 10000 });
   console.log("parse error: the CLI's message and caret; a value '0,5' refused with its hint");
+  await page.close();
+}
+
+/** The first value and the first gradient that are not finite: named with their op above the steps,
+ * drawn apart in the graph, and a button to each one's step. */
+async function nonFinite(browser) {
+  const program = "y = log(x); f = y * 2";
+  const page = await open(browser, hashOf(program, { x: "0" }));
+  await page.waitForSelector("#nonfinite:not([hidden])", { timeout: 10000 });
+  const alert = await page.$eval("#nonfinite", (e) => ({
+    value: { ...e.querySelector(".first-value")?.dataset },
+    text: e.querySelector(".first-value")?.firstChild.textContent,
+    grad: { ...e.querySelector(".first-grad")?.dataset },
+  }));
+  equal(alert.value?.node, "y", "the first value that is not finite is y's");
+  equal(alert.value?.op, "log", "it names the op that made it");
+  check(alert.text.includes("-inf"), `it shows the value: ${alert.text}`);
+  equal(alert.grad?.node, "x", "the first gradient that is not finite is x's");
+  equal(await page.$$eval("#graph g.node.first-nonfinite", (g) => g.map((n) => n.dataset.name).join()), "y", "the graph marks y");
+  await page.click("#nonfinite .first-grad button");
+  const s = await snapshot(page);
+  equal(s.phase, "backward", "its button opens the backward step");
+  check(s.edges.some((e) => e.input === "x" && !Number.isFinite(Number(e.nums.find((n) => n.role === "accumulated")?.full))),
+    "the step shows x's gradient that is not finite");
+  console.log(`non-finite: ${alert.text.trim()}; the first gradient d f/d x, its step opened`);
   await page.close();
 }
 
@@ -355,6 +382,7 @@ const browser = chromium.browser;
 try {
   for (const id of Object.keys(EXAMPLES)) await stepThrough(browser, id);
   await parseError(browser);
+  await nonFinite(browser);
   await urlRoundTrip(browser);
   await absurdProgram(browser);
   await playground(browser);
