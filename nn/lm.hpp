@@ -38,6 +38,9 @@ inline constexpr std::string_view model_names = "bigram, mlp, rnn, lstm, gru or 
 
 /// Checks a configuration (ValueError naming the field and its value); called by every constructor.
 void check(const Config& config);
+/// The number of parameters of the model a configuration describes (a double: absurd sizes do not
+/// overflow it), without building the model.
+double parameter_count(const Config& config);
 /// The configuration as safetensors metadata ("gradgraph.lm.model", "gradgraph.lm.context", ...).
 std::map<std::string, std::string> to_metadata(const Config& config);
 /// The configuration saved by to_metadata; ValueError naming a missing or malformed entry.
@@ -250,7 +253,9 @@ struct Saved {
 /// Reads what save() wrote (or a trainer's checkpoint of such a model: its "model." tensors). A file
 /// without the configuration or the vocabulary, a vocabulary of another size than the model's, or
 /// tensors that are not those of the model the configuration describes (listing the missing and the
-/// extra ones) are ValueErrors naming the file; shapes that differ are ShapeErrors.
+/// extra ones) are ValueErrors naming the file, as are sizes describing a model of more parameters
+/// than the file holds numbers (a hand-edited or damaged file: refused before anything is
+/// allocated); shapes that differ are ShapeErrors naming the file and the tensor.
 Saved load(const std::string& path);
 
 /// How sample() draws each token.
@@ -261,11 +266,10 @@ struct SampleOptions {
   bool stop_at_boundary = false; ///< end when the boundary token is drawn (a word list's words)
 };
 /// Continues `prompt` (at least one token) by drawing tokens one at a time from the model's
-/// distribution (eval mode, no recording; the last `context` tokens as input); returns the new
+/// distribution (eval mode, no recording; the last `context` tokens as input; each token drawn by
+/// gg::multinomial with rng); returns the new
 /// tokens (without the boundary that stopped it). ValueError for a temperature <= 0, top_k < 0.
 std::vector<std::int64_t> sample(LanguageModel& model, std::vector<std::int64_t> prompt,
                                  const SampleOptions& options, Rng& rng);
-/// One index drawn from unnormalised probabilities (non-negative, not all 0).
-std::int64_t draw(const std::vector<double>& weights, Rng& rng);
 
 } // namespace gg::nn::lm

@@ -147,19 +147,6 @@ void check_paths(const LmTrainOptions& o) {
   cli::check_paths(outputs, inputs);
 }
 
-/// The parameters a configuration's model has, counted before it is built (in double: sizes up to
-/// 65536 must not overflow before they are refused).
-double parameters_of(const lm::Config& c) {
-  const double v = static_cast<double>(c.vocab_size), e = static_cast<double>(c.embedding),
-               h = static_cast<double>(c.hidden), k = static_cast<double>(c.context),
-               layers = static_cast<double>(c.layers);
-  if (c.model == "bigram") return v * v;
-  if (c.model == "mlp") return (v + 1) * e + k * e * h + h + h * v + v;
-  if (c.model == "gpt") return v * e + k * e + layers * (12 * e * e + 13 * e) + 2 * e;
-  const double gates = c.model == "lstm" ? 4 : c.model == "gru" ? 3 : 1;
-  return v * e + gates * h * (e + h) + (layers - 1) * gates * h * 2 * h + layers * 2 * gates * h + h * v + v;
-}
-
 /// What a checkpoint must agree on to be resumed.
 Record run_record(const LmTrainOptions& o, const lm::Config& c, const lm::Corpus& corpus) {
   return {{"mode", o.mode},
@@ -267,7 +254,7 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
     if (!o.given.count("context")) c.context = need;
   }
   lm::check(c);
-  if (const double n = parameters_of(c); n > static_cast<double>(max_parameters))
+  if (const double n = lm::parameter_count(c); n > static_cast<double>(max_parameters))
     throw ValueError(
         fmt::format("--model {} with these sizes has {:.3g} parameters, more than this tool builds "
                     "({}): give a smaller --embedding, --hidden, --layers or --context",

@@ -63,6 +63,17 @@ std::map<std::string, std::string> to_metadata(const Config& c) {
           {"gradgraph.lm.dtype", std::string(dtype_name(c.dtype))}};
 }
 
+double parameter_count(const Config& c) {
+  const double v = static_cast<double>(c.vocab_size), e = static_cast<double>(c.embedding),
+               h = static_cast<double>(c.hidden), k = static_cast<double>(c.context),
+               layers = static_cast<double>(c.layers);
+  if (c.model == "bigram") return v * v;
+  if (c.model == "mlp") return (v + 1) * e + k * e * h + h + h * v + v;
+  if (c.model == "gpt") return v * e + k * e + layers * (12 * e * e + 13 * e) + 2 * e;
+  const double gates = c.model == "lstm" ? 4 : c.model == "gru" ? 3 : 1;
+  return v * e + gates * h * (e + h) + (layers - 1) * gates * h * 2 * h + layers * 2 * gates * h + h * v + v;
+}
+
 Config from_metadata(const std::map<std::string, std::string>& meta, const std::string& source) {
   const auto get = [&](const std::string& key) -> const std::string& {
     const auto it = meta.find("gradgraph.lm." + key);
@@ -605,9 +616,19 @@ Saved load(const std::string& path) {
   if (s.vocab.has_boundary() != (s.mode == Corpus::Mode::words))
     throw ValueError(fmt::format("{}: a {} model's vocabulary {} a boundary token", path, mode->second,
                                  s.vocab.has_boundary() ? "has" : "lacks"));
-  s.model = make_model(c);
   // A trainer's checkpoint holds the model as "model.<name>" next to the optimizer's state.
   const bool checkpoint = file.metadata.count("gradgraph.step") > 0;
+  // Sizes edited by hand (or damaged) must not allocate a model the file could not fill.
+  double stored = 0;
+  for (const auto& [name, t] : file.tensors)
+    if (!checkpoint || name.starts_with("model.")) stored += static_cast<double>(t.numel());
+  if (const double n = parameter_count(c); n > stored)
+    throw ValueError(
+        fmt::format("{}: its metadata (gradgraph.lm.vocab_size {}, context {}, embedding {}, hidden "
+                    "{}, layers {}) describes a {} of {:.4g} parameters, but the file holds {:.4g} "
+                    "numbers: the metadata was edited or the file is damaged",
+                    path, c.vocab_size, c.context, c.embedding, c.hidden, c.layers, c.model, n, stored));
+  s.model = make_model(c);
   std::vector<std::pair<std::string, Tensor>> state;
   std::set<std::string> names;
   for (auto& [name, t] : file.tensors) {
@@ -633,7 +654,11 @@ Saved load(const std::string& path) {
     throw ValueError(fmt::format("{}: its tensors are not those of the {} its metadata describes ({}):{}{}",
                                  path, c.model, s.model->describe(), list("missing", missing),
                                  list("extra", extra)));
-  s.model->load_state_dict(state);
+  try {
+    s.model->load_state_dict(state);
+  } catch (const ShapeError& e) {
+    throw ShapeError(fmt::format("{}: {}", path, e.what()));
+  }
   return s;
 }
 
@@ -662,23 +687,6 @@ double WarmupCosineLR::get_lr() const {
   return lr_at(last_epoch());
 }
 
-std::int64_t draw(const std::vector<double>& weights, Rng& rng) {
-  double total = 0;
-  for (double w : weights) total += w;
-  if (!(total > 0) || !std::isfinite(total))
-    throw ValueError(fmt::format("draw: the weights sum to {}, not a positive finite number", total));
-  const double u = rng.uniform() * total;
-  double run = 0;
-  std::int64_t last = 0;
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    if (weights[i] <= 0) continue;
-    run += weights[i];
-    last = static_cast<std::int64_t>(i);
-    if (u < run) return last;
-  }
-  return last; // u rounded up to the total
-}
-
 std::vector<std::int64_t> sample(LanguageModel& model, std::vector<std::int64_t> tokens,
                                  const SampleOptions& o, Rng& rng) {
   if (!(o.temperature > 0 && std::isfinite(o.temperature)))
@@ -693,7 +701,7 @@ std::vector<std::int64_t> sample(LanguageModel& model, std::vector<std::int64_t>
   const bool was_training = model.is_training();
   model.eval();
   std::vector<std::int64_t> made;
-  std::vector<double> p(static_cast<std::size_t>(c.vocab_size));
+  Tensor p = Tensor::empty({c.vocab_size}, f64);
   for (std::int64_t step = 0; step < o.length; ++step) {
     const std::size_t n = std::min(tokens.size(), static_cast<std::size_t>(c.context));
     Tensor x = Tensor::empty({1, static_cast<std::int64_t>(n)}, c.dtype);
@@ -704,7 +712,7 @@ std::vector<std::int64_t> sample(LanguageModel& model, std::vector<std::int64_t>
     double top = -INFINITY;
     for (std::int64_t v = 0; v < c.vocab_size; ++v)
       top = std::max(top, logits.flat(base + v) / o.temperature);
-    std::vector<double> z(p.size());
+    std::vector<double> z(static_cast<std::size_t>(c.vocab_size));
     for (std::int64_t v = 0; v < c.vocab_size; ++v)
       z[static_cast<std::size_t>(v)] = logits.flat(base + v) / o.temperature;
     double kth = -INFINITY;
@@ -713,8 +721,10 @@ std::vector<std::int64_t> sample(LanguageModel& model, std::vector<std::int64_t>
       std::nth_element(sorted.begin(), sorted.begin() + (o.top_k - 1), sorted.end(), std::greater<>());
       kth = sorted[static_cast<std::size_t>(o.top_k - 1)];
     }
-    for (std::size_t v = 0; v < p.size(); ++v) p[v] = z[v] < kth ? 0.0 : std::exp(z[v] - top);
-    const std::int64_t next = draw(p, rng);
+    for (std::size_t v = 0; v < z.size(); ++v)
+      p.set_flat(static_cast<std::int64_t>(v), z[v] < kth ? 0.0 : std::exp(z[v] - top));
+    // One draw from the unnormalised weights through the op, with the caller's generator.
+    const auto next = static_cast<std::int64_t>(multinomial(Var::constant(p), 1, true, rng).value().flat(0));
     if (o.stop_at_boundary && next == 0) break;
     tokens.push_back(next);
     made.push_back(next);

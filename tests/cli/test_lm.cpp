@@ -201,6 +201,19 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
              Catch::Contains("\n  missing: token_embedding.weight, position_embedding.weight, "));
   CHECK_THAT(other_model.err,
              Catch::Contains("\n  extra: embedding.weight, head.bias, head.weight, rnn.bias_hh_l0, "));
+  // Sizes edited by hand: refused before a model is allocated, naming the file and the sizes.
+  for (const auto& [key, value] :
+       {std::pair{"embedding", "65536"}, std::pair{"layers", "1000"}, std::pair{"vocab_size", "1114113"}}) {
+    INFO(key);
+    const Result absurd = rewrite(std::string("gradgraph.lm.") + key, value, "d.safetensors");
+    CHECK(absurd.code == gg::cli::value_error);
+    CHECK_THAT(absurd.err, Catch::Contains("d.safetensors: ") && Catch::Contains(value));
+    if (std::string(key) != "vocab_size") // the vocabulary's size is checked first
+      CHECK_THAT(absurd.err, Catch::Contains("numbers: the metadata was edited or the file is damaged"));
+  }
+  const Result smaller = rewrite("gradgraph.lm.hidden", "4", "e.safetensors");
+  CHECK(smaller.code == gg::cli::shape_error);
+  CHECK_THAT(smaller.err, Catch::Contains("e.safetensors: load_state_dict: 'rnn.weight_ih_l0' has shape"));
   const Result mlp_file =
       run({"lm", "sample", "--model", GG_TEST_DATA "/../../nn/data/sequential_f64.safetensors"});
   CHECK(mlp_file.code == gg::cli::value_error);

@@ -259,8 +259,18 @@ TEST_CASE("lm: sampling is reproducible with a seed, top-k 1 is the most likely 
   CHECK(max_abs_diff(one, (*model)(x).value()) == 0);
   model->seed_dropout(6);
   CHECK(max_abs_diff(one, (*model)(x).value()) > 0);
-  for (int k = 0; k < lm::draw({0, 0, 1}, r); ++k) CHECK(k < 2);
-  CHECK_THROWS_AS(lm::draw({0, 0}, r), gg::ValueError);
+
+  // Each token is gg::multinomial's draw from exp(logits - max) with the caller's generator.
+  Tensor weights = Tensor::empty({9}, gg::f64);
+  double top = -INFINITY;
+  for (std::int64_t v = 0; v < 9; ++v) top = std::max(top, logits.flat(v));
+  for (std::int64_t v = 0; v < 9; ++v) weights.set_flat(v, std::exp(logits.flat(v) - top));
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    gg::Rng s1(seed), s2(seed);
+    const auto drawn = lm::sample(*model, {3}, {.length = 1}, s1);
+    CHECK(drawn.front() ==
+          static_cast<std::int64_t>(gg::multinomial(Var::constant(weights), 1, true, s2).item()));
+  }
 }
 
 TEST_CASE("lm: a configuration is checked, and survives safetensors metadata") {
@@ -280,6 +290,16 @@ TEST_CASE("lm: a configuration is checked, and survives safetensors metadata") {
   CHECK_THROWS_WITH(lm::from_metadata(meta, "m.safetensors"), Catch::Contains("no gradgraph.lm.hidden"));
   gg::nn::manual_seed(1);
   auto model = lm::make_model(config("gru", 5));
-  CHECK_THROWS_AS((*model)(Var::constant(Tensor::zeros({1, 9}))), gg::ShapeError); // past the context
-  CHECK_THROWS_AS((*model)(Var::constant(Tensor::zeros({4}))), gg::ShapeError);
+  // Input of the wrong rank or length names the model and both shapes.
+  CHECK_THROWS_WITH((*model)(Var::constant(Tensor::zeros({1, 9}))), // past the context
+                    Catch::StartsWith("Recurrent(gru, vocab=5") && Catch::Contains("1 <= length <= 8") &&
+                        Catch::Contains("got shape [1, 9]"));
+  CHECK_THROWS_WITH((*model)(Var::constant(Tensor::zeros({4}))),
+                    Catch::StartsWith("Recurrent(gru") && Catch::Contains("got shape [4]"));
+  auto gpt = lm::make_model(config("gpt", 5));
+  CHECK_THROWS_WITH((*gpt)(Var::constant(Tensor::zeros({2, 3, 4}))),
+                    Catch::StartsWith("GPT(vocab=5") && Catch::Contains("[batch, length]") &&
+                        Catch::Contains("got shape [2, 3, 4]"));
+  CHECK_THROWS_WITH((*gpt)(Var::constant(Tensor::full({1, 2}, 7))),
+                    Catch::Contains("token_embedding") || Catch::Contains("Embedding(5"));
 }
