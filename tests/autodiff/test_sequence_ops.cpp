@@ -380,5 +380,5 @@ TEST_CASE("scaled_dot_product_attention: dropout on the weights, and bad input n
       Catch::Contains("boolean attn_mask"));
   CHECK_THROWS_WITH(
       gg::scaled_dot_product_attention(q, k, v, gg::AttentionMask::additive(Tensor::zeros({3, 5}, gg::f32))),
-      Catch::Contains("float32"));
+      Catch::Contains("must have the query's dtype float64, got float32 (shape [3, 5])"));
 }
