@@ -255,8 +255,8 @@ TEST_CASE("layer_norm: with and without weight and bias, first and second deriva
   CHECK(y.op_name() == "layer_norm");
 }
 
-TEST_CASE("lstm_cell: equals the composed cell, h' and c' with first and second derivatives against finite "
-          "differences") {
+TEST_CASE(
+    "lstm_cell: the composed cell's values and first and second derivatives against finite differences") {
   using Fn = gg::test::Fn;
   const Tensor gates = gg::test::rnd({3, 8}, 83, -3, 3), c = gg::test::rnd({3, 2}, 84);
   const Var gv(gates, true), cv(c, true);
