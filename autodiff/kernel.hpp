@@ -157,9 +157,11 @@ int num_threads();
 /// The library doing the large matrix products: "OpenBLAS (Zen kernels)", or "Eigen (...)" with
 /// the reason (built without OpenBLAS; OpenBLAS chose kernels narrower than this CPU's vectors).
 std::string gemm_library();
-/// The library doing an [n, k] x [k, m] product: "plain loops" for products too small for a GEMM
-/// library's blocking and packing, gemm_library() otherwise.
-std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m);
+/// The library doing an op(a) [n, k] x op(b) [k, m] product with the current threads: "plain loops"
+/// for products too small for a GEMM library's blocking and packing; on one thread "BLIS ..." or
+/// "oneDNN ..." for the shapes where they were measured faster (docs/gemm.md); gemm_library() otherwise.
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32,
+                         bool trans_a = false, bool trans_b = false);
 /// How conv2d and its gradients run with the current threads: "oneDNN ... (implementation)" for
 /// float32 where oneDNN is built in and used, "im2col + GEMM (library)" with how the work is split
 /// across threads otherwise.
@@ -170,7 +172,8 @@ void use_dnnl(bool on);
 /// The library computing elementwise exp, log, tanh, sigmoid, erf, GELU and softmax's exponentials:
 /// "SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8 floats", or "glibc 2.36 libm (scalar)" without SLEEF.
 std::string math_library();
-/// Lets OpenBLAS do the large products (the default, when it is usable) or makes Eigen do them.
+/// Lets OpenBLAS, BLIS and oneDNN do the large products (the default, when they are usable) or makes
+/// Eigen do them.
 void use_blas(bool on);
 
 } // namespace gg::kernel

@@ -11,7 +11,7 @@ if [ "${1:-}" = --bench ]; then
          dataset-fashion-mnist)
 fi
 packages=(build-essential cmake libboost-graph-dev libboost-program-options-dev libfmt-dev catch2
-          libeigen3-dev libopenblas-dev libsleef-dev libdnnl-dev zlib1g-dev libbenchmark-dev graphviz nlohmann-json3-dev "${bench[@]}"
+          libeigen3-dev libopenblas-dev libblis-dev libsleef-dev libdnnl-dev zlib1g-dev libbenchmark-dev graphviz nlohmann-json3-dev "${bench[@]}"
           "$@")
 missing=()
 for p in "${packages[@]}"; do

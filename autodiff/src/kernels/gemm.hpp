@@ -1,9 +1,11 @@
 // The matrix-product building block the kernels share (internal): one row-major product through
-// plain loops, OpenBLAS or Eigen, and what the convolution needs to know of OpenBLAS's threads.
+// plain loops, BLIS, oneDNN, OpenBLAS or Eigen (chosen by shape: docs/gemm.md), and what the
+// convolution needs to know of OpenBLAS's threads.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace gg::kernel::detail {
 
@@ -17,6 +19,27 @@ extern template void gemm_any<float>(const float*, bool, std::int64_t, const flo
                                      float*, std::int64_t, std::int64_t, std::int64_t, bool);
 extern template void gemm_any<double>(const double*, bool, std::int64_t, const double*, bool, std::int64_t,
                                       double*, std::int64_t, std::int64_t, std::int64_t, bool);
+
+/// "BLIS 0.9.0 (zen3 kernels, 1 thread)" when BLIS is built in and its run-time kernels are a
+/// vector-FMA family, empty otherwise.
+const std::string& blis_kernels();
+/// "oneDNN 2.6.3 (sgemm, 1 thread)" when oneDNN is built in, empty otherwise.
+const std::string& dnnl_kernels();
+#ifdef GG_HAVE_BLIS
+/// gemm_any's product by BLIS on the calling thread (only when blis_kernels() is not empty).
+template <class T>
+void blis_gemm(const T* a, bool ta, std::int64_t lda, const T* b, bool tb, std::int64_t ldb, T* c,
+               std::int64_t n, std::int64_t k, std::int64_t m, bool accumulate);
+extern template void blis_gemm<float>(const float*, bool, std::int64_t, const float*, bool, std::int64_t,
+                                      float*, std::int64_t, std::int64_t, std::int64_t, bool);
+extern template void blis_gemm<double>(const double*, bool, std::int64_t, const double*, bool, std::int64_t,
+                                       double*, std::int64_t, std::int64_t, std::int64_t, bool);
+#endif
+#ifdef GG_HAVE_DNNL
+/// gemm_any's float product by oneDNN's sgemm on the calling thread; false if oneDNN refused it.
+bool dnnl_gemm(const float* a, bool ta, std::int64_t lda, const float* b, bool tb, std::int64_t ldb, float* c,
+               std::int64_t n, std::int64_t k, std::int64_t m, bool accumulate);
+#endif
 
 /// Whether OpenBLAS does the large products, on more than one thread.
 bool blas_threads_in_use();

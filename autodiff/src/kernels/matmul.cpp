@@ -1,6 +1,6 @@
-// Matrix products: plain loops for tiny ones, OpenBLAS or Eigen for the rest (chosen at run time:
-// docs/gemm.md), 2-d, batched and broadcast; the Linear layer's product with its bias; and the
-// number of kernel threads, which these libraries share.
+// Matrix products: plain loops for tiny ones, BLIS or oneDNN for the shapes where they were measured
+// faster, OpenBLAS or Eigen for the rest (docs/gemm.md), 2-d, batched and broadcast; the Linear layer's
+// product with its bias; and the number of kernel threads, which these libraries share.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -141,12 +141,47 @@ void set_blas_threads([[maybe_unused]] int threads) {
 #endif
 }
 
+namespace {
+/// Who computes a product (see pick_gemm).
+enum class GemmLib : std::uint8_t { loops, blis, dnnl, openblas, eigen };
+
+/// A dimension this short (a 10-class layer's outputs) makes a product "narrow": OpenBLAS's kernels
+/// run at a third to a half of their speed there, BLIS's at 1.3-2.6x OpenBLAS's (docs/gemm.md).
+constexpr Index k_narrow = 16;
+
+/// The library for one product, by dtype, shape and threads, as measured on one thread (docs/gemm.md,
+/// "By shape"): tiny products by plain loops; on one kernel thread, a narrow output (n or m) by BLIS;
+/// float products whose b operand has at most 2^18 elements with k <= 1024 by oneDNN (1.04-2.6x
+/// OpenBLAS there, slower on larger b); other products with a short k by BLIS; OpenBLAS (or Eigen)
+/// otherwise, and for every product on more threads. use_blas(false) leaves them all to Eigen.
+template <class T> GemmLib pick_gemm(Index n, Index k, Index m) {
+  if (n * k * m <= k_small_gemm) return GemmLib::loops;
+  if (!g_blas_allowed.load(std::memory_order_relaxed)) return GemmLib::eigen;
+  if (g_num_threads.load(std::memory_order_relaxed) == 1) {
+    const bool blis = !blis_kernels().empty();
+    if (blis && std::min(n, m) <= k_narrow) return GemmLib::blis;
+    if (std::is_same_v<T, float> && k <= 1024 && k * m <= (Index{1} << 18) && !dnnl_kernels().empty())
+      return GemmLib::dnnl;
+    if (blis && k <= k_narrow) return GemmLib::blis;
+  }
+  return gemm_choice().blas ? GemmLib::openblas : GemmLib::eigen;
+}
+} // namespace
+
 template <class T>
 void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
               bool accumulate) {
-  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  const GemmLib lib = pick_gemm<T>(n, k, m);
+  if (lib == GemmLib::loops) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+#ifdef GG_HAVE_BLIS
+  if (lib == GemmLib::blis) return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+#endif
+#ifdef GG_HAVE_DNNL
+  if constexpr (std::is_same_v<T, float>)
+    if (lib == GemmLib::dnnl && dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate)) return;
+#endif
 #ifdef GG_HAVE_OPENBLAS
-  if (gemm_choice().blas && g_blas_allowed.load(std::memory_order_relaxed)) {
+  if (gemm_choice().blas && lib != GemmLib::eigen) {
     const T beta = accumulate ? T(1) : T(0);
     const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
     const auto bi = [](Index v) { return static_cast<blasint>(v); };
@@ -315,13 +350,22 @@ Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
 
 std::string gemm_library() {
   const detail::GemmChoice& c = detail::gemm_choice();
-  if (c.blas && !detail::g_blas_allowed.load()) return "Eigen (OpenBLAS turned off by use_blas(false))";
+  if (!detail::g_blas_allowed.load()) return "Eigen (the GEMM libraries turned off by use_blas(false))";
   return c.description;
 }
 
-std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m) {
-  if (n * k * m <= detail::k_small_gemm) return "plain loops";
-  return gemm_library();
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype, bool trans_a,
+                         bool trans_b) {
+  (void)trans_a; // measured by shape alone so far (docs/gemm.md); the transposes are the caller's to say
+  (void)trans_b;
+  const auto lib =
+      dtype == DType::f32 ? detail::pick_gemm<float>(n, k, m) : detail::pick_gemm<double>(n, k, m);
+  switch (lib) {
+  case detail::GemmLib::loops: return "plain loops";
+  case detail::GemmLib::blis: return detail::blis_kernels();
+  case detail::GemmLib::dnnl: return detail::dnnl_kernels();
+  default: return gemm_library();
+  }
 }
 
 void use_blas(bool on) {
