@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "kernels.hpp"
+#include "vecmath.hpp"
 
 #include "../thread_pool.hpp"
 
@@ -234,6 +235,22 @@ inline Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
   return r;
 }
 
+/// The sum of a[i] * b[i] (each product in T, as the strided loops compute it) over [0, n), in
+/// double, by eight partial sums as sum_contiguous.
+template <class T> double dot_contiguous(const T* a, const T* b, Index n) {
+  std::array<double, 8> acc{};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t k = 0; k < 8; ++k) {
+      const Index j = i + static_cast<Index>(k);
+      acc[k] += static_cast<double>(a[j] * b[j]);
+    }
+  double s = 0;
+  for (; i < n; ++i) s += static_cast<double>(a[i] * b[i]);
+  for (double x : acc) s += x;
+  return s;
+}
+
 template <class T> double sum_contiguous(const T* p, Index n) {
   // Eight partial sums: independent chains the compiler can vectorise without reassociating.
   std::array<double, 8> acc{};
@@ -254,26 +271,7 @@ template <class F> void for_each_lane(const AxisView& v, F&& lane) {
 }
 
 template <class T> T lane_max(const T* p, Index stride, Index n) {
-  if (stride == 1) { // eight partial maxima and a NaN flag: chains the compiler can vectorise
-    std::array<T, 8> part;
-    part.fill(p[0]);
-    bool nan = false;
-    Index i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (std::size_t k = 0; k < 8; ++k) {
-        const T y = p[i + static_cast<Index>(k)];
-        part[k] = y > part[k] ? y : part[k];
-        nan |= y != y;
-      }
-    for (; i < n; ++i) {
-      part[0] = p[i] > part[0] ? p[i] : part[0];
-      nan |= p[i] != p[i];
-    }
-    if (nan) return std::numeric_limits<T>::quiet_NaN();
-    T m = part[0];
-    for (T q : part) m = q > m ? q : m;
-    return m;
-  }
+  if (stride == 1) return vec_max(p, n);
   T m = p[0];
   for (Index k = 1; k < n; ++k) {
     const T y = p[k * stride];

@@ -20,11 +20,12 @@ template <class T, class F> void for_each_exp(const T* in, Index stride, Index n
   T buf[detail::k_vec_block];
   for (Index lo = 0; lo < n; lo += detail::k_vec_block) {
     const Index len = std::min(n - lo, detail::k_vec_block);
-    if (stride == 1)
-      for (Index k = 0; k < len; ++k) buf[k] = in[lo + k] - shift;
-    else
+    if (stride == 1) {
+      detail::vec_exp_shifted(in + lo, shift, buf, len); // the shift in the same pass
+    } else {
       for (Index k = 0; k < len; ++k) buf[k] = in[(lo + k) * stride] - shift;
-    detail::vec_math(detail::VecFn::exp, buf, buf, len);
+      detail::vec_math(detail::VecFn::exp, buf, buf, len);
+    }
     visit(lo, static_cast<const T*>(buf), len);
   }
 }
@@ -99,10 +100,17 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
         const T log_s = static_cast<T>(std::log(s));
         for (Index k = 0; k < v.n; ++k) res[k * stride] = (in[k * stride] - m) - log_s;
       } else {
-        for_each_exp(in, stride, v.n, m, [&](Index lo, const T* e, Index len) {
-          for (Index k = 0; k < len; ++k) res[(lo + k) * stride] = e[k];
-          s += detail::sum_contiguous(e, len);
-        });
+        if (stride == 1) // three passes: the maximum, exp and its sum in place a block at a time, the scale
+          for (Index lo = 0; lo < v.n; lo += detail::k_vec_block) {
+            const Index len = std::min(v.n - lo, detail::k_vec_block);
+            detail::vec_exp_shifted(in + lo, m, res + lo, len);
+            s += detail::sum_contiguous(res + lo, len);
+          }
+        else
+          for_each_exp(in, stride, v.n, m, [&](Index lo, const T* e, Index len) {
+            for (Index k = 0; k < len; ++k) res[(lo + k) * stride] = e[k];
+            s += detail::sum_contiguous(e, len);
+          });
         const T inv = static_cast<T>(1.0 / s);
         if (stride == 1)
           for (Index k = 0; k < v.n; ++k) res[k] *= inv;
@@ -133,7 +141,10 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
     detail::for_each_lane(v, [&](Index base, Index stride, Index) {
       double s = 0;
       if (log_space) { // g - exp(out) * sum(g)
-        for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
+        if (stride == 1)
+          s = detail::sum_contiguous(gp + base, v.n);
+        else
+          for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
         const T st = static_cast<T>(s);
         for_each_exp(op_ + base, stride, v.n, T(0), [&](Index lo, const T* e, Index len) {
           for (Index k = 0; k < len; ++k) {
@@ -142,10 +153,13 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
           }
         });
       } else { // out * (g - sum(g * out))
-        for (Index k = 0; k < v.n; ++k) {
-          const Index i = base + k * stride;
-          s += static_cast<double>(gp[i] * op_[i]);
-        }
+        if (stride == 1)
+          s = detail::dot_contiguous(gp + base, op_ + base, v.n);
+        else
+          for (Index k = 0; k < v.n; ++k) {
+            const Index i = base + k * stride;
+            s += static_cast<double>(gp[i] * op_[i]);
+          }
         const T st = static_cast<T>(s);
         for (Index k = 0; k < v.n; ++k) {
           const Index i = base + k * stride;

@@ -5,12 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include <fmt/format.h>
 #if __has_include(<gnu/libc-version.h>)
 #include <gnu/libc-version.h>
 #endif
 
+#if defined(__AVX2__)
+#include <immintrin.h> // vec_max
+#endif
 #if defined(GG_HAVE_SLEEF) && (defined(__SSE2__) || defined(__AVX2__) || defined(__AVX512F__))
 #define GG_SLEEF_VECTORS 1
 #include <immintrin.h>
@@ -40,6 +45,80 @@ template <class S> typename S::V exp_top(typename S::V x, typename S::V r) {
   return S::load(rs);
 }
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define GG_ERF_F32 1
+/// erf in float, without SLEEF (whose erff is 4x slower than PyTorch's float erf): |x| in [0, 4) is
+/// cut into eight intervals of width 1/2, each with its polynomial, picked per lane by a register
+/// permute. On [0, 1/2): x·(K + s·P(s)), s = x², P of degree 6 (relative accuracy near 0, denormals
+/// included); on the others K + t·P(t), t = |x| − the interval's centre; K is kept as hi + lo. From
+/// |x| >= 3.92 the result is ±1 (erf rounds to 1 in float from 3.9192). Coefficients: least squares on
+/// Chebyshev nodes in 40-digit arithmetic (mpmath), then rounded to float. At most 1 ULP
+/// (tests/autodiff/test_vecmath.cpp measures it against long double; docs/performance.md).
+struct ErfF32Table {
+  alignas(64) float c[10][16];
+};
+constexpr ErfF32Table k_erf_f32 = {{
+    {0.0f, 0.75f, 1.25f, 1.75f, 2.25f, 2.75f, 3.25f, 3.75f}, // centre
+    {1.128379225730896f, 0.7111556529998779f, 0.9229001402854919f, 0.9866716861724854f, 0.9985373020172119f,
+     0.9998993873596191f, 0.9999957084655762f, 0.9999998807907104f}, // k_hi
+    {-5.8635382771399236e-08f, -1.9346362734040667e-08f, -1.202903376906761e-08f, -1.4953302596154572e-08f,
+     -1.8603893536806027e-08f, -9.281738932997996e-09f, -1.1245039566176729e-08f,
+     5.482033049730717e-09f}, // k_lo
+    {-0.37612637877464294f, 0.6429310441017151f, 0.23652112483978271f, 0.05277499556541443f,
+     0.007142319343984127f, 0.0005862772813998163f, 2.9189011911512353e-05f, 8.814288321445929e-07f}, // p0
+    {0.11283791810274124f, -0.48219820857048035f, -0.2956516444683075f, -0.09235621243715286f,
+     -0.0160701721906662f, -0.001612266176380217f, -9.486808266956359e-05f, -3.3058954613807146e-06f}, // p1
+    {-0.026866169646382332f, 0.02678835019469261f, 0.16753588616847992f, 0.0901573896408081f,
+     0.021724512800574303f, 0.0027603802736848593f, 0.00019581262313295156f, 7.9703277151566e-06f}, // p2
+    {0.005223963875323534f, 0.15067677199840546f, -0.006134762894362211f, -0.04810519888997078f,
+     -0.019087769091129303f, -0.003257750067859888f, -0.0002862094552256167f, -1.37910219564219e-05f}, // p3
+    {-0.0008547105826437473f, -0.0532170906662941f, -0.04718655347824097f, 0.0066184732131659985f,
+     0.010660059750080109f, 0.0027562910690903664f, 0.000313628843287006f, 1.8330059901927598e-05f}, // p4
+    {0.00011995510431006551f, -0.026593215763568878f, 0.020622678101062775f, 0.009046508930623531f,
+     -0.002784018637612462f, -0.0016674876678735018f, -0.00027339262305758893f,
+     -2.064110776700545e-05f}, // p5
+    {-1.3394935194810387e-05f, 0.017885494977235794f, 0.003745110472664237f, -0.005933099426329136f,
+     -0.0007215269724838436f, 0.00063581537688151f, 0.00017359649064019322f, 1.7144711819128133e-05f}, // p6
+}};
+#endif
+
+#if defined(__AVX512F__)
+__m512 erf_f32(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  // min(NaN, 3.99) is 3.99: a NaN lane takes the last interval, and its t (NaN) gives NaN.
+  const __m512i idx =
+      _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_min_ps(ax, _mm512_set1_ps(3.99f)), _mm512_set1_ps(2.0f)));
+  const auto tab = [&](int row) { return _mm512_permutexvar_ps(idx, _mm512_load_ps(k_erf_f32.c[row])); };
+  const __mmask16 first = _mm512_cmpeq_epi32_mask(idx, _mm512_setzero_si512());
+  const __m512 v = _mm512_mask_mul_ps(_mm512_sub_ps(ax, tab(0)), first, ax, ax);
+  const __m512 m = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), first, ax);
+  __m512 p = tab(9);
+  for (int row = 8; row >= 3; --row) p = _mm512_fmadd_ps(p, v, tab(row));
+  __m512 r = _mm512_fmadd_ps(m, tab(1), _mm512_fmadd_ps(m, tab(2), _mm512_mul_ps(m, _mm512_mul_ps(v, p))));
+  r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(3.92f), _CMP_GE_OQ), _mm512_set1_ps(1.0f));
+  // r >= 0: the sign is x's
+  return _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_castps_si512(r), _mm512_andnot_si512(_mm512_castps_si512(ax), _mm512_castps_si512(x))));
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+__m256 erf_f32(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 ax = _mm256_andnot_ps(sign, x);
+  // min(NaN, 3.99) is 3.99: a NaN lane takes the last interval, and its t (NaN) gives NaN.
+  const __m256i idx =
+      _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_min_ps(ax, _mm256_set1_ps(3.99f)), _mm256_set1_ps(2.0f)));
+  const auto tab = [&](int row) { return _mm256_permutevar8x32_ps(_mm256_load_ps(k_erf_f32.c[row]), idx); };
+  const __m256 first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(idx, _mm256_setzero_si256()));
+  const __m256 v = _mm256_blendv_ps(_mm256_sub_ps(ax, tab(0)), _mm256_mul_ps(ax, ax), first);
+  const __m256 m = _mm256_blendv_ps(_mm256_set1_ps(1.0f), ax, first);
+  __m256 p = tab(9);
+  for (int row = 8; row >= 3; --row) p = _mm256_fmadd_ps(p, v, tab(row));
+  __m256 r = _mm256_fmadd_ps(m, tab(1), _mm256_fmadd_ps(m, tab(2), _mm256_mul_ps(m, _mm256_mul_ps(v, p))));
+  r = _mm256_blendv_ps(r, _mm256_set1_ps(1.0f), _mm256_cmp_ps(ax, _mm256_set1_ps(3.92f), _CMP_GE_OQ));
+  return _mm256_or_ps(r, _mm256_and_ps(sign, x)); // r >= 0: the sign is x's
+}
+#endif
+
 #if defined(__AVX512F__)
 constexpr const char* k_isa = "AVX-512";
 struct F32 {
@@ -50,7 +129,7 @@ struct F32 {
   static V exp(V v) { return Sleef_expf16_u10(v); }
   static V log(V v) { return Sleef_logf16_u10(v); }
   static V tanh(V v) { return Sleef_tanhf16_u10(v); }
-  static V erf(V v) { return Sleef_erff16_u10(v); }
+  static V erf(V v) { return erf_f32(v); }
 };
 struct F64 {
   using V = __m512d;
@@ -73,7 +152,15 @@ struct F32 {
   static V exp(V v) { return Sleef_expf8_u10(v); }
   static V log(V v) { return Sleef_logf8_u10(v); }
   static V tanh(V v) { return Sleef_tanhf8_u10(v); }
-  static V erf(V v) { return Sleef_erff8_u10(v); }
+#ifdef GG_ERF_F32
+  static V erf(V v) {
+    return erf_f32(v);
+  }
+#else
+  static V erf(V v) {
+    return Sleef_erff8_u10(v);
+  }
+#endif
 };
 struct F64 {
   using V = __m256d;
@@ -132,6 +219,11 @@ template <class S, class T> void vec(VecFn f, const T* x, T* y, std::int64_t n) 
   case VecFn::erf: return map<S>(x, y, n, [](V v) { return S::erf(v); });
   }
 }
+
+template <class S, class T> void exp_shifted(const T* x, T shift, T* y, std::int64_t n) {
+  using V = typename S::V;
+  map<S>(x, y, n, [shift](V v) { return S::exp(v - shift); });
+}
 #else
 template <class T> void scalar(VecFn f, const T* x, T* y, std::int64_t n) {
   switch (f) {
@@ -161,10 +253,102 @@ void vec_math(VecFn f, const double* x, double* y, std::int64_t n) {
 #endif
 }
 
+namespace {
+/// The scalar part of vec_max: the tail, or all of it without AVX2; a NaN stays once met.
+template <class T> T max_tail(const T* p, std::int64_t n, T m) {
+  for (std::int64_t i = 0; i < n; ++i) m = p[i] > m || p[i] != p[i] ? p[i] : m;
+  return m;
+}
+
+#if defined(__AVX2__)
+// The AVX2 operations of vec_max, per element type.
+template <class T> struct MaxOps;
+template <> struct MaxOps<float> {
+  using V = __m256;
+  static constexpr int width = 8;
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V unordered(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
+  static V either(V a, V b) { return _mm256_or_ps(a, b); }
+};
+template <> struct MaxOps<double> {
+  using V = __m256d;
+  static constexpr int width = 4;
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V max(V a, V b) { return _mm256_max_pd(a, b); }
+  static V unordered(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
+  static V either(V a, V b) { return _mm256_or_pd(a, b); }
+};
+
+// Two vector maxima and an unordered (NaN) mask: GCC does not vectorise the scalar form with its NaN
+// test (it was 30-55% of softmax's time).
+template <class T> T max_vectors(const T* p, std::int64_t n) {
+  using O = MaxOps<T>;
+  constexpr int w = O::width;
+  std::int64_t i = 0;
+  T m = p[0];
+  if (n >= 2 * w) {
+    typename O::V m0 = O::load(p), m1 = O::load(p + w), nan = O::unordered(m0, m1);
+    for (i = 2 * w; i + 2 * w <= n; i += 2 * w) {
+      const typename O::V a = O::load(p + i), b = O::load(p + i + w);
+      m0 = O::max(m0, a);
+      m1 = O::max(m1, b);
+      nan = O::either(nan, O::unordered(a, b));
+    }
+    T lanes[w], flags[w];
+    O::store(lanes, O::max(m0, m1));
+    O::store(flags, nan);
+    for (int k = 0; k < w; ++k) {
+      if (flags[k] != T(0)) return std::numeric_limits<T>::quiet_NaN(); // all-ones bits: a NaN
+      m = lanes[k] > m ? lanes[k] : m;
+    }
+  }
+  m = max_tail(p + i, n - i, m);
+  return m != m ? std::numeric_limits<T>::quiet_NaN() : m;
+}
+#endif
+
+/// vec_max and vec_exp_shifted for either element type.
+template <class T> T max_of(const T* p, std::int64_t n) {
+#if defined(__AVX2__)
+  return max_vectors(p, n);
+#else
+  return max_tail(p + 1, n - 1, p[0]);
+#endif
+}
+template <class T> void exp_shifted_of(const T* x, T shift, T* y, std::int64_t n) {
+#ifdef GG_SLEEF_VECTORS
+  exp_shifted<std::conditional_t<std::is_same_v<T, float>, F32, F64>>(x, shift, y, n);
+#else
+  std::transform(x, x + n, y, [shift](T a) { return std::exp(a - shift); });
+#endif
+}
+} // namespace
+
+float vec_max(const float* p, std::int64_t n) {
+  return max_of(p, n);
+}
+double vec_max(const double* p, std::int64_t n) {
+  return max_of(p, n);
+}
+void vec_exp_shifted(const float* x, float shift, float* y, std::int64_t n) {
+  exp_shifted_of(x, shift, y, n);
+}
+void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n) {
+  exp_shifted_of(x, shift, y, n);
+}
+
 std::string vec_math_library() {
 #ifdef GG_SLEEF_VECTORS
-  return fmt::format("SLEEF {}.{} (u10: <= 1 ULP), {}: {} floats", SLEEF_VERSION_MAJOR, SLEEF_VERSION_MINOR,
-                     k_isa, F32::width);
+#ifdef GG_ERF_F32
+  constexpr const char* erf_f32_by = "; float erf: gradgraph's polynomials (<= 1 ULP)";
+#else
+  constexpr const char* erf_f32_by = "";
+#endif
+  return fmt::format("SLEEF {}.{} (u10: <= 1 ULP), {}: {} floats{}", SLEEF_VERSION_MAJOR, SLEEF_VERSION_MINOR,
+                     k_isa, F32::width, erf_f32_by);
 #elif __has_include(<gnu/libc-version.h>)
   return fmt::format("glibc {} libm (scalar)", gnu_get_libc_version());
 #else
