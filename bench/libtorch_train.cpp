@@ -3,6 +3,7 @@
 // line, so a C++ user sees gradgraph against the C++ API without Python's overhead per op.
 //
 //   bench_libtorch_train WORKLOAD [the options of bench_train]
+//   bench_libtorch_train vecmath [ROUNDS]   (the vector-math rows; see vecmath_main)
 // Threads as bench/torch_train.py's tuned side: torch::set_num_threads and OpenBLAS's own count
 // (Debian's torch calls OpenBLAS, which torch's setting does not reach). The "kernels: ..." line
 // names the BLAS and its core type, ATen's CPU capability (its vectorised kernels), oneDNN's version
@@ -14,6 +15,7 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -303,10 +305,66 @@ void lstm(const TrainOptions& o) {
   language_model_step(o, model, bench::sequence_sizes.lstm_sequence);
 }
 
+// --- vecmath: the vector-math rows of bench/run (issue 16, item 3), as bench/vecmath's torch side ---
+
+/// Times exp, log, tanh, sigmoid, erf, GELU (exact and tanh), softmax and log_softmax over [64, 1024]
+/// in float32 and float64 on one thread, forward alone (no grad) and forward + backward (a ones
+/// seed): best of `rounds` timings of 20 calls, process CPU time. Prints "vecmath name=... dtype=...
+/// backward=0|1 mps=..." (million elements per second) per function.
+int vecmath_main(int rounds) {
+  torch::set_num_threads(1);
+  set_threads(1);
+  using Fn = torch::Tensor (*)(const torch::Tensor&);
+  const std::vector<std::pair<const char*, Fn>> fns{
+      {"exp", [](const torch::Tensor& x) { return torch::exp(x); }},
+      {"log", [](const torch::Tensor& x) { return torch::log(x); }},
+      {"tanh", [](const torch::Tensor& x) { return torch::tanh(x); }},
+      {"sigmoid", [](const torch::Tensor& x) { return torch::sigmoid(x); }},
+      {"erf", [](const torch::Tensor& x) { return torch::erf(x); }},
+      {"gelu", [](const torch::Tensor& x) { return torch::gelu(x); }},
+      {"gelu_tanh", [](const torch::Tensor& x) { return torch::gelu(x, "tanh"); }},
+      {"softmax", [](const torch::Tensor& x) { return torch::softmax(x, -1); }},
+      {"log_softmax", [](const torch::Tensor& x) { return torch::log_softmax(x, -1); }}};
+  const auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  for (const auto& [name, f] : fns)
+    for (const torch::ScalarType dt : {torch::kFloat32, torch::kFloat64}) {
+      torch::Tensor x = torch::randn({64, 1024}, torch::TensorOptions().dtype(dt));
+      if (std::string(name) == "log") x = x.abs();
+      const torch::Tensor seed = torch::ones_like(x);
+      for (const int backward : {0, 1}) {
+        torch::Tensor xv = x.clone().requires_grad_(backward == 1);
+        const auto step = [&] {
+          if (backward) {
+            xv.mutable_grad() = torch::Tensor();
+            f(xv).backward(seed);
+          } else {
+            const torch::NoGradGuard off;
+            f(xv);
+          }
+        };
+        for (int i = 0; i < 5; ++i) step();
+        double best = 1e300;
+        for (int r = 0; r < rounds; ++r) {
+          const double t0 = cpu_now();
+          for (int i = 0; i < 20; ++i) step();
+          best = std::min(best, (cpu_now() - t0) / 20);
+        }
+        std::printf("vecmath name=%s dtype=%s backward=%d mps=%.2f\n", name,
+                    dt == torch::kFloat32 ? "f32" : "f64", backward, 65536 / best * 1e-6);
+      }
+    }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   torch::manual_seed(1);
+  if (argc >= 2 && std::string(argv[1]) == "vecmath") return vecmath_main(argc >= 3 ? std::atoi(argv[2]) : 7);
   print_kernels();
   return bench::train_main(argc, argv, "bench_libtorch_train", "/usr/share/datasets/fashion-mnist",
                            set_threads,
