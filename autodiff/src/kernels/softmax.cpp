@@ -146,12 +146,19 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
         else
           for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
         const T st = static_cast<T>(s);
-        for_each_exp(op_ + base, stride, v.n, T(0), [&](Index lo, const T* e, Index len) {
-          for (Index k = 0; k < len; ++k) {
-            const Index i = base + (lo + k) * stride;
-            rp[i] = gp[i] - e[k] * st;
-          }
-        });
+        if (stride == 1) { // exp(out) straight into r, then one contiguous pass
+          T* ri = rp + base;
+          const T* gi = gp + base;
+          detail::vec_math(detail::VecFn::exp, op_ + base, ri, v.n);
+          for (Index k = 0; k < v.n; ++k) ri[k] = gi[k] - ri[k] * st;
+        } else {
+          for_each_exp(op_ + base, stride, v.n, T(0), [&](Index lo, const T* e, Index len) {
+            for (Index k = 0; k < len; ++k) {
+              const Index i = base + (lo + k) * stride;
+              rp[i] = gp[i] - e[k] * st;
+            }
+          });
+        }
       } else { // out * (g - sum(g * out))
         if (stride == 1)
           s = detail::dot_contiguous(gp + base, op_ + base, v.n);
@@ -161,9 +168,15 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
             s += static_cast<double>(gp[i] * op_[i]);
           }
         const T st = static_cast<T>(s);
-        for (Index k = 0; k < v.n; ++k) {
-          const Index i = base + k * stride;
-          rp[i] = op_[i] * (gp[i] - st);
+        if (stride == 1) { // contiguous: vectorised
+          T* ri = rp + base;
+          const T *gi = gp + base, *oi = op_ + base;
+          for (Index k = 0; k < v.n; ++k) ri[k] = oi[k] * (gi[k] - st);
+        } else {
+          for (Index k = 0; k < v.n; ++k) {
+            const Index i = base + k * stride;
+            rp[i] = op_[i] * (gp[i] - st);
+          }
         }
       }
     });
