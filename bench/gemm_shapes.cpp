@@ -74,6 +74,13 @@ constexpr Shape kShapes[] = {
     {"GPT mlp down [2048,512] W^T[512,128]", false, true, 2048, 512, 128, true},
     {"GPT attention q k^T [128,32][32,128]", false, true, 128, 32, 128, false},
     {"GPT attention p v [128,128][128,32]", false, false, 128, 128, 32, false},
+    // The CNN's im2col products (conv 1->16 and 16->32, 5x5, on 28x28 and 14x14; a chunk of ~512 KB
+    // of columns): forward W cols, weight gradient g cols^T, input gradient W^T g.
+    {"CNN conv1 fwd W[16,25] cols[25,4704]", false, false, 16, 25, 4704, false},
+    {"CNN conv1 dW g[16,4704] cols^T", false, true, 16, 4704, 25, false},
+    {"CNN conv2 fwd W[32,400] cols[400,196]", false, false, 32, 400, 196, false},
+    {"CNN conv2 dW g[32,196] cols^T", false, true, 32, 196, 400, false},
+    {"CNN conv2 dx W^T g [400,32][32,196]", true, false, 400, 32, 196, false},
 };
 
 constexpr int kRounds = 7;
