@@ -1,7 +1,8 @@
 // gradgraph lm: a character-level language model (bigram, mlp, rnn, lstm, gru or gpt from
 // nn/lm.hpp) trained on any UTF-8 text by optimizer steps on random batches (AdamW, warmup + cosine,
 // gradient clipping), with a progress bar, validation every N steps, a JSONL log, checkpoints on
-// Ctrl-C that --resume continues exactly, and sampling with temperature and top-k.
+// Ctrl-C that --resume continues exactly, and sampling with temperature and top-k. Started by
+// mpirun (a build with MPI), lm train is data-parallel: each process its share of every batch.
 #include <cli/cli.hpp>
 
 #include <nn/io/atomic_file.hpp>
@@ -26,6 +27,7 @@
 #include "json.hpp"
 #include "model_spec.hpp"
 #include "options.hpp"
+#include "processes.hpp"
 
 namespace gg::cli {
 namespace {
@@ -33,7 +35,7 @@ namespace po = boost::program_options;
 namespace lm = nn::lm;
 
 struct LmTrainOptions {
-  std::string text, mode, model, dtype, save, log, checkpoint, resume, progress;
+  std::string text, mode, model, dtype, save, log, checkpoint, resume, progress, test_fault;
   std::int64_t layers = 2, heads = 4, embedding = 64, hidden = 128, context = 0, batch_size = 32,
                steps = 1000, warmup = 100, eval_every = 100, stop_after = 0;
   double lr = 1e-3, min_lr = -1, weight_decay = 0.01, dropout = 0, clip = 1;
@@ -57,8 +59,15 @@ const char* const k_train_usage =
     "ceil(words / 1000)-th: at most 1000). Each step is AdamW on --batch-size sequences, the\n"
     "learning rate rising over --warmup steps, then falling along a cosine to --min-lr at the last\n"
     "step. Ctrl-C saves a checkpoint that --resume continues exactly. The saved model carries its\n"
-    "vocabulary and architecture: lm sample needs "
-    "nothing else.";
+    "vocabulary and architecture: lm sample needs nothing else.\n\n"
+    "Data-parallel training (a build with MPI) runs the same command as N processes, each on its\n"
+    "share of every batch, rank 0 printing and writing:\n"
+    "  mpirun -n 4 gradgraph lm train <options>                    (one machine)\n"
+    "  mpirun -n 16 --hostfile hosts gradgraph lm train <options>  (lines 'node1 slots=8')\n"
+    "--batch-size is the global batch: a multiple of N. With --dtype f64 and --dropout 0 the weights\n"
+    "are those of one process within 1e-12 relative. As root (a container), Open MPI needs\n"
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 in the environment, and\n"
+    "OMPI_MCA_rmaps_base_oversubscribe=1 for more processes than cores (docs/distributed.md).";
 
 bool parse_train(const std::vector<std::string>& args, std::ostream& out, LmTrainOptions& o) {
   po::options_description desc("gradgraph lm train");
@@ -103,7 +112,9 @@ bool parse_train(const std::vector<std::string>& args, std::ostream& out, LmTrai
       "129)")("resume", po::value(&o.resume),
               "continue exactly where a checkpoint stopped (refused when the text or settings differ)")(
       "stop-after", number_value(&o.stop_after, "--stop-after")->default_value("0"),
-      "testing: stop as Ctrl-C would after N steps");
+      "testing: stop as Ctrl-C would after N steps")(
+      "test-fault", po::value(&o.test_fault),
+      "testing: the last process is killed (kill:N) or runs out of memory (oom:N) before step N + 1");
   po::variables_map vm;
   if (!parse_or_help(args, desc, k_train_usage, out, vm)) return false;
   for (const auto& [name, value] : vm)
@@ -223,9 +234,47 @@ std::string json_line(const train::Logs& fields) {
   return json::dump(line);
 }
 
-int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+/// Data-parallel: the validation batches this process evaluates (every N-th from its rank) and the
+/// mean loss over all of them, each process's share weighted by its targets.
+class SharedValidation {
+public:
+  SharedValidation(const std::vector<lm::Batch>& all, const Processes& ranks) {
+    for (std::size_t k = static_cast<std::size_t>(ranks.rank); k < all.size();
+         k += static_cast<std::size_t>(ranks.world)) {
+      mine_.push_back(all[k]);
+      for (std::int64_t i = 0; i < all[k].y.numel(); ++i) targets_ += all[k].y.flat(i) != -1;
+    }
+  }
+  double evaluate(lm::LanguageModel& model, train::DataParallel* parallel) const {
+    const double mean = lm::evaluate(model, mine_);
+    if (!parallel) return mean;
+    std::vector<double> sums{mean * static_cast<double>(targets_), static_cast<double>(targets_)};
+    parallel->all_reduce_sum(sums);
+    return sums[1] > 0 ? sums[0] / sums[1] : 0;
+  }
+
+private:
+  std::vector<lm::Batch> mine_;
+  std::int64_t targets_ = 0;
+};
+
+std::int64_t targets_of(const Tensor& y) {
+  std::int64_t n = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) n += y.flat(i) != -1;
+  return n;
+}
+
+int run_lm_train(const std::vector<std::string>& args, std::ostream& any_out, std::ostream& err) {
+  // Data-parallel: rank 0 prints, logs and saves; the others write nothing but errors.
+  const Processes ranks = processes();
+  std::ostream no_out(nullptr);
+  std::ostream& out = ranks.rank == 0 ? any_out : no_out;
+  const bool writer = ranks.rank == 0;
   LmTrainOptions o;
   if (!parse_train(args, out, o)) return ok;
+  check_same_on_every_rank(options_text(args, {"--text", "--save", "--log", "--checkpoint", "--resume"}),
+                           "options (the command lines differ)");
+  check_batch_splits(o.batch_size, ranks.world);
   const struct RestoreThreads {
     int n = kernel::num_threads();
     ~RestoreThreads() { kernel::set_num_threads(n); }
@@ -259,7 +308,8 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
         fmt::format("--model {} with these sizes has {:.3g} parameters, more than this tool builds "
                     "({}): give a smaller --embedding, --hidden, --layers or --context",
                     c.model, n, max_parameters));
-  const std::vector<lm::Batch> validation = lm::validation_batches(corpus, o.batch_size, c.context, dtype);
+  check_same_on_every_rank(corpus.fingerprint, "text (its contents differ)");
+  const SharedValidation validation(lm::validation_batches(corpus, o.batch_size, c.context, dtype), ranks);
   {
     gg::Rng probe(0);
     lm::sample_batch(corpus, 1, c.context, probe, dtype); // a training part shorter than the context
@@ -268,14 +318,18 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
   const std::shared_ptr<lm::LanguageModel> model = lm::make_model(c);
   optim::AdamW opt(model->parameters(), optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   lm::WarmupCosineLR schedule(opt, o.warmup, o.steps, o.min_lr);
+  // Started by mpirun: rank 0's weights everywhere, gradients averaged over the processes (each
+  // process's weighted by its targets: words are padded with ignored ones).
+  const std::unique_ptr<train::DataParallel> parallel = data_parallel(*model);
   train::Trainer trainer(*model, opt, [](const Var& logits, const Tensor& y) { return lm::loss(logits, y); },
-                         {.epochs = 1, .clip_grad_norm = o.clip});
+                         {.epochs = 1, .clip_grad_norm = o.clip, .loss_weight = targets_of});
   trainer.add_scheduler(schedule, train::SchedulerInterval::step);
+  if (parallel) trainer.set_data_parallel(*parallel);
 
-  if (!o.save.empty()) AtomicFile probe(o.save);
-  if (o.given.count("checkpoint")) AtomicFile probe(o.checkpoint);
+  if (!o.save.empty() && writer) AtomicFile probe(o.save);
+  if (o.given.count("checkpoint") && writer) AtomicFile probe(o.checkpoint);
   std::optional<AtomicFile> log;
-  if (!o.log.empty()) log.emplace(o.log, /*keep_unfinished=*/true);
+  if (!o.log.empty() && writer) log.emplace(o.log, /*keep_unfinished=*/true);
 
   const Record record = run_record(o, c, corpus);
   std::map<std::string, std::string> checkpoint_meta = lm::to_metadata(c);
@@ -292,14 +346,21 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
              c.model, model->describe(), nn::parameter_count(*model), o.text, o.mode, chars,
              o.mode == "words" ? "words" : "characters", corpus.vocab.size(), o.steps, o.batch_size,
              lm::sequence_length(corpus, c.context), o.lr, o.warmup, o.min_lr);
+  if (ranks.world > 1)
+    fmt::print(out, "data-parallel: {} processes, each {} sequences of every batch of {}\n", ranks.world,
+               o.batch_size / ranks.world, o.batch_size);
   if (!o.resume.empty()) {
     const safetensors::File file = safetensors::load(o.resume);
+    std::vector<Tensor> contents;
+    for (const auto& [name, t] : file.tensors) contents.push_back(t);
+    check_same_on_every_rank(train::fingerprint(contents), "--resume checkpoints (their contents differ)");
     check_resume(o.resume, file.metadata, record);
     trainer.load_checkpoint(file);
     fmt::print(out, "resuming from {}: step {}\n", o.resume, trainer.position().step);
   }
 
   train::StopOnSignal interrupt;
+  InjectFault fault(o.test_fault, ranks.rank == ranks.world - 1);
   const bool bar_on =
       o.progress == "bar" || (o.progress == "auto" && &out == &std::cout && train::stdout_is_terminal());
   train::ProgressBar bar(out, bar_on, bar_on ? train::terminal_width() : 80);
@@ -308,7 +369,9 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
   const auto write_log = [&](const train::Logs& fields) {
     if (!log || !log_error.empty()) return;
     try {
-      log->write(json_line(fields) + "\n");
+      train::Logs line = fields; // how the run was made: 1 process, or mpirun's N
+      line.emplace_back("world_size", ranks.world);
+      log->write(json_line(line) + "\n");
     } catch (const IOError& e) {
       log_error = e.what();
       bar.clear();
@@ -323,24 +386,33 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
   std::int64_t loss_count = 0;
   bool stopped = false;
   for (std::int64_t step = first; step < o.steps; ++step) {
-    if (interrupt.signal() != 0 || (o.stop_after > 0 && step == o.stop_after)) {
+    interrupt.on_batch_begin(trainer, trainer.position()); // a signal asks the trainer to stop
+    if (o.stop_after > 0 && step == o.stop_after) trainer.stop(train::StopReason::signal);
+    if (trainer.agree_on_stop()) { // data-parallel: every process stops at the same step
       stopped = true;
       break;
     }
+    fault.on_batch_begin(trainer, trainer.position());
     const auto step_start = std::chrono::steady_clock::now();
+    // Every process draws the whole batch (the same seed) and takes its rows; its dropout masks
+    // are its own (rank 0's those of one process), so only --dropout 0 gives one process's numbers.
     gg::Rng rng(step_seed(o.seed, step, 0));
     const lm::Batch b = lm::sample_batch(corpus, o.batch_size, c.context, rng, dtype);
-    model->seed_dropout(step_seed(o.seed, step, 1));
+    const auto [first_row, last_row] = train::shard_rows(o.batch_size, ranks.rank, ranks.world);
+    model->seed_dropout(step_seed(o.seed, step, 1) +
+                        static_cast<std::uint64_t>(ranks.rank) * 0xD1B54A32D192ED03ull);
     const double lr = opt.lr();
     double loss = 0;
     try {
-      loss = trainer.train_step(b.x, b.y);
+      loss = ranks.world == 1 ? trainer.train_step(b.x, b.y)
+                              : trainer.train_step(kernel::slice(b.x, 0, first_row, last_row),
+                                                   kernel::slice(b.y, 0, first_row, last_row));
     } catch (const train::DivergedError& e) {
       bar.clear();
-      fmt::print(err, "gradgraph lm train: {}; nothing was saved as a model\n", e.what());
+      if (writer) fmt::print(err, "gradgraph lm train: {}; nothing was saved as a model\n", e.what());
       return diverged;
     }
-    for (std::int64_t i = 0; i < b.y.numel(); ++i) tokens += b.y.flat(i) != -1;
+    tokens += targets_of(b.y);
     loss_sum += loss, ++loss_count;
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     const double speed = seconds > 0 ? static_cast<double>(tokens) / seconds : 0;
@@ -352,7 +424,7 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
                     seconds / static_cast<double>(step + 1 - first) * static_cast<double>(o.steps - step - 1),
                     bar.width()));
     if (report) {
-      const double val = lm::evaluate(*model, validation),
+      const double val = validation.evaluate(*model, parallel.get()),
                    train_loss = loss_sum / static_cast<double>(loss_count);
       bar.clear();
       fmt::print(out, "step {:>{}}/{}  train loss {:.4f}  val loss {:.4f}  lr {:.3g}  {} tokens/s\n",
@@ -374,7 +446,7 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& out, std::o
     fmt::print(out, "stopped after step {}: saved {} (continue with --resume {})\n", trainer.position().step,
                s.path, s.path);
     code = interrupt.signal() != 0 ? 128 + interrupt.signal() : interrupted;
-  } else if (!o.save.empty()) {
+  } else if (!o.save.empty() && writer) {
     try {
       lm::save(*model, corpus.vocab, corpus.mode, o.save);
       fmt::print(out, "saved {}\n", o.save);
@@ -563,7 +635,8 @@ int run_lm(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return ok;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (args[0] == "train") return run_lm_train(rest, out, err);
+  if (args[0] == "train")
+    return run_on_every_rank("gradgraph lm train", [&] { return run_lm_train(rest, out, err); });
   if (args[0] == "sample") return run_lm_sample(rest, out, err);
   if (args[0] == "dot") return run_lm_dot(rest, out, err);
   throw UsageError(fmt::format("unknown subcommand '{}': use train, sample or dot", args[0]));

@@ -10,12 +10,10 @@
 #include <nn/nn.hpp>
 
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
-#include <new>
 #include <optional>
 #include <set>
 
@@ -28,11 +26,8 @@
 #include "model_spec.hpp"
 #include "optimizers.hpp"
 #include "options.hpp"
+#include "processes.hpp"
 #include "train_data.hpp"
-
-#ifdef GG_CLI_MPI
-#include <distributed/data_parallel.hpp>
-#endif
 
 namespace gg::cli {
 namespace {
@@ -167,65 +162,6 @@ std::string json_line(const train::Logs& fields) {
   for (const auto& [name, value] : fields) json::append(line, name, value);
   return json::dump(line);
 }
-
-/// The processes of this run: rank and number (0 and 1 unless started by mpirun with MPI built in).
-struct Processes {
-  int rank = 0, world = 1;
-};
-Processes processes() {
-#ifdef GG_CLI_MPI
-  return {distributed::rank(), distributed::world_size()};
-#else
-  return {};
-#endif
-}
-
-/// Refuses ranks started differently (another command line, other data): every rank says so.
-void check_same_on_every_rank([[maybe_unused]] const std::string& text, [[maybe_unused]] const char* what) {
-#ifdef GG_CLI_MPI
-  distributed::check_same(text, what);
-#endif
-}
-
-/// The command line as every rank must have it: the paths of files left out (a file may be elsewhere
-/// on another machine: data files are compared by their contents, checkpoints by theirs).
-std::string options_text(const std::vector<std::string>& args) {
-  static const std::set<std::string> paths{"--data",   "--labels", "--test", "--test-labels", "--init",
-                                           "--resume", "--save",   "--log",  "--plots",       "--checkpoint"};
-  std::string text;
-  bool path_next = false;
-  for (const std::string& a : args) {
-    const std::string name = a.substr(0, a.find('='));
-    text += path_next ? "<path>" : paths.count(name) ? name : a;
-    text += '\n';
-    path_next = !path_next && paths.count(name) && a.find('=') == std::string::npos;
-  }
-  return text;
-}
-
-/// --test-fault kill:N or oom:N (for tests): the last rank dies (SIGKILL, as a crashed machine) or
-/// runs out of memory (std::bad_alloc, as a failed allocation) before step N + 1.
-class InjectFault : public train::Callback {
-public:
-  InjectFault(const std::string& spec, bool last_rank) : last_(last_rank) {
-    if (spec.empty()) return;
-    const auto colon = spec.find(':');
-    kind_ = spec.substr(0, colon);
-    if ((kind_ != "kill" && kind_ != "oom") || colon == std::string::npos)
-      throw UsageError(fmt::format("--test-fault '{}': use kill:STEP or oom:STEP", spec));
-    step_ = parse_number<std::int64_t>("--test-fault", spec.substr(colon + 1));
-  }
-  void on_batch_begin(train::Trainer&, const train::Position& p) override {
-    if (!last_ || kind_.empty() || p.step != step_) return;
-    if (kind_ == "kill") std::raise(SIGKILL);
-    throw std::bad_alloc();
-  }
-
-private:
-  bool last_;
-  std::string kind_;
-  std::int64_t step_ = 0;
-};
 
 /// --stop-after N (for tests): stops the run as SIGINT would, before the step after step N.
 class StopAfter : public train::Callback {
@@ -571,11 +507,10 @@ int train(const std::vector<std::string>& args, std::ostream& any_out, std::ostr
   std::ostream& out = ranks.rank == 0 ? any_out : no_out;
   TrainOptions o;
   if (!parse_options(args, out, o)) return ok;
-  check_same_on_every_rank(options_text(args), "options (the command lines differ)");
-  if (ranks.world > 1 && o.optimizer != "gd" && o.batch_size % ranks.world != 0)
-    throw UsageError(fmt::format("--batch-size {}: the global batch is split evenly over the {} processes: "
-                                 "give a multiple of {}",
-                                 o.batch_size, ranks.world, ranks.world));
+  check_same_on_every_rank(options_text(args, {"--data", "--labels", "--test", "--test-labels", "--init",
+                                               "--resume", "--save", "--log", "--plots", "--checkpoint"}),
+                           "options (the command lines differ)");
+  if (o.optimizer != "gd") check_batch_splits(o.batch_size, ranks.world);
   const DType dtype = o.dtype == "f32" ? f32 : f64;
   const struct RestoreThreads { // the thread count is process-wide: tests run many commands in one process
     int n = kernel::num_threads();
@@ -637,11 +572,8 @@ int train(const std::vector<std::string>& args, std::ostream& any_out, std::ostr
   if (ranks.world > 1)
     fmt::print(out, "data-parallel: {} processes, each {} rows of every batch of {}\n", ranks.world,
                batch / ranks.world, batch);
-#ifdef GG_CLI_MPI
   // Started by mpirun: rank 0's weights everywhere, gradients averaged over the processes.
-  std::optional<distributed::DistributedDataParallel> parallel;
-  if (distributed::launched()) parallel.emplace(*model);
-#endif
+  const std::unique_ptr<train::DataParallel> parallel = data_parallel(*model);
   train::Trainer trainer(
       *model, opt, [&](const Var& output, const Tensor& y) { return batch_loss(o.loss, output, y, classes); },
       {.epochs = o.epochs});
@@ -653,9 +585,7 @@ int train(const std::vector<std::string>& args, std::ostream& any_out, std::ostr
     trainer.add_metric("mae", metrics::mean_absolute_error);
     trainer.add_metric("r2", metrics::r2_score);
   }
-#ifdef GG_CLI_MPI
   if (parallel) trainer.set_data_parallel(*parallel);
-#endif
   const Record record = run_record(o, choice.settings, d);
   for (const auto& [name, value] : record)
     if (name == "data contents") check_same_on_every_rank(value, "data (its contents differ)");
@@ -775,21 +705,7 @@ int train(const std::vector<std::string>& args, std::ostream& any_out, std::ostr
 } // namespace
 
 int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-#ifdef GG_CLI_MPI
-  // Started by mpirun: MPI starts with the first train command of the process and ends at its exit.
-  static int argc = 0;
-  static char** argv = nullptr;
-  static const distributed::Environment environment(argc, argv);
-  if (distributed::world_size() > 1) {
-    try {
-      return train(args, out, err);
-    } catch (std::exception& e) {
-      // One rank's error ends every rank with its message (MPI_Finalize would wait for the others).
-      distributed::abort_all(fmt::format("gradgraph train: {}", error_message(e)), exit_code_of(e));
-    }
-  }
-#endif
-  return train(args, out, err);
+  return run_on_every_rank("gradgraph train", [&] { return train(args, out, err); });
 }
 
 } // namespace gg::cli

@@ -22,7 +22,8 @@ public:
   virtual int world_size() const = 0;
   /// Before a step: this process holds `rows` of the batch's `global_rows` (0 rows: it runs no
   /// forward or backward pass but takes part in the step), so its share of the batch's mean
-  /// gradient is its own mean gradient × rows / global_rows.
+  /// gradient is its own mean gradient × rows / global_rows. (Rows, or whatever the loss is the mean
+  /// over: TrainerOptions::loss_weight, e.g. a language model's targets.)
   virtual void begin_step(std::int64_t rows, std::int64_t global_rows) = 0;
   /// After the step's backward pass: every parameter's .grad() becomes the batch's gradient, the
   /// processes' shares summed, the same on every process.

@@ -87,6 +87,10 @@ struct TrainerOptions {
   std::string validation_name = "test";
   /// Stop with a DivergedError when a batch's loss, or a weight at an epoch end, is NaN or infinite.
   bool check_finite = true;
+  /// Data-parallel: what a batch's loss is the mean over, from its targets (none: its rows). The
+  /// processes' losses and gradients are weighted by it, so the step is the whole batch's when the
+  /// loss skips some targets (a language model's padding: the count of targets that are not -1).
+  std::function<std::int64_t(const Tensor& y)> loss_weight = {};
 };
 
 class Trainer;
@@ -180,6 +184,9 @@ public:
   void stop(StopReason reason = StopReason::requested);
   /// Whether a stop was asked for and not yet acted on.
   bool stop_requested() const { return stop_.load() >= 0; }
+  /// Whether a stop was asked for on any process (data-parallel: collective, every process calls it
+  /// at the same step; then this one's stop_requested() too). fit() asks before each step.
+  bool agree_on_stop();
 
   const Position& position() const { return position_; }
   nn::Module& model() const { return *model_; }
@@ -209,8 +216,6 @@ private:
   };
   /// The step itself; `output` receives the model's output (undefined on a process without rows).
   double step(const Tensor& x, const Tensor& y, Var& output);
-  /// Data-parallel: whether any process asked for a stop (then this one's stop_ says why).
-  bool agree_on_stop();
   void check_weights(std::int64_t epoch) const;
   /// Loads the optimizer, scheduler and callback entries of a checkpoint's tensors.
   void load_parts(const optim::StateList& all);

@@ -75,6 +75,8 @@ TEST_CASE("lm: train on a word list learns, saves the model with its vocabulary,
   std::string first;
   std::getline(log, first);
   CHECK_THAT(first, Catch::StartsWith("{\"step\": 1, \"loss\": "));
+  CHECK_THAT(first,
+             Catch::EndsWith(", \"world_size\": 1}")); // one process (mpirun's N: distributed/lm.cmake)
 
   const std::vector<std::string> sample{"lm",      "sample", "--model", dir / "m.safetensors",
                                         "--count", "5",      "--seed",  "3"};
@@ -175,6 +177,7 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   CHECK(run({"lm", "fit"}).code == gg::cli::usage_error);
   CHECK(run({"lm", "--help"}).code == 0);
   CHECK_THAT(run({"lm", "train", "--help"}).out, Catch::Contains("--context"));
+  CHECK_THAT(run({"lm", "train", "--help"}).out, Catch::Contains("mpirun -n 4 gradgraph lm train <options>"));
 
   // Sampling: a model without a vocabulary, with a different one, of another architecture.
   REQUIRE(train({"--model", "lstm", "--save", dir / "m.safetensors"}).code == 0);

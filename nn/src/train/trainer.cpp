@@ -169,10 +169,11 @@ double Trainer::step(const Tensor& x, const Tensor& y, Var& output) {
     value = loss.item();
   }
   if (data_parallel_) { // the whole batch's loss: the processes' mean losses weighted by their rows
-    std::vector<double> sums{value * static_cast<double>(rows), static_cast<double>(rows)};
+    const std::int64_t weight = options_.loss_weight && rows > 0 ? options_.loss_weight(y) : rows;
+    std::vector<double> sums{value * static_cast<double>(weight), static_cast<double>(weight)};
     data_parallel_->all_reduce_sum(sums);
     value = sums[0] / sums[1];
-    data_parallel_->begin_step(rows, static_cast<std::int64_t>(sums[1]));
+    data_parallel_->begin_step(weight, static_cast<std::int64_t>(sums[1]));
   }
   if (options_.check_finite && !std::isfinite(value))
     throw DivergedError(fmt::format("training diverged: the loss is {} at epoch {}, step {}; the weights "
