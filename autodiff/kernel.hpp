@@ -160,8 +160,7 @@ std::string gemm_library();
 /// The library doing an op(a) [n, k] x op(b) [k, m] product with the current threads: "plain loops"
 /// for products too small for a GEMM library's blocking and packing; on one thread "BLIS ..." or
 /// "oneDNN ..." for the shapes where they were measured faster (docs/gemm.md); gemm_library() otherwise.
-std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32,
-                         bool trans_a = false, bool trans_b = false);
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32);
 /// How conv2d and its gradients run with the current threads: "oneDNN ... (implementation)" for
 /// float32 where oneDNN is built in and used, "im2col + GEMM (library)" with how the work is split
 /// across threads otherwise.

@@ -64,14 +64,14 @@ double mlp_flops(const std::vector<std::int64_t>& widths, std::int64_t batch) {
 /// is chosen by shape), its convolutions when it has any, and the elementwise math.
 void print_kernels(const TrainOptions& o, const std::vector<std::int64_t>& widths, bool conv = false) {
   std::vector<std::string> products;
-  const auto add = [&](std::int64_t n, std::int64_t k, std::int64_t m, bool ta, bool tb) {
-    const std::string lib = kernel::gemm_library(n, k, m, dtype_of(o), ta, tb);
+  const auto add = [&](std::int64_t n, std::int64_t k, std::int64_t m) {
+    const std::string lib = kernel::gemm_library(n, k, m, dtype_of(o));
     if (std::find(products.begin(), products.end(), lib) == products.end()) products.push_back(lib);
   };
   for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
-    add(o.batch, widths[i], widths[i + 1], false, true);
-    add(widths[i + 1], o.batch, widths[i], true, false);
-    if (i > 0) add(o.batch, widths[i + 1], widths[i], false, false);
+    add(o.batch, widths[i], widths[i + 1]);
+    add(widths[i + 1], o.batch, widths[i]);
+    if (i > 0) add(o.batch, widths[i + 1], widths[i]);
   }
   std::string line = "kernels: products: ";
   for (std::size_t i = 0; i < products.size(); ++i) line += (i ? ", " : "") + products[i];

@@ -234,6 +234,13 @@ std::string json_line(const train::Logs& fields) {
   return json::dump(line);
 }
 
+/// The targets of a batch that count (words are padded with ignored ones, -1).
+std::int64_t targets_of(const Tensor& y) {
+  std::int64_t n = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) n += y.flat(i) != -1;
+  return n;
+}
+
 /// Data-parallel: the validation batches this process evaluates (every N-th from its rank) and the
 /// mean loss over all of them, each process's share weighted by its targets.
 class SharedValidation {
@@ -242,7 +249,7 @@ public:
     for (std::size_t k = static_cast<std::size_t>(ranks.rank); k < all.size();
          k += static_cast<std::size_t>(ranks.world)) {
       mine_.push_back(all[k]);
-      for (std::int64_t i = 0; i < all[k].y.numel(); ++i) targets_ += all[k].y.flat(i) != -1;
+      targets_ += targets_of(all[k].y);
     }
   }
   double evaluate(lm::LanguageModel& model, train::DataParallel* parallel) const {
@@ -257,12 +264,6 @@ private:
   std::vector<lm::Batch> mine_;
   std::int64_t targets_ = 0;
 };
-
-std::int64_t targets_of(const Tensor& y) {
-  std::int64_t n = 0;
-  for (std::int64_t i = 0; i < y.numel(); ++i) n += y.flat(i) != -1;
-  return n;
-}
 
 int run_lm_train(const std::vector<std::string>& args, std::ostream& any_out, std::ostream& err) {
   // Data-parallel: rank 0 prints, logs and saves; the others write nothing but errors.

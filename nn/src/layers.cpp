@@ -221,18 +221,24 @@ void require_groups(std::int64_t in, std::int64_t out, std::int64_t groups, std:
         fmt::format("{}: in_channels ({}) and out_channels ({}) must be divisible by groups ({})", layer, in,
                     out, groups));
 }
+/// The checks Conv1d and Conv2d make of their arguments (S: a length or a Size2).
+template <class S>
+void require_conv_arguments(std::string_view layer, std::int64_t in, std::int64_t out, S k, S stride,
+                            S padding, S dilation, std::int64_t groups) {
+  require_positive(in, "in_channels", layer);
+  require_positive(out, "out_channels", layer);
+  require_positive(k, "kernel_size", layer);
+  require_positive(stride, "stride", layer);
+  require_positive(dilation, "dilation", layer);
+  require_padding(padding, layer);
+  require_groups(in, out, groups, layer);
+}
 } // namespace
 
 Conv2d::Conv2d(std::int64_t in, std::int64_t out, Size2 k, Size2 stride, Size2 padding, Size2 dilation,
                std::int64_t groups, bool with_bias, DType dtype)
     : in_(in), out_(out), k_(k), stride_(stride), padding_(padding), dilation_(dilation), groups_(groups) {
-  require_positive(in, "in_channels", "Conv2d");
-  require_positive(out, "out_channels", "Conv2d");
-  require_positive(k, "kernel_size", "Conv2d");
-  require_positive(stride, "stride", "Conv2d");
-  require_positive(dilation, "dilation", "Conv2d");
-  require_padding(padding, "Conv2d");
-  require_groups(in, out, groups, "Conv2d");
+  require_conv_arguments("Conv2d", in, out, k, stride, padding, dilation, groups);
   const std::int64_t fan_in = in / groups * k.h * k.w;
   weight = register_parameter("weight", default_uniform({out, in / groups, k.h, k.w}, fan_in, dtype));
   if (with_bias) bias = register_parameter("bias", default_uniform({out}, fan_in, dtype));
@@ -262,13 +268,7 @@ std::string Conv2d::describe() const {
 Conv1d::Conv1d(std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride, std::int64_t padding,
                std::int64_t dilation, std::int64_t groups, bool with_bias, DType dtype)
     : in_(in), out_(out), k_(k), stride_(stride), padding_(padding), dilation_(dilation), groups_(groups) {
-  require_positive(in, "in_channels", "Conv1d");
-  require_positive(out, "out_channels", "Conv1d");
-  require_positive(k, "kernel_size", "Conv1d");
-  require_positive(stride, "stride", "Conv1d");
-  require_positive(dilation, "dilation", "Conv1d");
-  require_padding(padding, "Conv1d");
-  require_groups(in, out, groups, "Conv1d");
+  require_conv_arguments("Conv1d", in, out, k, stride, padding, dilation, groups);
   const std::int64_t fan_in = in / groups * k;
   weight = register_parameter("weight", default_uniform({out, in / groups, k}, fan_in, dtype));
   if (with_bias) bias = register_parameter("bias", default_uniform({out}, fan_in, dtype));

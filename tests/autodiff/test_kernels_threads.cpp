@@ -173,16 +173,16 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
   CHECK(gg::kernel::gemm_library(2, 3, 2) == "plain loops");
   // One thread: the 784-128-10 MLP's products by shape (docs/gemm.md), each named as it runs.
   const auto starts = [](const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; };
-  const std::string wide = gg::kernel::gemm_library(64, 784, 128, gg::f32, false, true);
+  const std::string wide = gg::kernel::gemm_library(64, 784, 128, gg::f32);
   CHECK((starts(wide, "oneDNN") || wide == gg::kernel::gemm_library()));
-  CHECK(gg::kernel::gemm_library(64, 784, 128, gg::f64, false, true) == gg::kernel::gemm_library());
+  CHECK(gg::kernel::gemm_library(64, 784, 128, gg::f64) == gg::kernel::gemm_library());
   CHECK(gg::kernel::gemm_library(64, 2048, 128, gg::f32) == gg::kernel::gemm_library());
   for (const gg::DType dtype : {gg::f32, gg::f64}) {
-    const std::string narrow = gg::kernel::gemm_library(256, 128, 10, dtype, false, true);
+    const std::string narrow = gg::kernel::gemm_library(256, 128, 10, dtype);
     CHECK((starts(narrow, "BLIS") || narrow == gg::kernel::gemm_library()));
     gg::kernel::set_num_threads(2); // more threads: one library for all
-    CHECK(gg::kernel::gemm_library(256, 128, 10, dtype, false, true) == gg::kernel::gemm_library());
-    CHECK(gg::kernel::gemm_library(64, 784, 128, dtype, false, true) == gg::kernel::gemm_library());
+    CHECK(gg::kernel::gemm_library(256, 128, 10, dtype) == gg::kernel::gemm_library());
+    CHECK(gg::kernel::gemm_library(64, 784, 128, dtype) == gg::kernel::gemm_library());
     gg::kernel::set_num_threads(1);
   }
   gg::kernel::use_blas(false);

@@ -38,8 +38,7 @@ void scaled_masked_softmax(Tensor& scores, double scale, const Tensor& mask, boo
               for (Index j = 0; j < cols; ++j) row[j] = nan;
               continue;
             }
-            for (Index j = 0; j < allowed; ++j) row[j] -= mx;
-            detail::vec_math(detail::VecFn::exp, row, row, allowed);
+            detail::vec_exp_shifted(row, mx, row, allowed); // exp(row - mx) in one pass
             const T inv = static_cast<T>(1 / detail::sum_contiguous(row, allowed));
             for (Index j = 0; j < allowed; ++j) row[j] *= inv;
             for (Index j = allowed; j < cols; ++j) row[j] = T(0);

@@ -6,7 +6,6 @@
 #include <atomic>
 
 #ifdef GG_HAVE_DNNL
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
@@ -76,27 +75,6 @@ Layouts layouts_for(const ConvGeometry& g, std::int64_t groups, ConvPass pass) {
   if (g.c / groups >= 8) return Layouts::blocked;
   return pass == ConvPass::forward ? Layouts::plain : Layouts::none;
 }
-
-/// oneDNN runs on one OpenMP thread per call (OpenMP's count is the calling thread's own): with
-/// several kernel threads, conv2d splits the batch across them and calls oneDNN once per part, so no
-/// OpenMP team is ever started, whose idle workers would spin between calls on the cores that the
-/// other kernels' threads need (libgomp's default wait policy).
-/// The calling thread's OpenMP count is 1 while it lives, then what the program had set (a program's
-/// own OpenMP loops keep their threads).
-class OneOpenMpThread {
-public:
-  OneOpenMpThread() : before_(omp_get_max_threads()) {
-    if (before_ != 1) omp_set_num_threads(1);
-  }
-  ~OneOpenMpThread() {
-    if (before_ != 1) omp_set_num_threads(before_);
-  }
-  OneOpenMpThread(const OneOpenMpThread&) = delete;
-  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
-
-private:
-  int before_;
-};
 
 const dnnl::engine& engine() {
   static const dnnl::engine e(dnnl::engine::kind::cpu, 0);

@@ -1,6 +1,7 @@
 // conv2d by oneDNN (internal): float32 forward, backward data and backward weights through oneDNN's
 // primitives where bench/conv_choice measured them faster than im2col + GEMM, their primitives cached
-// per shape. Without oneDNN (GG_DNNL off or absent) every function declines and im2col runs.
+// per shape, and the guard that keeps oneDNN on the calling thread. Without oneDNN (GG_DNNL off or
+// absent) every function declines and im2col runs.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,34 @@
 
 #include "windows.hpp"
 
+#ifdef GG_HAVE_DNNL
+#include <omp.h>
+#endif
+
 namespace gg::kernel::detail {
+
+#ifdef GG_HAVE_DNNL
+/// oneDNN (its convolutions here, its sgemm in gemm_libs.cpp) runs on one OpenMP thread per call (OpenMP's
+/// count is the calling thread's own): with several kernel threads, conv2d splits the batch across them and
+/// calls oneDNN once per part, so no OpenMP team is ever started, whose idle workers would spin between calls
+/// on the cores that the other kernels' threads need (libgomp's default wait policy). The calling thread's
+/// OpenMP count is 1 while it lives, then what the program had set (a program's own OpenMP loops keep their
+/// threads).
+class OneOpenMpThread {
+public:
+  OneOpenMpThread() : before_(omp_get_max_threads()) {
+    if (before_ != 1) omp_set_num_threads(1);
+  }
+  ~OneOpenMpThread() {
+    if (before_ != 1) omp_set_num_threads(before_);
+  }
+  OneOpenMpThread(const OneOpenMpThread&) = delete;
+  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
+
+private:
+  int before_;
+};
+#endif
 
 /// The three passes of a convolution.
 enum class ConvPass : std::uint8_t { forward, backward_data, backward_weights };

@@ -12,10 +12,10 @@
 #include <blis.h>
 #endif
 #ifdef GG_HAVE_DNNL
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
+#include "conv_dnnl.hpp"
 #include "gemm.hpp"
 
 namespace gg::kernel::detail {
@@ -77,12 +77,9 @@ bool dnnl_gemm(const float* a, bool ta, std::int64_t lda, const float* b, bool t
   // oneDNN threads with OpenMP, as many threads as the calling thread's OpenMP setting says; its
   // products here run on this thread alone (libgomp's workers spin between calls, docs/performance.md),
   // and the caller's setting is given back.
-  const int saved = omp_get_max_threads();
-  if (saved != 1) omp_set_num_threads(1);
-  const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', n, m, k, 1.0f, a, lda, b, ldb,
-                                          accumulate ? 1.0f : 0.0f, c, m);
-  if (saved != 1) omp_set_num_threads(saved);
-  return status == dnnl_success;
+  const OneOpenMpThread one;
+  return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', n, m, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f,
+                    c, m) == dnnl_success;
 }
 #else
 const std::string& dnnl_kernels() {

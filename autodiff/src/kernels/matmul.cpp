@@ -354,10 +354,7 @@ std::string gemm_library() {
   return c.description;
 }
 
-std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype, bool trans_a,
-                         bool trans_b) {
-  (void)trans_a; // measured by shape alone so far (docs/gemm.md); the transposes are the caller's to say
-  (void)trans_b;
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype) {
   const auto lib =
       dtype == DType::f32 ? detail::pick_gemm<float>(n, k, m) : detail::pick_gemm<double>(n, k, m);
   switch (lib) {

@@ -4,25 +4,21 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../ops/elementwise.hpp"
 #include "loops.hpp"
-#include "vecmath.hpp"
 
 namespace gg::kernel {
 
 using detail::Index;
 using detail::k_vec_block;
-using detail::VecFn;
 
 namespace {
-/// y = sigmoid(x) over n elements, computed stably as the sigmoid op: e = exp(-|x|), then 1/(1+e)
-/// or e/(1+e).
+/// y = sigmoid(x) and y = tanh(x) over n elements: the ops' own rows (stable sigmoid, vec_math).
 template <class T> void sigmoid_block(const T* x, T* y, Index n) {
-  for (Index j = 0; j < n; ++j) y[j] = -std::abs(x[j]);
-  detail::vec_math(VecFn::exp, y, y, n);
-  for (Index j = 0; j < n; ++j) y[j] = (x[j] >= 0 ? T(1) : y[j]) / (1 + y[j]);
+  gg::detail::vec_value<gg::detail::Math<Op::sigmoid>>(x, y, n);
 }
 template <class T> void tanh_block(const T* x, T* y, Index n) {
-  detail::vec_math(VecFn::tanh, x, y, n);
+  gg::detail::vec_value<gg::detail::Math<Op::tanh>>(x, y, n);
 }
 } // namespace
 
