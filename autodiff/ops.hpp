@@ -173,6 +173,17 @@ Var scaled_dot_product_attention(const Var& query, const Var& key, const Var& va
 /// with c' = sigmoid(f) c + sigmoid(i) tanh(g) and h' = sigmoid(o) tanh(c'): two lstm_cell nodes in
 /// place of thirteen ops.
 std::pair<Var, Var> lstm_cell(const Var& gates, const Var& c);
+/// What lstm_layer gives: each step's h [L, N, H], and the state after the last step [N, H].
+struct LSTMLayer {
+  Var output, h, c;
+};
+/// One layer of torch.nn.LSTM over a whole sequence x [L, N, E] from the state (h0, c0) [N, H], with
+/// weights w_ih [4H, E], w_hh [4H, H] and biases [4H] (both, or both undefined); reverse runs from
+/// the last step to the first (a bidirectional LSTM's second direction). One lstm_layer node (its
+/// value [L + 1, N, H]: the steps' h, then the last c) whose backward runs back through time once
+/// and takes each weight's gradient as one product over all steps; output, h and c are its parts.
+LSTMLayer lstm_layer(const Var& x, const Var& h0, const Var& c0, const Var& w_ih, const Var& w_hh,
+                     const Var& b_ih = Var(), const Var& b_hh = Var(), bool reverse = false);
 /// Pieces of split_size along dim (the last one smaller), as torch.split: slices of x.
 std::vector<Var> split(const Var& x, std::int64_t split_size, int dim = 0);
 /// Pieces of the given sizes along dim (they must add up to its size), as torch.split.

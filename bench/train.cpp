@@ -272,9 +272,11 @@ void lstm(const TrainOptions& o) {
                          .hidden = s.lstm_hidden,
                          .layers = s.lstm_layers,
                          .dtype = dtype_of(o)};
-  print_sequence_kernels({{o.batch, s.lstm_embedding, 4 * s.lstm_hidden},
-                          {o.batch, s.lstm_hidden, 4 * s.lstm_hidden},
-                          {o.batch * s.lstm_sequence, s.lstm_hidden, s.vocab}});
+  const std::int64_t rows = o.batch * s.lstm_sequence, g4 = 4 * s.lstm_hidden;
+  print_sequence_kernels({{rows, s.lstm_embedding, g4}, // lstm_layer: the input's share of all steps
+                          {o.batch, s.lstm_hidden, g4}, // each step's
+                          {g4, rows, s.lstm_hidden},    // W_hh's gradient over all steps
+                          {rows, s.lstm_hidden, s.vocab}});
   language_model_step(o, c, s.lstm_sequence);
 }
 

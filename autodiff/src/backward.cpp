@@ -251,7 +251,7 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
     int reached = 0;
     InputGrads values;
     if (rule.vjp_values && rule.vjp_values(n, g, values)) { // kernels only, no graph nodes
-      for (int i = 0; i < 3 && i < n->num_inputs(); ++i) {
+      for (int i = 0; i < static_cast<int>(values.size()) && i < n->num_inputs(); ++i) {
         Tensor& share = values[static_cast<std::size_t>(i)];
         if (!share.defined()) continue;
         if constexpr (Anomaly) trail.check(n, i, share, g);

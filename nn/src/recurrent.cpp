@@ -1,5 +1,6 @@
 // The recurrent layers and cells, written with autodiff's ops (linear, sigmoid, tanh, relu, slice,
-// stack, concat) so that backward comes for free; one cell step serves the layers and the cells.
+// stack, concat, lstm_cell) so that backward comes for free; one cell step serves the cells and the
+// GRU and RNN layers, and an LSTM layer is one lstm_layer op over the whole sequence.
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/recurrent.hpp>
@@ -179,34 +180,55 @@ std::pair<Var, LSTMState> RNNBase::run(const Var& x_in, const LSTMState& initial
   const Var c0 = lstm ? initial_state(initial.c, "c_0") : Var();
   if (!lstm && initial.c.defined()) throw UsageError(fmt::format("{}: only an LSTM has a cell state", name));
 
-  // Each step's input is its own Var, split from x once and passed from layer to layer, so that
-  // backward never scatters a step's gradient into a zero tensor the size of the whole sequence (a
-  // slice's adjoint): that made a sequence's backward quadratic in its length.
-  std::vector<Var> inputs(static_cast<std::size_t>(steps));
-  for (std::int64_t t = 0; t < steps; ++t) inputs[static_cast<std::size_t>(t)] = select(x, 0, t);
   std::vector<Var> h_n, c_n;
-  for (std::int64_t layer = 0; layer < options_.num_layers; ++layer) {
-    std::vector<std::vector<Var>> outputs(static_cast<std::size_t>(dirs), std::vector<Var>(inputs.size()));
-    for (std::int64_t dir = 0; dir < dirs; ++dir) {
-      const std::int64_t k = layer * dirs + dir;
-      const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
-      LSTMState s{or_zeros(h0.defined() ? select(h0, 0, k) : Var(), {batch, hidden}, dtype),
-                  lstm ? or_zeros(c0.defined() ? select(c0, 0, k) : Var(), {batch, hidden}, dtype) : Var()};
-      for (std::int64_t i = 0; i < steps; ++i) {
-        const auto t = static_cast<std::size_t>(dir == 0 ? i : steps - 1 - i);
-        s = cell_step(kind_, linear(inputs[t], w[0], w[2]), s, w[1], w[3], hidden);
-        outputs[static_cast<std::size_t>(dir)][t] = s.h;
+  const auto initial_for = [&](const Var& s0, std::int64_t k) {
+    return or_zeros(s0.defined() ? select(s0, 0, k) : Var(), {batch, hidden}, dtype);
+  };
+  const auto drop_after = [&](std::int64_t layer) {
+    return is_training() && options_.dropout > 0 && layer + 1 < options_.num_layers;
+  };
+  Var y;
+  if (lstm) { // a layer and direction is one lstm_layer node over the whole sequence
+    y = x;
+    for (std::int64_t layer = 0; layer < options_.num_layers; ++layer) {
+      std::vector<Var> outputs;
+      for (std::int64_t dir = 0; dir < dirs; ++dir) {
+        const std::int64_t k = layer * dirs + dir;
+        const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
+        LSTMLayer r = lstm_layer(y, initial_for(h0, k), initial_for(c0, k), w[0], w[1], w[2], w[3], dir == 1);
+        outputs.push_back(std::move(r.output));
+        h_n.push_back(std::move(r.h));
+        c_n.push_back(std::move(r.c));
       }
-      h_n.push_back(s.h);
-      if (lstm) c_n.push_back(s.c);
+      y = dirs == 1 ? outputs[0] : concat(outputs, -1);
+      if (drop_after(layer)) y = gg::dropout(y, options_.dropout, true, rng_);
     }
-    const bool drop = is_training() && options_.dropout > 0 && layer + 1 < options_.num_layers;
-    for (std::size_t t = 0; t < inputs.size(); ++t) {
-      inputs[t] = dirs == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, -1);
-      if (drop) inputs[t] = gg::dropout(inputs[t], options_.dropout, true, rng_);
+  } else {
+    // Each step's input is its own Var, split from x once and passed from layer to layer, so that
+    // backward never scatters a step's gradient into a zero tensor the size of the whole sequence (a
+    // slice's adjoint): that made a sequence's backward quadratic in its length.
+    std::vector<Var> inputs(static_cast<std::size_t>(steps));
+    for (std::int64_t t = 0; t < steps; ++t) inputs[static_cast<std::size_t>(t)] = select(x, 0, t);
+    for (std::int64_t layer = 0; layer < options_.num_layers; ++layer) {
+      std::vector<std::vector<Var>> outputs(static_cast<std::size_t>(dirs), std::vector<Var>(inputs.size()));
+      for (std::int64_t dir = 0; dir < dirs; ++dir) {
+        const std::int64_t k = layer * dirs + dir;
+        const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
+        LSTMState s{initial_for(h0, k), Var()};
+        for (std::int64_t i = 0; i < steps; ++i) {
+          const auto t = static_cast<std::size_t>(dir == 0 ? i : steps - 1 - i);
+          s = cell_step(kind_, linear(inputs[t], w[0], w[2]), s, w[1], w[3], hidden);
+          outputs[static_cast<std::size_t>(dir)][t] = s.h;
+        }
+        h_n.push_back(s.h);
+      }
+      for (std::size_t t = 0; t < inputs.size(); ++t) {
+        inputs[t] = dirs == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, -1);
+        if (drop_after(layer)) inputs[t] = gg::dropout(inputs[t], options_.dropout, true, rng_);
+      }
     }
+    y = stack(inputs, 0);
   }
-  const Var y = stack(inputs, 0);
   const Var out =
       batched ? (options_.batch_first ? transpose(y, 0, 1) : y) : reshape(y, {steps, dirs * hidden});
   auto final_state = [&](const std::vector<Var>& parts) {

@@ -245,6 +245,14 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 12}, 79), rnd({2, 3}, 80)},
        tensor_only},
+      {Op::lstm_layer, // the node itself (each step's h and the last c), backwards in time
+       [](const std::vector<Var>& v) {
+         return gg::lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], true).output.inputs()[0];
+       },
+       {},
+       {rnd({3, 2, 3}, 120), rnd({2, 2}, 121), rnd({2, 2}, 122), rnd({8, 3}, 123), rnd({8, 2}, 124),
+        rnd({8}, 125), rnd({8}, 126)},
+       tensor_only},
       {Op::scaled_dot_product_attention, // with a boolean mask (each query attends to some key)
        [](const std::vector<Var>& v) {
          const Tensor allowed({1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1}, {3, 5});

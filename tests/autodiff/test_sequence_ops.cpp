@@ -293,6 +293,93 @@ TEST_CASE("lstm_cell: gates and cell state that do not fit name the op and both 
                     Catch::Contains("lstm_cell: the gates are float32"));
 }
 
+TEST_CASE("lstm_layer: equals lstm_cell steps in values and every gradient in both directions") {
+  const std::int64_t steps = 4, batch = 3, in = 5, h = 2;
+  for (const gg::DType dtype : {gg::f64, gg::f32})
+    for (const bool reverse : {false, true})
+      for (const bool bias : {true, false}) {
+        INFO(gg::dtype_name(dtype) << (reverse ? " reverse" : " forward") << (bias ? " with" : " without")
+                                   << " biases");
+        std::vector<Var> v;
+        std::uint64_t seed = 90;
+        for (const gg::Shape& s : std::vector<gg::Shape>{
+                 {steps, batch, in}, {batch, h}, {batch, h}, {4 * h, in}, {4 * h, h}, {4 * h}, {4 * h}})
+          v.emplace_back(gg::test::rnd(s, seed++, -1.5, 1.5).to(dtype), true);
+        const Var b_ih = bias ? v[5] : Var(), b_hh = bias ? v[6] : Var();
+        const gg::LSTMLayer r = gg::lstm_layer(v[0], v[1], v[2], v[3], v[4], b_ih, b_hh, reverse);
+        CHECK(r.output.inputs()[0].op_name() == "lstm_layer");
+        // The same layer from the ops, step by step.
+        std::vector<Var> hs(steps);
+        Var hp = v[1], cp = v[2];
+        for (std::int64_t k = 0; k < steps; ++k) {
+          const std::int64_t t = reverse ? steps - 1 - k : k;
+          auto [hn, cn] =
+              gg::lstm_cell(gg::linear(gg::select(v[0], 0, t), v[3], b_ih) + gg::linear(hp, v[4], b_hh), cp);
+          hs[static_cast<std::size_t>(t)] = hp = hn;
+          cp = cn;
+        }
+        const Var y = gg::stack(hs, 0);
+        const double tol = dtype == gg::f64 ? 1e-14 : 1e-6;
+        CHECK(worst(r.output.value(), y.value()) <= tol);
+        CHECK(worst(r.h.value(), hp.value()) <= tol);
+        CHECK(worst(r.c.value(), cp.value()) <= tol);
+        // Gradients of a loss reaching every part: the steps' h, the last h and the last c.
+        const auto loss = [&](const Var& a, const Var& hl, const Var& cl) {
+          const Var w = Var::constant(gg::test::rnd({steps, batch, h}, 99).to(dtype));
+          return gg::sum(a * w) + gg::sum(hl * hl) + 0.5 * gg::sum(cl * cl * cl);
+        };
+        const std::vector<Var> wanted = gg::grad({loss(y, hp, cp)}, v, {}, {.materialize_zeros = true});
+        const std::vector<Var> got = gg::grad({loss(r.output, r.h, r.c)}, v, {}, {.materialize_zeros = true});
+        for (std::size_t i = 0; i < v.size(); ++i) {
+          INFO("input " << i);
+          CHECK(worst(got[i].value(), wanted[i].value()) <= (dtype == gg::f64 ? 1e-13 : 2e-5));
+        }
+      }
+}
+
+TEST_CASE("lstm_layer: values and first and second derivatives against finite differences") {
+  const std::vector<Tensor> in{gg::test::rnd({3, 2, 3}, 110), gg::test::rnd({2, 2}, 111),
+                               gg::test::rnd({2, 2}, 112),    gg::test::rnd({8, 3}, 113),
+                               gg::test::rnd({8, 2}, 114),    gg::test::rnd({8}, 115),
+                               gg::test::rnd({8}, 116)};
+  for (const bool reverse : {false, true}) {
+    INFO((reverse ? "reverse" : "forward"));
+    const gg::test::Fn f = [reverse](const std::vector<Var>& v) {
+      const gg::LSTMLayer r = gg::lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], reverse);
+      return r.output.inputs()[0]; // the node: each step's h and the last c
+    };
+    const gg::GradcheckResult first = gg::gradcheck(f, in);
+    INFO(first.message);
+    CHECK(first.ok);
+    const gg::test::Fn gradient = [f](const std::vector<Var>& v) {
+      std::vector<Var> flat;
+      for (const Var& g : gg::grad({gg::sum(f(v) * f(v) * f(v))}, v, {}, {.create_graph = true}))
+        flat.push_back(gg::reshape(g, {-1}));
+      return gg::concat(flat);
+    };
+    const gg::GradcheckResult second = gg::gradcheck(gradient, in);
+    INFO(second.message);
+    CHECK(second.ok);
+  }
+}
+
+TEST_CASE("lstm_layer: inputs that do not fit name the op and the shapes and one bias alone is refused") {
+  const auto ones = [](const gg::Shape& s) { return Var(Tensor::ones(s)); };
+  const Var x = ones({3, 2, 5}), h = ones({2, 4}), w_ih = ones({16, 5}), w_hh = ones({16, 4});
+  CHECK_NOTHROW(gg::lstm_layer(x, h, h, w_ih, w_hh));
+  CHECK_THROWS_WITH(gg::lstm_layer(ones({2, 5}), h, h, w_ih, w_hh),
+                    Catch::Contains("lstm_layer") && Catch::Contains("x [2, 5]"));
+  CHECK_THROWS_WITH(gg::lstm_layer(ones({0, 2, 5}), h, h, w_ih, w_hh), Catch::Contains("L > 0"));
+  CHECK_THROWS_WITH(gg::lstm_layer(x, ones({3, 4}), h, w_ih, w_hh), Catch::Contains("h0 [3, 4]"));
+  CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, ones({16, 4}), w_hh), Catch::Contains("w_ih [16, 4]"));
+  CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, w_ih, ones({12, 4})), Catch::Contains("w_hh [12, 4]"));
+  CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, w_ih, w_hh, ones({16}), ones({15})),
+                    Catch::Contains("b_hh [15]"));
+  CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, w_ih, w_hh, ones({16})), Catch::Contains("both biases"));
+  CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, Var(Tensor::ones({16, 5}, gg::f32)), w_hh),
+                    Catch::Contains("lstm_layer: the input is float64") && Catch::Contains("float32"));
+}
+
 TEST_CASE("layer_norm: bad shapes and dtypes name the op and the shapes") {
   const Var x(Tensor::zeros({2, 3}));
   CHECK_THROWS_WITH(gg::layer_norm(x, {2}),

@@ -286,12 +286,12 @@ TEST_CASE("recurrent: an empty sequence is refused, an empty batch gives empty o
 
 TEST_CASE("recurrent: the DOT picture shows the unrolled steps, each weight one node feeding every step") {
   nn::Sequential model;
-  model.push_back(std::make_shared<nn::LSTM>(2, 3));
+  model.push_back(std::make_shared<nn::RNN>(2, 3));
   const Var y = model(Var::constant(Tensor::ones({4, 1, 2}))); // 4 steps
   std::ostringstream dot;
   gg::write_dot(dot, gg::sum(y));
   const std::string text = dot.str();
-  CHECK_THAT(text, Catch::Contains("label=\"0: LSTM(2, 3)\"")); // the layer is a cluster
+  CHECK_THAT(text, Catch::Contains("label=\"0: RNN(2, 3)\"")); // the layer is a cluster
   const gg::test::DotGraph g = gg::test::read_dot(text);
   for (const std::string name : {"weight_ih_l0", "weight_hh_l0", "bias_hh_l0"}) {
     INFO(name);
@@ -300,4 +300,22 @@ TEST_CASE("recurrent: the DOT picture shows the unrolled steps, each weight one 
     CHECK(text.find("label=\"" + name + "\\n", at + 1) == std::string::npos); // one node
     CHECK(g.out_degree(g.id_of(name + "\\n")) == 4);                          // one use per step
   }
+}
+
+TEST_CASE("recurrent: an LSTM layer is one lstm_layer node over the sequence with each weight feeding it once") {
+  nn::Sequential model;
+  model.push_back(std::make_shared<nn::LSTM>(2, 3, nn::RecurrentOptions{.num_layers = 2}));
+  const Var y = model(Var::constant(Tensor::ones({4, 1, 2})));
+  std::ostringstream dot;
+  gg::write_dot(dot, gg::sum(y));
+  const std::string text = dot.str();
+  const gg::test::DotGraph g = gg::test::read_dot(text);
+  for (const std::string name : {"weight_ih_l0", "weight_hh_l1", "bias_ih_l1"}) {
+    INFO(name);
+    CHECK(g.out_degree(g.id_of(name + "\\n")) == 1);
+  }
+  std::size_t layers = 0;
+  for (auto at = text.find("lstm_layer"); at != std::string::npos; at = text.find("lstm_layer", at + 1))
+    ++layers;
+  CHECK(layers >= 2);
 }

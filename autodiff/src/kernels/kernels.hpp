@@ -45,6 +45,21 @@ Tensor lstm_cell(const Tensor& gates, const Tensor& c, int part);
 std::array<Tensor, 2> lstm_cell_backward(const Tensor& g, const Tensor& gates, const Tensor& c, int part,
                                          std::array<bool, 2> needs);
 
+/// One LSTM layer over a sequence (lstm_layer): x [L, N, E], the initial state h0, c0 [N, H], the
+/// weights w_ih [4H, E] and w_hh [4H, H], bias [4H] (b_ih + b_hh; undefined for none); reverse runs
+/// from the last step to the first. Returns [L + 1, N, H]: each step's h, then the last c. `saved`
+/// receives what the backward needs: the gates' activations [L, N, 4H], then each step's c [L, N, H].
+Tensor lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
+                  const Tensor& bias, bool reverse, Tensor& saved);
+/// lstm_layer's gradients for the output gradient g [L + 1, N, H], out and saved as the forward gave
+/// them: {x, h0, c0, w_ih, w_hh, the bias} (the bias's is b_ih's and b_hh's), those of x, w_ih, w_hh
+/// and the bias only when their `needs` flag is set. The weights' gradients are one product each
+/// over all steps.
+std::array<Tensor, 6> lstm_layer_backward(const Tensor& g, const Tensor& out, const Tensor& saved,
+                                          const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                          const Tensor& w_ih, const Tensor& w_hh, bool reverse,
+                                          std::array<bool, 6> needs);
+
 /// Attention's weights from its scores [batch, rows, cols] in place: each row scaled, the mask added
 /// ([rows, cols] for every item, or [batch, rows, cols]; undefined for none), with causal the entries
 /// right of the diagonal forbidden (0), then softmaxed (max first); a row with nothing to attend to

@@ -5,6 +5,7 @@
 // backward).
 #include <autodiff/ops.hpp>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -112,8 +113,9 @@ template <> const OpRule& detail::rule<Op::conv2d>() {
       [](Node* n, const Tensor& g, InputGrads& out) { // one GEMM per gradient, chunk of images and group
         const std::array<bool, 3> needs{n->first->requires_grad(), n->in1()->requires_grad(),
                                         n->num_inputs() == 3 && n->input(2)->requires_grad()};
-        out = kernel::conv2d_backward(g, value_of(n->first), value_of(n->in1()), conv_windows(n),
-                                      n->ext->ints[6], needs);
+        std::array<Tensor, 3> r = kernel::conv2d_backward(g, value_of(n->first), value_of(n->in1()),
+                                                          conv_windows(n), n->ext->ints[6], needs);
+        std::move(r.begin(), r.end(), out.begin());
         return true;
       }};
   return r;

@@ -18,8 +18,8 @@
 namespace gg::detail {
 
 /// The gradient a tensor node's fast backward gives each of its inputs (undefined: none flows there,
-/// or the input does not require one).
-using InputGrads = std::array<Tensor, 3>;
+/// or the input does not require one); ops with more inputs (lstm_layer: 7) fill the first ones.
+using InputGrads = std::array<Tensor, 7>;
 
 /// What the engine knows of an op kind, beyond recording it.
 struct OpRule {
