@@ -221,6 +221,10 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
   AnomalyTrail& trail;
   HookedLeaves* hooks; ///< Hooks: the pass's hooked leaves
   bool accumulate;     ///< Hooks: backward() (gradients go to the leaves' .grad()), not grad()
+  /// The fast rules' outputs, kept from node to node: each share is moved out (leaving the slot
+  /// undefined), so a node pays no construction and no out-of-line destructor call per slot (7 of
+  /// them: callgrind, 2-3-2 MLP step, +450 instructions a step of ~29k when made per node).
+  InputGrads shares;
 
   bool take(Node* n) {
     const std::uint8_t marks = n->marks_;
@@ -249,21 +253,21 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
     const Tensor& g = n->ext->grad;
     const OpRule& rule = rule_of(n->op);
     int reached = 0;
-    InputGrads values;
-    if (rule.vjp_values && rule.vjp_values(n, g, values)) { // kernels only, no graph nodes
-      for (int i = 0; i < static_cast<int>(values.size()) && i < n->num_inputs(); ++i) {
-        Tensor& share = values[static_cast<std::size_t>(i)];
+    if (rule.vjp_values && rule.vjp_values(n, g, shares)) { // kernels only, no graph nodes
+      for (int i = 0; i < static_cast<int>(shares.size()) && i < n->num_inputs(); ++i) {
+        Tensor& share = shares[static_cast<std::size_t>(i)];
         if (!share.defined()) continue;
         if constexpr (Anomaly) trail.check(n, i, share, g);
         reached += add(n->input(i), std::move(share));
       }
       return reached;
     }
-    const std::vector<Var> shares = rule.vjp(n, Var::constant(g));
-    for (std::size_t i = 0; i < shares.size(); ++i) {
-      if (!shares[i].defined()) continue;
-      if constexpr (Anomaly) trail.check(n, static_cast<int>(i), shares[i].value(), g);
-      reached += add(n->input(static_cast<int>(i)), shares[i].value());
+    shares = {}; // a rule that declined may have filled some
+    const std::vector<Var> vjps = rule.vjp(n, Var::constant(g));
+    for (std::size_t i = 0; i < vjps.size(); ++i) {
+      if (!vjps[i].defined()) continue;
+      if constexpr (Anomaly) trail.check(n, static_cast<int>(i), vjps[i].value(), g);
+      reached += add(n->input(static_cast<int>(i)), vjps[i].value());
     }
     return reached;
   }
@@ -441,7 +445,7 @@ Node* newest(const std::vector<std::pair<Node*, Tensor>>& seeds) {
 template <bool Anomaly, bool Retain, bool Hooks>
 void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
                     AnomalyTrail& trail, HookedLeaves* hooks, bool accumulate) {
-  ValuePass<Anomaly, Retain, Hooks> pass{{}, trail, hooks, accumulate};
+  ValuePass<Anomaly, Retain, Hooks> pass{{}, trail, hooks, accumulate, {}};
   pass.leaves.swap_buffers(leaves); // the caller's buffers, with their capacity
   struct Back {
     LeafGradients &from, &to;
