@@ -226,8 +226,9 @@ Var GPTBlock::drop(const Var& x) {
 
 Var GPTBlock::forward(const Var& x) {
   const Var h = (*norm1)(x);
-  const AttentionArgs causal{
-      .need_weights = false, .attn_mask = causal_mask(x.shape()[x.shape().rank() - 2]), .is_causal = true};
+  // is_causal without a mask tensor: the fused attention's causal flag, which skips the masked half
+  // of each row of scores instead of adding -inf to it.
+  const AttentionArgs causal{.need_weights = false, .is_causal = true};
   const Var a = x + drop((*self_attn)(h, h, h, causal).first);
   return a + drop((*linear2)(drop(gelu((*linear1)((*norm2)(a))))));
 }

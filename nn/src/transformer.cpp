@@ -162,7 +162,9 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
   // The masks as additive constants that broadcast against the scores [N, heads, L, S].
   std::vector<Tensor> masks;
   const bool causal_only = !args.attn_mask.defined() && args.is_causal && !args.key_padding_mask.defined();
-  const Mask attn_mask = args.attn_mask.defined() || !args.is_causal
+  // The causal triangle as a mask tensor only where it is added to others or the weights are
+  // wanted; alone, it is the fused op's flag.
+  const Mask attn_mask = args.attn_mask.defined() || !args.is_causal || (causal_only && !args.need_weights)
                              ? args.attn_mask
                              : Mask::boolean(causal_values(l, s, dtype));
   if (attn_mask.defined()) {
@@ -202,7 +204,7 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
     for (const Tensor& m : masks) scores = scores + Var::constant(m);
     attn = gg::dropout(softmax(scores, -1), p, true, rng_);
     attended = matmul(attn, v);
-  } else if (masks.size() == 1 && causal_only) { // one fused op, the causal triangle its flag
+  } else if (causal_only) { // one fused op, the causal triangle its flag
     attended = scaled_dot_product_attention(q, k, v, {}, p, true, std::nullopt, &rng_);
   } else { // one fused op, the masks added into one constant
     Tensor mask;
