@@ -20,6 +20,18 @@ extern template void gemm_any<float>(const float*, bool, std::int64_t, const flo
 extern template void gemm_any<double>(const double*, bool, std::int64_t, const double*, bool, std::int64_t,
                                       double*, std::int64_t, std::int64_t, std::int64_t, bool);
 
+/// Whether gemm_serial has a library for T products on the calling thread alone (BLIS, or oneDNN for
+/// float; not when use_blas(false) left the products to Eigen). When not, a caller with many small
+/// products runs them one after the other through gemm_any.
+template <class T> bool gemm_serial_available();
+/// gemm_any's product on the calling thread alone, for work split across the kernel threads by the
+/// caller (an attention's many small products): plain loops for tiny products, oneDNN for float
+/// (BLIS for narrow ones, as gemm_any on one thread), BLIS otherwise; never OpenBLAS's threads.
+/// Only when gemm_serial_available<T>().
+template <class T>
+void gemm_serial(const T* a, bool ta, std::int64_t lda, const T* b, bool tb, std::int64_t ldb, T* c,
+                 std::int64_t n, std::int64_t k, std::int64_t m, bool accumulate = false);
+
 /// "BLIS 0.9.0 (zen3 kernels, 1 thread)" when BLIS is built in and its run-time kernels are a
 /// vector-FMA family, empty otherwise.
 const std::string& blis_kernels();

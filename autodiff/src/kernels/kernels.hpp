@@ -60,10 +60,17 @@ std::array<Tensor, 6> lstm_layer_backward(const Tensor& g, const Tensor& out, co
                                           const Tensor& w_ih, const Tensor& w_hh, bool reverse,
                                           std::array<bool, 6> needs);
 
-/// Attention's weights from its scores [batch, rows, cols] in place: each row scaled, the mask added
-/// ([rows, cols] for every item, or [batch, rows, cols]; undefined for none), with causal the entries
-/// right of the diagonal forbidden (0), then softmaxed (max first); a row with nothing to attend to
-/// becomes NaN, as PyTorch's softmax of an all -inf row.
-void scaled_masked_softmax(Tensor& scores, double scale, const Tensor& mask, bool causal);
+/// Scaled dot-product attention of q [batch, L, E], k [batch, S, E] and v [batch, S, Ev] (contiguous):
+/// the output [batch, L, Ev], and in `weights` [batch, L, S] the softmax of the scores q k^T, each row
+/// scaled, the mask added ([L, S] for every item, or [batch, L, S]; undefined for none), with causal
+/// the entries right of the diagonal forbidden (0, and never computed); a row with nothing to attend
+/// to becomes NaN, as PyTorch's softmax of an all -inf row. The items run on the kernel threads.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& mask,
+                 bool causal, Tensor& weights);
+/// attention's gradients for the output gradient g [batch, L, Ev], given its weights: {q's, k's, v's},
+/// each computed only when its `needs` flag is set.
+std::array<Tensor, 3> attention_backward(const Tensor& g, const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& weights, double scale, bool causal,
+                                         std::array<bool, 3> needs);
 
 } // namespace gg::kernel

@@ -215,6 +215,34 @@ template void gemm_any<float>(const float*, bool, Index, const float*, bool, Ind
 template void gemm_any<double>(const double*, bool, Index, const double*, bool, Index, double*, Index, Index,
                                Index, bool);
 
+template <class T> bool gemm_serial_available() {
+  if (!g_blas_allowed.load(std::memory_order_relaxed)) return false;
+  return !blis_kernels().empty() || (std::is_same_v<T, float> && !dnnl_kernels().empty());
+}
+template bool gemm_serial_available<float>();
+template bool gemm_serial_available<double>();
+
+template <class T>
+void gemm_serial(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
+                 Index m, bool accumulate) {
+  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  [[maybe_unused]] const bool blis = !blis_kernels().empty();
+#ifdef GG_HAVE_DNNL
+  if constexpr (std::is_same_v<T, float>)
+    if (!(blis && (std::min(n, m) <= k_narrow || k <= k_narrow)) && !dnnl_kernels().empty() &&
+        dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate))
+      return;
+#endif
+#ifdef GG_HAVE_BLIS
+  if (blis) return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+#endif
+  gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate); // not reached when gemm_serial_available
+}
+template void gemm_serial<float>(const float*, bool, Index, const float*, bool, Index, float*, Index, Index,
+                                 Index, bool);
+template void gemm_serial<double>(const double*, bool, Index, const double*, bool, Index, double*, Index,
+                                  Index, Index, bool);
+
 namespace {
 /// c[n,m] = a[n,k] b[k,m], all row-major and contiguous.
 template <class T> void gemm_rows(const T* a, const T* b, T* c, Index n, Index k, Index m) {

@@ -1,7 +1,9 @@
-// The attention family: scaled_dot_product_attention as torch.nn.functional's, one op — batched
-// products with transpose flags (no transposed copies) and one pass per row of scores for scaling,
-// masking and softmax, the weights kept for the backward; with dropout, the composition of ops. Its
-// public function and its rule (table row, the differentiable VJP, the fast tensor backward).
+// The attention family: scaled_dot_product_attention as torch.nn.functional's, one op — per item, in
+// blocks of query rows: products with transpose flags (no transposed copies; with the causal flag,
+// none for the keys a block cannot see) and one pass per row of scores for scaling, masking and
+// softmax, the weights kept for the backward, the items on the kernel threads (kernels/attention.cpp);
+// with dropout, the composition of ops. Its public function and its rule (table row, the
+// differentiable VJP, the fast tensor backward).
 #include <autodiff/ops.hpp>
 
 #include <cmath>
@@ -144,13 +146,14 @@ Var scaled_dot_product_attention(const Var& query, const Var& key, const Var& va
     return matmul(dropout(attention_weights(query, key, mask, is_causal, sc), dropout_p, true, *generator),
                   value);
 
-  Tensor weights = kernel::gemm_batched(as_batch(q, d.batch), false, as_batch(k, d.batch), true);
-  kernel::scaled_masked_softmax(
-      weights, sc, mask.defined() && mask.rank() > 2 ? as_batch(mask, d.batch) : mask, is_causal);
+  Tensor weights;
   Shape out_shape = d.lead;
   out_shape.push_back(d.l);
   out_shape.push_back(d.ev);
-  Tensor out = kernel::gemm_batched(weights, false, as_batch(v, d.batch), false).reshape(out_shape);
+  Tensor out = kernel::attention(as_batch(q, d.batch), as_batch(k, d.batch), as_batch(v, d.batch), sc,
+                                 mask.defined() && mask.rank() > 2 ? as_batch(mask, d.batch) : mask,
+                                 is_causal, weights)
+                   .reshape(out_shape);
   std::vector<Var> inputs{query, key, value};
   if (mask.defined()) inputs.push_back(Var::constant(mask)); // for the differentiable VJP
   auto e = detail::emit_variadic(Op::scaled_dot_product_attention, inputs, std::move(out));
@@ -181,17 +184,14 @@ template <> const OpRule& detail::rule<Op::scaled_dot_product_attention>() {
         const Tensor q = value_of(n->input(0)), k = value_of(n->input(1)), v = value_of(n->input(2));
         const Tensor& p = n->ext->aux;
         const std::int64_t batch = p.shape()[0];
-        const Tensor gb = as_batch(g.to(q.dtype()), batch);
-        if (n->input(2)->requires_grad())
-          out[2] = kernel::gemm_batched(p, true, gb, false).reshape(v.shape());
-        if (!n->input(0)->requires_grad() && !n->input(1)->requires_grad()) return true;
-        const Tensor dp = kernel::gemm_batched(gb, false, as_batch(v, batch), true);
-        const Tensor ds = kernel::binary_scalar(kernel::Binary::mul,
-                                                kernel::softmax_backward(dp, p, -1, false), n->ext->reals[0]);
-        if (n->input(0)->requires_grad())
-          out[0] = kernel::gemm_batched(ds, false, as_batch(k, batch), false).reshape(q.shape());
-        if (n->input(1)->requires_grad())
-          out[1] = kernel::gemm_batched(ds, true, as_batch(q, batch), false).reshape(k.shape());
+        const std::array<bool, 3> needs{n->input(0)->requires_grad(), n->input(1)->requires_grad(),
+                                        n->input(2)->requires_grad()};
+        std::array<Tensor, 3> r =
+            kernel::attention_backward(as_batch(g, batch), as_batch(q, batch), as_batch(k, batch),
+                                       as_batch(v, batch), p, n->ext->reals[0], n->ext->ints[0] != 0, needs);
+        for (int i = 0; i < 3; ++i)
+          if (needs[static_cast<std::size_t>(i)])
+            out[i] = std::move(r[static_cast<std::size_t>(i)]).reshape(value_of(n->input(i)).shape());
         return true;
       }};
   return r;
