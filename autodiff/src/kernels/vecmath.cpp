@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numbers>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -409,6 +410,310 @@ __m256d erf_f64(__m256d x) {
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#define GG_OWN_EXP_LOG 1
+// exp, log and tanh of our own (AVX2 + FMA), 1.6-2.5x SLEEF's u10 functions and within 1 ULP
+// (tests/autodiff/test_vecmath.cpp; docs/performance.md, "Third round"). Each has a fast path for the
+// common inputs and an out-of-line path, taken when any lane of the vector needs it, for the edges:
+// denormal, overflowing or underflowing results, ±0, ±inf and NaN, as libm.
+
+/// exp's table: 2^(j/8) (float) and 2^(j/4) (double) as hi + lo, picked per lane by a register permute.
+struct ExpTables {
+  alignas(32) float f_hi[8];
+  alignas(32) float f_lo[8];
+  alignas(32) double d_hi[4];
+  alignas(32) double d_lo[4];
+};
+constexpr ExpTables k_exp = {
+    {1.0f, 1.0905077457427979f, 1.1892070770263672f, 1.2968395948410034f, 1.4142135381698608f,
+     1.5422108173370361f, 1.6817928552627563f, 1.8340080976486206f},
+    {0.0f, -1.3077539939843064e-08f, 3.797635272917432e-08f, -4.018999533172973e-08f, 2.4203234971764687e-08f,
+     8.070904833346049e-09f, -2.4755326677450284e-08f, -1.1239277952768134e-08f},
+    {1.0, 1.189207115002721, 1.4142135623730951, 1.681792830507429},
+    {0.0, 3.982015231465646e-17, -9.667293313452913e-17, 8.199010020581497e-17}};
+
+/// exp(x) = 2^k · 2^(j/8) · e^r in float: n = 8k + j = round(x·8/ln2) by the 1.5·2^23 trick (n in t's low
+/// bits), r = x − n·ln2/8 (ln2/8 as hi + lo, |r| <= 0.0434), e^r − 1 = q = r + r²(1/2 + r/6 + r²/24)
+/// (Taylor: 1.3e-9 relative). 2^(j/8)·(1 + q) = hi + c, c = hi·q + lo (|c| < 0.09·hi).
+struct ExpPartsF32 {
+  __m256 hi, c;
+  __m256i t;
+};
+inline ExpPartsF32 exp_parts_f32(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  const __m256 tf = _mm256_fmadd_ps(x, _mm256_set1_ps(11.541560173034668f), magic);
+  const __m256 n = _mm256_sub_ps(tf, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.08664339780807495f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.380817765157417e-10f), r);
+  const __m256i t = _mm256_castps_si256(tf);
+  // the permute reads the index's low 3 bits: j
+  const __m256 hi = _mm256_permutevar8x32_ps(_mm256_load_ps(k_exp.f_hi), t);
+  const __m256 lo = _mm256_permutevar8x32_ps(_mm256_load_ps(k_exp.f_lo), t);
+  __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 24), r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  const __m256 q = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  return {hi, _mm256_fmadd_ps(hi, q, lo), t};
+}
+
+/// 2^(j/8)·(1 + q) in [0.95, 1.91], unscaled, and t.
+inline __m256 exp_unscaled_f32(__m256 x, __m256i& t) {
+  const ExpPartsF32 e = exp_parts_f32(x);
+  t = e.t;
+  return _mm256_add_ps(e.hi, e.c);
+}
+
+/// k << 23 from exp_parts_f32's t (its low 12 bits are n mod 4096: shifted to the top, j's 3 bits cleared).
+inline __m256i exp_scale_f32(__m256i t) {
+  return _mm256_and_si256(_mm256_slli_epi32(t, 20), _mm256_set1_epi32(static_cast<int>(0xFF800000u)));
+}
+
+/// exp's edges in float: x clamped to [-104, 89] (beyond, the results are 0 and inf), the scale 2^k
+/// applied in two factors 2^k1·2^k2 so that each is a normal float and the only rounding is the
+/// last product (denormal results rounded once); NaN stays NaN.
+[[gnu::noinline]] __m256 exp_edges_f32(__m256 x) {
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-104.0f)), _mm256_set1_ps(89.0f));
+  __m256i t;
+  const __m256 y = exp_unscaled_f32(xc, t);
+  const __m256i n = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_set1_ps(12582912.0f)));
+  const __m256i k = _mm256_srai_epi32(n, 3), k1 = _mm256_srai_epi32(k, 1), k2 = _mm256_sub_epi32(k, k1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+  const __m256 r = _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+  return _mm256_blendv_ps(r, _mm256_add_ps(x, x), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+/// exp in float: for |x| < 87 (every lane) the scale 2^k is added to the exponent bits.
+inline __m256 exp_f32(__m256 x) {
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  if (_mm256_movemask_ps(_mm256_cmp_ps(ax, _mm256_set1_ps(87.0f), _CMP_LT_OQ)) != 0xFF) [[unlikely]]
+    return exp_edges_f32(x);
+  __m256i t;
+  const __m256 y = exp_unscaled_f32(x, t);
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), exp_scale_f32(t)));
+}
+
+/// The parts of exp(x) = 2^k · 2^(j/4) · (1 + q) in double: n = 4k + j = round(x·4/ln2) by the 1.5·2^52
+/// trick (n in t's low dwords), r = x − n·ln2/4 (hi + lo, |r| <= 0.0867), q = r + r²·P(r), P of degree 6
+/// fitted by least squares on Chebyshev nodes in 50-digit arithmetic (mpmath; 0.05 ULP); 2^(j/4) as
+/// hi + lo.
+struct ExpPartsF64 {
+  __m256d hi, lo, q;
+  __m256i t;
+};
+inline ExpPartsF64 exp_parts_f64(__m256d x) {
+  const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+  const __m256d tf = _mm256_fmadd_pd(x, _mm256_set1_pd(5.7707801635558535), magic);
+  const __m256d n = _mm256_sub_pd(tf, magic);
+  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0.17328679513998632), x);
+  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(5.797617034615749e-18), r);
+  const __m256i t = _mm256_castpd_si256(tf);
+  // dword indices 2j, 2j + 1 of each double lane (the permute reads their low 3 bits)
+  const __m256i idx = _mm256_add_epi32(_mm256_shuffle_epi32(_mm256_slli_epi32(t, 1), 0xA0),
+                                       _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1));
+  const auto table = [&](const double* row) {
+    return _mm256_castsi256_pd(
+        _mm256_permutevar8x32_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(row)), idx));
+  };
+  __m256d p =
+      _mm256_fmadd_pd(_mm256_set1_pd(2.4806746375826045e-05), r, _mm256_set1_pd(0.0001984562283751771));
+  for (const double c : {0.0013888888555529334, 0.008333333119028967, 0.04166666666675176, 0.1666666666669858,
+                         0.49999999999999994})
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
+  return {table(k_exp.d_hi), table(k_exp.d_lo), _mm256_fmadd_pd(p, _mm256_mul_pd(r, r), r), t};
+}
+
+/// exp's edges in double, as exp_edges_f32: x clamped to [-746, 710], 2^k in two normal factors (k from
+/// the low dwords: AVX2 has no 64-bit arithmetic shift).
+[[gnu::noinline]] __m256d exp_edges_f64(__m256d x) {
+  const __m256d xc = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-746.0)), _mm256_set1_pd(710.0));
+  const ExpPartsF64 e = exp_parts_f64(xc);
+  const __m256d y = _mm256_add_pd(e.hi, _mm256_fmadd_pd(e.hi, e.q, e.lo));
+  const __m256i k = _mm256_srai_epi32(e.t, 2), k1 = _mm256_srai_epi32(k, 1), k2 = _mm256_sub_epi32(k, k1);
+  const __m256i bias = _mm256_set1_epi32(1023);
+  const __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi32(k1, bias), 52));
+  const __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi32(k2, bias), 52));
+  const __m256d r = _mm256_mul_pd(_mm256_mul_pd(y, s1), s2);
+  return _mm256_blendv_pd(r, _mm256_add_pd(x, x), _mm256_cmp_pd(x, x, _CMP_UNORD_Q));
+}
+
+/// k << 52 from exp_parts_f64's t (its low 12 bits are n mod 4096; j's 2 bits cleared).
+inline __m256i exp_scale_f64(__m256i t) {
+  return _mm256_and_si256(_mm256_slli_epi64(t, 50),
+                          _mm256_set1_epi64x(static_cast<long long>(0xFFF0000000000000ull)));
+}
+
+/// exp in double: for |x| < 708 (every lane) the scale is added to the exponent bits.
+inline __m256d exp_f64(__m256d x) {
+  const __m256d ax = _mm256_andnot_pd(_mm256_set1_pd(-0.0), x);
+  if (_mm256_movemask_pd(_mm256_cmp_pd(ax, _mm256_set1_pd(708.0), _CMP_LT_OQ)) != 0xF) [[unlikely]]
+    return exp_edges_f64(x);
+  const ExpPartsF64 e = exp_parts_f64(x);
+  const __m256d y = _mm256_add_pd(e.hi, _mm256_fmadd_pd(e.hi, e.q, e.lo));
+  return _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(y), exp_scale_f64(e.t)));
+}
+
+/// tanh in float: |x| < 0.55 by x + x³·P(x²), P of degree 4 fitted by least squares on Chebyshev nodes
+/// (mpmath; 0.07 ULP); beyond, 1 − 2/(E + 1) with E = e^(2|x|) kept as hi + lo and E + 1 as an exact
+/// sum, the quotient corrected by its residual (the plain formula is 2 ULP off near 0.55); 2|x|
+/// clamped to 20 (tanh rounds to 1 from 9.01); the sign is x's, NaN kept by the first form.
+inline __m256 tanh_f32(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+  const __m256 ax = _mm256_andnot_ps(sign, x), z = _mm256_mul_ps(x, x);
+  __m256 p =
+      _mm256_fmadd_ps(_mm256_set1_ps(-0.0061971647664904594f), z, _mm256_set1_ps(0.02101912721991539f));
+  for (const float c : {-0.05384005233645439f, 0.1333247423171997f, -0.3333331346511841f})
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(c));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(ax, z), p, ax);
+  const ExpPartsF32 e = exp_parts_f32(_mm256_min_ps(_mm256_set1_ps(20.0f), _mm256_add_ps(ax, ax)));
+  const __m256 s = _mm256_castsi256_ps(_mm256_add_epi32(exp_scale_f32(e.t), _mm256_castps_si256(one))); // 2^k
+  const __m256 eu = _mm256_add_ps(e.hi, e.c), eh = _mm256_mul_ps(eu, s);
+  const __m256 el = _mm256_mul_ps(_mm256_add_ps(_mm256_sub_ps(e.hi, eu), e.c), s); // E − eh
+  const __m256 dh = _mm256_add_ps(eh, one), dl = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(eh, dh), one), el);
+  const __m256 y0 = _mm256_div_ps(two, dh);
+  const __m256 res = _mm256_fnmadd_ps(y0, dl, _mm256_fnmadd_ps(y0, dh, two)); // 2 − y0·(dh + dl)
+  const __m256 y = _mm256_fmadd_ps(res, _mm256_mul_ps(y0, _mm256_set1_ps(0.5f)), y0);
+  const __m256 r =
+      _mm256_blendv_ps(_mm256_sub_ps(one, y), small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.55f), _CMP_NGE_UQ));
+  return _mm256_or_ps(r, _mm256_and_ps(sign, x));
+}
+
+/// tanh in double, as tanh_f32: |x| < 0.55 by x + x³·P(x²), P of degree 10 (0.015 ULP); beyond,
+/// 1 − 2/(E + 1) with E = e^(2|x|) = 2^k·(hi + c) as eh + el, E + 1 summed exactly, the quotient
+/// corrected by its residual; 2|x| clamped to 40 (tanh rounds to 1 from 19.06).
+inline __m256d tanh_f64(__m256d x) {
+  const __m256d sign = _mm256_set1_pd(-0.0), one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0);
+  const __m256d ax = _mm256_andnot_pd(sign, x), z = _mm256_mul_pd(x, x);
+  __m256d p =
+      _mm256_fmadd_pd(_mm256_set1_pd(-1.9022758760792422e-05), z, _mm256_set1_pd(8.255606379066146e-05));
+  for (const double c : {-0.0002328540637401297, 0.0005882383987394583, -0.0014554930580321522,
+                         0.003592084343889774, -0.008863231844538647, 0.021869488339845276,
+                         -0.05396825396215518, 0.13333333333323844, -0.3333333333333328})
+    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(c));
+  const __m256d small = _mm256_fmadd_pd(_mm256_mul_pd(ax, z), p, ax);
+  const ExpPartsF64 e = exp_parts_f64(_mm256_min_pd(_mm256_set1_pd(40.0), _mm256_add_pd(ax, ax)));
+  const __m256d s =
+      _mm256_castsi256_pd(_mm256_add_epi64(exp_scale_f64(e.t), _mm256_castpd_si256(one))); // 2^k
+  const __m256d c = _mm256_fmadd_pd(e.hi, e.q, e.lo);
+  const __m256d eu = _mm256_add_pd(e.hi, c), eh = _mm256_mul_pd(eu, s);
+  const __m256d el = _mm256_mul_pd(_mm256_add_pd(_mm256_sub_pd(e.hi, eu), c), s); // E − eh
+  const __m256d dh = _mm256_add_pd(eh, one),
+                dl = _mm256_add_pd(_mm256_add_pd(_mm256_sub_pd(eh, dh), one), el);
+  const __m256d y0 = _mm256_div_pd(two, dh);
+  const __m256d res = _mm256_fnmadd_pd(y0, dl, _mm256_fnmadd_pd(y0, dh, two)); // 2 − y0·(dh + dl)
+  const __m256d y = _mm256_fmadd_pd(res, _mm256_mul_pd(y0, _mm256_set1_pd(0.5)), y0);
+  const __m256d r =
+      _mm256_blendv_pd(_mm256_sub_pd(one, y), small, _mm256_cmp_pd(ax, _mm256_set1_pd(0.55), _CMP_NGE_UQ));
+  return _mm256_or_pd(r, _mm256_and_pd(sign, x));
+}
+
+// log by fdlibm's formula (e_logf.c, e_log.c, with its coefficients): x = 2^k·m, m in [√2/2, √2),
+// f = m − 1, s = f/(2 + f), log x = k·ln2_hi − ((f²/2 − (s·(f²/2 + R(s²)) + k·ln2_lo)) − f).
+
+/// log of positive normal floats given their bits; kadj is subtracted from k (denormals pre-scaled).
+inline __m256 log_normal_f32(__m256i bits, __m256 kadj) {
+  const __m256i k = _mm256_srai_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(0x3f3504f3)), 23);
+  const __m256 m = _mm256_castsi256_ps(_mm256_sub_epi32(bits, _mm256_slli_epi32(k, 23)));
+  const __m256 f = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
+  const __m256 s = _mm256_div_ps(f, _mm256_add_ps(f, _mm256_set1_ps(2.0f)));
+  const __m256 z = _mm256_mul_ps(s, s);
+  __m256 r = _mm256_fmadd_ps(_mm256_set1_ps(0.24279078841f), z, _mm256_set1_ps(0.28498786688f));
+  r = _mm256_fmadd_ps(r, z, _mm256_set1_ps(0.40000972152f));
+  r = _mm256_mul_ps(_mm256_fmadd_ps(r, z, _mm256_set1_ps(0.66666662693f)), z);
+  const __m256 hfsq = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_mul_ps(f, f));
+  const __m256 kf = _mm256_sub_ps(_mm256_cvtepi32_ps(k), kadj);
+  const __m256 inner =
+      _mm256_fmadd_ps(s, _mm256_add_ps(hfsq, r), _mm256_mul_ps(kf, _mm256_set1_ps(9.0580006145e-06f)));
+  return _mm256_fmadd_ps(kf, _mm256_set1_ps(6.9313812256e-01f), _mm256_sub_ps(f, _mm256_sub_ps(hfsq, inner)));
+}
+
+/// log of four positive normal doubles given their bits, as log_normal_f32 (k by 64-bit bit operations).
+inline __m256d log_normal_f64(__m256i bits, __m256d kadj) {
+  // u = bits − bits(√2/2) + (1023 << 52) >= 0: k + 1023 = u >> 52
+  const __m256i u = _mm256_sub_epi64(bits, _mm256_set1_epi64x(0x3fe6a09e667f3bcdll - 0x3ff0000000000000ll));
+  const __m256i ke = _mm256_and_si256(u, _mm256_set1_epi64x(static_cast<long long>(0xFFF0000000000000ull)));
+  const __m256d m = _mm256_castsi256_pd(
+      _mm256_add_epi64(_mm256_sub_epi64(bits, ke), _mm256_set1_epi64x(0x3ff0000000000000ll)));
+  // k as a double: the bits of 2^52 + (k + 1023), minus 2^52 + 1023
+  const __m256d two52 = _mm256_set1_pd(4503599627370496.0);
+  const __m256d kd = _mm256_sub_pd(
+      _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(u, 52), _mm256_castpd_si256(two52))),
+      _mm256_add_pd(_mm256_set1_pd(4503599627370496.0 + 1023), kadj));
+  const __m256d f = _mm256_sub_pd(m, _mm256_set1_pd(1.0));
+  const __m256d s = _mm256_div_pd(f, _mm256_add_pd(f, _mm256_set1_pd(2.0)));
+  const __m256d z = _mm256_mul_pd(s, s);
+  __m256d r =
+      _mm256_fmadd_pd(_mm256_set1_pd(1.479819860511658591e-01), z, _mm256_set1_pd(1.531383769920937332e-01));
+  for (const double c : {1.818357216161805012e-01, 2.222219843214978396e-01, 2.857142874366239149e-01,
+                         3.999999999940941908e-01, 6.666666666666735130e-01})
+    r = _mm256_fmadd_pd(r, z, _mm256_set1_pd(c));
+  r = _mm256_mul_pd(r, z);
+  const __m256d hfsq = _mm256_mul_pd(_mm256_set1_pd(0.5), _mm256_mul_pd(f, f));
+  const __m256d inner = _mm256_fmadd_pd(s, _mm256_add_pd(hfsq, r),
+                                        _mm256_mul_pd(kd, _mm256_set1_pd(1.90821492927058770002e-10)));
+  return _mm256_fmadd_pd(kd, _mm256_set1_pd(6.93147180369123816490e-01),
+                         _mm256_sub_pd(f, _mm256_sub_pd(hfsq, inner)));
+}
+
+/// log's edges, per element type: denormals scaled by 2^23 (2^52) with k corrected; log 0 = −inf,
+/// log of a negative number NaN, log inf = inf, NaN kept.
+template <class V, class Ops> [[gnu::noinline]] V log_edges(V x) {
+  const V tiny = Ops::lt(x, Ops::set(Ops::min_normal));
+  const V xs = Ops::blend(x, Ops::mul(x, Ops::set(Ops::denormal_scale)), tiny);
+  V y = Ops::normal(xs, Ops::and_(tiny, Ops::set(Ops::denormal_bits)));
+  y = Ops::blend(y, Ops::set(-std::numeric_limits<typename Ops::T>::infinity()), Ops::eq(x, Ops::set(0)));
+  y = Ops::blend(y, Ops::set(std::numeric_limits<typename Ops::T>::quiet_NaN()), Ops::lt(x, Ops::set(0)));
+  y = Ops::blend(y, x, Ops::eq(x, Ops::set(std::numeric_limits<typename Ops::T>::infinity())));
+  return Ops::blend(y, Ops::add(x, x), Ops::unordered(x, x));
+}
+struct LogOpsF32 {
+  using T = float;
+  static constexpr float min_normal = std::numeric_limits<float>::min(), denormal_scale = 8388608.0f,
+                         denormal_bits = 23;
+  static __m256 set(float c) { return _mm256_set1_ps(c); }
+  static __m256 lt(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static __m256 eq(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static __m256 unordered(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
+  static __m256 blend(__m256 a, __m256 b, __m256 m) { return _mm256_blendv_ps(a, b, m); }
+  static __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+  static __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+  static __m256 and_(__m256 a, __m256 b) { return _mm256_and_ps(a, b); }
+  static __m256 normal(__m256 x, __m256 kadj) { return log_normal_f32(_mm256_castps_si256(x), kadj); }
+};
+struct LogOpsF64 {
+  using T = double;
+  static constexpr double min_normal = std::numeric_limits<double>::min(),
+                          denormal_scale = 4503599627370496.0, denormal_bits = 52;
+  static __m256d set(double c) { return _mm256_set1_pd(c); }
+  static __m256d lt(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+  static __m256d eq(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+  static __m256d unordered(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
+  static __m256d blend(__m256d a, __m256d b, __m256d m) { return _mm256_blendv_pd(a, b, m); }
+  static __m256d mul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+  static __m256d add(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+  static __m256d and_(__m256d a, __m256d b) { return _mm256_and_pd(a, b); }
+  static __m256d normal(__m256d x, __m256d kadj) { return log_normal_f64(_mm256_castpd_si256(x), kadj); }
+};
+
+/// log in float and double: every lane positive, normal and finite (by its bits) takes the fast path.
+inline __m256 log_f32(__m256 x) {
+  const __m256i b = _mm256_castps_si256(x);
+  const __m256i normal = _mm256_and_si256(_mm256_cmpgt_epi32(b, _mm256_set1_epi32(0x007fffff)),
+                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), b));
+  if (_mm256_movemask_epi8(normal) != -1) [[unlikely]]
+    return log_edges<__m256, LogOpsF32>(x);
+  return log_normal_f32(b, _mm256_setzero_ps());
+}
+inline __m256d log_f64(__m256d x) {
+  const __m256i b = _mm256_castpd_si256(x);
+  const __m256i normal = _mm256_and_si256(_mm256_cmpgt_epi64(b, _mm256_set1_epi64x(0x000fffffffffffffll)),
+                                          _mm256_cmpgt_epi64(_mm256_set1_epi64x(0x7ff0000000000000ll), b));
+  if (_mm256_movemask_epi8(normal) != -1) [[unlikely]]
+    return log_edges<__m256d, LogOpsF64>(x);
+  return log_normal_f64(b, _mm256_setzero_pd());
+}
+#endif
+
 #if defined(__AVX512F__)
 constexpr const char* k_isa = "AVX-512";
 struct F32 {
@@ -439,9 +744,27 @@ struct F32 {
   static constexpr int width = 8;
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static V exp(V v) { return Sleef_expf8_u10(v); }
-  static V log(V v) { return Sleef_logf8_u10(v); }
-  static V tanh(V v) { return Sleef_tanhf8_u10(v); }
+#ifdef GG_OWN_EXP_LOG
+  static V exp(V v) {
+    return exp_f32(v);
+  }
+  static V log(V v) {
+    return log_f32(v);
+  }
+  static V tanh(V v) {
+    return tanh_f32(v);
+  }
+#else
+  static V exp(V v) {
+    return Sleef_expf8_u10(v);
+  }
+  static V log(V v) {
+    return Sleef_logf8_u10(v);
+  }
+  static V tanh(V v) {
+    return Sleef_tanhf8_u10(v);
+  }
+#endif
 #ifdef GG_ERF_F32
   static V erf(V v) {
     return erf_f32(v);
@@ -460,9 +783,27 @@ struct F64 {
   static bool any_gt(V v, double c) {
     return _mm256_movemask_pd(_mm256_cmp_pd(v, _mm256_set1_pd(c), _CMP_GT_OQ)) != 0;
   }
-  static V exp(V v) { return exp_top<F64>(v, Sleef_expd4_u10(v)); }
-  static V log(V v) { return Sleef_logd4_u10(v); }
-  static V tanh(V v) { return Sleef_tanhd4_u10(v); }
+#ifdef GG_OWN_EXP_LOG
+  static V exp(V v) {
+    return exp_f64(v);
+  }
+  static V log(V v) {
+    return log_f64(v);
+  }
+  static V tanh(V v) {
+    return tanh_f64(v);
+  }
+#else
+  static V exp(V v) {
+    return exp_top<F64>(v, Sleef_expd4_u10(v));
+  }
+  static V log(V v) {
+    return Sleef_logd4_u10(v);
+  }
+  static V tanh(V v) {
+    return Sleef_tanhd4_u10(v);
+  }
+#endif
 #ifdef GG_ERF_F64
   static V erf(V v) {
     return erf_f64(v);
@@ -522,7 +863,58 @@ template <class S, class T> void exp_shifted(const T* x, T shift, T* y, std::int
   using V = typename S::V;
   map<S>(x, y, n, [shift](V v) { return S::exp(v - shift); });
 }
+#endif
+
+/// The VecFused formulas, one for a vector (GCC's vector extensions) and a scalar of element type T;
+/// exp, erf and tanh are the vector or the scalar functions.
+template <VecFused f, class T, class V, class Exp, class Erf, class Tanh>
+[[gnu::always_inline]] inline V fused_of(V x, Exp exp, Erf erf, Tanh tanh) {
+  constexpr T k_inv_sqrt2 = T(std::numbers::sqrt2 / 2),
+              k_inv_sqrt_2pi = T(std::numbers::inv_sqrtpi / std::numbers::sqrt2), beta = T(k_gelu_beta),
+              kappa = T(k_gelu_kappa);
+  const V zero{}, one = zero + T(1), half = zero + T(0.5);
+  if constexpr (f == VecFused::sigmoid) {
+    const V e = exp(x < -x ? x : -x); // exp(−|x|) in (0, 1]: never overflows
+    return (x >= zero ? one : e) / (one + e);
+  } else if constexpr (f == VecFused::gelu) {
+    return half * x * (one + erf(x * k_inv_sqrt2));
+  } else if constexpr (f == VecFused::gelu_grad) { // Φ(x) + x·φ(x)
+    return half * (one + erf(x * k_inv_sqrt2)) + x * (k_inv_sqrt_2pi * exp(T(-0.5) * (x * x)));
+  } else if constexpr (f == VecFused::gelu_tanh) {
+    return half * x * (one + tanh(beta * (x + kappa * x * x * x)));
+  } else {
+    const V t = tanh(beta * (x + kappa * (x * x) * x)), du = beta * (one + T(3 * k_gelu_kappa) * (x * x));
+    return half * (one + t) + half * x * (one - t * t) * du;
+  }
+}
+
+/// y[i] = fused_of<f>(x[i]) for the vectors of S (the SLEEF build) or the scalars of T (libm).
+template <VecFused f, class S, class T> void fused_pass(const T* x, T* y, std::int64_t n) {
+#ifdef GG_SLEEF_VECTORS
+  using V = typename S::V;
+  map<S>(x, y, n, [](V v) {
+    return fused_of<f, T>(
+        v, [](V a) { return S::exp(a); }, [](V a) { return S::erf(a); }, [](V a) { return S::tanh(a); });
+  });
 #else
+  for (std::int64_t i = 0; i < n; ++i)
+    y[i] = fused_of<f, T>(
+        x[i], [](T a) { return std::exp(a); }, [](T a) { return std::erf(a); },
+        [](T a) { return std::tanh(a); });
+#endif
+}
+
+template <class S, class T> void fused(VecFused f, const T* x, T* y, std::int64_t n) {
+  switch (f) {
+  case VecFused::sigmoid: return fused_pass<VecFused::sigmoid, S>(x, y, n);
+  case VecFused::gelu: return fused_pass<VecFused::gelu, S>(x, y, n);
+  case VecFused::gelu_grad: return fused_pass<VecFused::gelu_grad, S>(x, y, n);
+  case VecFused::gelu_tanh: return fused_pass<VecFused::gelu_tanh, S>(x, y, n);
+  case VecFused::gelu_tanh_grad: return fused_pass<VecFused::gelu_tanh_grad, S>(x, y, n);
+  }
+}
+
+#ifndef GG_SLEEF_VECTORS
 template <class T> void scalar(VecFn f, const T* x, T* y, std::int64_t n) {
   switch (f) {
   case VecFn::exp: std::transform(x, x + n, y, [](T a) { return std::exp(a); }); return;
@@ -540,6 +932,22 @@ void vec_math(VecFn f, const float* x, float* y, std::int64_t n) {
   vec<F32>(f, x, y, n);
 #else
   scalar(f, x, y, n);
+#endif
+}
+
+void vec_fused(VecFused f, const float* x, float* y, std::int64_t n) {
+#ifdef GG_SLEEF_VECTORS
+  fused<F32>(f, x, y, n);
+#else
+  fused<float>(f, x, y, n);
+#endif
+}
+
+void vec_fused(VecFused f, const double* x, double* y, std::int64_t n) {
+#ifdef GG_SLEEF_VECTORS
+  fused<F64>(f, x, y, n);
+#else
+  fused<double>(f, x, y, n);
 #endif
 }
 
@@ -640,13 +1048,10 @@ void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n) {
 
 std::string vec_math_library() {
 #ifdef GG_SLEEF_VECTORS
-#ifdef GG_ERF_F32
-  constexpr const char* erf_f32_by =
-#ifdef GG_ERF_F64
-      "; erf: gradgraph's polynomials (<= 1 ULP)";
-#else
-      "; float erf: gradgraph's polynomials (<= 1 ULP)";
-#endif
+#if defined(GG_OWN_EXP_LOG) && defined(GG_ERF_F64)
+  constexpr const char* erf_f32_by = "; exp, log, tanh, erf: gradgraph's (<= 1 ULP)";
+#elif defined(GG_ERF_F32)
+  constexpr const char* erf_f32_by = "; float erf: gradgraph's polynomials (<= 1 ULP)";
 #else
   constexpr const char* erf_f32_by = "";
 #endif

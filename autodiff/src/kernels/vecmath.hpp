@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <numbers>
 #include <string>
 
 namespace gg::kernel::detail {
@@ -15,6 +16,19 @@ enum class VecFn { exp, log, tanh, erf };
 /// y[i] = f(x[i]) for i in [0, n); x and y may be the same array.
 void vec_math(VecFn f, const float* x, float* y, std::int64_t n);
 void vec_math(VecFn f, const double* x, double* y, std::int64_t n);
+
+/// Elementwise functions made of vec_math's and arithmetic, computed in one pass (no buffer between
+/// the transcendental and the arithmetic): sigmoid(x) by its stable form (exp(−|x|), a select and a
+/// division), GELU x·Φ(x), GELU's derivative Φ(x) + x·φ(x), GELU's tanh form and its derivative, with
+/// the same operations in the same order as the elementwise rows' scalar formulas.
+enum class VecFused { sigmoid, gelu, gelu_grad, gelu_tanh, gelu_tanh_grad };
+
+/// y[i] = f(x[i]) for i in [0, n); x and y may be the same array.
+void vec_fused(VecFused f, const float* x, float* y, std::int64_t n);
+void vec_fused(VecFused f, const double* x, double* y, std::int64_t n);
+
+/// GELU's tanh form: gelu(a) = a/2·(1 + tanh(β·(a + κ·a³))), β = √(2/π), κ = 0.044715 (PyTorch's).
+inline constexpr double k_gelu_beta = std::numbers::sqrt2 * std::numbers::inv_sqrtpi, k_gelu_kappa = 0.044715;
 
 /// y[i] = exp(x[i] - shift) for i in [0, n), the shift subtracted in the same pass (the softmax
 /// family's exponentials); x and y may be the same array.

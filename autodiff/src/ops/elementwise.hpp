@@ -276,6 +276,7 @@ template <> struct Math<Op::sigmoid> : OneInput, ByVec<Math<Op::sigmoid>> {
   static constexpr OpInfo info{
       "sigmoid", "sigmoid(a)", 1, "out*(1-out)", "", "sigmoid(a)", "1 / (1 + e^-a), computed stably"};
   static constexpr VecFn vec = VecFn::exp;
+  static constexpr kernel::detail::VecFused fused = kernel::detail::VecFused::sigmoid;
   template <class T> static T pre(T a) { return -std::abs(a); } // e = exp(-|a|) in (0, 1]: never overflows
   template <class T> static T post(T a, T e) {
     const T num = a >= 0 ? T(1) : e; // a select of values, no arithmetic in it: vectorised
@@ -359,6 +360,8 @@ template <> struct Math<Op::gelu> : OneInput, ByVec<Math<Op::gelu>> {
   static constexpr double k_inv_sqrt2 = std::numbers::sqrt2 / 2,
                           k_inv_sqrt_2pi = std::numbers::inv_sqrtpi / std::numbers::sqrt2;
   static constexpr VecFn vec = VecFn::erf;
+  static constexpr kernel::detail::VecFused fused = kernel::detail::VecFused::gelu,
+                                            fused_vjp = kernel::detail::VecFused::gelu_grad;
   template <class T> static T pre(T a) { return a * Num<T>(k_inv_sqrt2); }
   template <class T> static T post(T a, T e) { return Num<T>(0.5) * a * (1 + e); }
   // Phi(a) + a phi(a): erf(a/sqrt(2)) and exp(-a^2/2).
@@ -382,7 +385,9 @@ template <> struct Math<Op::gelu_tanh> : OneInput, ByVec<Math<Op::gelu_tanh>> {
       "",
       "gelu(a, \"tanh\")",
       "a*(1 + tanh(sqrt(2/pi)*(a + 0.044715*a^3)))/2"};
-  static constexpr double k_beta = std::numbers::sqrt2 * std::numbers::inv_sqrtpi, k_kappa = 0.044715;
+  static constexpr double k_beta = kernel::detail::k_gelu_beta, k_kappa = kernel::detail::k_gelu_kappa;
+  static constexpr kernel::detail::VecFused fused = kernel::detail::VecFused::gelu_tanh,
+                                            fused_vjp = kernel::detail::VecFused::gelu_tanh_grad;
   static constexpr VecFn vec = VecFn::tanh;
   template <class T> static T pre(T a) { return Num<T>(k_beta) * (a + Num<T>(k_kappa) * a * a * a); }
   template <class T> static T post(T a, T t) { return Num<T>(0.5) * a * (1 + t); }
@@ -568,6 +573,16 @@ concept VecVjp = requires {
   M::vjp_vec;
 };
 
+/// Rows whose value or derivative vec_fused computes in one pass (the scalar formulas stay the rows').
+template <class M>
+concept FusedValue = requires {
+  M::fused;
+};
+template <class M>
+concept FusedVjp = requires {
+  M::fused_vjp;
+};
+
 /// y = f(x) of n elements of a VecValue row: vec_math, with the row's pre and post around it.
 template <class M, class T> void vec_value(const T* x, T* y, kernel::detail::Index n) {
   using kernel::detail::vec_math;
@@ -605,6 +620,12 @@ void vec_vjp(const T* g, const T* x, const T* out, T* r, kernel::detail::Index n
   }
 }
 
+/// r = g·f'(x) of n elements of a FusedVjp row: f' by vec_fused into r, then times g.
+template <class M, class T> void fused_vjp(const T* g, const T* x, T* r, kernel::detail::Index n) {
+  kernel::detail::vec_fused(M::fused_vjp, x, r, n);
+  for (kernel::detail::Index i = 0; i < n; ++i) r[i] = g[i] * r[i];
+}
+
 /// f of every element of x.
 template <class M> Tensor map_value(const Tensor& x, Consts<double> k) {
   kernel::detail::require_defined(x, M::info.name);
@@ -613,7 +634,14 @@ template <class M> Tensor map_value(const Tensor& x, Consts<double> k) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
     T* op = out.data<T>();
-    if constexpr (VecValue<M>) {
+    if constexpr (FusedValue<M>) {
+      kernel::detail::parallel_range(
+          x.numel(),
+          [&](kernel::detail::Index lo, kernel::detail::Index hi) {
+            kernel::detail::vec_fused(M::fused, xp + lo, op + lo, hi - lo);
+          },
+          kernel::detail::k_transcendental_cost);
+    } else if constexpr (VecValue<M>) {
       kernel::detail::parallel_range(
           x.numel(),
           [&](kernel::detail::Index lo, kernel::detail::Index hi) {
@@ -651,7 +679,9 @@ template <class M> Tensor map_vjp(const Tensor& g, const Tensor& x, const Tensor
     const T *gp = pg.data<T>(), *xp = x.data<T>(), *op = po.data<T>();
     T* rp = r.data<T>();
     kernel::detail::parallel_range(x.numel(), [&](std::int64_t lo, std::int64_t hi) {
-      if constexpr (VecVjp<M>)
+      if constexpr (FusedVjp<M>)
+        fused_vjp<M>(gp + lo, xp + lo, rp + lo, hi - lo);
+      else if constexpr (VecVjp<M>)
         vec_vjp<M>(gp + lo, xp + lo, op + lo, rp + lo, hi - lo);
       else
         for (std::int64_t i = lo; i < hi; ++i) rp[i] = M::vjp(gp[i], xp[i], op[i], kt);
