@@ -169,7 +169,8 @@ std::string conv2d_library();
 /// makes im2col + GEMM do them all.
 void use_dnnl(bool on);
 /// The library computing elementwise exp, log, tanh, sigmoid, erf, GELU and softmax's exponentials:
-/// "SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8 floats", or "glibc 2.36 libm (scalar)" without SLEEF.
+/// "SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8 floats; exp, log, tanh, erf: gradgraph's (<= 1 ULP)", or
+/// "glibc 2.36 libm (scalar)" without SLEEF.
 std::string math_library();
 /// Lets OpenBLAS, BLIS and oneDNN do the large products (the default, when they are usable) or makes
 /// Eigen do them.
