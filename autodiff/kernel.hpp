@@ -161,9 +161,13 @@ std::string gemm_library();
 /// for products too small for a GEMM library's blocking and packing; on one thread "BLIS ..." or
 /// "oneDNN ..." for the shapes where they were measured faster (docs/gemm.md); gemm_library() otherwise.
 std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32);
-/// How conv2d and its gradients run with the current threads: "oneDNN ... (implementation)" for
-/// float32 where oneDNN is built in and used, "im2col + GEMM (library)" with how the work is split
-/// across threads otherwise.
+/// The libraries that have computed matrix products in this process so far ("plain loops", "BLIS ...",
+/// "oneDNN ...", "OpenBLAS (... kernels)", "Eigen", in that order; "" before any): what a workload ran.
+std::string gemm_libraries_ran();
+/// How conv2d and its gradients have run: oneDNN's implementations (float32, where oneDNN is built in
+/// and used) and im2col's passes, each with the GEMM library its products ran with ("im2col + GEMM:
+/// backward weights by BLIS ...") and how the batch was split across threads; before any ran, how
+/// they would run with the current threads.
 std::string conv2d_library();
 /// Lets oneDNN do the float32 convolutions it measured faster on (the default, when built with it) or
 /// makes im2col + GEMM do them all.

@@ -1,6 +1,6 @@
 // The end-to-end training workloads of the performance issue, in gradgraph; bench/torch_train.py
 // and bench/libtorch_train.cpp run the same models, data sizes and steps in PyTorch and LibTorch.
-// One workload per run; prints a "kernels: ..." line (which libraries do its products, convolutions
+// One workload per run; prints a "kernels: ..." line (which libraries did its products, convolutions
 // and elementwise math) and one result line "result side=gradgraph workload=... step_ms=..." for
 // bench/run (and a readable summary).
 //
@@ -59,22 +59,10 @@ double mlp_flops(const std::vector<std::int64_t>& widths, std::int64_t batch) {
   return f;
 }
 
-/// Which libraries run a workload: the products of its Linear layers [in -> out ...] for a batch
-/// (forward x W^T, weight gradient g^T x, input gradient g W but for the first layer's; the library
-/// is chosen by shape), its convolutions when it has any, and the elementwise math.
-void print_kernels(const TrainOptions& o, const std::vector<std::int64_t>& widths, bool conv = false) {
-  std::vector<std::string> products;
-  const auto add = [&](std::int64_t n, std::int64_t k, std::int64_t m) {
-    const std::string lib = kernel::gemm_library(n, k, m, dtype_of(o));
-    if (std::find(products.begin(), products.end(), lib) == products.end()) products.push_back(lib);
-  };
-  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
-    add(o.batch, widths[i], widths[i + 1]);
-    add(widths[i + 1], o.batch, widths[i]);
-    if (i > 0) add(o.batch, widths[i + 1], widths[i]);
-  }
-  std::string line = "kernels: products: ";
-  for (std::size_t i = 0; i < products.size(); ++i) line += (i ? ", " : "") + products[i];
+/// Which libraries ran the workload so far: its matrix products (each library chosen by shape, as they
+/// ran), its convolutions when it has any, and the elementwise math. Printed after the timed steps.
+void print_kernels(bool conv) {
+  std::string line = "kernels: products: " + kernel::gemm_libraries_ran();
   if (conv) line += "; conv2d: " + kernel::conv2d_library();
   std::printf("%s; elementwise math: %s\n", line.c_str(), kernel::math_library().c_str());
 }
@@ -113,11 +101,14 @@ bench::Timing mlp_gemm_floor(const TrainOptions& o, const std::vector<std::int64
 /// Times one training step of `model` on (x, y) — gg::train::Trainer::train_step: zero_grad, forward,
 /// loss, backward, update — as a program training with the library's trainer takes it.
 void run_steps(const TrainOptions& o, nn::Module& model, const Tensor& x, const Tensor& y,
-               const train::LossFn& loss, double flops_per_step, const std::string& extra = "") {
+               const train::LossFn& loss, double flops_per_step, const std::string& extra = "",
+               bool conv = false) {
   auto opt = make_optimizer(model, o.optim);
   train::Trainer trainer(model, *opt, loss);
   const auto step = [&] { trainer.train_step(x, y); };
-  print_result(o, bench::time_train_steps(o, step), flops_per_step, extra);
+  const bench::Timing t = bench::time_train_steps(o, step);
+  print_kernels(conv);
+  print_result(o, t, flops_per_step, extra);
 }
 
 Var cross_entropy(const Var& out, const Tensor& y) {
@@ -129,7 +120,6 @@ void mlp_tiny(const TrainOptions& o) {
   nn::Sequential model(nn::Linear(2, 3, true, dt), nn::Sigmoid(), nn::Linear(3, 2, true, dt));
   const Tensor x({0.5, -0.3}, {1, 2}, dt), y({1, 0}, {1, 2}, dt);
   const Var target = Var::constant(y);
-  print_kernels(o, {2, 3, 2});
   run_steps(
       o, model, x, y, [&](const Var& out, const Tensor&) { return nn::mse_loss(out, target); }, 0);
 }
@@ -144,7 +134,6 @@ void mlp(const TrainOptions& o, const std::vector<std::int64_t>& widths) {
   Rng rng(1);
   const Tensor x = Tensor::rand({o.batch, widths.front()}, rng, dt);
   const Tensor y = random_labels(o.batch, widths.back(), rng);
-  print_kernels(o, widths);
   std::string floor_field; // not with --steps: a profile of the steps should hold only them
   if (o.steps == 0) {
     const bench::Timing floor = mlp_gemm_floor(o, widths);
@@ -162,15 +151,11 @@ void cnn(const TrainOptions& o) {
   Rng rng(1);
   const Tensor x = Tensor::rand({o.batch, 1, 28, 28}, rng, dt);
   const Tensor y = random_labels(o.batch, 10, rng);
-  // One forward and backward first, so that the kernels line names the convolution paths that ran.
-  cross_entropy(model(Var::constant(x)), y).backward();
-  model.zero_grad();
-  print_kernels(o, {32 * 7 * 7, 10}, true);
   // conv1 forward + weight gradient; conv2 forward, weight and input gradients; the linear layer.
   const double b = static_cast<double>(o.batch);
   const double flops =
       2 * (2 * b * 16 * 784 * 25) + 3 * (2 * b * 32 * 196 * 400) + mlp_flops({1568, 10}, o.batch);
-  run_steps(o, model, x, y, cross_entropy, flops);
+  run_steps(o, model, x, y, cross_entropy, flops, "", true);
 }
 
 /// Each epoch's time and the resident size after it.
@@ -192,7 +177,6 @@ void fashion(TrainOptions o) {
   o.batch = 128;
   o.optim = "adam";
   const DType dt = dtype_of(o);
-  print_kernels(o, {784, 128, 10});
   nn::Sequential model(nn::Linear(784, 128, true, dt), nn::ReLU(), nn::Linear(128, 10, true, dt));
   auto opt = make_optimizer(model, o.optim);
   // The first epoch's time includes reading the data; later epochs train on the loaded data, and
@@ -207,6 +191,7 @@ void fashion(TrainOptions o) {
   trainer.fit(loader);
   const data::Dataset test = data::load_fashion_mnist(o.data, false, dt);
   const double acc = *train::find(trainer.evaluate(test.x, test.y), "accuracy");
+  print_kernels(false);
   bench::Timing t{clock.seconds.front(), clock.seconds.front(), 1};
   o.repeats = o.epochs;
   print_result(o, t, 0,
@@ -216,16 +201,6 @@ void fashion(TrainOptions o) {
 }
 
 // ---- the sequence models (issue 13)
-
-/// The kernels line of a sequence model: the libraries of its products, as [n, k] x [k, m] triples.
-void print_sequence_kernels(const std::vector<std::array<std::int64_t, 3>>& products) {
-  std::string libs;
-  for (const auto& [n, k, m] : products) {
-    const std::string lib = kernel::gemm_library(n, k, m);
-    if (libs.find(lib) == std::string::npos) libs += (libs.empty() ? "" : ", ") + lib;
-  }
-  std::printf("kernels: products: %s; elementwise math: %s\n", libs.c_str(), kernel::math_library().c_str());
-}
 
 /// Random tokens x and next tokens y [batch, length] of the vocabulary, as indices in a float tensor.
 std::pair<Tensor, Tensor> random_tokens(std::int64_t batch, std::int64_t length, DType dt) {
@@ -254,12 +229,6 @@ void gpt(const TrainOptions& o) {
                          .layers = s.gpt_layers,
                          .heads = s.gpt_heads,
                          .dtype = dtype_of(o)};
-  const std::int64_t rows = o.batch * s.gpt_context, e = s.gpt_embedding;
-  print_sequence_kernels({{rows, e, 3 * e},
-                          {rows, e, 4 * e},
-                          {rows, 4 * e, e},
-                          {rows, e, s.vocab},
-                          {s.gpt_context, e / s.gpt_heads, s.gpt_context}});
   language_model_step(o, c, s.gpt_context);
 }
 
@@ -272,11 +241,6 @@ void lstm(const TrainOptions& o) {
                          .hidden = s.lstm_hidden,
                          .layers = s.lstm_layers,
                          .dtype = dtype_of(o)};
-  const std::int64_t rows = o.batch * s.lstm_sequence, g4 = 4 * s.lstm_hidden;
-  print_sequence_kernels({{rows, s.lstm_embedding, g4}, // lstm_layer: the input's share of all steps
-                          {o.batch, s.lstm_hidden, g4}, // each step's
-                          {g4, rows, s.lstm_hidden},    // W_hh's gradient over all steps
-                          {rows, s.lstm_hidden, s.vocab}});
   language_model_step(o, c, s.lstm_sequence);
 }
 

@@ -188,13 +188,27 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
   gg::kernel::use_blas(false);
   CHECK(gg::kernel::gemm_library(64, 784, 128).rfind("Eigen", 0) == 0);
   CHECK(gg::kernel::gemm_library(256, 128, 10).rfind("Eigen", 0) == 0);
-  // conv2d names im2col with its GEMM library (and oneDNN's paths, when built with it, after they ran).
-  CHECK(gg::kernel::conv2d_library().find("im2col + GEMM (" + gg::kernel::gemm_library() + ")") !=
-        std::string::npos);
+  // conv2d names each im2col pass with the library its products ran with (float64: always im2col), and
+  // how the batch was split: x [2, 16, 14, 14] by w [8, 16, 5, 5], one image's columns a chunk.
+  const auto has = [](const std::string& text) {
+    INFO(gg::kernel::conv2d_library());
+    CHECK(gg::kernel::conv2d_library().find(text) != std::string::npos);
+  };
+  const Var x(rnd({2, 16, 14, 14}, 3), false), w(rnd({8, 16, 5, 5}, 4));
+  const auto conv = [&] { gg::sum(gg::conv2d(x, w, Var(), 1, 2)).backward(); };
+  conv();
+  has("backward weights by " + gg::kernel::gemm_library()); // the last pass named before its library
   gg::kernel::use_blas(true);
+  conv(); // one thread: the library chosen by shape, as the product [8, 400] x [400, 196] runs
+  has(" by " + gg::kernel::gemm_library(8, 400, 196, gg::f64));
+  // ... and the process's list of the libraries that ran products holds it.
+  CHECK(gg::kernel::gemm_libraries_ran().find(gg::kernel::gemm_library(8, 400, 196, gg::f64)) !=
+        std::string::npos);
   gg::kernel::set_num_threads(2);
-  const bool openblas = gg::kernel::gemm_library().rfind("OpenBLAS", 0) == 0;
-  CHECK((gg::kernel::conv2d_library().find("batch split across 2 threads") != std::string::npos) == openblas);
+  conv();
+  if (gg::kernel::gemm_library().rfind("OpenBLAS", 0) == 0)
+    has(" by " + gg::kernel::gemm_library() +
+        ", the batch split across 2 threads with single-threaded products");
   const std::string math = gg::kernel::math_library();
   CHECK((math.rfind("SLEEF", 0) == 0 || math.find("libm (scalar)") != std::string::npos));
 }

@@ -5,6 +5,8 @@
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -342,11 +344,37 @@ template <class F> void over_image_parts(std::int64_t n, int parts, F&& body) {
 } // namespace
 
 namespace {
-/// The passes im2col has run (bits by ConvPass), for conv2d_library.
-std::atomic<unsigned> g_im2col_passes{0};
-void ran_im2col(detail::ConvPass pass) {
+/// How im2col's products ran, "OpenBLAS (Zen kernels)" or "BLIS 0.9.0 (zen3 kernels, 1 thread), the batch
+/// split ...", with the passes (bits by ConvPass) that ran so: for conv2d_library.
+struct Im2colRuns {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, unsigned>> ways;
+};
+Im2colRuns& im2col_runs() {
+  static Im2colRuns r;
+  return r;
+}
+
+/// How conv2d's batch is split: ", the batch split across N threads with single-threaded products"
+/// when it is, "" otherwise.
+std::string split_text(int parts) {
+  return parts > 1 ? fmt::format(", the batch split across {} threads with single-threaded products", parts)
+                   : "";
+}
+
+/// Notes that im2col ran a pass whose products are [n, k] x [k, m] (a chunk's, of the group), the batch
+/// in `parts` parts: the library pick_gemm chooses for that shape, as it chooses it for each product.
+void ran_im2col(detail::ConvPass pass, std::int64_t n, std::int64_t k, std::int64_t m, DType dtype,
+                int parts) {
+  std::string way = gemm_library(n, k, m, dtype) + split_text(parts);
   const unsigned bit = 1u << static_cast<unsigned>(pass);
-  if (!(g_im2col_passes.load(std::memory_order_relaxed) & bit)) g_im2col_passes.fetch_or(bit);
+  Im2colRuns& r = im2col_runs();
+  const std::lock_guard lock(r.mutex);
+  const auto it = std::find_if(r.ways.begin(), r.ways.end(), [&](const auto& w) { return w.first == way; });
+  if (it != r.ways.end())
+    it->second |= bit;
+  else
+    r.ways.emplace_back(std::move(way), bit);
 }
 
 /// Into how many parts a oneDNN pass splits the batch: one per kernel thread, each part's call on its
@@ -408,11 +436,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const W
                         }))
       return y;
   }
-  ran_im2col(detail::ConvPass::forward);
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t chunk = conv_chunk(g, sizeof(T));
     const int parts = image_parts(g, chunk);
+    ran_im2col(detail::ConvPass::forward, outg, cgkk, std::min(chunk, g.n) * l, dtype, parts);
     std::vector<Tensor> cols(parts), yt(parts);
     for (int p = 0; p < parts; ++p)
       cols[p] = Tensor::empty({ckk, chunk * l}, dtype), yt[p] = Tensor::empty({outc, chunk * l}, dtype);
@@ -501,8 +529,8 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
   // What is left for im2col: the passes oneDNN did not take.
   const std::array<bool, 3> todo{needs[0] && !out[0].defined(), needs[1] && !out[1].defined(),
                                  needs[2] && !out[2].defined()};
-  if (todo[0]) out[0] = Tensor::zeros(x.shape(), dtype), ran_im2col(detail::ConvPass::backward_data);
-  if (todo[1]) out[1] = Tensor::zeros(ws, dtype), ran_im2col(detail::ConvPass::backward_weights);
+  if (todo[0]) out[0] = Tensor::zeros(x.shape(), dtype);
+  if (todo[1]) out[1] = Tensor::zeros(ws, dtype);
   if (todo[2]) out[2] = Tensor::zeros({outc}, dtype);
   if (g.numel() == 0 || !(todo[0] || todo[1] || todo[2])) return out;
   detail::dispatch(dtype, [&](auto tag) {
@@ -518,8 +546,10 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
       }
     }
     if (!todo[0] && !todo[1]) return;
-    const std::int64_t chunk = conv_chunk(geo, sizeof(T));
+    const std::int64_t chunk = conv_chunk(geo, sizeof(T)), m = std::min(chunk, geo.n) * l;
     const int parts = image_parts(geo, chunk);
+    if (todo[0]) ran_im2col(detail::ConvPass::backward_data, cgkk, outg, m, dtype, parts);
+    if (todo[1]) ran_im2col(detail::ConvPass::backward_weights, outg, m, cgkk, dtype, parts);
     // Per part: column and g' buffers, and (after the first part, which writes the result) its own
     // weight gradient, added in part order at the end.
     std::vector<Tensor> cols(parts), gt(parts), dw(parts);
@@ -569,21 +599,30 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
 }
 
 std::string conv2d_library() {
-  std::string im2col = "im2col + GEMM (" + gemm_library() + ")";
-  if (detail::blas_threads_in_use())
-    im2col += fmt::format(", the batch split across {} threads with single-threaded products", num_threads());
+  std::string ran; // "backward weights by BLIS ...; forward by ..."
+  {
+    Im2colRuns& r = im2col_runs();
+    const std::lock_guard lock(r.mutex);
+    for (const auto& [way, passes] : r.ways) {
+      std::string names;
+      for (auto p :
+           {detail::ConvPass::forward, detail::ConvPass::backward_data, detail::ConvPass::backward_weights})
+        if (passes & (1u << static_cast<unsigned>(p)))
+          names += (names.empty() ? "" : ", ") + detail::conv_pass_name(p);
+      ran += (ran.empty() ? "" : "; ") + names + " by " + way;
+    }
+  }
+  // Before any ran: the libraries of the products as they would run now (others by shape on one thread).
+  const std::string all = gemm_library();
+  std::string libs = all;
+  for (const std::string& lib : {gemm_library(16, 64, 64, f64), gemm_library(64, 64, 64, f32)})
+    if (lib != all && libs.find(lib) == std::string::npos) libs += (libs == all ? "; by shape " : ", ") + lib;
+  const std::string now =
+      "im2col + GEMM (" + libs + ")" + split_text(detail::blas_threads_in_use() ? num_threads() : 1);
   const std::string dnnl = detail::dnnl_conv_paths();
-  const unsigned ran = g_im2col_passes.load(std::memory_order_relaxed);
-  if (dnnl.empty() && ran == 0 && !detail::dnnl_version_text().empty())
-    return detail::dnnl_version_text() + " for float32 passes where measured faster, " + im2col +
-           " otherwise";
-  if (dnnl.empty()) return im2col;
-  if (ran == 0) return dnnl + "; " + im2col + " otherwise (none ran)";
-  std::string passes;
-  for (auto p :
-       {detail::ConvPass::forward, detail::ConvPass::backward_data, detail::ConvPass::backward_weights})
-    if (ran & (1u << static_cast<unsigned>(p)))
-      passes += (passes.empty() ? "" : ", ") + detail::conv_pass_name(p);
-  return dnnl + "; " + im2col + ": " + passes;
+  if (dnnl.empty() && ran.empty() && !detail::dnnl_version_text().empty())
+    return detail::dnnl_version_text() + " for float32 passes where measured faster, " + now + " otherwise";
+  if (ran.empty()) return dnnl.empty() ? now : dnnl + "; " + now + " otherwise (none ran)";
+  return (dnnl.empty() ? "" : dnnl + "; ") + "im2col + GEMM: " + ran;
 }
 } // namespace gg::kernel

@@ -166,22 +166,40 @@ template <class T> GemmLib pick_gemm(Index n, Index k, Index m) {
   }
   return gemm_choice().blas ? GemmLib::openblas : GemmLib::eigen;
 }
+
+/// The libraries gemm_any has run in this process (bits by GemmLib), for gemm_libraries_ran.
+std::atomic<unsigned> g_gemm_ran{0};
+void ran(GemmLib lib) {
+  const unsigned bit = 1u << static_cast<unsigned>(lib);
+  if (!(g_gemm_ran.load(std::memory_order_relaxed) & bit))
+    g_gemm_ran.fetch_or(bit, std::memory_order_relaxed);
+}
 } // namespace
 
 template <class T>
 void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
               bool accumulate) {
   const GemmLib lib = pick_gemm<T>(n, k, m);
-  if (lib == GemmLib::loops) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  if (lib == GemmLib::loops) {
+    ran(lib);
+    return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  }
 #ifdef GG_HAVE_BLIS
-  if (lib == GemmLib::blis) return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  if (lib == GemmLib::blis) {
+    ran(lib);
+    return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  }
 #endif
 #ifdef GG_HAVE_DNNL
   if constexpr (std::is_same_v<T, float>)
-    if (lib == GemmLib::dnnl && dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate)) return;
+    if (lib == GemmLib::dnnl && dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate)) {
+      ran(lib);
+      return;
+    }
 #endif
 #ifdef GG_HAVE_OPENBLAS
   if (gemm_choice().blas && lib != GemmLib::eigen) {
+    ran(GemmLib::openblas);
     const T beta = accumulate ? T(1) : T(0);
     const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
     const auto bi = [](Index v) { return static_cast<blasint>(v); };
@@ -194,6 +212,7 @@ void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T*
     return;
   }
 #endif
+  ran(GemmLib::eigen);
   ensure_eigen_threads();
   using Stride = Eigen::OuterStride<>;
   const Eigen::Map<const RowMatrix<T>, 0, Stride> A(a, ta ? k : n, ta ? n : k, Stride(lda)),
@@ -391,6 +410,22 @@ std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType d
   case detail::GemmLib::dnnl: return detail::dnnl_kernels();
   default: return gemm_library();
   }
+}
+
+std::string gemm_libraries_ran() {
+  const unsigned bits = detail::g_gemm_ran.load(std::memory_order_relaxed);
+  std::string s;
+  for (const auto lib : {detail::GemmLib::loops, detail::GemmLib::blis, detail::GemmLib::dnnl,
+                         detail::GemmLib::openblas, detail::GemmLib::eigen}) {
+    if (!(bits & (1u << static_cast<unsigned>(lib)))) continue;
+    const std::string name = lib == detail::GemmLib::loops   ? "plain loops"
+                             : lib == detail::GemmLib::blis  ? detail::blis_kernels()
+                             : lib == detail::GemmLib::dnnl  ? detail::dnnl_kernels()
+                             : lib == detail::GemmLib::eigen ? std::string("Eigen")
+                                                             : detail::gemm_choice().description;
+    s += (s.empty() ? "" : ", ") + name;
+  }
+  return s;
 }
 
 void use_blas(bool on) {
