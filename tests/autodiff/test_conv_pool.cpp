@@ -285,6 +285,33 @@ TEST_CASE("max_pool2d: value and gradients equal unfold + max, ties, NaN and -in
     }
 }
 
+TEST_CASE(
+    "max_pool2d: 2x2 windows in float32 (eight at a time) equal float64's, ties, NaN and -inf included") {
+  // Rows of 18 and 8 windows: whole blocks of eight and a scalar tail; a column and a row no window covers.
+  for (const Shape& shape : {Shape{2, 3, 6, 37}, Shape{1, 2, 5, 16}})
+    for (const int data : {0, 1, 2}) {
+      INFO("x " << shape.str() << " data " << data);
+      Tensor v = rnd(shape, 23).to(gg::f32).to(gg::f64); // values float32 holds exactly
+      if (data == 1)
+        for (std::int64_t i = 0; i < v.numel(); ++i) v.set_flat(i, std::max(0.0, std::round(v.flat(i) * 2)));
+      if (data == 2) {
+        v.set_flat(5, std::nan(""));
+        for (std::int64_t i = 40; i < 60; ++i) v.set_flat(i, -std::numeric_limits<double>::infinity());
+      }
+      const Var x64(v), x32(v.to(gg::f32));
+      const Var y64 = gg::max_pool2d(x64, 2), y32 = gg::max_pool2d(x32, 2);
+      CHECK(same_values(y32.value().to(gg::f64), y64.value()));
+      const Tensor seed = rnd(y64.shape(), 24).to(gg::f32).to(gg::f64);
+      const Tensor g64 = gg::grad({y64}, {x64}, {seed})[0].value(),
+                   g32 = gg::grad({y32}, {x32}, {seed.to(gg::f32)})[0].value().to(gg::f64);
+      for (std::int64_t i = 0; i < g64.numel(); ++i) { // g / ties rounded in float32 against in float64
+        const double a = g32.flat(i), b = g64.flat(i);
+        INFO("element " << i << ": " << a << " against " << b);
+        CHECK((std::isnan(a) == std::isnan(b) && (std::isnan(a) || std::abs(a - b) <= 1e-7 * std::abs(b))));
+      }
+    }
+}
+
 TEST_CASE("max_pool2d: gradients against finite differences, float32 equals float64 on 1 and 2 threads") {
   struct Restore {
     ~Restore() { gg::kernel::set_num_threads(1); }

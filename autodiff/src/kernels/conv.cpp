@@ -538,10 +538,9 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
     const T* gp = pg.data<T>();
     if (todo[2]) {
       T* bp = out[2].data<T>();
-      for (std::int64_t o = 0; o < outc; ++o) {
+      for (std::int64_t o = 0; o < outc; ++o) { // each plane by partial sums (a serial sum was 4% of a CNN step)
         double s = 0;
-        for (std::int64_t n = 0; n < geo.n; ++n)
-          for (std::int64_t p = 0; p < l; ++p) s += gp[(n * outc + o) * l + p];
+        for (std::int64_t n = 0; n < geo.n; ++n) s += detail::sum_contiguous(gp + (n * outc + o) * l, l);
         bp[o] = static_cast<T>(s);
       }
     }
