@@ -82,6 +82,9 @@ public:
   /// The gradient left by the last backward pass (accumulated over passes for leaves, as in
   /// PyTorch); zeros of the value's shape when there is none.
   Tensor grad() const;
+  /// The gradient of a one-element Var as a number (0 when there is none): grad().item() without
+  /// making a tensor, the cheap read of a scalar leaf's gradient (Stan Math and Sacado call it adj()).
+  double adj() const;
   /// Whether a backward pass has reached this Var (since the last zero_grad, for leaves).
   bool has_grad() const;
   /// Forgets a leaf's accumulated gradient.

@@ -119,7 +119,7 @@ double gradgraph(const Workload& w, std::vector<double>& g) {
     value = y.item();
     if (w.kind == Kind::chain) g_tape_bytes = gg::tape_stats().bytes;
   } // the graph is freed here: part of the cost
-  for (std::size_t i = 0; i < x.size(); ++i) g[i] = x[i].grad().item();
+  for (std::size_t i = 0; i < x.size(); ++i) g[i] = x[i].adj();
   return value;
 }
 

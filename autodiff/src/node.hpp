@@ -82,9 +82,12 @@ struct Node {
   Node* first;  ///< first input (null when absent)
   // The second input and the op's constant share a slot: ops with a constant (x*c, x^c, leaky_relu's
   // slope, clamp's low bound) have one input. Read them with in1() and constant().
+  // Heap nodes (leaves, constants: no inputs) keep there the id of the tape segment that last took a
+  // reference to them (Segment::uid; atomic accesses: several threads' segments may).
   union {
-    Node* second_; ///< second input (null when absent), unless k_constant
-    double c_;     ///< with k_constant: the op's constant (0 when it has none)
+    Node* second_;      ///< second input (null when absent), unless k_constant
+    double c_;          ///< with k_constant: the op's constant (0 when it has none)
+    std::uint64_t tag_; ///< heap nodes: Segment::uid of the segment that last referenced it (0: none)
   };
   Ext* ext;           ///< null for plain scalar nodes
   std::uint32_t refs; ///< handles + dependents; atomic (std::atomic_ref) for heap nodes
@@ -100,7 +103,7 @@ struct Node {
   bool requires_grad() const { return flags & k_requires_grad; }
   bool on_heap() const { return flags & k_heap; }
   /// The second input, null when absent.
-  Node* in1() const { return flags & k_constant ? nullptr : second_; }
+  Node* in1() const { return flags & (k_constant | k_heap) ? nullptr : second_; }
   /// The op's constant (0 for ops without one).
   double constant() const { return flags & k_constant ? c_ : 0; }
   /// Sets the op's constant of a node with at most one input.

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <utility>
 
 #include <autodiff/var.hpp>
 
@@ -46,6 +47,14 @@ thread_local TapeHolder t_holder;
 } // namespace
 
 std::atomic<std::uint64_t> g_change_clock{0};
+
+namespace {
+std::atomic<std::uint64_t> g_segment_uids{0};
+/// A segment id never used before (Segment::uid), from 1: a heap node's tag 0 names no segment.
+std::uint64_t new_segment_uid() {
+  return g_segment_uids.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+} // namespace
 constinit thread_local Tape* t_tape = nullptr;
 constinit thread_local bool t_grad_mode = true;
 constinit thread_local std::uint32_t t_scope = 0;
@@ -98,6 +107,7 @@ Segment* Tape::new_segment() {
     s->tape = this;
   }
   s->seq = next_seq++;
+  s->uid = new_segment_uid();
   s->size = 0;
   s->live = 0;
   s->mru[0] = s->mru[1] = nullptr;
@@ -134,7 +144,8 @@ Node* Tape::alloc_in_new_segment() {
 void Tape::segment_empty(Segment* s) noexcept {
   s->drop_heap_refs();
   if (s == tail && !closed) {
-    s->size = 0; // the recording segment is simply rewound
+    s->size = 0; // the recording segment is simply rewound: a new segment for the heap nodes' tags
+    s->uid = new_segment_uid();
     s->stamps.clear();
     s->last_stamp = 0;
     return;
@@ -150,18 +161,16 @@ void Tape::segment_empty(Segment* s) noexcept {
 }
 
 void Segment::add_heap_ref(Node* h) {
-  bool known;
-  if (heap_refs.size() < 16) {
-    known = std::find(heap_refs.begin(), heap_refs.end(), h) != heap_refs.end();
-  } else {
-    if (heap_index.empty()) heap_index.insert(heap_refs.begin(), heap_refs.end());
-    known = heap_index.count(h) != 0;
-  }
-  if (!known) { // the reference is taken before the index and the cache may claim it
+  // h's tag named another segment. Of this thread's, only the recording one (this) takes references,
+  // so h is new here, unless another thread's segment took h since (a leaf shared between threads):
+  // the two heap nodes last referenced catch most of those repeats, and the rest cost a duplicate
+  // entry (its own reference, released with the others). A set of the entries, before the tags,
+  // cost ADBenchmark's sum_iter 5-6 allocations per input.
+  if (h != mru[0] && h != mru[1]) {
     heap_refs.push_back(h);
     retain(h);
-    if (!heap_index.empty()) heap_index.insert(h);
   }
+  atomic_ref<std::uint64_t>(h->tag_).store(uid, std::memory_order_relaxed);
   mru[1] = mru[0];
   mru[0] = h;
 }
@@ -169,9 +178,10 @@ void Segment::add_heap_ref(Node* h) {
 void Segment::drop_heap_refs() noexcept {
   std::vector<Node*> refs;
   refs.swap(heap_refs); // release() may run arbitrary destructors; leave this segment consistent
-  heap_index.clear();
   mru[0] = mru[1] = nullptr;
   for (Node* h : refs) release(h);
+  refs.clear();
+  if (heap_refs.empty()) heap_refs.swap(refs); // its capacity serves the next graph
 }
 
 void record_more_input(Node* n, Node* x) {
@@ -181,8 +191,40 @@ void record_more_input(Node* n, Node* x) {
   link_input(s, x);
 }
 
+namespace {
+/// Freed heap nodes (leaves, constants) kept per thread for the next ones, a list threaded through
+/// `first`: a loop making many scalar leaves (ADBenchmark's sum_iter makes one per input) spent a
+/// third of its time in malloc and free (glibc consolidating its fast bins). Trivially initialised;
+/// the holder deletes them at thread exit, after which (`closed`) a node is simply deleted.
+struct NodeCache {
+  static constexpr std::size_t capacity = std::size_t{1} << 17; // 6 MiB of nodes
+  Node* head;
+  std::size_t count;
+  bool active, closed;
+};
+constinit thread_local NodeCache t_nodes{};
+struct NodeCacheHolder {
+  bool registered = false;
+  ~NodeCacheHolder() {
+    for (Node* n = t_nodes.head; n;) delete std::exchange(n, n->first);
+    t_nodes = {};
+    t_nodes.closed = true;
+  }
+};
+thread_local NodeCacheHolder t_node_holder;
+} // namespace
+
 Node* new_heap_node(bool requires_grad) {
-  Node* n = new Node{};
+  NodeCache& c = t_nodes;
+  Node* n;
+  if (c.head) {
+    n = c.head;
+    c.head = n->first;
+    --c.count;
+    *n = Node{};
+  } else {
+    n = new Node{};
+  }
   n->flags = static_cast<std::uint8_t>(k_heap | (requires_grad ? k_requires_grad : 0));
   n->refs = 1;
   n->op = Op::leaf;
@@ -234,7 +276,15 @@ Ext& ext_of(Node* n) {
 void free_heap_node(Node* n) noexcept {
   if (n->hooked_) drop_hooks(n);
   if (n->ext) recycle(n->ext);
-  delete n;
+  NodeCache& c = t_nodes;
+  if (c.closed || c.count == NodeCache::capacity) return delete n;
+  if (!c.active) [[unlikely]] {
+    c.active = true;
+    t_node_holder.registered = true;
+  }
+  n->first = c.head;
+  c.head = n;
+  ++c.count;
 }
 
 namespace {

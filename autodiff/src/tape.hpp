@@ -9,7 +9,6 @@
 #include <mutex>
 #include <type_traits>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -20,14 +19,14 @@ namespace gg::detail {
 /// A block of nodes, aligned to its size so a node finds its segment by masking its address.
 struct Segment {
   Tape* tape;
-  Segment* prev;                        ///< older live segment
-  Segment* next;                        ///< newer live segment
-  std::uint64_t seq;                    ///< creation order among the tape's segments
-  std::uint32_t size;                   ///< slots handed out
-  std::uint32_t live;                   ///< nodes not yet freed
-  Node* mru[2];                         ///< last heap nodes referenced (fast path of add_heap_ref)
-  std::vector<Node*> heap_refs;         ///< heap nodes this segment keeps alive (one ref each)
-  std::unordered_set<Node*> heap_index; ///< lookup for heap_refs once it grows
+  Segment* prev;                ///< older live segment
+  Segment* next;                ///< newer live segment
+  std::uint64_t seq;            ///< creation order among the tape's segments
+  std::uint32_t size;           ///< slots handed out
+  std::uint32_t live;           ///< nodes not yet freed
+  std::uint64_t uid;            ///< unique over the process and the segment's reuses (Node::tag_)
+  Node* mru[2];                 ///< last heap nodes referenced (see add_heap_ref)
+  std::vector<Node*> heap_refs; ///< heap nodes this segment keeps alive (one ref each)
   /// (slot, change clock) when the clock had moved since the previous stamp: a node using a leaf
   /// was recorded at the clock of the last stamp at or before its slot (see recorded_at).
   std::vector<std::pair<std::uint32_t, std::uint64_t>> stamps;
@@ -146,10 +145,11 @@ inline void check_input(const Tape& t, const Node* x) {
   if (x && !x->on_heap() && segment_of(x)->tape != &t) throw_foreign_input();
 }
 
-/// Counts n's reference to input x: tape nodes individually, heap nodes once per segment.
+/// Counts n's reference to input x: tape nodes individually, heap nodes once per segment (a heap
+/// node's tag names the segment that last took a reference to it).
 inline void link_input(Segment* s, Node* x) {
   if (x->on_heap()) {
-    if (x != s->mru[0] && x != s->mru[1]) s->add_heap_ref(x);
+    if (atomic_ref<std::uint64_t>(x->tag_).load(std::memory_order_relaxed) != s->uid) s->add_heap_ref(x);
     stamp(s);
   } else {
     ++x->refs;

@@ -91,6 +91,17 @@ Tensor Var::grad() const {
   });
 }
 
+double Var::adj() const {
+  Node* n = need(*this, "adj");
+  return on_graph(n, "adj", [n] {
+    if (!n->is_tensor()) return has_grad_mark(n) ? n->grad : 0.0;
+    if (n->ext->value.numel() != 1)
+      throw UsageError(fmt::format("adj: the Var has shape {}, not one element: read grad() instead",
+                                   n->ext->value.shape().str()));
+    return n->ext->grad.defined() ? n->ext->grad.item() : 0.0;
+  });
+}
+
 void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
   on_graph(n, "zero_grad", [n] {

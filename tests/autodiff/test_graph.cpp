@@ -168,6 +168,45 @@ TEST_CASE("graph: values of a graph stay readable after backward, leaves outlive
   CHECK(y.inputs()[0].grad().item() == 6);
 }
 
+TEST_CASE("graph: many scalar leaves used once each (ADBenchmark's loops) give their gradients and free") {
+  const int n = 20'000; // leaves referenced from four tape segments
+  std::vector<Var> x;
+  for (int i = 0; i < n; ++i) x.emplace_back(1.0 + i * 1e-5);
+  {
+    Var sum = Var::constant(0.0), prod = Var::constant(1.0);
+    for (const Var& xi : x) sum += xi;
+    for (int i = 0; i < 10; ++i) prod *= x[static_cast<std::size_t>(i)];
+    Var y = sum + prod * x.front() + x.back(); // x[0] and x[n-1] again, from another segment
+    std::vector<Var> kept(x.begin(), x.begin() + 10);
+    x.erase(x.begin() + 1, x.end() - 1); // most leaves now live on through the graph only
+    y.backward();
+    double rest = 1; // d(prod * x0)/d(x_i), i in 1..9: prod * x0 / x_i
+    for (int i = 0; i < 10; ++i) rest *= kept[static_cast<std::size_t>(i)].item();
+    rest *= kept[0].item();
+    CHECK(kept[0].adj() == Approx(1 + 2 * rest / kept[0].item()));
+    CHECK(kept[0].adj() == kept[0].grad().item());
+    CHECK(kept[5].adj() == Approx(1 + rest / kept[5].item()));
+    CHECK(x.back().adj() == 2);
+    CHECK(gg::tape_stats().live_nodes > static_cast<std::size_t>(n));
+  }
+  CHECK(gg::tape_stats().live_nodes == 0);
+}
+
+TEST_CASE("graph: adj() reads a one-element gradient as a number") {
+  Var x = 3.0;
+  CHECK(x.adj() == 0); // no gradient yet
+  Var y = x * x;
+  y.backward({.retain_graph = true});
+  CHECK(x.adj() == 6);
+  CHECK(y.adj() == 1);
+  Var t(Tensor({2.0}, {1}));
+  gg::sum(t * t).backward();
+  CHECK(t.adj() == 4);
+  Var v(Tensor({1.0, 2.0}, {2}));
+  CHECK_THROWS_WITH(v.adj(), Catch::Contains("adj") && Catch::Contains("[2]"));
+  CHECK_THROWS_WITH(Var().adj(), Catch::Contains("adj"));
+}
+
 TEST_CASE("graph: a Var recorded on another thread cannot be an input here") {
   Var x = 1.0;
   Var y;

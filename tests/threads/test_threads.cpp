@@ -152,6 +152,30 @@ TEST_CASE("threads: two threads copying and releasing one recorded Var leave its
   CHECK(x.grad().item() == 4);
 }
 
+TEST_CASE("threads: scalar leaves shared by two threads' graphs, many per segment, stay counted") {
+  // Each leaf's tag (the segment that last took a reference to it) moves between the threads'
+  // segments: repeats then take a reference more, which the segment releases with the others.
+  std::vector<Var> leaves;
+  for (int i = 0; i < 64; ++i) leaves.emplace_back(1.0 + i);
+  std::atomic<int> wrong{0};
+  auto work = [&] {
+    for (int round = 0; round < 50; ++round) {
+      Var y = Var::constant(0.0);
+      for (int k = 0; k < 200; ++k) y += leaves[static_cast<std::size_t>((k * 7 + round) % 64)] * 2.0;
+      y.backward();
+      if (gg::tape_stats().live_nodes == 0) ++wrong; // y's graph is alive here
+    }
+    if (gg::tape_stats().live_nodes != 0) ++wrong;
+  };
+  std::thread t1(work), t2(work);
+  t1.join();
+  t2.join();
+  CHECK(wrong == 0);
+  double total = 0;
+  for (const Var& l : leaves) total += l.adj();
+  CHECK(total == 2 * 50 * 200 * 2); // each thread: 50 rounds of 200 terms, each passing 2 to a leaf
+}
+
 TEST_CASE("threads: a recorded Var released last by another thread is freed by its own thread") {
   const Var x = 2.0;
   const auto live = gg::tape_stats().live_nodes;
