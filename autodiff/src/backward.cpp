@@ -68,12 +68,18 @@ struct LeafGradients {
   std::array<std::pair<Node*, double>, k_slots> cache{};
   bool used = false;
 
-  void add(Node* m, double v) {
+  // The hit inline (the chain's leaves: two adds of every three nodes), the rest out of line: as one
+  // function the compiler kept all of it out of the sweep (callgrind, scalar chain: 27 instructions
+  // an add).
+  [[gnu::always_inline]] void add(Node* m, double v) {
     auto& slot = cache[(reinterpret_cast<std::uintptr_t>(m) >> 6) % k_slots];
-    if (slot.first == m) {
+    if (slot.first == m) [[likely]] {
       slot.second += v;
       return;
     }
+    replace(slot, m, v);
+  }
+  [[gnu::noinline]] void replace(std::pair<Node*, double>& slot, Node* m, double v) {
     if (slot.first)
       scalar.push_back(slot);
     else
