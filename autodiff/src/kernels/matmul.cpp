@@ -149,6 +149,17 @@ enum class GemmLib : std::uint8_t { loops, blis, dnnl, openblas, eigen };
 /// run at a third to a half of their speed there, BLIS's at 1.3-2.6x OpenBLAS's (docs/gemm.md).
 constexpr Index k_narrow = 16;
 
+/// pick_gemm's rule for a product on one thread, the measured by-shape choices: BLIS, oneDNN, or
+/// OpenBLAS (also meaning Eigen when OpenBLAS is not used) where neither was measured faster.
+template <class T> GemmLib pick_one_thread(Index n, Index k, Index m) {
+  const bool blis = !blis_kernels().empty();
+  if (blis && std::min(n, m) <= k_narrow) return GemmLib::blis;
+  if (std::is_same_v<T, float> && k <= 1024 && k * m <= (Index{1} << 18) && !dnnl_kernels().empty())
+    return GemmLib::dnnl;
+  if (blis && k <= k_narrow) return GemmLib::blis;
+  return GemmLib::openblas;
+}
+
 /// The library for one product, by dtype, shape and threads, as measured on one thread (docs/gemm.md,
 /// "By shape"): tiny products by plain loops; on one kernel thread, a narrow output (n or m) by BLIS;
 /// float products whose b operand has at most 2^18 elements with k <= 1024 by oneDNN (1.04-2.6x
@@ -158,16 +169,13 @@ template <class T> GemmLib pick_gemm(Index n, Index k, Index m) {
   if (n * k * m <= k_small_gemm) return GemmLib::loops;
   if (!g_blas_allowed.load(std::memory_order_relaxed)) return GemmLib::eigen;
   if (g_num_threads.load(std::memory_order_relaxed) == 1) {
-    const bool blis = !blis_kernels().empty();
-    if (blis && std::min(n, m) <= k_narrow) return GemmLib::blis;
-    if (std::is_same_v<T, float> && k <= 1024 && k * m <= (Index{1} << 18) && !dnnl_kernels().empty())
-      return GemmLib::dnnl;
-    if (blis && k <= k_narrow) return GemmLib::blis;
+    const GemmLib lib = pick_one_thread<T>(n, k, m);
+    if (lib != GemmLib::openblas) return lib;
   }
   return gemm_choice().blas ? GemmLib::openblas : GemmLib::eigen;
 }
 
-/// The libraries gemm_any has run in this process (bits by GemmLib), for gemm_libraries_ran.
+/// The libraries gemm_any and gemm_serial have run in this process (bits by GemmLib), for gemm_libraries_ran.
 std::atomic<unsigned> g_gemm_ran{0};
 void ran(GemmLib lib) {
   const unsigned bit = 1u << static_cast<unsigned>(lib);
@@ -244,16 +252,25 @@ template bool gemm_serial_available<double>();
 template <class T>
 void gemm_serial(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
                  Index m, bool accumulate) {
-  if (n * k * m <= k_small_gemm) return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
-  [[maybe_unused]] const bool blis = !blis_kernels().empty();
+  if (n * k * m <= k_small_gemm) {
+    ran(GemmLib::loops);
+    return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  }
+  // The one-thread rule; where it would leave the product to OpenBLAS, oneDNN (float) or BLIS.
+  [[maybe_unused]] const GemmLib lib = pick_one_thread<T>(n, k, m);
 #ifdef GG_HAVE_DNNL
   if constexpr (std::is_same_v<T, float>)
-    if (!(blis && (std::min(n, m) <= k_narrow || k <= k_narrow)) && !dnnl_kernels().empty() &&
-        dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate))
+    if (lib != GemmLib::blis && !dnnl_kernels().empty() &&
+        dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate)) {
+      ran(GemmLib::dnnl);
       return;
+    }
 #endif
 #ifdef GG_HAVE_BLIS
-  if (blis) return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  if (!blis_kernels().empty()) {
+    ran(GemmLib::blis);
+    return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  }
 #endif
   gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate); // not reached when gemm_serial_available
 }
