@@ -5,7 +5,9 @@
 // each run; inputs with an argument holding '/' or ".." are skipped, so every file the CLI writes
 // stays in that directory.
 // Whole numbers above 16 are not tried (the input is skipped): each run must take milliseconds,
-// and the limits on large numbers are tested in tests/cli/test_hardening.cpp.
+// and the limits on large numbers are tested in tests/cli/test_hardening.cpp. Nor is `serve`: once
+// its arguments are good it waits for connections until stopped (its argument errors are tested in
+// tests/web/test_page.cpp).
 #include <cli/cli.hpp>
 
 #include <cstddef>
@@ -91,6 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     args.emplace_back(arg);
     rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
   }
+  if (!args.empty() && args[0] == "serve") return 0;
   write("d.csv", g_csv); // a previous run may have written over them
   write("m.safetensors", g_model);
   std::ostringstream out, err;
