@@ -1,5 +1,5 @@
 // Shared by the tests: a fresh folder under the system's temp dir, removed with everything in it
-// at scope exit, and reading a whole file.
+// at scope exit, and reading and writing a whole file.
 #pragma once
 
 #include <algorithm>
@@ -22,7 +22,9 @@ struct TempDir {
     std::filesystem::create_directories(path);
   }
   ~TempDir() {
-    std::error_code ec;
+    std::error_code ec; // (a test may have taken the write permission away)
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all, std::filesystem::perm_options::add,
+                                 ec);
     std::filesystem::remove_all(path, ec);
   }
   TempDir(const TempDir&) = delete;
@@ -44,6 +46,13 @@ inline std::string read_file(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+/// Writes bytes as the whole content of a file (false when it cannot be written).
+inline bool write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return static_cast<bool>(out);
 }
 
 } // namespace gg::test

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "inputs.hpp"
 #include "reference_case.hpp"
 
 #include <algorithm>
@@ -18,13 +19,9 @@
 using gg::Shape;
 using gg::Tensor;
 using gg::Var;
+using gg::test::rnd;
 
 namespace {
-Tensor rnd(const Shape& shape, std::uint64_t seed, gg::DType dtype = gg::f64) {
-  gg::Rng rng(seed);
-  return Tensor::rand(shape, rng, dtype, -1, 1);
-}
-
 /// The convolution as nn::Conv2d computed it before the fused op: unfold, a broadcast batched
 /// matmul with the weight as a matrix, the bias added as a column, reshaped to images.
 Var composed(const Var& x, const Var& w, const Var& b, std::int64_t stride, std::int64_t padding) {

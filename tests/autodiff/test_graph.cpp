@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "inputs.hpp"
+
 #include <cmath>
 #include <thread>
 
@@ -227,22 +229,8 @@ TEST_CASE("graph: two threads train on shared parameters, each on its own tape")
   CHECK(w.grad().to_vector() == std::vector<double>{400, 800});
 }
 
-namespace {
-/// cube(x) = x^3 with the rule 3x^2, written as a user op.
-struct Cube : gg::Function {
-  std::string name() const override { return "cube"; }
-  Tensor forward(const std::vector<Tensor>& in) const override {
-    using namespace gg::kernel;
-    return binary(Binary::mul, in[0], unary(Unary::square, in[0]));
-  }
-  std::vector<Var> backward(const std::vector<Var>& in, const Var&, const Var& g) const override {
-    return {g * 3.0 * in[0] * in[0]};
-  }
-};
-} // namespace
-
 TEST_CASE("graph: a custom op records, differentiates and double-differentiates like a built-in") {
-  auto cube = std::make_shared<Cube>();
+  auto cube = std::make_shared<gg::test::Cube>(); // x^3 with the rule 3x^2, written as a user op
   Var x(Tensor({2.0}, {1}));
   Var y = gg::apply(cube, {x});
   CHECK(y.op_name() == "cube");

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "inputs.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -16,6 +18,8 @@
 using gg::Shape;
 using gg::Tensor;
 using gg::Var;
+using gg::test::rnd;
+using gg::test::values;
 
 TEST_CASE("kernels: recycled buffers never alias a live tensor, across threads too") {
   std::vector<Tensor> live;
@@ -44,13 +48,6 @@ namespace {
 gg::GradcheckResult check(const std::function<Var(const std::vector<Var>&)>& f,
                           const std::vector<Tensor>& xs) {
   return gg::gradcheck(f, xs);
-}
-Tensor rnd(const Shape& shape, std::uint64_t seed) {
-  gg::Rng rng(seed);
-  return Tensor::rand(shape, rng, gg::f64, -1, 1);
-}
-std::vector<double> values(const Var& v) {
-  return v.value().to_vector();
 }
 } // namespace
 

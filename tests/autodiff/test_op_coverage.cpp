@@ -30,18 +30,6 @@ Tensor num(double v) {
   return Tensor::scalar(v);
 }
 
-/// x³ with its own backward: the custom op's case.
-struct Cube : gg::Function {
-  std::string name() const override { return "cube"; }
-  Tensor forward(const std::vector<Tensor>& in) const override {
-    return gg::kernel::binary(gg::kernel::Binary::mul, in[0],
-                              gg::kernel::binary(gg::kernel::Binary::mul, in[0], in[0]));
-  }
-  std::vector<Var> backward(const std::vector<Var>& in, const Var&, const Var& g) const override {
-    return {g * 3.0 * in[0] * in[0]};
-  }
-};
-
 /// How one op kind is checked: f records it last (its result is the op's node) from the inputs.
 struct OpCase {
   Op op;
@@ -307,7 +295,7 @@ const std::vector<OpCase>& op_cases() {
        tensor_only},
       // A gg::Function.
       {Op::custom,
-       [](const std::vector<Var>& v) { return gg::apply(std::make_shared<Cube>(), {v[0]}); },
+       [](const std::vector<Var>& v) { return gg::apply(std::make_shared<gg::test::Cube>(), {v[0]}); },
        {},
        {rnd({2, 3}, 64)},
        "a gg::Function computes on tensors"},

@@ -22,6 +22,7 @@ namespace {
 using gg::test::away_from_zero;
 using gg::test::Fn;
 using gg::test::rnd;
+using gg::test::values;
 
 void check_grad(const Fn& f, const std::vector<Tensor>& inputs) {
   const gg::GradcheckResult r = gg::gradcheck(f, inputs);
@@ -82,10 +83,6 @@ Tensor unary_input(const UnaryCase& op, const Shape& shape, std::uint64_t seed) 
     if (std::fabs(v + 0.7) < 0.05 || std::fabs(v - 0.9) < 0.05) t.set_flat(i, v + 0.12);
   }
   return t;
-}
-
-std::vector<double> values(const Var& v) {
-  return v.value().to_vector();
 }
 
 } // namespace

@@ -33,10 +33,11 @@
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out, err;
-};
+using gg::cli::test::quote;
+using gg::cli::test::Result;
+using gg::cli::test::shell;
+using gg::cli::test::temp_dir;
+using gg::test::read_file;
 
 /// Runs `gradgraph explain args...` in-process.
 Result explain(std::vector<std::string> args) {
@@ -44,14 +45,6 @@ Result explain(std::vector<std::string> args) {
   std::ostringstream out, err;
   const int code = gg::cli::run(args, out, err);
   return {code, out.str(), err.str()};
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
 }
 
 bool has(const std::string& text, const std::string& part) {
@@ -90,28 +83,6 @@ std::map<std::string, double> json_object(const std::string& json, const std::st
   for (auto it = std::sregex_iterator(body.begin(), body.end(), item); it != std::sregex_iterator(); ++it)
     r[(*it)[1]] = std::stod((*it)[2]);
   return r;
-}
-
-/// A fresh empty directory for files a test writes.
-std::filesystem::path temp_dir(const std::string& name) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("gg_explain_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-/// Runs a shell command line; returns the exit status (-1 if it did not exit normally).
-int shell(const std::string& command) {
-  const int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/// A shell word: single-quoted.
-std::string quote(const std::string& s) {
-  std::string r = "'";
-  for (const char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
 }
 
 const std::string k_cs231n = "q = x + y; f = q * z";

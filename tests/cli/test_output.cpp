@@ -54,19 +54,8 @@ Outcome run_into(std::size_t capacity, const std::vector<std::string>& args) {
   return {code, buffer.written, err.str()};
 }
 
-/// Runs a shell command line; returns the exit status (-1 if it did not exit normally).
-int shell(const std::string& command) {
-  const int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
+using gg::cli::test::shell;
+using gg::test::read_file;
 } // namespace
 
 TEST_CASE("output: a stream that fills up makes any command an I/O error, with a message") {

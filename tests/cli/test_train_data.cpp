@@ -21,7 +21,7 @@ namespace {
 using Catch::Matchers::Contains;
 using gg::cli::test::run;
 
-std::string temp(const std::string& name) {
+std::string idx_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("gg_cli_idx_" + name)).string();
 }
 
@@ -51,7 +51,8 @@ void write_images(const std::string& images, const std::string& labels, std::uin
 } // namespace
 
 TEST_CASE("train: IDX examples with --labels train, save, and eval reads them back") {
-  const std::string images = temp("images"), labels = temp("labels"), model = temp("model.safetensors");
+  const std::string images = idx_path("images"), labels = idx_path("labels"),
+                    model = idx_path("model.safetensors");
   write_images(images, labels, 40);
   const auto r =
       run({"train",         "--data",   images,     "--labels",     labels,        "--test", images,
@@ -69,7 +70,7 @@ TEST_CASE("train: IDX examples with --labels train, save, and eval reads them ba
 }
 
 TEST_CASE("train: IDX input errors name the file and the fix") {
-  const std::string images = temp("bad_images"), labels = temp("bad_labels");
+  const std::string images = idx_path("bad_images"), labels = idx_path("bad_labels");
   write_images(images, labels, 10);
   // An IDX file given as if it were a CSV.
   auto r = run({"train", "--data", images, "--layers", "4,2"});
@@ -112,7 +113,7 @@ bool same_up_to_rounding(const std::string& a, const std::string& b, double tol)
 }
 
 TEST_CASE("train: --threads 2 gives the numbers of --threads 1, and restores the thread count") {
-  const std::string log1 = temp("t1.jsonl"), log2 = temp("t2.jsonl");
+  const std::string log1 = idx_path("t1.jsonl"), log2 = idx_path("t2.jsonl");
   const int before = gg::kernel::num_threads();
   auto args = [](const std::string& threads, const std::string& log) {
     return std::vector<std::string>{"train",  "--dataset", "spiral", "--samples",    "600",   "--layers",

@@ -23,8 +23,12 @@
 namespace {
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
+using gg::cli::test::quote;
 using gg::cli::test::Result;
 using gg::cli::test::run;
+using gg::cli::test::shell;
+using gg::cli::test::temp_dir;
+using gg::test::read_file;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool k_sanitized = true; // the sanitizers' shadow memory does not run under ulimit -v
@@ -37,32 +41,6 @@ constexpr bool k_sanitized = false;
 #else
 constexpr bool k_sanitized = false;
 #endif
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / fmt::format("gg_cli_robust_{}_{}", name, ::getpid());
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-/// Runs a shell command; its exit status (128 + N when killed by signal N, as shells report).
-int shell(const std::string& command) {
-  const int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 const std::string k_bin = GG_CLI_BINARY;
 

@@ -37,20 +37,20 @@ namespace {
 const std::string fixtures = GG_TEST_DATA;
 
 /// A fresh directory under the system's temp dir, removed with everything in it at scope exit.
-class TempDir {
+class ScratchDir {
 public:
-  TempDir() {
+  ScratchDir() {
     static std::atomic<int> counter{0};
     path_ = fs::temp_directory_path() /
             fmt::format("gg_test_data_{}_{}_{}", ::getpid(), counter++, std::random_device{}());
     fs::create_directories(path_);
   }
-  ~TempDir() {
+  ~ScratchDir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
   }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
   std::string file(const std::string& name) const { return (path_ / name).string(); }
   const fs::path& path() const { return path_; }
 
@@ -290,7 +290,7 @@ TEST_CASE("data: csv refuses a row of more than a million columns before storing
 TEST_CASE("data: csv files that are missing are an IOError with the reason") {
   CHECK_THROWS_MATCHES(read_csv("/nonexistent/gg/iris.csv"), IOError,
                        What(Contains("/nonexistent/gg/iris.csv") && Contains("No such file or directory")));
-  TempDir dir;
+  ScratchDir dir;
   CHECK_THROWS_MATCHES(read_csv(dir.path().string()), IOError, What(Contains("Is a directory")));
   // A file with an error: the message names the file as given.
   const std::string path = dir.file("broken.csv");
@@ -301,7 +301,7 @@ TEST_CASE("data: csv files that are missing are an IOError with the reason") {
 }
 
 TEST_CASE("data: csv and idx files are read from a pipe too, whose size is unknown") {
-  TempDir dir;
+  ScratchDir dir;
   const std::string fifo = dir.file("pipe");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // A writer thread feeds the FIFO; the reader cannot know the size in advance.
@@ -334,7 +334,7 @@ TEST_CASE("data: csv and idx files are read from a pipe too, whose size is unkno
 // IDX
 
 TEST_CASE("data: idx reads every element type, big-endian, plain and gzip") {
-  TempDir dir;
+  ScratchDir dir;
   struct Case {
     std::uint8_t type;
     Bytes payload;
@@ -393,7 +393,7 @@ TEST_CASE("data: idx reads every element type, big-endian, plain and gzip") {
 }
 
 TEST_CASE("data: idx refuses NaN and infinity in float data, naming the file and the element") {
-  TempDir dir;
+  ScratchDir dir;
   auto f32_file = [](const std::vector<float>& values, const std::vector<std::uint32_t>& dims) {
     Bytes b = idx_header(0x0D, dims);
     for (const float v : values) {
@@ -434,7 +434,7 @@ TEST_CASE("data: idx refuses NaN and infinity in float data, naming the file and
 }
 
 TEST_CASE("data: idx refuses truncated, corrupted and absurd files with the file name and the cause") {
-  TempDir dir;
+  ScratchDir dir;
   const Bytes payload = noise_bytes(4000, 1);
   const Bytes file = concat(idx_header(0x08, {4, 1000}), payload);
   const std::string plain = dir.file("t.idx"), gz = dir.file("t.idx.gz");
@@ -513,7 +513,7 @@ TEST_CASE("data: idx refuses truncated, corrupted and absurd files with the file
 }
 
 TEST_CASE("data: mnist loader reads an MNIST-layout directory, gzip or plain") {
-  TempDir dir;
+  ScratchDir dir;
   // Three 2x3 "images" and their labels, in the train (gzip) and t10k (plain) files.
   const Bytes pixels{0, 51, 102, 153, 204, 255, 255, 0, 0, 0, 0, 255, 1, 2, 3, 4, 5, 6};
   write_gzip(dir.file("train-images-idx3-ubyte.gz"), concat(idx_header(0x08, {3, 2, 3}), pixels));
@@ -552,7 +552,7 @@ TEST_CASE("data: mnist loader reads an MNIST-layout directory, gzip or plain") {
 }
 
 TEST_CASE("data: load_idx_dataset takes examples of any shape and integer labels of any width") {
-  TempDir dir;
+  ScratchDir dir;
   // Two examples of 2x1x2 int16 values (kept as they are, not scaled) and int32 labels 0 and 4.
   write_bytes(dir.file("x.idx"),
               concat(idx_header(0x0B, {2, 2, 1, 2}), {0, 1, 0, 2, 0, 3, 1, 0, 0, 5, 0, 6, 0, 7, 0, 8}));

@@ -1,17 +1,19 @@
 // Nothing is lost: gg::AtomicFile (which every writer uses: weights, checkpoints, logs, charts, DOT)
 // leaves the old file or the whole new one, also when the process is killed halfway; and regression
 // inputs for the data readers; and a loss recorded before an optimizer step refuses backward.
-#include <nn/io/atomic_file.hpp>
 #include <nn/data/idx.hpp>
 #include <nn/init.hpp>
+#include <nn/io/atomic_file.hpp>
+#include <nn/io/safetensors.hpp>
 #include <nn/layers.hpp>
 #include <nn/optim/optim.hpp>
 #include <nn/plot/plot.hpp>
-#include <nn/io/safetensors.hpp>
 
 #include <autodiff/autodiff.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -29,51 +31,27 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("gg_nn_hardening_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using gg::test::read_file;
+using gg::test::TempDir;
 
 } // namespace
 
 TEST_CASE("hardening: an AtomicFile replaces the old file only on commit") {
-  TempDir dir;
+  TempDir dir("nn_hardening");
   const std::string path = (dir.path / "log.jsonl").string();
   gg::write_atomically(path, "old\n");
   {
     gg::AtomicFile f(path);
     f.write("new 1\n");
     // What is written is in the temporary file at once (a reader can follow it), not in path.
-    CHECK(read(f.temp_path()) == "new 1\n");
-    CHECK(read(path) == "old\n");
+    CHECK(read_file(f.temp_path()) == "new 1\n");
+    CHECK(read_file(path) == "old\n");
     f.write("new 2\n");
     f.commit();
     CHECK_THROWS_AS(f.write("more"), gg::UsageError);
     CHECK_THROWS_AS(f.commit(), gg::UsageError);
   }
-  CHECK(read(path) == "new 1\nnew 2\n");
+  CHECK(read_file(path) == "new 1\nnew 2\n");
   CHECK(dir.entries() == std::vector<std::string>{"log.jsonl"});
 
   SECTION("without a commit (an exception unwinds), the old file stays and the temporary file goes") {
@@ -83,7 +61,7 @@ TEST_CASE("hardening: an AtomicFile replaces the old file only on commit") {
       throw gg::ValueError("training failed");
     } catch (const gg::ValueError&) {
     }
-    CHECK(read(path) == "new 1\nnew 2\n");
+    CHECK(read_file(path) == "new 1\nnew 2\n");
     CHECK(dir.entries() == std::vector<std::string>{"log.jsonl"});
   }
   SECTION("keep_unfinished (a log): an error still leaves the whole lines written up to it") {
@@ -93,7 +71,7 @@ TEST_CASE("hardening: an AtomicFile replaces the old file only on commit") {
       throw gg::ValueError("NaN at step 2");
     } catch (const gg::ValueError&) {
     }
-    CHECK(read(path) == "step 1\n");
+    CHECK(read_file(path) == "step 1\n");
     CHECK(dir.entries() == std::vector<std::string>{"log.jsonl"});
   }
   SECTION("an empty path is an IOError") {
@@ -102,11 +80,11 @@ TEST_CASE("hardening: an AtomicFile replaces the old file only on commit") {
 }
 
 TEST_CASE("hardening: a process killed while writing leaves the old file whole") {
-  TempDir dir;
+  TempDir dir("nn_hardening");
   const std::string path = (dir.path / "model.safetensors").string();
   const std::vector<std::pair<std::string, gg::Tensor>> old_weights{{"w", gg::Tensor({1, 2, 3}, {3})}};
   gg::safetensors::save(path, old_weights);
-  const std::string before = read(path);
+  const std::string before = read_file(path);
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) { // half a new file, then SIGKILL: no destructor, no commit
@@ -118,7 +96,7 @@ TEST_CASE("hardening: a process killed while writing leaves the old file whole")
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
   REQUIRE(WIFSIGNALED(status));
-  CHECK(read(path) == before);
+  CHECK(read_file(path) == before);
   CHECK(gg::safetensors::load(path).at("w").to_vector() == std::vector<double>{1, 2, 3});
   // The killed run's bytes are in the temporary file next to it, under a hidden name that says
   // whose it is; the next write into the folder removes it (its process is gone).
@@ -126,18 +104,18 @@ TEST_CASE("hardening: a process killed while writing leaves the old file whole")
   REQUIRE(names.size() == 2);
   CHECK(names[0].rfind(".model.safetensors.gradgraph-tmp-" + std::to_string(child) + "-", 0) == 0);
   CHECK(names[1] == "model.safetensors");
-  CHECK(read(dir.path / names[0]) == std::string(100000, 'x'));
+  CHECK(read_file(dir.path / names[0]) == std::string(100000, 'x'));
   gg::write_atomically((dir.path / "other.txt").string(), "x");
   CHECK(dir.entries() == std::vector<std::string>{"model.safetensors", "other.txt"});
 }
 
 TEST_CASE("hardening: charts and DOT files go through the same atomic writer") {
-  TempDir dir;
+  TempDir dir("nn_hardening");
   const std::string path = (dir.path / "chart.svg").string();
   gg::plot::LineChart chart("loss");
   chart.add("train", {3, 2, 1});
   chart.save(path);
-  CHECK(read(path) == chart.svg());
+  CHECK(read_file(path) == chart.svg());
   fs::create_directory(dir.path / "taken.svg");
   CHECK_THROWS_WITH(chart.save((dir.path / "taken.svg").string()),
                     Catch::Contains("taken.svg") && Catch::Contains("Is a directory"));

@@ -22,7 +22,7 @@ namespace nn = gg::nn;
 namespace {
 
 /// The tensors of loss_reference.txt by name.
-const Tensor& R(const std::string& name) {
+const Tensor& loss_ref(const std::string& name) {
   static const std::map<std::string, Tensor> table = gg::test::read_text_reference("loss_reference.txt");
   INFO("reference " << name);
   REQUIRE(table.count(name) == 1);
@@ -39,10 +39,10 @@ void check_case(const std::string& name, const Tensor& x, const LossFn& fn) {
     INFO(name << " reduction " << red);
     const Var v(x.clone());
     const Var loss = fn(v, r);
-    CHECK(max_relative_error(loss.value(), R(name + "." + red)) < 1e-10);
-    const Var w = r == nn::Reduction::none ? Var::constant(R(name + ".none.w")) : Var::constant(1.0);
+    CHECK(max_relative_error(loss.value(), loss_ref(name + "." + red)) < 1e-10);
+    const Var w = r == nn::Reduction::none ? Var::constant(loss_ref(name + ".none.w")) : Var::constant(1.0);
     gg::sum(loss * w).backward();
-    CHECK(max_relative_error(v.grad(), R(name + "." + red + ".grad")) < 1e-10);
+    CHECK(max_relative_error(v.grad(), loss_ref(name + "." + red + ".grad")) < 1e-10);
   }
 }
 
@@ -55,12 +55,12 @@ std::string fmt_ls(double ls) {
 TEST_CASE("losses: cross_entropy and nll_loss on [N, C, d1, d2], [N, C] and [C] with ignore_index, "
           "label_smoothing and weights match PyTorch") {
   for (const std::string key : {"nd", "2d", "1d"}) {
-    const Tensor& x = R(key + ".x");
+    const Tensor& x = loss_ref(key + ".x");
     const int cd = x.rank() == 1 ? 0 : 1;
     for (const std::int64_t ii : {-100, 1}) {
-      const Tensor& target = R(key + ".target.ii" + std::to_string(ii));
+      const Tensor& target = loss_ref(key + ".target.ii" + std::to_string(ii));
       for (const int use_w : {0, 1}) {
-        const Tensor weight = use_w ? R(key + ".weight") : Tensor();
+        const Tensor weight = use_w ? loss_ref(key + ".weight") : Tensor();
         const std::string tail = ".ii" + std::to_string(ii) + ".w" + std::to_string(use_w);
         for (const double ls : {0.0, 0.2})
           check_case(key + ".ce" + tail + ".ls" + fmt_ls(ls), x, [&](const Var& v, nn::Reduction r) {
@@ -86,9 +86,11 @@ TEST_CASE("losses: cross_entropy and nll_loss on [N, C, d1, d2], [N, C] and [C] 
     }
   }
   // Every target ignored: the mean is 0/0, NaN, as PyTorch's.
-  CHECK(std::isnan(R("all_ignored.ce.mean").item()));
-  CHECK(std::isnan(nn::cross_entropy(Var(R("all_ignored.x")), Tensor::full({3}, -100)).item()));
-  CHECK(nn::cross_entropy(Var(R("all_ignored.x")), Tensor::full({3}, -100), nn::Reduction::sum).item() == 0);
+  CHECK(std::isnan(loss_ref("all_ignored.ce.mean").item()));
+  CHECK(std::isnan(nn::cross_entropy(Var(loss_ref("all_ignored.x")), Tensor::full({3}, -100)).item()));
+  CHECK(
+      nn::cross_entropy(Var(loss_ref("all_ignored.x")), Tensor::full({3}, -100), nn::Reduction::sum).item() ==
+      0);
 }
 
 TEST_CASE("losses: cross_entropy with probabilities as targets, [N, C, d] and [N, C], smoothed and "
@@ -96,18 +98,19 @@ TEST_CASE("losses: cross_entropy with probabilities as targets, [N, C, d] and [N
   for (const std::string key : {"pnd", "p2d"})
     for (const int use_w : {0, 1})
       for (const double ls : {0.0, 0.2})
-        check_case(key + ".ce.w" + std::to_string(use_w) + ".ls" + fmt_ls(ls), R(key + ".x"),
+        check_case(key + ".ce.w" + std::to_string(use_w) + ".ls" + fmt_ls(ls), loss_ref(key + ".x"),
                    [&](const Var& v, nn::Reduction r) {
-                     return nn::cross_entropy(v, R(key + ".target"),
+                     return nn::cross_entropy(v, loss_ref(key + ".target"),
                                               {.reduction = r,
                                                .label_smoothing = ls,
-                                               .weight = use_w ? R(key + ".weight") : Tensor()});
+                                               .weight = use_w ? loss_ref(key + ".weight") : Tensor()});
                    });
 }
 
 TEST_CASE("losses: binary_cross_entropy's gradient at probabilities 0 and 1 is PyTorch's, one op") {
-  check_case("bce", R("bce.x"),
-             [](const Var& v, nn::Reduction r) { return nn::binary_cross_entropy(v, R("bce.target"), r); });
+  check_case("bce", loss_ref("bce.x"), [](const Var& v, nn::Reduction r) {
+    return nn::binary_cross_entropy(v, loss_ref("bce.target"), r);
+  });
   const Var p(Tensor({0.0, 1.0, 0.4}, {3}));
   const Var loss = nn::binary_cross_entropy(p, Tensor({1.0, 1.0, 0.0}, {3}), nn::Reduction::none);
   CHECK(loss.op_name() == "binary_cross_entropy");
@@ -116,17 +119,17 @@ TEST_CASE("losses: binary_cross_entropy's gradient at probabilities 0 and 1 is P
 
 TEST_CASE("losses: mse_loss broadcasts input and target as PyTorch") {
   for (const std::string key : {"mse_a", "mse_b"})
-    check_case(key, R(key + ".x"), [&](const Var& v, nn::Reduction r) {
-      return nn::mse_loss(v, Var::constant(R(key + ".target")), r);
+    check_case(key, loss_ref(key + ".x"), [&](const Var& v, nn::Reduction r) {
+      return nn::mse_loss(v, Var::constant(loss_ref(key + ".target")), r);
     });
 }
 
 TEST_CASE("losses: float32 logits give a float32 loss near the float64 one") {
-  const Var x(R("nd.x").to(gg::f32));
-  const Var loss =
-      nn::cross_entropy(x, R("nd.target.ii-100"), {.label_smoothing = 0.2, .weight = R("nd.weight")});
+  const Var x(loss_ref("nd.x").to(gg::f32));
+  const Var loss = nn::cross_entropy(x, loss_ref("nd.target.ii-100"),
+                                     {.label_smoothing = 0.2, .weight = loss_ref("nd.weight")});
   CHECK(loss.dtype() == gg::f32);
-  CHECK(loss.item() == Approx(R("nd.ce.ii-100.w1.ls0.2.mean").item()).epsilon(1e-5));
+  CHECK(loss.item() == Approx(loss_ref("nd.ce.ii-100.w1.ls0.2.mean").item()).epsilon(1e-5));
 }
 
 TEST_CASE("losses: bad targets and options name the loss called and the shapes") {

@@ -164,7 +164,7 @@ struct Run {
 /// Trains as the reference script does. With resume_at = k, after k steps everything is saved
 /// (weights, optimizer and scheduler state) and training continues with new objects loaded from
 /// the saved state.
-Run train(const Config& c, gg::DType dtype, int steps = 100, int resume_at = -1) {
+Run train_run(const Config& c, gg::DType dtype, int steps = 100, int resume_at = -1) {
   auto model = std::make_unique<Model>(dtype);
   std::unique_ptr<optim::Optimizer> opt;
   std::unique_ptr<optim::LRScheduler> sched;
@@ -252,22 +252,22 @@ TEST_CASE("optim: float64 trajectories match PyTorch over 100 steps, every confi
   double worst_all = 0;
   for (const Config& c : configs()) {
     INFO("configuration " << c.name);
-    const Errors e = errors(train(c, gg::f64), c.name);
+    const Errors e = errors(train_run(c, gg::f64), c.name);
     worst_all = std::max({worst_all, e.loss, e.params});
     CHECK(e.loss < 1e-9);
     CHECK(e.params < 1e-9);
   }
   if (report()) std::printf("  float64 worst of all: %.3g\n", worst_all);
   // The schedulers did act on those runs.
-  CHECK(train(config("sgd_steplr"), gg::f64).final_lr < 0.1 * 0.7 * 0.7);
-  CHECK(train(config("sgd_plateau"), gg::f64).final_lr < 0.2);
+  CHECK(train_run(config("sgd_steplr"), gg::f64).final_lr < 0.1 * 0.7 * 0.7);
+  CHECK(train_run(config("sgd_plateau"), gg::f64).final_lr < 0.2);
 }
 
 TEST_CASE("optim: float32 trajectories match PyTorch with float32 state") {
   for (const char* name : {"sgd_momentum", "rmsprop_all", "adam", "adamw_amsgrad", "adagrad_decay",
                            "adadelta_options", "nadam_options"}) {
     INFO("configuration " << name);
-    const Run r = train(config(name), gg::f32);
+    const Run r = train_run(config(name), gg::f32);
     for (const Tensor& p : r.params) CHECK(p.dtype() == gg::f32);
     const Errors e = errors(r, std::string("f32.") + name);
     CHECK(e.loss < 1e-4);
@@ -467,8 +467,8 @@ TEST_CASE("optim: state and load_state resume every configuration bit-identicall
   for (const Config& c : configs()) {
     INFO("configuration " << c.name);
     for (gg::DType dtype : {gg::f64, gg::f32}) {
-      const Run whole = train(c, dtype, 30);
-      const Run resumed = train(c, dtype, 30, 13);
+      const Run whole = train_run(c, dtype, 30);
+      const Run resumed = train_run(c, dtype, 30, 13);
       CHECK(resumed.losses == whole.losses);
       for (std::size_t i = 0; i < 4; ++i) CHECK(resumed.params[i].to_vector() == whole.params[i].to_vector());
       CHECK(resumed.final_lr == whole.final_lr);

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../temp_dir.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -19,15 +21,11 @@ using gg::Tensor;
 using gg::Var;
 namespace nn = gg::nn;
 namespace optim = gg::optim;
+using gg::test::read_file;
 
 namespace {
 
 const std::string checkpoints = std::string(GG_TEST_DATA) + "/checkpoints";
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 /// One parameter with a gradient g = [1, -2] (from f = p·[1, -2]).
 Var param_with_grad(gg::DType dtype = gg::f64) {
@@ -106,7 +104,7 @@ TEST_CASE("optim state: checkpoints written before the typed state load, re-save
     CHECK(nn::load_checkpoint(file, model, *opt).at("config") == name);
     // The same names, shapes, dtypes and bytes as the file an older gradgraph wrote.
     nn::save_checkpoint(resaved, model, *opt, {{"config", name}});
-    CHECK(read_bytes(resaved) == read_bytes(file));
+    CHECK(read_file(resaved) == read_file(file));
     // Three more steps give the weights the uninterrupted run had, up to the rounding of tanh: that
     // run used libm's, the kernels now SLEEF's (both within 1 ULP; the bits were equal before).
     for (int i = 0; i < 3; ++i) {
@@ -118,7 +116,8 @@ TEST_CASE("optim state: checkpoints written before the typed state load, re-save
       INFO(key);
       const std::vector<double> got = t.to_vector(), want = expected.at(name + "." + key).to_vector();
       REQUIRE(got.size() == want.size());
-      for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-13).margin(1e-15));
+      for (std::size_t i = 0; i < got.size(); ++i)
+        CHECK(got[i] == Approx(want[i]).epsilon(1e-13).margin(1e-15));
     }
   }
   std::filesystem::remove(resaved);

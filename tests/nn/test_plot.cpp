@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../temp_dir.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,6 +23,8 @@
 using gg::Tensor;
 namespace plot = gg::plot;
 namespace fs = std::filesystem;
+using gg::test::read_file;
+using gg::test::TempDir;
 
 namespace {
 
@@ -64,24 +68,6 @@ std::size_t count(const std::string& s, const std::string& what) {
   for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
   return n;
 }
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-/// A fresh empty directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "gg-plot-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 /// The text of the <g class="name"> group (up to its first "</g>").
 std::string group(const std::string& svg, const std::string& name) {
@@ -468,15 +454,15 @@ TEST_CASE("plot: decision regions reject points, classes and classifier results 
 }
 
 TEST_CASE("plot: files are written whole, and a failed write throws IOError and leaves no temporary file") {
-  TempDir dir;
+  TempDir dir("plot");
   const fs::path file = dir.path / "chart.svg";
   plot::LineChart chart("t");
   chart.add("a", {1, 2, 3});
   chart.save(file.string());
-  CHECK(read(file) == chart.svg());
+  CHECK(read_file(file) == chart.svg());
   chart.add("b", {3, 2, 1});
   chart.save(file.string()); // replaces the old file
-  CHECK(read(file) == chart.svg());
+  CHECK(read_file(file) == chart.svg());
 
   // The target is a directory: refused before anything is written.
   fs::create_directory(dir.path / "taken.svg");

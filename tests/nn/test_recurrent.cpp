@@ -19,7 +19,7 @@ using namespace gg::test;
 
 namespace {
 
-const gg::safetensors::File& reference() {
+const gg::safetensors::File& recurrent_reference() {
   return reference_file("recurrent_reference.safetensors");
 }
 
@@ -72,7 +72,7 @@ std::map<std::string, Var> run(nn::Module& m, const std::map<std::string, Var>& 
 const std::vector<std::string>& case_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n;
-    for (const auto& [name, options] : reference().metadata) n.push_back(name);
+    for (const auto& [name, options] : recurrent_reference().metadata) n.push_back(name);
     return n;
   }();
   return names;
@@ -82,7 +82,7 @@ const std::vector<std::string>& case_names() {
 void check_against_pytorch(const std::string& prefix, gg::DType dtype, double tolerance) {
   int cases = 0;
   for (const std::string& name : case_names()) {
-    const Case c(reference(), name);
+    const Case c(recurrent_reference(), name);
     if (!c.text("kind").starts_with(prefix)) continue;
     ++cases;
     INFO("case " << name << " (" << c.options << ") in " << gg::dtype_name(dtype));
@@ -121,7 +121,7 @@ void check_against_pytorch(const std::string& prefix, gg::DType dtype, double to
 /// The same cases' gradients (input, initial states, parameters) against central differences.
 void check_finite_differences(const std::string& prefix) {
   for (const std::string& name : case_names()) {
-    const Case c(reference(), name);
+    const Case c(recurrent_reference(), name);
     if (!c.text("kind").starts_with(prefix)) continue;
     INFO("case " << name << " (" << c.options << ")");
     std::shared_ptr<nn::Module> m = make_module(c, gg::f64);

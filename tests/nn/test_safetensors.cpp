@@ -24,47 +24,17 @@
 
 #include <catch2/catch.hpp>
 
+#include "../temp_dir.hpp"
+
 using namespace gg;
 namespace st = gg::safetensors;
 namespace fs = std::filesystem;
 using Catch::Contains;
+using gg::test::read_file;
+using gg::test::TempDir;
+using gg::test::write_file;
 
 namespace {
-
-/// A fresh directory under the system's temporary directory, removed with its contents at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "gg_safetensors_XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  /// Names of the entries in the directory, sorted.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out);
-}
 
 /// n as 8 little-endian bytes.
 std::string le64(std::uint64_t n) {
@@ -142,7 +112,7 @@ std::vector<Expected> fixture_values() {
 } // namespace
 
 TEST_CASE("safetensors: float64 and float32 tensors of ranks 0 to 4 round-trip with metadata") {
-  TempDir dir;
+  TempDir dir("safetensors");
   Rng rng(7);
   std::vector<std::pair<std::string, Tensor>> tensors;
   const std::vector<Shape> shapes{Shape{}, Shape{5}, Shape{2, 3}, Shape{2, 1, 4}, Shape{3, 2, 2, 2}};
@@ -161,7 +131,7 @@ TEST_CASE("safetensors: float64 and float32 tensors of ranks 0 to 4 round-trip w
   const std::string path = dir / "model.safetensors";
   st::save(path, tensors, metadata);
   REQUIRE(dir.entries() == std::vector<std::string>{"model.safetensors"});
-  REQUIRE(read_bytes(path) == st::serialize(tensors, metadata));
+  REQUIRE(read_file(path) == st::serialize(tensors, metadata));
 
   const st::File file = st::load(path);
   REQUIRE(file.path == path);
@@ -217,7 +187,7 @@ TEST_CASE("safetensors: the writer lays bytes out exactly as the official writer
   // The fixture the script laid out the official way comes back byte for byte.
   const std::string path = std::string(GG_TEST_DATA) + "/sequential_f32.safetensors";
   const st::File f = st::load(path);
-  REQUIRE(st::serialize(f.tensors, f.metadata) == read_bytes(path));
+  REQUIRE(st::serialize(f.tensors, f.metadata) == read_file(path));
 }
 
 TEST_CASE("safetensors: reads exactly the values PyTorch stored in the fixtures") {
@@ -320,7 +290,7 @@ TEST_CASE("safetensors: File::at names the file and the missing tensor") {
 }
 
 TEST_CASE("safetensors: save rejects empty, duplicate and reserved names and writes nothing") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir / "x.safetensors";
   const Tensor t = Tensor::scalar(1);
   REQUIRE_THAT(error_of<ValueError>([&] { st::save(path, {{"", t}}); }), Contains("empty name"));
@@ -516,7 +486,7 @@ TEST_CASE("safetensors: malformed header JSON is a FormatError saying what is wr
 }
 
 TEST_CASE("safetensors: load reads files and reports unreadable ones as IOErrors") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string missing = dir / "missing.safetensors";
   REQUIRE_THAT(error_of<IOError>([&] { st::load(missing); }),
                Contains(missing) && Contains("No such file or directory"));
@@ -527,19 +497,19 @@ TEST_CASE("safetensors: load reads files and reports unreadable ones as IOErrors
 
   // A corrupted file on disk names its path.
   const std::string bad = dir / "bad.safetensors";
-  write_bytes(bad, le64(50) + "{}");
+  REQUIRE(write_file(bad, le64(50) + "{}"));
   REQUIRE_THAT(error_of<FormatError>([&] { st::load(bad); }),
                Contains(bad) && Contains("larger than the rest"));
   // Every proper prefix of a valid file is rejected, never crashes.
-  const std::string good = read_bytes(std::string(GG_TEST_DATA) + "/sequential_f64.safetensors");
+  const std::string good = read_file(std::string(GG_TEST_DATA) + "/sequential_f64.safetensors");
   for (std::size_t n = 0; n < good.size(); ++n) {
-    write_bytes(bad, good.substr(0, n));
+    REQUIRE(write_file(bad, good.substr(0, n)));
     REQUIRE_THROWS_AS(st::load(bad), FormatError);
   }
 }
 
 TEST_CASE("safetensors: every single-byte corruption of a file is a value or a FormatError") {
-  const std::string good = read_bytes(std::string(GG_TEST_DATA) + "/sequential_f32.safetensors");
+  const std::string good = read_file(std::string(GG_TEST_DATA) + "/sequential_f32.safetensors");
   const std::uint64_t header_end = 8 + 0x118;
   REQUIRE(good.substr(0, 8) == le64(0x118));
   std::size_t rejected = 0;
@@ -558,7 +528,7 @@ TEST_CASE("safetensors: every single-byte corruption of a file is a value or a F
 }
 
 TEST_CASE("safetensors: saving replaces the old file atomically and leaves no temporary file") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir / "model.safetensors";
   const std::vector<std::pair<std::string, Tensor>> old_tensors{{"w", Tensor({1, 2, 3}, {3})}};
   const std::vector<std::pair<std::string, Tensor>> new_tensors{{"w", Tensor({4, 5}, {2}, f32)}};
@@ -577,10 +547,10 @@ TEST_CASE("safetensors: saving replaces the old file atomically and leaves no te
   SECTION("the target is a directory") {
     const std::string target = dir / "sub";
     fs::create_directory(target);
-    write_bytes(target + "/keep", "x");
+    REQUIRE(write_file(target + "/keep", "x"));
     const std::string msg = error_of<IOError>([&] { st::save(target, new_tensors); });
     REQUIRE_THAT(msg, Contains("'" + target + "'") && Contains("Is a directory"));
-    REQUIRE(read_bytes(target + "/keep") == "x");
+    REQUIRE(read_file(target + "/keep") == "x");
     REQUIRE_FALSE(has_temp_file(dir));
   }
 

@@ -21,7 +21,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string temp_path(const std::string& name) {
+std::string train_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("gg_test_train_" + name)).string();
 }
 
@@ -108,6 +108,7 @@ TEST_CASE("train: fit takes the steps of a hand-written loop, with clipping, bit
   CHECK(parts[1].second == whole[1].second);
 }
 
+namespace {
 /// A run of SGD with momentum, a StepLR schedule and early stopping's counters on the moons.
 struct Resumable {
   std::shared_ptr<nn::Sequential> model;
@@ -127,9 +128,10 @@ struct Resumable {
     return trainer.fit(loader);
   }
 };
+} // namespace
 
 TEST_CASE("train: a checkpoint taken mid-epoch resumes bit-exact, schedulers and early stopping included") {
-  const std::string path = temp_path("resume.safetensors");
+  const std::string path = train_path("resume.safetensors");
   Resumable whole(2);
   whole.fit();
   // Stopped before step 13 (in epoch 3), saved, and resumed by new objects with a fresh loader.
@@ -260,7 +262,7 @@ TEST_CASE("train: a checkpoint that cannot be written where asked goes beside it
   gg::data::DataLoader loader(d.x, d.y, {.batch_size = 90});
   t.fit(loader);
   // A folder that does not exist: beside it fails too, the temp folder works.
-  const std::string missing = temp_path("no_such_dir/ck.safetensors");
+  const std::string missing = train_path("no_such_dir/ck.safetensors");
   const train::SavedCheckpoint s = train::save_checkpoint_with_fallback(t, missing, {{"k", "v"}});
   CHECK(s.path.rfind(std::filesystem::temp_directory_path().string(), 0) == 0);
   CHECK_THAT(s.path, Contains("gradgraph-rescue-"));
@@ -272,7 +274,7 @@ TEST_CASE("train: a checkpoint that cannot be written where asked goes beside it
   CHECK(weights(*back) == weights(*m));
   std::filesystem::remove(s.path);
   // A path that is a folder: the file beside it is written.
-  const std::string dir = temp_path("folder_target");
+  const std::string dir = train_path("folder_target");
   std::filesystem::create_directories(dir);
   const train::SavedCheckpoint beside = train::save_checkpoint_with_fallback(t, dir);
   CHECK_THAT(beside.path,
@@ -280,7 +282,7 @@ TEST_CASE("train: a checkpoint that cannot be written where asked goes beside it
   std::filesystem::remove(beside.path);
   std::filesystem::remove_all(dir);
   // ModelCheckpoint saves every n epochs at the next epoch's start.
-  const std::string every = temp_path("every.safetensors");
+  const std::string every = train_path("every.safetensors");
   train::ModelCheckpoint ck({.path = every, .every_epochs = 2});
   train::Trainer t3(*m, opt, ce, {.epochs = 3});
   t3.add_callback(ck);

@@ -19,15 +19,15 @@ using namespace gg::test;
 
 namespace {
 
-const gg::safetensors::File& reference() {
+const gg::safetensors::File& transformer_reference() {
   return reference_file("transformer_reference.safetensors");
 }
 
 /// The reference cases of a kind.
 std::vector<Case> cases_of(const std::string& kind) {
   std::vector<Case> out;
-  for (const auto& [name, options] : reference().metadata) {
-    Case c(reference(), name);
+  for (const auto& [name, options] : transformer_reference().metadata) {
+    Case c(transformer_reference(), name);
     if (c.text("kind") == kind) out.push_back(std::move(c));
   }
   return out;
