@@ -57,6 +57,11 @@ Emitted emit(Op op, Node* a, Node* b, Tensor value);
 Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value);
 Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value);
 
+/// The shape of node n's input i.
+inline Shape input_shape(const Node* n, int i = 0) {
+  return value_of(n->input(i)).shape();
+}
+
 /// g summed back to shape when broadcasting stretched it (g itself otherwise).
 inline Tensor reduce_to(const Tensor& g, const Shape& shape) {
   return g.shape() == shape ? g : kernel::sum_to(g, shape);

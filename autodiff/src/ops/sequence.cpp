@@ -22,9 +22,6 @@ using detail::OpRule;
 using detail::value_of;
 
 namespace {
-Shape input_shape(const Node* n) {
-  return value_of(n->first).shape();
-}
 std::int64_t int_of(const Node* n, std::size_t i = 0) {
   return n->ext->ints[i];
 }

@@ -29,9 +29,6 @@ std::vector<std::int64_t> ints_from(const Node* n, std::size_t from) {
 int axis_of(const Node* n, std::size_t i = 0) {
   return static_cast<int>(n->ext->ints[i]);
 }
-Shape input_shape(const Node* n, int i = 0) {
-  return value_of(n->input(i)).shape();
-}
 /// Negative indices are refused, as PyTorch does (no counting from the end).
 void refuse_negative(const std::vector<std::int64_t>& index, std::string_view op) {
   for (std::size_t i = 0; i < index.size(); ++i)
