@@ -9,7 +9,11 @@
 
 #include <fmt/format.h>
 
+#include "layer_checks.hpp"
+
 namespace gg::nn {
+
+using detail::require_positive;
 
 namespace {
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear and Conv2d weights
@@ -21,9 +25,6 @@ Tensor default_uniform(const Shape& shape, std::int64_t fan_in, DType dtype) {
   return t;
 }
 
-void require_positive(std::int64_t v, std::string_view what, std::string_view layer) {
-  if (v <= 0) throw ValueError(fmt::format("{}: {} must be positive, got {}", layer, what, v));
-}
 } // namespace
 
 Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, DType dtype)

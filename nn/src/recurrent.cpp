@@ -9,11 +9,14 @@
 
 #include <fmt/format.h>
 
+#include "layer_checks.hpp"
+
 namespace gg::nn {
 
 namespace {
 
 using detail::CellKind;
+using detail::require_positive;
 
 std::int64_t gate_count(CellKind kind) {
   switch (kind) {
@@ -39,10 +42,6 @@ CellKind rnn_kind(std::string_view nonlinearity, std::string_view layer) {
   if (nonlinearity == "tanh") return CellKind::rnn_tanh;
   if (nonlinearity == "relu") return CellKind::rnn_relu;
   throw ValueError(fmt::format("{}: unknown nonlinearity '{}' (tanh or relu)", layer, nonlinearity));
-}
-
-void require_positive(std::int64_t v, std::string_view what, std::string_view layer) {
-  if (v <= 0) throw ValueError(fmt::format("{}: {} must be positive, got {}", layer, what, v));
 }
 
 /// U(-1/sqrt(hidden), 1/sqrt(hidden)): PyTorch's initialisation of every recurrent parameter.
