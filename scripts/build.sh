@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 # dataset-fashion-mnist: the tutorials' CNN and the Fashion-MNIST examples read it; wamerican and
 # fortunes: the word list and prose the tutorials' language model and examples/char_lm learn from.
 bash scripts/deps.sh dataset-fashion-mnist wamerican fortunes
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGG_PCH=ON -DGG_UNITY=tests >/dev/null
 cmake --build build -j2 --target gradgraph all_examples
 echo "built build/cli/gradgraph and the examples in build/examples/"

@@ -25,6 +25,6 @@ fi
 export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
 # -O2 (-O3 makes a larger module and is no faster here); only the engine's target is built.
 emcmake cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
-  -DGG_OPENMP=OFF -DGG_THREADS=OFF -DGG_OPENBLAS=OFF -DGG_SLEEF=OFF -DGG_DNNL=OFF -DGG_ZLIB=OFF >/dev/null
+  -DGG_PCH=ON -DGG_UNITY=all -DGG_OPENMP=OFF -DGG_THREADS=OFF -DGG_OPENBLAS=OFF -DGG_SLEEF=OFF -DGG_DNNL=OFF -DGG_ZLIB=OFF >/dev/null
 cmake --build "$dir" -j2 --target gradgraph_engine
 node web/build.mjs "$dir/web/gradgraph_engine.js" "$dir/page"

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 # openmpi-bin, libopenmpi-dev: gradgraph::distributed and its tests under mpirun (step 1).
 bash scripts/deps.sh clang libclang-rt-dev libomp-dev dataset-fashion-mnist wamerican fortunes openmpi-bin libopenmpi-dev
 bash scripts/build_web.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGG_WEB_TESTS=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGG_PCH=ON -DGG_UNITY=tests -DGG_WEB_TESTS=ON >/dev/null
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
 
