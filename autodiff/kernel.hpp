@@ -159,10 +159,13 @@ int num_threads();
 std::string gemm_library();
 /// The library doing an op(a) [n, k] x op(b) [k, m] product with the current threads: "plain loops"
 /// for products too small for a GEMM library's blocking and packing; on one thread "BLIS ..." or
-/// "oneDNN ..." for the shapes where they were measured faster (docs/gemm.md); gemm_library() otherwise.
+/// "oneDNN ..." for the shapes where they were measured faster (docs/gemm.md); on more, "oneDNN ...,
+/// the rows split across 2 threads" (or BLIS) for the products split by rows across the kernel
+/// threads; gemm_library() otherwise.
 std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32);
 /// The libraries that have computed matrix products in this process so far ("plain loops", "BLIS ...",
-/// "oneDNN ...", "OpenBLAS (... kernels)", "Eigen", in that order; "" before any): what a workload ran.
+/// "oneDNN ...", "OpenBLAS (... kernels)", "Eigen", in that order; "" before any), followed by " (products
+/// split by rows across the kernel threads, each part on one)" when any was: what a workload ran.
 std::string gemm_libraries_ran();
 /// How conv2d and its gradients have run: oneDNN's implementations (float32, where oneDNN is built in
 /// and used) and im2col's passes, each with the GEMM library its products ran with ("im2col + GEMM:

@@ -15,6 +15,9 @@ namespace gg::detail {
 bool run_parallel(std::int64_t, int, void (*)(void*, std::int64_t, std::int64_t), void*) {
   return false;
 }
+bool in_parallel_job() {
+  return false;
+}
 #else
 namespace {
 
@@ -106,6 +109,10 @@ private:
 bool run_parallel(std::int64_t n, int parts, void (*call)(void*, std::int64_t, std::int64_t), void* ctx) {
   static Pool pool;
   return pool.run(n, parts, call, ctx);
+}
+
+bool in_parallel_job() {
+  return t_in_job;
 }
 #endif
 

@@ -14,5 +14,7 @@ namespace gg::detail {
 /// pool is busy with another thread's job or when called from inside a job: the caller then runs
 /// the whole range itself. `call` must not throw.
 bool run_parallel(std::int64_t n, int parts, void (*call)(void*, std::int64_t, std::int64_t), void* ctx);
+/// Whether the calling thread is running a chunk of a run_parallel job (a job started there runs on it).
+bool in_parallel_job();
 
 } // namespace gg::detail

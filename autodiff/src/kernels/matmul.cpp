@@ -142,8 +142,8 @@ void set_blas_threads([[maybe_unused]] int threads) {
 }
 
 namespace {
-/// Who computes a product (see pick_gemm).
-enum class GemmLib : std::uint8_t { loops, blis, dnnl, openblas, eigen };
+/// Who computes a product (see pick_gemm); split: gemm_split, a library on each thread's rows.
+enum class GemmLib : std::uint8_t { loops, blis, dnnl, openblas, eigen, split };
 
 /// A dimension this short (a 10-class layer's outputs) makes a product "narrow": OpenBLAS's kernels
 /// run at a third to a half of their speed there, BLIS's at 1.3-2.6x OpenBLAS's (docs/gemm.md).
@@ -160,17 +160,47 @@ template <class T> GemmLib pick_one_thread(Index n, Index k, Index m) {
   return GemmLib::openblas;
 }
 
+/// gemm_serial's library for a product: plain loops for tiny ones, else the one-thread rule, with
+/// oneDNN (float) or BLIS where that rule would leave the product to OpenBLAS.
+template <class T> GemmLib serial_lib(Index n, Index k, Index m) {
+  if (n * k * m <= k_small_gemm) return GemmLib::loops;
+  const GemmLib lib = pick_one_thread<T>(n, k, m);
+  if (std::is_same_v<T, float> && lib != GemmLib::blis && !dnnl_kernels().empty()) return GemmLib::dnnl;
+  return blis_kernels().empty() ? GemmLib::loops : GemmLib::blis;
+}
+
+/// Rows of c each part of a split product takes at least (gemm_split).
+constexpr Index k_split_rows = 32;
+/// Products below this many multiply-adds (~25 us on one thread) are not split: a helper thread takes
+/// tens of microseconds to wake.
+constexpr Index k_split_min = Index{1} << 20;
+
+/// Whether a product on more than one kernel thread is split by rows across them (gemm_split)
+/// instead of handed whole to OpenBLAS's threads: when gemm_serial has a library, outside another
+/// parallel job, for products of at least k_split_min multiply-adds whose b operand has at most 2^18
+/// elements (where oneDNN was measured faster than OpenBLAS on one thread, docs/gemm.md) and with at
+/// least two blocks of k_split_rows rows.
+/// OpenBLAS's workers spin between its calls, taking the core the elementwise kernels' second thread
+/// wants (docs/performance.md, "The 2-thread GPT step").
+template <class T> bool split_rows(Index n, Index k, Index m) {
+  return n >= 2 * k_split_rows && n * k * m >= k_split_min && k * m <= (Index{1} << 18) &&
+         gemm_serial_available<T>() && !gg::detail::in_parallel_job();
+}
+
 /// The library for one product, by dtype, shape and threads, as measured on one thread (docs/gemm.md,
 /// "By shape"): tiny products by plain loops; on one kernel thread, a narrow output (n or m) by BLIS;
 /// float products whose b operand has at most 2^18 elements with k <= 1024 by oneDNN (1.04-2.6x
 /// OpenBLAS there, slower on larger b); other products with a short k by BLIS; OpenBLAS (or Eigen)
-/// otherwise, and for every product on more threads. use_blas(false) leaves them all to Eigen.
+/// otherwise. On more threads, split by rows across them where split_rows says, else OpenBLAS's (or
+/// Eigen's) threads. use_blas(false) leaves them all to Eigen.
 template <class T> GemmLib pick_gemm(Index n, Index k, Index m) {
   if (n * k * m <= k_small_gemm) return GemmLib::loops;
   if (!g_blas_allowed.load(std::memory_order_relaxed)) return GemmLib::eigen;
   if (g_num_threads.load(std::memory_order_relaxed) == 1) {
     const GemmLib lib = pick_one_thread<T>(n, k, m);
     if (lib != GemmLib::openblas) return lib;
+  } else if (split_rows<T>(n, k, m)) {
+    return GemmLib::split;
   }
   return gemm_choice().blas ? GemmLib::openblas : GemmLib::eigen;
 }
@@ -182,12 +212,37 @@ void ran(GemmLib lib) {
   if (!(g_gemm_ran.load(std::memory_order_relaxed) & bit))
     g_gemm_ran.fetch_or(bit, std::memory_order_relaxed);
 }
+
+/// The rows of c (whole blocks of k_split_rows) the first of `parts` parts of a split product takes.
+struct SplitRows {
+  Index n, blocks, parts;
+  SplitRows(Index rows, int threads)
+      : n(rows), blocks(rows / k_split_rows), parts(std::min<Index>(blocks, threads)) {}
+  Index first(Index p) const { return p == parts ? n : p * blocks / parts * k_split_rows; }
+};
+
+/// gemm_any's product with c's rows split into one part per kernel thread, each by gemm_serial on its
+/// thread (the caller takes a part: one that a busy helper has not started runs on the caller too).
+template <class T>
+void gemm_split(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
+                Index m, bool accumulate) {
+  ran(GemmLib::split);
+  const SplitRows split(n, g_num_threads.load(std::memory_order_relaxed));
+  parallel_range(
+      split.parts,
+      [&](Index lo, Index hi) {
+        const Index r0 = split.first(lo), r1 = split.first(hi);
+        gemm_serial(ta ? a + r0 : a + r0 * lda, ta, lda, b, tb, ldb, c + r0 * m, r1 - r0, k, m, accumulate);
+      },
+      k_parallel_min);
+}
 } // namespace
 
 template <class T>
 void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
               bool accumulate) {
   const GemmLib lib = pick_gemm<T>(n, k, m);
+  if (lib == GemmLib::split) return gemm_split(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
   if (lib == GemmLib::loops) {
     ran(lib);
     return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
@@ -252,27 +307,22 @@ template bool gemm_serial_available<double>();
 template <class T>
 void gemm_serial(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
                  Index m, bool accumulate) {
-  if (n * k * m <= k_small_gemm) {
-    ran(GemmLib::loops);
-    return gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
-  }
-  // The one-thread rule; where it would leave the product to OpenBLAS, oneDNN (float) or BLIS.
-  [[maybe_unused]] const GemmLib lib = pick_one_thread<T>(n, k, m);
+  [[maybe_unused]] const GemmLib lib = serial_lib<T>(n, k, m);
 #ifdef GG_HAVE_DNNL
   if constexpr (std::is_same_v<T, float>)
-    if (lib != GemmLib::blis && !dnnl_kernels().empty() &&
-        dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate)) {
+    if (lib == GemmLib::dnnl && dnnl_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate)) {
       ran(GemmLib::dnnl);
       return;
     }
 #endif
 #ifdef GG_HAVE_BLIS
-  if (!blis_kernels().empty()) {
+  if (lib != GemmLib::loops && !blis_kernels().empty()) {
     ran(GemmLib::blis);
     return blis_gemm(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
   }
 #endif
-  gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate); // not reached when gemm_serial_available
+  ran(GemmLib::loops); // tiny products (and, not reached when gemm_serial_available, no library)
+  gemm_small(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
 }
 template void gemm_serial<float>(const float*, bool, Index, const float*, bool, Index, float*, Index, Index,
                                  Index, bool);
@@ -425,6 +475,16 @@ std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType d
   case detail::GemmLib::loops: return "plain loops";
   case detail::GemmLib::blis: return detail::blis_kernels();
   case detail::GemmLib::dnnl: return detail::dnnl_kernels();
+  case detail::GemmLib::split: { // named by its first part's library
+    const detail::SplitRows split(n, num_threads());
+    const auto part = dtype == DType::f32 ? detail::serial_lib<float>(split.first(1), k, m)
+                                          : detail::serial_lib<double>(split.first(1), k, m);
+    return fmt::format("{}, the rows split across {} threads",
+                       part == detail::GemmLib::dnnl   ? detail::dnnl_kernels()
+                       : part == detail::GemmLib::blis ? detail::blis_kernels()
+                                                       : std::string("plain loops"),
+                       split.parts);
+  }
   default: return gemm_library();
   }
 }
@@ -442,6 +502,8 @@ std::string gemm_libraries_ran() {
                                                              : detail::gemm_choice().description;
     s += (s.empty() ? "" : ", ") + name;
   }
+  if (bits & (1u << static_cast<unsigned>(detail::GemmLib::split)))
+    s += " (products split by rows across the kernel threads, each part on one)";
   return s;
 }
 
