@@ -184,6 +184,25 @@ struct LSTMLayer {
 /// and takes each weight's gradient as one product over all steps; output, h and c are its parts.
 LSTMLayer lstm_layer(const Var& x, const Var& h0, const Var& c0, const Var& w_ih, const Var& w_hh,
                      const Var& b_ih = Var(), const Var& b_hh = Var(), bool reverse = false);
+/// What gru_layer and rnn_layer give: each step's h [L, N, H] (the op's node), and the state after the
+/// last step [N, H].
+struct RecurrentLayer {
+  Var output, h;
+};
+/// One layer of torch.nn.GRU over a whole sequence x [L, N, E] from the state h0 [N, H], with weights
+/// w_ih [3H, E], w_hh [3H, H] and biases [3H] (both, or both undefined) in PyTorch's gate order r, z,
+/// n: n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h' = (1 - z) n + z h; reverse runs from the last
+/// step to the first. One gru_layer node whose backward runs back through time once and takes each
+/// weight's gradient as one product over all steps.
+RecurrentLayer gru_layer(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
+                         const Var& b_ih = Var(), const Var& b_hh = Var(), bool reverse = false);
+/// One layer of torch.nn.RNN over a whole sequence x [L, N, E] from the state h0 [N, H]: h_t =
+/// act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act "tanh" or "relu" (its nonlinearity), weights
+/// w_ih [H, E], w_hh [H, H] and biases [H] (both, or both undefined); reverse runs from the last step
+/// to the first. One rnn_layer node, its backward back through time once.
+RecurrentLayer rnn_layer(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
+                         const Var& b_ih = Var(), const Var& b_hh = Var(),
+                         std::string_view nonlinearity = "tanh", bool reverse = false);
 /// Pieces of split_size along dim (the last one smaller), as torch.split: slices of x.
 std::vector<Var> split(const Var& x, std::int64_t split_size, int dim = 0);
 /// Pieces of the given sizes along dim (they must add up to its size), as torch.split.

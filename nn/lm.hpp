@@ -31,6 +31,9 @@ struct Config {
   std::int64_t heads = 4;      ///< attention heads (gpt; embedding must be divisible by it)
   double dropout = 0;          ///< in training: see each model
   DType dtype = f32;
+  /// rnn, lstm, gru: each step recorded with the cell's ops rather than one op per layer (the same
+  /// numbers; `lm dot` draws the unrolled graph). Not saved with a model.
+  bool unrolled = false;
 };
 
 /// The model names Config::model takes, in --help's order.

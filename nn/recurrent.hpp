@@ -24,6 +24,10 @@ struct RecurrentOptions {
   bool bidirectional = false;
   DType dtype = f64;
   std::uint64_t seed = 0; ///< the dropout mask's generator
+  /// Record each step with the cell's ops (linear, sigmoid, tanh, ...) instead of one lstm_layer,
+  /// gru_layer or rnn_layer node per layer and direction: the same numbers, slower, for a picture of
+  /// the unrolled graph (`gradgraph lm dot`). Not one of PyTorch's arguments.
+  bool unrolled = false;
 };
 
 namespace detail {
@@ -39,9 +43,9 @@ struct LSTMState {
 
 /// What RNN, LSTM and GRU share: the stacked, optionally bidirectional recurrence over a sequence.
 /// Input [L, N, input_size] ([N, L, input_size] with batch_first, or [L, input_size] unbatched);
-/// output [L, N, directions * hidden_size] (laid out as the input). Each step is recorded with the
-/// ordinary ops (two linear ops, sigmoid, tanh, slices of the gates), so backward, grad and the
-/// pictures see the unrolled graph.
+/// output [L, N, directions * hidden_size] (laid out as the input). Each layer and direction is one
+/// lstm_layer, gru_layer or rnn_layer node over the whole sequence (with `unrolled`, each step the
+/// cell's ops, so that the pictures show the unrolled graph).
 class RNNBase : public Module {
 public:
   using Module::operator();

@@ -563,7 +563,8 @@ int run_lm_dot(const std::vector<std::string>& args, std::ostream& out, std::ost
                .hidden = 4,
                .layers = 1,
                .heads = 2,
-               .dtype = f64};
+               .dtype = f64,
+               .unrolled = true}; // a recurrent layer drawn step by step
   std::string path, format, rankdir;
   bool backward = false;
   int entries = DotOptions{}.max_entries;

@@ -180,7 +180,8 @@ std::string MLP::describe() const {
 
 Recurrent::Recurrent(const Config& c) : LanguageModel(c) {
   embedding = register_module("embedding", std::make_shared<Embedding>(c.vocab_size, c.embedding, c.dtype));
-  const RecurrentOptions o{.num_layers = c.layers, .batch_first = true, .dtype = c.dtype};
+  const RecurrentOptions o{
+      .num_layers = c.layers, .batch_first = true, .dtype = c.dtype, .unrolled = c.unrolled};
   if (c.model == "rnn")
     rnn = std::make_shared<RNN>(c.embedding, c.hidden, o);
   else if (c.model == "lstm")

@@ -1,6 +1,6 @@
-// The recurrent layers and cells, written with autodiff's ops (linear, sigmoid, tanh, relu, slice,
-// stack, concat, lstm_cell) so that backward comes for free; one cell step serves the cells and the
-// GRU and RNN layers, and an LSTM layer is one lstm_layer op over the whole sequence.
+// The recurrent layers and cells, written with autodiff's ops: a layer and direction is one
+// lstm_layer, gru_layer or rnn_layer op over the whole sequence; one cell step from the ops (linear,
+// sigmoid, tanh, relu, slice, lstm_cell) serves the cells and the unrolled layers (a picture's).
 #include <nn/init.hpp>
 #include <nn/layers.hpp>
 #include <nn/recurrent.hpp>
@@ -187,17 +187,27 @@ std::pair<Var, LSTMState> RNNBase::run(const Var& x_in, const LSTMState& initial
     return is_training() && options_.dropout > 0 && layer + 1 < options_.num_layers;
   };
   Var y;
-  if (lstm) { // a layer and direction is one lstm_layer node over the whole sequence
+  if (!options_.unrolled) { // a layer and direction is one lstm_layer, gru_layer or rnn_layer node
     y = x;
     for (std::int64_t layer = 0; layer < options_.num_layers; ++layer) {
       std::vector<Var> outputs;
       for (std::int64_t dir = 0; dir < dirs; ++dir) {
         const std::int64_t k = layer * dirs + dir;
         const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
-        LSTMLayer r = lstm_layer(y, initial_for(h0, k), initial_for(c0, k), w[0], w[1], w[2], w[3], dir == 1);
-        outputs.push_back(std::move(r.output));
-        h_n.push_back(std::move(r.h));
-        c_n.push_back(std::move(r.c));
+        const Var h_k = initial_for(h0, k);
+        if (lstm) {
+          LSTMLayer r = lstm_layer(y, h_k, initial_for(c0, k), w[0], w[1], w[2], w[3], dir == 1);
+          outputs.push_back(std::move(r.output));
+          h_n.push_back(std::move(r.h));
+          c_n.push_back(std::move(r.c));
+        } else {
+          RecurrentLayer r = kind_ == Kind::gru
+                                 ? gru_layer(y, h_k, w[0], w[1], w[2], w[3], dir == 1)
+                                 : rnn_layer(y, h_k, w[0], w[1], w[2], w[3],
+                                             kind_ == Kind::rnn_relu ? "relu" : "tanh", dir == 1);
+          outputs.push_back(std::move(r.output));
+          h_n.push_back(std::move(r.h));
+        }
       }
       y = dirs == 1 ? outputs[0] : concat(outputs, -1);
       if (drop_after(layer)) y = gg::dropout(y, options_.dropout, true, rng_);
@@ -213,13 +223,14 @@ std::pair<Var, LSTMState> RNNBase::run(const Var& x_in, const LSTMState& initial
       for (std::int64_t dir = 0; dir < dirs; ++dir) {
         const std::int64_t k = layer * dirs + dir;
         const std::vector<Var>& w = weights_[static_cast<std::size_t>(k)];
-        LSTMState s{initial_for(h0, k), Var()};
+        LSTMState s{initial_for(h0, k), lstm ? initial_for(c0, k) : Var()};
         for (std::int64_t i = 0; i < steps; ++i) {
           const auto t = static_cast<std::size_t>(dir == 0 ? i : steps - 1 - i);
           s = cell_step(kind_, linear(inputs[t], w[0], w[2]), s, w[1], w[3], hidden);
           outputs[static_cast<std::size_t>(dir)][t] = s.h;
         }
         h_n.push_back(s.h);
+        if (lstm) c_n.push_back(s.c);
       }
       for (std::size_t t = 0; t < inputs.size(); ++t) {
         inputs[t] = dirs == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, -1);

@@ -241,6 +241,16 @@ const std::vector<OpCase>& op_cases() {
        {rnd({3, 2, 3}, 120), rnd({2, 2}, 121), rnd({2, 2}, 122), rnd({8, 3}, 123), rnd({8, 2}, 124),
         rnd({8}, 125), rnd({8}, 126)},
        tensor_only},
+      {Op::gru_layer, // backwards in time
+       [](const std::vector<Var>& v) { return gg::gru_layer(v[0], v[1], v[2], v[3], v[4], v[5], true).output; },
+       {},
+       {rnd({3, 2, 3}, 127), rnd({2, 2}, 128), rnd({6, 3}, 129), rnd({6, 2}, 130), rnd({6}, 131), rnd({6}, 132)},
+       tensor_only},
+      {Op::rnn_layer, // tanh, forwards in time
+       [](const std::vector<Var>& v) { return gg::rnn_layer(v[0], v[1], v[2], v[3], v[4], v[5]).output; },
+       {},
+       {rnd({3, 2, 3}, 133), rnd({2, 2}, 134), rnd({2, 3}, 135), rnd({2, 2}, 136), rnd({2}, 137), rnd({2}, 138)},
+       tensor_only},
       {Op::scaled_dot_product_attention, // with a boolean mask (each query attends to some key)
        [](const std::vector<Var>& v) {
          const Tensor allowed({1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1}, {3, 5});

@@ -1,8 +1,9 @@
 // The sequence-model ops against PyTorch's values and gradients (data/sequence_ops_reference.txt,
 // written by data/make_sequence_ops_reference.py): argmax, tril, triu, masked_fill, cumsum, split and
-// chunk, scaled_dot_product_attention; layer_norm and lstm_cell (with finite differences); dropout and
-// multinomial by their statistics (their random streams are our generator's); and the errors bad input
-// raises, naming the op and the shapes.
+// chunk, scaled_dot_product_attention; layer_norm and lstm_cell (with finite differences); the
+// whole-layer LSTM, GRU and RNN ops against the cells' steps; dropout and multinomial by their
+// statistics (their random streams are our generator's); and the errors bad input raises, naming the
+// op and the shapes.
 #include <autodiff/autodiff.hpp>
 
 #include "inputs.hpp"
@@ -378,6 +379,122 @@ TEST_CASE("lstm_layer: inputs that do not fit name the op and the shapes and one
   CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, w_ih, w_hh, ones({16})), Catch::Contains("both biases"));
   CHECK_THROWS_WITH(gg::lstm_layer(x, h, h, Var(Tensor::ones({16, 5}, gg::f32)), w_hh),
                     Catch::Contains("lstm_layer: the input is float64") && Catch::Contains("float32"));
+}
+
+namespace {
+/// A GRU step from the ops as nn::GRUCell records it (gates r, z, n), or an Elman RNN step (tanh or
+/// relu): the composition gru_layer and rnn_layer must equal.
+Var recurrent_step_ops(const std::string& kind, const Var& x, const Var& h, const Var& w_ih, const Var& w_hh,
+                       const Var& b_ih, const Var& b_hh) {
+  const Var xw = gg::linear(x, w_ih, b_ih), hw = gg::linear(h, w_hh, b_hh);
+  if (kind == "tanh") return gg::tanh(xw + hw);
+  if (kind == "relu") return gg::relu(xw + hw);
+  const std::int64_t n = h.shape()[1];
+  const auto part = [n](const Var& v, std::int64_t k) { return gg::slice(v, -1, k * n, (k + 1) * n); };
+  const Var r = gg::sigmoid(part(xw, 0) + part(hw, 0)), z = gg::sigmoid(part(xw, 1) + part(hw, 1));
+  const Var c = gg::tanh(part(xw, 2) + r * part(hw, 2));
+  return c + z * (h - c);
+}
+/// gru_layer ("gru") or rnn_layer ("tanh", "relu").
+gg::RecurrentLayer recurrent_layer_op(const std::string& kind, const std::vector<Var>& v, const Var& b_ih,
+                                      const Var& b_hh, bool reverse) {
+  return kind == "gru" ? gg::gru_layer(v[0], v[1], v[2], v[3], b_ih, b_hh, reverse)
+                       : gg::rnn_layer(v[0], v[1], v[2], v[3], b_ih, b_hh, kind, reverse);
+}
+} // namespace
+
+TEST_CASE("gru_layer and rnn_layer: equal the cells' steps from the ops in values and every gradient, both "
+          "directions, 1 and 2 threads") {
+  const std::int64_t steps = 5, batch = 3, in = 4, h = 3;
+  for (const std::string kind : {"gru", "tanh", "relu"})
+    for (const int threads : {1, 2})
+      for (const gg::DType dtype : {gg::f64, gg::f32})
+        for (const bool reverse : {false, true})
+          for (const bool bias : {true, false}) {
+            gg::kernel::set_num_threads(threads);
+            INFO(kind << ", " << threads << " threads, " << gg::dtype_name(dtype)
+                      << (reverse ? " reverse" : " forward") << (bias ? " with" : " without") << " biases");
+            const std::int64_t g = kind == "gru" ? 3 * h : h;
+            std::vector<Var> v;
+            std::uint64_t seed = 140;
+            for (const gg::Shape& s :
+                 std::vector<gg::Shape>{{steps, batch, in}, {batch, h}, {g, in}, {g, h}, {g}, {g}})
+              v.emplace_back(gg::test::rnd(s, seed++, -1.2, 1.2).to(dtype), true);
+            const Var b_ih = bias ? v[4] : Var(), b_hh = bias ? v[5] : Var();
+            const gg::RecurrentLayer r = recurrent_layer_op(kind, v, b_ih, b_hh, reverse);
+            CHECK(r.output.op_name() == (kind == "gru" ? "gru_layer" : "rnn_layer"));
+            std::vector<Var> hs(steps);
+            Var hp = v[1];
+            for (std::int64_t k = 0; k < steps; ++k) {
+              const std::int64_t t = reverse ? steps - 1 - k : k;
+              hs[static_cast<std::size_t>(t)] = hp =
+                  recurrent_step_ops(kind, gg::select(v[0], 0, t), hp, v[2], v[3], b_ih, b_hh);
+            }
+            const Var y = gg::stack(hs, 0);
+            const double tol = dtype == gg::f64 ? 1e-14 : 1e-6;
+            CHECK(worst(r.output.value(), y.value()) <= tol);
+            CHECK(worst(r.h.value(), hp.value()) <= tol);
+            const auto loss = [&](const Var& a, const Var& hl) {
+              const Var w = Var::constant(gg::test::rnd({steps, batch, h}, 149).to(dtype));
+              return gg::sum(a * w) + 0.5 * gg::sum(hl * hl * hl);
+            };
+            const std::vector<Var> wanted = gg::grad({loss(y, hp)}, v, {}, {.materialize_zeros = true});
+            const std::vector<Var> got = gg::grad({loss(r.output, r.h)}, v, {}, {.materialize_zeros = true});
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              INFO("input " << i);
+              CHECK(worst(got[i].value(), wanted[i].value()) <= (dtype == gg::f64 ? 1e-14 : 2e-5));
+            }
+          }
+  gg::kernel::set_num_threads(1);
+}
+
+TEST_CASE("gru_layer and rnn_layer: first and second derivatives against finite differences") {
+  for (const std::string kind : {"gru", "tanh", "relu"}) {
+    const std::int64_t g = kind == "gru" ? 6 : 2;
+    const std::vector<Tensor> in{gg::test::rnd({3, 2, 3}, 150), gg::test::rnd({2, 2}, 151),
+                                 gg::test::rnd({g, 3}, 152),    gg::test::rnd({g, 2}, 153),
+                                 gg::test::rnd({g}, 154),       gg::test::rnd({g}, 155)};
+    for (const bool reverse : {false, true}) {
+      INFO(kind << (reverse ? " reverse" : " forward"));
+      const gg::test::Fn f = [kind, reverse](const std::vector<Var>& v) {
+        return recurrent_layer_op(kind, v, v[4], v[5], reverse).output;
+      };
+      const gg::GradcheckResult first = gg::gradcheck(f, in);
+      INFO(first.message);
+      CHECK(first.ok);
+      const gg::test::Fn gradient = [f](const std::vector<Var>& v) {
+        std::vector<Var> flat;
+        for (const Var& d : gg::grad({gg::sum(f(v) * f(v) * f(v))}, v, {}, {.create_graph = true}))
+          flat.push_back(gg::reshape(d, {-1}));
+        return gg::concat(flat);
+      };
+      const gg::GradcheckResult second = gg::gradcheck(gradient, in);
+      INFO(second.message);
+      CHECK(second.ok);
+    }
+  }
+}
+
+TEST_CASE("gru_layer and rnn_layer: inputs that do not fit name the op and the shapes") {
+  const auto ones = [](const gg::Shape& s) { return Var(Tensor::ones(s)); };
+  const Var x = ones({3, 2, 5}), h = ones({2, 4});
+  CHECK_NOTHROW(gg::gru_layer(x, h, ones({12, 5}), ones({12, 4}), ones({12}), ones({12})));
+  CHECK_THROWS_WITH(gg::gru_layer(x, h, ones({16, 5}), ones({12, 4})),
+                    Catch::Contains("gru_layer: expected") && Catch::Contains("w_ih [3H, E]") &&
+                        Catch::Contains("w_ih [16, 5]"));
+  CHECK_THROWS_WITH(gg::gru_layer(ones({0, 2, 5}), h, ones({12, 5}), ones({12, 4})),
+                    Catch::Contains("L > 0"));
+  CHECK_THROWS_WITH(gg::gru_layer(x, h, ones({12, 5}), ones({12, 4}), ones({12})),
+                    Catch::Contains("both biases"));
+  CHECK_NOTHROW(gg::rnn_layer(x, h, ones({4, 5}), ones({4, 4}), Var(), Var(), "relu"));
+  CHECK_THROWS_WITH(gg::rnn_layer(x, ones({3, 4}), ones({4, 5}), ones({4, 4})),
+                    Catch::Contains("rnn_layer") && Catch::Contains("h0 [3, 4]"));
+  CHECK_THROWS_WITH(gg::rnn_layer(x, h, ones({4, 5}), ones({4, 4}), ones({4}), ones({5})),
+                    Catch::Contains("b_hh [5]"));
+  CHECK_THROWS_WITH(gg::rnn_layer(x, h, ones({4, 5}), ones({4, 4}), Var(), Var(), "sigmoid"),
+                    Catch::Contains("rnn_layer: unknown nonlinearity 'sigmoid'"));
+  CHECK_THROWS_WITH(gg::rnn_layer(x, h, Var(Tensor::ones({4, 5}, gg::f32)), ones({4, 4})),
+                    Catch::Contains("rnn_layer: the input is float64") && Catch::Contains("float32"));
 }
 
 TEST_CASE("layer_norm: bad shapes and dtypes name the op and the shapes") {

@@ -1,13 +1,14 @@
 // The recurrent layers and cells: outputs, final states and every gradient against PyTorch
 // (tests/nn/data/make_seq_reference.py -> recurrent_reference.safetensors, weights loaded by name) in
 // float64 and float32, against finite differences, PyTorch's names and initialisation, bad input,
-// and the unrolled graph as DOT draws it.
+// one op per layer and direction (and the unrolled graph, as DOT draws it, with the same numbers).
 #include "seq_reference.hpp"
 
 #include <nn/nn.hpp>
 
 #include <catch2/catch.hpp>
 
+#include "../autodiff/inputs.hpp"
 #include "../dot_reader.hpp"
 
 #include <sstream>
@@ -284,9 +285,9 @@ TEST_CASE("recurrent: an empty sequence is refused, an empty batch gives empty o
   CHECK(lstm.named_parameters()[0].second.grad().to_vector() == std::vector<double>(24, 0.0));
 }
 
-TEST_CASE("recurrent: the DOT picture shows the unrolled steps, each weight one node feeding every step") {
+TEST_CASE("recurrent: unrolled, the DOT picture shows the steps, each weight one node feeding every step") {
   nn::Sequential model;
-  model.push_back(std::make_shared<nn::RNN>(2, 3));
+  model.push_back(std::make_shared<nn::RNN>(2, 3, nn::RecurrentOptions{.unrolled = true}));
   const Var y = model(Var::constant(Tensor::ones({4, 1, 2}))); // 4 steps
   std::ostringstream dot;
   gg::write_dot(dot, gg::sum(y));
@@ -302,7 +303,8 @@ TEST_CASE("recurrent: the DOT picture shows the unrolled steps, each weight one 
   }
 }
 
-TEST_CASE("recurrent: an LSTM layer is one lstm_layer node over the sequence with each weight feeding it once") {
+TEST_CASE(
+    "recurrent: an LSTM layer is one lstm_layer node over the sequence with each weight feeding it once") {
   nn::Sequential model;
   model.push_back(std::make_shared<nn::LSTM>(2, 3, nn::RecurrentOptions{.num_layers = 2}));
   const Var y = model(Var::constant(Tensor::ones({4, 1, 2})));
@@ -318,4 +320,81 @@ TEST_CASE("recurrent: an LSTM layer is one lstm_layer node over the sequence wit
   for (auto at = text.find("lstm_layer"); at != std::string::npos; at = text.find("lstm_layer", at + 1))
     ++layers;
   CHECK(layers >= 2);
+}
+
+TEST_CASE(
+    "recurrent: a GRU or RNN layer is one gru_layer or rnn_layer node with each weight feeding it once") {
+  for (const std::string kind : {"gru", "rnn"}) {
+    INFO(kind);
+    nn::Sequential model;
+    if (kind == "gru")
+      model.push_back(std::make_shared<nn::GRU>(2, 3, nn::RecurrentOptions{.num_layers = 2}));
+    else
+      model.push_back(std::make_shared<nn::RNN>(2, 3, nn::RecurrentOptions{.num_layers = 2}));
+    std::ostringstream dot;
+    gg::write_dot(dot, gg::sum(model(Var::constant(Tensor::ones({4, 1, 2})))));
+    const std::string text = dot.str();
+    const gg::test::DotGraph g = gg::test::read_dot(text);
+    for (const std::string name : {"weight_ih_l0", "weight_hh_l1", "bias_ih_l1"}) {
+      INFO(name);
+      CHECK(g.out_degree(g.id_of(name + "\\n")) == 1);
+    }
+    const std::string op = kind + "_layer";
+    std::size_t layers = 0;
+    for (auto at = text.find(op); at != std::string::npos; at = text.find(op, at + 1)) ++layers;
+    CHECK(layers >= 2);
+  }
+}
+
+TEST_CASE("recurrent: unrolled layers equal the one-op layers in outputs, final states and gradients") {
+  for (const std::string kind : {"rnn_tanh", "rnn_relu", "lstm", "gru"})
+    for (const bool bidirectional : {false, true}) {
+      INFO(kind << (bidirectional ? " bidirectional" : ""));
+      std::vector<std::shared_ptr<nn::RNNBase>> layers;
+      for (const bool unrolled : {false, true}) {
+        nn::manual_seed(11);
+        const nn::RecurrentOptions o{.num_layers = 2,
+                                     .nonlinearity = kind == "rnn_relu" ? "relu" : "tanh",
+                                     .batch_first = true,
+                                     .bidirectional = bidirectional,
+                                     .unrolled = unrolled};
+        if (kind == "lstm")
+          layers.push_back(std::make_shared<nn::LSTM>(3, 4, o));
+        else if (kind == "gru")
+          layers.push_back(std::make_shared<nn::GRU>(3, 4, o));
+        else
+          layers.push_back(std::make_shared<nn::RNN>(3, 4, o));
+      }
+      const Tensor x = gg::test::rnd({2, 5, 3}, 12);
+      const std::int64_t states = bidirectional ? 4 : 2;
+      std::vector<std::vector<Tensor>> results;
+      for (const auto& layer : layers) {
+        const Var xv(x.clone(), true), h0(gg::test::rnd({states, 2, 4}, 13), true),
+            c0(gg::test::rnd({states, 2, 4}, 14), true);
+        Var y, hn, cn;
+        if (auto* lstm = dynamic_cast<nn::LSTM*>(layer.get())) {
+          auto [out, s] = (*lstm)(xv, {h0, c0});
+          y = out, hn = s.h, cn = s.c;
+        } else if (auto* gru = dynamic_cast<nn::GRU*>(layer.get())) {
+          std::tie(y, hn) = (*gru)(xv, h0);
+        } else {
+          std::tie(y, hn) = (*dynamic_cast<nn::RNN*>(layer.get()))(xv, h0);
+        }
+        Var loss = gg::sum(y * Var::constant(gg::test::rnd(y.shape(), 15))) + gg::sum(hn * hn);
+        if (cn.defined()) loss = loss + gg::sum(cn * cn * cn);
+        std::vector<Var> wrt{xv, h0};
+        if (cn.defined()) wrt.push_back(c0);
+        for (const auto& [name, p] : layer->named_parameters()) wrt.push_back(p);
+        std::vector<Tensor> r{y.value(), hn.value()};
+        for (const Var& d : gg::grad({loss}, wrt)) r.push_back(d.value());
+        results.push_back(std::move(r));
+      }
+      REQUIRE(results[0].size() == results[1].size());
+      for (std::size_t i = 0; i < results[0].size(); ++i) {
+        INFO("result " << i);
+        REQUIRE(results[0][i].shape() == results[1][i].shape());
+        for (std::int64_t j = 0; j < results[0][i].numel(); ++j)
+          CHECK(results[0][i].flat(j) == Approx(results[1][i].flat(j)).epsilon(1e-12).margin(1e-13));
+      }
+    }
 }

@@ -59,6 +59,29 @@ std::array<Tensor, 6> lstm_layer_backward(const Tensor& g, const Tensor& out, co
                                           const Tensor& x, const Tensor& h0, const Tensor& c0,
                                           const Tensor& w_ih, const Tensor& w_hh, bool reverse,
                                           std::array<bool, 6> needs);
+/// One GRU layer over a sequence (gru_layer): x [L, N, E], the initial state h0 [N, H], the weights
+/// w_ih [3H, E] and w_hh [3H, H] (gates r, z, n), the biases b_ih and b_hh [3H] (undefined for none);
+/// reverse runs from the last step to the first. Returns each step's h [L, N, H]; `saved` receives
+/// what the backward needs: the gates' activations [L, N, 3H], then each step's W_hn h + b_hn [L, N, H].
+Tensor gru_layer(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                 const Tensor& b_ih, const Tensor& b_hh, bool reverse, Tensor& saved);
+/// gru_layer's gradients for the output gradient g [L, N, H], out and saved as the forward gave them:
+/// {x, h0, w_ih, w_hh, b_ih, b_hh}, those of x, the weights and the biases only when their `needs`
+/// flag is set; the weights' gradients are one product each over all steps.
+std::array<Tensor, 6> gru_layer_backward(const Tensor& g, const Tensor& out, const Tensor& saved,
+                                         const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                                         const Tensor& w_hh, bool reverse, std::array<bool, 6> needs);
+/// One Elman RNN layer over a sequence (rnn_layer): h_t = act(x_t w_ih^T + h_{t-1} w_hh^T + bias), act
+/// relu or tanh, x [L, N, E], h0 [N, H], w_ih [H, E], w_hh [H, H], bias [H] (b_ih + b_hh; undefined for
+/// none); reverse runs from the last step to the first. Returns each step's h [L, N, H] (all the
+/// backward needs).
+Tensor rnn_layer(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                 const Tensor& bias, bool relu, bool reverse);
+/// rnn_layer's gradients for the output gradient g [L, N, H], out as the forward gave it: {x, h0, w_ih,
+/// w_hh, the bias} (the bias's is b_ih's and b_hh's), each but h0's only when its `needs` flag is set.
+std::array<Tensor, 5> rnn_layer_backward(const Tensor& g, const Tensor& out, const Tensor& x,
+                                         const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh, bool relu,
+                                         bool reverse, std::array<bool, 5> needs);
 
 /// Scaled dot-product attention of q [batch, L, E], k [batch, S, E] and v [batch, S, Ev] (contiguous):
 /// the output [batch, L, Ev], and in `weights` [batch, L, S] the softmax of the scores q k^T, each row
