@@ -3,14 +3,16 @@
 // loops (the sum or the product of n inputs, one op per input), recorded and differentiated by
 // gradgraph, ADOL-C and Sacado (where built in: bench/CMakeLists.txt) and evaluated with plain doubles.
 //
-//   bench_scalar_chain [N_OPS [RUNS]] [--workload chain|sum_iter|prod_iter] [--n N] [--no-peers]
-// (--no-peers: gradgraph and plain doubles only, for profiling gradgraph.) One workload per process, so no
-// tool's state (ADOL-C's location store, memory pools) carries over from another workload. Each run times
-// every tool once, in turn (a burst of load from other jobs hits them alike); each figure is the best of
-// RUNS. A timing covers about N_OPS ops (the chain once; a loop as many times as that takes) and includes
-// making the inputs and reading the gradient out. Every tool's gradient is checked against the exact one
-// first (exit 3 if wrong). Prints a summary, the peers' versions ("version adolc=2.7.2"), then "result
-// workload=... n=... tool=... ns_per_op=... ratio_plain=... ratio_gradgraph=..." per tool.
+//   bench_scalar_chain [N_OPS [RUNS]] [--workload chain|sum_iter|prod_iter] [--n N] [--no-peers] [--phases]
+// (--no-peers: gradgraph and plain doubles only, for profiling gradgraph. --phases: the chain's
+// recording, backward sweep and freeing timed apart, alternating with the plain loop, RUNS times.) One
+// workload per process, so no tool's state (ADOL-C's location store, memory pools) carries over from another
+// workload. Each run times every tool once, in turn (a burst of load from other jobs hits them alike); each
+// figure is the best of RUNS. A timing covers about N_OPS ops (the chain once; a loop as many times as that
+// takes) and includes making the inputs and reading the gradient out. Every tool's gradient is checked
+// against the exact one first (exit 3 if wrong). Prints a summary, the peers' versions ("version
+// adolc=2.7.2"), then "result workload=... n=... tool=... ns_per_op=... ratio_plain=... ratio_gradgraph=..."
+// per tool.
 #include <autodiff/autodiff.hpp>
 
 #include <algorithm>
@@ -193,6 +195,46 @@ double sacado(const Workload& w, std::vector<double>& g) {
 }
 #endif
 
+/// --phases: gradgraph's chain as record, backward and free, each timed apart, and the plain loop
+/// before each run; prints the best and the median ns/op of each over `runs` runs.
+void print_phases(const Workload& w, int runs) {
+  std::vector<double> plain_s, record_s, backward_s, free_s, total_s;
+  std::vector<double> g(w.x.size());
+  double sink = 0;
+  for (int r = 0; r < runs; ++r) {
+    auto t0 = bench::clock_type::now();
+    sink += plain(w, g);
+    plain_s.push_back(bench::seconds_since(t0));
+    const std::vector<gg::Var> x(w.x.begin(), w.x.end());
+    t0 = bench::clock_type::now();
+    double recorded = 0, swept = 0;
+    {
+      const gg::Var y = evaluate<gg::Var>(w, x, gg::Var::constant(0.0), gg::Var::constant(1.0));
+      recorded = bench::seconds_since(t0);
+      y.backward();
+      swept = bench::seconds_since(t0);
+      sink += y.item();
+    }
+    const double total = bench::seconds_since(t0);
+    record_s.push_back(recorded), backward_s.push_back(swept - recorded), free_s.push_back(total - swept);
+    total_s.push_back(total);
+    sink += x[0].adj();
+  }
+  const auto show = [&](const char* what, std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const double per_op = 1e9 / static_cast<double>(w.ops);
+    std::printf("  %-9s best %7.2f  median %7.2f ns/op\n", what, v.front() * per_op,
+                v[v.size() / 2] * per_op);
+  };
+  std::printf("scalar chain phases, %ld ops, %d runs\n", w.ops, runs);
+  show("plain", plain_s);
+  show("record", record_s);
+  show("backward", backward_s);
+  show("free", free_s);
+  show("total", total_s);
+  if (sink == 12345.678) std::printf(" \n");
+}
+
 std::vector<Tool> tools(bool peers) {
   std::vector<Tool> t{{"plain", plain, false}, {"gradgraph", gradgraph}};
   if (!peers) return t;
@@ -236,11 +278,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional;
   std::string kind = "chain";
   long n = 1024;
-  bool peers = true;
+  bool peers = true, phases = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--no-peers")
       peers = false;
+    else if (arg == "--phases")
+      phases = true;
     else if (arg == "--workload" && i + 1 < argc)
       kind = argv[++i];
     else if (arg == "--n" && i + 1 < argc)
@@ -253,7 +297,7 @@ int main(int argc, char** argv) {
   if ((kind != "chain" && kind != "sum_iter" && kind != "prod_iter") || n < 1 || n_ops < 3 || runs < 1) {
     std::fprintf(stderr,
                  "usage: bench_scalar_chain [N_OPS [RUNS]] [--workload chain|sum_iter|prod_iter] [--n N] "
-                 "[--no-peers]\n");
+                 "[--no-peers] [--phases]\n");
     return 2;
   }
   Workload w;
@@ -266,6 +310,14 @@ int main(int argc, char** argv) {
     w = {kind == "sum_iter" ? Kind::sum_iter : Kind::prod_iter, loop_inputs(n), 0, n};
   }
   w.tag = 1;
+  if (phases) {
+    if (w.kind != Kind::chain) {
+      std::fprintf(stderr, "bench_scalar_chain: --phases times the chain only\n");
+      return 2;
+    }
+    print_phases(w, runs);
+    return 0;
+  }
 
   const std::vector<Tool> all = tools(peers);
   for (const Tool& t : all)

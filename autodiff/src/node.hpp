@@ -141,6 +141,11 @@ void free_heap_node(Node* n) noexcept;
 struct Tape;
 inline constexpr std::size_t k_segment_bytes = std::size_t{256} * 1024;
 extern thread_local constinit Tape* t_tape; ///< this thread's tape (null before its first op)
+/// Copies minus releases of Var handles to this thread's tape nodes (other threads' too, once applied:
+/// Tape::apply_foreign), modulo 2^64. With the nodes recorded (each with the handle of the Var that
+/// adopts it), the handles left: Tape::handles(). A release that leaves none frees the whole tape
+/// without visiting its nodes one by one (free_tape_node).
+extern thread_local constinit std::uint64_t t_handle_balance;
 /// The tape holding a recorded (not heap) node: the first word of its size-aligned segment
 /// (Segment::tape; tape.hpp checks the layout).
 inline Tape* tape_of(const Node* n) {
@@ -157,7 +162,7 @@ inline void retain(Node* n) noexcept {
   if (n->on_heap())
     atomic_ref<std::uint32_t>(n->refs).fetch_add(1, std::memory_order_relaxed);
   else if (owned_here(n)) [[likely]]
-    ++n->refs;
+    ++n->refs, ++t_handle_balance;
   else
     retain_foreign(n);
 }
@@ -166,7 +171,7 @@ inline void release(Node* n) noexcept {
     if (atomic_ref<std::uint32_t>(n->refs).fetch_sub(1, std::memory_order_acq_rel) == 1) free_heap_node(n);
   } else if (!owned_here(n)) [[unlikely]] {
     release_foreign(n);
-  } else if (--n->refs == 0) {
+  } else if (--t_handle_balance, --n->refs == 0) {
     free_tape_node(n);
   }
 }

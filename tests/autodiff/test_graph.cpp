@@ -144,6 +144,33 @@ TEST_CASE("graph: a chain of 1,000,000 ops differentiates and frees without recu
   CHECK(gg::tape_stats().live_nodes == 0);
 }
 
+TEST_CASE("graph: the last Var of a thread's graphs frees its whole tape at once, a graph still held stays") {
+  const Var w(Tensor({0.5, -0.25}, {2}));
+  const auto live = gg::tape_stats().live_nodes;
+  {
+    Var kept;
+    {
+      const Var loss = gg::sum(gg::tanh(w * 3.0) * w); // tensor nodes, each with an Ext
+      const Var s = 3.0;
+      kept = s * s + 1.0;
+      Var named = s * 2.0;
+      named.name("twice"); // an Ext on a scalar node
+      loss.backward();
+    } // kept still holds its graph: the others are freed node by node
+    CHECK(gg::tape_stats().live_nodes == live + 2);
+    CHECK(kept.item() == 10);
+    kept.backward();
+    CHECK(kept.inputs()[0].inputs()[0].grad().item() == 6);
+  } // the last Var: every node of the tape goes, the Exts recycled
+  CHECK(gg::tape_stats().live_nodes == live);
+  for (int step = 0; step < 3; ++step) { // the rewound segments and recycled Exts record again
+    const Var loss = gg::sum(gg::tanh(w * 3.0) * w);
+    loss.backward();
+    CHECK(loss.item() == Approx(std::tanh(1.5) * 0.5 + std::tanh(-0.75) * -0.25));
+  }
+  CHECK(gg::tape_stats().live_nodes == live);
+}
+
 TEST_CASE("graph: the training loop does not grow memory") {
   Var w(Tensor({0.5, -0.25}, {2}));
   Var loss;

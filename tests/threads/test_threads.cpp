@@ -7,8 +7,11 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cmath>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -182,6 +185,39 @@ TEST_CASE("threads: a recorded Var released last by another thread is freed by i
   Var y = gg::tanh(x * x);
   std::thread([moved = std::move(y)]() mutable { moved = Var(); }).join();
   CHECK(gg::tape_stats().live_nodes == live);
+}
+
+TEST_CASE("threads: a copy made on another thread outlives the recording thread's last Var of the graph") {
+  const Var x = 2.0;
+  const auto live = gg::tape_stats().live_nodes;
+  Var y = gg::tanh(x * x);
+  std::mutex m;
+  std::condition_variable cv;
+  int stage = 0;
+  double seen = 0;
+  std::thread other([&] {
+    const Var copy = y; // queued for the recording thread to count
+    std::unique_lock lock(m);
+    stage = 1;
+    cv.notify_all();
+    cv.wait(lock, [&] { return stage == 2; });
+    seen = copy.item();
+  }); // the copy's release is queued too
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return stage == 1; });
+  }
+  y = Var(); // the queued copy is counted before the graph is freed (it was freed, and its slots reused)
+  {
+    const Var z = x * 5.0 + 1.0; // records into the slots a freed graph would have left
+    CHECK(z.item() == 11);
+    std::lock_guard lock(m);
+    stage = 2;
+    cv.notify_all();
+  }
+  other.join();
+  CHECK(seen == std::tanh(4.0));
+  CHECK(gg::tape_stats().live_nodes == live); // the copy's release applied: the graph is freed
 }
 
 TEST_CASE("threads: backward, gradients and names of a running thread's graph are refused elsewhere") {
