@@ -234,10 +234,12 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
 
   bool take(Node* n) {
     const std::uint8_t marks = n->marks_;
-    if (!(marks & k_reached)) return false;
-    if (marks & k_spent) [[unlikely]]
+    if ((marks & (k_reached | k_spent)) != k_reached) { // one test for the usual case
+      if (!(marks & k_reached)) return false;
       throw_second_pass(n);
-    n->marks_ = static_cast<std::uint8_t>(Retain ? marks & ~k_reached : (marks & ~k_reached) | k_spent);
+    }
+    // Reached and not spent: clear the one, set the other.
+    n->marks_ = static_cast<std::uint8_t>(Retain ? marks & ~k_reached : marks ^ (k_reached | k_spent));
     if constexpr (Anomaly) trail.visiting = n;
     return true;
   }
@@ -301,8 +303,9 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
 
   /// Adds v to m's gradient; 1 when m is a tape node reached for the first time (now pending).
   int add(Node* m, double v) {
-    if (!m->requires_grad()) return 0;
+    // Tape nodes always require grad (recorded only when an input does): only heap nodes are tested.
     if (m->on_heap()) {
+      if (!m->requires_grad()) return 0;
       if constexpr (Hooks)
         if (HookedLeaves::Leaf* l = hooks->find(m)) {
           l->add(v);
