@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <time.h>
+
 namespace bench {
 
 using clock_type = std::chrono::steady_clock;
@@ -30,6 +32,21 @@ inline double peak_rss_mib() {
 }
 inline double current_rss_mib() {
   return status_mib("VmRSS");
+}
+
+/// The CPU time this process has used so far (all its threads), in seconds.
+inline double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// The fields " cpu_ms=... load_cpu_ms=... train_cpu_ms=... eval_cpu_ms=..." of a run that loads its
+/// data, trains and evaluates, from the CPU times (cpu_seconds) at its start and after each phase.
+inline std::string cpu_phases(double start, double loaded, double trained, double end) {
+  const auto ms = [](double s) { return std::to_string(s * 1e3); };
+  return " cpu_ms=" + ms(end - start) + " load_cpu_ms=" + ms(loaded - start) +
+         " train_cpu_ms=" + ms(trained - loaded) + " eval_cpu_ms=" + ms(end - trained);
 }
 
 /// Seconds per step: the best and the median over `repeats` timed runs of `steps` steps each.

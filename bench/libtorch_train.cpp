@@ -172,6 +172,20 @@ std::pair<torch::Tensor, torch::Tensor> load_fashion(const std::string& dir, boo
   return {x, y};
 }
 
+/// One epoch of steps on (x, y) (cross-entropy), `batch` rows at a time in a random order.
+void train_epoch(torch::nn::Sequential& model, torch::optim::Optimizer& opt, const torch::Tensor& x,
+                 const torch::Tensor& y, std::int64_t batch) {
+  const std::int64_t n = x.size(0);
+  const auto order = torch::randperm(n, torch::kInt64);
+  for (std::int64_t i = 0; i < n; i += batch) {
+    const auto idx = order.slice(0, i, std::min(i + batch, n));
+    clear_grads(model);
+    torch::nn::functional::cross_entropy(model->forward(x.index_select(0, idx)), y.index_select(0, idx))
+        .backward();
+    opt.step();
+  }
+}
+
 void fashion(TrainOptions o) {
   o.batch = 128;
   o.optim = "adam";
@@ -183,17 +197,9 @@ void fashion(TrainOptions o) {
   double first = 0, rss_first = 0, rss_last = 0;
   auto t0 = bench::clock_type::now();
   const auto [x, y] = load_fashion(o.data, true, dt);
-  const std::int64_t n = x.size(0);
   for (int e = 0; e < o.epochs; ++e) {
     if (e > 0) t0 = bench::clock_type::now();
-    const auto order = torch::randperm(n, torch::kInt64);
-    for (std::int64_t i = 0; i < n; i += o.batch) {
-      const auto idx = order.slice(0, i, std::min(i + o.batch, n));
-      clear_grads(model);
-      torch::nn::functional::cross_entropy(model->forward(x.index_select(0, idx)), y.index_select(0, idx))
-          .backward();
-      opt->step();
-    }
+    train_epoch(model, *opt, x, y, o.batch);
     const double s = bench::seconds_since(t0), rss = bench::current_rss_mib();
     if (e == 0) first = s, rss_first = rss;
     rss_last = rss;
@@ -305,6 +311,53 @@ void lstm(const TrainOptions& o) {
   language_model_step(o, model, bench::sequence_sizes.lstm_sequence);
 }
 
+// ---- the Fashion-MNIST CNN's epoch (issue 16 item 2), as bench/train.cpp's fashion_cnn
+
+/// examples/pytorch/fashion_mnist.py's cnn model and loop (Adam 1e-3, batches of 128 in a random order,
+/// the test set evaluated 1000 images at a time without recording), timed from before loading the data
+/// to after the evaluation: one epoch over the first o.images training images, then the 10,000 test
+/// images (with --steps N: N batches and the first 1000 test images).
+void fashion_cnn(TrainOptions o) {
+  namespace nn = torch::nn;
+  o.batch = 128;
+  o.optim = "adam";
+  const auto t0 = bench::clock_type::now();
+  const double cpu0 = bench::cpu_seconds();
+  torch::manual_seed(1);
+  nn::Sequential model(
+      nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2)),
+      nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2)),
+      nn::Flatten(), nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+  auto opt = make_optimizer(model, o.optim);
+  const auto [train_x, train_y] = load_fashion(o.data, true, torch::kFloat32);
+  const auto [test_x, test_y] = load_fashion(o.data, false, torch::kFloat32);
+  const std::int64_t images =
+      std::min(o.steps > 0 ? std::min(o.images, o.steps * o.batch) : o.images, train_x.size(0));
+  const std::int64_t tests = o.steps > 0 ? 1000 : test_x.size(0);
+  const auto x = train_x.slice(0, 0, images).reshape({-1, 1, 28, 28}), y = train_y.slice(0, 0, images);
+  const auto tx = test_x.slice(0, 0, tests).reshape({-1, 1, 28, 28}), ty = test_y.slice(0, 0, tests);
+  const double cpu_loaded = bench::cpu_seconds();
+  model->train();
+  train_epoch(model, *opt, x, y, o.batch);
+  const double cpu_trained = bench::cpu_seconds();
+  model->eval();
+  std::int64_t correct = 0;
+  {
+    torch::NoGradGuard no_grad;
+    for (std::int64_t i = 0; i < tests; i += 1000) {
+      const std::int64_t end = std::min(i + 1000, tests);
+      correct +=
+          model->forward(tx.slice(0, i, end)).argmax(1).eq(ty.slice(0, i, end)).sum().item<std::int64_t>();
+    }
+  }
+  const double seconds = bench::seconds_since(t0), cpu_end = bench::cpu_seconds();
+  o.repeats = 1;
+  print_result(o, bench::Timing{seconds, seconds, 1},
+               " test_accuracy=" + std::to_string(static_cast<double>(correct) / static_cast<double>(tests)) +
+                   " images=" + std::to_string(images) +
+                   bench::cpu_phases(cpu0, cpu_loaded, cpu_trained, cpu_end));
+}
+
 // --- vecmath: the vector-math rows of bench/run (issue 16, item 3), as bench/vecmath's torch side ---
 
 /// Times exp, log, tanh, sigmoid, erf, GELU (exact and tanh), softmax and log_softmax over [64, 1024]
@@ -374,5 +427,6 @@ int main(int argc, char** argv) {
                             .fashion = fashion,
                             .gpt = gpt,
                             .lstm = lstm,
+                            .fashion_cnn = fashion_cnn,
                             .mlp = mlp_train});
 }

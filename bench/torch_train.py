@@ -4,7 +4,7 @@ optimizers, steps) timed the same way, printing the same "result ..." line.
 
     bench/torch_train.py WORKLOAD [--batch N] [--dtype f32|f64] [--optim sgd|adam|adamw] [--threads N]
                                   [--seconds S] [--repeats R] [--epochs E] [--data DIR] [--steps N]
-                                  [--blas-threads] [--onednn-verbose]
+                                  [--images N] [--blas-threads] [--onednn-verbose]
     bench/torch_train.py --serve   # one JSON request per input line ({"workload": ..., "threads": ...})
 
 --serve keeps one process (and one `import torch`, ~1.5 s of CPU) for many runs: bench/run starts
@@ -267,6 +267,47 @@ def fashion(o, dtype):
     return (first, first, 1), extra
 
 
+# The Fashion-MNIST CNN's epoch (issue 16 item 2), as bench/train.cpp's fashion_cnn.
+def fashion_cnn(o):
+    """examples/pytorch/fashion_mnist.py's cnn model and loop (Adam 1e-3, batches of 128 in a random
+    order, the test set evaluated 1000 images at a time under no_grad), timed from before loading the
+    data to after the evaluation: one epoch over the first o["images"] training images, then the 10,000
+    test images (with steps: that many batches and the first 1000 test images)."""
+    o["batch"], o["optim"] = 128, "adam"
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = load_fashion(o["data"], True, torch.float32)
+    tx, ty = load_fashion(o["data"], False, torch.float32)
+    images = min(o["images"], o["steps"] * 128) if o["steps"] > 0 else o["images"]
+    images = min(images, len(x))
+    tests = 1000 if o["steps"] > 0 else len(tx)
+    x, y = x[:images].reshape(-1, 1, 28, 28), y[:images]
+    tx, ty = tx[:tests].reshape(-1, 1, 28, 28), ty[:tests]
+    cpu_loaded = time.process_time()
+    model.train()
+    order = torch.randperm(images)
+    for i in range(0, images, 128):
+        idx = order[i:i + 128]
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+    cpu_trained = time.process_time()
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(tx[i:i + 1000]).argmax(1) == ty[i:i + 1000]).sum().item()
+                      for i in range(0, tests, 1000))
+    seconds, cpu_end = time.perf_counter() - t0, time.process_time()
+    return (seconds, seconds, 1), {
+        "test_accuracy": correct / tests, "images": images, "cpu_ms": (cpu_end - cpu0) * 1e3,
+        "load_cpu_ms": (cpu_loaded - cpu0) * 1e3, "train_cpu_ms": (cpu_trained - cpu_loaded) * 1e3,
+        "eval_cpu_ms": (cpu_end - cpu_trained) * 1e3}
+
+
 def run(o):
     torch.manual_seed(1)
     dtype = torch.float64 if o["dtype"] == "f64" else torch.float32
@@ -303,6 +344,8 @@ def measure(o, dtype):
         timing = run_steps(o, model, x, lambda out: F.cross_entropy(out, y))
     elif w == "fashion":
         timing, extra = fashion(o, dtype)
+    elif w == "fashion_cnn":
+        timing, extra = fashion_cnn(o)
     elif w == "gpt":
         timing = language_model_step(o, GPT(dtype), GPT_CONTEXT)
     elif w == "lstm":
@@ -321,7 +364,7 @@ def measure(o, dtype):
 
 DEFAULTS = {"batch": 64, "dtype": "f32", "optim": "sgd", "threads": 1, "seconds": 1.0, "repeats": 5,
             "epochs": 1, "data": "/usr/share/datasets/fashion-mnist", "steps": 0, "blas_threads": False,
-            "onednn_verbose": False}
+            "onednn_verbose": False, "images": 10000}
 
 
 def main():
