@@ -566,6 +566,9 @@ TEST_CASE("data: load_idx_dataset takes examples of any shape and integer labels
   // Unsigned-byte examples are pixels: scaled to [0, 1].
   write_bytes(dir.file("px.idx"), concat(idx_header(0x08, {2, 1}), {255, 51}));
   check_values(load_idx_dataset(dir.file("px.idx"), dir.file("y.idx")).x, {1, 0.2});
+  const Tensor px32 = load_idx_dataset(dir.file("px.idx"), dir.file("y.idx"), f32).x; // scaled in float
+  CHECK(px32.data<float>()[0] == 1.0f);
+  CHECK(px32.data<float>()[1] == 51.0f / 255.0f);
   // Float labels, negative labels and no labels are not class ids.
   write_bytes(dir.file("yf.idx"), concat(idx_header(0x0D, {2}), {0, 0, 0, 0, 0, 0, 0, 0}));
   CHECK_THROWS_MATCHES(
