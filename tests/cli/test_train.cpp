@@ -20,7 +20,9 @@ std::string data(const std::string& name) {
   return std::string(GG_TEST_DATA) + "/" + name;
 }
 std::string temp(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("gg_cli_train_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("gg_cli_train_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 std::vector<std::string> words(const std::string& s) {
   std::istringstream in(s);
@@ -131,9 +133,7 @@ TEST_CASE("train: one output unit for two classes: bce and mse losses and eval's
 
 TEST_CASE("train: the course's 2-3-1 triangle network learns with --loss bce and mse, and eval, dot and the "
           "plots take it") {
-  const auto dir = std::filesystem::temp_directory_path() / "gg_cli_train_231";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const auto dir = gg::cli::test::temp_dir("train_231");
   for (const char* loss : {"bce", "mse"}) {
     INFO(loss);
     const std::string model = (dir / (std::string(loss) + ".safetensors")).string();
@@ -241,9 +241,7 @@ TEST_CASE("train: a small run learns, saves, and eval reads the model back") {
 }
 
 TEST_CASE("eval: a model trained with --split scores the rows it held out, unless --part says otherwise") {
-  const auto dir = std::filesystem::temp_directory_path() / "gg_cli_eval_split";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const auto dir = gg::cli::test::temp_dir("eval_split");
   const std::string model = (dir / "m.safetensors").string(), csv = data("train_small.csv");
   const Result t =
       run({"train", "--data", csv, "--layers", "3,5,3", "--split", "0.25", "--seed", "4", "--epochs", "20",
@@ -332,7 +330,8 @@ TEST_CASE("train: bad inputs are named, with distinct exit codes") {
 }
 
 TEST_CASE("train: --plots writes the loss and accuracy curves and, for 2-D data, the decision regions") {
-  const auto dir = std::filesystem::temp_directory_path() / "gg_cli_train_plots";
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("gg_cli_train_plots_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   const Result r = run({"train", "--dataset", "circles", "--samples", "120", "--layers", "2,8,2", "--epochs",
                         "5", "--split", "0.25", "--plots", dir.string()});

@@ -22,7 +22,8 @@ using Catch::Matchers::Contains;
 using gg::cli::test::run;
 
 std::string idx_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("gg_cli_idx_" + name)).string();
+  return (std::filesystem::temp_directory_path() / ("gg_cli_idx_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 /// Writes an IDX file of unsigned bytes with the given dimensions.

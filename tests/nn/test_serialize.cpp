@@ -6,13 +6,17 @@
 
 #include <filesystem>
 
+#include <unistd.h>
+
 using gg::Tensor;
 using gg::Var;
 namespace nn = gg::nn;
 
 namespace {
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("gg_test_serialize_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("gg_test_serialize_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 } // namespace
 

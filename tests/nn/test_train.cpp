@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <unistd.h>
+
 using gg::Tensor;
 using gg::Var;
 namespace nn = gg::nn;
@@ -22,7 +24,9 @@ using Catch::Matchers::Contains;
 namespace {
 
 std::string train_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("gg_test_train_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("gg_test_train_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 std::shared_ptr<nn::Sequential> make_model(std::uint64_t seed) {
