@@ -358,6 +358,34 @@ void fashion_cnn(TrainOptions o) {
                    bench::cpu_phases(cpu0, cpu_loaded, cpu_trained, cpu_end));
 }
 
+// ---- GRU and RNN steps (issue 13): the lstm workload's model with a GRU or a tanh RNN
+
+/// gradgraph's nn::lm::Recurrent with a GRU or an RNN (tanh): embedding, the layers (batch_first),
+/// Linear head.
+template <class Layer, class Options> struct RecurrentModelImpl : torch::nn::Module {
+  explicit RecurrentModelImpl(const bench::SequenceSizes& s)
+      : embedding(register_module("embedding", torch::nn::Embedding(s.vocab, s.lstm_embedding))),
+        rnn(register_module(
+            "rnn",
+            Layer(Options(s.lstm_embedding, s.lstm_hidden).num_layers(s.lstm_layers).batch_first(true)))),
+        head(register_module("head", torch::nn::Linear(s.lstm_hidden, s.vocab))) {}
+  torch::Tensor forward(const torch::Tensor& idx) { return head(std::get<0>(rnn(embedding(idx)))); }
+  torch::nn::Embedding embedding;
+  Layer rnn;
+  torch::nn::Linear head;
+};
+
+template <class Layer, class Options> void recurrent_model_step(const TrainOptions& o) {
+  auto model = std::make_shared<RecurrentModelImpl<Layer, Options>>(bench::sequence_sizes);
+  language_model_step(o, model, bench::sequence_sizes.lstm_sequence);
+}
+void gru(const TrainOptions& o) {
+  recurrent_model_step<torch::nn::GRU, torch::nn::GRUOptions>(o);
+}
+void rnn(const TrainOptions& o) {
+  recurrent_model_step<torch::nn::RNN, torch::nn::RNNOptions>(o);
+}
+
 // --- vecmath: the vector-math rows of bench/run (issue 16, item 3), as bench/vecmath's torch side ---
 
 /// Times exp, log, tanh, sigmoid, erf, GELU (exact and tanh), softmax and log_softmax over [64, 1024]
@@ -428,5 +456,7 @@ int main(int argc, char** argv) {
                             .gpt = gpt,
                             .lstm = lstm,
                             .fashion_cnn = fashion_cnn,
+                            .gru = gru,
+                            .rnn = rnn,
                             .mlp = mlp_train});
 }

@@ -207,6 +207,21 @@ class LSTMModel(nn.Module):
         return self.head(self.rnn(self.embedding(idx))[0])
 
 
+class RecurrentModel(nn.Module):
+    """gradgraph's nn::lm::Recurrent with a GRU or a tanh RNN (the gru and rnn workloads: the lstm
+    workload's model and sizes): embedding, nn.GRU or nn.RNN (batch_first), Linear head."""
+
+    def __init__(self, layer, dtype):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, LSTM_EMBEDDING)
+        self.rnn = layer(LSTM_EMBEDDING, LSTM_HIDDEN, LSTM_LAYERS, batch_first=True)
+        self.head = nn.Linear(LSTM_HIDDEN, VOCAB)
+        self.to(dtype)
+
+    def forward(self, idx):
+        return self.head(self.rnn(self.embedding(idx))[0])
+
+
 def language_model_step(o, model, length):
     """One training step of a character language model on random tokens, cross-entropy over every
     position (as bench/train.cpp's language_model_step)."""
@@ -350,6 +365,8 @@ def measure(o, dtype):
         timing = language_model_step(o, GPT(dtype), GPT_CONTEXT)
     elif w == "lstm":
         timing = language_model_step(o, LSTMModel(dtype), LSTM_SEQUENCE)
+    elif w in ("gru", "rnn"):
+        timing = language_model_step(o, RecurrentModel(nn.GRU if w == "gru" else nn.RNN, dtype), LSTM_SEQUENCE)
     else:
         raise SystemExit("torch_train.py: unknown workload " + w)
     best, median, steps = timing

@@ -291,6 +291,26 @@ void fashion_cnn(TrainOptions o) {
                    bench::cpu_phases(cpu0, cpu_loaded, cpu_trained, cpu_end));
 }
 
+// ---- GRU and RNN steps (issue 13): the lstm workload's model and sizes with a GRU or a tanh RNN
+
+void recurrent_model_step(const TrainOptions& o, const char* model) {
+  const auto& s = bench::sequence_sizes;
+  const nn::lm::Config c{.model = model,
+                         .vocab_size = s.vocab,
+                         .context = s.lstm_sequence,
+                         .embedding = s.lstm_embedding,
+                         .hidden = s.lstm_hidden,
+                         .layers = s.lstm_layers,
+                         .dtype = dtype_of(o)};
+  language_model_step(o, c, s.lstm_sequence);
+}
+void gru(const TrainOptions& o) {
+  recurrent_model_step(o, "gru");
+}
+void rnn(const TrainOptions& o) {
+  recurrent_model_step(o, "rnn");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -303,5 +323,7 @@ int main(int argc, char** argv) {
        .gpt = gpt,
        .lstm = lstm,
        .fashion_cnn = fashion_cnn,
+       .gru = gru,
+       .rnn = rnn,
        .mlp = mlp});
 }

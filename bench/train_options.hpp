@@ -113,12 +113,13 @@ struct TrainWorkloads {
   std::function<void(const TrainOptions&)> gpt, lstm; ///< the sequence models' steps (issue 13)
   /// The Fashion-MNIST CNN's timed part of an epoch (issue 16 item 2; see bench/train.cpp).
   std::function<void(const TrainOptions&)> fashion_cnn;
+  std::function<void(const TrainOptions&)> gru, rnn; ///< the LSTM step's model with a GRU or a tanh RNN
   std::function<void(const TrainOptions&, const std::vector<std::int64_t>& widths)> mlp;
 };
 
 /// A training benchmark's main(): parses the command line, sets the threads, runs the workload
 /// (mlp_mnist is a 784-128-10 MLP, mlp_big 1024-1024-1024-10); errors go to stderr with exit code 2.
-/// gpt and lstm are character language models' training steps (see bench/train.cpp).
+/// gpt, lstm, gru and rnn are character language models' training steps (see bench/train.cpp).
 inline int train_main(int argc, char** argv, const std::string& program, const std::string& default_data,
                       const std::function<void(int threads)>& set_threads, const TrainWorkloads& run) {
   try {
@@ -142,6 +143,10 @@ inline int train_main(int argc, char** argv, const std::string& program, const s
       run.lstm(o);
     else if (o.workload == "fashion_cnn")
       run.fashion_cnn(o);
+    else if (o.workload == "gru" && run.gru)
+      run.gru(o);
+    else if (o.workload == "rnn" && run.rnn)
+      run.rnn(o);
     else
       throw std::invalid_argument(program + ": unknown workload " + o.workload);
   } catch (const std::exception& e) {
