@@ -178,7 +178,9 @@ void measure(const ConvShape& s, int threads, int rounds) {
   struct Side {
     const char* name;
     std::function<void()> fwd, bwd_data, bwd_weights;
-    double t[3] = {1e300, 1e300, 1e300};
+    /// Both gradients as a training step asks for them (conv2d_backward: one call, g reordered once).
+    std::function<void()> bwd_both = {};
+    double t[4] = {1e300, 1e300, 1e300, 1e300};
   };
   Tensor y = Tensor::empty(ref_y.shape(), f32), dx = Tensor::empty(x.shape(), f32),
          dw = Tensor::empty(w.shape(), f32), db = Tensor::empty(b.shape(), f32);
@@ -196,6 +198,11 @@ void measure(const ConvShape& s, int threads, int rounds) {
           kernel::use_dnnl(dnnl);
           auto r = kernel::conv2d_backward(g, x, w, win, 1, {false, true, true});
           dw = r[1], db = r[2];
+        },
+        [&, dnnl] {
+          kernel::use_dnnl(dnnl);
+          auto r = kernel::conv2d_backward(g, x, w, win, 1, {s.dx, true, true});
+          dx = r[0], dw = r[1], db = r[2];
         }};
   };
   std::vector<Side> sides{ours("im2col + GEMM", false), dnnl_side("oneDNN, plain layouts", plain),
@@ -215,13 +222,16 @@ void measure(const ConvShape& s, int threads, int rounds) {
       side.t[0] = std::min(side.t[0], time_call(side.fwd, threads));
       if (s.dx) side.t[1] = std::min(side.t[1], time_call(side.bwd_data, threads));
       side.t[2] = std::min(side.t[2], time_call(side.bwd_weights, threads));
+      if (side.bwd_both) side.t[3] = std::min(side.t[3], time_call(side.bwd_both, threads));
     }
-  std::printf("  | side | forward ms | backward data ms | backward weights+bias ms | step's sum ms |\n");
+  std::printf("  | side | forward ms | backward data ms | backward weights+bias ms | step's sum ms | both "
+              "gradients in one call ms |\n");
   for (const Side& side : sides) {
     const double bd = s.dx ? side.t[1] : 0;
-    std::printf("  | %s | %.3f | %s | %.3f | %.3f |\n", side.name, side.t[0] * 1e3,
+    std::printf("  | %s | %.3f | %s | %.3f | %.3f | %s |\n", side.name, side.t[0] * 1e3,
                 s.dx ? std::to_string(bd * 1e3).substr(0, 5).c_str() : "(not needed)", side.t[2] * 1e3,
-                (side.t[0] + bd + side.t[2]) * 1e3);
+                (side.t[0] + bd + side.t[2]) * 1e3,
+                side.bwd_both ? std::to_string(side.t[3] * 1e3).substr(0, 5).c_str() : "-");
   }
 }
 
