@@ -712,6 +712,61 @@ inline __m256d log_f64(__m256d x) {
     return log_edges<__m256d, LogOpsF64>(x);
   return log_normal_f64(b, _mm256_setzero_pd());
 }
+
+// GELU in float without erf: Φ(x) = 1/2 + x·R(x²), R = P/Q a rational of degrees 6 and 5 fitted to
+// (Φ(x) − 1/2)/x on |x| <= 5.5437 (3.92·√2, from where erf(x/√2) rounds to ±1 in float and Φ to 1 or 0)
+// by linearised least squares with Lawson's weights in 40-digit arithmetic (mpmath; 1.8e-9 relative,
+// 0.03 ULP), P and Q by Estrin's scheme (the loop is bound by its latency: Horner's ran at 2/3 of the
+// speed). One division and eleven multiply-adds, no table: 2x the speed of x·(1 + erf(x/√2))/2 with
+// the ten-row erf_f32. Accuracy (tests/autodiff/test_vecmath.cpp): within 2.5 ULP of x·Φ(x) for x >= 0,
+// and 2.5·2^-24·|x| absolute for x < 0, where x·Φ(x) is a difference, as for the formula with erf.
+
+/// R(s) = P(s)/Q(s), s = x².
+inline __m256 gelu_ratio_f32(__m256 s) {
+  const auto c = [](float v) { return _mm256_set1_ps(v); };
+  const __m256 s2 = _mm256_mul_ps(s, s);
+  const __m256 p01 = _mm256_fmadd_ps(c(0.03272771375422939f), s, c(0.3989422811218142f));
+  const __m256 p23 = _mm256_fmadd_ps(c(0.00016964599688500484f), s, c(0.004794545141406845f));
+  const __m256 p45 = _mm256_fmadd_ps(c(5.092558140000496e-08f), s, c(8.325307189010727e-06f));
+  const __m256 p = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(c(-7.071050713996684e-11f), s2, p45), s2, p23), s2, p01);
+  const __m256 q01 = _mm256_fmadd_ps(c(0.24870291573821673f), s, c(1.0f));
+  const __m256 q23 = _mm256_fmadd_ps(c(0.001928763580285018f), s, c(0.028468508512372332f));
+  const __m256 q45 = _mm256_fmadd_ps(c(1.9499812838050107e-06f), s, c(8.13457863443508e-05f));
+  const __m256 q = _mm256_fmadd_ps(_mm256_fmadd_ps(q45, s2, q23), s2, q01);
+  return _mm256_div_ps(p, q);
+}
+
+/// Lanes with |x| >= 5.5437, where Φ(x) is 1 (x > 0) or 0 (x < 0) in float, and that Φ.
+struct GeluSaturation {
+  __m256 mask, phi;
+};
+inline GeluSaturation gelu_saturation_f32(__m256 x) {
+  return {_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(5.5437164f), _CMP_GE_OQ),
+          _mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(1.0f))};
+}
+
+/// gelu(x) = x/2 + x²·R(x²) (one rounding fewer than x·Φ); x·Φ where Φ saturates (x·0 is −0, and NaN
+/// at −inf, as x·(1 + erf(x/√2))/2); x's sign on the result (gelu(−0) = −0).
+inline __m256 gelu_f32(__m256 x) {
+  const __m256 s = _mm256_mul_ps(x, x);
+  const __m256 g = _mm256_fmadd_ps(s, gelu_ratio_f32(s), _mm256_mul_ps(x, _mm256_set1_ps(0.5f)));
+  const GeluSaturation sat = gelu_saturation_f32(x);
+  const __m256 r = _mm256_blendv_ps(g, _mm256_mul_ps(x, sat.phi), sat.mask);
+  return _mm256_or_ps(r, _mm256_and_ps(_mm256_set1_ps(-0.0f), x));
+}
+
+/// gelu'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π) (exp as in fused_of's formula).
+inline __m256 gelu_grad_f32(__m256 x) {
+  const __m256 s = _mm256_mul_ps(x, x);
+  const GeluSaturation sat = gelu_saturation_f32(x);
+  const __m256 phi =
+      _mm256_blendv_ps(_mm256_fmadd_ps(x, gelu_ratio_f32(s), _mm256_set1_ps(0.5f)), sat.phi, sat.mask);
+  const __m256 density =
+      _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(std::numbers::inv_sqrtpi / std::numbers::sqrt2)),
+                    exp_f32(_mm256_mul_ps(_mm256_set1_ps(-0.5f), s)));
+  return _mm256_fmadd_ps(x, density, phi);
+}
 #endif
 
 #if defined(__AVX512F__)
@@ -849,6 +904,19 @@ template <class S, class T, class Fn> void map(const T* x, T* y, std::int64_t n,
   std::memcpy(y + i, pad, sizeof(T) * static_cast<std::size_t>(n - i));
 }
 
+/// y[i] = g[i]·fn(x[i]), as map.
+template <class S, class T, class Fn> void map_times(const T* g, const T* x, T* y, std::int64_t n, Fn fn) {
+  std::int64_t i = 0;
+  for (; i + S::width <= n; i += S::width) S::store(y + i, S::load(g + i) * fn(S::load(x + i)));
+  if (i == n) return;
+  T pad[S::width] = {}, gpad[S::width] = {};
+  const auto bytes = sizeof(T) * static_cast<std::size_t>(n - i);
+  std::memcpy(pad, x + i, bytes);
+  std::memcpy(gpad, g + i, bytes);
+  S::store(pad, S::load(gpad) * fn(S::load(pad)));
+  std::memcpy(y + i, pad, bytes);
+}
+
 template <class S, class T> void vec(VecFn f, const T* x, T* y, std::int64_t n) {
   using V = typename S::V;
   switch (f) {
@@ -888,29 +956,38 @@ template <VecFused f, class T, class V, class Exp, class Erf, class Tanh>
   }
 }
 
-/// y[i] = fused_of<f>(x[i]) for the vectors of S (the SLEEF build) or the scalars of T (libm).
-template <VecFused f, class S, class T> void fused_pass(const T* x, T* y, std::int64_t n) {
+/// y[i] = fused_of<f>(x[i]), times g[i] unless g is null, for the vectors of S (the SLEEF build) or
+/// the scalars of T (libm).
+template <VecFused f, class S, class T> void fused_pass(const T* g, const T* x, T* y, std::int64_t n) {
 #ifdef GG_SLEEF_VECTORS
   using V = typename S::V;
-  map<S>(x, y, n, [](V v) {
+  const auto run = [&](auto fn) { return g ? map_times<S>(g, x, y, n, fn) : map<S>(x, y, n, fn); };
+#ifdef GG_OWN_EXP_LOG
+  if constexpr (std::is_same_v<T, float> && f == VecFused::gelu) return run([](V v) { return gelu_f32(v); });
+  if constexpr (std::is_same_v<T, float> && f == VecFused::gelu_grad)
+    return run([](V v) { return gelu_grad_f32(v); });
+#endif
+  run([](V v) {
     return fused_of<f, T>(
         v, [](V a) { return S::exp(a); }, [](V a) { return S::erf(a); }, [](V a) { return S::tanh(a); });
   });
 #else
-  for (std::int64_t i = 0; i < n; ++i)
-    y[i] = fused_of<f, T>(
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T r = fused_of<f, T>(
         x[i], [](T a) { return std::exp(a); }, [](T a) { return std::erf(a); },
         [](T a) { return std::tanh(a); });
+    y[i] = g ? g[i] * r : r;
+  }
 #endif
 }
 
-template <class S, class T> void fused(VecFused f, const T* x, T* y, std::int64_t n) {
+template <class S, class T> void fused(VecFused f, const T* g, const T* x, T* y, std::int64_t n) {
   switch (f) {
-  case VecFused::sigmoid: return fused_pass<VecFused::sigmoid, S>(x, y, n);
-  case VecFused::gelu: return fused_pass<VecFused::gelu, S>(x, y, n);
-  case VecFused::gelu_grad: return fused_pass<VecFused::gelu_grad, S>(x, y, n);
-  case VecFused::gelu_tanh: return fused_pass<VecFused::gelu_tanh, S>(x, y, n);
-  case VecFused::gelu_tanh_grad: return fused_pass<VecFused::gelu_tanh_grad, S>(x, y, n);
+  case VecFused::sigmoid: return fused_pass<VecFused::sigmoid, S>(g, x, y, n);
+  case VecFused::gelu: return fused_pass<VecFused::gelu, S>(g, x, y, n);
+  case VecFused::gelu_grad: return fused_pass<VecFused::gelu_grad, S>(g, x, y, n);
+  case VecFused::gelu_tanh: return fused_pass<VecFused::gelu_tanh, S>(g, x, y, n);
+  case VecFused::gelu_tanh_grad: return fused_pass<VecFused::gelu_tanh_grad, S>(g, x, y, n);
   }
 }
 
@@ -936,18 +1013,24 @@ void vec_math(VecFn f, const float* x, float* y, std::int64_t n) {
 }
 
 void vec_fused(VecFused f, const float* x, float* y, std::int64_t n) {
-#ifdef GG_SLEEF_VECTORS
-  fused<F32>(f, x, y, n);
-#else
-  fused<float>(f, x, y, n);
-#endif
+  vec_fused_times(f, nullptr, x, y, n);
+}
+void vec_fused(VecFused f, const double* x, double* y, std::int64_t n) {
+  vec_fused_times(f, nullptr, x, y, n);
 }
 
-void vec_fused(VecFused f, const double* x, double* y, std::int64_t n) {
+void vec_fused_times(VecFused f, const float* g, const float* x, float* y, std::int64_t n) {
 #ifdef GG_SLEEF_VECTORS
-  fused<F64>(f, x, y, n);
+  fused<F32>(f, g, x, y, n);
 #else
-  fused<double>(f, x, y, n);
+  fused<float>(f, g, x, y, n);
+#endif
+}
+void vec_fused_times(VecFused f, const double* g, const double* x, double* y, std::int64_t n) {
+#ifdef GG_SLEEF_VECTORS
+  fused<F64>(f, g, x, y, n);
+#else
+  fused<double>(f, g, x, y, n);
 #endif
 }
 

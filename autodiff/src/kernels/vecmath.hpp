@@ -26,6 +26,10 @@ enum class VecFused { sigmoid, gelu, gelu_grad, gelu_tanh, gelu_tanh_grad };
 /// y[i] = f(x[i]) for i in [0, n); x and y may be the same array.
 void vec_fused(VecFused f, const float* x, float* y, std::int64_t n);
 void vec_fused(VecFused f, const double* x, double* y, std::int64_t n);
+/// y[i] = g[i]·f(x[i]) in the same pass (a derivative row times the incoming gradient), or f(x[i]) when
+/// g is null; x, g and y may be the same array.
+void vec_fused_times(VecFused f, const float* g, const float* x, float* y, std::int64_t n);
+void vec_fused_times(VecFused f, const double* g, const double* x, double* y, std::int64_t n);
 
 /// GELU's tanh form: gelu(a) = a/2·(1 + tanh(β·(a + κ·a³))), β = √(2/π), κ = 0.044715 (PyTorch's).
 inline constexpr double k_gelu_beta = std::numbers::sqrt2 * std::numbers::inv_sqrtpi, k_gelu_kappa = 0.044715;

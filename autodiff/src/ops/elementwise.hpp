@@ -620,10 +620,9 @@ void vec_vjp(const T* g, const T* x, const T* out, T* r, kernel::detail::Index n
   }
 }
 
-/// r = g·f'(x) of n elements of a FusedVjp row: f' by vec_fused into r, then times g.
+/// r = g·f'(x) of n elements of a FusedVjp row, in one pass.
 template <class M, class T> void fused_vjp(const T* g, const T* x, T* r, kernel::detail::Index n) {
-  kernel::detail::vec_fused(M::fused_vjp, x, r, n);
-  for (kernel::detail::Index i = 0; i < n; ++i) r[i] = g[i] * r[i];
+  kernel::detail::vec_fused_times(M::fused_vjp, g, x, r, n);
 }
 
 /// f of every element of x.
