@@ -29,8 +29,9 @@ template <class T, class F> void for_each_exp(const T* in, Index stride, Index n
     visit(lo, static_cast<const T*>(buf), len);
   }
 }
-/// The sum of exp(in[k * stride] - shift) over the lane.
+/// The sum of exp(in[k * stride] - shift) over the lane (contiguous: vec_exp_sum, nothing stored).
 template <class T> double sum_exp(const T* in, Index stride, Index n, T shift) {
+  if (stride == 1) return detail::vec_exp_sum(in, shift, static_cast<T*>(nullptr), n);
   double s = 0;
   for_each_exp(in, stride, n, shift,
                [&s](Index, const T* e, Index len) { s += detail::sum_contiguous(e, len); });
@@ -100,12 +101,8 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
         const T log_s = static_cast<T>(std::log(s));
         for (Index k = 0; k < v.n; ++k) res[k * stride] = (in[k * stride] - m) - log_s;
       } else {
-        if (stride == 1) // three passes: the maximum, exp and its sum in place a block at a time, the scale
-          for (Index lo = 0; lo < v.n; lo += detail::k_vec_block) {
-            const Index len = std::min(v.n - lo, detail::k_vec_block);
-            detail::vec_exp_shifted(in + lo, m, res + lo, len);
-            s += detail::sum_contiguous(res + lo, len);
-          }
+        if (stride == 1) // the maximum, exp stored and summed (one pass in double), the scale
+          s = detail::vec_exp_sum(in, m, res, v.n);
         else
           for_each_exp(in, stride, v.n, m, [&](Index lo, const T* e, Index len) {
             for (Index k = 0; k < len; ++k) res[(lo + k) * stride] = e[k];

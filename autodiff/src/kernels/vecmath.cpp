@@ -515,12 +515,16 @@ inline ExpPartsF64 exp_parts_f64(__m256d x) {
     return _mm256_castsi256_pd(
         _mm256_permutevar8x32_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(row)), idx));
   };
-  __m256d p =
-      _mm256_fmadd_pd(_mm256_set1_pd(2.4806746375826045e-05), r, _mm256_set1_pd(0.0001984562283751771));
-  for (const double c : {0.0013888888555529334, 0.008333333119028967, 0.04166666666675176, 0.1666666666669858,
-                         0.49999999999999994})
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
-  return {table(k_exp.d_hi), table(k_exp.d_lo), _mm256_fmadd_pd(p, _mm256_mul_pd(r, r), r), t};
+  // P by Estrin's scheme: its chain is three multiply-adds after r², not six (the loops that call exp
+  // are bound by latency: docs/performance.md, "Fourth round")
+  const auto c = [](double v) { return _mm256_set1_pd(v); };
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  const __m256d p01 = _mm256_fmadd_pd(c(0.1666666666669858), r, c(0.49999999999999994));
+  const __m256d p23 = _mm256_fmadd_pd(c(0.008333333119028967), r, c(0.04166666666675176));
+  const __m256d p45 = _mm256_fmadd_pd(c(0.0001984562283751771), r, c(0.0013888888555529334));
+  const __m256d p46 = _mm256_fmadd_pd(c(2.4806746375826045e-05), r2, p45);
+  const __m256d p = _mm256_fmadd_pd(_mm256_fmadd_pd(p46, r2, p23), r2, p01);
+  return {table(k_exp.d_hi), table(k_exp.d_lo), _mm256_fmadd_pd(p, r2, r), t};
 }
 
 /// exp's edges in double, as exp_edges_f32: x clamped to [-746, 710], 2^k in two normal factors (k from
@@ -766,6 +770,39 @@ inline __m256 gelu_grad_f32(__m256 x) {
       _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(std::numbers::inv_sqrtpi / std::numbers::sqrt2)),
                     exp_f32(_mm256_mul_ps(_mm256_set1_ps(-0.5f), s)));
   return _mm256_fmadd_ps(x, density, phi);
+}
+
+/// Σ exp(x[i] − shift) over [0, n) in double, the exponentials also stored into y unless y is null, in
+/// one pass: the sums in two vectors as the exponentials are made, the tail padded with −inf (whose
+/// exponential is 0). Double only: in float the conversions in the loop cost more than the second pass
+/// over the block they save (softmax float32 1,561-1,609 → 1,438-1,459 M/s; docs/performance.md).
+template <bool store> double exp_sum_f64(const double* x, double shift, double* y, std::int64_t n) {
+  const __m256d sh = _mm256_set1_pd(shift);
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256d e0 = exp_f64(_mm256_sub_pd(_mm256_loadu_pd(x + i), sh)),
+                  e1 = exp_f64(_mm256_sub_pd(_mm256_loadu_pd(x + i + 4), sh));
+    if constexpr (store) {
+      _mm256_storeu_pd(y + i, e0);
+      _mm256_storeu_pd(y + i + 4, e1);
+    }
+    a0 = _mm256_add_pd(a0, e0);
+    a1 = _mm256_add_pd(a1, e1);
+  }
+  for (; i < n; i += 4) {
+    alignas(32) double pad[4];
+    std::fill(pad, pad + 4, -std::numeric_limits<double>::infinity());
+    const auto len = static_cast<std::size_t>(std::min<std::int64_t>(4, n - i));
+    std::memcpy(pad, x + i, sizeof(double) * len);
+    const __m256d e = exp_f64(_mm256_sub_pd(_mm256_load_pd(pad), sh));
+    _mm256_store_pd(pad, e);
+    if constexpr (store) std::memcpy(y + i, pad, sizeof(double) * len);
+    a0 = _mm256_add_pd(a0, e);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(a0, a1));
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
 }
 #endif
 
@@ -1127,6 +1164,39 @@ void vec_exp_shifted(const float* x, float shift, float* y, std::int64_t n) {
 }
 void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n) {
   exp_shifted_of(x, shift, y, n);
+}
+
+namespace {
+/// vec_exp_sum for either element type: in one pass for double with AVX2, else a block at a time.
+template <class T> double exp_sum_of(const T* x, T shift, T* y, std::int64_t n) {
+#ifdef GG_OWN_EXP_LOG
+  if constexpr (std::is_same_v<T, double>)
+    return y ? exp_sum_f64<true>(x, shift, y, n) : exp_sum_f64<false>(x, shift, y, n);
+#endif
+  // a block at a time: exp into y or a buffer, then its sum by eight partial sums in double
+  T buf[k_vec_block];
+  double s = 0;
+  for (std::int64_t lo = 0; lo < n; lo += k_vec_block) {
+    const std::int64_t len = std::min(n - lo, k_vec_block);
+    T* e = y ? y + lo : buf;
+    exp_shifted_of(x + lo, shift, e, len);
+    double acc[8] = {}, block = 0;
+    std::int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+      for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(e[i + k]);
+    for (; i < len; ++i) block += static_cast<double>(e[i]);
+    for (double a : acc) block += a;
+    s += block;
+  }
+  return s;
+}
+} // namespace
+
+double vec_exp_sum(const float* x, float shift, float* y, std::int64_t n) {
+  return exp_sum_of(x, shift, y, n);
+}
+double vec_exp_sum(const double* x, double shift, double* y, std::int64_t n) {
+  return exp_sum_of(x, shift, y, n);
 }
 
 std::string vec_math_library() {

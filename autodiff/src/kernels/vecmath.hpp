@@ -39,6 +39,11 @@ inline constexpr double k_gelu_beta = std::numbers::sqrt2 * std::numbers::inv_sq
 void vec_exp_shifted(const float* x, float shift, float* y, std::int64_t n);
 void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n);
 
+/// The sum of exp(x[i] - shift) over [0, n) in double; the exponentials are also stored into y unless
+/// y is null (the softmax family's sums). Double with AVX2: summed as they are made, in one pass.
+double vec_exp_sum(const float* x, float shift, float* y, std::int64_t n);
+double vec_exp_sum(const double* x, double shift, double* y, std::int64_t n);
+
 /// The largest of p[0, n) (n >= 1), NaN when any is NaN; which zero when +0 and -0 tie is unspecified.
 float vec_max(const float* p, std::int64_t n);
 double vec_max(const double* p, std::int64_t n);
