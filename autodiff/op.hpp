@@ -34,7 +34,7 @@ namespace gg {
   X(softmax) X(log_softmax) X(logsumexp)                                                                 \
   /* sequence models: masks, running sums, dropout, normalisation, attention, recurrent layers */        \
   X(tril) X(triu) X(masked_fill) X(cumsum) X(dropout) X(layer_norm) X(scaled_dot_product_attention)      \
-  X(lstm_cell) X(lstm_layer) X(gru_layer) X(rnn_layer)                                                   \
+  X(packed_self_attention) X(lstm_cell) X(lstm_layer) X(gru_layer) X(rnn_layer)                          \
   /* adjoints and conversions */                                                                         \
   X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                      \
   /* parity with PyTorch (issue 13): a loss with PyTorch's gradient, extrema, softplus */               \

@@ -168,6 +168,14 @@ Var scaled_dot_product_attention(const Var& query, const Var& key, const Var& va
                                  const AttentionMask& attn_mask = {}, double dropout_p = 0,
                                  bool is_causal = false, std::optional<double> scale = std::nullopt,
                                  Rng* generator = nullptr);
+/// Self-attention from a packed projection, as nn::MultiheadAttention computes it for query = key =
+/// value: qkv [N, L, 3E] (the in-projection's output: q, k and v side by side, each num_heads heads of
+/// E / num_heads) -> [N, L, E], the heads' outputs side by side; each head softmax(q k^T * scale) v as
+/// scaled_dot_product_attention's (scale 1/sqrt(E / num_heads) unless given; is_causal likewise). One
+/// op reading q, k and v in place, its gradient one [N, L, 3E] tensor: no copies to split or merge
+/// the heads.
+Var packed_self_attention(const Var& qkv, std::int64_t num_heads, bool is_causal = false,
+                          std::optional<double> scale = std::nullopt);
 /// One LSTM cell's update, as torch.nn.LSTM's: from the pre-activation gates [..., 4H] (x W_ih^T +
 /// b_ih + h W_hh^T + b_hh, PyTorch's order i, f, g, o) and the cell state c [..., H], returns {h', c'}
 /// with c' = sigmoid(f) c + sigmoid(i) tanh(g) and h' = sigmoid(o) tanh(c'): two lstm_cell nodes in

@@ -79,6 +79,9 @@ struct AttentionArgs {
 /// (training only) applies to the attention weights. Projections by linear, then one
 /// scaled_dot_product_attention op (its masks added into one constant, or its causal flag); with
 /// need_weights the weights are written out as matmul and softmax, as PyTorch's math path.
+/// Self-attention (one Var as query, key and value; batch_first or unbatched) with no mask but the
+/// causal flag, no weights wanted and no dropout: one linear to [N, L, 3E] and one
+/// packed_self_attention op reading the heads in place.
 class MultiheadAttention : public Module {
 public:
   MultiheadAttention(std::int64_t embed_dim, std::int64_t num_heads, double dropout = 0, bool bias = true,

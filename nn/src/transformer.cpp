@@ -189,6 +189,15 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
     masks.push_back(additive(args.key_padding_mask, dtype, "key_padding_mask", name).reshape({n, 1, 1, s}));
   }
 
+  const double p = is_training() ? dropout_ : 0;
+  // Self-attention (one input as query, key and value) with no weights wanted, no dropout and no mask
+  // but the causal flag: one in-projection [N, L, 3E] and one op reading its heads in place.
+  if (query.node() == key.node() && key.node() == value.node() && masks.empty() && !args.need_weights &&
+      p == 0 && (batch_first_ || !batched)) {
+    const Var qkv = linear(batched ? query : reshape(query, {1, l, e}), in_proj_weight, in_proj_bias);
+    const Var out = (*out_proj)(packed_self_attention(qkv, heads, causal_only));
+    return {batched ? out : reshape(out, {l, e}), Var()};
+  }
   // [N, heads, rows, d] from an input laid out as given: project, split the heads.
   const auto heads_of = [&](const Var& x, std::int64_t rows, std::int64_t part) {
     const Var bm = batched ? (batch_first_ ? x : transpose(x, 0, 1)) : reshape(x, {1, rows, e});
@@ -197,7 +206,6 @@ std::pair<Var, Var> MultiheadAttention::attend(const Var& query, const Var& key,
     return transpose(reshape(linear(bm, w, bias), {n, rows, heads, d}), 1, 2);
   };
   const Var q = heads_of(query, l, 0), k = heads_of(key, s, 1), v = heads_of(value, s, 2);
-  const double p = is_training() ? dropout_ : 0;
   Var attn, attended;
   if (args.need_weights) { // the weights are wanted: written out
     Var scores = matmul(q / std::sqrt(static_cast<double>(d)), transpose(k, -2, -1));

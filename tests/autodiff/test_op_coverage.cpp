@@ -259,6 +259,11 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 3, 4}, 76), rnd({2, 5, 4}, 77), rnd({2, 5, 3}, 78)},
        tensor_only},
+      {Op::packed_self_attention, // two heads of width 2 over 3 positions, causal
+       [](const std::vector<Var>& v) { return gg::packed_self_attention(v[0], 2, true); },
+       {},
+       {rnd({2, 3, 12}, 127)},
+       tensor_only},
       // Adjoints and conversions.
       {Op::broadcast_to,
        [](const std::vector<Var>& v) { return gg::broadcast_to(v[0], {2, 3}); },

@@ -599,6 +599,48 @@ TEST_CASE("scaled_dot_product_attention: in blocks of query rows on the kernel t
   gg::kernel::set_num_threads(1);
 }
 
+TEST_CASE("packed_self_attention: equals scaled_dot_product_attention over the heads split and merged by "
+          "ops, causal or not, float64 and float32, 1 and 2 threads") {
+  // 2 sequences of 70 positions (three blocks of query rows, the last one short), 4 heads of 8.
+  gg::Rng rng(9);
+  const Tensor x = Tensor::randn({2, 70, 96}, rng), w = Tensor::randn({2, 70, 32}, rng);
+  const auto heads = [](const Var& t) { return gg::transpose(gg::reshape(t, {2, 70, 4, 8}), 1, 2); };
+  for (const gg::DType dtype : {gg::f64, gg::f32}) {
+    for (const int threads : {1, 2}) {
+      gg::kernel::set_num_threads(threads);
+      for (const bool is_causal : {true, false}) {
+        INFO("dtype " << gg::dtype_name(dtype) << ", threads " << threads << ", causal " << is_causal);
+        std::vector<Tensor> got, want;
+        for (const bool packed : {true, false}) {
+          const Var qkv(x.to(dtype), true);
+          Var y;
+          if (packed) {
+            y = gg::packed_self_attention(qkv, 4, is_causal);
+            CHECK(y.op_name() == "packed_self_attention");
+          } else {
+            const Var a = heads(gg::slice(qkv, 2, 0, 32)), b = heads(gg::slice(qkv, 2, 32, 64)),
+                      c = heads(gg::slice(qkv, 2, 64, 96));
+            y = gg::reshape(gg::transpose(gg::scaled_dot_product_attention(a, b, c, {}, 0, is_causal), 1, 2),
+                            {2, 70, 32});
+          }
+          gg::sum(y * Var::constant(w.to(dtype))).backward();
+          (packed ? got : want) = {y.value(), qkv.grad()};
+        }
+        const double tolerance = dtype == gg::f64 ? 1e-12 : 1e-4;
+        CHECK(worst(got[0], want[0]) < tolerance);
+        CHECK(worst(got[1], want[1]) < tolerance);
+      }
+    }
+  }
+  gg::kernel::set_num_threads(1);
+  const Var bad(Tensor::zeros({2, 5, 12}));
+  CHECK_THROWS_WITH(gg::packed_self_attention(bad, 3), Catch::Contains("packed_self_attention") &&
+                                                           Catch::Contains("[2, 5, 12]") &&
+                                                           Catch::Contains("3 heads"));
+  CHECK_THROWS_WITH(gg::packed_self_attention(Var(Tensor::zeros({5, 12})), 2),
+                    Catch::Contains("packed_self_attention") && Catch::Contains("[5, 12]"));
+}
+
 TEST_CASE("scaled_dot_product_attention: dropout on the weights, and bad input named with the shapes") {
   const Var q(gg::test::rnd({2, 3, 4}, 90), true), k(gg::test::rnd({2, 5, 4}, 91), true),
       v(gg::test::rnd({2, 5, 6}, 92), true);

@@ -95,5 +95,12 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale
 std::array<Tensor, 3> attention_backward(const Tensor& g, const Tensor& q, const Tensor& k, const Tensor& v,
                                          const Tensor& weights, double scale, bool causal,
                                          std::array<bool, 3> needs);
+/// Self-attention over a packed projection qkv [N, L, 3E] (each row: every head's q, then every head's
+/// k, then v; `heads` heads of E / heads), read in place: the heads' outputs side by side [N, L, E],
+/// and in `weights` [N * heads, L, L] each item's as attention's (no mask; causal as there).
+Tensor attention_packed(const Tensor& qkv, std::int64_t heads, double scale, bool causal, Tensor& weights);
+/// attention_packed's gradient of qkv [N, L, 3E] for the output gradient g [N, L, E], written in place.
+Tensor attention_packed_backward(const Tensor& g, const Tensor& qkv, const Tensor& weights,
+                                 std::int64_t heads, double scale, bool causal);
 
 } // namespace gg::kernel

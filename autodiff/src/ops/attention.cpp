@@ -2,8 +2,9 @@
 // blocks of query rows: products with transpose flags (no transposed copies; with the causal flag,
 // none for the keys a block cannot see) and one pass per row of scores for scaling, masking and
 // softmax, the weights kept for the backward, the items on the kernel threads (kernels/attention.cpp);
-// with dropout, the composition of ops. Its public function and its rule (table row, the
-// differentiable VJP, the fast tensor backward).
+// with dropout, the composition of ops; and packed_self_attention, the same over the heads of a packed
+// [N, L, 3E] projection read in place. Their public functions and rules (table rows, the
+// differentiable VJPs, the fast tensor backwards).
 #include <autodiff/ops.hpp>
 
 #include <cmath>
@@ -38,6 +39,16 @@ Var attention_weights(const Var& q, const Var& k, const Tensor& mask, bool causa
   }
   if (mask.defined()) s = s + Var::constant(mask);
   return softmax(s, -1);
+}
+
+/// The gradients {q's, k's, v's} of softmax(q k^T · scale + mask) v for its output gradient g, written
+/// with the ops (the weights recomputed): the differentiable rule of both attention ops.
+std::array<Var, 3> attention_vjp(const Var& q, const Var& k, const Var& v, const Tensor& mask, bool causal,
+                                 double scale, const Var& g) {
+  const Var p = attention_weights(q, k, mask, causal, scale);
+  const Var dp = matmul(g, transpose(v, -2, -1));
+  const Var ds = p * (dp - sum(dp * p, -1, true)) * scale;
+  return {matmul(ds, k), matmul(transpose(ds, -2, -1), q), matmul(transpose(p, -2, -1), g)};
 }
 
 /// The shapes of an attention call: leading dimensions (equal for q, k, v), L, S, E, Ev.
@@ -173,10 +184,8 @@ template <> const OpRule& detail::rule<Op::scaled_dot_product_attention>() {
         const Var q = ref(n->input(0)), k = ref(n->input(1)), v = ref(n->input(2));
         const double sc = n->ext->reals[0];
         const Tensor mask = n->num_inputs() > 3 ? value_of(n->input(3)) : Tensor();
-        const Var p = attention_weights(q, k, mask, n->ext->ints[0] != 0, sc);
-        const Var dp = matmul(g, transpose(v, -2, -1));
-        const Var ds = p * (dp - sum(dp * p, -1, true)) * sc;
-        std::vector<Var> r{matmul(ds, k), matmul(transpose(ds, -2, -1), q), matmul(transpose(p, -2, -1), g)};
+        const auto [dq, dk, dv] = attention_vjp(q, k, v, mask, n->ext->ints[0] != 0, sc, g);
+        std::vector<Var> r{dq, dk, dv};
         if (n->num_inputs() > 3) r.emplace_back();
         return r;
       },
@@ -192,6 +201,68 @@ template <> const OpRule& detail::rule<Op::scaled_dot_product_attention>() {
         for (int i = 0; i < 3; ++i)
           if (needs[static_cast<std::size_t>(i)])
             out[i] = std::move(r[static_cast<std::size_t>(i)]).reshape(value_of(n->input(i)).shape());
+        return true;
+      }};
+  return r;
+}
+
+// packed_self_attention: the heads of a packed [N, L, 3E] projection read in place (kernels/attention.cpp).
+namespace {
+constexpr std::string_view k_packed = "packed_self_attention";
+
+/// A [N, L, heads * d] tensor's heads as [N, heads, L, d] (part j of three of qkv's last dimension when
+/// `part` is set), and back.
+Var heads_apart(const Var& x, std::int64_t heads, std::int64_t part = -1) {
+  const Shape s = x.shape();
+  const std::int64_t e = part < 0 ? s[2] : s[2] / 3;
+  const Var xs = part < 0 ? x : slice(x, 2, part * e, (part + 1) * e);
+  return transpose(reshape(xs, {s[0], s[1], heads, e / heads}), 1, 2);
+}
+Var heads_together(const Var& x) {
+  const Shape s = x.shape();
+  return reshape(transpose(x, 1, 2), {s[0], s[2], s[1] * s[3]});
+}
+} // namespace
+
+Var packed_self_attention(const Var& qkv, std::int64_t num_heads, bool is_causal,
+                          std::optional<double> scale) {
+  Node* a = need(qkv, k_packed);
+  const Tensor x = value_of(a);
+  const Shape s = x.shape();
+  if (s.rank() != 3 || num_heads < 1 || s[2] % (3 * num_heads) != 0)
+    throw ShapeError(
+        fmt::format("{}: qkv of shape {} with {} heads: expected [N, L, 3E] with E a multiple of "
+                    "num_heads >= 1",
+                    k_packed, s.str(), num_heads));
+  const std::int64_t d = s[2] / (3 * num_heads);
+  const double sc = scale ? *scale : 1 / std::sqrt(static_cast<double>(d));
+  Tensor weights;
+  Tensor out = kernel::attention_packed(x, num_heads, sc, is_causal, weights);
+  auto e = detail::emit(Op::packed_self_attention, a, nullptr, std::move(out));
+  if (e.n) {
+    e.n->ext->aux = std::move(weights);
+    e.n->ext->reals = {sc};
+    e.n->ext->ints = {is_causal ? 1 : 0, num_heads};
+  }
+  return e.var;
+}
+template <> const OpRule& detail::rule<Op::packed_self_attention>() {
+  static constexpr OpRule r{
+      {"packed_self_attention", "", 1,
+       "per head as scaled_dot_product_attention's (q, k, v: a's three parts), merged into one [N, L, 3E]",
+       "", "packed_self_attention(a, num_heads, is_causal, scale)",
+       "per head, softmax(q k^T * scale) @ v with q, k, v a's three parts [N, L, E], heads side by side"},
+      [](Node* n, const Var& g) -> std::vector<Var> { // the heads split and merged with the ops
+        const Var qkv = ref(n->first);
+        const std::int64_t heads = n->ext->ints[1];
+        const auto [dq, dk, dv] =
+            attention_vjp(heads_apart(qkv, heads, 0), heads_apart(qkv, heads, 1), heads_apart(qkv, heads, 2),
+                          Tensor(), n->ext->ints[0] != 0, n->ext->reals[0], heads_apart(g, heads));
+        return {concat({heads_together(dq), heads_together(dk), heads_together(dv)}, 2)};
+      },
+      [](Node* n, const Tensor& g, InputGrads& out) {
+        out[0] = kernel::attention_packed_backward(g, value_of(n->first), n->ext->aux, n->ext->ints[1],
+                                                   n->ext->reals[0], n->ext->ints[0] != 0);
         return true;
       }};
   return r;
