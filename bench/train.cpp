@@ -234,9 +234,10 @@ void gpt(const TrainOptions& o) {
   language_model_step(o, c, s.gpt_context);
 }
 
-void lstm(const TrainOptions& o) {
+/// A recurrent character model's step (lstm, gru, rnn): the LSTM row's sizes with the given model.
+void recurrent_model_step(const TrainOptions& o, const char* model) {
   const auto& s = bench::sequence_sizes;
-  const nn::lm::Config c{.model = "lstm",
+  const nn::lm::Config c{.model = model,
                          .vocab_size = s.vocab,
                          .context = s.lstm_sequence,
                          .embedding = s.lstm_embedding,
@@ -244,6 +245,9 @@ void lstm(const TrainOptions& o) {
                          .layers = s.lstm_layers,
                          .dtype = dtype_of(o)};
   language_model_step(o, c, s.lstm_sequence);
+}
+void lstm(const TrainOptions& o) {
+  recurrent_model_step(o, "lstm");
 }
 
 // ---- the Fashion-MNIST CNN's epoch (issue 16 item 2)
@@ -293,17 +297,6 @@ void fashion_cnn(TrainOptions o) {
 
 // ---- GRU and RNN steps (issue 13): the lstm workload's model and sizes with a GRU or a tanh RNN
 
-void recurrent_model_step(const TrainOptions& o, const char* model) {
-  const auto& s = bench::sequence_sizes;
-  const nn::lm::Config c{.model = model,
-                         .vocab_size = s.vocab,
-                         .context = s.lstm_sequence,
-                         .embedding = s.lstm_embedding,
-                         .hidden = s.lstm_hidden,
-                         .layers = s.lstm_layers,
-                         .dtype = dtype_of(o)};
-  language_model_step(o, c, s.lstm_sequence);
-}
 void gru(const TrainOptions& o) {
   recurrent_model_step(o, "gru");
 }
