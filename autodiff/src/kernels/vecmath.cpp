@@ -1,5 +1,8 @@
-// vec_math by SLEEF: one loop over full vectors of the build's widest ISA (AVX-512, AVX2 or SSE2),
-// the tail through a padded copy; libm one element at a time without SLEEF.
+// vec_math: one loop over full vectors of AVX2 (our own functions where FMA is there too, SLEEF's
+// otherwise) or SSE2 (SLEEF's), the tail through a padded copy; libm one element at a time without
+// SLEEF. AVX-512 builds run the AVX2 functions: they are within 1 ULP where SLEEF's 512-bit u10
+// functions are not (its tanhf is 1.00000001 ULP off at 6.2e-8), and measured faster on Zen 4, which
+// splits 512-bit operations in two (docs/performance.md, "AVX-512 builds").
 #include "vecmath.hpp"
 
 #include <algorithm>
@@ -17,7 +20,7 @@
 #if defined(__AVX2__)
 #include <immintrin.h> // vec_max
 #endif
-#if defined(GG_HAVE_SLEEF) && (defined(__SSE2__) || defined(__AVX2__) || defined(__AVX512F__))
+#if defined(GG_HAVE_SLEEF) && (defined(__SSE2__) || defined(__AVX2__))
 #define GG_SLEEF_VECTORS 1
 #include <immintrin.h>
 // sleef.h declares the vector functions of the ISAs enabled when it is included: after immintrin.h.
@@ -46,7 +49,7 @@ template <class S> typename S::V exp_top(typename S::V x, typename S::V r) {
   return S::load(rs);
 }
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__AVX2__) && defined(__FMA__)
 #define GG_ERF_F32 1
 /// erf in float, without SLEEF (whose erff is 4x slower than PyTorch's float erf): |x| in [0, 4) is
 /// cut into eight intervals of width 1/2, each with its polynomial, picked per lane by a register
@@ -83,25 +86,7 @@ constexpr ErfF32Table k_erf_f32 = {{
 }};
 #endif
 
-#if defined(__AVX512F__)
-__m512 erf_f32(__m512 x) {
-  const __m512 ax = _mm512_abs_ps(x);
-  // min(NaN, 3.99) is 3.99: a NaN lane takes the last interval, and its t (NaN) gives NaN.
-  const __m512i idx =
-      _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_min_ps(ax, _mm512_set1_ps(3.99f)), _mm512_set1_ps(2.0f)));
-  const auto tab = [&](int row) { return _mm512_permutexvar_ps(idx, _mm512_load_ps(k_erf_f32.c[row])); };
-  const __mmask16 first = _mm512_cmpeq_epi32_mask(idx, _mm512_setzero_si512());
-  const __m512 v = _mm512_mask_mul_ps(_mm512_sub_ps(ax, tab(0)), first, ax, ax);
-  const __m512 m = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), first, ax);
-  __m512 p = tab(9);
-  for (int row = 8; row >= 3; --row) p = _mm512_fmadd_ps(p, v, tab(row));
-  __m512 r = _mm512_fmadd_ps(m, tab(1), _mm512_fmadd_ps(m, tab(2), _mm512_mul_ps(m, _mm512_mul_ps(v, p))));
-  r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(3.92f), _CMP_GE_OQ), _mm512_set1_ps(1.0f));
-  // r >= 0: the sign is x's
-  return _mm512_castsi512_ps(_mm512_or_si512(
-      _mm512_castps_si512(r), _mm512_andnot_si512(_mm512_castps_si512(ax), _mm512_castps_si512(x))));
-}
-#elif defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__)
 __m256 erf_f32(__m256 x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 ax = _mm256_andnot_ps(sign, x);
@@ -120,7 +105,7 @@ __m256 erf_f32(__m256 x) {
 }
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#if defined(__AVX2__) && defined(__FMA__)
 #define GG_ERF_F64 1
 /// erf in double, as erf_f32 (4-5x faster than SLEEF's erf, which is 3x slower than its exp): |x| in
 /// [0, 6) in twelve intervals of 1/2, a degree-15 polynomial each (x*(K + s*P(s)), s = x^2, on the
@@ -410,7 +395,7 @@ __m256d erf_f64(__m256d x) {
 }
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#if defined(__AVX2__) && defined(__FMA__)
 #define GG_OWN_EXP_LOG 1
 // exp, log and tanh of our own (AVX2 + FMA), 1.6-2.5x SLEEF's u10 functions and within 1 ULP
 // (tests/autodiff/test_vecmath.cpp; docs/performance.md, "Third round"). Each has a fast path for the
@@ -806,30 +791,7 @@ template <bool store> double exp_sum_f64(const double* x, double shift, double* 
 }
 #endif
 
-#if defined(__AVX512F__)
-constexpr const char* k_isa = "AVX-512";
-struct F32 {
-  using V = __m512;
-  static constexpr int width = 16;
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static V exp(V v) { return Sleef_expf16_u10(v); }
-  static V log(V v) { return Sleef_logf16_u10(v); }
-  static V tanh(V v) { return Sleef_tanhf16_u10(v); }
-  static V erf(V v) { return erf_f32(v); }
-};
-struct F64 {
-  using V = __m512d;
-  static constexpr int width = 8;
-  static V load(const double* p) { return _mm512_loadu_pd(p); }
-  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
-  static bool any_gt(V v, double c) { return _mm512_cmp_pd_mask(v, _mm512_set1_pd(c), _CMP_GT_OQ) != 0; }
-  static V exp(V v) { return exp_top<F64>(v, Sleef_expd8_u10(v)); }
-  static V log(V v) { return Sleef_logd8_u10(v); }
-  static V tanh(V v) { return Sleef_tanhd8_u10(v); }
-  static V erf(V v) { return Sleef_erfd8_u10(v); }
-};
-#elif defined(__AVX2__)
+#if defined(__AVX2__)
 constexpr const char* k_isa = "AVX2";
 struct F32 {
   using V = __m256;
