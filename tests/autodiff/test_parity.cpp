@@ -2,7 +2,8 @@
 // PyTorch's values and gradients (data/make_parity_reference.py -> parity_reference.txt): min and
 // amin, maximum and minimum with ties, softplus, gather; and PyTorch's answers for squeeze,
 // unsqueeze, where with a Var condition, index_select's negative indices, and 0-d transpose and
-// index_select.
+// index_select; errors inside a function built on another op (conv1d on conv2d) naming the function
+// called.
 #include <autodiff/autodiff.hpp>
 
 #include "reference_case.hpp"
@@ -11,6 +12,9 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 using gg::Tensor;
 using gg::Var;
@@ -113,4 +117,29 @@ TEST_CASE("parity: where takes a condition Var, index_select refuses negative in
   CHECK(gg::index_select(s, 0, {0, 0}).node() == s.node());
   CHECK_THROWS_AS(gg::index_select(s, 0, {1}), gg::ValueError);
   CHECK_THROWS_AS(gg::index_select(s, 0, {}), gg::ValueError);
+}
+
+TEST_CASE("parity: conv1d's errors name conv1d and its own shapes, not the conv2d it runs") {
+  // conv1d runs conv2d on images one row high: its errors say conv1d and show the 1-d shapes.
+  const Var x(Tensor::zeros({2, 3, 10}));
+  CHECK_THROWS_WITH(
+      gg::conv1d(x, Var(Tensor::zeros({2, 4, 3}))),
+      "conv1d: input of shape [2, 3, 10] and weight of shape [2, 4, 3] do not fit with groups = 1 "
+      "(expected an input [N, C, L] and a weight [out, C / groups, k], out divisible by groups)");
+  CHECK_THROWS_AS(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, 0, 1, 2), gg::ShapeError);
+  CHECK_THROWS_AS(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, 0, 1, 0), gg::ValueError);
+  CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(Tensor::zeros({3}))),
+                    "conv1d: bias of shape [3] does not fit weight of shape [2, 3, 3] (expected [2])");
+  CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 0),
+                    Catch::StartsWith("conv1d: kernel 3, stride 0, padding 0, dilation 1: "));
+  CHECK_THROWS_AS(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, -1), gg::ValueError);
+  CHECK_THROWS_WITH(
+      gg::conv1d(Var(Tensor::zeros({3, 2})), Var(Tensor::zeros({2, 3, 3}))),
+      "conv1d: a window of 3 (dilation 1) does not fit a sequence of shape [3, 2] with padding 0");
+  CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 4})), Var(), 1, 0, 4),
+                    Catch::StartsWith("conv1d: a window of 4 (dilation 4)"));
+  // The largest window that fits, and one that fits only with its padding, are not refused.
+  CHECK(gg::conv1d(x, Var(Tensor::zeros({2, 3, 4})), Var(), 1, 0, 3).shape() == gg::Shape{2, 2, 1});
+  CHECK(gg::conv1d(Var(Tensor::zeros({3, 2})), Var(Tensor::zeros({2, 3, 3})), Var(), 1, 1).shape() ==
+        gg::Shape{2, 2});
 }
