@@ -2,8 +2,8 @@
 // PyTorch's values and gradients (data/make_parity_reference.py -> parity_reference.txt): min and
 // amin, maximum and minimum with ties, softplus, gather; and PyTorch's answers for squeeze,
 // unsqueeze, where with a Var condition, index_select's negative indices, and 0-d transpose and
-// index_select; errors inside a function built on another op (conv1d on conv2d) naming the function
-// called.
+// index_select; errors inside a function built on another op (conv1d on conv2d, amin on min_axis)
+// naming the function called.
 #include <autodiff/autodiff.hpp>
 
 #include "reference_case.hpp"
@@ -142,4 +142,21 @@ TEST_CASE("parity: conv1d's errors name conv1d and its own shapes, not the conv2
   CHECK(gg::conv1d(x, Var(Tensor::zeros({2, 3, 4})), Var(), 1, 0, 3).shape() == gg::Shape{2, 2, 1});
   CHECK(gg::conv1d(Var(Tensor::zeros({3, 2})), Var(Tensor::zeros({2, 3, 3})), Var(), 1, 1).shape() ==
         gg::Shape{2, 2});
+}
+
+TEST_CASE("parity: reductions along an axis name the function called (amin), not the op it records "
+          "(min_axis)") {
+  const Var m(Tensor::zeros({3, 4}));
+  const std::vector<std::pair<std::string, std::function<Var()>>> along{
+      {"sum", [&] { return gg::sum(m, 2); }},
+      {"mean", [&] { return gg::mean(m, -3); }},
+      {"max", [&] { return gg::max(m, 2); }},
+      {"min", [&] { return gg::min(m, 2); }},
+      {"amin", [&] { return gg::amin(m, 2); }},
+      {"amax", [&] { return gg::amax(m, 2); }},
+      {"amin", [] { return gg::amin(Var(Tensor::scalar(1)), 1); }}};
+  for (const auto& [name, f] : along) {
+    INFO(name);
+    CHECK_THROWS_WITH(f(), Catch::StartsWith(name + ": axis "));
+  }
 }

@@ -71,14 +71,16 @@ Var keep_axis(const Var& g, const Shape& in_shape, int axis, bool keepdim) {
   return reshape(g, s);
 }
 
-Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute) {
-  Node* x = need(a, op);
+Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute,
+                      std::string_view called) {
+  if (called.empty()) called = op_name(op);
+  Node* x = need(a, called);
   const Tensor v = value_of(x);
   if (v.rank() == 0) {
-    kernel::normalize_axis(axis, 1, op_name(op));
-    return reshape(record_along_axis(op, reshape(a, {1}), 0, keepdim, compute), {});
+    kernel::normalize_axis(axis, 1, called);
+    return reshape(record_along_axis(op, reshape(a, {1}), 0, keepdim, compute, called), {});
   }
-  const int ax = kernel::normalize_axis(axis, v.rank(), op_name(op));
+  const int ax = kernel::normalize_axis(axis, v.rank(), called);
   auto e = emit(op, x, nullptr, compute(v, ax, keepdim));
   if (e.n) e.n->ext->ints = {ax, keepdim ? 1 : 0};
   return e.var;

@@ -70,7 +70,9 @@ inline Tensor reduce_to(const Tensor& g, const Shape& shape) {
 using AxisKernel = Tensor (*)(const Tensor&, int, bool);
 /// Records op along axis of a (negative axes count from the end) with compute; the node keeps
 /// {axis, keepdim}. As in PyTorch, a 0-d value has one implicit axis (0 or -1), the result 0-d.
-Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute);
+/// Errors name `called` (the function the user called: "sum" records sum_axis), or else the op.
+Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute,
+                      std::string_view called = {});
 /// Where the maxima of a are (out_broadcast: the maxima, broadcast against a; axis < 0: all of a),
 /// each tie getting an equal share: a constant 1/ties at the maxima, 0 elsewhere.
 Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis);

@@ -105,7 +105,7 @@ template <> const OpRule& detail::rule<Op::max>() {
 
 // sum(a, axis, keepdim).
 Var sum(const Var& x, int axis, bool keepdim) {
-  return detail::record_along_axis(Op::sum_axis, x, axis, keepdim, &kernel::sum);
+  return detail::record_along_axis(Op::sum_axis, x, axis, keepdim, &kernel::sum, "sum");
 }
 template <> const OpRule& detail::rule<Op::sum_axis>() {
   static constexpr OpRule r{
@@ -122,7 +122,7 @@ template <> const OpRule& detail::rule<Op::sum_axis>() {
 
 // mean(a, axis, keepdim).
 Var mean(const Var& x, int axis, bool keepdim) {
-  return detail::record_along_axis(Op::mean_axis, x, axis, keepdim, &kernel::mean);
+  return detail::record_along_axis(Op::mean_axis, x, axis, keepdim, &kernel::mean, "mean");
 }
 template <> const OpRule& detail::rule<Op::mean_axis>() {
   static constexpr OpRule r{{"mean_axis", "", 1, "1/n", "", "mean(a, axis, keepdim)", "mean along an axis"},
@@ -143,7 +143,7 @@ template <> const OpRule& detail::rule<Op::mean_axis>() {
 
 // max(a, axis, keepdim): tied maxima share the gradient equally.
 Var max(const Var& x, int axis, bool keepdim) {
-  return detail::record_along_axis(Op::max_axis, x, axis, keepdim, &kernel::max);
+  return detail::record_along_axis(Op::max_axis, x, axis, keepdim, &kernel::max, "max");
 }
 template <> const OpRule& detail::rule<Op::max_axis>() {
   static constexpr OpRule r{{"max_axis", "", 1, "(a==out ? 1/ties : 0)", "", "max(a, axis, keepdim)",
@@ -191,13 +191,13 @@ Tensor min_along(const Tensor& v, int axis, bool keepdim) {
 
 // min(a, axis, keepdim), amin: tied minima share the gradient equally (max_axis's rule).
 Var min(const Var& x, int axis, bool keepdim) {
-  return detail::record_along_axis(Op::min_axis, x, axis, keepdim, &detail::min_along);
+  return detail::record_along_axis(Op::min_axis, x, axis, keepdim, &detail::min_along, "min");
 }
 Var amin(const Var& x, int axis, bool keepdim) {
-  return min(x, axis, keepdim);
+  return detail::record_along_axis(Op::min_axis, x, axis, keepdim, &detail::min_along, "amin");
 }
 Var amax(const Var& x, int axis, bool keepdim) {
-  return max(x, axis, keepdim);
+  return detail::record_along_axis(Op::max_axis, x, axis, keepdim, &kernel::max, "amax");
 }
 template <> const OpRule& detail::rule<Op::min_axis>() {
   static const OpRule r{{"min_axis", "", 1, "(a==out ? 1/ties : 0)", "", "min(a, axis, keepdim), amin",
