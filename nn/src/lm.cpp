@@ -6,14 +6,12 @@
 #include <nn/lm.hpp>
 #include <nn/losses.hpp>
 
+#include "io/byte_source.hpp"
+
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <numbers>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -478,12 +476,8 @@ Corpus parse_corpus(std::string_view text, Corpus::Mode mode, const std::string&
 }
 
 Corpus read_corpus(const std::string& path, Corpus::Mode mode) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IOError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw IOError(fmt::format("{}: cannot read", path));
-  const std::string s = std::move(text).str();
+  // As the other readers: a directory or an unreadable file is an IOError with the system's reason.
+  const std::string s = gg::detail::ByteSource::file(path).read_rest();
   if (s.empty()) throw ValueError(fmt::format("{}: the file is empty", path));
   return parse_corpus(s, mode, path);
 }

@@ -155,6 +155,9 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   CHECK(latin1.code == gg::cli::format_error);
   CHECK_THAT(latin1.err, Catch::Contains("latin1.txt: byte 3: not UTF-8"));
   CHECK(run({"lm", "train", "--text", dir / "none.txt"}).code == gg::cli::io_error);
+  const Result folder = run({"lm", "train", "--text", dir.path.string()}); // not "the file is empty"
+  CHECK(folder.code == gg::cli::io_error);
+  CHECK_THAT(folder.err, Catch::Contains("cannot read '" + dir.path.string() + "': Is a directory"));
   CHECK(train({"--model", "transformer"}).code == gg::cli::value_error);
   CHECK_THAT(train({"--model", "transformer"}).err, Catch::Contains("model 'transformer': use bigram"));
   CHECK_THAT(train({"--heads", "3"}).err, Catch::Contains("embedding size 8 is not divisible by 3 heads"));
