@@ -457,9 +457,11 @@ Corpus parse_corpus(std::string_view text, Corpus::Mode mode, const std::string&
     distinct.insert(w.begin(), w.end());
     kept.push_back(std::move(w));
   }
-  if (kept.size() < 2)
-    throw ValueError(
-        fmt::format("{}: {} words (one a line); a word list needs at least two", source, kept.size()));
+  // Every 10th word validates (below): fewer than 10 would leave none, and a validation loss of 0.
+  if (kept.size() < 10)
+    throw ValueError(fmt::format("{}: {} words (one a line); a word list needs at least 10 (every 10th "
+                                 "word is held out for validation)",
+                                 source, kept.size()));
   std::vector<std::string> tokens{"\n"};
   tokens.insert(tokens.end(), distinct.begin(), distinct.end());
   c.vocab = Vocabulary(std::move(tokens), true);

@@ -158,6 +158,10 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   const Result folder = run({"lm", "train", "--text", dir.path.string()}); // not "the file is empty"
   CHECK(folder.code == gg::cli::io_error);
   CHECK_THAT(folder.err, Catch::Contains("cannot read '" + dir.path.string() + "': Is a directory"));
+  write(dir / "nine.txt", "anna\nbob\ncarla\ndave\nemma\nfrank\ngreta\nhugo\niris\n");
+  const Result nine = run({"lm", "train", "--text", dir / "nine.txt", "--mode", "words"});
+  CHECK(nine.code == gg::cli::value_error);
+  CHECK_THAT(nine.err, Catch::Contains("nine.txt: 9 words (one a line); a word list needs at least 10"));
   CHECK(train({"--model", "transformer"}).code == gg::cli::value_error);
   CHECK_THAT(train({"--model", "transformer"}).err, Catch::Contains("model 'transformer': use bigram"));
   CHECK_THAT(train({"--heads", "3"}).err, Catch::Contains("embedding size 8 is not divisible by 3 heads"));

@@ -183,6 +183,12 @@ TEST_CASE("lm: a word list has a boundary token and a fixed validation split, a 
   CHECK(lm::Vocabulary::from_json(w.vocab.to_json(), "m") == w.vocab);
   CHECK_THROWS_AS(lm::Vocabulary::from_json("{\"boundary\": 1}", "m"), gg::FormatError);
   CHECK_THROWS_AS(lm::parse_corpus("one\n\n", lm::Corpus::Mode::words, "x"), gg::ValueError);
+  // Every 10th word validates: a list of 9 would have no validation word, and is refused.
+  const std::string nine = "a\nb\nc\nd\ne\nf\ng\nh\ni\n";
+  CHECK_THROWS_WITH(lm::parse_corpus(nine, lm::Corpus::Mode::words, "nine.txt"),
+                    "nine.txt: 9 words (one a line); a word list needs at least 10 (every 10th word is held "
+                    "out for validation)");
+  CHECK(lm::parse_corpus(nine + "j\n", lm::Corpus::Mode::words, "ten.txt").val_words.size() == 1);
 
   // A word's row: x = boundary, characters, padding; y = characters, boundary, -1.
   gg::Rng rng(1);
