@@ -94,6 +94,35 @@ TEST_CASE("lm: train on a word list learns, saves the model with its vocabulary,
   CHECK_THAT(prefixed.out, Catch::StartsWith("em"));
 }
 
+TEST_CASE("lm: --progress bar redraws a line with the step, the loss, the last validation loss, tokens/s "
+          "and the time left") {
+  gg::test::TempDir dir("lm_bar");
+  write(dir / "names.txt", k_names);
+  const std::vector<std::string> args{
+      "lm",     "train",   "--text", dir / "names.txt", "--mode", "words",        "--model",
+      "bigram", "--steps", "6",      "--warmup",        "1",      "--eval-every", "3"};
+  const Result bar = run(with(args, {"--progress", "bar"}));
+  INFO(bar.out);
+  REQUIRE(bar.code == 0);
+  // Step 1 is drawn at once; the validation at step 3 clears the bar, so step 4 is drawn at once too,
+  // now with that validation's loss.
+  CHECK_THAT(bar.out, Catch::Contains("\rstep 1/6 [") && Catch::Contains("\rstep 4/6 ["));
+  const std::string step4 = bar.out.substr(bar.out.find("\rstep 4/6 ["));
+  const std::string val3 = bar.out.substr(bar.out.find("step 3/6  train loss "));
+  CHECK_THAT(step4.substr(0, step4.find('\x1b')),
+             Catch::Contains("] loss ") &&
+                 Catch::Contains("  val " + val3.substr(val3.find("val loss ") + 9, 6)) &&
+                 Catch::Contains(" tokens/s  ETA "));
+  CHECK_THAT(bar.out, Catch::Contains("step 6/6  train loss "));
+  // Not a terminal: auto (the default) and lines print the validation lines only.
+  for (const std::string mode : {"auto", "lines"}) {
+    const Result lines = run(with(args, {"--progress", mode}));
+    REQUIRE(lines.code == 0);
+    CHECK_THAT(lines.out, !Catch::Contains("\r") && Catch::Contains("step 3/6  train loss "));
+  }
+  CHECK(run(with(args, {"--progress", "fancy"})).code == gg::cli::usage_error);
+}
+
 TEST_CASE("lm: a run stopped as by Ctrl-C and resumed gives exactly the weights of an uninterrupted one") {
   gg::test::TempDir dir("lm_resume");
   write(dir / "text.txt", prose());
