@@ -149,12 +149,26 @@ enum class GemmLib : std::uint8_t { loops, blis, dnnl, openblas, eigen, split };
 /// run at a third to a half of their speed there, BLIS's at 1.3-2.6x OpenBLAS's (docs/gemm.md).
 constexpr Index k_narrow = 16;
 
+/// Whether oneDNN's sgemm takes float products with a large k or b too: on a CPU with AVX-512 (its
+/// AVX-512 kernels; a Zen 4 measured) it was 1.09-1.25x OpenBLAS on every such shape with b of up to
+/// 2^20 elements, k up to 2048 (a GPT step's weight gradients); on AVX2 (Zen 3) 0.55-0.92x
+/// (docs/gemm.md, "By shape").
+bool dnnl_takes_large_k() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return avx512;
+#else
+  return false;
+#endif
+}
+
 /// pick_gemm's rule for a product on one thread, the measured by-shape choices: BLIS, oneDNN, or
 /// OpenBLAS (also meaning Eigen when OpenBLAS is not used) where neither was measured faster.
 template <class T> GemmLib pick_one_thread(Index n, Index k, Index m) {
   const bool blis = !blis_kernels().empty();
   if (blis && std::min(n, m) <= k_narrow) return GemmLib::blis;
-  if (std::is_same_v<T, float> && k <= 1024 && k * m <= (Index{1} << 18) && !dnnl_kernels().empty())
+  if (std::is_same_v<T, float> && !dnnl_kernels().empty() &&
+      ((k <= 1024 && k * m <= (Index{1} << 18)) || (dnnl_takes_large_k() && k * m <= (Index{1} << 20))))
     return GemmLib::dnnl;
   if (blis && k <= k_narrow) return GemmLib::blis;
   return GemmLib::openblas;
