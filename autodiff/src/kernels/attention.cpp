@@ -129,19 +129,19 @@ void attention_items(const AttentionDims& d, const Tensor& qt, const Tensor& kt,
           T* p = pi + r * d.s;
           const T* add = m ? m + ((per_item ? i * d.l : 0) + r) * d.s : nullptr;
           const Index allowed = d.allowed(r);
-          T mx = -inf;
-          for (Index j = 0; j < allowed; ++j) {
-            T x = row[j] * sc;
-            if (add) x += add[j];
-            row[j] = x;
-            if (x > mx || x != x) mx = x;
-          }
+          // Scaled and masked, then the maximum, each a vectorised pass (a scalar loop keeping the
+          // maximum as it went was 3.5% of the GPT step).
+          if (add)
+            for (Index j = 0; j < allowed; ++j) row[j] = row[j] * sc + add[j];
+          else
+            for (Index j = 0; j < allowed; ++j) row[j] *= sc;
+          const T mx = allowed > 0 ? detail::vec_max(row, allowed) : -inf;
           if (mx != mx || mx == -inf) { // NaN, or nothing to attend to: undefined, as PyTorch's softmax
             std::fill(p, p + d.s, nan);
             continue;
           }
-          detail::vec_exp_shifted(row, mx, row, allowed); // exp(row - mx) in one pass
-          const T inv = static_cast<T>(1 / detail::sum_contiguous(row, allowed));
+          // exp(row - mx) stored and summed in one pass
+          const T inv = static_cast<T>(1 / detail::vec_exp_sum(row, mx, row, allowed));
           for (Index j = 0; j < allowed; ++j) p[j] = row[j] * inv;
           std::fill(p + allowed, p + d.s, T(0));
         }
