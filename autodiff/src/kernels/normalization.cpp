@@ -1,5 +1,6 @@
 // Layer normalisation's kernels: the forward over the rows of [rows, m] (statistics in double, kept
 // for the backward) and its fused backward (input, weight and bias gradients in one pass each).
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -8,6 +9,21 @@
 namespace gg::kernel {
 
 using detail::Index;
+
+namespace {
+/// The sum of f(j) over [0, n) in double, by eight partial sums (as sum_contiguous): independent
+/// chains the compiler vectorises without reassociating; one running sum was a scalar loop.
+template <class F> double sum_by_lanes(Index n, F&& f) {
+  std::array<double, 8> acc{};
+  Index j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (std::size_t k = 0; k < 8; ++k) acc[k] += f(j + static_cast<Index>(k));
+  double s = 0;
+  for (; j < n; ++j) s += f(j);
+  for (const double a : acc) s += a;
+  return s;
+}
+} // namespace
 
 Tensor layer_norm(const Tensor& x, Index m, const Tensor& weight, const Tensor& bias, double eps,
                   Tensor& stats) {
@@ -29,11 +45,10 @@ Tensor layer_norm(const Tensor& x, Index m, const Tensor& weight, const Tensor& 
             const T* in = p + r * m;
             T* res = o + r * m;
             const double mu = detail::sum_contiguous(in, m) / static_cast<double>(m);
-            double var = 0; // two passes: no cancellation
-            for (Index j = 0; j < m; ++j) {
+            const double var = sum_by_lanes(m, [&](Index j) { // two passes: no cancellation
               const double d = static_cast<double>(in[j]) - mu;
-              var += d * d;
-            }
+              return d * d;
+            });
             const double rs = 1 / std::sqrt(var / static_cast<double>(m) + eps);
             mean[r] = mu;
             rstd[r] = rs;
@@ -73,12 +88,16 @@ std::array<Tensor, 3> layer_norm_backward(const Tensor& g, const Tensor& x, cons
               const T* in = p + i * m;
               const T* gi = gp + i * m;
               const T mu = static_cast<T>(mean[i]), rs = static_cast<T>(rstd[i]);
-              double sum_g = 0, sum_gx = 0;
-              for (Index j = 0; j < m; ++j) {
-                const T gw = w ? gi[j] * w[j] : gi[j];
-                sum_g += static_cast<double>(gw);
-                sum_gx += static_cast<double>(gw * ((in[j] - mu) * rs));
-              }
+              double sum_g = 0, sum_gx = 0; // of gw and gw * xhat, w's branch outside the loops
+              const auto sums = [&](auto gw) {
+                sum_g = sum_by_lanes(m, [&](Index j) { return static_cast<double>(gw(j)); });
+                sum_gx = sum_by_lanes(
+                    m, [&](Index j) { return static_cast<double>(gw(j) * ((in[j] - mu) * rs)); });
+              };
+              if (w)
+                sums([&](Index j) { return gi[j] * w[j]; });
+              else
+                sums([&](Index j) { return gi[j]; });
               const T a = static_cast<T>(sum_g / static_cast<double>(m)),
                       c = static_cast<T>(sum_gx / static_cast<double>(m));
               T* out = dx + i * m;
