@@ -168,10 +168,10 @@ TEMPLATE_TEST_CASE("vecmath: exp, log and tanh (gradgraph's own where the build 
     magnitudes(xs, f32 ? -45 : -320, 1.3, true);
     for (T at : {T(0.1733), T(0.55), T(1), T(f32 ? 9.01 : 19.06), T(-(f32 ? 9.01 : 19.06))})
       around(xs, at, 2000);
-    // SLEEF's double tanh (builds without AVX2) is 1.0005 ULP from tanh x at some |x| < 1e-15, where tanh
-    // x rounds to x.
+    // SLEEF's tanh (AVX-512 and builds without AVX2) is 1.0005 ULP (double) and 1.00000002 ULP (float,
+    // AVX-512) from tanh x at some tiny |x| (1e-15, 7e-8), where tanh x rounds to x.
     const bool own = gg::kernel::math_library().find("tanh, erf: gradgraph's") != std::string::npos;
-    const double bound = f32 || own ? 1.0 : 1.001;
+    const double bound = own ? 1.0 : 1.001;
     CHECK(max_ulps<T>(VecFn::tanh, xs, bound) <= bound);
   }
 }
@@ -277,4 +277,35 @@ TEST_CASE("vecmath: GELU in float within 2.5 ULP (x >= 0) and 2.5·2^-24·|x| (x
   CHECK(std::isnan(out[3]));
   CHECK(std::isnan(out[4]));
   CHECK((out[5] == 0 && std::signbit(out[5])));
+}
+
+TEMPLATE_TEST_CASE("vecmath: vec_exp_sum (one pass, sums in the element type within blocks) against long "
+                   "double, with and without the exponentials stored",
+                   "", float, double) {
+  // Lengths around the vector width, the unrolled pair and the block of 512 (tails, a partial last
+  // block, several blocks); the shift is the maximum as in softmax, so every term is in (0, 1].
+  using T = TestType;
+  using gg::kernel::detail::k_vec_block;
+  std::mt19937_64 rng(17);
+  std::normal_distribution<double> nd(0, 3);
+  for (std::int64_t n :
+       {std::int64_t{1}, std::int64_t{7}, std::int64_t{17}, std::int64_t{33}, k_vec_block - 1, k_vec_block,
+        k_vec_block + 5, 3 * k_vec_block + 11, std::int64_t{5000}}) {
+    std::vector<T> x(static_cast<std::size_t>(n));
+    for (T& v : x) v = static_cast<T>(nd(rng));
+    if (n > 1) x[static_cast<std::size_t>(n / 2)] = -std::numeric_limits<T>::infinity(); // a term of 0
+    const T shift = gg::kernel::detail::vec_max(x.data(), n);
+    long double exact = 0;
+    for (T v : x) exact += std::exp(static_cast<long double>(v) - static_cast<long double>(shift));
+    std::vector<T> stored(x.size()), each(x.size());
+    const double with = gg::kernel::detail::vec_exp_sum(x.data(), shift, stored.data(), n);
+    const double without = gg::kernel::detail::vec_exp_sum(x.data(), shift, static_cast<T*>(nullptr), n);
+    gg::kernel::detail::vec_exp_shifted(x.data(), shift, each.data(), n);
+    INFO("n = " << n);
+    CHECK(with == without);
+    CHECK(stored == each); // the exponentials stored are vec_exp_shifted's
+    // each term within 1 ULP, the partial sums in T over at most 512 / (2·width) terms a lane
+    const double tol = 64 * std::numeric_limits<T>::epsilon();
+    CHECK(std::abs(with - static_cast<double>(exact)) <= tol * static_cast<double>(exact));
+  }
 }

@@ -417,6 +417,17 @@ constexpr ExpTables k_exp = {
     {1.0, 1.189207115002721, 1.4142135623730951, 1.681792830507429},
     {0.0, 3.982015231465646e-17, -9.667293313452913e-17, 8.199010020581497e-17}};
 
+/// exp's reduction constants, shared by the AVX2 and AVX-512 functions: 8/ln2 and ln2/8 as hi + lo (float),
+/// 4/ln2 and ln2/4 as hi + lo (double), and the double polynomial P's coefficients c0..c6 (q = r + r²·P(r)).
+namespace exp_c {
+constexpr float f_inv = 11.541560173034668f, f_ln2_hi = 0.08664339780807495f,
+                f_ln2_lo = -2.380817765157417e-10f;
+constexpr double d_inv = 5.7707801635558535, d_ln2_hi = 0.17328679513998632, d_ln2_lo = 5.797617034615749e-18;
+constexpr double d_p[7] = {0.49999999999999994,   0.1666666666669858,    0.04166666666675176,
+                           0.008333333119028967,  0.0013888888555529334, 0.0001984562283751771,
+                           2.4806746375826045e-05};
+} // namespace exp_c
+
 /// exp(x) = 2^k · 2^(j/8) · e^r in float: n = 8k + j = round(x·8/ln2) by the 1.5·2^23 trick (n in t's low
 /// bits), r = x − n·ln2/8 (ln2/8 as hi + lo, |r| <= 0.0434), e^r − 1 = q = r + r²(1/2 + r/6 + r²/24)
 /// (Taylor: 1.3e-9 relative). 2^(j/8)·(1 + q) = hi + c, c = hi·q + lo (|c| < 0.09·hi).
@@ -426,10 +437,10 @@ struct ExpPartsF32 {
 };
 inline ExpPartsF32 exp_parts_f32(__m256 x) {
   const __m256 magic = _mm256_set1_ps(12582912.0f);
-  const __m256 tf = _mm256_fmadd_ps(x, _mm256_set1_ps(11.541560173034668f), magic);
+  const __m256 tf = _mm256_fmadd_ps(x, _mm256_set1_ps(exp_c::f_inv), magic);
   const __m256 n = _mm256_sub_ps(tf, magic);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.08664339780807495f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.380817765157417e-10f), r);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(exp_c::f_ln2_hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(exp_c::f_ln2_lo), r);
   const __m256i t = _mm256_castps_si256(tf);
   // the permute reads the index's low 3 bits: j
   const __m256 hi = _mm256_permutevar8x32_ps(_mm256_load_ps(k_exp.f_hi), t);
@@ -488,10 +499,10 @@ struct ExpPartsF64 {
 };
 inline ExpPartsF64 exp_parts_f64(__m256d x) {
   const __m256d magic = _mm256_set1_pd(6755399441055744.0);
-  const __m256d tf = _mm256_fmadd_pd(x, _mm256_set1_pd(5.7707801635558535), magic);
+  const __m256d tf = _mm256_fmadd_pd(x, _mm256_set1_pd(exp_c::d_inv), magic);
   const __m256d n = _mm256_sub_pd(tf, magic);
-  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0.17328679513998632), x);
-  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(5.797617034615749e-18), r);
+  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(exp_c::d_ln2_hi), x);
+  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(exp_c::d_ln2_lo), r);
   const __m256i t = _mm256_castpd_si256(tf);
   // dword indices 2j, 2j + 1 of each double lane (the permute reads their low 3 bits)
   const __m256i idx = _mm256_add_epi32(_mm256_shuffle_epi32(_mm256_slli_epi32(t, 1), 0xA0),
@@ -504,10 +515,10 @@ inline ExpPartsF64 exp_parts_f64(__m256d x) {
   // are bound by latency: docs/performance.md, "Fourth round")
   const auto c = [](double v) { return _mm256_set1_pd(v); };
   const __m256d r2 = _mm256_mul_pd(r, r);
-  const __m256d p01 = _mm256_fmadd_pd(c(0.1666666666669858), r, c(0.49999999999999994));
-  const __m256d p23 = _mm256_fmadd_pd(c(0.008333333119028967), r, c(0.04166666666675176));
-  const __m256d p45 = _mm256_fmadd_pd(c(0.0001984562283751771), r, c(0.0013888888555529334));
-  const __m256d p46 = _mm256_fmadd_pd(c(2.4806746375826045e-05), r2, p45);
+  const __m256d p01 = _mm256_fmadd_pd(c(exp_c::d_p[1]), r, c(exp_c::d_p[0]));
+  const __m256d p23 = _mm256_fmadd_pd(c(exp_c::d_p[3]), r, c(exp_c::d_p[2]));
+  const __m256d p45 = _mm256_fmadd_pd(c(exp_c::d_p[5]), r, c(exp_c::d_p[4]));
+  const __m256d p46 = _mm256_fmadd_pd(c(exp_c::d_p[6]), r2, p45);
   const __m256d p = _mm256_fmadd_pd(_mm256_fmadd_pd(p46, r2, p23), r2, p01);
   return {table(k_exp.d_hi), table(k_exp.d_lo), _mm256_fmadd_pd(p, r2, r), t};
 }
@@ -757,37 +768,96 @@ inline __m256 gelu_grad_f32(__m256 x) {
   return _mm256_fmadd_ps(x, density, phi);
 }
 
-/// Σ exp(x[i] − shift) over [0, n) in double, the exponentials also stored into y unless y is null, in
-/// one pass: the sums in two vectors as the exponentials are made, the tail padded with −inf (whose
-/// exponential is 0). Double only: in float the conversions in the loop cost more than the second pass
-/// over the block they save (softmax float32 1,561-1,609 → 1,438-1,459 M/s; docs/performance.md).
-template <bool store> double exp_sum_f64(const double* x, double shift, double* y, std::int64_t n) {
-  const __m256d sh = _mm256_set1_pd(shift);
-  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256d e0 = exp_f64(_mm256_sub_pd(_mm256_loadu_pd(x + i), sh)),
-                  e1 = exp_f64(_mm256_sub_pd(_mm256_loadu_pd(x + i + 4), sh));
-    if constexpr (store) {
-      _mm256_storeu_pd(y + i, e0);
-      _mm256_storeu_pd(y + i + 4, e1);
-    }
-    a0 = _mm256_add_pd(a0, e0);
-    a1 = _mm256_add_pd(a1, e1);
-  }
-  for (; i < n; i += 4) {
-    alignas(32) double pad[4];
-    std::fill(pad, pad + 4, -std::numeric_limits<double>::infinity());
-    const auto len = static_cast<std::size_t>(std::min<std::int64_t>(4, n - i));
-    std::memcpy(pad, x + i, sizeof(double) * len);
-    const __m256d e = exp_f64(_mm256_sub_pd(_mm256_load_pd(pad), sh));
-    _mm256_store_pd(pad, e);
-    if constexpr (store) std::memcpy(y + i, pad, sizeof(double) * len);
-    a0 = _mm256_add_pd(a0, e);
-  }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, _mm256_add_pd(a0, a1));
-  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#define GG_OWN_EXP_512 1
+// exp of our own on AVX-512 (16 floats, 8 doubles): the AVX2 functions' reduction, table and polynomials
+// (exp_parts_f32 and exp_parts_f64 below, so the same results and the same ≤ 1 ULP), the table of eight
+// (four) entries repeated across the register for vpermps's 4-bit (vpermpd's 3-bit) index. The edges
+// (a lane with |x| >= 87 or 708, or NaN) scale by vscalefps/pd, which rounds once (denormal results) and
+// overflows and underflows where libm does; SLEEF's AVX-512 exp is what it replaces (docs/performance.md,
+// "Fifth round").
+
+/// 2^(j/8)·(1 + q) in [0.95, 1.91] and n = 8k + j (as a float and in t's low bits), as exp_parts_f32.
+struct Exp512F32 {
+  __m512 y, n;
+  __m512i t;
+};
+inline Exp512F32 exp512_parts_f32(__m512 x) {
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512 tf = _mm512_fmadd_ps(x, _mm512_set1_ps(exp_c::f_inv), magic);
+  const __m512 n = _mm512_sub_ps(tf, magic);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_c::f_ln2_hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_c::f_ln2_lo), r);
+  const __m512i t = _mm512_castps_si512(tf);
+  const __m512 hi = _mm512_permutexvar_ps(t, _mm512_broadcast_f32x8(_mm256_load_ps(k_exp.f_hi)));
+  const __m512 lo = _mm512_permutexvar_ps(t, _mm512_broadcast_f32x8(_mm256_load_ps(k_exp.f_lo)));
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  const __m512 q = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+  return {_mm512_add_ps(hi, _mm512_fmadd_ps(hi, q, lo)), n, t};
+}
+
+/// exp's edges in float: x clamped to [-104, 89], y·2^k by vscalefps (k = floor(n/8)); NaN stays NaN.
+[[gnu::noinline]] __m512 exp512_edges_f32(__m512 x) {
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
+  const Exp512F32 e = exp512_parts_f32(xc);
+  const __m512 r = _mm512_scalef_ps(e.y, _mm512_mul_ps(e.n, _mm512_set1_ps(0.125f)));
+  return _mm512_mask_add_ps(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x, x);
+}
+
+/// exp in float: for |x| < 87 (every lane) k is added to the exponent bits.
+inline __m512 exp512_f32(__m512 x) {
+  if (_mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(87.0f), _CMP_LT_OQ) != 0xFFFF) [[unlikely]]
+    return exp512_edges_f32(x);
+  const Exp512F32 e = exp512_parts_f32(x);
+  const __m512i scale =
+      _mm512_and_si512(_mm512_slli_epi32(e.t, 20), _mm512_set1_epi32(static_cast<int>(0xFF800000u)));
+  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(e.y), scale));
+}
+
+/// 2^(j/4)·(1 + q) and n = 4k + j in double, as exp_parts_f64 (P by Estrin's scheme).
+struct Exp512F64 {
+  __m512d y, n;
+  __m512i t;
+};
+inline Exp512F64 exp512_parts_f64(__m512d x) {
+  const auto c = [](double v) { return _mm512_set1_pd(v); };
+  const __m512d magic = c(6755399441055744.0);
+  const __m512d tf = _mm512_fmadd_pd(x, c(exp_c::d_inv), magic);
+  const __m512d n = _mm512_sub_pd(tf, magic);
+  __m512d r = _mm512_fnmadd_pd(n, c(exp_c::d_ln2_hi), x);
+  r = _mm512_fnmadd_pd(n, c(exp_c::d_ln2_lo), r);
+  const __m512i t = _mm512_castpd_si512(tf);
+  const __m512d hi = _mm512_permutexvar_pd(t, _mm512_broadcast_f64x4(_mm256_load_pd(k_exp.d_hi)));
+  const __m512d lo = _mm512_permutexvar_pd(t, _mm512_broadcast_f64x4(_mm256_load_pd(k_exp.d_lo)));
+  const __m512d r2 = _mm512_mul_pd(r, r);
+  const __m512d p01 = _mm512_fmadd_pd(c(exp_c::d_p[1]), r, c(exp_c::d_p[0]));
+  const __m512d p23 = _mm512_fmadd_pd(c(exp_c::d_p[3]), r, c(exp_c::d_p[2]));
+  const __m512d p45 = _mm512_fmadd_pd(c(exp_c::d_p[5]), r, c(exp_c::d_p[4]));
+  const __m512d p46 = _mm512_fmadd_pd(c(exp_c::d_p[6]), r2, p45);
+  const __m512d p = _mm512_fmadd_pd(_mm512_fmadd_pd(p46, r2, p23), r2, p01);
+  const __m512d q = _mm512_fmadd_pd(p, r2, r);
+  return {_mm512_add_pd(hi, _mm512_fmadd_pd(hi, q, lo)), n, t};
+}
+
+/// exp's edges in double: x clamped to [-746, 710], y·2^k by vscalefpd (k = floor(n/4)); NaN stays NaN.
+[[gnu::noinline]] __m512d exp512_edges_f64(__m512d x) {
+  const __m512d xc = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-746.0)), _mm512_set1_pd(710.0));
+  const Exp512F64 e = exp512_parts_f64(xc);
+  const __m512d r = _mm512_scalef_pd(e.y, _mm512_mul_pd(e.n, _mm512_set1_pd(0.25)));
+  return _mm512_mask_add_pd(r, _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q), x, x);
+}
+
+/// exp in double: for |x| < 708 (every lane) k is added to the exponent bits.
+inline __m512d exp512_f64(__m512d x) {
+  if (_mm512_cmp_pd_mask(_mm512_abs_pd(x), _mm512_set1_pd(708.0), _CMP_LT_OQ) != 0xFF) [[unlikely]]
+    return exp512_edges_f64(x);
+  const Exp512F64 e = exp512_parts_f64(x);
+  const __m512i scale = _mm512_and_si512(_mm512_slli_epi64(e.t, 50),
+                                         _mm512_set1_epi64(static_cast<long long>(0xFFF0000000000000ull)));
+  return _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(e.y), scale));
 }
 #endif
 
@@ -893,6 +963,29 @@ struct F64 {
 };
 #endif
 
+#ifdef GG_OWN_EXP_512
+/// exp on AVX-512's full width (exp512_f32/f64) for the loops whose cost is exp: vec_math's exp, the
+/// softmax family's exponentials and sums, sigmoid (docs/performance.md, "Fifth round"); the other
+/// functions run the AVX2 kernels.
+struct F32Wide {
+  using V = __m512;
+  static constexpr int width = 16;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V exp(V v) { return exp512_f32(v); }
+};
+struct F64Wide {
+  using V = __m512d;
+  static constexpr int width = 8;
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static V exp(V v) { return exp512_f64(v); }
+};
+template <class S> using Wide = std::conditional_t<std::is_same_v<S, F32>, F32Wide, F64Wide>;
+#else
+template <class S> using Wide = S;
+#endif
+
 template <class S, class T, class Fn> void map(const T* x, T* y, std::int64_t n, Fn fn) {
   std::int64_t i = 0;
   for (; i + S::width <= n; i += S::width) S::store(y + i, fn(S::load(x + i)));
@@ -919,7 +1012,7 @@ template <class S, class T, class Fn> void map_times(const T* g, const T* x, T* 
 template <class S, class T> void vec(VecFn f, const T* x, T* y, std::int64_t n) {
   using V = typename S::V;
   switch (f) {
-  case VecFn::exp: return map<S>(x, y, n, [](V v) { return S::exp(v); });
+  case VecFn::exp: return map<Wide<S>>(x, y, n, [](typename Wide<S>::V v) { return Wide<S>::exp(v); });
   case VecFn::log: return map<S>(x, y, n, [](V v) { return S::log(v); });
   case VecFn::tanh: return map<S>(x, y, n, [](V v) { return S::tanh(v); });
   case VecFn::erf: return map<S>(x, y, n, [](V v) { return S::erf(v); });
@@ -927,8 +1020,8 @@ template <class S, class T> void vec(VecFn f, const T* x, T* y, std::int64_t n) 
 }
 
 template <class S, class T> void exp_shifted(const T* x, T shift, T* y, std::int64_t n) {
-  using V = typename S::V;
-  map<S>(x, y, n, [shift](V v) { return S::exp(v - shift); });
+  using W = Wide<S>;
+  map<W>(x, y, n, [shift](typename W::V v) { return W::exp(v - shift); });
 }
 #endif
 
@@ -966,6 +1059,14 @@ template <VecFused f, class S, class T> void fused_pass(const T* g, const T* x, 
   if constexpr (std::is_same_v<T, float> && f == VecFused::gelu_grad)
     return run([](V v) { return gelu_grad_f32(v); });
 #endif
+  if constexpr (f == VecFused::sigmoid) { // exp alone: on the full width (Wide)
+    using W = Wide<S>;
+    const auto fn = [](typename W::V v) {
+      const auto exp = [](typename W::V a) { return W::exp(a); };
+      return fused_of<f, T>(v, exp, exp, exp); // erf and tanh unused
+    };
+    return g ? map_times<W>(g, x, y, n, fn) : map<W>(x, y, n, fn);
+  }
   run([](V v) {
     return fused_of<f, T>(
         v, [](V a) { return S::exp(a); }, [](V a) { return S::erf(a); }, [](V a) { return S::tanh(a); });
@@ -1129,28 +1230,66 @@ void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n) {
 }
 
 namespace {
-/// vec_exp_sum for either element type: in one pass for double with AVX2, else a block at a time.
-template <class T> double exp_sum_of(const T* x, T shift, T* y, std::int64_t n) {
-#ifdef GG_OWN_EXP_LOG
-  if constexpr (std::is_same_v<T, double>)
-    return y ? exp_sum_f64<true>(x, shift, y, n) : exp_sum_f64<false>(x, shift, y, n);
+#ifdef GG_SLEEF_VECTORS
+/// Σ exp(x[i] − shift) over [0, n), the exponentials also stored into y unless y is null, in one pass: summed
+/// in two vectors of the element type as they are made (a block of k_vec_block elements at a time, the
+/// blocks' sums added in double), the tail padded with −inf (whose exponential is 0). Float sums within a
+/// block, as PyTorch's: converting to double in the loop cost more than a second pass over the block
+/// (docs/performance.md, "Third round" and "Fifth round").
+template <class S, bool store, class T> double exp_sum_vectors(const T* x, T shift, T* y, std::int64_t n) {
+  using V = typename S::V;
+  constexpr int w = S::width;
+  double s = 0;
+  for (std::int64_t lo = 0; lo < n; lo += k_vec_block) {
+    const std::int64_t len = std::min(n - lo, k_vec_block);
+    V a0{}, a1{};
+    std::int64_t i = lo;
+    for (; i + 2 * w <= lo + len; i += 2 * w) {
+      const V e0 = S::exp(S::load(x + i) - shift), e1 = S::exp(S::load(x + i + w) - shift);
+      if constexpr (store) {
+        S::store(y + i, e0);
+        S::store(y + i + w, e1);
+      }
+      a0 += e0;
+      a1 += e1;
+    }
+    for (; i < lo + len; i += w) {
+      T pad[w];
+      std::fill(pad, pad + w, -std::numeric_limits<T>::infinity());
+      const auto bytes = sizeof(T) * static_cast<std::size_t>(std::min<std::int64_t>(w, lo + len - i));
+      std::memcpy(pad, x + i, bytes);
+      const V e = S::exp(S::load(pad) - shift);
+      S::store(pad, e);
+      if constexpr (store) std::memcpy(y + i, pad, bytes);
+      a0 += e;
+    }
+    T lanes[w];
+    S::store(lanes, a0 + a1);
+    double block = 0;
+    for (const T l : lanes) block += static_cast<double>(l);
+    s += block;
+  }
+  return s;
+}
 #endif
-  // a block at a time: exp into y or a buffer, then its sum by eight partial sums in double
+
+/// vec_exp_sum for either element type: in one pass with SLEEF's vectors (or ours), else libm a block at
+/// a time.
+template <class T> double exp_sum_of(const T* x, T shift, T* y, std::int64_t n) {
+#ifdef GG_SLEEF_VECTORS
+  using W = Wide<std::conditional_t<std::is_same_v<T, float>, F32, F64>>;
+  return y ? exp_sum_vectors<W, true>(x, shift, y, n) : exp_sum_vectors<W, false>(x, shift, y, n);
+#else
   T buf[k_vec_block];
   double s = 0;
   for (std::int64_t lo = 0; lo < n; lo += k_vec_block) {
     const std::int64_t len = std::min(n - lo, k_vec_block);
     T* e = y ? y + lo : buf;
     exp_shifted_of(x + lo, shift, e, len);
-    double acc[8] = {}, block = 0;
-    std::int64_t i = 0;
-    for (; i + 8 <= len; i += 8)
-      for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(e[i + k]);
-    for (; i < len; ++i) block += static_cast<double>(e[i]);
-    for (double a : acc) block += a;
-    s += block;
+    for (std::int64_t i = 0; i < len; ++i) s += static_cast<double>(e[i]);
   }
   return s;
+#endif
 }
 } // namespace
 
@@ -1165,6 +1304,8 @@ std::string vec_math_library() {
 #ifdef GG_SLEEF_VECTORS
 #if defined(GG_OWN_EXP_LOG) && defined(GG_ERF_F64)
   constexpr const char* erf_f32_by = "; exp, log, tanh, erf: gradgraph's (<= 1 ULP)";
+#elif defined(GG_OWN_EXP_512)
+  constexpr const char* erf_f32_by = "; exp, float erf: gradgraph's (<= 1 ULP)";
 #elif defined(GG_ERF_F32)
   constexpr const char* erf_f32_by = "; float erf: gradgraph's polynomials (<= 1 ULP)";
 #else

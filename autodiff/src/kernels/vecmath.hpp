@@ -1,7 +1,8 @@
 // Vector math: exp, log, tanh and erf of whole arrays (at most 1.0 ULP from the exact result,
 // denormals, infinities and NaN as libm) at the widest SIMD width this build was compiled for: on AVX2
-// by gradgraph's own functions, else by SLEEF's; the C library's scalar functions when SLEEF is absent
-// (a build without it, the WebAssembly engine). docs/performance.md has the measurements behind it.
+// by gradgraph's own functions (on AVX-512 exp and float erf), else by SLEEF's; the C library's scalar
+// functions when SLEEF is absent (a build without it, the WebAssembly engine). docs/performance.md has the
+// measurements behind it.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,8 @@ void vec_exp_shifted(const float* x, float shift, float* y, std::int64_t n);
 void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n);
 
 /// The sum of exp(x[i] - shift) over [0, n) in double; the exponentials are also stored into y unless
-/// y is null (the softmax family's sums). Double with AVX2: summed as they are made, in one pass.
+/// y is null (the softmax family's sums): summed as they are made, in one pass (in the element type
+/// within blocks of k_vec_block, the blocks' sums in double).
 double vec_exp_sum(const float* x, float shift, float* y, std::int64_t n);
 double vec_exp_sum(const double* x, double shift, double* y, std::int64_t n);
 
