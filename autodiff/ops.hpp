@@ -66,8 +66,11 @@ Var sum(const Var& x);
 Var sum(const Var& x, int axis, bool keepdim = false);
 Var mean(const Var& x);
 Var mean(const Var& x, int axis, bool keepdim = false);
-/// Maximum; the gradient is shared equally among tied maxima.
+/// Maximum; the gradient is shared equally among tied maxima (among the NaNs when there are any), as
+/// torch.max(x).
 Var max(const Var& x);
+/// Largest along an axis; the gradient goes to each lane's first maximum (its first NaN when there is
+/// one), the index torch.max(x, dim) returns (amax shares it among ties).
 Var max(const Var& x, int axis, bool keepdim = false);
 
 /// Matrix product: 2-d, batched (leading dimensions broadcast), 1-d operands as in NumPy.
@@ -95,7 +98,8 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias = Var(), Size2 strid
 Var conv1d(const Var& x, const Var& weight, const Var& bias = Var(), std::int64_t stride = 1,
            std::int64_t padding = 0, std::int64_t dilation = 1, std::int64_t groups = 1);
 /// The largest element of each window of every channel of x [N, C, H, W] (or [C, H, W]; padding
-/// reads as -inf), as torch.nn.functional.max_pool2d, in one op; tied maxima share the gradient.
+/// reads as -inf), as torch.nn.functional.max_pool2d, in one op. A window's gradient goes to one
+/// element, PyTorch's index: the first maximum in row-major order within the window, or the last NaN.
 /// Stride 0 is the kernel (PyTorch's None); padding at most half the kernel, as PyTorch; ceil_mode
 /// keeps a last, partial window.
 Var max_pool2d(const Var& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0, Size2 dilation = 1,
@@ -267,14 +271,17 @@ Var minimum(const Var& a, const Var& b);
 /// log(1 + exp(beta x)) / beta, and x itself where beta x > threshold, as
 /// torch.nn.functional.softplus.
 Var softplus(const Var& x, double beta = 1, double threshold = 20);
-/// Smallest element; the gradient is shared equally among tied minima (as torch.min(x)).
+/// Smallest element; the gradient is shared equally among tied minima (among the NaNs when there are
+/// any), as torch.min(x).
 Var min(const Var& x);
-/// Smallest along an axis; tied minima share the gradient, as torch.amin (torch.min(x, dim) gives it
-/// all to the index it returns).
+/// Smallest along an axis; the gradient goes to each lane's first minimum (its first NaN when there is
+/// one), the index torch.min(x, dim) returns.
 Var min(const Var& x, int axis, bool keepdim = false);
-/// min(x, axis, keepdim), PyTorch's name.
+/// Smallest along an axis; tied minima share the gradient, as torch.amin (a lane whose minimum is NaN
+/// gets NaN throughout, as there).
 Var amin(const Var& x, int axis, bool keepdim = false);
-/// max(x, axis, keepdim), PyTorch's name.
+/// Largest along an axis; tied maxima share the gradient, as torch.amax (a lane whose maximum is NaN
+/// gets NaN throughout, as there).
 Var amax(const Var& x, int axis, bool keepdim = false);
 /// out[i][j] = x[index[i][j]][j] for axis 0, x[i][index[i][j]] for axis 1 (and so on), as
 /// torch.gather: index (whole numbers in [0, size of axis)) has x's rank and in every other dimension

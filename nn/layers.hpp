@@ -164,7 +164,8 @@ private:
 
 /// Max or average over windows of [N, C, H, W] (or one image [C, H, W]); the stride defaults to the
 /// kernel. As PyTorch, padding is at most half the kernel (else a ValueError at construction) and
-/// ceil_mode keeps a last, partial window. Max pooling pads with -inf and is one gg::max_pool2d op;
+/// ceil_mode keeps a last, partial window. Max pooling pads with -inf and is one gg::max_pool2d op
+/// (a window's gradient to one element, PyTorch's: its first maximum, or its last NaN);
 /// average pooling is gg::avg_pool2d, counting zero padding by default (count_include_pad).
 class Pool2d : public Module {
 public:

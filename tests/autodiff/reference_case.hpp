@@ -16,13 +16,18 @@
 
 namespace gg::test {
 
-/// |a - b| / max(1, |b|) over the elements (shapes must match).
+/// |a - b| / max(1, |b|) over the elements (shapes must match); equal infinities and NaN against NaN
+/// count as 0, a NaN against a number as infinite.
 inline double max_error(const Tensor& a, const Tensor& b) {
   INFO("shapes " << a.shape().str() << " and " << b.shape().str());
   REQUIRE(a.shape() == b.shape());
   double w = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i)
-    w = std::max(w, std::fabs(a.flat(i) - b.flat(i)) / std::max(1.0, std::fabs(b.flat(i))));
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    const double u = a.flat(i), v = b.flat(i);
+    if (u == v || (std::isnan(u) && std::isnan(v))) continue;
+    w = std::isnan(u) || std::isnan(v) ? INFINITY
+                                       : std::max(w, std::fabs(u - v) / std::max(1.0, std::fabs(v)));
+  }
   return w;
 }
 

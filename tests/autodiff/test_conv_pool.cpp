@@ -254,7 +254,8 @@ const std::vector<PoolCase> k_pools{
 };
 } // namespace
 
-TEST_CASE("max_pool2d: value and gradients equal unfold + max, ties, NaN and -inf included") {
+TEST_CASE("max_pool2d: value and gradients equal unfold + max, ties, NaN and -inf included (gradients: "
+          "without -inf, which unfold + max may route to the padding)") {
   for (const PoolCase& c : k_pools)
     for (const int data : {0, 1, 2}) {
       INFO("x " << c.x.str() << " kernel " << c.k << " stride " << c.stride << " padding " << c.padding
@@ -272,6 +273,9 @@ TEST_CASE("max_pool2d: value and gradients equal unfold + max, ties, NaN and -in
       const Var plain = pooled_by_unfold(x, c.k, c.stride, c.padding);
       CHECK(fused.op_name() == "max_pool2d");
       CHECK(same_values(fused.value(), plain.value()));
+      // Both give a window's gradient to its first maximum; but an all -inf window's first element
+      // may be unfold's padding, where PyTorch's index (test_parity.cpp) is the first inside.
+      if (data == 2 && c.padding > 0) continue;
       const Tensor seed = rnd(fused.shape(), 21);
       // Both graphs serve twice: retained the first time.
       CHECK(same_values(gg::grad({fused}, {x}, {seed}, {.retain_graph = true})[0].value(),

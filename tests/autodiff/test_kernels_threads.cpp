@@ -340,20 +340,26 @@ TEST_CASE("gemm_batched: per item and summed, with one operand shared, as separa
   REQUIRE_THROWS_AS(gg::kernel::gemm_batched(a3, false, Tensor::zeros({3, 30, 25}), false), gg::ShapeError);
 }
 
-TEST_CASE("max backward: ties share the gradient, a NaN lane gives NaN, as the differentiable rule") {
-  const Tensor x({1, 5, 5, 2, /**/ 3, 0, 3, 3, /**/ 0, NAN, 1, 2}, {3, 4});
+TEST_CASE("max backward: amax's ties share the gradient and a NaN lane gives NaN, max(x, axis) routes it "
+          "to the first maximum or NaN, as the differentiable rules") {
+  const Tensor x({1, 5, 5, 2, /**/ 3, 0, 3, 3, /**/ 0, NAN, 1, NAN}, {3, 4});
   for (const bool keepdim : {false, true}) {
-    const Var v(x);
-    const Var m = gg::max(v, 1, keepdim);
-    gg::sum(m * Var::constant(Tensor({2, 3, 4}, keepdim ? Shape{3, 1} : Shape{3}))).backward();
-    const std::vector<double> g = v.grad().to_vector();
+    const Var v(x), vf(x);
+    const Var seed = Var::constant(Tensor({2, 3, 4}, keepdim ? Shape{3, 1} : Shape{3}));
+    gg::sum(gg::amax(v, 1, keepdim) * seed).backward();
+    gg::sum(gg::max(vf, 1, keepdim) * seed).backward();
+    const std::vector<double> g = v.grad().to_vector(), gf = vf.grad().to_vector();
     const std::vector<double> want_rows = {0, 1, 1, 0, 1, 0, 1, 1};
     for (std::size_t i = 0; i < 8; ++i) CHECK(g[i] == want_rows[i]);
     for (std::size_t i = 8; i < 12; ++i) CHECK(std::isnan(g[i]));
-    // The create_graph path (the differentiable rule) agrees.
+    CHECK(gf == std::vector<double>{0, 2, 0, 0, 3, 0, 0, 0, 0, 4, 0, 0});
+    const Var vf2(x); // the create_graph path of max(x, axis) agrees
+    CHECK(gg::grad({gg::sum(gg::max(vf2, 1, keepdim) * seed)}, {vf2}, {}, {.create_graph = true})[0]
+              .value()
+              .to_vector() == gf);
+    // The create_graph path of amax (the differentiable rule) agrees.
     const Var v2(x);
-    const Var m2 = gg::max(v2, 1, keepdim);
-    const Var seed = Var::constant(Tensor({2, 3, 4}, keepdim ? Shape{3, 1} : Shape{3}));
+    const Var m2 = gg::amax(v2, 1, keepdim);
     const std::vector<double> g2 =
         gg::grad({gg::sum(m2 * seed)}, {v2}, {}, {.create_graph = true})[0].value().to_vector();
     for (std::size_t i = 0; i < 12; ++i) CHECK((g2[i] == g[i] || (std::isnan(g2[i]) && std::isnan(g[i]))));

@@ -320,18 +320,25 @@ TEST_CASE("ops: sum, mean and max along each axis, keepdim both ways, negative a
   CHECK(values(gg::mean(x, 0)) == std::vector<double>{1.5, 2.5, 3.5});
 }
 
-TEST_CASE("ops: max shares the gradient equally among tied maxima") {
+TEST_CASE(
+    "ops: max and amax share the gradient equally among tied maxima, max(x, axis) gives it to the first") {
   Var x(Tensor({1, 3, 3, 2}, {4}));
   gg::max(x).backward();
   CHECK(x.grad().to_vector() == std::vector<double>{0, 0.5, 0.5, 0});
 
   Var y(Tensor({1, 3, 3, 2, 5, 1}, {2, 3}));
-  gg::sum(gg::max(y, 1)).backward();
+  gg::sum(gg::amax(y, 1)).backward();
   CHECK(y.grad().to_vector() == std::vector<double>{0, 0.5, 0.5, 0, 1, 0});
+  Var yf(Tensor({1, 3, 3, 2, 5, 1}, {2, 3}));
+  gg::sum(gg::max(yf, 1)).backward(); // torch.max(y, 1): the index of the first maximum
+  CHECK(yf.grad().to_vector() == std::vector<double>{0, 1, 0, 0, 1, 0});
 
   Var z(Tensor({4, 2, 4, 1}, {2, 2}));
-  gg::max(z, 0, true).backward(Tensor({1, 2}, {1, 2}));
+  gg::amax(z, 0, true).backward(Tensor({1, 2}, {1, 2}));
   CHECK(z.grad().to_vector() == std::vector<double>{0.5, 2, 0.5, 0});
+  Var zf(Tensor({4, 2, 4, 1}, {2, 2}));
+  gg::min(zf, 0, true).backward(Tensor({1, 2}, {1, 2}));
+  CHECK(zf.grad().to_vector() == std::vector<double>{1, 0, 0, 2}); // column 0: 4 and 4, the first
 
   // the same through the recorded backward
   Var w(Tensor({1, 3, 3, 2}, {4}));

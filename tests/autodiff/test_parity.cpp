@@ -2,8 +2,9 @@
 // PyTorch's values and gradients (data/make_parity_reference.py -> parity_reference.txt): min and
 // amin, maximum and minimum with ties, softplus, gather; and PyTorch's answers for squeeze,
 // unsqueeze, where with a Var condition, index_select's negative indices, and 0-d transpose and
-// index_select; errors inside a function built on another op (conv1d on conv2d, amin on min_axis)
-// naming the function called.
+// index_select; errors inside a function built on another op (conv1d on conv2d, amin and amax on the axis reduction)
+// naming the function called; the maxima's gradients at ties and NaN (data/make_max_ties_reference.py
+// -> max_ties_reference.txt): max_pool2d, max and min whole and along an axis, amax and amin.
 #include <autodiff/autodiff.hpp>
 
 #include "reference_case.hpp"
@@ -55,9 +56,46 @@ TEST_CASE("parity: maximum and minimum split the gradient in half at ties, as Py
 TEST_CASE("parity: min and amin, whole and along an axis, as PyTorch") {
   check_case("min", {"x"}, [](const std::vector<Var>& v) { return gg::min(v[0]); });
   check_case("amin1", {"x"}, [](const std::vector<Var>& v) { return gg::amin(v[0], 1); });
-  check_case("amin0_keepdim", {"x"}, [](const std::vector<Var>& v) { return gg::min(v[0], 0, true); });
+  check_case("amin0_keepdim", {"x"}, [](const std::vector<Var>& v) { return gg::amin(v[0], 0, true); });
   CHECK(gg::amax(Var(R("min.x")), 1).value().to_vector() == gg::max(Var(R("min.x")), 1).value().to_vector());
   CHECK_THROWS_WITH(gg::min(Var(Tensor::zeros({0}))), Catch::StartsWith("min: "));
+}
+
+TEST_CASE("parity: the maxima's gradients at ties and NaN, as PyTorch: max_pool2d's and max(x, axis)'s to "
+          "one index, max(x), amax and amin shared") {
+  static const auto ties = gg::test::read_reference("max_ties_reference.txt");
+  using V = std::vector<Var>;
+  using F = std::function<Var(const V&)>;
+  const auto check = [&](const std::string& name, const F& f) {
+    gg::test::check_reference_case(ties, name, {"x"}, f, "r");
+  };
+  for (const char* data : {"ties", "nan"}) {
+    INFO(data);
+    const std::string d = data;
+    check("pool2_" + d, [](const V& v) { return gg::max_pool2d(v[0], 2); });
+    check("pool3_" + d, [](const V& v) { return gg::max_pool2d(v[0], 3); });
+    check("max_" + d, [](const V& v) { return gg::max(v[0]); });
+    check("min_" + d, [](const V& v) { return gg::min(v[0]); });
+    // In float32 too: the 2x2 windows eight at a time (nn::MaxPool2d calls the op).
+    const Tensor& x = ties.at("pool2_" + d + ".x");
+    const Var x32(x.to(gg::f32));
+    const Var y32 = gg::max_pool2d(x32, 2);
+    gg::sum(y32 * Var::constant(ties.at("pool2_" + d + ".r").to(gg::f32))).backward();
+    CHECK(gg::test::max_error(x32.grad().to(gg::f64), ties.at("pool2_" + d + ".grad.x")) < 1e-6);
+  }
+  check("pool_overlap_ties", [](const V& v) { return gg::max_pool2d(v[0], 3, 1); });
+  check("pool_pad_dilate_ties", [](const V& v) {
+    return gg::max_pool2d(v[0], {3, 2}, {2, 1}, 1, {1, 2}, true);
+  });
+  check("pool_overlap_nan", [](const V& v) { return gg::max_pool2d(v[0], 2, 1); });
+  check("pool_pad_nan", [](const V& v) { return gg::max_pool2d(v[0], 3, 2, 1); });
+  check("pool2_unbatched_nan", [](const V& v) { return gg::max_pool2d(v[0], 2); });
+  check("max1", [](const V& v) { return gg::max(v[0], 1); });
+  check("max0_keepdim", [](const V& v) { return gg::max(v[0], 0, true); });
+  check("min1", [](const V& v) { return gg::min(v[0], 1); });
+  check("amax1", [](const V& v) { return gg::amax(v[0], 1); });
+  check("amax0_keepdim", [](const V& v) { return gg::amax(v[0], 0, true); });
+  check("amin1", [](const V& v) { return gg::amin(v[0], 1); });
 }
 
 TEST_CASE("parity: softplus with beta and threshold, as PyTorch") {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include <autodiff/kernel.hpp>
 
@@ -15,6 +16,9 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
 /// The backward of max along axis: g (the reduced shape, keepdim or not) shared equally among each
 /// lane's tied maxima, zero elsewhere; `out` is the forward's result.
 Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
+/// The backward of max or min along axis as torch.max(dim) and torch.min(dim) route it: g to each
+/// lane's first element equal to the extremum `out` (its first NaN when that is NaN), zero elsewhere.
+Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
 /// op(a[i]) op(b[i]) for every i of a batch, a and b [batch, rows, cols] or one of them 2-d (the
 /// same matrix for every i); with sum_batch, their sum over i (2-d): batched products' gradients
 /// without transposed copies.
@@ -23,8 +27,11 @@ Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
 /// only when its `needs` flag is set (one GEMM each per chunk of images, the columns unfolded again).
 std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                       const Windows& windows, std::int64_t groups, std::array<bool, 3> needs);
-/// max_pool2d's gradient: g [N, C, Hout, Wout] to each window's maxima, ties sharing it equally.
+/// max_pool2d's gradient: g [N, C, Hout, Wout], each window's whole to one element, PyTorch's index
+/// (the first maximum in the window's row-major order, or for a NaN maximum the last NaN).
 Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, const Windows& windows);
+/// That element of every window as a flat index into x, in the order of out's elements.
+std::vector<std::int64_t> max_pool2d_indices(const Tensor& x, const Tensor& out, const Windows& windows);
 
 /// Layer normalisation of each row of x viewed as [rows, m] (m the normalised elements), then times
 /// weight and plus bias ([m] each, or undefined for none); stats receives [2, rows] in float64: each

@@ -1,5 +1,7 @@
 // Max pooling over the windows of every channel, forward and backward in one pass each (no window
-// columns), with a vectorised path for the usual disjoint windows (MaxPool2d(2)).
+// columns), with a vectorised path for the usual disjoint windows (MaxPool2d(2)). The gradient of a
+// window goes whole to one element, PyTorch's index: its CPU kernel scans the window row by row,
+// keeping `val > maxval || isnan(val)`, so the first maximum, or the last NaN.
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -69,26 +71,33 @@ inline void max_2x2_by_eight(const float* a, const float* b, float* m) {
 }
 
 /// The gradient (da, db) of eight 2x2 windows with maxima m and output gradients gy, as the scalar
-/// loop below.
+/// loop below: each window's gradient to its first element equal to the maximum (a0, a1, b0, b1),
+/// or, for a NaN maximum, to its last NaN.
 inline void max_backward_2x2_by_eight(const float* a, const float* b, const float* m, const float* gy,
                                       float* da, float* db) {
-  const __m256 one = _mm256_set1_ps(1), zero = _mm256_setzero_ps(),
-               nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
-  const __m256 mx = _mm256_loadu_ps(m), mlo = pairs_lo(mx), mhi = pairs_hi(mx);
-  const __m256 ea0 = _mm256_cmp_ps(_mm256_loadu_ps(a), mlo, _CMP_EQ_OQ),
-               ea1 = _mm256_cmp_ps(_mm256_loadu_ps(a + 8), mhi, _CMP_EQ_OQ),
-               eb0 = _mm256_cmp_ps(_mm256_loadu_ps(b), mlo, _CMP_EQ_OQ),
-               eb1 = _mm256_cmp_ps(_mm256_loadu_ps(b + 8), mhi, _CMP_EQ_OQ);
-  const __m256 t0 = _mm256_add_ps(_mm256_and_ps(ea0, one), _mm256_and_ps(eb0, one)),
-               t1 = _mm256_add_ps(_mm256_and_ps(ea1, one), _mm256_and_ps(eb1, one));
-  const __m256 n = in_window_order(_mm256_hadd_ps(t0, t1)), some = _mm256_cmp_ps(n, zero, _CMP_GT_OQ);
-  const __m256 share = _mm256_blendv_ps(nan, _mm256_div_ps(_mm256_loadu_ps(gy), n), some),
-               other = _mm256_blendv_ps(share, zero, some);
-  const __m256 slo = pairs_lo(share), shi = pairs_hi(share), olo = pairs_lo(other), ohi = pairs_hi(other);
-  _mm256_storeu_ps(da, _mm256_blendv_ps(olo, slo, ea0));
-  _mm256_storeu_ps(da + 8, _mm256_blendv_ps(ohi, shi, ea1));
-  _mm256_storeu_ps(db, _mm256_blendv_ps(olo, slo, eb0));
-  _mm256_storeu_ps(db + 8, _mm256_blendv_ps(ohi, shi, eb1));
+  const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+  const auto swap = [](__m256 v) { return _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)); }; // column pairs
+  const auto nan = [](__m256 v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); };
+  const __m256 mx = _mm256_loadu_ps(m), mlo = pairs_lo(mx), mhi = pairs_hi(mx), g = _mm256_loadu_ps(gy),
+               glo = pairs_lo(g), ghi = pairs_hi(g);
+  // One half: 4 windows, a's and b's 8 columns, their maxima m and gradients gw repeated per column.
+  const auto half = [&](const float* pa, const float* pb, __m256 mm, __m256 gw, float* oa, float* ob) {
+    const __m256 va = _mm256_loadu_ps(pa), vb = _mm256_loadu_ps(pb);
+    const __m256 ea = _mm256_cmp_ps(va, mm, _CMP_EQ_OQ), eb = _mm256_cmp_ps(vb, mm, _CMP_EQ_OQ);
+    const __m256 na = nan(va), nb = nan(vb);
+    // The first equal element: a's odd column only without a's even one, b's only without a's.
+    const __m256 fa = _mm256_andnot_ps(_mm256_and_ps(swap(ea), odd), ea),
+                 fb = _mm256_andnot_ps(_mm256_or_ps(_mm256_or_ps(ea, swap(ea)), _mm256_and_ps(swap(eb), odd)),
+                                       eb);
+    // The last NaN (no element equals a NaN maximum): b's even column only without b's odd one.
+    const __m256 lb = _mm256_andnot_ps(_mm256_andnot_ps(odd, swap(nb)), nb),
+                 la = _mm256_andnot_ps(
+                     _mm256_or_ps(_mm256_or_ps(nb, swap(nb)), _mm256_andnot_ps(odd, swap(na))), na);
+    _mm256_storeu_ps(oa, _mm256_and_ps(_mm256_or_ps(fa, la), gw));
+    _mm256_storeu_ps(ob, _mm256_and_ps(_mm256_or_ps(fb, lb), gw));
+  };
+  half(a, b, mlo, glo, da, db);
+  half(a + 8, b + 8, mhi, ghi, da + 8, db + 8);
 }
 
 /// Runs block(a, b, windows) over a row of ow 2x2 windows in blocks of eight; the last, shorter block
@@ -135,9 +144,9 @@ template <class T> void max_row_2x2(const T* a, const T* b, T* m, std::int64_t o
     m[x] = larger(larger(b[2 * x + 1], a[2 * x + 1]), larger(b[2 * x], a[2 * x]));
 }
 
-/// max_pool2d's gradient over one row of 2x2 windows (input rows a and b, their gradients da and db),
-/// as disjoint_max_backward_rows: g / ties where the input equals the maximum, 0 elsewhere, NaN over a
-/// window without a tie; eight windows at a time with AVX2 in float.
+/// max_pool2d's gradient over one row of 2x2 windows (input rows a and b, their gradients da and db):
+/// each window's g to its first element equal to the maximum (a0, a1, b0, b1), or for a NaN maximum
+/// to its last NaN, 0 elsewhere; eight windows at a time with AVX2 in float.
 template <class T>
 void max_backward_row_2x2(const T* a, const T* b, const T* m, const T* gy, T* da, T* db, std::int64_t ow) {
 #if defined(__AVX2__)
@@ -147,14 +156,14 @@ void max_backward_row_2x2(const T* a, const T* b, const T* m, const T* gy, T* da
         [](const auto& i, const auto& o) { max_backward_2x2_by_eight(i[0], i[1], i[2], i[3], o[0], o[1]); });
 #endif
   for (std::int64_t x = 0; x < ow; ++x) {
-    const T mx = m[x], a0 = a[2 * x], a1 = a[2 * x + 1], b0 = b[2 * x], b1 = b[2 * x + 1];
-    const T n = T(a0 == mx ? 1 : 0) + T(a1 == mx ? 1 : 0) + T(b0 == mx ? 1 : 0) + T(b1 == mx ? 1 : 0);
-    const T share = n > 0 ? gy[x] / n : std::numeric_limits<T>::quiet_NaN();
-    const T other = n > 0 ? T(0) : share;
-    da[2 * x] = a0 == mx ? share : other;
-    da[2 * x + 1] = a1 == mx ? share : other;
-    db[2 * x] = b0 == mx ? share : other;
-    db[2 * x + 1] = b1 == mx ? share : other;
+    const T mx = m[x], v[4] = {a[2 * x], a[2 * x + 1], b[2 * x], b[2 * x + 1]};
+    int pick = 0;
+    if (mx == mx)
+      while (pick < 3 && !(v[pick] == mx)) ++pick;
+    else
+      for (pick = 3; pick > 0 && v[pick] == v[pick];) --pick;
+    T* d[4] = {da + 2 * x, da + 2 * x + 1, db + 2 * x, db + 2 * x + 1};
+    for (int i = 0; i < 4; ++i) *d[i] = i == pick ? gy[x] : T(0);
   }
 }
 
@@ -184,51 +193,44 @@ template <class T, int K> void disjoint_max_rows(const ConvGeometry& g, const T*
   }
 }
 
-/// max_pool2d's gradient for the disjoint windows of one plane, a row of windows at a time: each
-/// window's maximum spread over its columns, its ties counted, then g / ties written where the
-/// input equals the maximum (NaN over a window without a tie, a NaN maximum, as max()'s rule).
-/// row: scratch of 3 * ow * k.
-template <class T, int K>
-void disjoint_max_backward_rows(const ConvGeometry& g, const T* in, const T* mo, const T* gi, T* d, T* row) {
-  const std::int64_t k = K ? K : g.kh, w = g.w, ow = g.ow, cols = ow * k;
-  if constexpr (K == 2) { // the usual MaxPool2d(2): each window's four elements at once, no scratch passes
-    (void)row;
-    for (std::int64_t y = 0; y < g.oh; ++y) {
-      T *da = d + 2 * y * w, *db = da + w;
-      max_backward_row_2x2(in + 2 * y * w, in + (2 * y + 1) * w, mo + y * ow, gi + y * ow, da, db, ow);
-      std::fill(da + cols, da + w, T(0)); // columns no window covers
-      std::fill(db + cols, db + w, T(0));
-    }
-    std::fill(d + g.oh * k * w, d + g.h * w, T(0)); // rows no window covers
-    return;
-  }
-  T* mx = row;            // each column's window maximum
-  T* ties = row + cols;   // matches down each column, then each column's share
-  T* other = ties + cols; // what the column's non-maxima get: 0, or NaN without a tie
+/// max_pool2d's gradient for the disjoint 2x2 windows of one plane, a row of windows at a time.
+template <class T>
+void disjoint_max_backward_2x2(const ConvGeometry& g, const T* in, const T* mo, const T* gi, T* d) {
+  const std::int64_t w = g.w, ow = g.ow, cols = ow * 2;
   for (std::int64_t y = 0; y < g.oh; ++y) {
-    const T* m = mo + y * ow;
-    const T* r0 = in + y * k * w;
-    T* d0 = d + y * k * w;
-    for (std::int64_t x = 0; x < ow; ++x)
-      for (std::int64_t j = 0; j < k; ++j) mx[x * k + j] = m[x];
-    std::fill(ties, ties + cols, T(0));
-    for (std::int64_t i = 0; i < k; ++i)
-      for (std::int64_t c = 0; c < cols; ++c) ties[c] += r0[i * w + c] == mx[c] ? T(1) : T(0);
-    for (std::int64_t x = 0; x < ow; ++x) {
-      T n = 0;
-      for (std::int64_t j = 0; j < k; ++j) n += ties[x * k + j];
-      const T s = n > 0 ? gi[y * ow + x] / n : std::numeric_limits<T>::quiet_NaN();
-      for (std::int64_t j = 0; j < k; ++j) {
-        ties[x * k + j] = s;
-        other[x * k + j] = n > 0 ? T(0) : s;
-      }
-    }
-    for (std::int64_t i = 0; i < k; ++i) {
-      for (std::int64_t c = 0; c < cols; ++c) d0[i * w + c] = r0[i * w + c] == mx[c] ? ties[c] : other[c];
-      std::fill(d0 + i * w + cols, d0 + (i + 1) * w, T(0)); // columns no window covers
-    }
+    T *da = d + 2 * y * w, *db = da + w;
+    max_backward_row_2x2(in + 2 * y * w, in + (2 * y + 1) * w, mo + y * ow, gi + y * ow, da, db, ow);
+    std::fill(da + cols, da + w, T(0)); // columns no window covers
+    std::fill(db + cols, db + w, T(0));
   }
-  std::fill(d + g.oh * k * w, d + g.h * w, T(0)); // rows no window covers
+  std::fill(d + g.oh * 2 * w, d + g.h * w, T(0)); // rows no window covers
+}
+
+/// Calls f(output index, input element index) for every window of one plane with the element its
+/// gradient goes to, PyTorch's index: the first element (row by row, padding skipped) equal to the
+/// window's maximum m, or for a NaN maximum the last NaN.
+template <class T, class F> void each_window_argmax(const ConvGeometry& g, const T* in, const T* m, F&& f) {
+  for (std::int64_t oy = 0; oy < g.oh; ++oy)
+    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+      const std::int64_t o = oy * g.ow + ox;
+      const T mx = m[o];
+      const bool nan = mx != mx;
+      std::int64_t pick = -1;
+      for (std::int64_t i = 0; i < g.kh && (nan || pick < 0); ++i) {
+        const std::int64_t iy = oy * g.sh - g.ph + i * g.dh;
+        if (iy < 0 || iy >= g.h) continue;
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const std::int64_t ix = ox * g.sw - g.pw + j * g.dw;
+          if (ix < 0 || ix >= g.w) continue;
+          const T v = in[iy * g.w + ix];
+          if (nan ? v != v : v == mx) {
+            pick = iy * g.w + ix;
+            if (!nan) break;
+          }
+        }
+      }
+      if (pick >= 0) f(o, pick);
+    }
 }
 
 } // namespace
@@ -281,7 +283,6 @@ Tensor max_pool2d(const Tensor& x, const Windows& windows) {
 Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, const Windows& windows) {
   detail::require_defined(x, "max_pool2d backward");
   const ConvGeometry geo = conv_geometry(x.shape(), windows, "max_pool2d backward");
-  const std::int64_t k = geo.kh;
   const Shape os{geo.n, geo.c, geo.oh, geo.ow};
   if (!(out.shape() == os) || !(g.shape() == os))
     throw ShapeError(fmt::format("max_pool2d backward: maximum of shape {} and gradient of shape {} do not "
@@ -294,59 +295,40 @@ Tensor max_pool2d_backward(const Tensor& x, const Tensor& out, const Tensor& g, 
     using T = decltype(tag);
     const T *xp = x.data<T>(), *opp = po.data<T>(), *gp = pg.data<T>();
     T* rp = r.data<T>();
-    // Calls f(output index, input element index) for every window position inside the image.
-    const auto each = [&](auto&& f) {
-      for (std::int64_t i = 0; i < geo.kh; ++i) {
-        const auto [y0, y1] = inside_rows(geo, i);
-        for (std::int64_t j = 0; j < geo.kw; ++j) {
-          const auto [x0, x1] = inside_columns(geo, j);
-          for (std::int64_t y = y0; y < y1; ++y) {
-            const std::int64_t row = detail::window_origin(geo, i, j) + y * geo.sh * geo.w;
-            for (std::int64_t xo = x0; xo < x1; ++xo) f(y * geo.ow + xo, row + xo * geo.sw);
-          }
-        }
-      }
-    };
     detail::parallel_range(
         geo.n * geo.c,
         [&](std::int64_t lo, std::int64_t hi) {
-          std::vector<T> share, inside;
           for (std::int64_t plane = lo; plane < hi; ++plane) {
             const T *in = xp + plane * hw, *m = opp + plane * l, *gi = gp + plane * l;
             T* d = rp + plane * hw;
-            if (disjoint_windows(geo)) {
-              share.resize(static_cast<std::size_t>(3 * geo.ow * k));
-              with_window_size(k, [&](auto kc) {
-                disjoint_max_backward_rows<T, decltype(kc)::value>(geo, in, m, gi, d, share.data());
-              });
+            if (disjoint_windows(geo) && geo.kh == 2) {
+              disjoint_max_backward_2x2(geo, in, m, gi, d);
               continue;
             }
             std::fill(d, d + hw, T(0));
-            share.resize(static_cast<std::size_t>(l));
-            inside.resize(static_cast<std::size_t>(l));
-            std::fill(share.begin(), share.end(), T(0));
-            std::fill(inside.begin(), inside.end(), T(0));
-            each([&](std::int64_t o, std::int64_t e) { // ties per window
-              share[static_cast<std::size_t>(o)] += in[e] == m[o] ? T(1) : T(0);
-              inside[static_cast<std::size_t>(o)] += T(1);
-            });
-            for (std::int64_t o = 0; o < l; ++o) {
-              T& s = share[static_cast<std::size_t>(o)];
-              // An all -inf window ties with its padding too (unfold pads with -inf); no tie at all
-              // (a NaN maximum) gives NaN, as max()'s rule.
-              if (m[o] == -std::numeric_limits<T>::infinity())
-                s += static_cast<T>(geo.kh * geo.kw) - inside[static_cast<std::size_t>(o)];
-              s = s > 0 ? gi[o] / s : std::numeric_limits<T>::quiet_NaN();
-            }
-            each([&](std::int64_t o, std::int64_t e) {
-              const T s = share[static_cast<std::size_t>(o)];
-              d[e] += in[e] == m[o] ? s : (s == s ? T(0) : s);
-            });
+            each_window_argmax(geo, in, m, [&](std::int64_t o, std::int64_t e) { d[e] += gi[o]; });
           }
         },
         detail::k_window_cost * l * geo.kh * geo.kw);
   });
   return r;
+}
+
+std::vector<std::int64_t> max_pool2d_indices(const Tensor& x, const Tensor& out, const Windows& windows) {
+  detail::require_defined(x, "max_pool2d indices");
+  const ConvGeometry geo = conv_geometry(x.shape(), windows, "max_pool2d indices");
+  const std::int64_t l = geo.oh * geo.ow, hw = geo.h * geo.w;
+  std::vector<std::int64_t> index(static_cast<std::size_t>(geo.n * geo.c * l), 0);
+  const Tensor po = out.to(x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    for (std::int64_t plane = 0; plane < geo.n * geo.c; ++plane)
+      each_window_argmax(geo, x.data<T>() + plane * hw, po.data<T>() + plane * l,
+                         [&](std::int64_t o, std::int64_t e) {
+                           index[static_cast<std::size_t>(plane * l + o)] = plane * hw + e;
+                         });
+  });
+  return index;
 }
 
 } // namespace gg::kernel

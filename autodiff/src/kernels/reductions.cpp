@@ -123,15 +123,24 @@ Tensor max(const Tensor& x, int axis, bool keepdim) {
   return out;
 }
 
-Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
-  detail::require_defined(x, "max backward");
+namespace detail {
+namespace {
+/// The lanes of x along axis, after checking that the extremum `out` and its gradient g fit them.
+AxisView extremum_lanes(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
+  require_defined(x, "max backward");
   const int ax = normalize_axis(axis, x.rank(), "max backward");
-  const detail::AxisView v(x.shape(), ax);
+  const AxisView v(x.shape(), ax);
   if (out.numel() != v.outer * v.inner || g.numel() != out.numel())
-    throw ShapeError(
-        fmt::format("max backward: maximum of shape {} and gradient of shape {} do not fit input {} "
-                    "reduced along axis {}",
-                    out.shape().str(), g.shape().str(), x.shape().str(), ax));
+    throw ShapeError(fmt::format("max backward: extremum of shape {} and gradient of shape {} do not fit "
+                                 "input {} reduced along axis {}",
+                                 out.shape().str(), g.shape().str(), x.shape().str(), ax));
+  return v;
+}
+} // namespace
+} // namespace detail
+
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
+  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis);
   Tensor r = Tensor::empty(x.shape(), x.dtype());
   const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
@@ -158,6 +167,34 @@ Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axi
         for (Index j = 0; j < v.inner; ++j) {
           const T s = share[static_cast<std::size_t>(j)];
           o[j] = row[j] == m[j] ? s : (s == s ? T(0) : s);
+        }
+      }
+    }
+  });
+  return r;
+}
+
+Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
+  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis);
+  Tensor r = Tensor::zeros(x.shape(), x.dtype());
+  const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
+  detail::dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *xp = x.data<T>(), *op = po.data<T>(), *gp = pg.data<T>();
+    T* rp = r.data<T>();
+    std::vector<char> found(static_cast<std::size_t>(v.inner));
+    for (Index i = 0; i < v.outer; ++i) {
+      const T* m = op + i * v.inner;
+      std::fill(found.begin(), found.end(), char(0));
+      for (Index k = 0; k < v.n; ++k) { // the first match per lane, NaN matching a NaN extremum
+        const T* row = xp + (i * v.n + k) * v.inner;
+        T* o = rp + (i * v.n + k) * v.inner;
+        for (Index j = 0; j < v.inner; ++j) {
+          char& f = found[static_cast<std::size_t>(j)];
+          if (!f && (row[j] == m[j] || (row[j] != row[j] && m[j] != m[j]))) {
+            o[j] = gp[i * v.inner + j];
+            f = 1;
+          }
         }
       }
     }

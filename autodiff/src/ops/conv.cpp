@@ -161,8 +161,8 @@ Var conv1d(const Var& x, const Var& weight, const Var& bias, std::int64_t stride
   return reshape(y, sy);
 }
 
-// max_pool2d(a, kernel, stride, padding, dilation, ceil_mode): the largest of each window; ties share
-// the gradient.
+// max_pool2d(a, kernel, stride, padding, dilation, ceil_mode): the largest of each window; its gradient
+// goes whole to one element, PyTorch's index (the first maximum in the window, or the last NaN).
 Var max_pool2d(const Var& a, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation, bool ceil_mode) {
   detail::need(a, Op::max_pool2d);
   require_images(a.shape(), "max_pool2d");
@@ -179,18 +179,15 @@ Var max_pool2d(const Var& a, Size2 kernel, Size2 stride, Size2 padding, Size2 di
 }
 template <> const OpRule& detail::rule<Op::max_pool2d>() {
   static constexpr OpRule r{
-      {"max_pool2d", "", 1, "(a==out ? 1/ties : 0) per window", "",
+      {"max_pool2d", "", 1, "(a at the window's index ? 1 : 0)", "",
        "max_pool2d(a, kernel, stride, padding, dilation, ceil_mode)",
-       "largest of each window of every channel (a MaxPool2d layer); ties share the gradient"},
-      [](Node* n, const Var& g) -> std::vector<Var> { // as unfold (padding -inf), max of each column, fold
-        const Shape sa = value_of(n->first).shape(), so = n->ext->value.shape();
-        const kernel::Windows win = windows_at(n);
-        const std::int64_t planes = sa[0] * sa[1], l = so[2] * so[3];
-        const Shape sp{planes, 1, sa[2], sa[3]};
-        const Tensor cols =
-            kernel::unfold(value_of(n->first).reshape(sp), win, -std::numeric_limits<double>::infinity());
-        const Var mask = detail::max_mask(cols, n->ext->value.reshape(Shape{planes, 1, l}), 1);
-        return {reshape(fold(reshape(g, {planes, 1, l}) * mask, sp, win), sa.to_vector())};
+       "largest of each window of every channel (a MaxPool2d layer); the gradient to one element, "
+       "PyTorch's index: the first maximum in the window, or the last NaN"},
+      [](Node* n, const Var& g) -> std::vector<Var> { // g added at each window's index
+        const Tensor& x = value_of(n->first);
+        const std::vector<std::int64_t> index = kernel::max_pool2d_indices(x, n->ext->value, windows_at(n));
+        const Var flat = index_add(reshape(g, {n->ext->value.numel()}), Shape{x.numel()}, 0, index);
+        return {reshape(flat, x.shape().to_vector())};
       },
       [](Node* n, const Tensor& g, InputGrads& out) {
         out[0] = kernel::max_pool2d_backward(value_of(n->first), n->ext->value, g, windows_at(n));

@@ -85,7 +85,8 @@ template <> const OpRule& detail::rule<Op::mean>() {
   return r;
 }
 
-// max(a): the largest element; tied maxima share the gradient equally.
+// max(a): the largest element; tied maxima share the gradient equally (NaN maxima: the NaNs share it,
+// as torch.max(a)).
 Var max(const Var& x) {
   return detail::reduce_all(Op::max, x, [](const Tensor& v) {
     if (v.numel() == 0) throw ValueError("max: the tensor is empty");
@@ -93,13 +94,14 @@ Var max(const Var& x) {
   });
 }
 template <> const OpRule& detail::rule<Op::max>() {
-  static constexpr OpRule r{
-      {"max", "max(a)", 1, "(a==out ? 1/ties : 0)", "", "max(a)", "largest element; ties share the gradient"},
-      [](Node* n, const Var& g) -> std::vector<Var> {
-        const Var a = ref(n->first);
-        if (a.is_scalar_node()) return {g};
-        return {broadcast_to(g, a.shape()) * detail::max_mask(a.value(), detail::value_of(n), -1)};
-      }};
+  static constexpr OpRule r{{"max", "max(a)", 1, "(a==out ? 1/ties : 0)", "", "max(a)",
+                             "largest element; ties share the gradient (NaNs: the NaNs), as torch.max(a)"},
+                            [](Node* n, const Var& g) -> std::vector<Var> {
+                              const Var a = ref(n->first);
+                              if (a.is_scalar_node()) return {g};
+                              return {broadcast_to(g, a.shape()) *
+                                      detail::max_mask(a.value(), detail::value_of(n), -1)};
+                            }};
   return r;
 }
 
@@ -141,13 +143,38 @@ template <> const OpRule& detail::rule<Op::mean_axis>() {
   return r;
 }
 
-// max(a, axis, keepdim): tied maxima share the gradient equally.
+// max(a, axis, keepdim): the gradient to each lane's first maximum (its first NaN when there is
+// one), the index torch.max(a, dim) returns and routes it to.
 Var max(const Var& x, int axis, bool keepdim) {
   return detail::record_along_axis(Op::max_axis, x, axis, keepdim, &kernel::max, "max");
 }
 template <> const OpRule& detail::rule<Op::max_axis>() {
-  static constexpr OpRule r{{"max_axis", "", 1, "(a==out ? 1/ties : 0)", "", "max(a, axis, keepdim)",
-                             "largest along an axis; ties share the gradient"},
+  static constexpr OpRule r{
+      {"max_axis", "", 1, "(a at the first maximum ? 1 : 0)", "", "max(a, axis, keepdim)",
+       "largest along an axis; the gradient to the first maximum (or NaN), as "
+       "torch.max(a, dim)"},
+      [](Node* n, const Var& g) -> std::vector<Var> {
+        const AxisGrad d = detail::axis_grad(n, g);
+        const Tensor out = detail::value_of(n);
+        const Tensor one = Tensor::full(out.shape(), 1.0, out.dtype());
+        return {d.spread * Var::constant(kernel::max_backward_first(d.a.value(), out, one, d.axis))};
+      },
+      [](Node* n, const Tensor& g, InputGrads& out) {
+        out[0] = kernel::max_backward_first(detail::value_of(n->first), n->ext->value, g,
+                                            static_cast<int>(n->ext->ints[0]));
+        return true;
+      }};
+  return r;
+}
+
+// amax(a, axis, keepdim): tied maxima share the gradient equally; a lane whose maximum is NaN gets
+// NaN throughout (torch.amax's rule: the mask a == out is empty there, 0 / 0).
+Var amax(const Var& x, int axis, bool keepdim) {
+  return detail::record_along_axis(Op::amax_axis, x, axis, keepdim, &kernel::max, "amax");
+}
+template <> const OpRule& detail::rule<Op::amax_axis>() {
+  static constexpr OpRule r{{"amax_axis", "", 1, "(a==out ? 1/ties : 0)", "", "amax(a, axis, keepdim)",
+                             "largest along an axis; ties share the gradient, as torch.amax"},
                             [](Node* n, const Var& g) -> std::vector<Var> {
                               const AxisGrad d = detail::axis_grad(n, g);
                               const Tensor out = detail::value_of(n);
@@ -174,7 +201,7 @@ Var min(const Var& x) {
 }
 template <> const OpRule& detail::rule<Op::min>() {
   static const OpRule r{{"min", "min(a)", 1, "(a==out ? 1/ties : 0)", "", "min(a)",
-                         "smallest element; ties share the gradient"},
+                         "smallest element; ties share the gradient (NaNs: the NaNs), as torch.min(a)"},
                         rule<Op::max>().vjp};
   return r;
 }
@@ -189,21 +216,27 @@ Tensor min_along(const Tensor& v, int axis, bool keepdim) {
 } // namespace
 } // namespace detail
 
-// min(a, axis, keepdim), amin: tied minima share the gradient equally (max_axis's rule).
+// min(a, axis, keepdim): the gradient to each lane's first minimum (or NaN), as torch.min(a, dim);
+// amin: tied minima share it (max_axis's and amax_axis's rules: the masks compare with the result).
 Var min(const Var& x, int axis, bool keepdim) {
   return detail::record_along_axis(Op::min_axis, x, axis, keepdim, &detail::min_along, "min");
 }
 Var amin(const Var& x, int axis, bool keepdim) {
-  return detail::record_along_axis(Op::min_axis, x, axis, keepdim, &detail::min_along, "amin");
-}
-Var amax(const Var& x, int axis, bool keepdim) {
-  return detail::record_along_axis(Op::max_axis, x, axis, keepdim, &kernel::max, "amax");
+  return detail::record_along_axis(Op::amin_axis, x, axis, keepdim, &detail::min_along, "amin");
 }
 template <> const OpRule& detail::rule<Op::min_axis>() {
-  static const OpRule r{{"min_axis", "", 1, "(a==out ? 1/ties : 0)", "", "min(a, axis, keepdim), amin",
-                         "smallest along an axis; ties share the gradient"},
+  static const OpRule r{{"min_axis", "", 1, "(a at the first minimum ? 1 : 0)", "", "min(a, axis, keepdim)",
+                         "smallest along an axis; the gradient to the first minimum (or NaN), as "
+                         "torch.min(a, dim)"},
                         rule<Op::max_axis>().vjp,
                         rule<Op::max_axis>().vjp_values};
+  return r;
+}
+template <> const OpRule& detail::rule<Op::amin_axis>() {
+  static const OpRule r{{"amin_axis", "", 1, "(a==out ? 1/ties : 0)", "", "amin(a, axis, keepdim)",
+                         "smallest along an axis; ties share the gradient, as torch.amin"},
+                        rule<Op::amax_axis>().vjp,
+                        rule<Op::amax_axis>().vjp_values};
   return r;
 }
 
