@@ -1,8 +1,10 @@
-// Shared by the tests: a fresh folder under the system's temp dir, removed with everything in it
-// at scope exit, and reading and writing a whole file.
+// Shared by the tests: names under the system's temp dir unique to the process and the call, a fresh
+// folder there removed with everything in it at scope exit, and reading and writing a whole file.
+// Every test that writes under the temp dir takes its names from here.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,11 +15,18 @@
 
 namespace gg::test {
 
+/// gg_<tag>_<pid>_<n> under the system's temp dir, n counting this process's calls: a name no other
+/// test process or call has (nothing is created; the caller removes what it makes there).
+inline std::filesystem::path unique_temp_path(const std::string& tag) {
+  static std::atomic<unsigned> calls{0};
+  return std::filesystem::temp_directory_path() /
+         ("gg_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
+}
+
 struct TempDir {
   std::filesystem::path path;
-  /// tag names the test in the folder's name (with this process's id).
-  explicit TempDir(const std::string& tag)
-      : path(std::filesystem::temp_directory_path() / ("gg_" + tag + "_" + std::to_string(::getpid()))) {
+  /// tag names the test in the folder's name (unique_temp_path's).
+  explicit TempDir(const std::string& tag) : path(unique_temp_path(tag)) {
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }

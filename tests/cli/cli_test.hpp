@@ -41,11 +41,9 @@ inline std::string quote(const std::string& s) {
   return q + "'";
 }
 
-/// A fresh empty folder gg_cli_<name>_<pid> under the system's temp dir (the caller removes it).
+/// A fresh empty folder (gg::test::unique_temp_path's name, tag cli_<name>; the caller removes it).
 inline std::filesystem::path temp_dir(const std::string& name) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("gg_cli_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const auto dir = gg::test::unique_temp_path("cli_" + name);
   std::filesystem::create_directories(dir);
   return dir;
 }

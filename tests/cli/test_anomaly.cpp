@@ -31,10 +31,8 @@ TEST_CASE("anomaly: explain --detect-anomaly stops at the first op with a non-fi
 
 TEST_CASE(
     "anomaly: train --detect-anomaly stops a diverging run at the op, and the log keeps the steps before") {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("gg_cli_anomaly_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string log = (dir / "run.jsonl").string();
+  const gg::test::TempDir dir("cli_anomaly");
+  const std::string log = dir / "run.jsonl";
   // ReLU and a learning rate of 1e200: the second step's output overflows.
   const std::vector<std::string> args{"train", "--dataset",    "xor",  "--samples",   "40",  "--layers",
                                       "2,4,2", "--activation", "relu", "--optimizer", "sgd", "--lr",
@@ -52,5 +50,4 @@ TEST_CASE(
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   CHECK(!lines.empty());
   for (const std::string& line : lines) CHECK((line.rfind("{\"step\": ", 0) == 0 && line.back() == '}'));
-  std::filesystem::remove_all(dir);
 }

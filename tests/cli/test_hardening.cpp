@@ -31,11 +31,12 @@ namespace fs = std::filesystem;
 using gg::cli::test::Result;
 using gg::cli::test::run;
 
-/// A folder of bad files, made once per process; messages show paths relative to it.
+/// A folder of bad files, made once per process and removed at exit; messages show paths relative
+/// to it.
 const fs::path& bad_dir() {
+  static const gg::test::TempDir made("hardening");
   static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / fmt::format("gg_hardening_{}", ::getpid());
-    fs::create_directories(d);
+    const fs::path d = made.path;
     auto file = [&](const std::string& name, const std::string& bytes) {
       std::ofstream(d / name, std::ios::binary) << bytes;
     };

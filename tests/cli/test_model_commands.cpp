@@ -64,9 +64,8 @@ TEST_CASE("models: dot draws each layer as a cluster, and --backward adds the gr
 }
 
 TEST_CASE("models: dot --entries shows more of each tensor, and --render refuses a graph too large") {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("gg_cli_entries_" + std::to_string(::getpid()) + ".dot"))
-          .string();
+  const gg::test::TempDir dir("cli_entries");
+  const std::string path = dir / "g.dot";
   REQUIRE(run({"dot", "--layers", "6,1", "-o", path}).code == 0);
   CHECK_THAT(slurp(path), Catch::Contains("tensors: their shape and first 4 entries") &&
                               Catch::Contains("…]")); // the 6 weights cut after 4
@@ -89,9 +88,8 @@ TEST_CASE("models: dot --entries shows more of each tensor, and --render refuses
 }
 
 TEST_CASE("models: dot --rankdir TB stacks the layers top to bottom for a page") {
-  const std::string file =
-      (std::filesystem::temp_directory_path() / ("gg_cli_mlp_tb_" + std::to_string(::getpid()) + ".dot"))
-          .string();
+  const gg::test::TempDir dir("cli_mlp_tb");
+  const std::string file = dir / "g.dot";
   REQUIRE(run({"dot", "--layers", "2,3,2", "-o", file}).code == 0);
   CHECK_THAT(slurp(file), Catch::Contains("rankdir=LR"));
   REQUIRE(run({"dot", "--layers", "2,3,2", "-o", file, "--rankdir", "TB"}).code == 0);

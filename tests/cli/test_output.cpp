@@ -95,18 +95,16 @@ TEST_CASE("output: the real binary writing to /dev/full exits 4 and says why") {
     WARN("/dev/full is not available: skipped");
     return;
   }
-  const auto dir = std::filesystem::temp_directory_path() / ("gg_output_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string bin = std::string("'") + GG_CLI_BINARY + "' ", err = (dir / "err.txt").string();
+  const gg::test::TempDir dir("output");
+  const std::string bin = std::string("'") + GG_CLI_BINARY + "' ", err = dir / "err.txt";
   const auto full = [&](const std::string& args) { return shell(bin + args + " >/dev/full 2>" + err); };
   CHECK(full("explain 'q = x + y; f = q * z' x=-2 y=5 z=-4") == gg::cli::io_error);
   CHECK(read_file(err) == "gradgraph explain: cannot write to standard output: No space left on device\n");
   CHECK(full("explain --json 'f = x' x=1") == gg::cli::io_error);
   CHECK(full("summary --layers 2,3,2") == gg::cli::io_error);
-  CHECK(full("dot --layers 2,3,2 -o " + (dir / "g.dot").string()) == gg::cli::io_error);
+  CHECK(full("dot --layers 2,3,2 -o " + (dir / "g.dot")) == gg::cli::io_error);
   CHECK(full("--help") == gg::cli::io_error);
   CHECK(full("explain --help") == gg::cli::io_error);
   CHECK(read_file(err) == "gradgraph explain: cannot write to standard output: No space left on device\n");
   CHECK(shell(bin + "explain 'f = x' x=1 >/dev/null") == gg::cli::ok);
-  std::filesystem::remove_all(dir);
 }

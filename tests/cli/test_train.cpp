@@ -19,10 +19,10 @@ using gg::cli::test::run;
 std::string data(const std::string& name) {
   return std::string(GG_TEST_DATA) + "/" + name;
 }
+/// name in this process's folder of the tests' files, removed at exit.
 std::string temp(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("gg_cli_train_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  static const gg::test::TempDir dir("cli_train");
+  return dir / name;
 }
 std::vector<std::string> words(const std::string& s) {
   std::istringstream in(s);
@@ -330,9 +330,7 @@ TEST_CASE("train: bad inputs are named, with distinct exit codes") {
 }
 
 TEST_CASE("train: --plots writes the loss and accuracy curves and, for 2-D data, the decision regions") {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("gg_cli_train_plots_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const auto dir = gg::test::unique_temp_path("cli_train_plots"); // made by --plots
   const Result r = run({"train", "--dataset", "circles", "--samples", "120", "--layers", "2,8,2", "--epochs",
                         "5", "--split", "0.25", "--plots", dir.string()});
   REQUIRE(r.code == 0);

@@ -21,9 +21,10 @@ namespace {
 using Catch::Matchers::Contains;
 using gg::cli::test::run;
 
+/// name in this process's folder of the tests' files, removed at exit.
 std::string idx_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("gg_cli_idx_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  static const gg::test::TempDir dir("cli_idx");
+  return dir / name;
 }
 
 /// Writes an IDX file of unsigned bytes with the given dimensions.

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,28 +37,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string fixtures = GG_TEST_DATA;
-
-/// A fresh directory under the system's temp dir, removed with everything in it at scope exit.
-class ScratchDir {
-public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            fmt::format("gg_test_data_{}_{}_{}", ::getpid(), counter++, std::random_device{}());
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
 
 /// Matches an exception whose what() satisfies a string matcher: CHECK_THROWS_MATCHES(expr, Type,
 /// What(Contains("...") && Contains("..."))) checks the type and the message at once.
@@ -290,10 +270,10 @@ TEST_CASE("data: csv refuses a row of more than a million columns before storing
 TEST_CASE("data: csv files that are missing are an IOError with the reason") {
   CHECK_THROWS_MATCHES(read_csv("/nonexistent/gg/iris.csv"), IOError,
                        What(Contains("/nonexistent/gg/iris.csv") && Contains("No such file or directory")));
-  ScratchDir dir;
-  CHECK_THROWS_MATCHES(read_csv(dir.path().string()), IOError, What(Contains("Is a directory")));
+  const gg::test::TempDir dir("test_data");
+  CHECK_THROWS_MATCHES(read_csv(dir.path.string()), IOError, What(Contains("Is a directory")));
   // A file with an error: the message names the file as given.
-  const std::string path = dir.file("broken.csv");
+  const std::string path = dir / "broken.csv";
   write_bytes(path, Bytes{'a', ',', 'y', '\n', '1', ',', 'x', '\n'});
   CHECK_THROWS_MATCHES(read_csv(path), FormatError, What(Contains(path + ":2:2: 'x' is not a number")));
   // Every error is a gg::Error.
@@ -301,8 +281,8 @@ TEST_CASE("data: csv files that are missing are an IOError with the reason") {
 }
 
 TEST_CASE("data: csv and idx files are read from a pipe too, whose size is unknown") {
-  ScratchDir dir;
-  const std::string fifo = dir.file("pipe");
+  const gg::test::TempDir dir("test_data");
+  const std::string fifo = dir / "pipe";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // A writer thread feeds the FIFO; the reader cannot know the size in advance.
   auto through_pipe = [&](const Bytes& bytes, auto read) {
@@ -334,7 +314,7 @@ TEST_CASE("data: csv and idx files are read from a pipe too, whose size is unkno
 // IDX
 
 TEST_CASE("data: idx reads every element type, big-endian, plain and gzip") {
-  ScratchDir dir;
+  const gg::test::TempDir dir("test_data");
   struct Case {
     std::uint8_t type;
     Bytes payload;
@@ -354,21 +334,21 @@ TEST_CASE("data: idx reads every element type, big-endian, plain and gzip") {
   for (const Case& c : cases) {
     INFO("type 0x" << std::hex << int(c.type));
     const Bytes file = concat(idx_header(c.type, {2, 3}), c.payload);
-    write_bytes(dir.file("plain.idx"), file);
-    write_gzip(dir.file("packed.idx.gz"), file);
+    write_bytes(dir / "plain.idx", file);
+    write_gzip(dir / "packed.idx.gz", file);
     for (const std::string name : {"plain.idx", "packed.idx.gz"}) {
-      const Tensor t = read_idx(dir.file(name));
+      const Tensor t = read_idx(dir / name);
       CHECK(t.shape() == Shape{2, 3});
       CHECK(t.dtype() == f64);
       check_values(t, c.values);
-      CHECK(read_idx(dir.file(name), f32).dtype() == f32);
-      const IdxHeader h = read_idx_header(dir.file(name));
+      CHECK(read_idx(dir / name, f32).dtype() == f32);
+      const IdxHeader h = read_idx_header(dir / name);
       CHECK(h.type == static_cast<IdxType>(c.type));
       CHECK(h.dims == std::vector<std::int64_t>{2, 3});
     }
     // From memory, plain and gzip alike.
     for (const std::string name : {"plain.idx", "packed.idx.gz"}) {
-      const Bytes bytes = read_bytes(dir.file(name));
+      const Bytes bytes = read_bytes(dir / name);
       check_values(parse_idx(std::as_bytes(std::span(bytes)), name), c.values);
     }
   }
@@ -379,21 +359,21 @@ TEST_CASE("data: idx reads every element type, big-endian, plain and gzip") {
     std::memcpy(&bits, &v, 8);
     for (int s = 56; s >= 0; s -= 8) f64_file.push_back(static_cast<unsigned char>(bits >> s));
   }
-  write_bytes(dir.file("f64.idx"), f64_file);
-  check_values(read_idx(dir.file("f64.idx")), {3.25, -1e300});
-  write_bytes(dir.file("4d.idx"), concat(idx_header(0x08, {1, 2, 1, 2}), {1, 2, 3, 4}));
-  CHECK(read_idx(dir.file("4d.idx")).shape() == Shape{1, 2, 1, 2});
-  write_bytes(dir.file("empty.idx"), idx_header(0x08, {0, 28, 28}));
-  CHECK(read_idx(dir.file("empty.idx")).shape() == Shape{0, 28, 28});
+  write_bytes(dir / "f64.idx", f64_file);
+  check_values(read_idx(dir / "f64.idx"), {3.25, -1e300});
+  write_bytes(dir / "4d.idx", concat(idx_header(0x08, {1, 2, 1, 2}), {1, 2, 3, 4}));
+  CHECK(read_idx(dir / "4d.idx").shape() == Shape{1, 2, 1, 2});
+  write_bytes(dir / "empty.idx", idx_header(0x08, {0, 28, 28}));
+  CHECK(read_idx(dir / "empty.idx").shape() == Shape{0, 28, 28});
   // Concatenated gzip members read as one stream, as gzip -d does.
   const Bytes file = concat(idx_header(0x08, {4}), {9, 8, 7, 6});
-  write_gzip(dir.file("two.gz"), Bytes(file.begin(), file.begin() + 6));
-  write_gzip(dir.file("two.gz"), Bytes(file.begin() + 6, file.end()), true);
-  check_values(read_idx(dir.file("two.gz")), {9, 8, 7, 6});
+  write_gzip(dir / "two.gz", Bytes(file.begin(), file.begin() + 6));
+  write_gzip(dir / "two.gz", Bytes(file.begin() + 6, file.end()), true);
+  check_values(read_idx(dir / "two.gz"), {9, 8, 7, 6});
 }
 
 TEST_CASE("data: idx refuses NaN and infinity in float data, naming the file and the element") {
-  ScratchDir dir;
+  const gg::test::TempDir dir("test_data");
   auto f32_file = [](const std::vector<float>& values, const std::vector<std::uint32_t>& dims) {
     Bytes b = idx_header(0x0D, dims);
     for (const float v : values) {
@@ -404,7 +384,7 @@ TEST_CASE("data: idx refuses NaN and infinity in float data, naming the file and
     return b;
   };
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
-  const std::string plain = dir.file("nan.idx"), gz = dir.file("nan.idx.gz");
+  const std::string plain = dir / "nan.idx", gz = dir / "nan.idx.gz";
   const Bytes with_nan = f32_file({0, 1, 2, 3, nan, 5}, {2, 3});
   write_bytes(plain, with_nan);
   write_gzip(gz, with_nan);
@@ -425,19 +405,19 @@ TEST_CASE("data: idx refuses NaN and infinity in float data, naming the file and
     std::memcpy(&bits, &v, 8);
     for (int s = 56; s >= 0; s -= 8) big.push_back(static_cast<unsigned char>(bits >> s));
   }
-  write_bytes(dir.file("big.idx"), big);
-  check_values(read_idx(dir.file("big.idx")), {1, 1e300});
+  write_bytes(dir / "big.idx", big);
+  check_values(read_idx(dir / "big.idx"), {1, 1e300});
   CHECK_THROWS_MATCHES(
-      read_idx(dir.file("big.idx"), f32), FormatError,
+      read_idx(dir / "big.idx", f32), FormatError,
       What(Contains("element 1 (index [0, 1] of dimensions [1, 2]): 1e+300 is out of the float32 "
                     "range")));
 }
 
 TEST_CASE("data: idx refuses truncated, corrupted and absurd files with the file name and the cause") {
-  ScratchDir dir;
+  const gg::test::TempDir dir("test_data");
   const Bytes payload = noise_bytes(4000, 1);
   const Bytes file = concat(idx_header(0x08, {4, 1000}), payload);
-  const std::string plain = dir.file("t.idx"), gz = dir.file("t.idx.gz");
+  const std::string plain = dir / "t.idx", gz = dir / "t.idx.gz";
 
   SECTION("plain: truncated or too long, checked against the file size before reading") {
     write_bytes(plain, Bytes(file.begin(), file.begin() + 2012));
@@ -507,22 +487,22 @@ TEST_CASE("data: idx refuses truncated, corrupted and absurd files with the file
     const Bytes cut(file.begin(), file.begin() + 100);
     CHECK_THROWS_MATCHES(parse_idx(std::as_bytes(std::span(cut)), "mem.idx"), FormatError,
                          What(Contains("mem.idx: truncated: expected 4000 bytes of data, found 88")));
-    CHECK_THROWS_MATCHES(read_idx(dir.file("nope.idx")), IOError,
-                         What(Contains(dir.file("nope.idx")) && Contains("No such file or directory")));
+    CHECK_THROWS_MATCHES(read_idx(dir / "nope.idx"), IOError,
+                         What(Contains(dir / "nope.idx") && Contains("No such file or directory")));
   }
 }
 
 TEST_CASE("data: mnist loader reads an MNIST-layout directory, gzip or plain") {
-  ScratchDir dir;
+  const gg::test::TempDir dir("test_data");
   // Three 2x3 "images" and their labels, in the train (gzip) and t10k (plain) files.
   const Bytes pixels{0, 51, 102, 153, 204, 255, 255, 0, 0, 0, 0, 255, 1, 2, 3, 4, 5, 6};
-  write_gzip(dir.file("train-images-idx3-ubyte.gz"), concat(idx_header(0x08, {3, 2, 3}), pixels));
-  write_gzip(dir.file("train-labels-idx1-ubyte.gz"), concat(idx_header(0x08, {3}), {9, 0, 4}));
-  write_bytes(dir.file("t10k-images-idx3-ubyte"),
+  write_gzip(dir / "train-images-idx3-ubyte.gz", concat(idx_header(0x08, {3, 2, 3}), pixels));
+  write_gzip(dir / "train-labels-idx1-ubyte.gz", concat(idx_header(0x08, {3}), {9, 0, 4}));
+  write_bytes(dir / "t10k-images-idx3-ubyte",
               concat(idx_header(0x08, {1, 2, 3}), {0, 0, 0, 255, 255, 255}));
-  write_bytes(dir.file("t10k-labels-idx1-ubyte"), concat(idx_header(0x08, {1}), {1}));
+  write_bytes(dir / "t10k-labels-idx1-ubyte", concat(idx_header(0x08, {1}), {1}));
 
-  const Dataset train = load_fashion_mnist(dir.path().string(), true);
+  const Dataset train = load_fashion_mnist(dir.path.string(), true);
   CHECK(train.x.shape() == Shape{3, 6});
   CHECK(train.x.dtype() == f64);
   check_values(kernel::slice(train.x, 0, 0, 1), {0, 0.2, 0.4, 0.6, 0.8, 1.0});
@@ -531,7 +511,7 @@ TEST_CASE("data: mnist loader reads an MNIST-layout directory, gzip or plain") {
   CHECK(train.class_names.size() == 10);
   CHECK(train.class_names[9] == "Ankle boot");
 
-  const Dataset test = load_mnist(dir.path().string(), false, f32);
+  const Dataset test = load_mnist(dir.path.string(), false, f32);
   CHECK(test.x.shape() == Shape{1, 6});
   CHECK(test.x.dtype() == f32);
   check_values(test.x, {0, 0, 0, 1, 1, 1});
@@ -540,45 +520,45 @@ TEST_CASE("data: mnist loader reads an MNIST-layout directory, gzip or plain") {
 
   check_values(scale_pixels(Tensor({0, 255, 51}, {3})), {0, 1, 0.2});
 
-  write_bytes(dir.file("t10k-labels-idx1-ubyte"), concat(idx_header(0x08, {2}), {1, 2}));
-  CHECK_THROWS_MATCHES(load_mnist(dir.path().string(), false), FormatError,
+  write_bytes(dir / "t10k-labels-idx1-ubyte", concat(idx_header(0x08, {2}), {1, 2}));
+  CHECK_THROWS_MATCHES(load_mnist(dir.path.string(), false), FormatError,
                        What(Contains("1 images but 2 labels")));
-  write_bytes(dir.file("t10k-labels-idx1-ubyte"), concat(idx_header(0x0C, {1}), {0, 0, 0, 1}));
-  CHECK_THROWS_MATCHES(load_mnist(dir.path().string(), false), FormatError,
+  write_bytes(dir / "t10k-labels-idx1-ubyte", concat(idx_header(0x0C, {1}), {0, 0, 0, 1}));
+  CHECK_THROWS_MATCHES(load_mnist(dir.path.string(), false), FormatError,
                        What(Contains("expected labels as 1-d unsigned bytes, found [1] of int32")));
-  CHECK_THROWS_MATCHES(load_fashion_mnist(dir.file("missing")), IOError,
+  CHECK_THROWS_MATCHES(load_fashion_mnist(dir / "missing"), IOError,
                        What(Contains("train-labels-idx1-ubyte.gz") && Contains("No such file or directory") &&
                             Contains("dataset-fashion-mnist")));
 }
 
 TEST_CASE("data: load_idx_dataset takes examples of any shape and integer labels of any width") {
-  ScratchDir dir;
+  const gg::test::TempDir dir("test_data");
   // Two examples of 2x1x2 int16 values (kept as they are, not scaled) and int32 labels 0 and 4.
-  write_bytes(dir.file("x.idx"),
+  write_bytes(dir / "x.idx",
               concat(idx_header(0x0B, {2, 2, 1, 2}), {0, 1, 0, 2, 0, 3, 1, 0, 0, 5, 0, 6, 0, 7, 0, 8}));
-  write_bytes(dir.file("y.idx"), concat(idx_header(0x0C, {2}), {0, 0, 0, 0, 0, 0, 0, 4}));
-  const Dataset d = load_idx_dataset(dir.file("x.idx"), dir.file("y.idx"), f32);
+  write_bytes(dir / "y.idx", concat(idx_header(0x0C, {2}), {0, 0, 0, 0, 0, 0, 0, 4}));
+  const Dataset d = load_idx_dataset(dir / "x.idx", (dir / "y.idx"), f32);
   CHECK(d.x.shape() == Shape{2, 4});
   CHECK(d.x.dtype() == f32);
   check_values(d.x, {1, 2, 3, 256, 5, 6, 7, 8});
   check_values(d.y, {0, 4});
   CHECK(d.num_classes == 5);
   // Unsigned-byte examples are pixels: scaled to [0, 1].
-  write_bytes(dir.file("px.idx"), concat(idx_header(0x08, {2, 1}), {255, 51}));
-  check_values(load_idx_dataset(dir.file("px.idx"), dir.file("y.idx")).x, {1, 0.2});
-  const Tensor px32 = load_idx_dataset(dir.file("px.idx"), dir.file("y.idx"), f32).x; // scaled in float
+  write_bytes(dir / "px.idx", concat(idx_header(0x08, {2, 1}), {255, 51}));
+  check_values(load_idx_dataset(dir / "px.idx", (dir / "y.idx")).x, {1, 0.2});
+  const Tensor px32 = load_idx_dataset(dir / "px.idx", (dir / "y.idx"), f32).x; // scaled in float
   CHECK(px32.data<float>()[0] == 1.0f);
   CHECK(px32.data<float>()[1] == 51.0f / 255.0f);
   // Float labels, negative labels and no labels are not class ids.
-  write_bytes(dir.file("yf.idx"), concat(idx_header(0x0D, {2}), {0, 0, 0, 0, 0, 0, 0, 0}));
+  write_bytes(dir / "yf.idx", concat(idx_header(0x0D, {2}), {0, 0, 0, 0, 0, 0, 0, 0}));
   CHECK_THROWS_MATCHES(
-      load_idx_dataset(dir.file("px.idx"), dir.file("yf.idx")), FormatError,
+      load_idx_dataset(dir / "px.idx", (dir / "yf.idx")), FormatError,
       What(Contains("yf.idx: expected class ids as a 1-d array of integers, found [2] of float32")));
-  write_bytes(dir.file("yn.idx"), concat(idx_header(0x09, {2}), {0, 0xff}));
-  CHECK_THROWS_MATCHES(load_idx_dataset(dir.file("px.idx"), dir.file("yn.idx")), FormatError,
+  write_bytes(dir / "yn.idx", concat(idx_header(0x09, {2}), {0, 0xff}));
+  CHECK_THROWS_MATCHES(load_idx_dataset(dir / "px.idx", (dir / "yn.idx")), FormatError,
                        What(Contains("yn.idx: label -1 of entry 1 is not a class id")));
-  write_bytes(dir.file("y0.idx"), idx_header(0x08, {0}));
-  CHECK_THROWS_MATCHES(load_idx_dataset(dir.file("px.idx"), dir.file("y0.idx")), FormatError,
+  write_bytes(dir / "y0.idx", idx_header(0x08, {0}));
+  CHECK_THROWS_MATCHES(load_idx_dataset(dir / "px.idx", (dir / "y0.idx")), FormatError,
                        What(Contains("y0.idx: no labels")));
 }
 

@@ -92,9 +92,8 @@ TEST_CASE("optim state: each optimizer's per-parameter state is a named struct")
 TEST_CASE("optim state: checkpoints written before the typed state load, re-save identically and resume") {
   const gg::Tensor x({0, 0, 0, 1, 1, 0, 1, 1}, {4, 2}), y({0, 1, 1, 0}, {4});
   const gg::safetensors::File expected = gg::safetensors::load(checkpoints + "/expected.safetensors");
-  const std::string resaved = (std::filesystem::temp_directory_path() /
-                               ("gg_test_optim_state_" + std::to_string(::getpid()) + ".safetensors"))
-                                  .string();
+  const gg::test::TempDir dir("test_optim_state");
+  const std::string resaved = dir / "resaved.safetensors";
   for (const auto& [name, make] : gg::checkpoint_fixtures::configs()) {
     INFO("configuration " << name);
     const std::string file = checkpoints + "/" + name + ".safetensors";
@@ -120,5 +119,4 @@ TEST_CASE("optim state: checkpoints written before the typed state load, re-save
         CHECK(got[i] == Approx(want[i]).epsilon(1e-13).margin(1e-15));
     }
   }
-  std::filesystem::remove(resaved);
 }

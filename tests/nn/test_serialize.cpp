@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../temp_dir.hpp"
+
 #include <filesystem>
 
 #include <unistd.h>
@@ -13,10 +15,10 @@ using gg::Var;
 namespace nn = gg::nn;
 
 namespace {
+/// name in this process's folder of the tests' files, removed at exit.
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("gg_test_serialize_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  static const gg::test::TempDir dir("test_serialize");
+  return dir / name;
 }
 } // namespace
 

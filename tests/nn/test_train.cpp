@@ -5,6 +5,8 @@
 #include <nn/nn.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
 #include <fmt/format.h>
 
 #include <cmath>
@@ -23,10 +25,10 @@ using Catch::Matchers::Contains;
 
 namespace {
 
+/// name in this process's folder of the tests' files, removed at exit.
 std::string train_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("gg_test_train_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  static const gg::test::TempDir dir("test_train");
+  return dir / name;
 }
 
 std::shared_ptr<nn::Sequential> make_model(std::uint64_t seed) {
