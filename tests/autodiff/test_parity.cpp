@@ -2,9 +2,10 @@
 // PyTorch's values and gradients (data/make_parity_reference.py -> parity_reference.txt): min and
 // amin, maximum and minimum with ties, softplus, gather; and PyTorch's answers for squeeze,
 // unsqueeze, where with a Var condition, index_select's negative indices, and 0-d transpose and
-// index_select; errors inside a function built on another op (conv1d on conv2d, amin and amax on the axis reduction)
-// naming the function called; the maxima's gradients at ties and NaN (data/make_max_ties_reference.py
-// -> max_ties_reference.txt): max_pool2d, max and min whole and along an axis, amax and amin.
+// index_select; errors inside a function built on another op (conv1d on conv2d, the reductions along
+// an axis on their shared recorder) naming the function called; the maxima's gradients at ties and
+// NaN (data/make_max_ties_reference.py -> max_ties_reference.txt): max_pool2d, max and min whole and
+// along an axis, amax and amin.
 #include <autodiff/autodiff.hpp>
 
 #include "reference_case.hpp"
@@ -182,8 +183,8 @@ TEST_CASE("parity: conv1d's errors name conv1d and its own shapes, not the conv2
         gg::Shape{2, 2});
 }
 
-TEST_CASE("parity: reductions along an axis name the function called (amin), not the op it records "
-          "(min_axis)") {
+TEST_CASE("parity: reductions along an axis name the function called (amin), not the op kind it records "
+          "(amin_axis)") {
   const Var m(Tensor::zeros({3, 4}));
   const std::vector<std::pair<std::string, std::function<Var()>>> along{
       {"sum", [&] { return gg::sum(m, 2); }},
