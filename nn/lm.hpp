@@ -180,9 +180,10 @@ private:
   bool boundary_ = false;
 };
 
-/// The characters of a UTF-8 text; FormatError "source: byte N: ..." at the first byte that is not
-/// UTF-8 (N counted from 0).
-std::vector<std::string> utf8_characters(std::string_view text, const std::string& source);
+/// The characters of a UTF-8 text; FormatError "source: byte N: not UTF-8 (...)" at the first byte
+/// that is not UTF-8 (N counted from 0), followed by "; remedy" when one is given.
+std::vector<std::string> utf8_characters(std::string_view text, const std::string& source,
+                                         std::string_view remedy = {});
 
 /// A text as training data. Words: one word a line (blank lines and surrounding spaces ignored),
 /// each a sequence boundary, characters, boundary; every stride-th word (stride = max(10,

@@ -520,6 +520,11 @@ int run_lm_sample(const std::vector<std::string>& args, std::ostream& out, std::
     throw ValueError(fmt::format("--count {}: use 1 to 1000000", o.count));
   if (o.given.count("length") && (o.length < 1 || o.length > 10'000'000))
     throw ValueError(fmt::format("--length {}: use 1 to 10000000", o.length));
+  try {
+    lm::utf8_characters(o.prompt, "--prompt"); // with its byte offset, before the model is read
+  } catch (const FormatError& e) {
+    throw ValueError(e.what());
+  }
   lm::Saved saved = lm::load(o.model);
   const lm::Config& c = saved.model->config();
   if (o.top_k > c.vocab_size)

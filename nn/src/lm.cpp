@@ -296,7 +296,8 @@ Var loss(const Var& logits, const Tensor& targets) {
 
 // ---- text
 
-std::vector<std::string> utf8_characters(std::string_view text, const std::string& source) {
+std::vector<std::string> utf8_characters(std::string_view text, const std::string& source,
+                                         std::string_view remedy) {
   std::vector<std::string> chars;
   chars.reserve(text.size());
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
@@ -304,12 +305,12 @@ std::vector<std::string> utf8_characters(std::string_view text, const std::strin
     const unsigned char c = byte(i);
     const std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
     const auto fail = [&](std::string_view why) {
-      throw FormatError(
-          fmt::format("{}: byte {}: not UTF-8 ({}: 0x{:02x}); give a UTF-8 text file", source, i, why, c));
+      throw FormatError(fmt::format("{}: byte {}: not UTF-8 ({}: 0x{:02x}){}{}", source, i, why, c,
+                                    remedy.empty() ? "" : "; ", remedy));
     };
     if (n == 0) fail(c >= 0x80 && c < 0xC0 ? "a continuation byte with no start" : "a byte UTF-8 never uses");
     if (c > 0xF4) fail("a byte UTF-8 never uses");
-    if (i + n > text.size()) fail("a character cut off by the end of the file");
+    if (i + n > text.size()) fail("a character cut off by the end of the text");
     char32_t cp = n == 1 ? c : c & (0x7F >> n);
     for (std::size_t k = 1; k < n; ++k) {
       if ((byte(i + k) & 0xC0) != 0x80) fail("a character cut short");
@@ -419,7 +420,7 @@ Corpus parse_corpus(std::string_view text, Corpus::Mode mode, const std::string&
   c.mode = mode;
   c.source = source;
   c.fingerprint = fnv1a(text);
-  const std::vector<std::string> chars = utf8_characters(text, source);
+  const std::vector<std::string> chars = utf8_characters(text, source, "give a UTF-8 text file");
   if (mode == Corpus::Mode::stream) {
     std::vector<std::string> distinct(chars.begin(), chars.end());
     std::sort(distinct.begin(), distinct.end());

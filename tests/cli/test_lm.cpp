@@ -261,6 +261,11 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   const Result prompt = run({"lm", "sample", "--model", dir / "m.safetensors", "--prompt", "Z"});
   CHECK(prompt.code == gg::cli::value_error);
   CHECK_THAT(prompt.err, Catch::Contains("'Z' (U+005A) is not in the model's vocabulary"));
+  // A prompt that is not UTF-8: its byte offset, and no word of a file.
+  const Result bytes = run({"lm", "sample", "--model", dir / "m.safetensors", "--prompt", "ab\xff"});
+  CHECK(bytes.code == gg::cli::value_error);
+  CHECK_THAT(bytes.err, Catch::Contains("--prompt: byte 2: not UTF-8 (a byte UTF-8 never uses: 0xff)") &&
+                            !Catch::Contains("file"));
   CHECK(run({"lm", "sample", "--model", dir / "m.safetensors", "--temperature", "0"}).code ==
         gg::cli::value_error);
   CHECK(run({"lm", "sample", "--model", dir / "m.safetensors", "--top-k", "-2"}).code ==

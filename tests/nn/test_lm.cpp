@@ -162,6 +162,10 @@ TEST_CASE("lm: text is read as UTF-8 characters, and a byte that is not UTF-8 is
   CHECK_THAT(error_of("\xed\xa0\x80"), Catch::StartsWith("notes.txt: byte 0:")); // a surrogate
   CHECK_THAT(error_of("ok\x80"), Catch::Contains("continuation byte"));
   CHECK_THROWS_AS(lm::parse_corpus("ab\xfe", lm::Corpus::Mode::stream, "x"), gg::FormatError);
+  // A file's reader says what to give; text from elsewhere (a prompt) is not called a file.
+  CHECK(error_of("abc\xff") == "notes.txt: byte 3: not UTF-8 (a byte UTF-8 never uses: 0xff)");
+  CHECK_THROWS_WITH(lm::parse_corpus("ab\xfe", lm::Corpus::Mode::stream, "x"),
+                    "x: byte 2: not UTF-8 (a byte UTF-8 never uses: 0xfe); give a UTF-8 text file");
 }
 
 TEST_CASE("lm: a word list has a boundary token and a fixed validation split, a stream splits 90/10") {
