@@ -297,10 +297,10 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& any_out, st
   if (corpus.mode == lm::Corpus::Mode::words) {
     const std::int64_t need = corpus.longest_word + 1;
     if (o.given.count("context") && o.context < need)
-      throw ValueError(
-          fmt::format("--context {}: the longest word of {} has {} characters, so a word with its "
-                      "boundary takes {}: give --context {} or more",
-                      o.context, o.text, corpus.longest_word, need, need));
+      throw ValueError(fmt::format(
+          "--context {}: the longest word of {} has {} character{}, so a word with its "
+          "boundary takes {}: give --context {} or more",
+          o.context, o.text, corpus.longest_word, corpus.longest_word == 1 ? "" : "s", need, need));
     if (!o.given.count("context")) c.context = need;
   }
   lm::check(c);

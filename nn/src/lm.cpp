@@ -407,6 +407,11 @@ std::string_view mode_name(Corpus::Mode mode) {
 
 namespace {
 
+/// "1 character", "2 characters": n and the noun, singular for one.
+std::string count_of(std::size_t n, std::string_view noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
+
 std::string fnv1a(std::string_view text) {
   std::uint64_t h = 0xcbf29ce484222325ull;
   for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
@@ -427,9 +432,10 @@ Corpus parse_corpus(std::string_view text, Corpus::Mode mode, const std::string&
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
     c.vocab = Vocabulary(distinct, false);
     if (chars.size() < 20)
-      throw ValueError(fmt::format("{}: {} characters are too few to train on (at least 20: 10% of them are "
-                                   "held out for validation)",
-                                   source, chars.size()));
+      throw ValueError(fmt::format("{}: {} {} too few to train on (at least 20: 10% of them are held out "
+                                   "for validation)",
+                                   source, count_of(chars.size(), "character"),
+                                   chars.size() == 1 ? "is" : "are"));
     std::vector<std::int64_t> all;
     all.reserve(chars.size());
     for (const std::string& ch : chars) all.push_back(c.vocab.find(ch));
@@ -460,9 +466,9 @@ Corpus parse_corpus(std::string_view text, Corpus::Mode mode, const std::string&
   }
   // Every 10th word validates (below): fewer than 10 would leave none, and a validation loss of 0.
   if (kept.size() < 10)
-    throw ValueError(fmt::format("{}: {} words (one a line); a word list needs at least 10 (every 10th "
-                                 "word is held out for validation)",
-                                 source, kept.size()));
+    throw ValueError(fmt::format("{}: {} (one a line); a word list needs at least 10 (every 10th word is "
+                                 "held out for validation)",
+                                 source, count_of(kept.size(), "word")));
   std::vector<std::string> tokens{"\n"};
   tokens.insert(tokens.end(), distinct.begin(), distinct.end());
   c.vocab = Vocabulary(std::move(tokens), true);
@@ -523,8 +529,8 @@ Batch sample_batch(const Corpus& c, std::int64_t batch, std::int64_t context, Rn
     return b;
   }
   if (static_cast<std::int64_t>(c.train_stream.size()) < n + 1)
-    throw ValueError(fmt::format("{}: its training part has {} characters, fewer than the context {} + 1",
-                                 c.source, c.train_stream.size(), n));
+    throw ValueError(fmt::format("{}: its training part has {}, fewer than the context {} + 1", c.source,
+                                 count_of(c.train_stream.size(), "character"), n));
   for (std::int64_t r = 0; r < batch; ++r)
     put_window(c.train_stream, rng.below(c.train_stream.size() - static_cast<std::size_t>(n)), r, n, b.x,
                b.y);
@@ -552,9 +558,10 @@ std::vector<Batch> validation_batches(const Corpus& c, std::int64_t batch, std::
   const std::int64_t windows = std::min((static_cast<std::int64_t>(c.val_stream.size()) - 1) / n,
                                         std::max<std::int64_t>(1, max_tokens / n));
   if (windows < 1)
-    throw ValueError(fmt::format("{}: its validation part (the last 10%) has {} characters, fewer than the "
-                                 "context {} + 1: give a smaller --context or a longer text",
-                                 c.source, c.val_stream.size(), n));
+    throw ValueError(
+        fmt::format("{}: its validation part (the last 10%) has {}, fewer than the context {} + 1: "
+                    "give a smaller --context or a longer text",
+                    c.source, count_of(c.val_stream.size(), "character"), n));
   rows_in(windows);
   for (std::int64_t k = 0; k < windows; ++k)
     put_window(c.val_stream, static_cast<std::size_t>(k * n), k % batch, n,

@@ -204,6 +204,12 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   const Result short_context = run({"lm", "train", "--text", names, "--mode", "words", "--context", "5"});
   CHECK(short_context.code == gg::cli::value_error);
   CHECK_THAT(short_context.err, Catch::Contains("the longest word of " + names + " has 9 characters"));
+  write(dir / "letters.txt", "a\nb\nc\n");
+  const Result letters =
+      run({"lm", "train", "--text", dir / "letters.txt", "--mode", "words", "--context", "1"});
+  CHECK(letters.code == gg::cli::value_error);
+  CHECK_THAT(letters.err,
+             Catch::Contains("letters.txt has 1 character, so a word with its boundary takes 2"));
   CHECK(train({"--save", text}).code == gg::cli::usage_error);
   const Result huge = run({"lm", "train", "--text", text, "--model", "mlp", "--embedding", "60000",
                            "--hidden", "60000", "--context", "8"});

@@ -168,6 +168,16 @@ TEST_CASE("lm: text is read as UTF-8 characters, and a byte that is not UTF-8 is
                     "x: byte 2: not UTF-8 (a byte UTF-8 never uses: 0xfe); give a UTF-8 text file");
 }
 
+TEST_CASE("lm: a text too short names its count in the singular for one") {
+  CHECK_THROWS_WITH(lm::parse_corpus("a", lm::Corpus::Mode::stream, "t"),
+                    Catch::StartsWith("t: 1 character is too few to train on"));
+  CHECK_THROWS_WITH(lm::parse_corpus("ab", lm::Corpus::Mode::stream, "t"),
+                    Catch::StartsWith("t: 2 characters are too few to train on"));
+  CHECK_THROWS_WITH(lm::parse_corpus("emma\n\n", lm::Corpus::Mode::words, "t"),
+                    Catch::StartsWith("t: 1 word (one a line)"));
+  CHECK_THROWS_WITH(lm::parse_corpus("\n", lm::Corpus::Mode::words, "t"), Catch::StartsWith("t: 0 words"));
+}
+
 TEST_CASE("lm: a word list has a boundary token and a fixed validation split, a stream splits 90/10") {
   const lm::Corpus w =
       lm::parse_corpus(std::string(k_words) + "\n  zoë \n", lm::Corpus::Mode::words, "names");
