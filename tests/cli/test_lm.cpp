@@ -204,7 +204,7 @@ TEST_CASE("lm: bad input is named with what and where, with the command line's e
   const Result short_context = run({"lm", "train", "--text", names, "--mode", "words", "--context", "5"});
   CHECK(short_context.code == gg::cli::value_error);
   CHECK_THAT(short_context.err, Catch::Contains("the longest word of " + names + " has 9 characters"));
-  write(dir / "letters.txt", "a\nb\nc\n");
+  write(dir / "letters.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n");
   const Result letters =
       run({"lm", "train", "--text", dir / "letters.txt", "--mode", "words", "--context", "1"});
   CHECK(letters.code == gg::cli::value_error);
