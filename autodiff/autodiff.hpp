@@ -1,5 +1,5 @@
 // Umbrella header of gradgraph's autodiff library: tensors, the differentiable Var and its ops,
-// custom operations, gradient checking and graph inspection.
+// custom operations, gradient checking, graph inspection and the warning handler.
 #pragma once
 
 #include <autodiff/error.hpp>
@@ -11,3 +11,4 @@
 #include <autodiff/ops.hpp>
 #include <autodiff/tensor.hpp>
 #include <autodiff/var.hpp>
+#include <autodiff/warning.hpp>

@@ -36,7 +36,8 @@ struct CrossEntropyOptions {
 };
 
 /// mean((input - target)^2), input and target broadcast together as PyTorch does (and, as PyTorch,
-/// a warning on standard error the first time their shapes differ).
+/// a warning the first time their shapes differ: gg::warn_once, standard error unless a
+/// set_warning_handler handler takes it).
 Var mse_loss(const Var& input, const Var& target, Reduction reduction = Reduction::mean);
 
 /// -log_probs[n, target[n, d...], d...]; log_probs [N, C, d1, ...] (or [C]), target [N, d1, ...]

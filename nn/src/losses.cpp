@@ -3,9 +3,7 @@
 // targets are masked with where. Every check names the loss the caller called.
 #include <nn/losses.hpp>
 
-#include <atomic>
 #include <cmath>
-#include <iostream>
 
 #include <fmt/format.h>
 
@@ -179,12 +177,13 @@ Var mse_loss(const Var& input, const Var& target, Reduction reduction) {
   const Shape si = input.shape(), st = target.shape();
   if (!(si == st)) {
     const Shape both = kernel::broadcast_shapes(si, st, "mse_loss"); // throws naming mse_loss
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
-      std::cerr << fmt::format("gradgraph warning: mse_loss: a target of shape {} with an input of shape {} "
-                               "broadcasts to {}, likely not what was meant; give them the same shape "
-                               "(PyTorch warns the same)\n",
-                               st.str(), si.str(), both.str());
+    // PyTorch's warning (once per call site there; once here until the handler changes), with the shape
+    // they broadcast to.
+    warn_once("mse_loss broadcast",
+              fmt::format("mse_loss: Using a target size ({}) that is different to the input size ({}). This "
+                          "will likely lead to incorrect results due to broadcasting (to {}). Please ensure "
+                          "they have the same size.",
+                          st.str(), si.str(), both.str()));
   }
   const Var d = input - target;
   return reduce(d * d, reduction);

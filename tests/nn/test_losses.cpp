@@ -11,6 +11,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <sstream>
 
@@ -122,6 +123,44 @@ TEST_CASE("losses: mse_loss broadcasts input and target as PyTorch") {
     check_case(key, loss_ref(key + ".x"), [&](const Var& v, nn::Reduction r) {
       return nn::mse_loss(v, Var::constant(loss_ref(key + ".target")), r);
     });
+}
+
+namespace {
+/// The library's warnings while it lives, each one a string; the previous handler back at its end.
+struct CapturedWarnings {
+  std::vector<std::string> seen;
+  gg::WarningHandler previous = gg::set_warning_handler([this](std::string_view m) { seen.emplace_back(m); });
+  ~CapturedWarnings() { gg::set_warning_handler(previous); }
+};
+} // namespace
+
+TEST_CASE("losses: mse_loss warns once, as PyTorch, when target and input broadcast, naming the shapes") {
+  const Var x(Tensor::zeros({3, 1}));
+  {
+    CapturedWarnings w;
+    nn::mse_loss(x, Var::constant(Tensor::zeros({3, 1})));
+    CHECK(w.seen.empty()); // equal shapes: nothing to say
+    nn::mse_loss(x, Var::constant(Tensor::zeros({3})));
+    REQUIRE(w.seen.size() == 1);
+    CHECK(w.seen[0] == "mse_loss: Using a target size ([3]) that is different to the input size ([3, 1]). "
+                       "This will likely lead to incorrect results due to broadcasting (to [3, 3]). "
+                       "Please ensure they have the same size.");
+    nn::mse_loss(x, Var::constant(Tensor::zeros({3})));
+    nn::mse_loss(Var(Tensor::zeros({2})), Var::constant(Tensor::zeros({4, 1})));
+    CHECK(w.seen.size() == 1); // once
+  }
+  // The default handler: standard error, with the prefix, once again after the handler changed.
+  std::ostringstream err;
+  std::streambuf* const old = std::cerr.rdbuf(err.rdbuf());
+  const gg::WarningHandler previous = gg::set_warning_handler({});
+  nn::mse_loss(x, Var::constant(Tensor::zeros({1, 3})));
+  nn::mse_loss(x, Var::constant(Tensor::zeros({1, 3})));
+  nn::mse_loss(x, x);
+  gg::set_warning_handler(previous);
+  std::cerr.rdbuf(old);
+  CHECK(err.str() == "gradgraph warning: mse_loss: Using a target size ([1, 3]) that is different to the "
+                     "input size ([3, 1]). This will likely lead to incorrect results due to broadcasting "
+                     "(to [3, 3]). Please ensure they have the same size.\n");
 }
 
 TEST_CASE("losses: float32 logits give a float32 loss near the float64 one") {
