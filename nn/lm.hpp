@@ -203,7 +203,8 @@ struct Corpus {
 /// "words" or "stream".
 std::string_view mode_name(Corpus::Mode mode);
 /// Reads a UTF-8 file (IOError when it cannot be read, FormatError with the byte offset when it is not
-/// UTF-8; ValueError when it is empty or has fewer than two words / too little text to split).
+/// UTF-8; ValueError when it is empty or has fewer than ten words (every 10th validates) / too little text to
+/// split).
 Corpus read_corpus(const std::string& path, Corpus::Mode mode);
 /// The same from text in memory (source names it in errors).
 Corpus parse_corpus(std::string_view text, Corpus::Mode mode, const std::string& source);

@@ -184,7 +184,11 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
 #else
   const bool avx512 = false;
 #endif
-  CHECK((deep == gg::kernel::gemm_library() || (avx512 && starts(deep, "oneDNN"))));
+  // Where oneDNN runs the 784-wide product it is there, and on AVX-512 it must take the long k too.
+  if (avx512 && starts(wide, "oneDNN"))
+    CHECK(starts(deep, "oneDNN"));
+  else
+    CHECK(deep == gg::kernel::gemm_library());
   CHECK(gg::kernel::gemm_library(64, 2048, 1024, gg::f32) == gg::kernel::gemm_library());
   for (const gg::DType dtype : {gg::f32, gg::f64}) {
     const std::string narrow = gg::kernel::gemm_library(256, 128, 10, dtype);

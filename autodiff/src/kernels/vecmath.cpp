@@ -1,8 +1,9 @@
 // vec_math: one loop over full vectors of AVX2 (our own functions where FMA is there too, SLEEF's
 // otherwise) or SSE2 (SLEEF's), the tail through a padded copy; libm one element at a time without
-// SLEEF. AVX-512 builds run the AVX2 functions: they are within 1 ULP where SLEEF's 512-bit u10
+// SLEEF. AVX-512 builds run the AVX2 functions too, but for exp at the full width (exp512_*, for the
+// exp-bound loops: sigmoid, the softmax family): they are within 1 ULP where SLEEF's 512-bit u10
 // functions are not (its tanhf is 1.00000001 ULP off at 6.2e-8), and measured faster on Zen 4, which
-// splits 512-bit operations in two (docs/performance.md, "AVX-512 builds").
+// splits 512-bit operations in two (docs/performance.md, "AVX-512 builds" and "Fifth round").
 #include "vecmath.hpp"
 
 #include <algorithm>
@@ -770,14 +771,14 @@ inline __m256 gelu_grad_f32(__m256 x) {
 
 #endif
 
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(GG_OWN_EXP_LOG)
 #define GG_OWN_EXP_512 1
 // exp of our own on AVX-512 (16 floats, 8 doubles): the AVX2 functions' reduction, table and polynomials
-// (exp_parts_f32 and exp_parts_f64 below, so the same results and the same ≤ 1 ULP), the table of eight
+// (exp_parts_f32 and exp_parts_f64 above, so the same results and the same ≤ 1 ULP), the table of eight
 // (four) entries repeated across the register for vpermps's 4-bit (vpermpd's 3-bit) index. The edges
 // (a lane with |x| >= 87 or 708, or NaN) scale by vscalefps/pd, which rounds once (denormal results) and
-// overflows and underflows where libm does; SLEEF's AVX-512 exp is what it replaces (docs/performance.md,
-// "Fifth round").
+// overflows and underflows where libm does; it replaces the 8-lane AVX2 exp in those loops
+// (docs/performance.md, "Fifth round").
 
 /// 2^(j/8)·(1 + q) in [0.95, 1.91] and n = 8k + j (as a float and in t's low bits), as exp_parts_f32.
 struct Exp512F32 {
@@ -1304,8 +1305,6 @@ std::string vec_math_library() {
 #ifdef GG_SLEEF_VECTORS
 #if defined(GG_OWN_EXP_LOG) && defined(GG_ERF_F64)
   constexpr const char* erf_f32_by = "; exp, log, tanh, erf: gradgraph's (<= 1 ULP)";
-#elif defined(GG_OWN_EXP_512)
-  constexpr const char* erf_f32_by = "; exp, float erf: gradgraph's (<= 1 ULP)";
 #elif defined(GG_ERF_F32)
   constexpr const char* erf_f32_by = "; float erf: gradgraph's polynomials (<= 1 ULP)";
 #else

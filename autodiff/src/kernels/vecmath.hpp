@@ -1,8 +1,8 @@
 // Vector math: exp, log, tanh and erf of whole arrays (at most 1.0 ULP from the exact result,
 // denormals, infinities and NaN as libm) at the widest SIMD width this build was compiled for: on AVX2
-// by gradgraph's own functions (on AVX-512 exp and float erf), else by SLEEF's; the C library's scalar
-// functions when SLEEF is absent (a build without it, the WebAssembly engine). docs/performance.md has the
-// measurements behind it.
+// by gradgraph's own functions (on AVX-512 too, exp at the full width), else by SLEEF's; the C library's
+// scalar functions when SLEEF is absent (a build without it, the WebAssembly engine). docs/performance.md has
+// the measurements behind it.
 #pragma once
 
 #include <cstdint>
