@@ -198,4 +198,15 @@ TEST_CASE("parity: reductions along an axis name the function called (amin), not
     INFO(name);
     CHECK_THROWS_WITH(f(), Catch::StartsWith(name + ": axis "));
   }
+  // An empty axis: the extrema have no value there (PyTorch refuses too).
+  const Var empty(Tensor::zeros({3, 0}));
+  const std::vector<std::pair<std::string, std::function<Var()>>> extrema{
+      {"max", [&] { return gg::max(empty, 1); }},
+      {"min", [&] { return gg::min(empty, 1); }},
+      {"amax", [&] { return gg::amax(empty, -1); }},
+      {"amin", [&] { return gg::amin(empty, 1, true); }}};
+  for (const auto& [name, f] : extrema) {
+    INFO(name);
+    CHECK_THROWS_WITH(f(), name + ": cannot reduce axis 1 of size 0 (shape [3, 0])");
+  }
 }

@@ -81,6 +81,11 @@ Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel co
     return reshape(record_along_axis(op, reshape(a, {1}), 0, keepdim, compute, called), {});
   }
   const int ax = kernel::normalize_axis(axis, v.rank(), called);
+  const bool extremum =
+      op == Op::max_axis || op == Op::min_axis || op == Op::amax_axis || op == Op::amin_axis;
+  if (extremum && v.shape()[ax] == 0) // checked here too, so that the error names the function called
+    throw ValueError(
+        fmt::format("{}: cannot reduce axis {} of size 0 (shape {})", called, ax, v.shape().str()));
   auto e = emit(op, x, nullptr, compute(v, ax, keepdim));
   if (e.n) e.n->ext->ints = {ax, keepdim ? 1 : 0};
   return e.var;
