@@ -2,6 +2,7 @@
 // the reorders between our plain layouts and oneDNN's blocked ones, cached per shape (creating them
 // costs far more than a small convolution), each run on the calling thread alone.
 #include "conv_dnnl.hpp"
+#include "gemm.hpp"
 
 #include <atomic>
 
@@ -66,16 +67,6 @@ using Tag = memory::format_tag;
 /// to ours around each call, as PyTorch runs it.
 enum class Layouts : std::uint8_t { none, plain, blocked };
 
-/// Whether this CPU has AVX-512, where oneDNN runs its jit:avx512_core kernels.
-bool avx512() {
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool has = __builtin_cpu_supports("avx512f");
-  return has;
-#else
-  return false;
-#endif
-}
-
 /// The rule measured by bench/conv_choice on the bench and Fashion-MNIST CNNs (docs/performance.md):
 /// with 8 or more input channels per group the blocked kernels win every pass, reorders included.
 /// With fewer (a first layer on 1-3 channel images), on AVX2 the plain forward wins and im2col's
@@ -85,7 +76,7 @@ bool avx512() {
 Layouts layouts_for(const ConvGeometry& g, std::int64_t groups, ConvPass pass) {
   if (!g_dnnl_allowed.load(std::memory_order_relaxed)) return Layouts::none;
   if (g.c / groups >= 8) return Layouts::blocked;
-  if (avx512()) return pass == ConvPass::backward_weights ? Layouts::blocked : Layouts::none;
+  if (cpu_has_avx512()) return pass == ConvPass::backward_weights ? Layouts::blocked : Layouts::none;
   return pass == ConvPass::forward ? Layouts::plain : Layouts::none;
 }
 

@@ -62,5 +62,8 @@ extern std::atomic<int> g_blas_threads;
 /// The threads OpenBLAS gets for a request of n: no more than the cores (more never speeds up its
 /// products, and each costs a buffer), and no more than the address space has buffers for.
 int blas_threads_for(int n);
+/// Whether this CPU has AVX-512 (read once), where oneDNN runs its AVX-512 kernels and the by-shape
+/// rules of products and convolutions differ (docs/gemm.md, docs/performance.md).
+bool cpu_has_avx512();
 
 } // namespace gg::kernel::detail

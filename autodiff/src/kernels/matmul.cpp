@@ -141,6 +141,15 @@ void set_blas_threads([[maybe_unused]] int threads) {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
+#endif
+}
+
 namespace {
 /// Who computes a product (see pick_gemm); split: gemm_split, a library on each thread's rows.
 enum class GemmLib : std::uint8_t { loops, blis, dnnl, openblas, eigen, split };
@@ -154,12 +163,7 @@ constexpr Index k_narrow = 16;
 /// 2^20 elements, k up to 2048 (a GPT step's weight gradients); on AVX2 (Zen 3) 0.55-0.92x
 /// (docs/gemm.md, "By shape").
 bool dnnl_takes_large_k() {
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512;
-#else
-  return false;
-#endif
+  return cpu_has_avx512();
 }
 
 /// pick_gemm's rule for a product on one thread, the measured by-shape choices: BLIS, oneDNN, or
