@@ -85,7 +85,12 @@ struct BufferRef {
     std::swap(p, o.p);
     return *this;
   }
-  ~BufferRef();
+  // Moved-from and empty references (many of a small step's temporaries) pay no call.
+  ~BufferRef() {
+    if (p) release();
+  }
+  /// Drops this reference to *p (not null), freeing it if it was the last.
+  void release() noexcept;
   /// The elements, after the buffer's 64-byte header.
   void* data() const { return p ? static_cast<void*>(reinterpret_cast<char*>(p) + 64) : nullptr; }
 };

@@ -46,7 +46,8 @@ private:
 struct Node;
 
 /// What a scalar node does not need: tensor value and gradient, inputs beyond two, attributes,
-/// a user-given name, a custom op. Allocated only for nodes that need one of these.
+/// a user-given name, a custom op. Allocated only for nodes that need one of these. (Freed Exts are
+/// kept for reuse, emptied field by field: a new field needs its line in tape.cpp's recycle().)
 struct Ext {
   Tensor value;                             ///< tensor nodes' value
   Tensor grad;                              ///< tensor nodes' gradient (undefined until set)

@@ -257,11 +257,30 @@ struct ExtCacheHolder {
 };
 thread_local ExtCacheHolder t_ext_holder;
 
-/// Destroys e's contents and keeps it for reuse (or deletes it).
+/// Empties a vector, keeping a small buffer for the next node that needs one (a large one goes).
+template <class T> void empty_vector(std::vector<T>& v) noexcept {
+  if (v.capacity() > 64)
+    std::vector<T>().swap(v);
+  else
+    v.clear();
+}
+
+/// Destroys e's contents and keeps it for reuse (or deletes it). Field by field, each only when set:
+/// `*e = Ext{}` built a whole Ext and moved it in, ~210 instructions an Ext where a training step's
+/// tensor node has only its value and gradient set (callgrind, 2-3-2 MLP step: 7 Exts a step).
 void recycle(Ext* e) noexcept {
   ExtCache& c = t_exts;
   if (c.closed || c.count == ExtCache::capacity) return delete e;
-  *e = Ext{};
+  if (e->value.defined()) e->value = Tensor();
+  if (e->grad.defined()) e->grad = Tensor();
+  if (e->aux.defined()) e->aux = Tensor();
+  if (!e->name.empty()) std::string().swap(e->name);
+  e->scope = 0;
+  empty_vector(e->more);
+  empty_vector(e->ints);
+  empty_vector(e->reals);
+  if (e->function) e->function.reset();
+  e->changed_at = 0;
   if (!c.active) [[unlikely]] {
     c.active = true;
     t_ext_holder.registered = true;

@@ -163,8 +163,11 @@ BufferRef::BufferRef(const BufferRef& o) noexcept : p(o.p) {
   if (p) p->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-BufferRef::~BufferRef() {
-  if (p && p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+void BufferRef::release() noexcept {
+  // The last reference (a step's temporaries: the usual case) skips the atomic read-modify-write: with
+  // no other reference left none can be taken meanwhile, and the acquire load orders the other owners'
+  // earlier releases before the reuse, as the decrement's acquire did.
+  if (p->refs.load(std::memory_order_acquire) == 1 || p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     const std::size_t c = p->size_class;
     p->~Buffer();
     BufferCache& cache = t_buffers;
@@ -299,8 +302,13 @@ Tensor Tensor::scalar(double value, DType dtype) {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  check_dims(shape, "Tensor::empty");
-  const std::int64_t n = shape.numel();
+  // The dimensions checked and multiplied in one pass (the errors as check_dims, then numel, give them).
+  std::int64_t n = 1;
+  for (std::int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) [[unlikely]] {
+      check_dims(shape, "Tensor::empty");
+      n = shape.numel();
+    }
   if (n > std::numeric_limits<std::int64_t>::max() / static_cast<std::int64_t>(dtype_size(dtype)))
     throw ValueError(fmt::format("Tensor::empty: shape {} needs more bytes than 64 bits count", shape.str()));
   Tensor t;

@@ -12,7 +12,8 @@ namespace {
 
 /// Records op of two inputs on tensors (a 0-d tensor counts): the row's f mapped with broadcasting.
 template <Op op> [[gnu::noinline]] Var record_binary_tensor(Node* x, Node* y) {
-  return emit(op, x, y, map_value2<Math<op>>(value_of(x), value_of(y))).var;
+  Tensor keep_x, keep_y;
+  return emit(op, x, y, map_value2<Math<op>>(value_ref(x, keep_x), value_ref(y, keep_y))).var;
 }
 
 /// Records op of two inputs: one number for two scalar nodes, else a tensor.

@@ -701,7 +701,8 @@ template <Op op> bool binary_vjp_values(Node* n, const Tensor& g, InputGrads& ou
   if constexpr (!Math<op>::tensor_vjp) {
     return false;
   } else {
-    const Tensor a = value_of(n->first), b = value_of(n->in1()), o = n->ext->value;
+    Tensor keep_a, keep_b; // references, not copies (each copy an atomic count up and down)
+    const Tensor &a = value_ref(n->first, keep_a), &b = value_ref(n->in1(), keep_b), &o = n->ext->value;
     if (n->first->requires_grad()) out[0] = reduce_to(Math<op>::vjp_a(g, a, b, o), a.shape());
     if (n->in1()->requires_grad()) out[1] = reduce_to(Math<op>::vjp_b(g, a, b, o), b.shape());
     return true;

@@ -57,6 +57,13 @@ Emitted emit(Op op, Node* a, Node* b, Tensor value);
 Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value);
 Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value);
 
+/// Node n's value without copying a tensor node's (a copy counts a reference: an atomic add and
+/// subtract); a scalar node's 0-d tensor is made in `keep`, which must outlive the reference.
+inline const Tensor& value_ref(const Node* n, Tensor& keep) {
+  if (n->is_tensor()) return n->ext->value;
+  return keep = Tensor::scalar(n->value);
+}
+
 /// The shape of node n's input i.
 inline Shape input_shape(const Node* n, int i = 0) {
   return value_of(n->input(i)).shape();

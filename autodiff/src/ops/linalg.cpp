@@ -82,7 +82,9 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   Node* a = detail::need(x, Op::linear);
   Node* w = detail::need(weight, Op::linear);
   Node* b = bias.defined() ? bias.node() : nullptr;
-  Tensor value = kernel::linear(value_of(a), value_of(w), b ? value_of(b) : Tensor());
+  Tensor keep_a, keep_w, keep_b;
+  Tensor value = kernel::linear(detail::value_ref(a, keep_a), detail::value_ref(w, keep_w),
+                                b ? detail::value_ref(b, keep_b) : keep_b);
   if (!b) return detail::emit(Op::linear, a, w, std::move(value)).var;
   const std::array<Node*, 3> inputs{a, w, b};
   return detail::emit_variadic(Op::linear, inputs, std::move(value)).var;
@@ -102,12 +104,20 @@ template <> const OpRule& detail::rule<Op::linear>() {
         return r;
       },
       [](Node* n, const Tensor& g, InputGrads& out) {
-        const Tensor a = value_of(n->first), w = value_of(n->in1());
+        Tensor keep_a, keep_w, keep_g;
+        const Tensor& a = detail::value_ref(n->first, keep_a);
+        const Tensor& w = detail::value_ref(n->in1(), keep_w);
         const std::int64_t rows = detail::leading_numel(a.shape()), in = w.shape()[1],
                            out_features = w.shape()[0];
-        const Tensor g2 = g.reshape(Shape{rows, out_features});
-        if (n->first->requires_grad()) out[0] = kernel::gemm(g2, false, w, false).reshape(a.shape());
-        if (n->in1()->requires_grad()) out[1] = kernel::gemm(g2, true, a.reshape(Shape{rows, in}), false);
+        // A 2-d input (a Linear layer's usual case) and its gradient need no reshaped copies.
+        const bool flat = a.rank() == 2;
+        const Tensor& g2 = flat ? g : (keep_g = g.reshape(Shape{rows, out_features}));
+        if (n->first->requires_grad()) {
+          out[0] = kernel::gemm(g2, false, w, false);
+          if (!flat) out[0] = out[0].reshape(a.shape());
+        }
+        if (n->in1()->requires_grad())
+          out[1] = kernel::gemm(g2, true, flat ? a : (keep_a = a.reshape(Shape{rows, in})), false);
         if (n->num_inputs() == 3 && n->input(2)->requires_grad()) out[2] = kernel::sum(g2, 0);
         return true;
       }};
