@@ -369,3 +369,62 @@ TEST_CASE("max backward: amax's ties share the gradient and a NaN lane gives NaN
     for (std::size_t i = 0; i < 12; ++i) CHECK((g2[i] == g[i] || (std::isnan(g2[i]) && std::isnan(g[i]))));
   }
 }
+
+TEST_CASE("max backward of an inf or NaN gradient: both paths route it as torch (max(x, axis), max(x), "
+          "min and max_pool2d: 0 off the picked elements; amax and amin: (g / ties) * mask, NaN there)") {
+  const Tensor x({1, 5, 5, 2, /**/ 3, 0, 3, 3, /**/ 0, -1, 1, 4}, {3, 4});
+  const double inf = INFINITY, nan = NAN;
+  struct Case {
+    const char* name;
+    std::function<Var(const Var&)> f;
+    Tensor seed;
+    std::vector<double> want; // torch 1.13's gradient
+  };
+  const Tensor lanes({inf, -inf, nan}, {3});
+  const std::vector<Case> cases{
+      {"max(x, 1)",
+       [](const Var& v) { return gg::max(v, 1); },
+       lanes,
+       {0, inf, 0, 0, -inf, 0, 0, 0, 0, 0, 0, nan}},
+      {"min(x, 1)",
+       [](const Var& v) { return gg::min(v, 1); },
+       lanes,
+       {inf, 0, 0, 0, 0, -inf, 0, 0, 0, nan, 0, 0}},
+      {"amax(x, 1)",
+       [](const Var& v) { return gg::amax(v, 1); },
+       lanes,
+       {nan, inf, inf, nan, -inf, nan, -inf, -inf, nan, nan, nan, nan}},
+      {"amin(x, 1)",
+       [](const Var& v) { return gg::amin(v, 1); },
+       lanes,
+       {inf, nan, nan, nan, nan, -inf, nan, nan, nan, nan, nan, nan}},
+      {"max(x)",
+       [](const Var& v) { return gg::max(v); },
+       Tensor::scalar(inf),
+       {0, inf, inf, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+      {"min(x)",
+       [](const Var& v) { return gg::min(v); },
+       Tensor::scalar(nan),
+       {0, 0, 0, 0, 0, 0, 0, 0, 0, nan, 0, 0}},
+      {"max_pool2d",
+       [](const Var& v) {
+         return gg::max_pool2d(gg::reshape(v, {1, 3, 4}), {2, 2});
+       },
+       Tensor({inf, nan}, {1, 1, 2}),
+       {0, inf, nan, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+  };
+  const auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    for (const bool create_graph : {false, true}) {
+      INFO("create_graph " << create_graph);
+      const Var v(x);
+      const std::vector<double> g =
+          gg::grad({c.f(v)}, {v}, {c.seed}, {.create_graph = create_graph})[0].value().to_vector();
+      for (std::size_t i = 0; i < 12; ++i) {
+        INFO("element " << i << ": " << g[i] << ", torch " << c.want[i]);
+        CHECK(same(g[i], c.want[i]));
+      }
+    }
+  }
+}

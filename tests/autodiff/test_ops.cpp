@@ -537,6 +537,22 @@ TEST_CASE("ops: second derivatives by gradcheck of a create_graph gradient") {
   check_grad(dsoft, {rnd({3, 2}, 902), rnd({2, 4}, 903)});
 }
 
+TEST_CASE("ops: second derivatives through max, min, amax and amin (the selecting rules)") {
+  const std::vector<std::function<Var(const Var&)>> reductions{
+      [](const Var& v) { return gg::max(v, 1); },  [](const Var& v) { return gg::min(v, 0, true); },
+      [](const Var& v) { return gg::amax(v, 1); }, [](const Var& v) { return gg::amin(v, 0); },
+      [](const Var& v) { return gg::max(v); },     [](const Var& v) { return gg::min(v); }};
+  std::uint64_t seed = 940;
+  for (const auto& r : reductions) {
+    const Fn f = [&](const std::vector<Var>& v) { // d/dx of sum(r(x)^3 + x * r(x))
+      const Var m = r(v[0]);
+      const Var y = gg::sum(gg::pow(m, 3.0)) + gg::sum(v[0] * gg::sum(m));
+      return gg::grad({y}, {v[0]}, {}, {.create_graph = true})[0];
+    };
+    check_grad(f, {rnd({3, 4}, ++seed)});
+  }
+}
+
 TEST_CASE("ops: second derivatives of every elementwise op") {
   std::uint64_t seed = 950;
   for (const auto& op : unary_ops()) {

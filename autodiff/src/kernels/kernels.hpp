@@ -13,8 +13,9 @@ namespace gg::kernel {
 /// The backward of softmax (log_space false) or log_softmax along axis, given its output `out`
 /// and the gradient g: out * (g - sum(g * out)) or g - exp(out) * sum(g), fused per lane.
 Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space);
-/// The backward of max along axis: g (the reduced shape, keepdim or not) shared equally among each
-/// lane's tied maxima, zero elsewhere; `out` is the forward's result.
+/// The backward of amax along axis: g (the reduced shape, keepdim or not) shared equally among each
+/// lane's tied maxima, zero elsewhere, as torch.amax's (g / ties) * mask (so NaN elsewhere where g is
+/// inf or NaN, and throughout a lane whose maximum is NaN); `out` is the forward's result.
 Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
 /// The backward of max or min along axis as torch.max(dim) and torch.min(dim) route it: g to each
 /// lane's first element equal to the extremum `out` (its first NaN when that is NaN), zero elsewhere.

@@ -172,7 +172,7 @@ Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axi
         T* o = rp + (i * v.n + k) * v.inner;
         for (Index j = 0; j < v.inner; ++j) {
           const T s = share[static_cast<std::size_t>(j)];
-          o[j] = row[j] == m[j] ? s : (s == s ? T(0) : s);
+          o[j] = row[j] == m[j] ? s : s * T(0); // torch.amax's (g / ties) * mask: inf g gives NaN here
         }
       }
     }

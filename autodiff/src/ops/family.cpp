@@ -91,13 +91,13 @@ Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel co
   return e.var;
 }
 
-Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis) {
+Tensor max_mask(const Tensor& a, const Tensor& out_broadcast, int axis) {
   using kernel::Binary;
   Tensor eq = kernel::binary(Binary::eq, a, out_broadcast);
   if (axis < 0 && !(out_broadcast.item() == out_broadcast.item())) // a NaN maximum: the NaNs tie
     eq = kernel::binary_scalar(Binary::sub, kernel::binary(Binary::eq, a, a), 1.0, true);
   const Tensor ties = axis < 0 ? kernel::sum(eq) : kernel::sum(eq, axis, true);
-  return Var::constant(kernel::binary(kernel::Binary::div, eq, ties));
+  return kernel::binary(kernel::Binary::div, eq, ties);
 }
 
 } // namespace gg::detail

@@ -81,9 +81,9 @@ using AxisKernel = Tensor (*)(const Tensor&, int, bool);
 Var record_along_axis(Op op, const Var& a, int axis, bool keepdim, AxisKernel compute,
                       std::string_view called = {});
 /// Where the maxima of a are (out_broadcast: the maxima, broadcast against a; axis < 0: all of a),
-/// each tie getting an equal share: a constant 1/ties at the maxima, 0 elsewhere. Along an axis a NaN
-/// maximum gives NaN throughout (torch.amax's 0 / 0); over all of a, the NaNs share (torch.max's).
-Var max_mask(const Tensor& a, const Tensor& out_broadcast, int axis);
+/// each tie getting an equal share: 1/ties at the maxima, 0 elsewhere. Along an axis a NaN maximum
+/// gives NaN throughout (torch.amax's 0 / 0); over all of a, the NaNs share (torch.max's).
+Tensor max_mask(const Tensor& a, const Tensor& out_broadcast, int axis);
 /// A constant scalar or 0-d tensor of x's dtype with value v.
 Var constant_like(const Node* x, double v);
 /// g reshaped so that it broadcasts against the input of an axis reduction (keepdim false).

@@ -94,14 +94,17 @@ Var max(const Var& x) {
   });
 }
 template <> const OpRule& detail::rule<Op::max>() {
-  static constexpr OpRule r{{"max", "max(a)", 1, "(a==out ? 1/ties : 0)", "", "max(a)",
-                             "largest element; ties share the gradient (NaNs: the NaNs), as torch.max(a)"},
-                            [](Node* n, const Var& g) -> std::vector<Var> {
-                              const Var a = ref(n->first);
-                              if (a.is_scalar_node()) return {g};
-                              return {broadcast_to(g, a.shape()) *
-                                      detail::max_mask(a.value(), detail::value_of(n), -1)};
-                            }};
+  static constexpr OpRule r{
+      {"max", "max(a)", 1, "(a==out ? 1/ties : 0)", "", "max(a)",
+       "largest element; ties share the gradient (NaNs: the NaNs), as torch.max(a)"},
+      [](Node* n, const Var& g) -> std::vector<Var> {
+        const Var a = ref(n->first);
+        if (a.is_scalar_node()) return {g};
+        // selected, not multiplied by the 0/1 mask: an inf or NaN g leaves 0 off the maxima (inf * 0
+        // would be NaN), as torch.max(a)
+        const Tensor share = detail::max_mask(a.value(), detail::value_of(n), -1);
+        return {where(share, broadcast_to(g, a.shape()) * Var::constant(share), detail::constant_like(n, 0))};
+      }};
   return r;
 }
 
@@ -157,7 +160,8 @@ template <> const OpRule& detail::rule<Op::max_axis>() {
         const AxisGrad d = detail::axis_grad(n, g);
         const Tensor out = detail::value_of(n);
         const Tensor one = Tensor::full(out.shape(), 1.0, out.dtype());
-        return {d.spread * Var::constant(kernel::max_backward_first(d.a.value(), out, one, d.axis))};
+        const Tensor first = kernel::max_backward_first(d.a.value(), out, one, d.axis);
+        return {where(first, d.spread, detail::constant_like(n, 0))}; // selected, as max(a)'s
       },
       [](Node* n, const Tensor& g, InputGrads& out) {
         out[0] = kernel::max_backward_first(detail::value_of(n->first), n->ext->value, g,
@@ -181,7 +185,7 @@ template <> const OpRule& detail::rule<Op::amax_axis>() {
                               Shape kept = d.a.shape(); // the maxima with the reduced axis kept (size 1)
                               kept[d.axis] = 1;
                               const Tensor outk = out.reshape(kept);
-                              return {d.spread * detail::max_mask(d.a.value(), outk, d.axis)};
+                              return {d.spread * Var::constant(detail::max_mask(d.a.value(), outk, d.axis))};
                             },
                             [](Node* n, const Tensor& g, InputGrads& out) {
                               out[0] = kernel::max_backward(detail::value_of(n->first), n->ext->value, g,
