@@ -370,6 +370,19 @@ TEST_CASE("max backward: amax's ties share the gradient and a NaN lane gives NaN
   }
 }
 
+TEST_CASE("max backward's shape errors name the function called: max, min, amax or amin") {
+  const Var v(Tensor::zeros({3, 4}));
+  const std::vector<std::pair<std::string, Var>> extrema{
+      {"max", gg::max(v, 1)}, {"min", gg::min(v, 1)}, {"amax", gg::amax(v, 1)}, {"amin", gg::amin(v, 1)}};
+  for (const auto& [name, m] : extrema) {
+    INFO(name);
+    gg::detail::InputGrads out;
+    const Tensor wrong = Tensor::zeros({4}); // the gradient of a [3] result
+    CHECK_THROWS_WITH(gg::detail::rule_of(m.node()->op).vjp_values(m.node(), wrong, out),
+                      Catch::StartsWith(name + " backward: extremum of shape [3] and gradient of shape [4]"));
+  }
+}
+
 TEST_CASE("max backward of an inf or NaN gradient: both paths route it as torch (max(x, axis), max(x), "
           "min and max_pool2d: 0 off the picked elements; amax and amin: (g / ties) * mask, NaN there)") {
   const Tensor x({1, 5, 5, 2, /**/ 3, 0, 3, 3, /**/ 0, -1, 1, 4}, {3, 4});

@@ -15,11 +15,13 @@ namespace gg::kernel {
 Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_space);
 /// The backward of amax along axis: g (the reduced shape, keepdim or not) shared equally among each
 /// lane's tied maxima, zero elsewhere, as torch.amax's (g / ties) * mask (so NaN elsewhere where g is
-/// inf or NaN, and throughout a lane whose maximum is NaN); `out` is the forward's result.
-Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
+/// inf or NaN, and throughout a lane whose maximum is NaN); `out` is the forward's result. Errors name
+/// "<op> backward" (op: the function called, amax or amin).
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op);
 /// The backward of max or min along axis as torch.max(dim) and torch.min(dim) route it: g to each
-/// lane's first element equal to the extremum `out` (its first NaN when that is NaN), zero elsewhere.
-Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis);
+/// lane's first element equal to the extremum `out` (its first NaN when that is NaN), zero elsewhere;
+/// errors name "<op> backward" (max or min).
+Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op);
 /// op(a[i]) op(b[i]) for every i of a batch, a and b [batch, rows, cols] or one of them 2-d (the
 /// same matrix for every i); with sum_batch, their sum over i (2-d): batched products' gradients
 /// without transposed copies.

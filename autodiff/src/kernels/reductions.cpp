@@ -131,22 +131,24 @@ Tensor max(const Tensor& x, int axis, bool keepdim) {
 
 namespace detail {
 namespace {
-/// The lanes of x along axis, after checking that the extremum `out` and its gradient g fit them.
-AxisView extremum_lanes(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
-  require_defined(x, "max backward");
-  const int ax = normalize_axis(axis, x.rank(), "max backward");
+/// The lanes of x along axis, after checking that the extremum `out` and its gradient g fit them;
+/// errors name "<op> backward".
+AxisView extremum_lanes(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op) {
+  const std::string what = fmt::format("{} backward", op);
+  require_defined(x, what);
+  const int ax = normalize_axis(axis, x.rank(), what);
   const AxisView v(x.shape(), ax);
   if (out.numel() != v.outer * v.inner || g.numel() != out.numel())
-    throw ShapeError(fmt::format("max backward: extremum of shape {} and gradient of shape {} do not fit "
-                                 "input {} reduced along axis {}",
-                                 out.shape().str(), g.shape().str(), x.shape().str(), ax));
+    throw ShapeError(fmt::format("{}: extremum of shape {} and gradient of shape {} do not fit input {} "
+                                 "reduced along axis {}",
+                                 what, out.shape().str(), g.shape().str(), x.shape().str(), ax));
   return v;
 }
 } // namespace
 } // namespace detail
 
-Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
-  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis);
+Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op) {
+  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis, op);
   Tensor r = Tensor::empty(x.shape(), x.dtype());
   const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {
@@ -180,8 +182,9 @@ Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axi
   return r;
 }
 
-Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis) {
-  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis);
+Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis,
+                          std::string_view op) {
+  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis, op);
   Tensor r = Tensor::zeros(x.shape(), x.dtype());
   const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
   detail::dispatch(x.dtype(), [&](auto tag) {

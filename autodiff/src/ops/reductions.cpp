@@ -19,6 +19,12 @@ Var reduce_all(Op op, const Var& a, Tensor (*kernel)(const Tensor&)) {
   return emit(op, x, nullptr, kernel(x->ext->value)).var;
 }
 
+/// The function called for an extremum op: max for max_axis, amin for amin_axis.
+std::string_view called(Op op) {
+  const std::string_view name = op_name(op);
+  return name.substr(0, name.find('_'));
+}
+
 /// g of a reduction along `axis` (keepdim or not) repeated over the input's shape.
 Tensor spread(const Tensor& g, const Shape& in, int axis, bool keepdim) {
   std::vector<std::int64_t> s = in.to_vector();
@@ -160,12 +166,12 @@ template <> const OpRule& detail::rule<Op::max_axis>() {
         const AxisGrad d = detail::axis_grad(n, g);
         const Tensor out = detail::value_of(n);
         const Tensor one = Tensor::full(out.shape(), 1.0, out.dtype());
-        const Tensor first = kernel::max_backward_first(d.a.value(), out, one, d.axis);
+        const Tensor first = kernel::max_backward_first(d.a.value(), out, one, d.axis, detail::called(n->op));
         return {where(first, d.spread, detail::constant_like(n, 0))}; // selected, as max(a)'s
       },
       [](Node* n, const Tensor& g, InputGrads& out) {
         out[0] = kernel::max_backward_first(detail::value_of(n->first), n->ext->value, g,
-                                            static_cast<int>(n->ext->ints[0]));
+                                            static_cast<int>(n->ext->ints[0]), detail::called(n->op));
         return true;
       }};
   return r;
@@ -189,7 +195,8 @@ template <> const OpRule& detail::rule<Op::amax_axis>() {
                             },
                             [](Node* n, const Tensor& g, InputGrads& out) {
                               out[0] = kernel::max_backward(detail::value_of(n->first), n->ext->value, g,
-                                                            static_cast<int>(n->ext->ints[0]));
+                                                            static_cast<int>(n->ext->ints[0]),
+                                                            detail::called(n->op));
                               return true;
                             }};
   return r;
