@@ -202,6 +202,8 @@ struct Corpus {
 };
 /// "words" or "stream".
 std::string_view mode_name(Corpus::Mode mode);
+/// "1 character", "2 characters": n and the noun, singular for one (lm's messages and the CLI's).
+std::string count_of(std::size_t n, std::string_view noun);
 /// Reads a UTF-8 file (IOError when it cannot be read, FormatError with the byte offset when it is not
 /// UTF-8; ValueError when it is empty or has fewer than ten words (every 10th validates) / too little text to
 /// split).

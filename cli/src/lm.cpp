@@ -298,9 +298,10 @@ int run_lm_train(const std::vector<std::string>& args, std::ostream& any_out, st
     const std::int64_t need = corpus.longest_word + 1;
     if (o.given.count("context") && o.context < need)
       throw ValueError(fmt::format(
-          "--context {}: the longest word of {} has {} character{}, so a word with its "
-          "boundary takes {}: give --context {} or more",
-          o.context, o.text, corpus.longest_word, corpus.longest_word == 1 ? "" : "s", need, need));
+          "--context {}: the longest word of {} has {}, so a word with its boundary takes {}: give "
+          "--context {} or more",
+          o.context, o.text, lm::count_of(static_cast<std::size_t>(corpus.longest_word), "character"), need,
+          need));
     if (!o.given.count("context")) c.context = need;
   }
   lm::check(c);

@@ -405,12 +405,11 @@ std::string_view mode_name(Corpus::Mode mode) {
   return mode == Corpus::Mode::words ? "words" : "stream";
 }
 
-namespace {
-
-/// "1 character", "2 characters": n and the noun, singular for one.
 std::string count_of(std::size_t n, std::string_view noun) {
   return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
 }
+
+namespace {
 
 std::string fnv1a(std::string_view text) {
   std::uint64_t h = 0xcbf29ce484222325ull;
