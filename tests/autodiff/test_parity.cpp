@@ -166,12 +166,18 @@ TEST_CASE("parity: conv1d's errors name conv1d and its own shapes, not the conv2
       "conv1d: input of shape [2, 3, 10] and weight of shape [2, 4, 3] do not fit with groups = 1 "
       "(expected an input [N, C, L] and a weight [out, C / groups, k], out divisible by groups)");
   CHECK_THROWS_AS(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, 0, 1, 2), gg::ShapeError);
-  CHECK_THROWS_AS(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, 0, 1, 0), gg::ValueError);
+  CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, 0, 1, 0),
+                    "conv1d: groups must be >= 1, got 0");
   CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(Tensor::zeros({3}))),
                     "conv1d: bias of shape [3] does not fit weight of shape [2, 3, 3] (expected [2])");
   CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 0),
                     Catch::StartsWith("conv1d: kernel 3, stride 0, padding 0, dilation 1: "));
-  CHECK_THROWS_AS(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, -1), gg::ValueError);
+  CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, -1),
+                    Catch::StartsWith("conv1d: kernel 3, stride 1, padding -1, dilation 1: "));
+  CHECK_THROWS_WITH(
+      gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, std::int64_t{1} << 62),
+      "conv1d: kernel 3, stride 1, padding 4611686018427387904 on a sequence of shape [2, 3, 10]: "
+      "the windows would hold more than 2^60 elements");
   CHECK_THROWS_WITH(
       gg::conv1d(Var(Tensor::zeros({3, 2})), Var(Tensor::zeros({2, 3, 3}))),
       "conv1d: a window of 3 (dilation 1) does not fit a sequence of shape [3, 2] with padding 0");

@@ -36,22 +36,39 @@ std::int64_t windows_along(std::int64_t in, std::int64_t k, std::int64_t s, std:
 }
 } // namespace
 
-ConvGeometry conv_geometry(const Shape& image, const Windows& win, std::string_view op) {
+namespace {
+/// Sizes along the call's axes: "(h, w)" for images, "w" for sequences; a kernel "hxw" or "w".
+std::string along(const ConvCall& c, std::int64_t h, std::int64_t w) {
+  return c.dims == 1 ? fmt::format("{}", w) : fmt::format("({}, {})", h, w);
+}
+std::string kernel_size(const ConvCall& c, std::int64_t h, std::int64_t w) {
+  return c.dims == 1 ? fmt::format("{}", w) : fmt::format("{}x{}", h, w);
+}
+/// "an image of shape [...]" or "a sequence of shape [...]": the input as called.
+std::string input_of(const ConvCall& c, const Shape& image) {
+  return fmt::format("{} of shape {}", c.dims == 1 ? "a sequence" : "an image",
+                     (c.x.rank() > 0 ? c.x : image).str());
+}
+} // namespace
+
+ConvGeometry conv_geometry(const Shape& image, const Windows& win, const ConvCall& call) {
+  const std::string_view op = call.op;
   if (image.rank() != 4)
     throw ShapeError(fmt::format("{}: expected an image batch [N, C, H, W], got shape {}", op, image.str()));
   if (win.kh < 1 || win.kw < 1 || win.sh < 1 || win.sw < 1 || win.ph < 0 || win.pw < 0 || win.dh < 1 ||
       win.dw < 1)
-    throw ValueError(fmt::format("{}: kernel {}x{}, stride ({}, {}), padding ({}, {}), dilation ({}, {}): "
-                                 "kernel, stride and dilation must be >= 1, padding >= 0",
-                                 op, win.kh, win.kw, win.sh, win.sw, win.ph, win.pw, win.dh, win.dw));
+    throw ValueError(fmt::format("{}: kernel {}, stride {}, padding {}, dilation {}: kernel, stride and "
+                                 "dilation must be >= 1, padding >= 0",
+                                 op, kernel_size(call, win.kh, win.kw), along(call, win.sh, win.sw),
+                                 along(call, win.ph, win.pw), along(call, win.dh, win.dw)));
   ConvGeometry g{image[0], image[1], image[2], image[3], win.kh, win.kw, win.sh,
                  win.sw,   win.ph,   win.pw,   win.dh,   win.dw, 0,      0};
   g.oh = windows_along(g.h, g.kh, g.sh, g.ph, g.dh, win.ceil_mode);
   g.ow = windows_along(g.w, g.kw, g.sw, g.pw, g.dw, win.ceil_mode);
   if (g.oh == -1 || g.ow == -1)
-    throw ShapeError(fmt::format("{}: a {}x{} window (dilation ({}, {})) does not fit an image of shape {} "
-                                 "with padding ({}, {})",
-                                 op, g.kh, g.kw, g.dh, g.dw, image.str(), g.ph, g.pw));
+    throw ShapeError(fmt::format("{}: a window of {} (dilation {}) does not fit {} with padding {}", op,
+                                 kernel_size(call, g.kh, g.kw), along(call, g.dh, g.dw),
+                                 input_of(call, image), along(call, g.ph, g.pw)));
   // Every size the kernels derive (columns [N, C*kh*kw, oh*ow], windows) must fit in 64 bits: hostile
   // sizes are an error here, not an overflow later.
   std::int64_t columns = 0;
@@ -59,15 +76,16 @@ ConvGeometry conv_geometry(const Shape& image, const Windows& win, std::string_v
       __builtin_mul_overflow(columns, g.kh, &columns) || __builtin_mul_overflow(columns, g.kw, &columns) ||
       __builtin_mul_overflow(columns, g.oh, &columns) || __builtin_mul_overflow(columns, g.ow, &columns) ||
       columns > (std::int64_t{1} << 60))
-    throw ValueError(
-        fmt::format("{}: kernel {}x{}, stride ({}, {}), padding ({}, {}) on an image of shape {}: "
-                    "the windows would hold more than 2^60 elements",
-                    op, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, image.str()));
+    throw ValueError(fmt::format("{}: kernel {}, stride {}, padding {} on {}: the windows would hold more "
+                                 "than 2^60 elements",
+                                 op, kernel_size(call, g.kh, g.kw), along(call, g.sh, g.sw),
+                                 along(call, g.ph, g.pw), input_of(call, image)));
   return g;
 }
 
 } // namespace detail
 
+using detail::conv2d_geometry;
 using detail::conv_geometry;
 using detail::ConvGeometry;
 using detail::Index;
@@ -247,25 +265,25 @@ Tensor fold(const Tensor& cols, const Shape& image_shape, const Windows& windows
   return out;
 }
 
-namespace {
-/// The geometry of conv2d(x, weight) after checking the shapes: x [N, C, H, W], weight
-/// [out, C / groups, kh, kw], bias [out] or undefined.
-ConvGeometry conv2d_geometry(const Shape& xs, const Shape& ws, const Tensor& bias, Windows windows,
-                             std::int64_t groups) {
-  if (groups < 1) throw ValueError(fmt::format("conv2d: groups must be >= 1, got {}", groups));
+namespace detail {
+ConvGeometry conv2d_geometry(const ConvCall& call, const Shape& xs, const Shape& ws, const Tensor& bias,
+                             Windows windows, std::int64_t groups) {
+  const std::string_view op = call.op;
+  const Shape &shown_x = call.x.rank() > 0 ? call.x : xs, &shown_w = call.w.rank() > 0 ? call.w : ws;
+  if (groups < 1) throw ValueError(fmt::format("{}: groups must be >= 1, got {}", op, groups));
   if (xs.rank() != 4 || ws.rank() != 4 || xs[1] != ws[1] * groups || ws[0] % groups != 0)
-    throw ShapeError(
-        fmt::format("conv2d: input of shape {} and weight of shape {} do not fit with groups = {} "
-                    "(expected an input [N, C, H, W] and a weight [out, C / groups, kh, kw], out "
-                    "divisible by groups)",
-                    xs.str(), ws.str(), groups));
+    throw ShapeError(fmt::format("{}: input of shape {} and weight of shape {} do not fit with groups = {} "
+                                 "(expected an input {} and a weight {}, out divisible by groups)",
+                                 op, shown_x.str(), shown_w.str(), groups,
+                                 call.dims == 1 ? "[N, C, L]" : "[N, C, H, W]",
+                                 call.dims == 1 ? "[out, C / groups, k]" : "[out, C / groups, kh, kw]"));
   if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
-    throw ShapeError(fmt::format("conv2d: bias of shape {} does not fit weight of shape {} (expected [{}])",
-                                 bias.shape().str(), ws.str(), ws[0]));
+    throw ShapeError(fmt::format("{}: bias of shape {} does not fit weight of shape {} (expected [{}])", op,
+                                 bias.shape().str(), shown_w.str(), ws[0]));
   windows.kh = ws[2], windows.kw = ws[3], windows.ceil_mode = false;
-  return conv_geometry(xs, windows, "conv2d");
+  return conv_geometry(xs, windows, call);
 }
-} // namespace
+} // namespace detail
 
 namespace {
 /// How many images conv2d unfolds at a time: as many as keep the column block within a budget the
@@ -417,7 +435,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const W
               std::int64_t groups) {
   detail::require_defined(x, "conv2d");
   detail::require_defined(weight, "conv2d");
-  const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), bias, windows, groups);
+  const ConvGeometry g = conv2d_geometry({"conv2d"}, x.shape(), weight.shape(), bias, windows, groups);
   DType dtype = promote(x.dtype(), weight.dtype());
   if (bias.defined()) dtype = promote(dtype, bias.dtype());
   const std::int64_t outc = weight.shape()[0], ckk = g.c * g.kh * g.kw, l = g.oh * g.ow,
@@ -481,7 +499,7 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
                                       std::array<bool, 3> needs) {
   detail::require_defined(g, "conv2d_backward");
   const Shape ws = weight.shape();
-  const ConvGeometry geo = conv2d_geometry(x.shape(), ws, Tensor(), windows, groups);
+  const ConvGeometry geo = conv2d_geometry({"conv2d"}, x.shape(), ws, Tensor(), windows, groups);
   const std::int64_t outc = ws[0], ckk = geo.c * geo.kh * geo.kw, l = geo.oh * geo.ow,
                      plane = geo.c * geo.h * geo.w, outg = outc / groups, cgkk = ckk / groups;
   const Shape ys{geo.n, outc, geo.oh, geo.ow};

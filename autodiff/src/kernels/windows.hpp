@@ -19,9 +19,27 @@ struct ConvGeometry {
   bool threaded = true; ///< im2col and col2im may split planes across the kernel threads
 };
 
+/// A convolution as its caller called it, for the errors of the checks: the function (conv2d, conv1d,
+/// max_pool2d...), its spatial dimensions (2: images [N, C, H, W]; 1: sequences [N, C, L], which run
+/// as images one row high: sizes then shown along L only) and the shapes it was given (x empty: the
+/// image checked; w empty: no weight).
+struct ConvCall {
+  std::string_view op;
+  int dims = 2;
+  Shape x{}, w{};
+};
+
 /// The geometry of windows over image batches of shape `image`, after checking it (ShapeError,
-/// ValueError naming op).
-ConvGeometry conv_geometry(const Shape& image, const Windows& windows, std::string_view op);
+/// ValueError naming the call, in its terms).
+ConvGeometry conv_geometry(const Shape& image, const Windows& windows, const ConvCall& call);
+inline ConvGeometry conv_geometry(const Shape& image, const Windows& windows, std::string_view op) {
+  return conv_geometry(image, windows, ConvCall{op});
+}
+/// The geometry of conv2d(x, weight) after checking the shapes: xs [N, C, H, W], ws [out, C / groups,
+/// kh, kw] (the windows' kh, kw), bias [out] or undefined, groups >= 1; errors in the call's terms
+/// (conv1d checks its sequences as the images one row high it runs).
+ConvGeometry conv2d_geometry(const ConvCall& call, const Shape& xs, const Shape& ws, const Tensor& bias,
+                             Windows windows, std::int64_t groups);
 
 /// Along one axis (input length `in`, output length `out`, stride s, padding p, dilation d): the output
 /// positions [lo, hi) whose window offset `k` reads inside the image (the others read padding).

@@ -131,27 +131,10 @@ Var conv1d(const Var& x, const Var& weight, const Var& bias, std::int64_t stride
                     "k], got shapes {} and {}",
                     s.str(), sw.str()));
   // conv2d's checks in conv1d's words: the caller sees the op it called and its own shapes.
-  const std::int64_t k = sw[2], length = s[s.rank() - 1];
-  if (groups < 1) throw ValueError(fmt::format("conv1d: groups must be >= 1, got {}", groups));
-  if (s[s.rank() - 2] != sw[1] * groups || sw[0] % groups != 0)
-    throw ShapeError(
-        fmt::format("conv1d: input of shape {} and weight of shape {} do not fit with groups = {} "
-                    "(expected an input [N, C, L] and a weight [out, C / groups, k], out "
-                    "divisible by groups)",
-                    s.str(), sw.str(), groups));
-  if (bias.defined() && !(bias.shape() == Shape{sw[0]}))
-    throw ShapeError(fmt::format("conv1d: bias of shape {} does not fit weight of shape {} (expected [{}])",
-                                 bias.shape().str(), sw.str(), sw[0]));
-  if (k < 1 || stride < 1 || padding < 0 || dilation < 1)
-    throw ValueError(fmt::format("conv1d: kernel {}, stride {}, padding {}, dilation {}: kernel, stride and "
-                                 "dilation must be >= 1, padding >= 0",
-                                 k, stride, padding, dilation));
-  std::int64_t reach = 0, padded = 0; // sizes too large for 64 bits: conv2d refuses them
-  if (!__builtin_mul_overflow(dilation, k - 1, &reach) && !__builtin_mul_overflow(padding, 2, &padded) &&
-      !__builtin_add_overflow(padded, length, &padded) && padded <= reach)
-    throw ShapeError(fmt::format("conv1d: a window of {} (dilation {}) does not fit a sequence of shape {} "
-                                 "with padding {}",
-                                 k, dilation, s.str(), padding));
+  const std::int64_t c = s[s.rank() - 2], length = s[s.rank() - 1];
+  kernel::detail::conv2d_geometry({"conv1d", 1, s, sw}, {s.rank() == 3 ? s[0] : 1, c, 1, length},
+                                  {sw[0], sw[1], 1, sw[2]}, bias.defined() ? bias.value() : Tensor(),
+                                  {1, sw[2], 1, stride, 0, padding, 1, dilation}, groups);
   std::vector<std::int64_t> s4 = s.to_vector();
   s4.insert(s4.end() - 1, 1);
   const Var y = conv2d(reshape(x, s4), reshape(weight, {sw[0], sw[1], 1, sw[2]}), bias, {1, stride},
