@@ -176,8 +176,9 @@ std::string conv2d_library();
 /// makes im2col + GEMM do them all.
 void use_dnnl(bool on);
 /// The library computing elementwise exp, log, tanh, sigmoid, erf, GELU and softmax's exponentials:
-/// "SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8 floats; exp, log, tanh, erf: gradgraph's (<= 1 ULP)", or
-/// "glibc 2.36 libm (scalar)" without SLEEF.
+/// "SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8 floats; exp, log, tanh, erf: gradgraph's (<= 1 ULP)", on
+/// AVX-512 builds followed by "; exp, sigmoid and the softmax family at AVX-512's 16 floats" (the
+/// loops that run exp at the full width), or "glibc 2.36 libm (scalar)" without SLEEF.
 std::string math_library();
 /// Lets OpenBLAS, BLIS and oneDNN do the large products (the default, when they are usable) or makes
 /// Eigen do them.

@@ -176,6 +176,19 @@ TEMPLATE_TEST_CASE("vecmath: exp, log and tanh (gradgraph's own where the build 
   }
 }
 
+TEST_CASE("vecmath: math_library names the widths that run (exp-bound loops at AVX-512's 16 floats on "
+          "AVX-512 builds)") {
+  const std::string math = gg::kernel::math_library();
+  INFO(math);
+  const bool wide =
+      math.find("exp, sigmoid and the softmax family at AVX-512's 16 floats") != std::string::npos;
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX2__) && defined(__FMA__)
+  CHECK(wide == (math.rfind("SLEEF", 0) == 0)); // the vector build runs exp512_f32 there
+#else
+  CHECK(!wide);
+#endif
+}
+
 TEMPLATE_TEST_CASE("vecmath: signs of zero, NaN and infinities as libm, every length, in place", "", float,
                    double) {
   using L = std::numeric_limits<TestType>;

@@ -1310,8 +1310,14 @@ std::string vec_math_library() {
 #else
   constexpr const char* erf_f32_by = "";
 #endif
-  return fmt::format("SLEEF {}.{} (u10: <= 1 ULP), {}: {} floats{}", SLEEF_VERSION_MAJOR, SLEEF_VERSION_MINOR,
-                     k_isa, F32::width, erf_f32_by);
+#ifdef GG_OWN_EXP_512
+  const std::string wide =
+      fmt::format("; exp, sigmoid and the softmax family at AVX-512's {} floats", F32Wide::width);
+#else
+  const std::string wide;
+#endif
+  return fmt::format("SLEEF {}.{} (u10: <= 1 ULP), {}: {} floats{}{}", SLEEF_VERSION_MAJOR,
+                     SLEEF_VERSION_MINOR, k_isa, F32::width, erf_f32_by, wide);
 #elif __has_include(<gnu/libc-version.h>)
   return fmt::format("glibc {} libm (scalar)", gnu_get_libc_version());
 #else

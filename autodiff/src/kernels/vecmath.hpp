@@ -50,7 +50,8 @@ double vec_exp_sum(const double* x, double shift, double* y, std::int64_t n);
 float vec_max(const float* p, std::int64_t n);
 double vec_max(const double* p, std::int64_t n);
 
-/// Which library and width vec_math uses, for benchmark headers ("SLEEF 3.5 u10, AVX2: 8 floats").
+/// Which library and widths vec_math uses, for benchmark headers ("SLEEF 3.5 (u10: <= 1 ULP), AVX2: 8
+/// floats; ...", and on AVX-512 builds the exp-bound loops' "AVX-512's 16 floats").
 std::string vec_math_library();
 
 /// Elements processed per block by the kernels that combine vec_math with their own arithmetic
