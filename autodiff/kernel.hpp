@@ -157,12 +157,13 @@ int num_threads();
 /// The library doing the large matrix products: "OpenBLAS (Zen kernels)", or "Eigen (...)" with
 /// the reason (built without OpenBLAS; OpenBLAS chose kernels narrower than this CPU's vectors).
 std::string gemm_library();
-/// The library doing an op(a) [n, k] x op(b) [k, m] product with the current threads: "plain loops"
-/// for products too small for a GEMM library's blocking and packing; on one thread "BLIS ..." or
-/// "oneDNN ..." for the shapes where they were measured faster (docs/gemm.md); on more, "oneDNN ...,
-/// the rows split across 2 threads" (or BLIS) for the products split by rows across the kernel
-/// threads; gemm_library() otherwise.
-std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32);
+/// The library doing an op(a) [n, k] x op(b) [k, m] product (op transposing where trans_a, trans_b say)
+/// with the current threads: "plain loops" for products too small for a GEMM library's blocking and
+/// packing; on one thread "BLIS ...", "oneDNN ..." or OpenBLAS for the shapes where they were measured
+/// faster (docs/gemm.md); on more, "oneDNN ..., the rows split across 2 threads" (or BLIS) for the
+/// products split by rows across the kernel threads; gemm_library() otherwise.
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype = DType::f32,
+                         bool trans_a = false, bool trans_b = false);
 /// The libraries that have computed matrix products in this process so far ("plain loops", "BLIS ...",
 /// "oneDNN ...", "OpenBLAS (... kernels)", "Eigen", in that order; "" before any), followed by " (products
 /// split by rows across the kernel threads, each part on one)" when any was: what a workload ran.

@@ -74,6 +74,14 @@ constexpr Shape kShapes[] = {
     {"GPT mlp down [2048,512] W^T[512,128]", false, true, 2048, 512, 128, true},
     {"GPT attention q k^T [128,32][32,128]", false, true, 128, 32, 128, false},
     {"GPT attention p v [128,128][128,32]", false, false, 128, 128, 32, false},
+    // The parts of a product split by rows across 2 threads (gemm_any's split, each part on one).
+    {"split part: 784-128-10 b64 fwd1", false, true, 32, 784, 128, true},
+    {"split part: 784-128-10 b64 dW1", true, false, 64, 64, 784, false},
+    {"split part: 784-128-10 b256 fwd1", false, true, 128, 784, 128, true},
+    {"split part: 784-128-10 b256 dW1", true, false, 64, 256, 784, false},
+    {"split part: 1024-1024-1024-10 b256 fwd", false, true, 128, 1024, 1024, true},
+    {"split part: 1024-1024-1024-10 b256 dW", true, false, 512, 256, 1024, false},
+    {"split part: 1024-1024-1024-10 b256 dx", false, false, 128, 1024, 1024, false},
     // The CNN's im2col products (conv 1->16 and 16->32, 5x5, on 28x28 and 14x14; a chunk of ~512 KB
     // of columns): forward W cols, weight gradient g cols^T, input gradient W^T g.
     {"CNN conv1 fwd W[16,25] cols[25,4704]", false, false, 16, 25, 4704, false},

@@ -133,7 +133,8 @@ TEST_CASE("gemm: the small-product loops, BLIS, oneDNN, OpenBLAS and Eigen agree
   struct Case {
     std::int64_t n, k, m;
   };
-  // On one thread (when built in): {300, 40, 10} and {9, 200, 70} narrow, by BLIS; {70, 90, 110},
+  // On one thread (when built in): {300, 40, 10} and {9, 200, 70} narrow, by BLIS (or, on AVX-512,
+  // OpenBLAS's small-matrix kernels where they take the transposes); {70, 90, 110},
   // {130, 64, 257} and {300, 8, 40} floats by oneDNN, {300, 8, 40} doubles (short k) by BLIS;
   // {40, 1100, 30} (k > 1024) by OpenBLAS. On two threads {130, 64, 257} and {200, 96, 120} are
   // split by rows (64 + 66 and 96 + 104), each part on its thread.
@@ -190,14 +191,24 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
   else
     CHECK(deep == gg::kernel::gemm_library());
   CHECK(gg::kernel::gemm_library(64, 2048, 1024, gg::f32) == gg::kernel::gemm_library());
+  const bool blas = gg::kernel::gemm_library().rfind("OpenBLAS", 0) == 0;
   for (const gg::DType dtype : {gg::f32, gg::f64}) {
-    const std::string narrow = gg::kernel::gemm_library(256, 128, 10, dtype);
-    CHECK((starts(narrow, "BLIS") || narrow == gg::kernel::gemm_library()));
+    // The 10-class layer at batch 256: its forward x W^T (c of 2560 elements, more than OpenBLAS's
+    // small-matrix kernels take transposing b) by BLIS; its weight gradient g^T h by those kernels on
+    // AVX-512 (OpenBLAS's AVX-512 families have them), else by BLIS.
+    const std::string forward = gg::kernel::gemm_library(256, 128, 10, dtype, false, true);
+    const std::string weight_grad = gg::kernel::gemm_library(10, 256, 128, dtype, true, false);
+    INFO(forward << "; " << weight_grad);
+    CHECK((starts(forward, "BLIS") || forward == gg::kernel::gemm_library()));
+    if (avx512 && blas)
+      CHECK(weight_grad == gg::kernel::gemm_library());
+    else
+      CHECK((starts(weight_grad, "BLIS") || weight_grad == gg::kernel::gemm_library()));
     // More threads: small products whole to OpenBLAS (which keeps them on one thread), larger ones
     // with a small b split by rows across the threads, each part by its one-thread library, and
     // those with a large b to OpenBLAS's threads.
     gg::kernel::set_num_threads(2);
-    CHECK(gg::kernel::gemm_library(256, 128, 10, dtype) == gg::kernel::gemm_library());
+    CHECK(gg::kernel::gemm_library(256, 128, 10, dtype, false, true) == gg::kernel::gemm_library());
     const std::string split = gg::kernel::gemm_library(64, 784, 128, dtype);
     INFO(split);
     CHECK((split.find(", the rows split across 2 threads") != std::string::npos ||

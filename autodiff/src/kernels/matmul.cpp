@@ -166,10 +166,21 @@ bool dnnl_takes_large_k() {
   return cpu_has_avx512();
 }
 
+/// Whether OpenBLAS's small-matrix kernels (its AVX-512 families, 0.3.21) take a row-major product:
+/// OpenBLAS computes c = op(a) op(b) as the column-major c^T = op(b)^T op(a)^T, and takes at most 10^6
+/// multiply-adds there, not transposing both and, transposing only b, c of at most 1200 elements and
+/// k of at least 32. On a Zen 4 they ran the 784-128-10 MLP's narrow products at 85-104 GFLOP/s
+/// (float32) where BLIS ran 54-80 and oneDNN 36-96, and declined products fell to 40-50 (docs/gemm.md).
+bool blas_small_kernels(Index n, Index k, Index m, bool ta, bool tb) {
+  if (!gemm_choice().blas || !cpu_has_avx512() || n * k * m > 1000000 || (ta && tb)) return false;
+  return !tb || (n * m <= 1200 && k >= 32);
+}
+
 /// pick_gemm's rule for a product on one thread, the measured by-shape choices: BLIS, oneDNN, or
 /// OpenBLAS (also meaning Eigen when OpenBLAS is not used) where neither was measured faster.
-template <class T> GemmLib pick_one_thread(Index n, Index k, Index m) {
+template <class T> GemmLib pick_one_thread(Index n, Index k, Index m, bool ta, bool tb) {
   const bool blis = !blis_kernels().empty();
+  if (std::min({n, k, m}) <= k_narrow && blas_small_kernels(n, k, m, ta, tb)) return GemmLib::openblas;
   if (blis && std::min(n, m) <= k_narrow) return GemmLib::blis;
   if (std::is_same_v<T, float> && !dnnl_kernels().empty() &&
       ((k <= 1024 && k * m <= (Index{1} << 18)) || (dnnl_takes_large_k() && k * m <= (Index{1} << 20))))
@@ -182,7 +193,7 @@ template <class T> GemmLib pick_one_thread(Index n, Index k, Index m) {
 /// oneDNN (float) or BLIS where that rule would leave the product to OpenBLAS.
 template <class T> GemmLib serial_lib(Index n, Index k, Index m) {
   if (n * k * m <= k_small_gemm) return GemmLib::loops;
-  const GemmLib lib = pick_one_thread<T>(n, k, m);
+  const GemmLib lib = pick_one_thread<T>(n, k, m, false, false);
   if (std::is_same_v<T, float> && lib != GemmLib::blis && !dnnl_kernels().empty()) return GemmLib::dnnl;
   return blis_kernels().empty() ? GemmLib::loops : GemmLib::blis;
 }
@@ -206,16 +217,17 @@ template <class T> bool split_rows(Index n, Index k, Index m) {
 }
 
 /// The library for one product, by dtype, shape and threads, as measured on one thread (docs/gemm.md,
-/// "By shape"): tiny products by plain loops; on one kernel thread, a narrow output (n or m) by BLIS;
-/// float products whose b operand has at most 2^18 elements with k <= 1024 by oneDNN (1.04-2.6x
-/// OpenBLAS there, slower on larger b); other products with a short k by BLIS; OpenBLAS (or Eigen)
-/// otherwise. On more threads, split by rows across them where split_rows says, else OpenBLAS's (or
-/// Eigen's) threads. use_blas(false) leaves them all to Eigen.
-template <class T> GemmLib pick_gemm(Index n, Index k, Index m) {
+/// "By shape"): tiny products by plain loops; on one kernel thread, a narrow product that OpenBLAS's
+/// small-matrix kernels take by them (AVX-512), other narrow outputs (n or m) by BLIS; float products
+/// whose b operand has at most 2^18 elements with k <= 1024 by oneDNN (1.04-2.6x OpenBLAS there,
+/// slower on larger b); other products with a short k by BLIS; OpenBLAS (or Eigen) otherwise. On more
+/// threads, split by rows across them where split_rows says, else OpenBLAS's (or Eigen's) threads.
+/// use_blas(false) leaves them all to Eigen.
+template <class T> GemmLib pick_gemm(Index n, Index k, Index m, bool ta, bool tb) {
   if (n * k * m <= k_small_gemm) return GemmLib::loops;
   if (!g_blas_allowed.load(std::memory_order_relaxed)) return GemmLib::eigen;
   if (g_num_threads.load(std::memory_order_relaxed) == 1) {
-    const GemmLib lib = pick_one_thread<T>(n, k, m);
+    const GemmLib lib = pick_one_thread<T>(n, k, m, ta, tb);
     if (lib != GemmLib::openblas) return lib;
   } else if (split_rows<T>(n, k, m)) {
     return GemmLib::split;
@@ -259,7 +271,7 @@ void gemm_split(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, 
 template <class T>
 void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
               bool accumulate) {
-  const GemmLib lib = pick_gemm<T>(n, k, m);
+  const GemmLib lib = pick_gemm<T>(n, k, m, ta, tb);
   if (lib == GemmLib::split) return gemm_split(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
   if (lib == GemmLib::loops) {
     ran(lib);
@@ -486,9 +498,10 @@ std::string gemm_library() {
   return c.description;
 }
 
-std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype) {
-  const auto lib =
-      dtype == DType::f32 ? detail::pick_gemm<float>(n, k, m) : detail::pick_gemm<double>(n, k, m);
+std::string gemm_library(std::int64_t n, std::int64_t k, std::int64_t m, DType dtype, bool trans_a,
+                         bool trans_b) {
+  const auto lib = dtype == DType::f32 ? detail::pick_gemm<float>(n, k, m, trans_a, trans_b)
+                                       : detail::pick_gemm<double>(n, k, m, trans_a, trans_b);
   switch (lib) {
   case detail::GemmLib::loops: return "plain loops";
   case detail::GemmLib::blis: return detail::blis_kernels();
