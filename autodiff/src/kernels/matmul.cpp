@@ -42,15 +42,39 @@ void ensure_eigen_threads() {
   (void)once;
 }
 
+/// t itself when it has dtype d, else its conversion, kept in `held` (a copy of t would count its
+/// buffer's references up and down: a tenth of a tiny product's cost).
+const Tensor& in_dtype(const Tensor& t, DType d, Tensor& held) {
+  if (t.dtype() == d) return t;
+  held = t.to(d);
+  return held;
+}
+
 /// Products with n*k*m up to this are computed by plain loops: a GEMM library's blocking, packing
 /// and dispatch cost more than the arithmetic for a 2-3-2 MLP's layers.
 constexpr Index k_small_gemm = 4096;
 
+/// Products with n*k*m up to this take gemm_small's dot-product form: for a 2-3-2 MLP's layers the
+/// vectorised row loop's set-up costs more than the arithmetic.
+constexpr Index k_tiny_gemm = 64;
+
 /// c[n,m] = op(a) op(b) by plain loops, op transposing when the flag is set; lda and ldb are the
-/// stored row lengths of a and b.
+/// stored row lengths of a and b. Each element of c adds its products in the order of p, onto 0 or
+/// onto c (accumulate), in both forms.
 template <class T>
 void gemm_small(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
                 Index m, bool accumulate = false) {
+  if (n * k * m <= k_tiny_gemm) {
+    const Index ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
+    for (Index i = 0; i < n; ++i)
+      for (Index j = 0; j < m; ++j) {
+        const T *x = a + i * ai, *y = b + j * bj;
+        T s = accumulate ? c[i * m + j] : T(0);
+        for (Index p = 0; p < k; ++p, x += ap, y += bp) s += *x * *y;
+        c[i * m + j] = s;
+      }
+    return;
+  }
   if (!accumulate) std::fill(c, c + n * m, T(0));
   for (Index i = 0; i < n; ++i)
     for (Index p = 0; p < k; ++p) {
@@ -446,7 +470,8 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
     throw ShapeError(fmt::format("gemm: shapes {} and {} do not fit (inner dimensions {} and {})",
                                  describe(a, trans_a), describe(b, trans_b), k, kb));
   const DType dtype = promote(a.dtype(), b.dtype());
-  const Tensor pa = a.to(dtype), pb = b.to(dtype);
+  Tensor ha, hb;
+  const Tensor &pa = detail::in_dtype(a, dtype, ha), &pb = detail::in_dtype(b, dtype, hb);
   Tensor out = Tensor::empty(Shape{n, m}, dtype);
   if (out.numel() == 0) return out;
   detail::dispatch(dtype, [&](auto tag) {
@@ -566,7 +591,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   // (no zeroing pass, no second pass for the bias).
   Tensor y = Tensor::empty(ys, dtype);
   if (y.numel() == 0) return y;
-  const Tensor px = x.to(dtype), pw = weight.to(dtype), pb = bias.defined() ? bias.to(dtype) : Tensor();
+  Tensor hx, hw, hb;
+  const Tensor &px = detail::in_dtype(x, dtype, hx), &pw = detail::in_dtype(weight, dtype, hw),
+               &pb = bias.defined() ? detail::in_dtype(bias, dtype, hb) : bias;
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* yp = y.data<T>();
