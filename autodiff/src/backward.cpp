@@ -270,7 +270,9 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
     const OpRule& rule = rule_of(n->op);
     int reached = 0;
     if (rule.vjp_values && rule.vjp_values(n, g, shares)) { // kernels only, no graph nodes
-      for (int i = 0; i < static_cast<int>(shares.size()) && i < n->num_inputs(); ++i) {
+      // The count once: add() stores through pointers, so the compiler would reload it every round.
+      const int inputs = std::min(static_cast<int>(shares.size()), n->num_inputs());
+      for (int i = 0; i < inputs; ++i) {
         Tensor& share = shares[static_cast<std::size_t>(i)];
         if (!share.defined()) continue;
         if constexpr (Anomaly) trail.check(n, i, share, g);
