@@ -271,6 +271,36 @@ TEST_CASE("graph: a custom op records, differentiates and double-differentiates 
 }
 
 namespace {
+/// A custom op keeping a Var alive: freeing the op's node runs its destructor, which frees held's node.
+struct Holding : gg::Function {
+  Var held;
+  explicit Holding(Var v) : held(std::move(v)) {}
+  std::string name() const override { return "holding"; }
+  Tensor forward(const std::vector<Tensor>& in) const override { return in[0].clone(); }
+  std::vector<Var> backward(const std::vector<Var>&, const Var&, const Var& g) const override { return {g}; }
+};
+} // namespace
+
+TEST_CASE(
+    "graph: a custom op holding a Var is freed when the cache of node extensions is one short of full") {
+  // The cache holds 256 (tape.cpp's ExtCache). 600 live leaves take every cached one; freeing 255
+  // leaves it one short of full. Freeing y then frees the op's node, whose destructor frees held's
+  // node first: that takes the last slot, and the op's node's extension must then be deleted, not
+  // written one past the cache (it overwrote the cache's count; the sanitizer build runs this).
+  std::vector<Var> leaves;
+  for (int i = 0; i < 600; ++i) leaves.emplace_back(Tensor({double(i)}, {1}));
+  const Var x(Tensor({2.0}, {1}), true);
+  Var y = gg::apply(std::make_shared<Holding>(Var(Tensor({5.0}, {1}))), {x});
+  leaves.resize(600 - 255);
+  y = Var();
+  leaves.clear(); // the cache works on: 345 more extensions go through it
+  for (int i = 0; i < 600; ++i) leaves.emplace_back(Tensor({double(i)}, {1}));
+  Var z = gg::sum(gg::apply(std::make_shared<Holding>(leaves[0]), {x}) * 3.0);
+  z.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{3.0});
+}
+
+namespace {
 /// An op whose backward fails, to check that a failed sweep leaves the graph usable.
 struct Faulty : gg::Function {
   std::string name() const override { return "faulty"; }
