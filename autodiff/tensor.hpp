@@ -89,10 +89,13 @@ struct BufferRef {
   ~BufferRef() {
     if (p) release();
   }
-  /// Drops this reference to *p (not null), freeing it if it was the last.
-  void release() noexcept;
   /// The elements, after the buffer's 64-byte header.
   void* data() const { return p ? static_cast<void*>(reinterpret_cast<char*>(p) + 64) : nullptr; }
+
+private:
+  /// Drops this reference to *p (not null), freeing it if it was the last; p is left dangling, so only
+  /// the destructor calls it.
+  void release() noexcept;
 };
 } // namespace detail
 

@@ -24,6 +24,13 @@ namespace {
 
 constexpr double inf = std::numeric_limits<double>::infinity();
 
+// BufferRef::release() leaves its pointer dangling: only the destructor may call it.
+template <class T>
+concept releasable = requires(T& r) {
+  r.release();
+};
+static_assert(!releasable<detail::BufferRef>);
+
 /// Element-wise comparison of a tensor's values with the expected ones.
 void check_values(const Tensor& t, const std::vector<double>& expected, double eps = 1e-12) {
   const std::vector<double> got = t.to_vector();
