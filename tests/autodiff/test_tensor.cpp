@@ -130,6 +130,14 @@ TEST_CASE("tensor: zeros, ones, full, scalar, arange") {
   CHECK(s.item() == 3);
   CHECK(Tensor::empty({0, 3}).numel() == 0);
   CHECK(Tensor::empty({0, 3}).defined());
+  // Its one-pass check gives check_dims' and numel's errors: a negative dimension is named as such
+  // even after the product overflowed, an overflow without one as an overflow.
+  constexpr std::int64_t big = std::int64_t{1} << 40;
+  CHECK_THROWS_WITH(Tensor::empty({2, -3}), "Tensor::empty: negative dimension in shape [2, -3]");
+  CHECK_THROWS_WITH(Tensor::empty({big, big, -1}),
+                    "Tensor::empty: negative dimension in shape [1099511627776, 1099511627776, -1]");
+  CHECK_THROWS_WITH(Tensor::empty({big, big, 4}),
+                    "Shape [1099511627776, 1099511627776, 4]: the number of elements overflows 64 bits");
 
   check_values(Tensor::arange(0, 5), {0, 1, 2, 3, 4});
   check_values(Tensor::arange(1, 2, 0.25), {1, 1.25, 1.5, 1.75});
