@@ -116,6 +116,20 @@ TEST_CASE("hardening: a leaf changed in place after a graph used it makes that g
     CHECK(w.grad().item() == 3);
     CHECK_THROWS_AS(old.backward(), gg::UsageError);
   }
+  SECTION("once the clock moved, a stale node in an older tape segment is still checked") {
+    // The check skips nodes of the segment stamped at the clock now; a stale node sits in an older
+    // one, found after more than a segment's nodes (a segment holds fewer than 100,000).
+    Var other = 1.0;
+    other.set_value(2.0); // the clock is not 0 before the graph is recorded
+    const bool create_graph = GENERATE(false, true);
+    Var w = 1.0;
+    Var y = w * 2.0; // stale once w changes
+    w.set_value(3.0);
+    for (int i = 0; i < 100000; ++i) y = y + 1.0;
+    CHECK_THROWS_WITH(gg::grad({y}, {w}, {}, {.create_graph = create_graph}),
+                      Catch::Contains("changed in place") && Catch::Contains("'mul_c'"));
+    if (!create_graph) CHECK_THROWS_WITH(y.backward(), Catch::Contains("changed in place"));
+  }
   SECTION("a change from another thread") {
     const Var w(Tensor({1.0}, {1}), true);
     const Var y = gg::sum(gg::exp(w));
