@@ -174,9 +174,14 @@ TEST_CASE("parity: conv1d's errors name conv1d and its own shapes, not the conv2
                     Catch::StartsWith("conv1d: kernel 3, stride 0, padding 0, dilation 1: "));
   CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, -1),
                     Catch::StartsWith("conv1d: kernel 3, stride 1, padding -1, dilation 1: "));
-  CHECK_THROWS_WITH(
-      gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, std::int64_t{1} << 62),
-      "conv1d: kernel 3, stride 1, padding 4611686018427387904 on a sequence of shape [2, 3, 10]: "
+  CHECK_THROWS_WITH(gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, std::int64_t{1} << 62),
+                    "conv1d: kernel 3, stride 1, padding 4611686018427387904, dilation 1 on a sequence of "
+                    "shape [2, 3, 10]: "
+                    "the windows would hold more than 2^60 elements");
+  CHECK_THROWS_WITH( // a dilation whose window's span overflows ends here too: the message names it
+      gg::conv1d(x, Var(Tensor::zeros({2, 3, 3})), Var(), 1, 0, std::int64_t{1} << 62),
+      "conv1d: kernel 3, stride 1, padding 0, dilation 4611686018427387904 on a sequence of shape [2, 3, "
+      "10]: "
       "the windows would hold more than 2^60 elements");
   CHECK_THROWS_WITH(
       gg::conv1d(Var(Tensor::zeros({3, 2})), Var(Tensor::zeros({2, 3, 3}))),

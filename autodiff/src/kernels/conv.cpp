@@ -76,10 +76,10 @@ ConvGeometry conv_geometry(const Shape& image, const Windows& win, const ConvCal
       __builtin_mul_overflow(columns, g.kh, &columns) || __builtin_mul_overflow(columns, g.kw, &columns) ||
       __builtin_mul_overflow(columns, g.oh, &columns) || __builtin_mul_overflow(columns, g.ow, &columns) ||
       columns > (std::int64_t{1} << 60))
-    throw ValueError(fmt::format("{}: kernel {}, stride {}, padding {} on {}: the windows would hold more "
-                                 "than 2^60 elements",
+    throw ValueError(fmt::format("{}: kernel {}, stride {}, padding {}, dilation {} on {}: the windows would "
+                                 "hold more than 2^60 elements",
                                  op, kernel_size(call, g.kh, g.kw), along(call, g.sh, g.sw),
-                                 along(call, g.ph, g.pw), input_of(call, image)));
+                                 along(call, g.ph, g.pw), along(call, g.dh, g.dw), input_of(call, image)));
   return g;
 }
 
@@ -556,7 +556,8 @@ std::array<Tensor, 3> conv2d_backward(const Tensor& g, const Tensor& x, const Te
     const T* gp = pg.data<T>();
     if (todo[2]) {
       T* bp = out[2].data<T>();
-      for (std::int64_t o = 0; o < outc; ++o) { // each plane by partial sums (a serial sum was 4% of a CNN step)
+      for (std::int64_t o = 0; o < outc;
+           ++o) { // each plane by partial sums (a serial sum was 4% of a CNN step)
         double s = 0;
         for (std::int64_t n = 0; n < geo.n; ++n) s += detail::sum_contiguous(gp + (n * outc + o) * l, l);
         bp[o] = static_cast<T>(s);
