@@ -17,13 +17,12 @@ Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bo
   require_defined(x, op);
   const int ax = normalize_axis(axis, x.rank(), op);
   const AxisView v(x.shape(), ax);
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
   if (v.n == 1) { // nothing to add up: a copy in the reduced shape (not a clone reshaped: one tensor made)
-    Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
     if (const auto bytes = static_cast<std::size_t>(x.numel()) * dtype_size(x.dtype()))
       std::memcpy(out.raw(), x.raw(), bytes);
     return out;
   }
-  Tensor out = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), x.dtype());
   const double divisor = mean ? static_cast<double>(v.n) : 1.0;
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
