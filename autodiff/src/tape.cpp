@@ -266,11 +266,13 @@ template <class T> void empty_vector(std::vector<T>& v) noexcept {
 }
 
 // recycle() empties an Ext field by field: a new field of Ext needs its line there (then update this).
-// (value, grad, aux; name; scope, padded to 8 bytes; more, ints, reals; function; changed_at)
-static_assert(sizeof(Ext) == 3 * sizeof(Tensor) + sizeof(std::string) + sizeof(std::uint64_t) +
-                                 sizeof(std::vector<Node*>) + sizeof(std::vector<std::int64_t>) +
-                                 sizeof(std::vector<double>) + sizeof(std::shared_ptr<const Function>) +
-                                 sizeof(std::uint64_t),
+// (value, grad, aux; name; scope, padded to 8 bytes; more, ints, reals; function; changed_at). Checked on
+// 64-bit builds only: on wasm32 (the browser engine) scope takes no padding.
+static_assert(sizeof(void*) != 8 ||
+                  sizeof(Ext) == 3 * sizeof(Tensor) + sizeof(std::string) + sizeof(std::uint64_t) +
+                                     sizeof(std::vector<Node*>) + sizeof(std::vector<std::int64_t>) +
+                                     sizeof(std::vector<double>) + sizeof(std::shared_ptr<const Function>) +
+                                     sizeof(std::uint64_t),
               "Ext changed: empty the new field in recycle()");
 
 /// Destroys e's contents and keeps it for reuse (or deletes it). Field by field, each only when set:
