@@ -2,6 +2,7 @@
 // gradient of a maximum shared among ties, and argmax.
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -130,9 +131,12 @@ Tensor max(const Tensor& x, int axis, bool keepdim) {
 
 namespace detail {
 namespace {
-/// The lanes of x along axis, after checking that the extremum `out` and its gradient g fit them;
-/// errors name "<op> backward".
-AxisView extremum_lanes(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op) {
+/// The frame of the extrema's backward kernels: checks that the extremum `out` and its gradient g fit
+/// the lanes of x along axis (errors name "<op> backward"), makes the result (zeroed when `zeroed`),
+/// and runs body(v, xp, mp, gp, rp) on x, out, g and the result in x's dtype.
+template <class Body>
+Tensor extremum_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op,
+                         bool zeroed, Body&& body) {
   const std::string what = fmt::format("{} backward", op);
   require_defined(x, what);
   const int ax = normalize_axis(axis, x.rank(), what);
@@ -141,73 +145,73 @@ AxisView extremum_lanes(const Tensor& x, const Tensor& out, const Tensor& g, int
     throw ShapeError(fmt::format("{}: extremum of shape {} and gradient of shape {} do not fit input {} "
                                  "reduced along axis {}",
                                  what, out.shape().str(), g.shape().str(), x.shape().str(), ax));
-  return v;
+  Tensor r = zeroed ? Tensor::zeros(x.shape(), x.dtype()) : Tensor::empty(x.shape(), x.dtype());
+  const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
+  dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    body(v, x.data<T>(), static_cast<const T*>(po.data<T>()), static_cast<const T*>(pg.data<T>()),
+         r.data<T>());
+  });
+  return r;
 }
 } // namespace
 } // namespace detail
 
 Tensor max_backward(const Tensor& x, const Tensor& out, const Tensor& g, int axis, std::string_view op) {
-  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis, op);
-  Tensor r = Tensor::empty(x.shape(), x.dtype());
-  const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
-  detail::dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T *xp = x.data<T>(), *op = po.data<T>(), *gp = pg.data<T>();
-    T* rp = r.data<T>();
-    std::vector<T> share(static_cast<std::size_t>(v.inner));
-    for (Index i = 0; i < v.outer; ++i) {
-      const T* m = op + i * v.inner;
-      const T* gi = gp + i * v.inner;
-      std::fill(share.begin(), share.end(), T(0));
-      for (Index k = 0; k < v.n; ++k) { // ties per lane
-        const T* row = xp + (i * v.n + k) * v.inner;
-        for (Index j = 0; j < v.inner; ++j)
-          share[static_cast<std::size_t>(j)] += row[j] == m[j] ? T(1) : T(0);
-      }
-      for (Index j = 0; j < v.inner; ++j) { // no tie (a NaN maximum): NaN, as the differentiable rule's 0/0
-        T& sj = share[static_cast<std::size_t>(j)];
-        sj = sj > 0 ? gi[j] / sj : std::numeric_limits<T>::quiet_NaN();
-      }
-      for (Index k = 0; k < v.n; ++k) {
-        const T* row = xp + (i * v.n + k) * v.inner;
-        T* o = rp + (i * v.n + k) * v.inner;
-        for (Index j = 0; j < v.inner; ++j) {
-          const T s = share[static_cast<std::size_t>(j)];
-          o[j] = row[j] == m[j] ? s : s * T(0); // torch.amax's (g / ties) * mask: inf g gives NaN here
+  return detail::extremum_backward(
+      x, out, g, axis, op, false,
+      [](const detail::AxisView& v, const auto* xp, const auto* mp, const auto* gp, auto* rp) {
+        using T = std::remove_cvref_t<decltype(*xp)>;
+        std::vector<T> share(static_cast<std::size_t>(v.inner));
+        for (Index i = 0; i < v.outer; ++i) {
+          const T* m = mp + i * v.inner;
+          const T* gi = gp + i * v.inner;
+          std::fill(share.begin(), share.end(), T(0));
+          for (Index k = 0; k < v.n; ++k) { // ties per lane
+            const T* row = xp + (i * v.n + k) * v.inner;
+            for (Index j = 0; j < v.inner; ++j)
+              share[static_cast<std::size_t>(j)] += row[j] == m[j] ? T(1) : T(0);
+          }
+          for (Index j = 0; j < v.inner;
+               ++j) { // no tie (a NaN maximum): NaN, as the differentiable rule's 0/0
+            T& sj = share[static_cast<std::size_t>(j)];
+            sj = sj > 0 ? gi[j] / sj : std::numeric_limits<T>::quiet_NaN();
+          }
+          for (Index k = 0; k < v.n; ++k) {
+            const T* row = xp + (i * v.n + k) * v.inner;
+            T* o = rp + (i * v.n + k) * v.inner;
+            for (Index j = 0; j < v.inner; ++j) {
+              const T s = share[static_cast<std::size_t>(j)];
+              o[j] = row[j] == m[j] ? s : s * T(0); // torch.amax's (g / ties) * mask: inf g gives NaN here
+            }
+          }
         }
-      }
-    }
-  });
-  return r;
+      });
 }
 
 Tensor max_backward_first(const Tensor& x, const Tensor& out, const Tensor& g, int axis,
                           std::string_view op) {
-  const detail::AxisView v = detail::extremum_lanes(x, out, g, axis, op);
-  Tensor r = Tensor::zeros(x.shape(), x.dtype());
-  const Tensor po = out.to(x.dtype()), pg = g.to(x.dtype());
-  detail::dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T *xp = x.data<T>(), *op = po.data<T>(), *gp = pg.data<T>();
-    T* rp = r.data<T>();
-    std::vector<char> found(static_cast<std::size_t>(v.inner));
-    for (Index i = 0; i < v.outer; ++i) {
-      const T* m = op + i * v.inner;
-      std::fill(found.begin(), found.end(), char(0));
-      for (Index k = 0; k < v.n; ++k) { // the first match per lane, NaN matching a NaN extremum
-        const T* row = xp + (i * v.n + k) * v.inner;
-        T* o = rp + (i * v.n + k) * v.inner;
-        for (Index j = 0; j < v.inner; ++j) {
-          char& f = found[static_cast<std::size_t>(j)];
-          if (!f && (row[j] == m[j] || (row[j] != row[j] && m[j] != m[j]))) {
-            o[j] = gp[i * v.inner + j];
-            f = 1;
+  return detail::extremum_backward(
+      x, out, g, axis, op, true,
+      [](const detail::AxisView& v, const auto* xp, const auto* mp, const auto* gp, auto* rp) {
+        using T = std::remove_cvref_t<decltype(*xp)>;
+        std::vector<char> found(static_cast<std::size_t>(v.inner));
+        for (Index i = 0; i < v.outer; ++i) {
+          const T* m = mp + i * v.inner;
+          std::fill(found.begin(), found.end(), char(0));
+          for (Index k = 0; k < v.n; ++k) { // the first match per lane, NaN matching a NaN extremum
+            const T* row = xp + (i * v.n + k) * v.inner;
+            T* o = rp + (i * v.n + k) * v.inner;
+            for (Index j = 0; j < v.inner; ++j) {
+              char& f = found[static_cast<std::size_t>(j)];
+              if (!f && (row[j] == m[j] || (row[j] != row[j] && m[j] != m[j]))) {
+                o[j] = gp[i * v.inner + j];
+                f = 1;
+              }
+            }
           }
         }
-      }
-    }
-  });
-  return r;
+      });
 }
 
 Tensor argmax(const Tensor& x, int axis, bool keepdim) {
