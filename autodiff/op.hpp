@@ -39,6 +39,8 @@ namespace gg {
   X(broadcast_to) X(sum_to) X(unfold) X(fold) X(to)                                                      \
   /* parity with PyTorch (issue 13): a loss with PyTorch's gradient, extrema, softplus */               \
   X(binary_cross_entropy) X(maximum) X(minimum) X(softplus) X(min) X(min_axis) X(amax_axis) X(amin_axis) \
+  /* losses as one node, as PyTorch records them */                                                      \
+  X(mse_loss)                                                                                            \
   /* a gg::Function */                                                                                   \
   X(custom)
 // clang-format on

@@ -296,4 +296,15 @@ Var unsqueeze(const Var& x, int axis);
 /// cond != 0 ? a : b elementwise with the condition's value as a constant mask.
 Var where(const Var& cond, const Var& a, const Var& b);
 
+// Losses recorded as one node, as PyTorch records them (nn/losses.hpp has the others).
+
+/// How a loss reduces its per-element values, PyTorch's `reduction`: their mean, their sum, or none
+/// (a loss per element).
+enum class Reduction { mean, sum, none };
+/// The mean squared error of input and target, (input - target)^2 reduced, as
+/// torch.nn.functional.mse_loss: one node (mse_loss), its gradient 2 (input - target) g (divided by
+/// the element count for the mean) to each input that requires one (negated for the target). Shapes
+/// broadcast as PyTorch's, with its warning the first time they differ (gg::warn_once).
+Var mse_loss(const Var& input, const Var& target, Reduction reduction = Reduction::mean);
+
 } // namespace gg

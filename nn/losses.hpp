@@ -11,7 +11,7 @@
 
 namespace gg::nn {
 
-enum class Reduction { mean, sum, none };
+using gg::Reduction; // mean, sum, none (autodiff/ops.hpp)
 
 /// nll_loss's options, torch.nn.functional.nll_loss's keyword arguments.
 struct NllLossOptions {
@@ -37,8 +37,8 @@ struct CrossEntropyOptions {
 
 /// mean((input - target)^2), input and target broadcast together as PyTorch does (and, as PyTorch,
 /// a warning the first time their shapes differ: gg::warn_once, standard error unless a
-/// set_warning_handler handler takes it).
-Var mse_loss(const Var& input, const Var& target, Reduction reduction = Reduction::mean);
+/// set_warning_handler handler takes it). One node, autodiff's op (autodiff/ops.hpp).
+using gg::mse_loss;
 
 /// -log_probs[n, target[n, d...], d...]; log_probs [N, C, d1, ...] (or [C]), target [N, d1, ...]
 /// (or 0-d) of class ids as whole numbers. -log(0) is +inf, not NaN.

@@ -1,6 +1,7 @@
-// Loss functions built from autodiff ops, with PyTorch's definitions. nll_loss picks entries by index
-// (never multiplies a one-hot mask into log-probabilities, which would turn -inf into NaN); ignored
-// targets are masked with where. Every check names the loss the caller called.
+// Loss functions built from autodiff ops, with PyTorch's definitions (mse_loss is autodiff's own op, one
+// node: autodiff/src/ops/losses.cpp). nll_loss picks entries by index (never multiplies a one-hot mask
+// into log-probabilities, which would turn -inf into NaN); ignored targets are masked with where. Every
+// check names the loss the caller called.
 #include <nn/losses.hpp>
 
 #include <cmath>
@@ -172,22 +173,6 @@ Var cross_entropy_ids(const Var& logits, const Shape& shape, const std::vector<s
   return nll * (1 - o.label_smoothing) + smooth * (o.label_smoothing / static_cast<double>(s[cd]));
 }
 } // namespace
-
-Var mse_loss(const Var& input, const Var& target, Reduction reduction) {
-  const Shape si = input.shape(), st = target.shape();
-  if (!(si == st)) {
-    const Shape both = kernel::broadcast_shapes(si, st, "mse_loss"); // throws naming mse_loss
-    // PyTorch's warning (once per call site there; once here until the handler changes), with the shape
-    // they broadcast to.
-    warn_once("mse_loss broadcast",
-              fmt::format("mse_loss: Using a target size ({}) that is different to the input size ({}). This "
-                          "will likely lead to incorrect results due to broadcasting (to {}). Please ensure "
-                          "they have the same size.",
-                          st.str(), si.str(), both.str()));
-  }
-  const Var d = input - target;
-  return reduce(d * d, reduction);
-}
 
 Var nll_loss(const Var& log_probs, const Tensor& target, Reduction reduction) {
   return nll_loss(log_probs, target, NllLossOptions{.reduction = reduction});

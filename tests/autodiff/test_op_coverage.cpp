@@ -318,6 +318,23 @@ const std::vector<OpCase>& op_cases() {
        {},
        {rnd({2, 3}, 77)},
        tensor_only},
+      // Losses as one node: broadcasting [2, 3] against [3] (the mean), [3, 1] against [3] (none), and
+      // equal shapes (the sum); the target requires grad too.
+      {Op::mse_loss,
+       [](const std::vector<Var>& v) { return gg::mse_loss(v[0], v[1]); },
+       {},
+       {rnd({2, 3}, 78), rnd({3}, 79)},
+       tensor_only},
+      {Op::mse_loss,
+       [](const std::vector<Var>& v) { return gg::mse_loss(v[0], v[1], gg::Reduction::none); },
+       {},
+       {rnd({3, 1}, 80), rnd({3}, 81)},
+       tensor_only},
+      {Op::mse_loss,
+       [](const std::vector<Var>& v) { return gg::mse_loss(v[0], v[1], gg::Reduction::sum); },
+       {},
+       {rnd({2, 3}, 82), rnd({2, 3}, 83)},
+       tensor_only},
       // A gg::Function.
       {Op::custom,
        [](const std::vector<Var>& v) { return gg::apply(std::make_shared<gg::test::Cube>(), {v[0]}); },

@@ -1,7 +1,8 @@
 // Losses against PyTorch beyond the basic cases of test_layers.cpp: cross_entropy and nll_loss on
 // [N, C, d1, ...], [N, C] and [C] inputs with ignore_index, label_smoothing and class weights, each
 // reduction, probabilities as targets, integer class ids; binary_cross_entropy's gradient at 0 and 1;
-// mse_loss broadcasting (tests/nn/data/make_loss_reference.py -> loss_reference.txt); bad input named.
+// mse_loss broadcasting, with a target that requires grad and second derivatives, as one node
+// (tests/nn/data/make_loss_reference.py -> loss_reference.txt); bad input named.
 #include <nn/nn.hpp>
 
 #include "seq_reference.hpp"
@@ -198,4 +199,58 @@ TEST_CASE("losses: bad targets and options name the loss called and the shapes")
                     Catch::StartsWith("binary_cross_entropy: input 1.5 at element 1 is not a probability"));
   CHECK_THROWS_WITH(nn::mse_loss(Var(Tensor::zeros({3, 2})), Var::constant(Tensor::zeros({3}))),
                     Catch::StartsWith("mse_loss") && Catch::Contains("[3, 2]") && Catch::Contains("[3]"));
+}
+
+TEST_CASE("losses: mse_loss is one node whose first and second derivatives reach input and target as "
+          "PyTorch's") {
+  CapturedWarnings quiet; // mse_c broadcasts
+  for (const std::string key : {"mse_c", "mse_d"})
+    for (auto [red, r] : {std::pair<std::string, nn::Reduction>{"mean", nn::Reduction::mean},
+                          {"sum", nn::Reduction::sum},
+                          {"none", nn::Reduction::none}}) {
+      INFO(key << " reduction " << red);
+      const std::string c = key + "." + red;
+      const Var x(loss_ref(key + ".x").clone()), t(loss_ref(key + ".target").clone());
+      const Var loss = nn::mse_loss(x, t, r);
+      CHECK(loss.op_name() == "mse_loss");
+      CHECK(gg::graph_stats(loss).nodes == 3); // x, t and the loss: no subtract, square or mean
+      std::ostringstream dot;
+      gg::write_dot(dot, loss);
+      CHECK_THAT(dot.str(),
+                 Catch::Contains("mse_loss#") && !Catch::Contains("sub#") && !Catch::Contains("mul#"));
+      CHECK(max_relative_error(loss.value(), loss_ref(c)) < 1e-12);
+      const Var w = r == nn::Reduction::none ? Var::constant(loss_ref(c + ".w")) : Var::constant(1.0);
+      const std::vector<Var> g = gg::grad({gg::sum(loss * w)}, {x, t}, {}, {.create_graph = true});
+      CHECK(max_relative_error(g[0].value(), loss_ref(c + ".grad.x")) < 1e-12);
+      CHECK(max_relative_error(g[1].value(), loss_ref(c + ".grad.target")) < 1e-12);
+      (gg::sum(g[0] * Var::constant(loss_ref(c + ".rx"))) +
+       gg::sum(g[1] * Var::constant(loss_ref(c + ".rt"))))
+          .backward();
+      CHECK(max_relative_error(x.grad(), loss_ref(c + ".gg.x")) < 1e-12);
+      CHECK(max_relative_error(t.grad(), loss_ref(c + ".gg.target")) < 1e-12);
+    }
+}
+
+TEST_CASE("losses: mse_loss's one node gives the numbers of subtract, square and mean op by op, in "
+          "float32 and float64") {
+  CapturedWarnings quiet;
+  for (const gg::DType dt : {gg::f32, gg::f64})
+    for (const std::string key : {"mse_a", "mse_b", "mse_d"})
+      for (const nn::Reduction r : {nn::Reduction::mean, nn::Reduction::sum, nn::Reduction::none}) {
+        INFO(key << " " << gg::dtype_name(dt) << " reduction " << static_cast<int>(r));
+        const Tensor xv = loss_ref(key + ".x").to(dt), tv = loss_ref(key + ".target").to(dt);
+        const Var x(xv.clone()), t(tv.clone()), x2(xv.clone()), t2(tv.clone());
+        const Var fused = nn::mse_loss(x, t, r);
+        const Var d = x2 - t2;
+        const Var by_ops = r == nn::Reduction::mean  ? gg::mean(d * d)
+                           : r == nn::Reduction::sum ? gg::sum(d * d)
+                                                     : d * d;
+        CHECK(fused.dtype() == dt);
+        CHECK(max_relative_error(fused.value(), by_ops.value()) == 0);
+        const Var w = Var::constant(Tensor::full(fused.shape(), 0.75, dt));
+        gg::sum(fused * w).backward();
+        gg::sum(by_ops * w).backward();
+        CHECK(max_relative_error(x.grad(), x2.grad()) == 0);
+        CHECK(max_relative_error(t.grad(), t2.grad()) == 0);
+      }
 }

@@ -46,6 +46,16 @@ Tensor layer_norm(const Tensor& x, std::int64_t m, const Tensor& weight, const T
 std::array<Tensor, 3> layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                           const Tensor& stats, std::int64_t m, std::array<bool, 3> needs);
 
+/// mse_loss's kernels (losses.cpp), a and b broadcasting (in their result dtype): (a - b)^2 of every
+/// element; their sum in float64 as a 0-d tensor (divided by the element count for the mean); and the
+/// gradients for g (of the broadcast shape, or 0-d for a reduced loss: g / divisor for each element):
+/// {2 g (a - b) summed to a's shape, its negation summed to b's}, each computed only when its `needs`
+/// flag is set.
+Tensor squared_error(const Tensor& a, const Tensor& b);
+Tensor squared_error_sum(const Tensor& a, const Tensor& b, bool mean);
+std::array<Tensor, 2> squared_error_backward(const Tensor& g, const Tensor& a, const Tensor& b,
+                                             double divisor, std::array<bool, 2> needs);
+
 /// The LSTM cell (lstm_cell) from its pre-activation gates [rows, 4H] (i, f, g, o) and a cell state
 /// c [rows, H], both contiguous: part 0 gives c' = sigmoid(f) c + sigmoid(i) tanh(g) (c the previous
 /// state), part 1 h' = sigmoid(o) tanh(c) (c the new state).

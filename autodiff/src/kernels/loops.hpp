@@ -235,32 +235,27 @@ inline Shape reduced_shape(const Shape& s, int axis, bool keepdim) {
   return r;
 }
 
-/// The sum of a[i] * b[i] (each product in T, as the strided loops compute it) over [0, n), in
-/// double, by eight partial sums as sum_contiguous.
-template <class T> double dot_contiguous(const T* a, const T* b, Index n) {
+/// The sum of term(i) (a double) over [0, n) by eight partial sums: independent chains the compiler
+/// can vectorise without reassociating.
+template <class F> double partial_sums(Index n, const F& term) {
   std::array<double, 8> acc{};
   Index i = 0;
   for (; i + 8 <= n; i += 8)
-    for (std::size_t k = 0; k < 8; ++k) {
-      const Index j = i + static_cast<Index>(k);
-      acc[k] += static_cast<double>(a[j] * b[j]);
-    }
+    for (std::size_t k = 0; k < 8; ++k) acc[k] += term(i + static_cast<Index>(k));
   double s = 0;
-  for (; i < n; ++i) s += static_cast<double>(a[i] * b[i]);
+  for (; i < n; ++i) s += term(i);
   for (double x : acc) s += x;
   return s;
 }
 
+/// The sum of a[i] * b[i] (each product in T, as the strided loops compute it) over [0, n), in
+/// double, by eight partial sums as sum_contiguous.
+template <class T> double dot_contiguous(const T* a, const T* b, Index n) {
+  return partial_sums(n, [&](Index j) { return static_cast<double>(a[j] * b[j]); });
+}
+
 template <class T> double sum_contiguous(const T* p, Index n) {
-  // Eight partial sums: independent chains the compiler can vectorise without reassociating.
-  std::array<double, 8> acc{};
-  Index i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t k = 0; k < 8; ++k) acc[k] += static_cast<double>(p[i + static_cast<Index>(k)]);
-  double s = 0;
-  for (; i < n; ++i) s += static_cast<double>(p[i]);
-  for (double a : acc) s += a;
-  return s;
+  return partial_sums(n, [&](Index j) { return static_cast<double>(p[j]); });
 }
 
 /// Calls lane(base, stride, out_index) for every 1-d lane along the axis (n elements at base +

@@ -2,7 +2,8 @@
 """Reference numbers for gradgraph's classification and regression losses beyond the basic cases of
 make_nn_reference.py, computed with PyTorch in float64: cross_entropy and nll_loss on [N, C, d1, ...],
 [N, C] and unbatched [C] inputs with ignore_index, label_smoothing and class weights; probabilities as
-targets; binary_cross_entropy at probabilities of exactly 0 and 1; mse_loss broadcasting.
+targets; binary_cross_entropy at probabilities of exactly 0 and 1; mse_loss broadcasting, and with a
+target that requires grad, with second derivatives.
 
 Run with Debian's PyTorch:
     /usr/bin/python3 tests/nn/data/make_loss_reference.py > tests/nn/data/loss_reference.txt
@@ -100,3 +101,28 @@ for key, (si, st) in {"mse_a": ((3, 1), (3,)), "mse_b": ((4,), (2, 4))}.items():
     emit(f"{key}.x", x)
     emit(f"{key}.target", t)
     run(key, x, lambda v, red: F.mse_loss(v, t, reduction=red))
+
+# mse_loss with a target that requires grad too, broadcasting ([3, 1] against [3]) and not ([2, 3]):
+# per reduction r, <c>.<r> the loss, <c>.<r>.grad.x and .grad.target the gradients of sum(loss * w)
+# (w = <c>.<r>.w for none, 1 otherwise), and second derivatives through them: <c>.<r>.gg.x and
+# .gg.target, the gradients of sum(grad.x * <c>.<r>.rx) + sum(grad.target * <c>.<r>.rt).
+for key, (si, st) in {"mse_c": ((3, 1), (3,)), "mse_d": ((2, 3), (2, 3))}.items():
+    x, t = rnd(*si), rnd(*st)
+    emit(f"{key}.x", x)
+    emit(f"{key}.target", t)
+    for red in ("mean", "sum", "none"):
+        xv, tv = x.clone().requires_grad_(), t.clone().requires_grad_()
+        loss = F.mse_loss(xv, tv, reduction=red)
+        emit(f"{key}.{red}", loss)
+        w = torch.randn(loss.shape, generator=g) if red == "none" else torch.tensor(1.0)
+        if red == "none":
+            emit(f"{key}.{red}.w", w)
+        gx, gt = torch.autograd.grad((loss * w).sum(), (xv, tv), create_graph=True)
+        emit(f"{key}.{red}.grad.x", gx)
+        emit(f"{key}.{red}.grad.target", gt)
+        rx, rt = torch.randn(si, generator=g), torch.randn(st, generator=g)
+        emit(f"{key}.{red}.rx", rx)
+        emit(f"{key}.{red}.rt", rt)
+        hx, ht = torch.autograd.grad((gx * rx).sum() + (gt * rt).sum(), (xv, tv))
+        emit(f"{key}.{red}.gg.x", hx)
+        emit(f"{key}.{red}.gg.target", ht)
