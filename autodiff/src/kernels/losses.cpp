@@ -24,6 +24,14 @@ template <class T> double squared_difference_sum(const T* a, const T* b, Index n
     return static_cast<double>(d * d);
   });
 }
+
+/// A gradient of the broadcast shape summed to the shape of its input and converted to its dtype
+/// (undefined stays undefined).
+Tensor fitted(Tensor t, const Tensor& input) {
+  if (!t.defined()) return t;
+  if (!(t.shape() == input.shape())) t = sum_to(t, input.shape());
+  return t.dtype() == input.dtype() ? t : t.to(input.dtype());
+}
 } // namespace
 
 Tensor squared_error(const Tensor& a, const Tensor& b) {
@@ -66,7 +74,8 @@ std::array<Tensor, 2> squared_error_backward(const Tensor& g, const Tensor& a, c
   const Tensor& x = d.defined() ? d : a;
   const auto make = [&](bool need) { return need ? Tensor::empty(x.shape(), x.dtype()) : Tensor(); };
   Tensor u = make(needs[0]), v = make(needs[1]);
-  const Tensor gt = spread ? g : g.to(x.dtype());
+  Tensor converted; // g in x's dtype when it is not (a reference otherwise: no count up and down)
+  const Tensor& gt = spread || g.dtype() == x.dtype() ? g : (converted = g.to(x.dtype()));
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* pa = x.data<T>();
@@ -84,10 +93,7 @@ std::array<Tensor, 2> squared_error_backward(const Tensor& g, const Tensor& a, c
       }
     });
   });
-  std::array<Tensor, 2> r;
-  if (needs[0]) r[0] = (u.shape() == a.shape() ? u : sum_to(u, a.shape())).to(a.dtype());
-  if (needs[1]) r[1] = (v.shape() == b.shape() ? v : sum_to(v, b.shape())).to(b.dtype());
-  return r;
+  return {fitted(std::move(u), a), fitted(std::move(v), b)};
 }
 
 } // namespace gg::kernel
