@@ -68,13 +68,26 @@ struct AnomalyTrail {
 /// afterwards under one lock (threads share parameters). A scalar leaf is typically hit by many
 /// edges: its contributions are summed in a small direct-mapped table first. `used` says whether
 /// any slot was filled, so a pass that never reaches a scalar leaf (a tensor model) does not scan
-/// the table (callgrind, 2-3-2 MLP step through the Trainer: 340 of its 29k instructions).
+/// the table (callgrind, 2-3-2 MLP step through the Trainer: 340 of its 29k instructions). The table
+/// (1 KB) is zeroed by prepare() when the pass first reaches a scalar node, not for every pass: a
+/// pass meets scalar nodes only through a tensor add of a scalar node or a seed (ValuePass's
+/// add(Node*, Tensor)), so a tensor model's pass never writes it (2-3-2 step: ~130 instructions).
 struct LeafGradients {
   std::vector<std::pair<Node*, double>> scalar;
   std::vector<std::pair<Node*, Tensor>> tensor;
   static constexpr std::size_t k_slots = 64;
-  std::array<std::pair<Node*, double>, k_slots> cache{};
+  std::array<std::pair<Node*, double>, k_slots> cache; ///< valid once `ready`
   bool used = false;
+  bool ready = false;
+
+  LeafGradients() noexcept {} // the table left as it is: prepare() zeroes it when needed
+  /// Before the first scalar add(): an empty table.
+  void prepare() noexcept {
+    if (!ready) [[unlikely]] {
+      cache.fill({nullptr, 0.0});
+      ready = true;
+    }
+  }
 
   // The hit inline (the chain's leaves: two adds of every three nodes), the rest out of line: as one
   // function the compiler kept all of it out of the sweep (callgrind, scalar chain: 27 instructions
@@ -237,8 +250,10 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
   bool accumulate;     ///< Hooks: backward() (gradients go to the leaves' .grad()), not grad()
   /// The fast rules' outputs, kept from node to node: each share is moved out (leaving the slot
   /// undefined), so a node pays no construction and no out-of-line destructor call per slot (7 of
-  /// them: callgrind, 2-3-2 MLP step, +450 instructions a step of ~29k when made per node).
-  InputGrads shares;
+  /// them: callgrind, 2-3-2 MLP step, +450 instructions a step of ~29k when made per node). The
+  /// thread's t_shares, kept from pass to pass (all undefined between passes), not 616 bytes zeroed
+  /// for each.
+  InputGrads& shares;
 
   bool take(Node* n) {
     const std::uint8_t marks = n->marks_;
@@ -269,18 +284,19 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
     const Tensor& g = n->ext->grad;
     const OpRule& rule = rule_of(n->op);
     int reached = 0;
-    if (rule.vjp_values && rule.vjp_values(n, g, shares)) { // kernels only, no graph nodes
+    InputGrads& out = shares; // in a register: add() stores through pointers, this->shares is reloaded
+    if (rule.vjp_values && rule.vjp_values(n, g, out)) { // kernels only, no graph nodes
       // The count once: add() stores through pointers, so the compiler would reload it every round.
-      const int inputs = std::min(static_cast<int>(shares.size()), n->num_inputs());
+      const int inputs = std::min(static_cast<int>(out.size()), n->num_inputs());
       for (int i = 0; i < inputs; ++i) {
-        Tensor& share = shares[static_cast<std::size_t>(i)];
+        Tensor& share = out[static_cast<std::size_t>(i)];
         if (!share.defined()) continue;
         if constexpr (Anomaly) trail.check(n, i, share, g);
         reached += add(n->input(i), std::move(share));
       }
       return reached;
     }
-    shares = {}; // a rule that declined may have filled some
+    out = {}; // a rule that declined may have filled some
     const std::vector<Var> vjps = rule.vjp(n, Var::constant(g));
     for (std::size_t i = 0; i < vjps.size(); ++i) {
       if (!vjps[i].defined()) continue;
@@ -299,7 +315,12 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
     for (const auto& h : l.hooks)
       if (h->on_grad && h->active.load()) h->on_grad(g);
     if (!accumulate) { // grad(): the result
-      l.node->is_tensor() ? leaves.add(l.node, std::move(g)) : leaves.add(l.node, l.scalar);
+      if (l.node->is_tensor()) {
+        leaves.add(l.node, std::move(g));
+      } else {
+        leaves.prepare();
+        leaves.add(l.node, l.scalar);
+      }
       return;
     }
     {
@@ -335,7 +356,10 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
   }
   int add(Node* m, Tensor v) {
     if (!m->requires_grad()) return 0;
-    if (!m->is_tensor()) return add(m, v.item());
+    if (!m->is_tensor()) {
+      leaves.prepare(); // a scalar node reached: its inputs' adds may use the table
+      return add(m, v.item());
+    }
     if (v.dtype() != m->ext->value.dtype()) v = v.to(m->ext->value.dtype());
     if (m->on_heap()) {
       if constexpr (Hooks)
@@ -448,6 +472,10 @@ struct TracePass {
   }
 };
 
+/// ValuePass::shares of this thread's passes (one at a time: value_pass refuses a nested one). Left
+/// undefined by every pass, a failed one included (value_pass empties it).
+thread_local InputGrads t_shares;
+
 /// The newest of the seeds' tape nodes (null when all are leaves): where the sweep starts.
 Node* newest(const std::vector<std::pair<Node*, Tensor>>& seeds) {
   Node* top = nullptr;
@@ -464,7 +492,7 @@ Node* newest(const std::vector<std::pair<Node*, Tensor>>& seeds) {
 template <bool Anomaly, bool Retain, bool Hooks>
 void run_value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradients& leaves,
                     AnomalyTrail& trail, HookedLeaves* hooks, bool accumulate) {
-  ValuePass<Anomaly, Retain, Hooks> pass{{}, trail, hooks, accumulate, {}};
+  ValuePass<Anomaly, Retain, Hooks> pass{{}, trail, hooks, accumulate, t_shares};
   pass.leaves.swap_buffers(leaves); // the caller's buffers, with their capacity
   struct Back {
     LeafGradients &from, &to;
@@ -544,6 +572,7 @@ void value_pass(const std::vector<std::pair<Node*, Tensor>>& seeds, LeafGradient
         return true;
       });
     leaves.clear();
+    t_shares = {}; // a rule that threw may have filled some
     throw;
   }
 }

@@ -90,6 +90,24 @@ TEST_CASE("graph: tensor gradients with broadcasting") {
   CHECK(b.grad().to_vector() == std::vector<double>{5, 7, 9});
 }
 
+TEST_CASE("graph: a tensor graph reaching scalar nodes and leaves gives their gradients, after a tensor-only "
+          "pass") {
+  // The sweep sets up its scalar leaves' table only when it first reaches a scalar node: the first
+  // pass meets none, the second reaches scalar nodes and leaves only through tensor nodes.
+  Var x(Tensor({1, 2, 3}, {3}));
+  gg::sum(x * x).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 4, 6});
+  Var a = 3.0, b = -2.0, c = 0.5;
+  const Var s = a * b + c;          // scalar nodes
+  const Var y = gg::sum(x * s) + a; // a reached through a scalar node and from a tensor node
+  y.backward();
+  CHECK(y.item() == 6 * -5.5 + 3);
+  CHECK(a.grad().item() == 6 * -2 + 1); // sum(x) * b + 1
+  CHECK(b.grad().item() == 6 * 3);      // sum(x) * a
+  CHECK(c.grad().item() == 6);
+  CHECK(x.grad().to_vector() == std::vector<double>{2 - 5.5, 4 - 5.5, 6 - 5.5});
+}
+
 TEST_CASE("graph: backward of a non-scalar needs a seed of its shape") {
   Var a(Tensor({1, 2, 3}, {3}));
   Var y = a * 2.0;
