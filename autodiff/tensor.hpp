@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <autodiff/error.hpp>
@@ -63,7 +64,13 @@ public:
   }
   /// "[2, 3]"; "[]" for a 0-d shape.
   std::string str() const;
-  bool operator==(const Shape& o) const;
+  /// Same rank and dimensions. Inline: the ops compare shapes on every call.
+  bool operator==(const Shape& o) const {
+    if (rank_ != o.rank_) return false;
+    for (int i = 0; i < rank_; ++i)
+      if (dims_[static_cast<std::size_t>(i)] != o.dims_[static_cast<std::size_t>(i)]) return false;
+    return true;
+  }
 
 private:
   [[noreturn]] void throw_numel_overflow() const;
@@ -197,6 +204,9 @@ private:
   }
   [[noreturn]] void throw_dtype_mismatch(DType wanted) const;
   Tensor converted(DType dtype) const;
+  /// empty()'s result, made in place (not a default tensor's zeroed header, then assigned).
+  Tensor(detail::BufferRef&& buf, const Shape& shape, DType dtype) noexcept
+      : buf_(std::move(buf)), shape_(shape), dtype_(dtype) {}
   detail::BufferRef buf_;
   Shape shape_;
   DType dtype_ = f64;

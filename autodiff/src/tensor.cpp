@@ -67,13 +67,6 @@ std::string Shape::str() const {
   return fmt::format("[{}]", fmt::join(begin(), end(), ", "));
 }
 
-bool Shape::operator==(const Shape& o) const {
-  if (rank_ != o.rank_) return false;
-  for (int i = 0; i < rank_; ++i)
-    if ((*this)[i] != o[i]) return false;
-  return true;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Buffer: a 64-byte header holding the reference count, followed by the data, in one allocation.
 // Freed buffers are kept in a per-thread cache by size class and reused: a training step allocates
@@ -311,11 +304,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
     }
   if (n > std::numeric_limits<std::int64_t>::max() / static_cast<std::int64_t>(dtype_size(dtype)))
     throw ValueError(fmt::format("Tensor::empty: shape {} needs more bytes than 64 bits count", shape.str()));
-  Tensor t;
-  t.buf_ = detail::BufferRef(static_cast<std::size_t>(n) * dtype_size(dtype));
-  t.shape_ = shape;
-  t.dtype_ = dtype;
-  return t;
+  return Tensor(detail::BufferRef(static_cast<std::size_t>(n) * dtype_size(dtype)), shape, dtype);
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {
