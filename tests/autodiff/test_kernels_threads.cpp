@@ -73,6 +73,22 @@ TEST_CASE("linear: x @ w^T + b, with its gradients against finite differences") 
   CHECK(fused.inputs().size() == 3);
 }
 
+TEST_CASE("linear: mixed dtypes promote to float64, with the values and gradients of converted inputs") {
+  const Tensor x32 = rnd({3, 4}, 11).to(gg::f32);
+  const Var x(x32), w(rnd({2, 4}, 12)), b(rnd({2}, 13).to(gg::f32));
+  const Var y = gg::linear(x, w, b);
+  CHECK(y.dtype() == gg::f64);
+  const Var xd(x32.to(gg::f64)), bd(b.value().to(gg::f64));
+  const Var yd = gg::linear(xd, w, bd);
+  CHECK(values(y) == values(yd));
+  gg::sum(y * y).backward();
+  gg::sum(yd * yd).backward();
+  CHECK(x.grad().dtype() == gg::f32); // a gradient has its input's dtype
+  CHECK(b.grad().dtype() == gg::f32);
+  CHECK(x.grad().to_vector() == xd.grad().to(gg::f32).to_vector());
+  CHECK(b.grad().to_vector() == bd.grad().to(gg::f32).to_vector());
+}
+
 TEST_CASE("linear: only the inputs that require grad get gradients, the bias alone included") {
   const Var x(rnd({4, 3}, 1), false), w(rnd({2, 3}, 2), false), b(rnd({2}, 3));
   const Var y = gg::linear(x, w, b);

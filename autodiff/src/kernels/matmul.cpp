@@ -580,26 +580,26 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (bias.defined() && (bias.rank() != 1 || bias.shape()[0] != ws[0]))
     throw ShapeError(fmt::format("linear: bias of shape {} does not fit weight of shape {} (expected [{}])",
                                  bias.shape().str(), ws.str(), ws[0]));
+  DType dtype = promote(x.dtype(), weight.dtype());
+  if (bias.defined()) dtype = promote(dtype, bias.dtype());
+  // Operands of mixed dtypes: converted first (the usual case, one dtype, keeps no converted copies).
+  if (x.dtype() != dtype || weight.dtype() != dtype || (bias.defined() && bias.dtype() != dtype)) [[unlikely]]
+    return linear(x.to(dtype), weight.to(dtype), bias.defined() ? bias.to(dtype) : bias);
   const Index in = ws[1], out = ws[0];
   Index rows = 1;
   for (int d = 0; d + 1 < xs.rank(); ++d) rows *= xs[d];
-  DType dtype = promote(x.dtype(), weight.dtype());
-  if (bias.defined()) dtype = promote(dtype, bias.dtype());
   Shape ys = xs;
   ys[xs.rank() - 1] = out;
   // As PyTorch's addmm: the output starts as the bias, rows repeated, and the GEMM adds x W^T to it
   // (no zeroing pass, no second pass for the bias).
   Tensor y = Tensor::empty(ys, dtype);
   if (y.numel() == 0) return y;
-  Tensor hx, hw, hb;
-  const Tensor &px = detail::in_dtype(x, dtype, hx), &pw = detail::in_dtype(weight, dtype, hw),
-               &pb = bias.defined() ? detail::in_dtype(bias, dtype, hb) : bias;
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* yp = y.data<T>();
-    if (pb.defined())
-      for (Index r = 0; r < rows; ++r) std::copy_n(pb.data<T>(), out, yp + r * out);
-    detail::gemm_any(px.data<T>(), false, in, pw.data<T>(), true, in, yp, rows, in, out, pb.defined());
+    if (bias.defined())
+      for (Index r = 0; r < rows; ++r) std::copy_n(bias.data<T>(), out, yp + r * out);
+    detail::gemm_any(x.data<T>(), false, in, weight.data<T>(), true, in, yp, rows, in, out, bias.defined());
   });
   return y;
 }
