@@ -42,14 +42,6 @@ void ensure_eigen_threads() {
   (void)once;
 }
 
-/// t itself when it has dtype d, else its conversion, kept in `held` (a copy of t would count its
-/// buffer's references up and down: a tenth of a tiny product's cost).
-const Tensor& in_dtype(const Tensor& t, DType d, Tensor& held) {
-  if (t.dtype() == d) return t;
-  held = t.to(d);
-  return held;
-}
-
 /// Products with n*k*m up to this are computed by plain loops: a GEMM library's blocking, packing
 /// and dispatch cost more than the arithmetic for a 2-3-2 MLP's layers.
 constexpr Index k_small_gemm = 4096;
@@ -470,13 +462,14 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
     throw ShapeError(fmt::format("gemm: shapes {} and {} do not fit (inner dimensions {} and {})",
                                  describe(a, trans_a), describe(b, trans_b), k, kb));
   const DType dtype = promote(a.dtype(), b.dtype());
-  Tensor ha, hb;
-  const Tensor &pa = detail::in_dtype(a, dtype, ha), &pb = detail::in_dtype(b, dtype, hb);
+  // Operands of mixed dtypes: converted first (the usual case, one dtype, keeps no converted copies).
+  if (a.dtype() != dtype || b.dtype() != dtype) [[unlikely]]
+    return gemm(a.to(dtype), trans_a, b.to(dtype), trans_b);
   Tensor out = Tensor::empty(Shape{n, m}, dtype);
   if (out.numel() == 0) return out;
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    detail::gemm_any(pa.data<T>(), trans_a, ac, pb.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
+    detail::gemm_any(a.data<T>(), trans_a, ac, b.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
   });
   return out;
 }
