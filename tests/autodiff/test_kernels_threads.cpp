@@ -51,6 +51,25 @@ gg::GradcheckResult check(const std::function<Var(const std::vector<Var>&)>& f,
 }
 } // namespace
 
+TEST_CASE("gemm and linear: operands of mixed dtypes give the float64 product of the converted operands") {
+  const Tensor a32 = rnd({3, 4}, 21).to(gg::f32), b = rnd({4, 2}, 22), bt = rnd({2, 4}, 23);
+  for (const bool tb : {false, true}) {
+    const Tensor& rhs = tb ? bt : b;
+    const Tensor got = gg::kernel::gemm(a32, false, rhs, tb),
+                 want = gg::kernel::gemm(a32.to(gg::f64), false, rhs, tb);
+    CHECK(got.dtype() == gg::f64);
+    CHECK(got.to_vector() == want.to_vector());
+    const Tensor c32 = a32.reshape({4, 3}); // a float32 right operand, the left one transposed or not
+    const Tensor got_r = gg::kernel::gemm(rhs, !tb, c32, false);
+    CHECK(got_r.dtype() == gg::f64);
+    CHECK(got_r.to_vector() == gg::kernel::gemm(rhs, !tb, c32.to(gg::f64), false).to_vector());
+  }
+  const Tensor bias32 = rnd({2}, 24).to(gg::f32);
+  const Tensor y = gg::kernel::linear(a32, bt, bias32);
+  CHECK(y.dtype() == gg::f64);
+  CHECK(y.to_vector() == gg::kernel::linear(a32.to(gg::f64), bt, bias32.to(gg::f64)).to_vector());
+}
+
 TEST_CASE("linear: x @ w^T + b, with its gradients against finite differences") {
   const auto with_bias = [](const std::vector<Var>& v) { return gg::linear(v[0], v[1], v[2]); };
   const auto no_bias = [](const std::vector<Var>& v) { return gg::linear(v[0], v[1]); };
