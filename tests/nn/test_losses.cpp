@@ -254,3 +254,20 @@ TEST_CASE("losses: mse_loss's one node gives the numbers of subtract, square and
         CHECK(max_relative_error(t.grad(), t2.grad()) == 0);
       }
 }
+
+TEST_CASE("losses: mse_loss of scalars is a scalar node whose trace shows its local derivatives") {
+  const Var x = Var(0.5).name("x"), y = Var(2.0).name("y");
+  const Var loss = nn::mse_loss(x, y);
+  CHECK(loss.is_scalar_node());
+  CHECK(loss.item() == 2.25);
+  const std::vector<gg::TraceStep> steps = gg::trace_backward(loss);
+  REQUIRE(steps.size() == 2);
+  CHECK(steps[0].op == "mse_loss");
+  CHECK(steps[0].formula == "2*(x-y)/n");
+  CHECK(steps[0].local == -3);
+  CHECK(steps[1].formula == "-2*(x-y)/n");
+  CHECK(steps[1].local == 3);
+  loss.backward();
+  CHECK(x.grad().item() == -3);
+  CHECK(y.grad().item() == 3);
+}

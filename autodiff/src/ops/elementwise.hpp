@@ -19,6 +19,7 @@
 #include "../kernels/loops.hpp"
 #include "../kernels/vecmath.hpp"
 #include "family.hpp"
+#include "losses.hpp"
 
 namespace gg::detail {
 
@@ -532,9 +533,11 @@ template <class T, class M> Consts<T> consts_of(const Node* n) {
 }
 
 /// The local derivatives d(node)/d(input 0, 1) of a scalar node of kind op: the row's vjp with
-/// g = 1 (sum, mean and max of a scalar pass it through: 1).
+/// g = 1 (sum, mean and max of a scalar pass it through: 1; mse_loss's from its family, losses.hpp).
 template <Op op> [[gnu::always_inline]] inline void scalar_local(const Node* n, double d[2]) {
-  if constexpr (!is_elementwise<op>) {
+  if constexpr (op == Op::mse_loss) {
+    mse_loss_local(n->first->value, n->second_->value, d);
+  } else if constexpr (!is_elementwise<op>) {
     d[0] = 1, d[1] = 0;
   } else if constexpr (Math<op>::inputs == 2) {
     const double a = n->first->value, b = n->second_->value, out = n->value;

@@ -1,6 +1,7 @@
 // The losses recorded as one node, as PyTorch records them (MseLossBackward0): mse_loss. Its public
-// function and its rule (table row, the differentiable VJP, the fast tensor backward); the kernels are
-// in kernels/losses.cpp. nn/losses.hpp has the losses composed of other ops.
+// function and its rule (table row, the differentiable VJP, the fast tensor backward); its scalar
+// nodes' local derivatives are in losses.hpp (inlined into the sweep), the kernels in
+// kernels/losses.cpp. nn/losses.hpp has the losses composed of other ops.
 #include <autodiff/ops.hpp>
 #include <autodiff/warning.hpp>
 
@@ -36,6 +37,10 @@ Var summed_to(const Var& x, const Shape& shape) {
 Var mse_loss(const Var& input, const Var& target, Reduction reduction) {
   Node* a = need(input, Op::mse_loss);
   Node* b = need(target, Op::mse_loss);
+  if (!a->is_tensor() && !b->is_tensor()) { // scalar nodes: one element, whatever the reduction
+    const double d = a->value - b->value;
+    return detail::emit_scalar(Op::mse_loss, a, b, d * d);
+  }
   Tensor keep_a, keep_b;
   const Tensor &av = value_ref(a, keep_a), &bv = value_ref(b, keep_b);
   if (!(av.shape() == bv.shape())) {
@@ -57,13 +62,12 @@ Var mse_loss(const Var& input, const Var& target, Reduction reduction) {
 }
 template <> const OpRule& detail::rule<Op::mse_loss>() {
   static constexpr OpRule r{
-      {"mse_loss", "mse_loss(a, b)", 2, "2*(a-b)*g, over n for the mean", "-2*(a-b)*g, over n for the mean",
-       "mse_loss(a, b, reduction)",
-       "(a-b)^2 broadcasting, its mean (over the n elements), sum or none (each element), in one op"},
+      {"mse_loss", "mse_loss(a, b)", 2, "2*(a-b)/n", "-2*(a-b)/n", "mse_loss(a, b, reduction)",
+       "(a-b)^2 broadcasting, its mean (n: the element count), sum or none (n = 1), in one op"},
       [](Node* n, const Var& g) -> std::vector<Var> { // u = 2 (a - b) g / n, summed to each input's shape
         const Var a = ref(n->first), b = ref(n->in1());
         const Var d = a - b;
-        const double k = divisor(n, a.shape(), b.shape());
+        const double k = n->is_tensor() ? divisor(n, a.shape(), b.shape()) : 1;
         const Var t = (k == 1 ? g : g / k) * d;
         const Var u = t + t;
         return {n->first->requires_grad() ? summed_to(u, a.shape()) : Var(),
