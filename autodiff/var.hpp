@@ -4,8 +4,10 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <autodiff/op.hpp>
@@ -171,6 +173,33 @@ struct GradOptions {
 /// Hessian-vector products and higher derivatives.
 std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
                       const std::vector<Tensor>& grad_outputs = {}, GradOptions options = {});
+
+/// zero_grad() of each Var, with the leaf-gradient lock taken once for the leaves among them (an
+/// optimizer's or a module's parameters).
+void zero_grad(std::span<const Var> vars);
+
+namespace detail {
+using LeafUpdate = void (*)(void* update, std::size_t i, Tensor& value, const Tensor& grad);
+void update_leaves(std::span<const Var> leaves, LeafUpdate call, void* update);
+} // namespace detail
+
+/// Changes leaves in place from their gradients, as an optimizer step: for each leaves[i] that has a
+/// gradient, calls update(i, value, grad) with the leaf's own value tensor, into whose elements update
+/// writes the new value (a tensor sharing them sees it; assigning it another tensor is a UsageError),
+/// and its gradient in the value's dtype; a scalar leaf's number goes as a 0-d float64 tensor and back.
+/// The updated leaves are then marked changed as by set_value: a graph recorded before the update no
+/// longer differentiates through them. Runs under the lock under which backward passes add to leaves'
+/// gradients, so it sees all of another thread's pass or none of it: update must not run a backward
+/// pass, zero_grad or set_grad (the lock is not recursive). UsageError, before anything changes, when a
+/// Var is undefined or not a leaf.
+template <class F> void update_leaves(std::span<const Var> leaves, F&& update) {
+  detail::update_leaves(
+      leaves,
+      [](void* f, std::size_t i, Tensor& value, const Tensor& grad) {
+        (*static_cast<std::remove_reference_t<F>*>(f))(i, value, grad);
+      },
+      const_cast<void*>(static_cast<const void*>(&update)));
+}
 
 /// While alive, ops record nothing: results are constants (as torch.no_grad()).
 class NoGrad {

@@ -34,10 +34,23 @@ Node* need_leaf(const Var& v, std::string_view what) {
   return n;
 }
 
-/// Records that leaf n changed in place: graphs recorded before no longer give its gradient.
-void mark_changed(Node* n) {
-  detail::atomic_ref<std::uint64_t>(ext_of(n).changed_at)
-      .store(g_change_clock.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+/// A new count of the change clock, for leaves changed in place now.
+std::uint64_t tick() {
+  return g_change_clock.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+/// Records that leaf n changed in place at count `now`: graphs recorded before no longer give its gradient.
+void mark_changed(Node* n, std::uint64_t now = tick()) {
+  detail::atomic_ref<std::uint64_t>(ext_of(n).changed_at).store(now, std::memory_order_relaxed);
+}
+/// Forgets n's gradient; under the leaf-gradient lock.
+void forget_grad(Node* n) {
+  n->grad = 0;
+  set_grad_mark(n, false);
+  if (n->ext) n->ext->grad = Tensor();
+}
+/// Whether leaf n holds a gradient; under the leaf-gradient lock.
+bool leaf_has_grad(const Node* n) {
+  return n->is_tensor() ? n->ext->grad.defined() : has_grad_mark(n);
 }
 } // namespace
 
@@ -106,11 +119,65 @@ void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
   on_graph(n, "zero_grad", [n] {
     std::lock_guard lock(leaf_grad_mutex()); // another thread's backward may be adding to it
-    n->grad = 0;
-    set_grad_mark(n, false);
-    if (n->ext) n->ext->grad = Tensor();
+    forget_grad(n);
   });
 }
+
+void zero_grad(std::span<const Var> vars) {
+  for (const Var& v : vars) need(v, "zero_grad");
+  std::unique_lock lock(leaf_grad_mutex(), std::defer_lock);
+  for (const Var& v : vars) {
+    Node* n = v.node();
+    if (n->on_heap()) { // leaves: the common case, one lock for all of them
+      if (!lock.owns_lock()) lock.lock();
+      forget_grad(n);
+    } else { // a recorded value: on_graph's lock first, as Var::zero_grad
+      if (lock.owns_lock()) lock.unlock();
+      Var(v).zero_grad();
+    }
+  }
+}
+
+namespace detail {
+void update_leaves(std::span<const Var> leaves, LeafUpdate call, void* update) {
+  for (const Var& v : leaves) need_leaf(v, "update_leaves");
+  std::lock_guard lock(leaf_grad_mutex());
+  // Marks the leaves updated (all of them, or up to one whose update threw), with one count of the
+  // clock taken after their values changed.
+  struct Mark {
+    std::span<const Var> leaves;
+    std::size_t done = 0;
+    bool any = false;
+    ~Mark() {
+      if (!any) return;
+      const std::uint64_t now = tick();
+      for (std::size_t i = 0; i <= done && i < leaves.size(); ++i)
+        if (Node* n = leaves[i].node(); leaf_has_grad(n)) mark_changed(n, now);
+    }
+  } mark{leaves};
+  for (; mark.done < leaves.size(); ++mark.done) {
+    Node* n = leaves[mark.done].node();
+    if (!leaf_has_grad(n)) continue;
+    mark.any = true;
+    if (!n->is_tensor()) { // the number, as a 0-d tensor and back
+      Tensor value = Tensor::scalar(n->value);
+      call(update, mark.done, value, Tensor::scalar(n->grad));
+      n->value = value.item();
+      continue;
+    }
+    Tensor& value = n->ext->value;
+    const Tensor& grad = n->ext->grad;
+    const void* storage = value.raw();
+    if (grad.dtype() == value.dtype())
+      call(update, mark.done, value, grad);
+    else
+      call(update, mark.done, value, grad.to(value.dtype()));
+    if (value.raw() != storage) [[unlikely]]
+      throw UsageError("update_leaves: the update gave the leaf another tensor; it must write into the "
+                       "value's elements (a tensor sharing them sees the change)");
+  }
+}
+} // namespace detail
 
 void Var::set_grad(const Tensor& grad) {
   Node* n = need_leaf(*this, "set_grad");

@@ -135,7 +135,7 @@ void Module::train(bool on) {
 }
 
 void Module::zero_grad() {
-  for (Var& p : parameters()) p.zero_grad();
+  gg::zero_grad(parameters());
 }
 
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {

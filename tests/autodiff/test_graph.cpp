@@ -6,7 +6,9 @@
 
 #include "inputs.hpp"
 
+#include <atomic>
 #include <cmath>
+#include <stdexcept>
 #include <thread>
 
 using gg::Tensor;
@@ -50,6 +52,73 @@ TEST_CASE("graph: leaf gradients accumulate across backward passes until zero_gr
   x.zero_grad();
   CHECK_FALSE(x.has_grad());
   CHECK(x.grad().item() == 0);
+}
+
+TEST_CASE("graph: zero_grad of a list forgets every gradient in it, leaves and recorded values alike") {
+  Var x = 3.0, unused = 1.0;
+  Var w(Tensor({1.0, 2.0}, {2}, gg::f32));
+  const Var q = x * x;
+  const Var y = q + gg::sum(w * w);
+  y.backward();
+  REQUIRE(x.has_grad());
+  REQUIRE(w.has_grad());
+  REQUIRE(q.has_grad());
+  const std::vector<Var> vars{x, q, w, unused};
+  gg::zero_grad(vars);
+  for (const Var& v : vars) CHECK_FALSE(v.has_grad());
+  CHECK(w.grad().to_vector() == std::vector<double>{0.0, 0.0});
+  CHECK_THROWS_AS(gg::zero_grad(std::vector<Var>{x, Var()}), gg::UsageError);
+}
+
+TEST_CASE("graph: update_leaves changes the leaves that have gradients in place and marks them changed") {
+  Var w(Tensor({1.0, 2.0}, {2}, gg::f32)), s = 3.0, unused = 5.0;
+  const Tensor held = w.value(); // shares the leaf's storage: sees the update
+  const Var loss = gg::sum(w * w) + s * s;
+  loss.backward({.retain_graph = true});
+  const auto halve_step = [](std::size_t, Tensor& value, const Tensor& grad) {
+    for (std::int64_t j = 0; j < value.numel(); ++j) value.set_flat(j, value.flat(j) - 0.5 * grad.flat(j));
+  };
+  SECTION("each leaf with a gradient once, in place; graphs recorded before refuse backward") {
+    std::vector<std::size_t> seen;
+    gg::update_leaves(std::vector<Var>{w, unused, s}, [&](std::size_t i, Tensor& value, const Tensor& grad) {
+      seen.push_back(i);
+      CHECK(grad.dtype() == value.dtype());
+      halve_step(i, value, grad);
+    });
+    CHECK(seen == std::vector<std::size_t>{0, 2});
+    CHECK(w.value().to_vector() == std::vector<double>{0.0, 0.0}); // w - 0.5 * 2w
+    CHECK(held.to_vector() == std::vector<double>{0.0, 0.0});
+    CHECK(s.item() == 0); // the scalar leaf written back
+    CHECK(unused.item() == 5);
+    CHECK_THROWS_WITH(loss.backward(), Catch::Contains("changed in place"));
+    const Var again = gg::sum(w * w) + s * s; // recorded after the update: fine
+    again.backward();
+  }
+  SECTION("an update that throws leaves the leaves before it (and itself) marked changed") {
+    const Var only_w = gg::sum(w * w);
+    const Var only_s = s * s;
+    const auto failing = [&](std::size_t i, Tensor& value, const Tensor& grad) {
+      if (i == 1) throw std::runtime_error("no");
+      halve_step(i, value, grad);
+    };
+    CHECK_THROWS_WITH(gg::update_leaves(std::vector<Var>{s, w}, failing), "no");
+    CHECK(s.item() == 0);
+    CHECK_THROWS_WITH(only_s.backward(), Catch::Contains("changed in place"));
+    CHECK_THROWS_WITH(only_w.backward(), Catch::Contains("changed in place"));
+  }
+  SECTION("a recorded value or an undefined Var: UsageError, nothing changed") {
+    CHECK_THROWS_WITH(gg::update_leaves(std::vector<Var>{w, loss}, halve_step),
+                      Catch::Contains("only leaves"));
+    CHECK_THROWS_AS(gg::update_leaves(std::vector<Var>{w, Var()}, halve_step), gg::UsageError);
+    CHECK(w.value().to_vector() == std::vector<double>{1.0, 2.0});
+    loss.backward(); // not marked changed
+    CHECK(s.grad().item() == 12);
+  }
+  SECTION("an update that gives the leaf another tensor instead of writing into it: UsageError") {
+    CHECK_THROWS_WITH(gg::update_leaves(std::vector<Var>{w}, [](std::size_t, Tensor& value,
+                                                                const Tensor&) { value = value.clone(); }),
+                      Catch::Contains("another tensor"));
+  }
 }
 
 TEST_CASE("graph: micrograd's published example") {
@@ -272,6 +341,35 @@ TEST_CASE("graph: two threads train on shared parameters, each on its own tape")
   t1.join();
   t2.join();
   CHECK(w.grad().to_vector() == std::vector<double>{400, 800});
+}
+
+TEST_CASE("graph: zero_grad and update_leaves of a list see another thread's passes whole or not at all") {
+  const Var v(Tensor({1.0, 2.0, 3.0}, {3}));
+  std::atomic<bool> done = false;
+  std::atomic<int> passes = 0;
+  std::thread other([&] {
+    while (!done.load()) {
+      try {
+        gg::sum(v).backward();          // adds 1 to each element, under the leaf-gradient lock
+      } catch (const gg::UsageError&) { // update_leaves marked v changed after this graph used it
+      }
+      ++passes;
+    }
+  });
+  const std::vector<Var> leaves{v};
+  int updates = 0;
+  for (int i = 0; i < 200; ++i) {
+    for (const int seen = passes.load(); passes.load() == seen;) std::this_thread::yield();
+    gg::update_leaves(leaves, [&](std::size_t, Tensor&, const Tensor& grad) { // reads, writes nothing
+      ++updates;
+      CHECK(grad.flat(0) == grad.flat(2));
+    });
+    if (i % 2) gg::zero_grad(leaves);
+  }
+  done = true;
+  other.join();
+  CHECK(v.value().to_vector() == std::vector<double>{1.0, 2.0, 3.0});
+  CHECK(updates > 0);
 }
 
 TEST_CASE("graph: a custom op records, differentiates and double-differentiates like a built-in") {

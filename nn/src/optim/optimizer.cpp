@@ -107,21 +107,14 @@ void Optimizer::set_lr(double lr) {
 }
 
 void Optimizer::step() {
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    Var& v = params_[i];
-    if (!v.has_grad()) continue;
-    // A tensor leaf's value() shares its storage, so the update lands in place; a scalar leaf's
-    // is a copy, written back below.
-    Tensor p = v.value();
-    Tensor g = v.grad();
-    if (g.dtype() != p.dtype()) g = g.to(p.dtype());
-    update_param(i, p, g);
-    v.set_value(p); // writes a scalar leaf back; marks the leaf changed (a graph recorded before is stale)
-  }
+  // In place on each leaf's value, under one lock; the leaves are then marked changed (a graph
+  // recorded before is stale) with one count of the change clock.
+  update_leaves(params_,
+                [this](std::size_t i, Tensor& param, const Tensor& grad) { update_param(i, param, grad); });
 }
 
 void Optimizer::zero_grad() {
-  for (Var& p : params_) p.zero_grad();
+  gg::zero_grad(params_);
 }
 
 StateList Optimizer::state() const {
