@@ -24,7 +24,7 @@ bool wants_grad(const Node* a, const Node* b = nullptr) {
 
 namespace {
 /// Records a tensor node with inputs a, b (either may be null).
-Emitted record_tensor(Op op, Node* a, Node* b, Tensor value) {
+Emitted record_tensor(Op op, Node* a, Node* b, Tensor&& value) {
   Node* n = record(op, a, b);
   Var v = Var::adopt(n);
   ext_of(n).value = std::move(value);
@@ -33,7 +33,7 @@ Emitted record_tensor(Op op, Node* a, Node* b, Tensor value) {
 }
 } // namespace
 
-Emitted emit(Op op, Node* a, Node* b, Tensor value) {
+Emitted emit(Op op, Node* a, Node* b, Tensor&& value) {
   if (!wants_grad(a, b)) return {Var::constant(value), nullptr};
   Emitted e = record_tensor(op, a, b, std::move(value));
   if (t_anomaly) [[unlikely]]
@@ -42,7 +42,7 @@ Emitted emit(Op op, Node* a, Node* b, Tensor value) {
 }
 
 /// A result of several inputs: recorded when any of them requires grad (not only the first two).
-Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value) {
+Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor&& value) {
   bool any = false;
   for (const Node* x : xs) any = any || x->requires_grad();
   if (!grad_mode_flag() || !any) return {Var::constant(value), nullptr};
@@ -53,7 +53,7 @@ Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value) {
   return e;
 }
 
-Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value) {
+Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor&& value) {
   std::vector<Node*> nodes;
   nodes.reserve(xs.size());
   for (const Var& x : xs) nodes.push_back(x.node());

@@ -51,11 +51,13 @@ struct Emitted {
   Var var;
   Node* n = nullptr;
 };
-/// Records a tensor node with inputs a, b (b may be null), or makes a constant.
-Emitted emit(Op op, Node* a, Node* b, Tensor value);
+/// Records a tensor node with inputs a, b (b may be null), or makes a constant. The value is moved
+/// into the node: taken by reference, not by value, so that it is not moved twice on the way (a
+/// tensor's move copies its shape and dtype and destroys the moved-from one).
+Emitted emit(Op op, Node* a, Node* b, Tensor&& value);
 /// The same for several inputs: recorded when any of them requires grad.
-Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor value);
-Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor value);
+Emitted emit_variadic(Op op, std::span<Node* const> xs, Tensor&& value);
+Emitted emit_variadic(Op op, const std::vector<Var>& xs, Tensor&& value);
 
 /// Node n's value without copying a tensor node's (a copy counts a reference: an atomic add and
 /// subtract); a scalar node's 0-d tensor is made in `keep`, which must outlive the reference.
