@@ -174,8 +174,8 @@ TEST_CASE("gemm: the small-product loops, BLIS, oneDNN, OpenBLAS and Eigen agree
   // {40, 1100, 30} (k > 1024) by OpenBLAS. On two threads {130, 64, 257} and {200, 96, 120} are
   // split by rows (64 + 66 and 96 + 104), each part on its thread.
   for (const Case c :
-       {Case{3, 4, 5}, Case{1, 300, 20}, Case{70, 90, 110}, Case{130, 64, 257}, Case{300, 40, 10},
-        Case{9, 200, 70}, Case{300, 8, 40}, Case{40, 1100, 30}, Case{200, 96, 120}})
+       {Case{3, 4, 5}, Case{3, 1, 2}, Case{1, 300, 20}, Case{70, 90, 110}, Case{130, 64, 257},
+        Case{300, 40, 10}, Case{9, 200, 70}, Case{300, 8, 40}, Case{40, 1100, 30}, Case{200, 96, 120}})
     for (const gg::DType dtype : {gg::f32, gg::f64})
       for (const bool ta : {false, true})
         for (const bool tb : {false, true}) {

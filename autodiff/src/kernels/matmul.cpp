@@ -50,23 +50,29 @@ constexpr Index k_small_gemm = 4096;
 /// vectorised row loop's set-up costs more than the arithmetic.
 constexpr Index k_tiny_gemm = 64;
 
+/// gemm_small's form for products of at most k_tiny_gemm multiply-adds: each element of c a dot
+/// product, summed in the order of p onto 0 or onto c (accumulate). A function of its own, so that a
+/// 2-3-2 MLP's products (6 multiply-adds) do not pay the larger form's register saves and set-up.
+template <class T>
+void gemm_tiny(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
+               Index m, bool accumulate) {
+  const Index ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
+  for (Index i = 0; i < n; ++i, a += ai)
+    for (Index j = 0; j < m; ++j, ++c) {
+      const T *x = a, *y = b + j * bj;
+      T s = accumulate ? *c : T(0);
+      for (Index p = 0; p < k; ++p, x += ap, y += bp) s += *x * *y;
+      *c = s;
+    }
+}
+
 /// c[n,m] = op(a) op(b) by plain loops, op transposing when the flag is set; lda and ldb are the
 /// stored row lengths of a and b. Each element of c adds its products in the order of p, onto 0 or
 /// onto c (accumulate), in both forms.
 template <class T>
 void gemm_small(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k,
                 Index m, bool accumulate = false) {
-  if (n * k * m <= k_tiny_gemm) {
-    const Index ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
-    for (Index i = 0; i < n; ++i)
-      for (Index j = 0; j < m; ++j) {
-        const T *x = a + i * ai, *y = b + j * bj;
-        T s = accumulate ? c[i * m + j] : T(0);
-        for (Index p = 0; p < k; ++p, x += ap, y += bp) s += *x * *y;
-        c[i * m + j] = s;
-      }
-    return;
-  }
+  if (n * k * m <= k_tiny_gemm) return gemm_tiny(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
   if (!accumulate) std::fill(c, c + n * m, T(0));
   for (Index i = 0; i < n; ++i)
     for (Index p = 0; p < k; ++p) {
@@ -287,6 +293,10 @@ void gemm_split(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, 
 template <class T>
 void gemm_any(const T* a, bool ta, Index lda, const T* b, bool tb, Index ldb, T* c, Index n, Index k, Index m,
               bool accumulate) {
+  if (n * k * m <= k_tiny_gemm) { // plain loops, as pick_gemm chooses, without its set-up
+    ran(GemmLib::loops);
+    return gemm_tiny(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
+  }
   const GemmLib lib = pick_gemm<T>(n, k, m, ta, tb);
   if (lib == GemmLib::split) return gemm_split(a, ta, lda, b, tb, ldb, c, n, k, m, accumulate);
   if (lib == GemmLib::loops) {
