@@ -4,7 +4,14 @@
 #include <autodiff/autodiff.hpp>
 #include <nn/nn.hpp>
 
+#include <autodiff/src/thread_pool.hpp> // run_parallel, internal
+
 #include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <thread>
 
 namespace {
 
@@ -105,6 +112,58 @@ void BM_add_broadcast(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * rows * 1024);
 }
 BENCHMARK(BM_add_broadcast)->ArgsProduct({{1, 64, 1024}, {1, 2}})->UseRealTime();
+
+/// Busy for `us` microseconds of wall time from `from`.
+void busy_until(std::chrono::steady_clock::time_point from, std::int64_t us) {
+  while (std::chrono::steady_clock::now() - from < std::chrono::microseconds(us)) {
+  }
+}
+
+double process_cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) * 1e-3;
+}
+
+/// The kernel pool's round trip: run_parallel of 2 parts, each busy for range(0) us, after a gap of
+/// range(1) us in which the caller is busy (range(2) == 0, as between a step's kernels) or asleep
+/// (range(2) == 1, an idle process). Wall time of the job alone; counters: the share of jobs where
+/// the helper ran a part, and the process's CPU time per job and gap (a spinning helper's included).
+void BM_pool_round_trip(benchmark::State& state) {
+  const std::int64_t work = state.range(0), gap = state.range(1);
+  const bool asleep = state.range(2) != 0;
+  const Threads threads(2);
+  struct Job {
+    std::thread::id caller;
+    std::int64_t work;
+    std::atomic<int> helper_parts{0};
+  } job{std::this_thread::get_id(), work};
+  const auto call = [](void* ctx, std::int64_t lo, std::int64_t hi) {
+    auto& j = *static_cast<Job*>(ctx);
+    for (std::int64_t p = lo; p < hi; ++p) {
+      busy_until(std::chrono::steady_clock::now(), j.work);
+      if (std::this_thread::get_id() != j.caller) j.helper_parts.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::int64_t helped = 0, jobs = 0;
+  const double cpu0 = process_cpu_us();
+  for (auto _ : state) {
+    if (asleep)
+      std::this_thread::sleep_for(std::chrono::microseconds(gap));
+    else
+      busy_until(std::chrono::steady_clock::now(), gap);
+    job.helper_parts.store(0, std::memory_order_relaxed);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!gg::detail::run_parallel(2, 2, call, &job)) call(&job, 0, 2);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    helped += job.helper_parts.load(std::memory_order_relaxed) > 0;
+    ++jobs;
+  }
+  state.counters["helped"] = static_cast<double>(helped) / static_cast<double>(jobs);
+  state.counters["cpu_us"] = (process_cpu_us() - cpu0) / static_cast<double>(jobs);
+}
+BENCHMARK(BM_pool_round_trip)->ArgsProduct({{0, 50}, {0, 50, 200, 1000}, {0}})->UseManualTime();
+BENCHMARK(BM_pool_round_trip)->ArgsProduct({{0, 50}, {5'000}, {1}})->Iterations(400)->UseManualTime();
 
 /// Record x = x*b; x = x + a; x = tanh(x) for range(0) ops, then backward and free.
 void BM_tape_scalar_chain(benchmark::State& state) {
