@@ -1,12 +1,25 @@
-// The kernels' thread pool: helper threads created on first use, sleeping between jobs; one job at a
-// time (a second thread's job, or a job started from inside a job, runs on its caller instead).
+// The kernels' thread pool: helper threads created on first use that, after a job, spin a bounded
+// time (GRADGRAPH_SPIN_US, default k_default_spin_us) watching for the next one before they sleep on a
+// condition variable; one job at a time (a second thread's job, or a job started from inside a job,
+// runs on its caller instead).
 #include "thread_pool.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if __has_include(<sys/resource.h>)
+#include <sys/resource.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace gg::detail {
 
@@ -23,12 +36,51 @@ namespace {
 
 thread_local bool t_in_job = false;
 
+/// How long a helper watches for the next job after one before it sleeps. Waking a sleeping thread
+/// takes tens of microseconds on a virtual machine (the pool's round trip in bench/micro.cpp), as
+/// long as a split product's half; the 784-128-10 step at batch 64 starts one every ~100 us
+/// (docs/performance.md, "Waking the kernels' helper"). Bounded, so an idle process leaves no core
+/// busy, and short against a scheduler's slice (libgomp's default, 300,000 spins before it sleeps, made
+/// a 2-thread step 14x slower on this 2-core machine; OpenBLAS's workers spin ~0.1 s). The environment
+/// variable plays the part of OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT.
+constexpr int k_default_spin_us = 200;
+
+int spin_us_from_env() {
+  const char* env = std::getenv("GRADGRAPH_SPIN_US");
+  if (env == nullptr || *env == '\0') return k_default_spin_us;
+  char* end = nullptr;
+  const long v = std::strtol(env, &end, 10);
+  return *end == '\0' && v >= 0 ? static_cast<int>(std::min<long>(v, 1'000'000)) : k_default_spin_us;
+}
+
+/// The calling thread's involuntary context switches so far: another thread wanted its core.
+long involuntary_switches() {
+#ifdef RUSAGE_THREAD
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_nivcsw;
+#else
+  return 0;
+#endif
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 class Pool {
 public:
+  Pool() : spin_(spin_us_from_env()) {}
+
   ~Pool() {
     {
       std::lock_guard lock(m_);
       stop_ = true;
+      jobs_.fetch_add(1, std::memory_order_relaxed);
     }
     wake_.notify_all();
     for (std::thread& t : threads_) t.join();
@@ -51,6 +103,7 @@ public:
       chunks_ = static_cast<int>(std::min<std::int64_t>(n, std::int64_t{4} * parts));
       next_ = 0;
       running_ = 0;
+      jobs_.fetch_add(1, std::memory_order_relaxed);
     }
     wake_.notify_all();
     for (;;) {
@@ -62,6 +115,9 @@ public:
       }
       run_chunk(p);
     }
+    // The helpers' chunks are about as long as the caller's: watch them end rather than sleep (a
+    // sleeping caller is woken tens of microseconds late).
+    if (spin_.count() > 0) spin([this] { return running_.load(std::memory_order_acquire) == 0; });
     std::unique_lock lock(m_);
     done_.wait(lock, [this] { return running_ == 0; });
     chunks_ = 0; // a helper waking late finds nothing to do
@@ -77,10 +133,15 @@ private:
     t_in_job = false;
   }
 
+  /// A helper's loop: the chunks of each job, then a bounded spin watching jobs_, then sleep. On a
+  /// host busier than its cores a spin takes a core another thread wants (the caller's among them:
+  /// the scheduler shares one budget between a session's threads), so a helper preempted while it
+  /// spins sleeps between the next k_rest jobs before it tries spinning again.
   void work() {
+    constexpr int k_rest = 64;
+    int rest = 0;
     std::unique_lock lock(m_);
     for (;;) {
-      wake_.wait(lock, [this] { return stop_ || next_ < chunks_; });
       if (stop_) return;
       while (next_ < chunks_) {
         const int p = next_++;
@@ -90,6 +151,28 @@ private:
         lock.lock();
         if (--running_ == 0) done_.notify_one();
       }
+      const std::uint32_t seen = jobs_.load(std::memory_order_relaxed);
+      if (rest > 0) {
+        --rest;
+      } else if (spin_.count() > 0) {
+        lock.unlock();
+        const long preempted = involuntary_switches();
+        const bool moved = spin([this, seen] { return jobs_.load(std::memory_order_relaxed) != seen; });
+        if (involuntary_switches() != preempted) rest = k_rest;
+        lock.lock();
+        if (moved) continue;
+      }
+      wake_.wait(lock, [this] { return stop_ || next_ < chunks_; });
+    }
+  }
+
+  /// Spins (with a pause instruction) until done() or spin_ is over; done()'s last value.
+  template <class F> bool spin(F done) const {
+    const auto until = std::chrono::steady_clock::now() + spin_;
+    for (unsigned i = 1;; ++i) {
+      cpu_relax();
+      if (done()) return true;
+      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return false;
     }
   }
 
@@ -100,8 +183,12 @@ private:
   void (*call_)(void*, std::int64_t, std::int64_t) = nullptr;
   void* ctx_ = nullptr;
   std::int64_t n_ = 0;
-  int chunks_ = 0, next_ = 0, running_ = 0; ///< chunks of the job, next to claim, being run by helpers
+  int chunks_ = 0, next_ = 0;   ///< chunks of the job, next to claim
+  std::atomic<int> running_{0}; ///< chunks being run by helpers (changed under m_)
   bool stop_ = false;
+  const std::chrono::microseconds spin_;
+  /// Bumped (under m_) for each job and to stop: what a spinning helper watches.
+  std::atomic<std::uint32_t> jobs_{0};
 };
 
 } // namespace

@@ -1,8 +1,9 @@
-// The kernels' worker threads (internal): helpers that sleep on a condition variable between jobs,
-// so an idle helper costs nothing; the caller claims chunks of the job too, so a helper slow to
-// wake delays nothing. (OpenMP's
-// default spin-then-sleep wait made a 2-thread training step 14x slower than 1 thread on a loaded
-// 2-core machine: docs/performance.md.)
+// The kernels' worker threads (internal): helpers that, after a job, spin a bounded time
+// (GRADGRAPH_SPIN_US, 200 us by default) watching for the next one, then sleep on a condition
+// variable, so an idle process leaves no core busy; the caller claims chunks of the job too, so a
+// helper slow to wake delays nothing. (libgomp's default spin-then-sleep wait, 300,000 spins, made
+// a 2-thread training step 14x slower than 1 thread on a loaded 2-core machine:
+// docs/performance.md.)
 #pragma once
 
 #include <cstdint>

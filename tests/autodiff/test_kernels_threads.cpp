@@ -3,12 +3,15 @@
 #include <autodiff/autodiff.hpp>
 #include <autodiff/src/kernels/kernels.hpp> // the backward kernels, internal
 #include <autodiff/src/ops/elementwise.hpp> // the elementwise rows, internal
+#include <autodiff/src/thread_pool.hpp>     // run_parallel, internal
 
 #include <catch2/catch.hpp>
 
 #include "inputs.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -49,6 +52,28 @@ gg::GradcheckResult check(const std::function<Var(const std::vector<Var>&)>& f,
                           const std::vector<Tensor>& xs) {
   return gg::gradcheck(f, xs);
 }
+
+/// A run_parallel job that counts how often each index of [0, n) was run, and whether a job started
+/// from inside it was refused.
+struct Coverage {
+  std::vector<std::atomic<int>> hits;
+  std::atomic<int> nested_accepted{0};
+  explicit Coverage(std::int64_t n) : hits(static_cast<std::size_t>(n)) {}
+  static void call(void* ctx, std::int64_t lo, std::int64_t hi) {
+    auto& c = *static_cast<Coverage*>(ctx);
+    for (std::int64_t i = lo; i < hi; ++i) c.hits[static_cast<std::size_t>(i)].fetch_add(1);
+    if (gg::detail::run_parallel(
+            2, 2, [](void*, std::int64_t, std::int64_t) {}, nullptr))
+      c.nested_accepted.fetch_add(1);
+  }
+  /// Runs the job on `parts` threads (on the caller when the pool refuses it); true if every index ran once.
+  bool run(int parts) {
+    const auto n = static_cast<std::int64_t>(hits.size());
+    if (!gg::detail::run_parallel(n, parts, &Coverage::call, this)) call(this, 0, n);
+    return std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h.load() == 1; }) &&
+           nested_accepted.load() == 0;
+  }
+};
 } // namespace
 
 TEST_CASE("gemm and linear: operands of mixed dtypes give the float64 product of the converted operands") {
@@ -68,6 +93,31 @@ TEST_CASE("gemm and linear: operands of mixed dtypes give the float64 product of
   const Tensor y = gg::kernel::linear(a32, bt, bias32);
   CHECK(y.dtype() == gg::f64);
   CHECK(y.to_vector() == gg::kernel::linear(a32.to(gg::f64), bt, bias32.to(gg::f64)).to_vector());
+}
+
+TEST_CASE("kernel threads: each index runs once, back to back, after the helpers' spin, and from two threads "
+          "at once") {
+  for (const int parts : {2, 4}) {
+    int bad = 0;
+    for (int rep = 0; rep < 300; ++rep) {
+      if (rep % 60 == 59) std::this_thread::sleep_for(std::chrono::milliseconds(1)); // helpers asleep
+      Coverage c(1 + rep * 37 % 997);
+      bad += !c.run(parts);
+    }
+    CHECK(bad == 0);
+  }
+  // A second thread's job while one runs is refused and runs on its caller: still each index once.
+  std::atomic<int> bad{0};
+  const auto jobs = [&] {
+    for (int rep = 0; rep < 200; ++rep) {
+      Coverage c(64 + rep % 129);
+      if (!c.run(2)) bad.fetch_add(1);
+    }
+  };
+  std::thread other(jobs);
+  jobs();
+  other.join();
+  CHECK(bad.load() == 0);
 }
 
 TEST_CASE("linear: x @ w^T + b, with its gradients against finite differences") {
