@@ -1,7 +1,6 @@
-// The kernels' thread pool: helper threads created on first use that, after a job, spin a bounded
-// time (GRADGRAPH_SPIN_US, default k_default_spin_us) watching for the next one before they sleep on a
-// condition variable; one job at a time (a second thread's job, or a job started from inside a job,
-// runs on its caller instead).
+// The kernels' thread pool: helper threads created on first use that sleep on a condition variable
+// between jobs, after a bounded spin watching for the next one when GRADGRAPH_SPIN_US asks for it; one job at
+// a time (a second thread's job, or a job started from inside a job, runs on its caller instead).
 #include "thread_pool.hpp"
 
 #include <algorithm>
@@ -36,14 +35,17 @@ namespace {
 
 thread_local bool t_in_job = false;
 
-/// How long a helper watches for the next job after one before it sleeps. Waking a sleeping thread
-/// takes tens of microseconds on a virtual machine (the pool's round trip in bench/micro.cpp), as
-/// long as a split product's half; the 784-128-10 step at batch 64 starts one every ~100 us
-/// (docs/performance.md, "Waking the kernels' helper"). Bounded, so an idle process leaves no core
-/// busy, and short against a scheduler's slice (libgomp's default, 300,000 spins before it sleeps, made
-/// a 2-thread step 14x slower on this 2-core machine; OpenBLAS's workers spin ~0.1 s). The environment
-/// variable plays the part of OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT.
-constexpr int k_default_spin_us = 200;
+/// How long a helper watches for the next job after one before it sleeps, and the caller for its
+/// helpers' chunks to end: 0 by default (sleep at once), GRADGRAPH_SPIN_US microseconds when set, as
+/// OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT set theirs. Waking a
+/// sleeping thread takes tens of microseconds on a virtual machine (the pool's round trip in
+/// bench/micro.cpp), as long as half of a split product: with 200 us the 784-128-10 step at batch 64
+/// on 2 threads took 0.20 ms against 0.26 when both threads had a core (SCHED_FIFO), but 0.42-0.76
+/// against 0.29-0.46 with other processes on the 2 cores (load 4): the spin takes the time the
+/// scheduler would give the caller (docs/performance.md, "Waking the kernels' helper"). Bounded, so an
+/// idle process leaves no core busy (libgomp's default, 300,000 spins before it sleeps, made a
+/// 2-thread step 14x slower on this 2-core machine).
+constexpr int k_default_spin_us = 0;
 
 int spin_us_from_env() {
   const char* env = std::getenv("GRADGRAPH_SPIN_US");

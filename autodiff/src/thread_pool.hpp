@@ -1,6 +1,6 @@
-// The kernels' worker threads (internal): helpers that, after a job, spin a bounded time
-// (GRADGRAPH_SPIN_US, 200 us by default) watching for the next one, then sleep on a condition
-// variable, so an idle process leaves no core busy; the caller claims chunks of the job too, so a
+// The kernels' worker threads (internal): helpers that sleep on a condition variable between jobs
+// (after a bounded spin watching for the next one when GRADGRAPH_SPIN_US asks for it), so an idle
+// process leaves no core busy; the caller claims chunks of the job too, so a
 // helper slow to wake delays nothing. (libgomp's default spin-then-sleep wait, 300,000 spins, made
 // a 2-thread training step 14x slower than 1 thread on a loaded 2-core machine:
 // docs/performance.md.)
