@@ -40,8 +40,8 @@ thread_local bool t_in_job = false;
 /// OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT set theirs. Waking a
 /// sleeping thread takes tens of microseconds on a virtual machine (the pool's round trip in
 /// bench/micro.cpp), as long as half of a split product: with 200 us the 784-128-10 step at batch 64
-/// on 2 threads took 0.20 ms against 0.26 when both threads had a core (SCHED_FIFO), but 0.42-0.76
-/// against 0.29-0.46 with other processes on the 2 cores (load 4): the spin takes the time the
+/// on 2 threads took 0.20 ms against 0.26 when both threads had a core (SCHED_FIFO), but 0.35-0.59
+/// against 0.29-0.45 with other processes on the 2 cores (load 4): the spin takes the time the
 /// scheduler would give the caller (docs/performance.md, "Waking the kernels' helper"). Bounded, so an
 /// idle process leaves no core busy (libgomp's default, 300,000 spins before it sleeps, made a
 /// 2-thread step 14x slower on this 2-core machine).
