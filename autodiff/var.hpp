@@ -189,9 +189,10 @@ void update_leaves(std::span<const Var> leaves, LeafUpdate call, void* update);
 /// and its gradient in the value's dtype; a scalar leaf's number goes as a 0-d float64 tensor and back.
 /// The updated leaves are then marked changed as by set_value: a graph recorded before the update no
 /// longer differentiates through them. Runs under the lock under which backward passes add to leaves'
-/// gradients, so it sees all of another thread's pass or none of it: update must not run a backward
-/// pass, zero_grad or set_grad (the lock is not recursive). UsageError, before anything changes, when a
-/// Var is undefined or not a leaf.
+/// gradients, so it sees all of another thread's pass or none of it: backward, zero_grad, set_grad or
+/// update_leaves called from update on its thread would take that lock again (it is not recursive),
+/// and throw a UsageError instead (grad() is fine). UsageError, before anything changes, when a Var is
+/// undefined or not a leaf.
 template <class F> void update_leaves(std::span<const Var> leaves, F&& update) {
   detail::update_leaves(
       leaves,

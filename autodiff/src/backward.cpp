@@ -324,7 +324,7 @@ template <bool Anomaly, bool Retain, bool Hooks> struct ValuePass {
       return;
     }
     {
-      std::lock_guard lock(leaf_grad_mutex());
+      std::lock_guard lock(leaf_grad_mutex("backward"));
       l.node->is_tensor() ? accumulate_leaf(l.node, g) : accumulate_leaf(l.node, l.scalar);
     }
     Var leaf = ref(l.node);
@@ -621,6 +621,8 @@ Tensor default_seed(const Var& v, std::string_view what) {
 /// backward() on the thread that owns the graph (or under the lock of a closed tape).
 void backward_here(Node* n, const Tensor& seed, bool retain) {
   if (t_tape) t_tape->drain_foreign();
+  if (t_updating_leaves) [[unlikely]] // before the pass, which would spend the graph for nothing
+    throw_inside_update("backward");
   thread_local LeafGradients leaves; // buffers reused from one backward to the next
   leaves.clear();
   value_pass({{n, seed}}, leaves, retain, true);
@@ -670,6 +672,12 @@ void trace_chain_rule(Node* root, const std::function<void(const ChainStep&)>& v
 std::mutex& leaf_grad_mutex() {
   static std::mutex m;
   return m;
+}
+thread_local constinit bool t_updating_leaves = false;
+void throw_inside_update(const char* call) {
+  throw UsageError(fmt::format("{}: called from inside update_leaves' update (an optimizer's update), which "
+                               "holds the leaves' gradient lock: change gradients before or after the step",
+                               call));
 }
 
 void local_derivatives(const Node* n, double d[2]) {
@@ -768,7 +776,7 @@ void LeafGradients::clear() {
 }
 
 void LeafGradients::apply() {
-  std::lock_guard lock(leaf_grad_mutex());
+  std::lock_guard lock(leaf_grad_mutex()); // backward_here checked t_updating_leaves before its pass
   for (const auto& [leaf, v] : scalar) accumulate_leaf(leaf, v);
   for (auto& [leaf, v] : tensor) accumulate_leaf(leaf, v);
   tensor.clear(); // drop references to gradient tensors

@@ -51,6 +51,17 @@ inline Var emit_scalar(Op op, Node* a, Node* b, double value, double c = 0) {
 }
 /// The lock under which leaves' gradients change (threads share parameters).
 std::mutex& leaf_grad_mutex();
+/// Set on the thread running update_leaves' update, which holds leaf_grad_mutex.
+extern thread_local constinit bool t_updating_leaves;
+/// Throws the UsageError of `call` made from inside update_leaves' update.
+[[noreturn]] void throw_inside_update(const char* call);
+/// leaf_grad_mutex for `call` (zero_grad, set_grad, backward, update_leaves): a UsageError instead of
+/// locking it twice on a thread inside update_leaves' update (the mutex is not recursive).
+inline std::mutex& leaf_grad_mutex(const char* call) {
+  if (t_updating_leaves) [[unlikely]]
+    throw_inside_update(call);
+  return leaf_grad_mutex();
+}
 /// A new handle to n.
 inline Var ref(Node* n) {
   retain(n);

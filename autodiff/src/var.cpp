@@ -118,14 +118,14 @@ double Var::adj() const {
 void Var::zero_grad() {
   Node* n = need(*this, "zero_grad");
   on_graph(n, "zero_grad", [n] {
-    std::lock_guard lock(leaf_grad_mutex()); // another thread's backward may be adding to it
+    std::lock_guard lock(leaf_grad_mutex("zero_grad")); // another thread's backward may be adding to it
     forget_grad(n);
   });
 }
 
 void zero_grad(std::span<const Var> vars) {
   for (const Var& v : vars) need(v, "zero_grad");
-  std::unique_lock lock(leaf_grad_mutex(), std::defer_lock);
+  std::unique_lock lock(leaf_grad_mutex("zero_grad"), std::defer_lock);
   for (const Var& v : vars) {
     Node* n = v.node();
     if (n->on_heap()) { // leaves: the common case, one lock for all of them
@@ -141,7 +141,11 @@ void zero_grad(std::span<const Var> vars) {
 namespace detail {
 void update_leaves(std::span<const Var> leaves, LeafUpdate call, void* update) {
   for (const Var& v : leaves) need_leaf(v, "update_leaves");
-  std::lock_guard lock(leaf_grad_mutex());
+  std::lock_guard lock(leaf_grad_mutex("update_leaves"));
+  struct Updating { // the update is not to take the lock again (zero_grad, set_grad, backward)
+    Updating() { t_updating_leaves = true; }
+    ~Updating() { t_updating_leaves = false; }
+  } updating;
   // Marks the leaves updated (all of them, or up to one whose update threw), with one count of the
   // clock taken after their values changed.
   struct Mark {
@@ -184,7 +188,7 @@ void Var::set_grad(const Tensor& grad) {
   if (!(grad.shape() == shape()))
     throw ShapeError(fmt::format("set_grad: gradient of shape {} for a leaf of shape {}", grad.shape().str(),
                                  shape().str()));
-  std::lock_guard lock(leaf_grad_mutex());
+  std::lock_guard lock(leaf_grad_mutex("set_grad"));
   set_grad_mark(n, true);
   if (n->is_tensor())
     n->ext->grad = grad.to(n->ext->value.dtype()).clone();

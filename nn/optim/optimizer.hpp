@@ -113,6 +113,7 @@ protected:
   /// Saved state entries by parameter, then key.
   using SavedState = std::map<std::size_t, std::map<std::string, Tensor, std::less<>>>;
   /// Updates parameter i (in place) from its gradient (same dtype), making its state first if needed.
+  /// Runs inside gg::update_leaves: backward, zero_grad or set_grad here is a UsageError.
   virtual void update_param(std::size_t i, Tensor& param, const Tensor& grad) = 0;
   /// The keys of a parameter's state in this configuration, in storage order.
   virtual std::vector<std::string> state_keys() const = 0;

@@ -121,6 +121,45 @@ TEST_CASE("graph: update_leaves changes the leaves that have gradients in place 
   }
 }
 
+TEST_CASE("graph: zero_grad, set_grad or backward from inside update_leaves' update: UsageError, no hang") {
+  Var w(Tensor({1.0, 2.0}, {2}, gg::f32)), s = 3.0;
+  const Var sq = s * s; // s is not updated below: this graph stays usable
+  gg::sum(w * w).backward();
+  const std::vector<Var> leaves{w};
+  const auto inside = [&](auto call, const char* name) { // from the update, at leaf 0: must throw
+    CHECK_THROWS_WITH(gg::update_leaves(leaves, [&](std::size_t, Tensor&, const Tensor&) { call(); }),
+                      Catch::StartsWith(std::string(name) + ": called from inside update_leaves"));
+  };
+  SECTION("zero_grad of a leaf or a list, update_leaves") {
+    inside([&] { w.zero_grad(); }, "zero_grad");
+    inside([&] { gg::zero_grad(std::vector<Var>{s, w}); }, "zero_grad");
+    inside([&] { gg::update_leaves(leaves, [](std::size_t, Tensor&, const Tensor&) {}); }, "update_leaves");
+  }
+  SECTION("set_grad") {
+    inside([&] { s.set_grad(Tensor::scalar(1.0)); }, "set_grad");
+    CHECK_FALSE(s.has_grad());
+  }
+  SECTION("backward, before its pass: the graph is not spent") {
+    inside([&] { sq.backward(); }, "backward");
+    CHECK_FALSE(s.has_grad());
+  }
+  // The flag is cleared and the lock free afterwards: each call works.
+  CHECK(w.grad().to_vector() == std::vector<double>{2.0, 4.0});
+  sq.backward();
+  CHECK(s.grad().item() == 6);
+  gg::update_leaves(std::vector<Var>{w, s},
+                    [](std::size_t, Tensor& value, const Tensor&) { value.set_flat(0, 0.0); });
+  CHECK(w.value().to_vector() == std::vector<double>{0.0, 2.0});
+  CHECK(s.item() == 0);
+  s.set_grad(Tensor::scalar(1.0));
+  CHECK(s.grad().item() == 1);
+  gg::zero_grad(std::vector<Var>{s});
+  w.zero_grad();
+  CHECK_FALSE(s.has_grad());
+  gg::sum(w * w).backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{0.0, 4.0});
+}
+
 TEST_CASE("graph: micrograd's published example") {
   Var x = -4.0;
   Var z = 2 * x + 2 + x;
