@@ -3,8 +3,13 @@
 // a time (a second thread's job, or a job started from inside a job, runs on its caller instead).
 #include "thread_pool.hpp"
 
+#include <autodiff/warning.hpp>
+
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -22,6 +27,34 @@
 
 namespace gg::detail {
 
+namespace {
+/// How long a helper watches for the next job after one before it sleeps, and the caller for its
+/// helpers' chunks to end: 0 by default (sleep at once), GRADGRAPH_SPIN_US microseconds when set, as
+/// OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT set theirs. Waking a
+/// sleeping thread takes tens of microseconds on a virtual machine (the pool's round trip in
+/// bench/micro.cpp), as long as half of a split product: with 200 us the 784-128-10 step at batch 64
+/// on 2 threads took 0.20 ms against 0.26 when both threads had a core (SCHED_FIFO), but 0.35-0.59
+/// against 0.29-0.45 with other processes on the 2 cores (load 4): the spin takes the time the
+/// scheduler would give the caller (docs/performance.md, "Waking the kernels' helper"). Bounded, so an
+/// idle process leaves no core busy (libgomp's default, 300,000 spins before it sleeps, made a
+/// 2-thread step 14x slower on this 2-core machine).
+constexpr int k_default_spin_us = 0;
+} // namespace
+
+int spin_us_of(const char* text) {
+  if (text == nullptr || *text == '\0') return k_default_spin_us;
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (*end == '\0' && v >= 0 && errno == 0) return static_cast<int>(std::min<long>(v, 1'000'000));
+  if (*end == '\0' && v > 0) return 1'000'000; // out of long's range: as large as allowed
+  warn(
+      fmt::format("GRADGRAPH_SPIN_US='{}' is not a number of microseconds (0 to 1000000); the kernel threads "
+                  "sleep between jobs at once (0)",
+                  text));
+  return k_default_spin_us;
+}
+
 #ifdef GG_NO_THREADS
 // Built without threads (GG_THREADS=OFF: the WebAssembly engine has none): every job runs on its caller.
 bool run_parallel(std::int64_t, int, void (*)(void*, std::int64_t, std::int64_t), void*) {
@@ -34,26 +67,6 @@ bool in_parallel_job() {
 namespace {
 
 thread_local bool t_in_job = false;
-
-/// How long a helper watches for the next job after one before it sleeps, and the caller for its
-/// helpers' chunks to end: 0 by default (sleep at once), GRADGRAPH_SPIN_US microseconds when set, as
-/// OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT set theirs. Waking a
-/// sleeping thread takes tens of microseconds on a virtual machine (the pool's round trip in
-/// bench/micro.cpp), as long as half of a split product: with 200 us the 784-128-10 step at batch 64
-/// on 2 threads took 0.20 ms against 0.26 when both threads had a core (SCHED_FIFO), but 0.35-0.59
-/// against 0.29-0.45 with other processes on the 2 cores (load 4): the spin takes the time the
-/// scheduler would give the caller (docs/performance.md, "Waking the kernels' helper"). Bounded, so an
-/// idle process leaves no core busy (libgomp's default, 300,000 spins before it sleeps, made a
-/// 2-thread step 14x slower on this 2-core machine).
-constexpr int k_default_spin_us = 0;
-
-int spin_us_from_env() {
-  const char* env = std::getenv("GRADGRAPH_SPIN_US");
-  if (env == nullptr || *env == '\0') return k_default_spin_us;
-  char* end = nullptr;
-  const long v = std::strtol(env, &end, 10);
-  return *end == '\0' && v >= 0 ? static_cast<int>(std::min<long>(v, 1'000'000)) : k_default_spin_us;
-}
 
 /// The calling thread's involuntary context switches so far: another thread wanted its core.
 long involuntary_switches() {
@@ -76,7 +89,7 @@ void cpu_relax() {
 
 class Pool {
 public:
-  Pool() : spin_(spin_us_from_env()) {}
+  Pool() : spin_(spin_us_of(std::getenv("GRADGRAPH_SPIN_US"))) {}
 
   ~Pool() {
     {

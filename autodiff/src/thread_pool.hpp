@@ -17,5 +17,9 @@ namespace gg::detail {
 bool run_parallel(std::int64_t n, int parts, void (*call)(void*, std::int64_t, std::int64_t), void* ctx);
 /// Whether the calling thread is running a chunk of a run_parallel job (a job started there runs on it).
 bool in_parallel_job();
+/// GRADGRAPH_SPIN_US's value (`text`, null when unset) as the pool reads it: microseconds from 0 to
+/// 1,000,000 (larger ones are taken as 1,000,000); anything else warns (gg::warn, naming the variable
+/// and its text) and gives the default, 0.
+int spin_us_of(const char* text);
 
 } // namespace gg::detail
