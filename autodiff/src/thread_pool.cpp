@@ -1,6 +1,6 @@
 // The kernels' thread pool: helper threads created on first use that sleep on a condition variable
-// between jobs, after a bounded spin watching for the next one when GRADGRAPH_SPIN_US asks for it; one job at
-// a time (a second thread's job, or a job started from inside a job, runs on its caller instead).
+// between jobs, after a bounded spin watching for the next one (GRADGRAPH_SPIN_US, 200 us by default);
+// one job at a time (a second thread's job, or a job started from inside a job, runs on its caller instead).
 #include "thread_pool.hpp"
 
 #include <autodiff/warning.hpp>
@@ -29,16 +29,18 @@ namespace gg::detail {
 
 namespace {
 /// How long a helper watches for the next job after one before it sleeps, and the caller for its
-/// helpers' chunks to end: 0 by default (sleep at once), GRADGRAPH_SPIN_US microseconds when set, as
-/// OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT set theirs. Waking a
-/// sleeping thread takes tens of microseconds on a virtual machine (the pool's round trip in
-/// bench/micro.cpp), as long as half of a split product: with 200 us the 784-128-10 step at batch 64
-/// on 2 threads took 0.20 ms against 0.26 when both threads had a core (SCHED_FIFO), but 0.35-0.59
-/// against 0.29-0.45 with other processes on the 2 cores (load 4): the spin takes the time the
-/// scheduler would give the caller (docs/performance.md, "Waking the kernels' helper"). Bounded, so an
-/// idle process leaves no core busy (libgomp's default, 300,000 spins before it sleeps, made a
-/// 2-thread step 14x slower on this 2-core machine).
-constexpr int k_default_spin_us = 0;
+/// helpers' chunks to end: 200 us by default, GRADGRAPH_SPIN_US microseconds when set (0: sleep at
+/// once), as OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT and OpenBLAS's OPENBLAS_THREAD_TIMEOUT set theirs.
+/// Only a process that asked for more than one kernel thread has helpers. Waking a sleeping thread
+/// takes tens of microseconds on a virtual machine (the pool's round trip in bench/micro.cpp), as long
+/// as half of a split product: on the quiet 2-core host the 784-128-10 step at batch 64 on 2 threads
+/// took 0.20-0.21 ms with 200 us against 0.27-0.32 with 0, and no 2-thread bench row was slower; with
+/// other processes on the 2 cores (load 4) it took 0.35-0.59 against 0.29-0.45: the spin takes the
+/// time the scheduler would give the caller (docs/performance.md, "Waking the kernels' helper"), so a
+/// shared, oversubscribed machine wants GRADGRAPH_SPIN_US=0. Bounded, so an idle process leaves no
+/// core busy (libgomp's default, 300,000 spins before it sleeps, made a 2-thread step 14x slower on
+/// this 2-core machine).
+constexpr int k_default_spin_us = 200;
 } // namespace
 
 int spin_us_of(const char* text) {
@@ -50,8 +52,8 @@ int spin_us_of(const char* text) {
   if (*end == '\0' && v > 0) return 1'000'000; // out of long's range: as large as allowed
   warn(
       fmt::format("GRADGRAPH_SPIN_US='{}' is not a number of microseconds (0 to 1000000); the kernel threads "
-                  "sleep between jobs at once (0)",
-                  text));
+                  "spin the default {} us between jobs",
+                  text, k_default_spin_us));
   return k_default_spin_us;
 }
 

@@ -1,5 +1,5 @@
 // The kernels' worker threads (internal): helpers that sleep on a condition variable between jobs
-// (after a bounded spin watching for the next one when GRADGRAPH_SPIN_US asks for it), so an idle
+// (after a bounded spin watching for the next one: GRADGRAPH_SPIN_US, 200 us by default), so an idle
 // process leaves no core busy; the caller claims chunks of the job too, so a
 // helper slow to wake delays nothing. (libgomp's default spin-then-sleep wait, 300,000 spins, made
 // a 2-thread training step 14x slower than 1 thread on a loaded 2-core machine:
@@ -18,8 +18,8 @@ bool run_parallel(std::int64_t n, int parts, void (*call)(void*, std::int64_t, s
 /// Whether the calling thread is running a chunk of a run_parallel job (a job started there runs on it).
 bool in_parallel_job();
 /// GRADGRAPH_SPIN_US's value (`text`, null when unset) as the pool reads it: microseconds from 0 to
-/// 1,000,000 (larger ones are taken as 1,000,000); anything else warns (gg::warn, naming the variable
-/// and its text) and gives the default, 0.
+/// 1,000,000 (larger ones are taken as 1,000,000); unset or empty, or anything else after a warning
+/// (gg::warn, naming the variable and its text), the default, 200.
 int spin_us_of(const char* text);
 
 } // namespace gg::detail

@@ -96,22 +96,24 @@ TEST_CASE("gemm and linear: operands of mixed dtypes give the float64 product of
   CHECK(y.to_vector() == gg::kernel::linear(a32.to(gg::f64), bt, bias32.to(gg::f64)).to_vector());
 }
 
-TEST_CASE("GRADGRAPH_SPIN_US: microseconds from 0 to 1,000,000; anything else warns and gives 0") {
+TEST_CASE(
+    "GRADGRAPH_SPIN_US: microseconds from 0 to 1,000,000; unset 200; anything else warns and gives 200") {
   std::vector<std::string> warned;
   const auto previous = gg::set_warning_handler([&](std::string_view m) { warned.emplace_back(m); });
-  CHECK(gg::detail::spin_us_of(nullptr) == 0);
-  CHECK(gg::detail::spin_us_of("") == 0);
+  CHECK(gg::detail::spin_us_of(nullptr) == 200);
+  CHECK(gg::detail::spin_us_of("") == 200);
   CHECK(gg::detail::spin_us_of("200") == 200);
   CHECK(gg::detail::spin_us_of("0") == 0);
   CHECK(gg::detail::spin_us_of("5000000") == 1000000);
   CHECK(gg::detail::spin_us_of("99999999999999999999999") == 1000000);
   CHECK(warned.empty());
   for (const char* bad : {"abc", "200us", "-5", "1.5"}) {
-    CHECK(gg::detail::spin_us_of(bad) == 0);
+    CHECK(gg::detail::spin_us_of(bad) == 200);
     REQUIRE(!warned.empty());
-    CHECK(warned.back() == "GRADGRAPH_SPIN_US='" + std::string(bad) +
-                               "' is not a number of microseconds (0 to 1000000); the kernel threads sleep "
-                               "between jobs at once (0)");
+    CHECK(warned.back() ==
+          "GRADGRAPH_SPIN_US='" + std::string(bad) +
+              "' is not a number of microseconds (0 to 1000000); the kernel threads spin the "
+              "default 200 us between jobs");
   }
   CHECK(warned.size() == 4);
   gg::set_warning_handler(previous);
