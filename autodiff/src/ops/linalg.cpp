@@ -78,11 +78,14 @@ template <> const OpRule& detail::rule<Op::matmul>() {
 }
 
 namespace {
-/// linear's value. A layer's inputs are tensor nodes: their values by reference, and no 0-d tensors
-/// made for scalar ones (three empty tensors made and destroyed, ~40 instructions, when kept always).
+/// linear's value. A layer's inputs are tensor nodes (and no bias, or a tensor one): their values by
+/// reference, and no 0-d tensors made for scalar ones (three empty tensors made and destroyed, ~40
+/// instructions, when kept always).
 Tensor linear_value(const Node* a, const Node* w, const Node* b) {
-  if (a->is_tensor() && w->is_tensor() && b && b->is_tensor()) [[likely]]
-    return kernel::linear(a->ext->value, w->ext->value, b->ext->value);
+  if (a->is_tensor() && w->is_tensor() && (!b || b->is_tensor())) [[likely]] {
+    if (!b) return kernel::linear(a->ext->value, w->ext->value, Tensor());
+    return kernel::linear(a->ext->value, w->ext->value, b->ext->value); // (a ?: would copy the bias)
+  }
   Tensor keep_a, keep_w, keep_b;
   return kernel::linear(detail::value_ref(a, keep_a), detail::value_ref(w, keep_w),
                         b ? detail::value_ref(b, keep_b) : keep_b);
