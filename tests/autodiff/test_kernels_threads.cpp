@@ -313,11 +313,11 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
       CHECK(weight_grad == gg::kernel::gemm_library());
     else
       CHECK((starts(weight_grad, "BLIS") || weight_grad == gg::kernel::gemm_library()));
-    // More threads: small products whole to OpenBLAS (which keeps them on one thread), larger ones
-    // with a small b split by rows across the threads, each part by its one-thread library, and
-    // those with a large b to OpenBLAS's threads.
+    // More threads: products too small to split by the one-thread rule on the calling thread (not
+    // OpenBLAS's threads), larger ones with a small b split by rows across the threads, each part by
+    // its one-thread library, and those with a large b to OpenBLAS's threads.
     gg::kernel::set_num_threads(2);
-    CHECK(gg::kernel::gemm_library(256, 128, 10, dtype, false, true) == gg::kernel::gemm_library());
+    CHECK(gg::kernel::gemm_library(256, 128, 10, dtype, false, true) == forward);
     const std::string split = gg::kernel::gemm_library(64, 784, 128, dtype);
     INFO(split);
     CHECK((split.find(", the rows split across 2 threads") != std::string::npos ||

@@ -243,7 +243,8 @@ template <class T> bool split_rows(Index n, Index k, Index m) {
 /// small-matrix kernels take by them (AVX-512), other narrow outputs (n or m) by BLIS; float products
 /// whose b operand has at most 2^18 elements with k <= 1024 by oneDNN (1.04-2.6x OpenBLAS there,
 /// slower on larger b); other products with a short k by BLIS; OpenBLAS (or Eigen) otherwise. On more
-/// threads, split by rows across them where split_rows says, else OpenBLAS's (or Eigen's) threads.
+/// threads, split by rows across them where split_rows says; below k_split_min multiply-adds the
+/// one-thread rule on the calling thread; else OpenBLAS's (or Eigen's) threads.
 /// use_blas(false) leaves them all to Eigen.
 template <class T> GemmLib pick_gemm(Index n, Index k, Index m, bool ta, bool tb) {
   if (n * k * m <= k_small_gemm) return GemmLib::loops;
@@ -253,6 +254,11 @@ template <class T> GemmLib pick_gemm(Index n, Index k, Index m, bool ta, bool tb
     if (lib != GemmLib::openblas) return lib;
   } else if (split_rows<T>(n, k, m)) {
     return GemmLib::split;
+  } else if (n * k * m < k_split_min) {
+    // Too small to split: the one-thread rule on the calling thread, so that OpenBLAS's threads do
+    // not wake (and then spin in sched_yield) for it: the 784-128-10 step's [256,128]x[128,10]^T.
+    const GemmLib lib = pick_one_thread<T>(n, k, m, ta, tb);
+    if (lib != GemmLib::openblas) return lib;
   }
   return gemm_choice().blas ? GemmLib::openblas : GemmLib::eigen;
 }
