@@ -9,14 +9,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using gg::Shape;
@@ -690,4 +695,156 @@ TEST_CASE("optim: clip_grad_norm and clip_grad_value match torch.nn.utils") {
   CHECK(clip_grad_norm({f}, 5) == 10);
   CHECK(f.grad().dtype() == gg::f32);
   CHECK_THAT(f.grad().to_vector(), Catch::Matchers::Approx(std::vector<double>{3, -4}).epsilon(1e-6));
+}
+
+namespace {
+
+// torch.optim's _single_tensor_adam(w) one element at a time, with the plain divisions. GCC may
+// fuse a multiply and an add of different statements into an FMA (its -ffp-contract=fast default):
+// off for this function, so each operation rounds as PyTorch's does (clang fuses only inside one
+// expression, and none here has a multiply feeding an add outside std::fma).
+#if defined(__GNUC__) && !defined(__clang__)
+#define GG_TEST_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define GG_TEST_NO_CONTRACT
+#endif
+
+struct AdamCase {
+  double lr, b1, b2, eps, wd;
+  bool amsgrad, decoupled;
+};
+
+template <class T>
+GG_TEST_NO_CONTRACT void adam_reference(const AdamCase& a, int step, std::vector<T>& p,
+                                        const std::vector<T>& grad, std::vector<T>& m, std::vector<T>& v,
+                                        std::vector<T>& vmax) {
+  const double bc1 = 1 - std::pow(a.b1, step), bc2 = 1 - std::pow(a.b2, step);
+  const T step_size = static_cast<T>(-(a.lr / bc1)), bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+  const T b1 = static_cast<T>(a.b1), b2 = static_cast<T>(a.b2), omb1 = static_cast<T>(1 - a.b1),
+          omb2 = static_cast<T>(1 - a.b2), wd = static_cast<T>(a.wd), decay = static_cast<T>(1 - a.lr * a.wd),
+          eps = static_cast<T>(a.eps);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    T g = grad[i];
+    if (!a.decoupled && a.wd != 0) g = std::fma(wd, p[i], g);
+    if (a.decoupled) p[i] = p[i] * decay;
+    m[i] = std::fma(omb1, g, m[i] * b1);
+    v[i] = std::fma(omb2 * g, g, v[i] * b2);
+    T second = v[i];
+    if (a.amsgrad) second = vmax[i] = (v[i] > vmax[i] || v[i] != v[i]) ? v[i] : vmax[i];
+    const T denom = std::sqrt(second) / bc2_sqrt + eps;
+    p[i] = p[i] + (step_size * m[i]) / denom;
+  }
+}
+
+/// The bits of each value, every NaN as one (which NaN an operation with two NaN operands returns
+/// follows the order the compiler gave them, as in PyTorch's own kernels).
+template <class T> std::vector<std::uint64_t> bits(const std::vector<T>& x) {
+  std::vector<std::uint64_t> b;
+  for (T v : x) {
+    std::uint64_t u = 0;
+    std::memcpy(&u, &v, sizeof v);
+    b.push_back(v != v ? ~std::uint64_t{0} : u);
+  }
+  return b;
+}
+
+template <class T> std::vector<T> values_of(const Tensor& t) {
+  return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
+}
+
+/// Random values of every magnitude, then the edge values, in a tensor of n > 16 elements (the
+/// vector loop and its tail both run).
+template <class T> std::vector<T> adam_values(std::mt19937_64& rng, std::size_t n, bool edges) {
+  std::uniform_real_distribution<double> mantissa(-1, 1);
+  std::uniform_int_distribution<int> exponent(-40, 10);
+  std::vector<T> x(n);
+  for (T& v : x) v = static_cast<T>(std::ldexp(mantissa(rng), exponent(rng)));
+  if (!edges) return x;
+  const T lim_max = std::numeric_limits<T>::max(), den = std::numeric_limits<T>::denorm_min(),
+          inf = std::numeric_limits<T>::infinity();
+  const std::vector<T> e = {T(0),
+                            -T(0),
+                            den,
+                            -den,
+                            std::numeric_limits<T>::min() / 3,
+                            T(1e-30),
+                            lim_max,
+                            -lim_max,
+                            std::sqrt(lim_max),
+                            inf,
+                            -inf,
+                            std::numeric_limits<T>::quiet_NaN(),
+                            -std::numeric_limits<T>::quiet_NaN()};
+  std::uniform_int_distribution<std::size_t> where(0, n - 1);
+  for (std::size_t k = 0; k < n / 8; ++k) x[where(rng)] = e[k % e.size()];
+  return x;
+}
+
+template <class T> void check_adam_bits(const AdamCase& a) {
+  const gg::DType dtype = std::is_same_v<T, float> ? gg::f32 : gg::f64;
+  constexpr std::size_t n = 1000 + 37;
+  std::mt19937_64 rng(7);
+  std::vector<T> p = adam_values<T>(rng, n, false), m(n), v(n), vmax(n);
+  Var param(Tensor::empty({static_cast<std::int64_t>(n)}, dtype));
+  std::copy(p.begin(), p.end(), param.value().data<T>());
+  std::unique_ptr<optim::Optimizer> opt;
+  if (a.decoupled)
+    opt = std::make_unique<optim::AdamW>(
+        std::vector<Var>{param},
+        optim::AdamWOptions(a.lr).betas({a.b1, a.b2}).eps(a.eps).weight_decay(a.wd).amsgrad(a.amsgrad));
+  else
+    opt = std::make_unique<optim::Adam>(
+        std::vector<Var>{param},
+        optim::AdamOptions(a.lr).betas({a.b1, a.b2}).eps(a.eps).weight_decay(a.wd).amsgrad(a.amsgrad));
+  for (int step = 1; step <= 40; ++step) {
+    // The first steps without edge values (a NaN or inf stays in m and v for good).
+    const std::vector<T> g = adam_values<T>(rng, n, step > 30);
+    Tensor gt = Tensor::empty({static_cast<std::int64_t>(n)}, dtype);
+    std::copy(g.begin(), g.end(), gt.data<T>());
+    param.set_grad(gt);
+    opt->step();
+    adam_reference(a, step, p, g, m, v, vmax);
+    INFO("step " << step);
+    REQUIRE(bits(values_of<T>(param.value())) == bits(p));
+  }
+}
+
+} // namespace
+
+TEST_CASE("optim: Adam and AdamW equal the plain divisions to the last bit on random and edge values") {
+  // adam.cpp divides sqrt(v) by sqrt(1 − β₂ᵗ) as a multiply by the reciprocal in double (float
+  // tensors): it must round as the division does on every value, gradients of 0, −0, denormals,
+  // huge, inf and NaN included.
+  const std::vector<AdamCase> cases = {
+      {1e-3, 0.9, 0.999, 1e-8, 0, false, false},   {0.01, 0.8, 0.99, 1e-6, 0.1, false, false},
+      {0.01, 0.9, 0.999, 1e-8, 0, true, false},    {0.01, 0.85, 0.995, 1e-8, 0.1, true, true},
+      {0.01, 0.9, 0.999, 1e-8, 0.01, false, true}, {0.1, 0.5, 0.9999999, 0, 0, false, false},
+      {0.1, 0.0, 0.0, 0, 0.5, true, false},        {1e-3, 0.9, 0.3, 1e-3, 0.2, false, true},
+  };
+  for (const AdamCase& a : cases) {
+    INFO("lr " << a.lr << " betas " << a.b1 << ", " << a.b2 << " eps " << a.eps << " weight_decay " << a.wd
+               << " amsgrad " << a.amsgrad << (a.decoupled ? " AdamW" : " Adam"));
+    check_adam_bits<float>(a);
+    check_adam_bits<double>(a);
+  }
+}
+
+TEST_CASE("optim: x / c equals float(double(x) * (1 / double(c))) for every float x and Adam's divisors") {
+  // The claim adam.cpp's multiply rests on, over every significand of x (the exponent of x only
+  // scales both sides exactly while the quotient is normal) and divisors sqrt(1 − β₂ᵗ) of three β₂.
+  std::vector<float> divisors;
+  for (double b2 : {0.999, 0.99, 0.9999999})
+    for (int t : {1, 2, 3, 7, 10, 100, 1000, 12345})
+      divisors.push_back(static_cast<float>(std::sqrt(1 - std::pow(b2, t))));
+  std::size_t wrong = 0;
+  for (float c : divisors) {
+    const double r = 1.0 / static_cast<double>(c);
+    for (std::uint32_t s = 0; s < (1u << 23); ++s) {
+      float x;
+      const std::uint32_t u = 0x3f800000u | s; // [1, 2)
+      std::memcpy(&x, &u, 4);
+      wrong += static_cast<float>(static_cast<double>(x) * r) != x / c;
+    }
+  }
+  CHECK(wrong == 0);
 }
