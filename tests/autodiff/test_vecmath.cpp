@@ -7,10 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using gg::kernel::detail::vec_math;
@@ -290,6 +292,43 @@ TEST_CASE("vecmath: GELU in float within 2.5 ULP (x >= 0) and 2.5·2^-24·|x| (x
   CHECK(std::isnan(out[3]));
   CHECK(std::isnan(out[4]));
   CHECK((out[5] == 0 && std::signbit(out[5])));
+}
+
+TEMPLATE_TEST_CASE("vecmath: rows shorter than a vector (a softmax over a few classes): vec_exp_sum is the "
+                   "sum in order in double of vec_exp_shifted's terms, vec_max the first of tied zeros",
+                   "", float, double) {
+  // Up to 8 floats or 4 doubles: shorter than a vector on every build (AVX2's 8 and 4, AVX-512's 16 and
+  // 8), where the kernels take the masked tail alone. Terms down to the edges of exp (a logit far
+  // below the maximum), zeros and infinities.
+  using T = TestType;
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  const std::int64_t longest = std::is_same_v<T, float> ? 8 : 4;
+  std::mt19937_64 rng(23);
+  std::normal_distribution<double> nd(0, 30);
+  for (int trial = 0; trial < 400; ++trial) {
+    const std::int64_t n = 1 + trial % longest;
+    std::vector<T> x(static_cast<std::size_t>(n));
+    for (T& v : x) v = static_cast<T>(nd(rng));
+    if (n > 1 && trial % 7 == 3) x[0] = -inf;
+    if (n > 1 && trial % 11 == 5) x[static_cast<std::size_t>(n - 1)] = static_cast<T>(-200);
+    const T shift = gg::kernel::detail::vec_max(x.data(), n);
+    std::vector<T> each(x.size()), stored(x.size());
+    gg::kernel::detail::vec_exp_shifted(x.data(), shift, each.data(), n);
+    double in_order = 0;
+    for (T e : each) in_order += static_cast<double>(e);
+    INFO("n = " << n << ", trial " << trial);
+    CHECK(gg::kernel::detail::vec_exp_sum(x.data(), shift, stored.data(), n) == in_order);
+    CHECK(gg::kernel::detail::vec_exp_sum(x.data(), shift, static_cast<T*>(nullptr), n) == in_order);
+    CHECK(stored == each);
+    CHECK(shift == *std::max_element(x.begin(), x.end()));
+  }
+  const T zeros[] = {T(-1), -T(0), T(0), -T(0)},
+          nan_row[] = {T(1), std::numeric_limits<T>::quiet_NaN(), T(2)}, low[] = {-inf, -inf, -inf};
+  CHECK(std::signbit(gg::kernel::detail::vec_max(zeros, 4)));      // −0 comes first
+  CHECK(!std::signbit(gg::kernel::detail::vec_max(zeros + 2, 1))); // +0
+  CHECK(!std::signbit(gg::kernel::detail::vec_max(zeros + 2, 2))); // +0 before −0
+  CHECK(std::isnan(gg::kernel::detail::vec_max(nan_row, 3)));
+  CHECK(gg::kernel::detail::vec_max(low, 3) == -inf);
 }
 
 TEMPLATE_TEST_CASE("vecmath: vec_exp_sum (one pass, sums in the element type within blocks) against long "

@@ -968,12 +968,27 @@ struct F64 {
 /// exp on AVX-512's full width (exp512_f32/f64) for the loops whose cost is exp: vec_math's exp, the
 /// softmax family's exponentials and sums, sigmoid (docs/performance.md, "Fifth round"); the other
 /// functions run the AVX2 kernels.
+/// The first count (<= width) lanes: masked loads (the others set to fill), stores and adds, for the
+/// tails of rows shorter than a vector (the softmax family's rows of a few classes), where a copy to a
+/// padded buffer and a vector load of it stalled on the store forwarding.
+inline __mmask16 first_lanes(std::int64_t count) {
+  return static_cast<__mmask16>((1u << count) - 1);
+}
 struct F32Wide {
   using V = __m512;
   static constexpr int width = 16;
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V exp(V v) { return exp512_f32(v); }
+  static V load_part(const float* p, std::int64_t count, float fill) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(count), p);
+  }
+  static void store_part(float* p, std::int64_t count, V v) {
+    _mm512_mask_storeu_ps(p, first_lanes(count), v);
+  }
+  static V add_part(V a, std::int64_t count, V b) { return _mm512_mask_add_ps(a, first_lanes(count), a, b); }
+  static bool any_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
+  static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
 };
 struct F64Wide {
   using V = __m512d;
@@ -981,6 +996,22 @@ struct F64Wide {
   static V load(const double* p) { return _mm512_loadu_pd(p); }
   static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
   static V exp(V v) { return exp512_f64(v); }
+  static V load_part(const double* p, std::int64_t count, double fill) {
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(first_lanes(count)), p);
+  }
+  static void store_part(double* p, std::int64_t count, V v) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(first_lanes(count)), v);
+  }
+  static V add_part(V a, std::int64_t count, V b) {
+    return _mm512_mask_add_pd(a, static_cast<__mmask8>(first_lanes(count)), a, b);
+  }
+  static bool any_nan(V v) { return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0; }
+  static double reduce_max(V v) { return _mm512_reduce_max_pd(v); }
+};
+/// Whether S has the masked operations above (the AVX-512 widths).
+template <class S>
+concept PartLanes = requires(const typename S::V v, typename S::V* p) {
+  S::add_part(v, 1, v);
 };
 template <class S> using Wide = std::conditional_t<std::is_same_v<S, F32>, F32Wide, F64Wide>;
 #else
@@ -991,6 +1022,12 @@ template <class S, class T, class Fn> void map(const T* x, T* y, std::int64_t n,
   std::int64_t i = 0;
   for (; i + S::width <= n; i += S::width) S::store(y + i, fn(S::load(x + i)));
   if (i == n) return;
+#ifdef GG_OWN_EXP_512
+  if constexpr (PartLanes<S>) { // the tail's lanes alone, the others zeros whose results are dropped
+    S::store_part(y + i, n - i, fn(S::load_part(x + i, n - i, T(0))));
+    return;
+  }
+#endif
   T pad[S::width] = {}; // the tail, padded with zeros whose results are dropped
   std::memcpy(pad, x + i, sizeof(T) * static_cast<std::size_t>(n - i));
   S::store(pad, fn(S::load(pad)));
@@ -1200,8 +1237,26 @@ template <class T> T max_vectors(const T* p, std::int64_t n) {
 }
 #endif
 
+#ifdef GG_OWN_EXP_512
+/// vec_max of a row of at most one AVX-512 vector (n <= 16 floats, 8 doubles): a masked load and one
+/// reduction; a maximum of zero goes to the scalar loop, which picks the first of +0 and −0 as before.
+template <class W, class T> bool max_short(const T* p, std::int64_t n, T& m) {
+  if (n > W::width) return false;
+  const typename W::V v = W::load_part(p, n, -std::numeric_limits<T>::infinity());
+  if (W::any_nan(v)) {
+    m = std::numeric_limits<T>::quiet_NaN();
+    return true;
+  }
+  m = W::reduce_max(v);
+  return m != 0;
+}
+#endif
+
 /// vec_max and vec_exp_shifted for either element type.
 template <class T> T max_of(const T* p, std::int64_t n) {
+#ifdef GG_OWN_EXP_512
+  if (T m; max_short<std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>>(p, n, m)) return m;
+#endif
 #if defined(__AVX2__)
   return max_vectors(p, n);
 #else
@@ -1255,9 +1310,18 @@ template <class S, bool store, class T> double exp_sum_vectors(const T* x, T shi
       a1 += e1;
     }
     for (; i < lo + len; i += w) {
+      const std::int64_t count = std::min<std::int64_t>(w, lo + len - i);
+#ifdef GG_OWN_EXP_512
+      if constexpr (PartLanes<S>) { // the other lanes exp(0) = 1, not added: as exp(−inf) = 0 added
+        const V e = S::exp(S::load_part(x + i, count, shift) - shift);
+        if constexpr (store) S::store_part(y + i, count, e);
+        a0 = S::add_part(a0, count, e);
+        continue;
+      }
+#endif
       T pad[w];
       std::fill(pad, pad + w, -std::numeric_limits<T>::infinity());
-      const auto bytes = sizeof(T) * static_cast<std::size_t>(std::min<std::int64_t>(w, lo + len - i));
+      const auto bytes = sizeof(T) * static_cast<std::size_t>(count);
       std::memcpy(pad, x + i, bytes);
       const V e = S::exp(S::load(pad) - shift);
       S::store(pad, e);
@@ -1266,8 +1330,10 @@ template <class S, bool store, class T> double exp_sum_vectors(const T* x, T shi
     }
     T lanes[w];
     S::store(lanes, a0 + a1);
+    // A block shorter than a vector leaves +0 in the lanes from len on: adding them changes nothing.
+    const std::int64_t used = std::min<std::int64_t>(w, len);
     double block = 0;
-    for (const T l : lanes) block += static_cast<double>(l);
+    for (std::int64_t k = 0; k < used; ++k) block += static_cast<double>(lanes[k]);
     s += block;
   }
   return s;
