@@ -13,6 +13,22 @@ namespace gg::kernel {
 namespace detail {
 namespace {
 
+/// Outputs per block of sum_axis's column sums: 64 doubles, eight AVX-512 registers.
+constexpr Index k_cols = 64;
+
+/// o[j] = (Σ_k p[k·stride + j] in double, k in order) / divisor for j < cols <= Cols.
+template <Index Cols, class T>
+void column_sums(const T* p, Index stride, Index rows, Index cols, T* o, double divisor) {
+  double acc[Cols] = {};
+  if (cols == Cols) // a fixed trip count: the sums stay in registers
+    for (Index k = 0; k < rows; ++k)
+      for (Index j = 0; j < Cols; ++j) acc[j] += static_cast<double>(p[k * stride + j]);
+  else
+    for (Index k = 0; k < rows; ++k)
+      for (Index j = 0; j < cols; ++j) acc[j] += static_cast<double>(p[k * stride + j]);
+  for (Index j = 0; j < cols; ++j) o[j] = static_cast<T>(acc[j] / divisor);
+}
+
 /// Sum along axis divided by `divisor` (1 for sum, the count for mean); accumulates in double.
 Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bool mean) {
   require_defined(x, op);
@@ -33,15 +49,15 @@ Tensor sum_axis(const Tensor& x, int axis, bool keepdim, std::string_view op, bo
       for (Index i = 0; i < v.outer; ++i) o[i] = static_cast<T>(sum_contiguous(p + i * v.n, v.n) / divisor);
       return;
     }
-    std::vector<double> acc(static_cast<std::size_t>(v.inner));
+    // Each output's sum over k in order, for k_cols outputs at a time in registers (a bias
+    // gradient [256, 128] -> [128]: the sums were loaded and stored for every row).
     for (Index i = 0; i < v.outer; ++i) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (Index k = 0; k < v.n; ++k) {
-        const T* row = p + (i * v.n + k) * v.inner;
-        for (Index j = 0; j < v.inner; ++j) acc[static_cast<std::size_t>(j)] += static_cast<double>(row[j]);
-      }
-      for (Index j = 0; j < v.inner; ++j)
-        o[i * v.inner + j] = static_cast<T>(acc[static_cast<std::size_t>(j)] / divisor);
+      const T* base = p + i * v.n * v.inner;
+      T* orow = o + i * v.inner;
+      Index j0 = 0;
+      for (; j0 + k_cols <= v.inner; j0 += k_cols)
+        column_sums<k_cols>(base + j0, v.inner, v.n, k_cols, orow + j0, divisor);
+      if (j0 < v.inner) column_sums<k_cols>(base + j0, v.inner, v.n, v.inner - j0, orow + j0, divisor);
     }
   });
   return out;
