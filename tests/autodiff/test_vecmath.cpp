@@ -331,6 +331,33 @@ TEMPLATE_TEST_CASE("vecmath: rows shorter than a vector (a softmax over a few cl
   CHECK(gg::kernel::detail::vec_max(low, 3) == -inf);
 }
 
+TEMPLATE_TEST_CASE(
+    "vecmath: vec_exp_fnmadd is g - exp(x)*s with vec_math's exponentials, fused where there is FMA", "",
+    float, double) {
+  // log_softmax's backward: x the log-probabilities (<= 0, down to exp's edges), lengths around the
+  // vector widths (the masked tail alone, full vectors and a tail).
+  using T = TestType;
+  std::mt19937_64 rng(29);
+  std::normal_distribution<double> nd(0, 1);
+  std::exponential_distribution<double> ed(0.05);
+  for (std::int64_t n : {1, 3, 8, 10, 16, 17, 40, 1000}) {
+    std::vector<T> x(static_cast<std::size_t>(n)), g(x.size()), e(x.size()), y(x.size());
+    for (T& v : x) v = static_cast<T>(-ed(rng));
+    for (T& v : g) v = static_cast<T>(nd(rng));
+    const T s = static_cast<T>(nd(rng));
+    gg::kernel::detail::vec_math(gg::kernel::detail::VecFn::exp, x.data(), e.data(), n);
+    gg::kernel::detail::vec_exp_fnmadd(x.data(), g.data(), s, y.data(), n);
+    INFO("n = " << n);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+#ifdef __FMA__
+      CHECK(y[i] == std::fma(-e[i], s, g[i]));
+#else
+      CHECK(y[i] == g[i] - e[i] * s);
+#endif
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("vecmath: vec_exp_sum (one pass, sums in the element type within blocks) against long "
                    "double, with and without the exponentials stored",
                    "", float, double) {

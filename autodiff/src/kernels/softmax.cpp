@@ -143,11 +143,8 @@ Tensor softmax_backward(const Tensor& g, const Tensor& out, int axis, bool log_s
         else
           for (Index k = 0; k < v.n; ++k) s += static_cast<double>(gp[base + k * stride]);
         const T st = static_cast<T>(s);
-        if (stride == 1) { // exp(out) straight into r, then one contiguous pass
-          T* ri = rp + base;
-          const T* gi = gp + base;
-          detail::vec_math(detail::VecFn::exp, op_ + base, ri, v.n);
-          for (Index k = 0; k < v.n; ++k) ri[k] = gi[k] - ri[k] * st;
+        if (stride == 1) { // exp(out) and the arithmetic in one contiguous pass
+          detail::vec_exp_fnmadd(op_ + base, gp + base, st, rp + base, v.n);
         } else {
           for_each_exp(op_ + base, stride, v.n, T(0), [&](Index lo, const T* e, Index len) {
             for (Index k = 0; k < len; ++k) {

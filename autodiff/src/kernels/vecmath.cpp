@@ -989,6 +989,7 @@ struct F32Wide {
   static V add_part(V a, std::int64_t count, V b) { return _mm512_mask_add_ps(a, first_lanes(count), a, b); }
   static bool any_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
   static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
+  static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
 };
 struct F64Wide {
   using V = __m512d;
@@ -1007,6 +1008,7 @@ struct F64Wide {
   }
   static bool any_nan(V v) { return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0; }
   static double reduce_max(V v) { return _mm512_reduce_max_pd(v); }
+  static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_pd(a, b, c); }
 };
 /// Whether S has the masked operations above (the AVX-512 widths).
 template <class S>
@@ -1278,6 +1280,35 @@ float vec_max(const float* p, std::int64_t n) {
 double vec_max(const double* p, std::int64_t n) {
   return max_of(p, n);
 }
+namespace {
+/// vec_exp_fnmadd for either element type: on AVX-512 in one pass (the exponentials of vec_math, the
+/// tail by masked loads and stores), else vec_math's exp into y, then the arithmetic, which GCC fuses
+/// into one multiply-add where there is FMA (as the fused pass does).
+template <class T> void exp_fnmadd_of(const T* x, const T* g, T s, T* y, std::int64_t n) {
+#ifdef GG_OWN_EXP_512
+  using W = std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>;
+  using V = typename W::V;
+  const V sv = V{} + s;
+  std::int64_t i = 0;
+  for (; i + W::width <= n; i += W::width)
+    W::store(y + i, W::fnmadd(W::exp(W::load(x + i)), sv, W::load(g + i)));
+  if (i < n)
+    W::store_part(y + i, n - i,
+                  W::fnmadd(W::exp(W::load_part(x + i, n - i, T(0))), sv, W::load_part(g + i, n - i, T(0))));
+#else
+  vec_math(VecFn::exp, x, y, n);
+  for (std::int64_t i = 0; i < n; ++i) y[i] = g[i] - y[i] * s;
+#endif
+}
+} // namespace
+
+void vec_exp_fnmadd(const float* x, const float* g, float s, float* y, std::int64_t n) {
+  exp_fnmadd_of(x, g, s, y, n);
+}
+void vec_exp_fnmadd(const double* x, const double* g, double s, double* y, std::int64_t n) {
+  exp_fnmadd_of(x, g, s, y, n);
+}
+
 void vec_exp_shifted(const float* x, float shift, float* y, std::int64_t n) {
   exp_shifted_of(x, shift, y, n);
 }

@@ -46,6 +46,11 @@ void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n);
 double vec_exp_sum(const float* x, float shift, float* y, std::int64_t n);
 double vec_exp_sum(const double* x, double shift, double* y, std::int64_t n);
 
+/// y[i] = g[i] − exp(x[i])·s for i in [0, n), the multiply and subtract as one fused multiply-add
+/// where the build has FMA (log_softmax's backward, g − exp(out)·Σg); y may be x or g.
+void vec_exp_fnmadd(const float* x, const float* g, float s, float* y, std::int64_t n);
+void vec_exp_fnmadd(const double* x, const double* g, double s, double* y, std::int64_t n);
+
 /// The largest of p[0, n) (n >= 1), NaN when any is NaN; which zero when +0 and -0 tie is unspecified.
 float vec_max(const float* p, std::int64_t n);
 double vec_max(const double* p, std::int64_t n);
