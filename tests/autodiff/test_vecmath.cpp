@@ -331,6 +331,39 @@ TEMPLATE_TEST_CASE("vecmath: rows shorter than a vector (a softmax over a few cl
   CHECK(gg::kernel::detail::vec_max(low, 3) == -inf);
 }
 
+TEMPLATE_TEST_CASE("vecmath: vec_log_softmax_short gives log_softmax's numbers: the maximum, vec_exp_sum, "
+                   "(x - max) - log(sum)",
+                   "", float, double) {
+  // Where the build takes it (AVX-512; elsewhere it declines); it declines a zero, infinite or NaN
+  // maximum, which the general path handles.
+  using T = TestType;
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  std::mt19937_64 rng(31);
+  std::normal_distribution<double> nd(0, 20);
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::int64_t n = 1 + trial % 16;
+    std::vector<T> x(static_cast<std::size_t>(n)), y(x.size(), T(7));
+    for (T& v : x) v = static_cast<T>(nd(rng));
+    if (n > 1 && trial % 5 == 2) x[1] = -inf;
+    if (n > 1 && trial % 9 == 4) x[0] = x[static_cast<std::size_t>(n - 1)] - 150;
+    INFO("n = " << n << ", trial " << trial);
+    if (!gg::kernel::detail::vec_log_softmax_short(x.data(), y.data(), n)) {
+      CHECK(y == std::vector<T>(x.size(), T(7))); // untouched
+      continue;
+    }
+    const T m = gg::kernel::detail::vec_max(x.data(), n);
+    const T log_s =
+        static_cast<T>(std::log(gg::kernel::detail::vec_exp_sum(x.data(), m, static_cast<T*>(nullptr), n)));
+    for (std::size_t k = 0; k < x.size(); ++k) CHECK(y[k] == (x[k] - m) - log_s);
+  }
+  const T zeros[] = {T(-1), -T(0), T(0)}, with_inf[] = {T(1), inf},
+          with_nan[] = {std::numeric_limits<T>::quiet_NaN(), T(1)};
+  T out[3] = {};
+  CHECK_FALSE(gg::kernel::detail::vec_log_softmax_short(zeros, out, 3));
+  CHECK_FALSE(gg::kernel::detail::vec_log_softmax_short(with_inf, out, 2));
+  CHECK_FALSE(gg::kernel::detail::vec_log_softmax_short(with_nan, out, 2));
+}
+
 TEMPLATE_TEST_CASE(
     "vecmath: vec_exp_fnmadd is g - exp(x)*s with vec_math's exponentials, fused where there is FMA", "",
     float, double) {

@@ -81,6 +81,7 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log_space, std::string_view 
     detail::for_each_lane(v, [&](Index base, Index stride, Index) {
       const T* in = p + base;
       T* res = o + base;
+      if (log_space && stride == 1 && detail::vec_log_softmax_short(in, res, v.n)) return; // a few classes
       const T m = detail::lane_max(in, stride, v.n);
       if (m != m || m == -inf) { // NaN in the lane, or every entry -inf: undefined
         for (Index k = 0; k < v.n; ++k) res[k * stride] = nan;

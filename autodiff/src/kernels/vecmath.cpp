@@ -1302,6 +1302,40 @@ template <class T> void exp_fnmadd_of(const T* x, const T* g, T s, T* y, std::in
 }
 } // namespace
 
+namespace {
+template <class T>
+bool log_softmax_short_of([[maybe_unused]] const T* x, [[maybe_unused]] T* y,
+                          [[maybe_unused]] std::int64_t n) {
+#ifdef GG_OWN_EXP_512
+  using W = std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>;
+  using V = typename W::V;
+  if (n > W::width) return false;
+  const V v = W::load_part(x, n, -std::numeric_limits<T>::infinity());
+  if (W::any_nan(v)) return false;
+  const T m = W::reduce_max(v);
+  if (m == 0 || !std::isfinite(m)) return false; // which zero, and the limits: the general path
+  const V shifted = v - m;
+  // exp_sum_vectors' one partial vector: the terms, +0 past the row, summed in order in double
+  T lanes[W::width];
+  W::store(lanes, W::add_part(V{}, n, W::exp(W::load_part(x, n, m) - m)));
+  double s = 0;
+  for (std::int64_t k = 0; k < n; ++k) s += static_cast<double>(lanes[k]);
+  const T log_s = static_cast<T>(std::log(s));
+  W::store_part(y, n, shifted - log_s);
+  return true;
+#else
+  return false;
+#endif
+}
+} // namespace
+
+bool vec_log_softmax_short(const float* x, float* y, std::int64_t n) {
+  return log_softmax_short_of(x, y, n);
+}
+bool vec_log_softmax_short(const double* x, double* y, std::int64_t n) {
+  return log_softmax_short_of(x, y, n);
+}
+
 void vec_exp_fnmadd(const float* x, const float* g, float s, float* y, std::int64_t n) {
   exp_fnmadd_of(x, g, s, y, n);
 }

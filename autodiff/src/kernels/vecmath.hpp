@@ -46,6 +46,13 @@ void vec_exp_shifted(const double* x, double shift, double* y, std::int64_t n);
 double vec_exp_sum(const float* x, float shift, float* y, std::int64_t n);
 double vec_exp_sum(const double* x, double shift, double* y, std::int64_t n);
 
+/// log_softmax of one contiguous row of n elements into y, when the build can take it whole in one
+/// vector (AVX-512: n <= 16 floats, 8 doubles) and its maximum is finite and not zero: the same
+/// numbers as the maximum, vec_exp_sum and (x − max) − log(sum) (the sum's lanes in order in double).
+/// False, with y untouched, otherwise.
+bool vec_log_softmax_short(const float* x, float* y, std::int64_t n);
+bool vec_log_softmax_short(const double* x, double* y, std::int64_t n);
+
 /// y[i] = g[i] − exp(x[i])·s for i in [0, n), the multiply and subtract as one fused multiply-add
 /// where the build has FMA (log_softmax's backward, g − exp(out)·Σg); y may be x or g.
 void vec_exp_fnmadd(const float* x, const float* g, float s, float* y, std::int64_t n);
