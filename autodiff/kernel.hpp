@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <autodiff/tensor.hpp>
@@ -153,6 +154,19 @@ Tensor cumsum(const Tensor& x, int axis, bool reverse = false);
 void set_num_threads(int n);
 /// The number set by set_num_threads.
 int num_threads();
+/// parallel_for's untyped form: call(ctx, lo, hi) in place of body(lo, hi).
+void parallel_for(std::int64_t n, std::int64_t cost, void (*call)(void*, std::int64_t, std::int64_t),
+                  void* ctx);
+/// Calls body(lo, hi) on disjoint ranges covering [0, n): split across the kernel threads when the n
+/// items of `cost` cheap element operations each (an add, a multiply-add) are as much work as the
+/// kernels' own loops split (2^20), else once, body(0, n), on the calling thread. body must not throw.
+/// For elementwise updates outside the kernels (the optimizers' loops over a parameter).
+template <class F> void parallel_for(std::int64_t n, F&& body, std::int64_t cost = 1) {
+  using Body = std::remove_reference_t<F>;
+  parallel_for(
+      n, cost, [](void* ctx, std::int64_t lo, std::int64_t hi) { (*static_cast<Body*>(ctx))(lo, hi); },
+      const_cast<void*>(static_cast<const void*>(&body)));
+}
 
 /// The library doing the large matrix products: "OpenBLAS (Zen kernels)", or "Eigen (...)" with
 /// the reason (built without OpenBLAS; OpenBLAS chose kernels narrower than this CPU's vectors).

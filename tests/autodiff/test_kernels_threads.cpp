@@ -246,10 +246,12 @@ TEST_CASE("gemm: the small-product loops, BLIS, oneDNN, OpenBLAS and Eigen agree
   // OpenBLAS's small-matrix kernels where they take the transposes); {70, 90, 110},
   // {130, 64, 257} and {300, 8, 40} floats by oneDNN, {300, 8, 40} doubles (short k) by BLIS;
   // {40, 1100, 30} (k > 1024) by OpenBLAS. On two threads {130, 64, 257} and {200, 96, 120} are
-  // split by rows (64 + 66 and 96 + 104), each part on its thread.
-  for (const Case c :
-       {Case{3, 4, 5}, Case{3, 1, 2}, Case{1, 300, 20}, Case{70, 90, 110}, Case{130, 64, 257},
-        Case{300, 40, 10}, Case{9, 200, 70}, Case{300, 8, 40}, Case{40, 1100, 30}, Case{200, 96, 120}})
+  // split by rows (64 + 66 and 96 + 104), each part on its thread; on AVX-512 with oneDNN, floats
+  // {70, 600, 500} too (b of 300,000 elements: 32 + 38 rows), and {10, 300, 400} (narrow, too short
+  // to split) by the one-thread rule; otherwise OpenBLAS's threads take those two.
+  for (const Case c : {Case{3, 4, 5}, Case{3, 1, 2}, Case{1, 300, 20}, Case{70, 90, 110}, Case{130, 64, 257},
+                       Case{300, 40, 10}, Case{9, 200, 70}, Case{300, 8, 40}, Case{40, 1100, 30},
+                       Case{200, 96, 120}, Case{70, 600, 500}, Case{10, 300, 400}})
     for (const gg::DType dtype : {gg::f32, gg::f64})
       for (const bool ta : {false, true})
         for (const bool tb : {false, true}) {
@@ -315,14 +317,26 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
       CHECK((starts(weight_grad, "BLIS") || weight_grad == gg::kernel::gemm_library()));
     // More threads: products too small to split by the one-thread rule on the calling thread (not
     // OpenBLAS's threads), larger ones with a small b split by rows across the threads, each part by
-    // its one-thread library, and those with a large b to OpenBLAS's threads.
+    // its one-thread library, and those with a large b to OpenBLAS's threads, except floats on
+    // AVX-512 with oneDNN: split up to b of 2^20 elements (the 1024-wide MLP's k = m = 1024), and
+    // narrow ones too short to split by the one-thread rule; larger b still to OpenBLAS's threads.
     gg::kernel::set_num_threads(2);
     CHECK(gg::kernel::gemm_library(256, 128, 10, dtype, false, true) == forward);
     const std::string split = gg::kernel::gemm_library(64, 784, 128, dtype);
     INFO(split);
-    CHECK((split.find(", the rows split across 2 threads") != std::string::npos ||
-           split == gg::kernel::gemm_library()));
-    CHECK(gg::kernel::gemm_library(256, 1024, 1024, dtype) == gg::kernel::gemm_library());
+    const bool is_split = split.find(", the rows split across 2 threads") != std::string::npos;
+    CHECK((is_split || split == gg::kernel::gemm_library()));
+    const std::string large_b = gg::kernel::gemm_library(256, 1024, 1024, dtype);
+    const std::string narrow = gg::kernel::gemm_library(10, 256, 1024, dtype, true, false);
+    INFO(large_b << "; " << narrow);
+    if (dtype == gg::f32 && avx512 && starts(split, "oneDNN")) {
+      CHECK(large_b == split);
+      CHECK(narrow != gg::kernel::gemm_library()); // BLIS (or oneDNN), on the calling thread
+    } else {
+      CHECK(large_b == gg::kernel::gemm_library());
+      CHECK(narrow == gg::kernel::gemm_library());
+    }
+    CHECK(gg::kernel::gemm_library(256, 2048, 1024, dtype) == gg::kernel::gemm_library());
     gg::kernel::set_num_threads(1);
   }
   gg::kernel::use_blas(false);

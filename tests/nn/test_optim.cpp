@@ -320,6 +320,35 @@ TEST_CASE("optim: from the same gradients every update equals PyTorch's to the l
   }
 }
 
+TEST_CASE("optim: GD and SGD on a parameter large enough to split across the kernel threads update it as "
+          "on one thread, to the last bit") {
+  // 2^20 + 37 elements: kernel::parallel_for splits the update across 2 threads (from 2^20), in
+  // ranges that need not be multiples of the vector width.
+  const std::int64_t n = (std::int64_t{1} << 20) + 37;
+  for (const gg::DType dtype : {gg::f32, gg::f64})
+    for (const Config& c : configs()) {
+      if (c.extra != Extra::none || (c.name != "gd" && c.name.rfind("sgd", 0) != 0)) continue;
+      INFO("configuration " << c.name << " " << gg::dtype_name(dtype));
+      std::vector<std::vector<double>> finals;
+      for (const int threads : {1, 2}) {
+        gg::kernel::set_num_threads(threads);
+        gg::Rng rng(7);
+        std::vector<Var> ps = {Var(Tensor::randn({n}, rng, dtype))};
+        auto opt = c.make(ps);
+        for (int t = 0; t < 3; ++t) {
+          opt->zero_grad();
+          gg::sum(ps[0] * Var::constant(Tensor::randn({n}, rng, dtype))).backward();
+          opt->step();
+        }
+        finals.push_back(ps[0].value().to_vector());
+      }
+      gg::kernel::set_num_threads(1);
+      std::int64_t differ = 0; // (not CHECK(finals[0] == finals[1]): Catch would print 2^20 numbers)
+      for (std::size_t i = 0; i < finals[0].size(); ++i) differ += finals[0][i] != finals[1][i];
+      CHECK(differ == 0);
+    }
+}
+
 TEST_CASE("optim: the f = theta^2 sanity trajectories of REFERENCES.md and PyTorch") {
   using namespace optim;
   struct Case {

@@ -226,16 +226,27 @@ constexpr Index k_split_rows = 32;
 /// tens of microseconds to wake.
 constexpr Index k_split_min = Index{1} << 20;
 
+/// Whether float products with a large b operand (k·m up to 2^20) are split by rows too, each part by
+/// oneDNN: on a CPU with AVX-512 (dnnl_takes_large_k), where its 1-thread sgemm ran the
+/// 1024-1024-1024-10 MLP's forward and input-gradient products (k = m = 1024) at 1.09-1.11x
+/// OpenBLAS's. Then no product of that step wakes OpenBLAS's threads, whose spin between calls held
+/// the core the SGD update's second half wanted (docs/performance.md, "The 1024-wide MLP on 2
+/// threads"). Float64 products stay with OpenBLAS's threads: BLIS's parts there ran 1.3x slower.
+template <class T> bool split_large_b() {
+  return std::is_same_v<T, float> && dnnl_takes_large_k() && !dnnl_kernels().empty();
+}
+
 /// Whether a product on more than one kernel thread is split by rows across them (gemm_split)
 /// instead of handed whole to OpenBLAS's threads: when gemm_serial has a library, outside another
 /// parallel job, for products of at least k_split_min multiply-adds whose b operand has at most 2^18
-/// elements (where oneDNN was measured faster than OpenBLAS on one thread, docs/gemm.md) and with at
-/// least two blocks of k_split_rows rows.
+/// elements (where oneDNN was measured faster than OpenBLAS on one thread, docs/gemm.md), or 2^20
+/// where split_large_b says, and with at least two blocks of k_split_rows rows.
 /// OpenBLAS's workers spin between its calls, taking the core the elementwise kernels' second thread
 /// wants (docs/performance.md, "The 2-thread GPT step").
 template <class T> bool split_rows(Index n, Index k, Index m) {
-  return n >= 2 * k_split_rows && n * k * m >= k_split_min && k * m <= (Index{1} << 18) &&
-         gemm_serial_available<T>() && !gg::detail::in_parallel_job();
+  const Index max_b = split_large_b<T>() ? Index{1} << 20 : Index{1} << 18;
+  return n >= 2 * k_split_rows && n * k * m >= k_split_min && k * m <= max_b && gemm_serial_available<T>() &&
+         !gg::detail::in_parallel_job();
 }
 
 /// The library for one product, by dtype, shape and threads, as measured on one thread (docs/gemm.md,
@@ -254,9 +265,11 @@ template <class T> GemmLib pick_gemm(Index n, Index k, Index m, bool ta, bool tb
     if (lib != GemmLib::openblas) return lib;
   } else if (split_rows<T>(n, k, m)) {
     return GemmLib::split;
-  } else if (n * k * m < k_split_min) {
+  } else if (n * k * m < k_split_min || (split_large_b<T>() && std::min(n, m) <= k_narrow)) {
     // Too small to split: the one-thread rule on the calling thread, so that OpenBLAS's threads do
     // not wake (and then spin in sched_yield) for it: the 784-128-10 step's [256,128]x[128,10]^T.
+    // Likewise a narrow one too short to split where the wide ones are split (split_large_b): the
+    // 1024-wide MLP's last weight gradient, [10,256]x[256,1024], 2.6 M multiply-adds.
     const GemmLib lib = pick_one_thread<T>(n, k, m, ta, tb);
     if (lib != GemmLib::openblas) return lib;
   }
@@ -629,5 +642,11 @@ void set_num_threads(int n) {
 
 int num_threads() {
   return detail::g_num_threads.load();
+}
+
+void parallel_for(std::int64_t n, std::int64_t cost, void (*call)(void*, std::int64_t, std::int64_t),
+                  void* ctx) {
+  detail::parallel_range(
+      n, [&](Index lo, Index hi) { call(ctx, lo, hi); }, cost);
 }
 } // namespace gg::kernel

@@ -19,8 +19,9 @@ void GD::update(Tensor& param, const Tensor& grad, NoParamState&, bool) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
     const T neg_lr = static_cast<T>(-lr());
-    const std::int64_t n = param.numel();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = detail::add_scaled(p[i], neg_lr, g[i]);
+    detail::for_ranges(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; ++i) p[i] = detail::add_scaled(p[i], neg_lr, g[i]);
+    });
   });
 }
 
@@ -47,27 +48,28 @@ void SGD::update(Tensor& param, const Tensor& grad, SGDParamState& state, bool f
     T* buf = state.momentum_buffer.defined() ? state.momentum_buffer.data<T>() : nullptr;
     const T wd = static_cast<T>(o.weight_decay()), mom = static_cast<T>(o.momentum());
     const T keep = static_cast<T>(1 - o.dampening()), neg_lr = static_cast<T>(-lr());
-    const std::int64_t n = param.numel();
     detail::with_flag(o.weight_decay() != 0, [&](auto decay) {
       detail::with_flag(buf != nullptr, [&](auto momentum) {
         detail::with_flag(o.nesterov(), [&](auto nesterov) {
           detail::with_flag(fresh, [&](auto first) {
-            for (std::int64_t i = 0; i < n; ++i) {
-              T d = g[i];
-              if constexpr (decay) d = detail::add_scaled(d, wd, p[i]);
-              if constexpr (momentum) {
-                // The buffer starts as the first (decayed) gradient, undampened.
-                if constexpr (first)
-                  buf[i] = d;
-                else
-                  buf[i] = detail::add_scaled(buf[i] * mom, keep, d);
-                if constexpr (nesterov)
-                  d = detail::add_scaled(d, mom, buf[i]);
-                else
-                  d = buf[i];
+            detail::for_ranges(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
+              for (std::int64_t i = lo; i < hi; ++i) {
+                T d = g[i];
+                if constexpr (decay) d = detail::add_scaled(d, wd, p[i]);
+                if constexpr (momentum) {
+                  // The buffer starts as the first (decayed) gradient, undampened.
+                  if constexpr (first)
+                    buf[i] = d;
+                  else
+                    buf[i] = detail::add_scaled(buf[i] * mom, keep, d);
+                  if constexpr (nesterov)
+                    d = detail::add_scaled(d, mom, buf[i]);
+                  else
+                    d = buf[i];
+                }
+                p[i] = detail::add_scaled(p[i], neg_lr, d);
               }
-              p[i] = detail::add_scaled(p[i], neg_lr, d);
-            }
+            });
           });
         });
       });
