@@ -154,6 +154,9 @@ Tensor cumsum(const Tensor& x, int axis, bool reverse = false);
 void set_num_threads(int n);
 /// The number set by set_num_threads.
 int num_threads();
+/// The work (items × cost) below which parallel_for and the kernels' own loops stay on the calling
+/// thread.
+inline constexpr std::int64_t parallel_min_work = std::int64_t{1} << 20;
 /// parallel_for's untyped form: call(ctx, lo, hi) in place of body(lo, hi).
 void parallel_for(std::int64_t n, std::int64_t cost, void (*call)(void*, std::int64_t, std::int64_t),
                   void* ctx);
@@ -162,6 +165,10 @@ void parallel_for(std::int64_t n, std::int64_t cost, void (*call)(void*, std::in
 /// kernels' own loops split (2^20), else once, body(0, n), on the calling thread. body must not throw.
 /// For elementwise updates outside the kernels (the optimizers' loops over a parameter).
 template <class F> void parallel_for(std::int64_t n, F&& body, std::int64_t cost = 1) {
+  if (n * cost < parallel_min_work) { // inline: a small parameter's update pays no call (the 2-3-2 step)
+    body(std::int64_t{0}, n);
+    return;
+  }
   using Body = std::remove_reference_t<F>;
   parallel_for(
       n, cost, [](void* ctx, std::int64_t lo, std::int64_t hi) { (*static_cast<Body*>(ctx))(lo, hi); },

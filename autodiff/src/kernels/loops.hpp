@@ -125,7 +125,7 @@ template <int N, class F> void for_each_row(const Walk<N>& w, F&& row) {
 /// Work (in cheap element operations: an add, a copy, a comparison) below which a loop stays on
 /// the calling thread. Measured with bench_micro on a 2-core VM: a ReLU is memory-bound and gains
 /// nothing from a second thread below ~1M floats (65,536: 7.7 us on one thread, 16.9 us on two).
-inline constexpr Index k_parallel_min = Index{1} << 20;
+inline constexpr Index k_parallel_min = kernel::parallel_min_work;
 /// Cost of one element of a transcendental function (exp, log, tanh, ...) in those units: exp of
 /// 65,536 floats takes ~250 us on one thread, and two threads take ~40% off it.
 inline constexpr Index k_transcendental_cost = 32;
