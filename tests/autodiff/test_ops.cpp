@@ -320,6 +320,38 @@ TEST_CASE("ops: sum, mean and max along each axis, keepdim both ways, negative a
   CHECK(values(gg::mean(x, 0)) == std::vector<double>{1.5, 2.5, 3.5});
 }
 
+TEST_CASE("ops: sum and mean along an axis add each output's terms in order in double, in a slab "
+          "the caches hold and in a larger one") {
+  // sum_axis sums a slab of up to 4 MiB by blocks of 64 outputs, a larger one row by row: both
+  // must give the bits of the plain in-order sum (values of mixed magnitude, so order shows).
+  const struct {
+    Shape shape;
+    int axis;
+    gg::DType dtype;
+  } cases[] = {{{256, 128}, 0, gg::DType::f32},   {{3, 300, 70}, 1, gg::DType::f32},
+               {{1100, 1000}, 0, gg::DType::f32}, {{2, 600, 900}, 1, gg::DType::f32},
+               {{700, 800}, 0, gg::DType::f64},   {{40, 5, 130}, 1, gg::DType::f64}};
+  for (const auto& c : cases) {
+    INFO(c.shape.rank() << "-d, axis " << c.axis << ", " << gg::dtype_name(c.dtype));
+    const Tensor x =
+        gg::kernel::binary_scalar(gg::kernel::Binary::pow, rnd(c.shape, 77, 0.5, 2), 9).to(c.dtype);
+    const std::vector<double> xs = x.to_vector();
+    const std::int64_t outer = c.axis == 0 ? 1 : c.shape[0], n = c.shape[c.axis];
+    const std::int64_t inner = static_cast<std::int64_t>(xs.size()) / (outer * n);
+    std::vector<double> want_sum, want_mean;
+    for (std::int64_t i = 0; i < outer; ++i)
+      for (std::int64_t j = 0; j < inner; ++j) {
+        double acc = 0;
+        for (std::int64_t k = 0; k < n; ++k) acc += xs[static_cast<std::size_t>((i * n + k) * inner + j)];
+        const auto as_dtype = [&](double v) { return c.dtype == gg::DType::f32 ? double(float(v)) : v; };
+        want_sum.push_back(as_dtype(acc));
+        want_mean.push_back(as_dtype(acc / static_cast<double>(n)));
+      }
+    CHECK(gg::kernel::sum(x, c.axis).to_vector() == want_sum);
+    CHECK(gg::kernel::mean(x, c.axis).to_vector() == want_mean);
+  }
+}
+
 TEST_CASE(
     "ops: max and amax share the gradient equally among tied maxima, max(x, axis) gives it to the first") {
   Var x(Tensor({1, 3, 3, 2}, {4}));
