@@ -477,8 +477,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
-  detail::require_defined(a, "gemm");
-  detail::require_defined(b, "gemm");
+  if (!a.defined() || !b.defined()) [[unlikely]] { // the checks out of line only when one fails
+    detail::require_defined(a, "gemm");
+    detail::require_defined(b, "gemm");
+  }
   const auto describe = [](const Tensor& t, bool tr) {
     return t.shape().str() + (tr ? " (transposed)" : "");
   };
@@ -494,13 +496,18 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   // Operands of mixed dtypes: converted first (the usual case, one dtype, keeps no converted copies).
   if (a.dtype() != dtype || b.dtype() != dtype) [[unlikely]]
     return gemm(a.to(dtype), trans_a, b.to(dtype), trans_b);
-  Tensor out = Tensor::empty(Shape{n, m}, dtype);
-  if (out.numel() == 0) return out;
-  detail::dispatch(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    detail::gemm_any(a.data<T>(), trans_a, ac, b.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
-  });
-  return out;
+  return [&] {   // one named result, built in place (no copy on return)
+    Shape shape; // [n, m] by inline appends, not the out-of-line initializer-list constructor
+    shape.push_back(n);
+    shape.push_back(m);
+    Tensor out = Tensor::empty(shape, dtype);
+    if (n * m == 0) return out; // out's numel (empty checked the product for overflow)
+    detail::dispatch(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      detail::gemm_any(a.data<T>(), trans_a, ac, b.data<T>(), trans_b, bc, out.data<T>(), n, k, m);
+    });
+    return out;
+  }();
 }
 
 Tensor gemm_batched(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, bool sum_batch) {
@@ -590,8 +597,10 @@ void use_blas(bool on) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  detail::require_defined(x, "linear");
-  detail::require_defined(weight, "linear");
+  if (!x.defined() || !weight.defined()) [[unlikely]] { // the checks out of line only when one fails
+    detail::require_defined(x, "linear");
+    detail::require_defined(weight, "linear");
+  }
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();
   if (ws.rank() != 2 || xs.rank() < 1 || xs[xs.rank() - 1] != ws[1])
@@ -614,16 +623,25 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   ys[xs.rank() - 1] = out;
   // As PyTorch's addmm: the output starts as the bias, rows repeated, and the GEMM adds x W^T to it
   // (no zeroing pass, no second pass for the bias).
-  Tensor y = Tensor::empty(ys, dtype);
-  if (y.numel() == 0) return y;
-  detail::dispatch(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T* yp = y.data<T>();
-    if (bias.defined())
-      for (Index r = 0; r < rows; ++r) std::copy_n(bias.data<T>(), out, yp + r * out);
-    detail::gemm_any(x.data<T>(), false, in, weight.data<T>(), true, in, yp, rows, in, out, bias.defined());
-  });
-  return y;
+  return [&] { // one named result, built in place (no copy on return)
+    Tensor y = Tensor::empty(ys, dtype);
+    if (rows * out == 0) return y; // y's numel (empty checked the product for overflow)
+    detail::dispatch(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T* yp = y.data<T>();
+      if (bias.defined()) {
+        const T* bp = bias.data<T>();
+        for (Index r = 0; r < rows; ++r, yp += out)
+          if (out <= 8) // a 2-3-2 MLP's rows: a plain loop, not a call to memmove
+            for (Index j = 0; j < out; ++j) yp[j] = bp[j];
+          else
+            std::copy_n(bp, out, yp);
+        yp = y.data<T>();
+      }
+      detail::gemm_any(x.data<T>(), false, in, weight.data<T>(), true, in, yp, rows, in, out, bias.defined());
+    });
+    return y;
+  }();
 }
 
 // ---------------------------------------------------------------------------------------------
