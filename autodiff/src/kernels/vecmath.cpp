@@ -1309,15 +1309,12 @@ bool log_softmax_short_of([[maybe_unused]] const T* x, [[maybe_unused]] T* y,
 #ifdef GG_OWN_EXP_512
   using W = std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>;
   using V = typename W::V;
-  if (n > W::width) return false;
-  const V v = W::load_part(x, n, -std::numeric_limits<T>::infinity());
-  if (W::any_nan(v)) return false;
-  const T m = W::reduce_max(v);
-  if (m == 0 || !std::isfinite(m)) return false; // which zero, and the limits: the general path
-  const V shifted = v - m;
+  T m; // vec_max's; a zero (which one), infinite or NaN maximum: the general path
+  if (!max_short<W>(x, n, m) || !std::isfinite(m)) return false;
+  const V shifted = W::load_part(x, n, m) - m; // the lanes past the row 0, left out below
   // exp_sum_vectors' one partial vector: the terms, +0 past the row, summed in order in double
   T lanes[W::width];
-  W::store(lanes, W::add_part(V{}, n, W::exp(W::load_part(x, n, m) - m)));
+  W::store(lanes, W::add_part(V{}, n, W::exp(shifted)));
   double s = 0;
   for (std::int64_t k = 0; k < n; ++k) s += static_cast<double>(lanes[k]);
   const T log_s = static_cast<T>(std::log(s));

@@ -1,7 +1,11 @@
 // GD and SGD: option checks and the update loops (torch.optim.SGD's _single_tensor_sgd, one
-// element at a time: weight decay, momentum buffer, Nesterov, then θ ← θ − lr·d).
+// element at a time: weight decay, momentum buffer, Nesterov, then θ ← θ − lr·d). A parameter of 2^20
+// elements or more is updated on the kernel threads (kernel::parallel_for), as PyTorch's in-place ops
+// run on ATen's: elementwise, so the split changes no result (docs/performance.md, "The 1024-wide MLP
+// on 2 threads").
 #include "fp_mode.hpp"
 
+#include <autodiff/kernel.hpp>
 #include <nn/optim/gd.hpp>
 #include <nn/optim/sgd.hpp>
 
@@ -19,7 +23,7 @@ void GD::update(Tensor& param, const Tensor& grad, NoParamState&, bool) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
     const T neg_lr = static_cast<T>(-lr());
-    detail::for_ranges(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
+    kernel::parallel_for(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
       for (std::int64_t i = lo; i < hi; ++i) p[i] = detail::add_scaled(p[i], neg_lr, g[i]);
     });
   });
@@ -52,7 +56,7 @@ void SGD::update(Tensor& param, const Tensor& grad, SGDParamState& state, bool f
       detail::with_flag(buf != nullptr, [&](auto momentum) {
         detail::with_flag(o.nesterov(), [&](auto nesterov) {
           detail::with_flag(fresh, [&](auto first) {
-            detail::for_ranges(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
+            kernel::parallel_for(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
               for (std::int64_t i = lo; i < hi; ++i) {
                 T d = g[i];
                 if constexpr (decay) d = detail::add_scaled(d, wd, p[i]);

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <type_traits>
 
-#include <autodiff/kernel.hpp>
 #include <autodiff/tensor.hpp>
 
 namespace gg::optim::detail {
@@ -26,14 +25,6 @@ template <class F> void with_flag(bool flag, F&& f) {
     f(std::true_type{});
   else
     f(std::false_type{});
-}
-
-/// Calls body(lo, hi) over [0, n), the ranges split across the kernel threads when n is large enough
-/// (kernel::parallel_for: from 2^20 elements, a 1024x1024 weight): PyTorch's in-place ops run on
-/// ATen's threads too. Elementwise, so the split changes no result. The 1024-1024-1024-10 MLP's SGD
-/// update on 2 threads: docs/performance.md, "The 1024-wide MLP on 2 threads".
-template <class F> void for_ranges(std::int64_t n, F&& body) {
-  kernel::parallel_for(n, body);
 }
 
 /// torch: a.add_(b, alpha=s) — one rounding.
