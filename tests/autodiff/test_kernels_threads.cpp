@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
@@ -277,6 +278,20 @@ TEST_CASE("gemm: the small-product loops, BLIS, oneDNN, OpenBLAS and Eigen agree
               CHECK(worst <= tol);
             }
         }
+}
+
+TEST_CASE(
+    "OpenBLAS runs the kernels of this CPU's widest vectors: where it took the CPU for an older one, it "
+    "chooses again, unless OPENBLAS_CORETYPE chose") {
+  const std::string lib = gg::kernel::gemm_library();
+  INFO("library: " << lib);
+  if (lib.find("OpenBLAS") == std::string::npos || lib.find("without OpenBLAS") != std::string::npos ||
+      lib.find("buffer") != std::string::npos)
+    return; // no OpenBLAS in this build or this address space
+  if (const char* chosen = std::getenv("OPENBLAS_CORETYPE")) // tests/CMakeLists.txt: Prescott
+    CHECK(lib.find(chosen) != std::string::npos);
+  else
+    CHECK(lib.rfind("OpenBLAS (", 0) == 0);
 }
 
 TEST_CASE("The kernels say which library runs them, as the products and threads change") {

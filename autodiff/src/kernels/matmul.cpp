@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -121,13 +122,55 @@ bool blas_buffers_fit(int threads) {
   return true;
 }
 
+// OpenBLAS's run-time kernel choice (DYNAMIC_ARCH builds, as Debian's): gotoblas_dynamic_init picks the
+// kernels, reading OPENBLAS_CORETYPE first, and does nothing while a choice stands; _quit drops it.
+// Weak: a build of OpenBLAS for one CPU has neither, and then its choice stays.
+extern "C" void gotoblas_dynamic_init(void) __attribute__((weak));
+extern "C" void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+/// The OpenBLAS kernels of this CPU's widest vectors, by its features: "SkylakeX" (AVX-512 F, CD, BW,
+/// DQ and VL, what OpenBLAS's own check asks of them), "Haswell" (AVX2 and FMA), else none.
+const char* widest_blas_core() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return nullptr;
+}
+
+/// When OpenBLAS took this CPU for an older one (0.3.21 takes Xeons newer than itself, such as family 6
+/// model 207, for a "Prescott": SSE3, 39 GFLOP/s on a 1024^3 sgemm where its SkylakeX kernels run 204),
+/// and nobody chose its kernels with OPENBLAS_CORETYPE, makes it choose again with that variable set
+/// to the kernels of this CPU's widest vectors, as a user would; the variable is taken back after.
+/// Runs once, before gradgraph's first OpenBLAS call (gemm_choice). Returns OpenBLAS's first choice
+/// when it chose again, else "".
+std::string rechoose_blas_core() {
+  const char* widest = widest_blas_core();
+  const std::string first = openblas_get_corename();
+  if (!widest || blas_fits_cpu(first) || std::getenv("OPENBLAS_CORETYPE") || !gotoblas_dynamic_init ||
+      !gotoblas_dynamic_quit)
+    return "";
+  ::setenv("OPENBLAS_CORETYPE", widest, 1);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  ::unsetenv("OPENBLAS_CORETYPE");
+  return first;
+}
+
 GemmChoice choose_gemm() {
-  const std::string core = openblas_get_corename();
   if (!blas_buffers_fit(1))
     return {false, "Eigen (OpenBLAS's 128 MiB buffer does not fit in the address-space limit)"};
-  if (blas_fits_cpu(core)) return {true, fmt::format("OpenBLAS ({} kernels)", core)};
-  return {false,
-          fmt::format("Eigen (OpenBLAS chose its {} kernels, narrower than this CPU's vectors)", core)};
+  const std::string first = rechoose_blas_core(), core = openblas_get_corename();
+  if (blas_fits_cpu(core))
+    return {true, first.empty() ? fmt::format("OpenBLAS ({} kernels)", core)
+                                : fmt::format("OpenBLAS ({} kernels; it had chosen its {} ones, narrower "
+                                              "than this CPU's vectors)",
+                                              core, first)};
+  return {false, fmt::format("Eigen (OpenBLAS chose its {} kernels{}, narrower than this CPU's vectors)",
+                             core, std::getenv("OPENBLAS_CORETYPE") ? " as OPENBLAS_CORETYPE asks" : "")};
 }
 #else
 GemmChoice choose_gemm() {
