@@ -320,14 +320,16 @@ TEST_CASE("optim: from the same gradients every update equals PyTorch's to the l
   }
 }
 
-TEST_CASE("optim: GD and SGD on a parameter large enough to split across the kernel threads update it as "
-          "on one thread, to the last bit") {
-  // 2^20 + 37 elements: kernel::parallel_for splits the update across 2 threads (from 2^20), in
-  // ranges that need not be multiples of the vector width.
+TEST_CASE("optim: GD, SGD, Adam and AdamW on a parameter large enough to split across the kernel threads "
+          "update it as on one thread, to the last bit") {
+  // 2^20 + 37 elements: kernel::parallel_for splits the update across 2 threads (GD and SGD from 2^20
+  // elements, Adam's from 2^16), in ranges that need not be multiples of the vector width.
   const std::int64_t n = (std::int64_t{1} << 20) + 37;
   for (const gg::DType dtype : {gg::f32, gg::f64})
     for (const Config& c : configs()) {
-      if (c.extra != Extra::none || (c.name != "gd" && c.name.rfind("sgd", 0) != 0)) continue;
+      if (c.extra != Extra::none ||
+          (c.name != "gd" && c.name.rfind("sgd", 0) != 0 && c.name.rfind("adam", 0) != 0))
+        continue;
       INFO("configuration " << c.name << " " << gg::dtype_name(dtype));
       std::vector<std::vector<double>> finals;
       for (const int threads : {1, 2}) {
