@@ -1,6 +1,7 @@
 // Tests of the performance paths of autodiff: the recycled tensor buffers, the kernels' threaded
 // paths against their single-threaded results, and the fused ops against finite differences.
 #include <autodiff/autodiff.hpp>
+#include <autodiff/src/kernels/gemm.hpp>    // the GEMM libraries, internal
 #include <autodiff/src/kernels/kernels.hpp> // the backward kernels, internal
 #include <autodiff/src/ops/elementwise.hpp> // the elementwise rows, internal
 #include <autodiff/src/thread_pool.hpp>     // run_parallel, internal
@@ -341,6 +342,9 @@ TEST_CASE("The kernels say which library runs them, as the products and threads 
     INFO(split);
     const bool is_split = split.find(", the rows split across 2 threads") != std::string::npos;
     CHECK((is_split || split == gg::kernel::gemm_library()));
+    if (dtype == gg::f64) // parts by BLIS, only where its kernels are of the CPU's full width
+      CHECK(is_split ==
+            (!gg::kernel::detail::blis_kernels().empty() && gg::kernel::detail::blis_kernels_widest()));
     const std::string large_b = gg::kernel::gemm_library(256, 1024, 1024, dtype);
     const std::string narrow = gg::kernel::gemm_library(10, 256, 1024, dtype, true, false);
     INFO(large_b << "; " << narrow);

@@ -35,6 +35,10 @@ void gemm_serial(const T* a, bool ta, std::int64_t lda, const T* b, bool tb, std
 /// "BLIS 0.9.0 (zen3 kernels, 1 thread)" when BLIS is built in and its run-time kernels are a
 /// vector-FMA family, empty otherwise.
 const std::string& blis_kernels();
+/// Whether BLIS's kernels run at this CPU's full vector width: not when BLIS 0.9.0 takes an Intel
+/// AVX-512 CPU whose count of FMA units it cannot tell (family 6 model 207) for a Haswell, whose AVX2
+/// kernels run at half its peak there.
+bool blis_kernels_widest();
 /// "oneDNN 2.6.3 (sgemm, 1 thread)" when oneDNN is built in, empty otherwise.
 const std::string& dnnl_kernels();
 #ifdef GG_HAVE_BLIS

@@ -34,6 +34,15 @@ const std::string& blis_kernels() {
   return name;
 }
 
+bool blis_kernels_widest() {
+  static const bool widest = [] {
+    const std::string arch = bli_arch_string(bli_arch_query_id());
+    // Zen 4 runs AVX-512 in two 256-bit halves: BLIS's AVX2 Zen kernels reach its FMA peak as well.
+    return !cpu_has_avx512() || arch == "skx" || arch == "knl" || arch.rfind("zen", 0) == 0;
+  }();
+  return widest;
+}
+
 template <class T>
 void blis_gemm(const T* a, bool ta, std::int64_t lda, const T* b, bool tb, std::int64_t ldb, T* c,
                std::int64_t n, std::int64_t k, std::int64_t m, bool accumulate) {
@@ -60,6 +69,9 @@ template void blis_gemm<double>(const double*, bool, std::int64_t, const double*
 const std::string& blis_kernels() {
   static const std::string none;
   return none;
+}
+bool blis_kernels_widest() {
+  return false;
 }
 #endif
 

@@ -283,13 +283,16 @@ template <class T> bool split_large_b() {
 /// instead of handed whole to OpenBLAS's threads: when gemm_serial has a library, outside another
 /// parallel job, for products of at least k_split_min multiply-adds whose b operand has at most 2^18
 /// elements (where oneDNN was measured faster than OpenBLAS on one thread, docs/gemm.md), or 2^20
-/// where split_large_b says, and with at least two blocks of k_split_rows rows.
+/// where split_large_b says, and with at least two blocks of k_split_rows rows; float64 products, whose
+/// parts BLIS computes, only where BLIS's kernels are of the CPU's full width (blis_kernels_widest: on
+/// an Intel host BLIS took for a Haswell, the 1024-wide float64 MLP's step ran 24.0 ms, against
+/// PyTorch's 20.1 with OpenBLAS's threads).
 /// OpenBLAS's workers spin between its calls, taking the core the elementwise kernels' second thread
 /// wants (docs/performance.md, "The 2-thread GPT step").
 template <class T> bool split_rows(Index n, Index k, Index m) {
   const Index max_b = split_large_b<T>() ? Index{1} << 20 : Index{1} << 18;
   return n >= 2 * k_split_rows && n * k * m >= k_split_min && k * m <= max_b && gemm_serial_available<T>() &&
-         !gg::detail::in_parallel_job();
+         (std::is_same_v<T, float> || blis_kernels_widest()) && !gg::detail::in_parallel_job();
 }
 
 /// The library for one product, by dtype, shape and threads, as measured on one thread (docs/gemm.md,
