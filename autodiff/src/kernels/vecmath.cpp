@@ -722,20 +722,28 @@ inline __m256d log_f64(__m256d x) {
 // the ten-row erf_f32. Accuracy (tests/autodiff/test_vecmath.cpp): within 2.5 ULP of x·Φ(x) for x >= 0,
 // and 2.5·2^-24·|x| absolute for x < 0, where x·Φ(x) is a difference, as for the formula with erf.
 
-/// R(s) = P(s)/Q(s), s = x².
-inline __m256 gelu_ratio_f32(__m256 s) {
-  const auto c = [](float v) { return _mm256_set1_ps(v); };
-  const __m256 s2 = _mm256_mul_ps(s, s);
-  const __m256 p01 = _mm256_fmadd_ps(c(0.03272771375422939f), s, c(0.3989422811218142f));
-  const __m256 p23 = _mm256_fmadd_ps(c(0.00016964599688500484f), s, c(0.004794545141406845f));
-  const __m256 p45 = _mm256_fmadd_ps(c(5.092558140000496e-08f), s, c(8.325307189010727e-06f));
-  const __m256 p = _mm256_fmadd_ps(
-      _mm256_fmadd_ps(_mm256_fmadd_ps(c(-7.071050713996684e-11f), s2, p45), s2, p23), s2, p01);
-  const __m256 q01 = _mm256_fmadd_ps(c(0.24870291573821673f), s, c(1.0f));
-  const __m256 q23 = _mm256_fmadd_ps(c(0.001928763580285018f), s, c(0.028468508512372332f));
-  const __m256 q45 = _mm256_fmadd_ps(c(1.9499812838050107e-06f), s, c(8.13457863443508e-05f));
-  const __m256 q = _mm256_fmadd_ps(_mm256_fmadd_ps(q45, s2, q23), s2, q01);
-  return _mm256_div_ps(p, q);
+inline __m256 fma_v(__m256 a, __m256 b, __m256 c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+inline __m512 fma_v(__m512 a, __m512 b, __m512 c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+#endif
+
+/// R(s) = P(s)/Q(s), s = x², on 8 floats (AVX2) or 16 (AVX-512, gelu512_f32): the same operations.
+template <class V> inline V gelu_ratio_f32(V s) {
+  const auto c = [](float v) { return V{} + v; };
+  const V s2 = s * s;
+  const V p01 = fma_v(c(0.03272771375422939f), s, c(0.3989422811218142f));
+  const V p23 = fma_v(c(0.00016964599688500484f), s, c(0.004794545141406845f));
+  const V p45 = fma_v(c(5.092558140000496e-08f), s, c(8.325307189010727e-06f));
+  const V p = fma_v(fma_v(fma_v(c(-7.071050713996684e-11f), s2, p45), s2, p23), s2, p01);
+  const V q01 = fma_v(c(0.24870291573821673f), s, c(1.0f));
+  const V q23 = fma_v(c(0.001928763580285018f), s, c(0.028468508512372332f));
+  const V q45 = fma_v(c(1.9499812838050107e-06f), s, c(8.13457863443508e-05f));
+  const V q = fma_v(fma_v(q45, s2, q23), s2, q01);
+  return p / q;
 }
 
 /// Lanes with |x| >= 5.5437, where Φ(x) is 1 (x > 0) or 0 (x < 0) in float, and that Φ.
@@ -971,22 +979,6 @@ struct F64 {
 // On an Intel CPU with two 512-bit FMA units (family 6 model 207) the 8-lane loop ran PyTorch's GELU at
 // 1.27x, under issue 16's 1.5x; Zen 4 splits 512-bit operations in two, so there it changes little.
 
-/// R(s) = P(s)/Q(s), s = x², as gelu_ratio_f32.
-inline __m512 gelu512_ratio_f32(__m512 s) {
-  const auto c = [](float v) { return _mm512_set1_ps(v); };
-  const __m512 s2 = _mm512_mul_ps(s, s);
-  const __m512 p01 = _mm512_fmadd_ps(c(0.03272771375422939f), s, c(0.3989422811218142f));
-  const __m512 p23 = _mm512_fmadd_ps(c(0.00016964599688500484f), s, c(0.004794545141406845f));
-  const __m512 p45 = _mm512_fmadd_ps(c(5.092558140000496e-08f), s, c(8.325307189010727e-06f));
-  const __m512 p = _mm512_fmadd_ps(
-      _mm512_fmadd_ps(_mm512_fmadd_ps(c(-7.071050713996684e-11f), s2, p45), s2, p23), s2, p01);
-  const __m512 q01 = _mm512_fmadd_ps(c(0.24870291573821673f), s, c(1.0f));
-  const __m512 q23 = _mm512_fmadd_ps(c(0.001928763580285018f), s, c(0.028468508512372332f));
-  const __m512 q45 = _mm512_fmadd_ps(c(1.9499812838050107e-06f), s, c(8.13457863443508e-05f));
-  const __m512 q = _mm512_fmadd_ps(_mm512_fmadd_ps(q45, s2, q23), s2, q01);
-  return _mm512_div_ps(p, q);
-}
-
 /// The lanes where Φ saturates, and that Φ, as gelu_saturation_f32.
 struct Gelu512Saturation {
   __mmask16 mask;
@@ -1001,7 +993,7 @@ inline Gelu512Saturation gelu512_saturation_f32(__m512 x) {
 /// gelu_f32 on 16 lanes.
 inline __m512 gelu512_f32(__m512 x) {
   const __m512 s = _mm512_mul_ps(x, x);
-  const __m512 g = _mm512_fmadd_ps(s, gelu512_ratio_f32(s), _mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
+  const __m512 g = _mm512_fmadd_ps(s, gelu_ratio_f32(s), _mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
   const Gelu512Saturation sat = gelu512_saturation_f32(x);
   const __m512 r = _mm512_mask_blend_ps(sat.mask, g, _mm512_mul_ps(x, sat.phi));
   return _mm512_or_ps(r, _mm512_and_ps(_mm512_set1_ps(-0.0f), x));
@@ -1012,7 +1004,7 @@ inline __m512 gelu512_grad_f32(__m512 x) {
   const __m512 s = _mm512_mul_ps(x, x);
   const Gelu512Saturation sat = gelu512_saturation_f32(x);
   const __m512 phi =
-      _mm512_mask_blend_ps(sat.mask, _mm512_fmadd_ps(x, gelu512_ratio_f32(s), _mm512_set1_ps(0.5f)), sat.phi);
+      _mm512_mask_blend_ps(sat.mask, _mm512_fmadd_ps(x, gelu_ratio_f32(s), _mm512_set1_ps(0.5f)), sat.phi);
   const __m512 density =
       _mm512_mul_ps(_mm512_set1_ps(static_cast<float>(std::numbers::inv_sqrtpi / std::numbers::sqrt2)),
                     exp512_f32(_mm512_mul_ps(_mm512_set1_ps(-0.5f), s)));
