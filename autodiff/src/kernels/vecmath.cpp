@@ -1064,6 +1064,8 @@ concept PartLanes = requires(const typename S::V v, typename S::V* p) {
   S::add_part(v, 1, v);
 };
 template <class S> using Wide = std::conditional_t<std::is_same_v<S, F32>, F32Wide, F64Wide>;
+/// The AVX-512 operations for element type T.
+template <class T> using WideOf = std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>;
 #else
 template <class S> using Wide = S;
 #endif
@@ -1316,7 +1318,7 @@ template <class W, class T> bool max_short(const T* p, std::int64_t n, T& m) {
 /// vec_max and vec_exp_shifted for either element type.
 template <class T> T max_of(const T* p, std::int64_t n) {
 #ifdef GG_OWN_EXP_512
-  if (T m; max_short<std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>>(p, n, m)) return m;
+  if (T m; max_short<WideOf<T>>(p, n, m)) return m;
 #endif
 #if defined(__AVX2__)
   return max_vectors(p, n);
@@ -1345,7 +1347,7 @@ namespace {
 /// into one multiply-add where there is FMA (as the fused pass does).
 template <class T> void exp_fnmadd_of(const T* x, const T* g, T s, T* y, std::int64_t n) {
 #ifdef GG_OWN_EXP_512
-  using W = std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>;
+  using W = WideOf<T>;
   using V = typename W::V;
   const V sv = V{} + s;
   std::int64_t i = 0;
@@ -1359,14 +1361,12 @@ template <class T> void exp_fnmadd_of(const T* x, const T* g, T s, T* y, std::in
   for (std::int64_t i = 0; i < n; ++i) y[i] = g[i] - y[i] * s;
 #endif
 }
-} // namespace
 
-namespace {
 template <class T>
 bool log_softmax_short_of([[maybe_unused]] const T* x, [[maybe_unused]] T* y,
                           [[maybe_unused]] std::int64_t n) {
 #ifdef GG_OWN_EXP_512
-  using W = std::conditional_t<std::is_same_v<T, float>, F32Wide, F64Wide>;
+  using W = WideOf<T>;
   using V = typename W::V;
   T m; // vec_max's; a zero (which one), infinite or NaN maximum: the general path
   if (!max_short<W>(x, n, m) || !std::isfinite(m)) return false;

@@ -24,7 +24,7 @@ template <class Options> void check_adam_options(const char* name, const Options
 /// An element's update in kernel::parallel_for's cost (cheap operations such as an add): a square root,
 /// a division and five multiply-adds over four arrays, 5x SGD's loop on one thread (bench_micro's
 /// BM_optimizer_step: 100,000 floats in 47 us against 8.4), and far more where m and v decay through
-/// the denormal floats (a weight whose gradient stays 0, behind a ReLU that stays off), each of which
+/// the denormal floats (as for a weight whose gradient stays 0 for many steps), each of which
 /// costs an Intel CPU a microcode assist: on family 6 model 207 the 784-128-10 MLP's batch-64 step
 /// took 0.38 ms, 0.20-0.28 with denormals flushed, Adam's loop 43% of it (perf). 16 splits that
 /// layer's 100,352 weights across the kernel threads: the step on 2 threads 0.356 -> 0.27 ms.
